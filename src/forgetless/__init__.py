@@ -1,0 +1,21 @@
+"""forgetless: exemplar-free continual learning on frozen pretrained encoders, in closed form.
+
+>>> from forgetless import ContinualClassifier
+>>> ContinualClassifier(projection="hadamard", n_components=1000).get_params()["projection"]
+'hadamard'
+"""
+
+from forgetless.learner import ContinualClassifier
+from forgetless.persistence import ModelFileError
+from forgetless.projection import RandomProjection
+from forgetless.statistics import SufficientStatistics
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ContinualClassifier",
+    "ModelFileError",
+    "RandomProjection",
+    "SufficientStatistics",
+    "__version__",
+]

@@ -1,0 +1,414 @@
+"""Analytic heads computed from :class:`~forgetless.statistics.SufficientStatistics`.
+
+``ridge``  W = (G + lambda I)^-1 Q by Cholesky (checked fallback), lambda fixed or chosen by
+           generalized cross-validation (GCV) from the accumulated sums alone.
+``rls``    recursive least squares: keeps P = (G + lambda I)^-1 and W, updated per batch with the
+           Woodbury identity (cheap for streams of small batches) and downdated for forgetting.
+``ncm``    cosine nearest class mean (SimpleCIL): class means are Q / counts.
+``lda``    linear discriminant analysis with a shared, shrunk covariance (streaming LDA / SLDA).
+
+Every head exposes ``coef_`` (M x C) and ``intercept_`` (C,) after ``fit(stats)`` and scores
+projected rows with ``decision_function(H)``.
+
+>>> import numpy as np
+>>> from forgetless.statistics import SufficientStatistics
+>>> rng = np.random.default_rng(0)
+>>> H = rng.standard_normal((200, 5)); y = (H[:, 0] > 0).astype(int)
+>>> stats = SufficientStatistics(5); stats.add(H, y, n_classes=2)
+>>> head = RidgeHead(alpha="auto").fit(stats)
+>>> float((head.decision_function(H).argmax(1) == y).mean()) > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg
+from scipy.linalg import lapack
+
+from forgetless.statistics import SufficientStatistics
+
+# Above this condition number of G + lambda I the solve is flagged (float64 keeps ~4 digits).
+CONDITION_WARNING = 1e12
+
+
+class IllConditionedWarning(UserWarning):
+    """The regularised Gram matrix is close to singular; results may be inaccurate."""
+
+
+def _condition_from_cholesky(factor: np.ndarray, matrix: np.ndarray) -> float:
+    anorm = float(np.abs(matrix).sum(axis=0).max())
+    rcond, info = lapack.dpocon(factor, anorm, uplo="U")
+    return math.inf if info != 0 or rcond <= 0 else 1.0 / float(rcond)
+
+
+def ridge_solve(gram: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
+    """Solve (G + alpha I) W = Q by Cholesky; fall back to an eigendecomposition.
+
+    The fallback (for a matrix that is not numerically positive definite) drops eigenvalues below
+    machine precision, i.e. returns the minimum-norm solution. Either path warns with the
+    condition number when it exceeds ``CONDITION_WARNING``.
+
+    >>> import numpy as np
+    >>> ridge_solve(np.eye(2) * 3.0, np.ones((2, 1)), 1.0).ravel().tolist()
+    [0.25, 0.25]
+    """
+    m = gram.shape[0]
+    A = np.array(gram, dtype=np.float64, copy=True)
+    A[np.diag_indices(m)] += alpha
+    try:
+        factor = linalg.cho_factor(A, lower=False, check_finite=False)
+    except linalg.LinAlgError:
+        evals, evecs = linalg.eigh(A)
+        top = max(float(evals.max()), 0.0)
+        keep = evals > top * m * np.finfo(np.float64).eps
+        cond = math.inf if not keep.all() else top / float(evals.min())
+        warnings.warn(
+            f"G + {alpha:.3g} I is not positive definite (condition number {cond:.3g}); "
+            "using the minimum-norm eigen-solution. Increase alpha.",
+            IllConditionedWarning,
+            stacklevel=3,
+        )
+        inv = np.where(keep, 1.0 / np.where(keep, evals, 1.0), 0.0)
+        return evecs @ (inv[:, None] * (evecs.T @ targets))
+    cond = _condition_from_cholesky(factor[0], A)
+    if cond > CONDITION_WARNING:
+        warnings.warn(
+            f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
+            "the ridge solution may be inaccurate. Increase alpha or reduce n_components.",
+            IllConditionedWarning,
+            stacklevel=3,
+        )
+    return linalg.cho_solve(factor, targets, check_finite=False)
+
+
+_PROBES = 64  # Hutchinson probes for tr((G + lambda I)^-1) when M is larger than this
+
+
+@dataclass
+class GCVPoint:
+    alpha: float
+    score: float  # GCV(alpha); inf where undefined (n <= df, or G + alpha I not factorisable)
+    coef: np.ndarray | None = field(default=None, repr=False)
+
+
+class GCV:
+    """GCV(lambda) = n RSS(lambda) / (n - df(lambda))^2 from the sums alone, one Cholesky each.
+
+    With (G + lambda I) W = Q and one-hot targets (||Y||_F^2 = n):
+    RSS = n - <W, Q> - lambda ||W||^2 and df = tr((G + lambda I)^-1 G) = M - lambda tr((G +
+    lambda I)^-1). The trace comes from the Cholesky factor U: exactly (||U^-1||_F^2, or the
+    identity as probes when M <= 64), or as a Hutchinson estimate ||U^-T Z||^2 / k with 64 fixed
+    Rademacher probes Z, an O(M^2) extra. The estimate's standard error is checked at every
+    lambda: when it exceeds 1 % of n - df (as when M > n and the fit nearly interpolates) the
+    exact trace is computed instead, at the cost of one more triangular inversion.
+
+    Why not one eigendecomposition for the whole grid: on a CPU the tridiagonal reduction it
+    needs is memory-bound and costs about eight Cholesky factorisations here, so a short
+    search that is warm-started from the previous lambda is cheaper.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); H = rng.standard_normal((50, 4))
+    >>> Y = np.eye(2)[(H[:, 0] > 0).astype(int)]
+    >>> W = np.linalg.solve(H.T @ H + 2 * np.eye(4), H.T @ Y)
+    >>> df = np.trace(H @ np.linalg.solve(H.T @ H + 2 * np.eye(4), H.T))
+    >>> gcv = GCV(H.T @ H, H.T @ Y, 50)
+    >>> bool(np.isclose(gcv(2.0).score, 50 * ((Y - H @ W) ** 2).sum() / (50 - df) ** 2))
+    True
+    """
+
+    def __init__(self, gram: np.ndarray, class_sums: np.ndarray, n: int, seed: int = 0) -> None:
+        self.gram, self.class_sums, self.n = gram, class_sums, float(n)
+        m = gram.shape[0]
+        self._exact = m <= _PROBES
+        if self._exact:
+            self.probes = np.eye(m)
+        else:
+            rng = np.random.default_rng(seed)
+            self.probes = rng.choice(np.array([-1.0, 1.0]), size=(m, _PROBES))
+
+    def __call__(self, alpha: float) -> GCVPoint:
+        m = self.gram.shape[0]
+        A = np.array(self.gram, dtype=np.float64, copy=True)
+        A[np.diag_indices(m)] += alpha
+        try:
+            upper, _ = linalg.cho_factor(A, lower=False, check_finite=False)
+        except linalg.LinAlgError:
+            return GCVPoint(alpha, math.inf)
+        W = linalg.cho_solve((upper, False), self.class_sums, check_finite=False)
+        rss = self.n - float(np.vdot(W, self.class_sums)) - alpha * float(np.vdot(W, W))
+        trace_inv, stderr = self._trace_inverse(upper)
+        df = m - alpha * trace_inv
+        if alpha * stderr > 0.01 * abs(self.n - df):
+            # The estimate cannot resolve n - df (e.g. M > n, nearly interpolating): be exact.
+            inverse, info = lapack.dtrtri(upper, lower=0)
+            trace_inv = float(np.vdot(np.triu(inverse), np.triu(inverse)))
+            df = m - alpha * trace_inv
+        if self.n - df <= 0:
+            return GCVPoint(alpha, math.inf, W)
+        return GCVPoint(alpha, self.n * max(rss, 0.0) / (self.n - df) ** 2, W)
+
+    def _trace_inverse(self, upper: np.ndarray) -> tuple[float, float]:
+        """tr(A^-1) from A = U^T U and the probes, with the estimate's standard error."""
+        half = linalg.solve_triangular(upper, self.probes, trans="T", check_finite=False)
+        per_probe = np.einsum("ij,ij->j", half, half)
+        if self.probes.shape[1] == self.probes.shape[0] and self._exact:
+            return float(per_probe.sum()), 0.0
+        k = per_probe.size
+        return float(per_probe.mean()), float(per_probe.std(ddof=1) / math.sqrt(k))
+
+
+def select_alpha(
+    gram: np.ndarray,
+    class_sums: np.ndarray,
+    n: int,
+    start: float | None = None,
+    alphas: np.ndarray | None = None,
+    tolerance: float = 0.25,
+) -> tuple[GCVPoint, list[GCVPoint]]:
+    """Choose lambda by GCV over all accumulated statistics.
+
+    With ``alphas`` given, every grid point is scored. Otherwise a search on log10(lambda):
+    start from ``start`` (the previous choice, when refitting after an update; steps of
+    ``tolerance`` decades) or from trace(G)/M / 100 (steps of one decade), walk downhill until
+    the minimum is bracketed, then halve the step around the best point down to ``tolerance``
+    decades. lambda stays in [1e-10 trace(G), 1e4 trace(G)/M], so the chosen system's condition
+    number stays below ~1e10.
+
+    Returns the best point (with its coefficients) and every point evaluated, sorted by lambda.
+    """
+    gcv = GCV(gram, class_sums, n)
+    evaluated: dict[float, GCVPoint] = {}
+
+    def score(t: float) -> float:
+        key = round(t, 9)
+        if key not in evaluated:
+            evaluated[key] = gcv(10.0**key)
+        return evaluated[key].score
+
+    if alphas is not None:
+        alphas = np.asarray(alphas, dtype=np.float64).ravel()
+        if alphas.size == 0 or not np.all(alphas > 0):
+            raise ValueError("alphas must be a non-empty list of positive numbers")
+        for a in alphas:
+            score(math.log10(a))
+    else:
+        trace = float(np.trace(gram))
+        mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
+        lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
+        lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
+        if start is not None and start > 0:
+            center, step = math.log10(start), tolerance
+        else:
+            center, step = math.log10(mean_eig) - 2.0, 1.0
+        center = min(max(center, lo), hi)
+        best, walk = center, step
+        while True:
+            for t in (max(best - walk, lo), min(best + walk, hi)):
+                score(t)
+            score(best)
+            new_best = min(evaluated, key=lambda t: (evaluated[t].score, -t))
+            if new_best != best:  # walk downhill, taking longer strides while it keeps going
+                best, walk = new_best, min(2.0 * walk, 4.0)
+            elif walk <= tolerance:  # a local minimum at the finest step
+                break
+            else:
+                walk = max(walk / 2.0, tolerance) if walk > step else walk / 2.0
+    points = sorted(evaluated.values(), key=lambda p: p.alpha)
+    finite = [p for p in points if math.isfinite(p.score)]
+    if not finite:
+        raise linalg.LinAlgError("GCV is undefined for every lambda tried (n <= df)")
+    chosen = min(finite, key=lambda p: (p.score, -p.alpha))
+    return chosen, [GCVPoint(p.alpha, p.score) for p in points]
+
+
+class RidgeHead:
+    """Ridge regression on one-hot targets: W = (G + lambda I)^-1 Q.
+
+    ``alpha="auto"`` chooses lambda by GCV over all statistics so far (see :func:`select_alpha`),
+    warm-started from the previous choice, so a refit after an update costs a few Cholesky
+    factorisations rather than one per grid point.
+    """
+
+    name = "ridge"
+
+    def __init__(self, alpha: float | str = "auto", alphas: np.ndarray | None = None) -> None:
+        self.alpha = alpha
+        self.alphas = alphas
+        self.alpha_: float | None = None
+        self.gcv_path_: list[GCVPoint] = []
+        self.coef_: np.ndarray | None = None
+        self.intercept_: np.ndarray | None = None
+
+    def fit(self, stats: SufficientStatistics) -> RidgeHead:
+        gram, sums, n = stats.gram, stats.class_sums, stats.n_samples
+        if self.alpha == "auto":
+            best, path = select_alpha(gram, sums, n, start=self.alpha_, alphas=self.alphas)
+            self.alpha_, self.gcv_path_ = best.alpha, path
+            # The search's own Cholesky solve at the chosen lambda: the same operations (and so
+            # the same bits) as ridge_solve with a fixed alpha equal to alpha_.
+            self.coef_ = best.coef
+        else:
+            self.alpha_ = float(self.alpha)
+            self.coef_ = ridge_solve(gram, sums, self.alpha_)
+        self.intercept_ = np.zeros(sums.shape[1])
+        return self
+
+    def decision_function(self, H: np.ndarray) -> np.ndarray:
+        return H @ self.coef_ + self.intercept_
+
+
+class RLSHead(RidgeHead):
+    """Recursive least squares: the ridge solution kept current batch by batch.
+
+    Holds P = (G + lambda I)^-1 and W. Adding b rows costs O(M^2 b) (Woodbury) instead of a new
+    O(M^3) factorisation; forgetting rows is the matching downdate, refused when the b x b matrix
+    ``I - H P H^T`` is not positive definite (rows that were never added). lambda is fixed.
+    """
+
+    name = "rls"
+    block = 256  # rows per Woodbury step: keeps the b x b solve small next to the M x M update
+
+    def __init__(self, alpha: float = 1.0, n_components: int = 0) -> None:
+        if isinstance(alpha, str) or not alpha > 0:
+            raise ValueError(f"head='rls' needs a fixed alpha > 0, got {alpha!r}")
+        super().__init__(alpha=float(alpha))
+        self.alpha_ = float(alpha)
+        self.P = np.eye(n_components) / self.alpha_
+        self.coef_ = np.zeros((n_components, 0))
+        self.intercept_ = np.zeros(0)
+
+    def insert_classes(self, positions: np.ndarray) -> None:
+        self.coef_ = np.insert(self.coef_, positions, 0.0, axis=1)
+        self.intercept_ = np.zeros(self.coef_.shape[1])
+
+    def remove_classes(self, indices: np.ndarray) -> None:
+        self.coef_ = np.delete(self.coef_, indices, axis=1)
+        self.intercept_ = np.zeros(self.coef_.shape[1])
+
+    def update(self, H: np.ndarray, y_index: np.ndarray) -> None:
+        """Add rows H (with class column indices) in blocks of at most ``block`` rows."""
+        for start in range(0, H.shape[0], self.block):
+            Hb, yb = H[start : start + self.block], y_index[start : start + self.block]
+            Y = np.zeros((Hb.shape[0], self.coef_.shape[1]))
+            Y[np.arange(Hb.shape[0]), yb] = 1.0
+            PHt = self.P @ Hb.T
+            K = np.eye(Hb.shape[0]) + Hb @ PHt
+            gain = linalg.solve(K, PHt.T, assume_a="pos").T  # P H^T (I + H P H^T)^-1
+            P = self.P - gain @ PHt.T
+            self.P = 0.5 * (P + P.T)
+            self.coef_ = self.coef_ + self.P @ (Hb.T @ (Y - Hb @ self.coef_))
+
+    def downdate(self, H: np.ndarray) -> None:
+        """Remove rows H from P; the caller sets W = P Q from the reduced statistics."""
+        for start in range(0, H.shape[0], self.block):
+            Hb = H[start : start + self.block]
+            PHt = self.P @ Hb.T
+            K = np.eye(Hb.shape[0]) - Hb @ PHt
+            try:
+                factor = linalg.cho_factor(K, check_finite=False)
+            except linalg.LinAlgError as err:
+                raise ValueError(
+                    "these rows cannot be removed: I - H P H^T is not positive definite, so "
+                    "they were not all part of the training data"
+                ) from err
+            P = self.P + PHt @ linalg.cho_solve(factor, PHt.T, check_finite=False)
+            self.P = 0.5 * (P + P.T)
+
+    def fit(self, stats: SufficientStatistics) -> RLSHead:
+        """Recompute P and W from the statistics (after a merge or a class removal)."""
+        m = stats.n_components
+        A = stats.gram
+        A[np.diag_indices(m)] += self.alpha_
+        self.P = linalg.cho_solve(linalg.cho_factor(A), np.eye(m))
+        self.P = 0.5 * (self.P + self.P.T)
+        self.coef_ = self.P @ stats.class_sums
+        self.intercept_ = np.zeros(stats.n_classes)
+        return self
+
+
+class NCMHead:
+    """Cosine nearest class mean (SimpleCIL): score_c = cos(h, mu_c)."""
+
+    name = "ncm"
+
+    def __init__(self) -> None:
+        self.coef_: np.ndarray | None = None
+        self.intercept_: np.ndarray | None = None
+
+    def fit(self, stats: SufficientStatistics) -> NCMHead:
+        means = stats.class_sums / np.maximum(stats.counts, 1)
+        norms = np.linalg.norm(means, axis=0)
+        self.coef_ = means / np.where(norms > 0, norms, 1.0)
+        self.intercept_ = np.zeros(stats.n_classes)
+        return self
+
+    def decision_function(self, H: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(H, axis=1, keepdims=True)
+        return (H @ self.coef_) / np.where(norms > 0, norms, 1.0)
+
+
+def oas_shrinkage(covariance: np.ndarray, n_samples: int) -> float:
+    """Oracle approximating shrinkage (Chen et al., 2010) from a covariance and a sample count.
+
+    >>> import numpy as np
+    >>> oas_shrinkage(np.diag([1.0, 2.0, 3.0]), 10**6) < 0.01  # lots of data: little shrinkage
+    True
+    """
+    p = covariance.shape[0]
+    mu = float(np.trace(covariance)) / p
+    mean_sq = float(np.mean(covariance**2))  # tr(S^2) / p^2
+    num = mean_sq + mu**2
+    den = (n_samples + 1.0) * (mean_sq - mu**2 / p)
+    if den <= 0:
+        return 1.0
+    rho = min(num / den, 1.0)
+    return 0.0 if rho < 1e-15 else rho
+
+
+class LDAHead:
+    """Linear discriminant analysis with a shared covariance, shrunk towards a scaled identity.
+
+    Sigma = (G - sum_c n_c mu_c mu_c^T) / (n - C); shrinkage ``"oas"`` (default) or a number in
+    [0, 1]. Scores mu_c^T S^-1 h - mu_c^T S^-1 mu_c / 2 + log prior_c.
+    """
+
+    name = "lda"
+
+    def __init__(self, shrinkage: float | str = "oas") -> None:
+        if not (shrinkage == "oas" or (not isinstance(shrinkage, str) and 0 <= shrinkage <= 1)):
+            raise ValueError(f"shrinkage must be 'oas' or a number in [0, 1], got {shrinkage!r}")
+        self.shrinkage = shrinkage
+        self.shrinkage_: float | None = None
+        self.coef_: np.ndarray | None = None
+        self.intercept_: np.ndarray | None = None
+
+    def fit(self, stats: SufficientStatistics) -> LDAHead:
+        counts = stats.counts.astype(np.float64)
+        n, m = float(counts.sum()), stats.n_components
+        means = stats.class_sums / np.maximum(counts, 1.0)
+        scatter = stats.gram - (stats.class_sums * (1.0 / np.maximum(counts, 1.0))) @ (
+            stats.class_sums.T
+        )
+        cov = scatter / max(n - counts.shape[0], 1.0)
+        rho = oas_shrinkage(cov, int(n)) if self.shrinkage == "oas" else float(self.shrinkage)
+        target = float(np.trace(cov)) / m
+        shrunk = (1.0 - rho) * cov
+        shrunk[np.diag_indices(m)] += rho * (target if target > 0 else 1.0)
+        if rho == 0.0:
+            shrunk[np.diag_indices(m)] += 1e-10 * max(target, 1.0)
+        self.shrinkage_ = rho
+        self.coef_ = ridge_solve(shrunk, means, 0.0)
+        prior = np.log(np.maximum(counts, 1.0) / max(n, 1.0))
+        self.intercept_ = -0.5 * np.einsum("mc,mc->c", means, self.coef_) + prior
+        return self
+
+    def decision_function(self, H: np.ndarray) -> np.ndarray:
+        return H @ self.coef_ + self.intercept_
+
+
+HEADS = ("ridge", "rls", "ncm", "lda")

@@ -1,0 +1,222 @@
+"""Sufficient statistics of a ridge / LDA / NCM head: additive, mergeable, removable sums.
+
+With one-hot targets Y, everything the heads need is a sum over samples:
+
+- ``G = H^T H`` (M x M), the Gram matrix, accumulated with a symmetric rank-k update (syrk);
+- ``Q = H^T Y`` (M x C), which for one-hot targets *is* the matrix of class sums ``s_c``;
+- ``counts`` (C,), the samples per class, so ``n = counts.sum()`` and ``||Y||_F^2 = n``;
+- optionally ``G_c`` per class, for exact removal of a whole class without its data.
+
+All sums are float64. Adding a batch adds its sums, forgetting subtracts them, and two learners
+with the same projection merge by adding: no sample is stored.
+
+>>> import numpy as np
+>>> H = np.arange(12.0).reshape(4, 3)
+>>> a = SufficientStatistics(3); a.add(H[:2], np.array([0, 1]), n_classes=2)
+>>> b = SufficientStatistics(3); b.add(H[2:], np.array([1, 1]), n_classes=2)
+>>> a += b
+>>> bool(np.allclose(a.gram, H.T @ H)), a.counts.tolist()
+(True, [1, 3])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import blas
+
+
+def _syrk_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
+    """``acc[upper] += sign * H^T H`` in place, float64 accumulation.
+
+    ``acc`` is Fortran-ordered and only its upper triangle is maintained. H may be float32, in
+    which case the rank-k product runs in float32 and is added to the float64 accumulator.
+    """
+    if H.shape[0] == 0:
+        return
+    if H.dtype == np.float32:
+        part = blas.ssyrk(1.0, H.T, trans=0, lower=0)  # H.T is (M, k), F-ordered: no copy
+        acc += sign * np.triu(part).astype(np.float64)
+    else:
+        out = blas.dsyrk(
+            sign,
+            np.asarray(H, dtype=np.float64).T,
+            beta=1.0,
+            c=acc,
+            trans=0,
+            lower=0,
+            overwrite_c=1,
+        )
+        if not np.shares_memory(out, acc):  # BLAS worked on a copy: write it back
+            acc[...] = out
+
+
+def symmetrize_upper(upper: np.ndarray) -> np.ndarray:
+    """Full symmetric matrix from one whose upper triangle holds the values."""
+    full = np.triu(upper)
+    full += np.triu(upper, 1).T
+    return full
+
+
+class SufficientStatistics:
+    """Float64 sums over the projected samples seen so far, with one column per class.
+
+    Columns follow the learner's sorted ``classes_``; :meth:`insert_classes` and
+    :meth:`remove_classes` keep them aligned when labels appear or disappear.
+    """
+
+    def __init__(self, n_components: int, n_classes: int = 0, per_class_gram: bool = False):
+        m = int(n_components)
+        self.n_components = m
+        self.per_class_gram = bool(per_class_gram)
+        self._gram_upper = np.zeros((m, m), order="F")
+        self.class_sums = np.zeros((m, n_classes))
+        self.counts = np.zeros(n_classes, dtype=np.int64)
+        self._class_grams: list[np.ndarray] = (
+            [np.zeros((m, m), order="F") for _ in range(n_classes)] if per_class_gram else []
+        )
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_classes(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def gram(self) -> np.ndarray:
+        """G = H^T H, symmetric (a fresh array)."""
+        return symmetrize_upper(self._gram_upper)
+
+    @property
+    def feature_sum(self) -> np.ndarray:
+        """Sum of all projected samples, (M,)."""
+        return self.class_sums.sum(axis=1)
+
+    def class_gram(self, index: int) -> np.ndarray:
+        """G_c for one class column (needs ``per_class_gram=True``)."""
+        if not self.per_class_gram:
+            raise ValueError("per-class Gram matrices are not kept (per_class_gram=False)")
+        return symmetrize_upper(self._class_grams[index])
+
+    # ------------------------------------------------------------------ accumulation
+    def add(self, H: np.ndarray, y_index: np.ndarray, n_classes: int | None = None) -> None:
+        """Add a chunk of projected rows ``H`` (k, M) with class column indices ``y_index``."""
+        if n_classes is not None and n_classes > self.n_classes:
+            self.insert_classes(np.full(n_classes - self.n_classes, self.n_classes))
+        _syrk_into(self._gram_upper, H)
+        if H.shape[0] == 0:
+            return
+        # Class sums by sorting rows by class: O(k M), no dense (k x C) one-hot matrix.
+        order = np.argsort(y_index, kind="stable")
+        present, starts = np.unique(y_index[order], return_index=True)
+        sums = np.add.reduceat(np.asarray(H, dtype=np.float64)[order], starts, axis=0)
+        self.class_sums[:, present] += sums.T
+        self.counts += np.bincount(y_index, minlength=self.n_classes)
+        if self.per_class_gram:
+            for c in np.unique(y_index):
+                _syrk_into(self._class_grams[c], H[y_index == c])
+
+    def _combine(self, other: SufficientStatistics, sign: float) -> None:
+        if other.n_components != self.n_components or other.n_classes != self.n_classes:
+            raise ValueError(
+                f"statistics of shape (M={other.n_components}, C={other.n_classes}) cannot be "
+                f"combined with (M={self.n_components}, C={self.n_classes})"
+            )
+        self._gram_upper += sign * other._gram_upper
+        self.class_sums += sign * other.class_sums
+        self.counts += int(sign) * other.counts
+        if self.per_class_gram:
+            if not other.per_class_gram:
+                raise ValueError("the other statistics keep no per-class Gram matrices")
+            for mine, theirs in zip(self._class_grams, other._class_grams, strict=True):
+                mine += sign * theirs
+
+    def __iadd__(self, other: SufficientStatistics) -> SufficientStatistics:
+        self._combine(other, 1.0)
+        return self
+
+    def __isub__(self, other: SufficientStatistics) -> SufficientStatistics:
+        self._combine(other, -1.0)
+        return self
+
+    # ------------------------------------------------------------------ class columns
+    def insert_classes(self, positions: np.ndarray) -> None:
+        """Insert empty class columns before the given column positions (``np.insert`` rules)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size == 0:
+            return
+        self.class_sums = np.insert(self.class_sums, positions, 0.0, axis=1)
+        self.counts = np.insert(self.counts, positions, 0)
+        if self.per_class_gram:
+            m = self.n_components
+            # np.insert semantics: each position refers to the original indexing.
+            grams = list(self._class_grams)
+            for offset, pos in enumerate(sorted(positions.tolist())):
+                grams.insert(pos + offset, np.zeros((m, m), order="F"))
+            self._class_grams = grams
+
+    def remove_classes(self, indices: np.ndarray) -> None:
+        """Drop class columns (their samples' contributions must already be subtracted)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        self.class_sums = np.delete(self.class_sums, indices, axis=1)
+        self.counts = np.delete(self.counts, indices)
+        if self.per_class_gram:
+            drop = set(indices.tolist())
+            self._class_grams = [g for i, g in enumerate(self._class_grams) if i not in drop]
+
+    def subtract_class(self, index: int) -> None:
+        """Remove every sample of one class exactly, using its kept G_c."""
+        if not self.per_class_gram:
+            raise ValueError("exact class removal needs per_class_gram=True")
+        self._gram_upper -= self._class_grams[index]
+        self._class_grams[index][:] = 0.0
+        self.class_sums[:, index] = 0.0
+        self.counts[index] = 0
+
+    def copy(self) -> SufficientStatistics:
+        new = SufficientStatistics(self.n_components, 0, self.per_class_gram)
+        new._gram_upper = self._gram_upper.copy(order="F")
+        new.class_sums = self.class_sums.copy()
+        new.counts = self.counts.copy()
+        new._class_grams = [g.copy(order="F") for g in self._class_grams]
+        return new
+
+    # ------------------------------------------------------------------ storage
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {
+            "gram_upper": np.triu(self._gram_upper),
+            "class_sums": self.class_sums,
+            "counts": self.counts,
+        }
+        if self.per_class_gram:
+            arrays["class_grams_upper"] = (
+                np.stack([np.triu(g) for g in self._class_grams])
+                if self._class_grams
+                else np.zeros((0, self.n_components, self.n_components))
+            )
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SufficientStatistics:
+        gram = np.asarray(arrays["gram_upper"], dtype=np.float64)
+        sums = np.asarray(arrays["class_sums"], dtype=np.float64)
+        counts = np.asarray(arrays["counts"], dtype=np.int64)
+        m = gram.shape[0]
+        if gram.shape != (m, m) or sums.shape != (m, counts.shape[0]):
+            raise ValueError(
+                f"inconsistent statistics: gram {gram.shape}, class_sums {sums.shape}, "
+                f"counts {counts.shape}"
+            )
+        per_class = "class_grams_upper" in arrays
+        new = cls(m, 0, per_class)
+        new._gram_upper = np.asfortranarray(gram)
+        new.class_sums = sums.copy()
+        new.counts = counts.copy()
+        if per_class:
+            grams = np.asarray(arrays["class_grams_upper"], dtype=np.float64)
+            if grams.shape != (counts.shape[0], m, m):
+                raise ValueError(f"inconsistent per-class Gram shape {grams.shape}")
+            new._class_grams = [np.asfortranarray(g) for g in grams]
+        return new

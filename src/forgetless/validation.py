@@ -1,0 +1,85 @@
+"""Input checks with errors that name the problem, run before any state changes.
+
+>>> import numpy as np
+>>> check_labels(["cat", "dog"], 2).tolist()
+['cat', 'dog']
+>>> check_labels(["cat", 3], 2)
+Traceback (most recent call last):
+...
+ValueError: y mixes label types (int and str); use one type for all labels
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+
+
+def check_features(X: Any, n_features: int | None, estimator: Any = None) -> np.ndarray:
+    """A finite, dense, 2-D float array with at least one row and the expected width."""
+    X = check_array(
+        X,
+        accept_sparse=False,
+        dtype=(np.float64, np.float32),
+        ensure_2d=True,
+        ensure_all_finite=True,
+        ensure_min_samples=1,
+        estimator=estimator,
+    )
+    if n_features is not None and X.shape[1] != n_features:
+        name = type(estimator).__name__ if estimator is not None else "the learner"
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {name} is expecting {n_features} features as input."
+        )
+    return X
+
+
+def _label_kind(value: Any) -> str:
+    if isinstance(value, (str, np.str_)):
+        return "str"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "float"
+    return type(value).__name__
+
+
+def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassifier") -> np.ndarray:
+    """Class labels as a 1-D array of one type (numbers or strings), one per sample."""
+    if y is None:
+        raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None.")
+    if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype == object):
+        kinds = {_label_kind(v) for v in np.asarray(y, dtype=object).ravel()}
+        numeric = {"int", "float", "bool"}
+        if len(kinds) > 1 and not kinds <= numeric:
+            raise ValueError(
+                f"y mixes label types ({' and '.join(sorted(kinds))}); use one type for all labels"
+            )
+        if kinds == {"str"}:
+            y = np.asarray(y, dtype=str)
+        elif kinds <= numeric:
+            y = np.asarray(np.asarray(y, dtype=object).tolist())
+        else:
+            raise ValueError(f"unsupported label type {' and '.join(sorted(kinds))} in y")
+    y = column_or_1d(y, warn=True)
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]} labels")
+    if y.dtype.kind in "fc":
+        check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y")
+    if y.dtype.kind not in "U":
+        check_classification_targets(y)
+    elif type_of_target(y) not in ("binary", "multiclass"):
+        raise ValueError(f"y has unsupported target type {type_of_target(y)!r}")
+    return y
+
+
+def label_family(labels: np.ndarray) -> str:
+    """'str' or 'number': the families that may not be mixed within one learner."""
+    return "str" if labels.dtype.kind in "US" else "number"

@@ -1,0 +1,148 @@
+"""Heads from sums: GCV against its spectral formula, RLS, NCM, LDA, the checked solve."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from forgetless.heads import (
+    GCV,
+    IllConditionedWarning,
+    LDAHead,
+    NCMHead,
+    RidgeHead,
+    RLSHead,
+    ridge_solve,
+    select_alpha,
+)
+from forgetless.statistics import SufficientStatistics
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    n, m, c = 400, 40, 4
+    y = rng.integers(0, c, n)
+    H = rng.standard_normal((n, m)) + 1.5 * np.eye(c, m)[y]
+    stats = SufficientStatistics(m)
+    stats.add(H, y, n_classes=c)
+    return H, y, stats
+
+
+def spectral_gcv(H, Y, alpha):
+    """GCV by the textbook route: eigendecomposition of G (MATH.md)."""
+    sigma, V = np.linalg.eigh(H.T @ H)
+    B = V.T @ (H.T @ Y)
+    rss = (Y**2).sum() - ((B**2).sum(1) * (sigma + 2 * alpha) / (sigma + alpha) ** 2).sum()
+    df = (sigma / (sigma + alpha)).sum()
+    return len(H) * rss / (len(H) - df) ** 2
+
+
+def test_gcv_from_sums_equals_spectral_and_direct(problem):
+    H, y, stats = problem
+    Y = np.eye(4)[y]
+    gcv = GCV(stats.gram, stats.class_sums, len(y))
+    for alpha in (1e-3, 0.1, 3.0, 100.0, 1e5):
+        A = H.T @ H + alpha * np.eye(H.shape[1])
+        W = np.linalg.solve(A, H.T @ Y)
+        df = np.trace(H @ np.linalg.solve(A, H.T))
+        direct = len(y) * ((Y - H @ W) ** 2).sum() / (len(y) - df) ** 2
+        assert gcv(alpha).score == pytest.approx(spectral_gcv(H, Y, alpha), rel=1e-9)
+        assert gcv(alpha).score == pytest.approx(direct, rel=1e-9)
+        np.testing.assert_allclose(gcv(alpha).coef, W, rtol=1e-9)
+
+
+def test_search_finds_the_minimum_in_a_few_factorisations(problem):
+    H, y, stats = problem
+    fine = np.logspace(-6, 6, 2401)
+    curve = np.array([spectral_gcv(H, np.eye(4)[y], a) for a in fine])
+    cold, path = select_alpha(stats.gram, stats.class_sums, len(y))
+    assert len(path) <= 14
+    # Within the search tolerance (a quarter decade) of the true minimiser, and as good as it.
+    assert abs(np.log10(cold.alpha) - np.log10(fine[curve.argmin()])) <= 0.25
+    assert cold.score <= curve.min() * 1.01
+    warm, warm_path = select_alpha(stats.gram, stats.class_sums, len(y), start=cold.alpha * 2)
+    assert len(warm_path) <= 5
+    assert warm.score <= curve.min() * 1.01
+
+
+def test_hutchinson_gcv_is_close_to_exact():
+    rng = np.random.default_rng(1)
+    n, m = 600, 200
+    y = rng.integers(0, 5, n)
+    H = np.maximum(rng.standard_normal((n, m)) + np.eye(5, m)[y], 0)
+    stats = SufficientStatistics(m)
+    stats.add(H, y, n_classes=5)
+    for alpha in (0.1, 10.0, 1000.0):
+        estimate = GCV(stats.gram, stats.class_sums, n)(alpha).score
+        exact = spectral_gcv(H, np.eye(5)[y], alpha)
+        assert estimate == pytest.approx(exact, rel=0.02)
+
+
+def test_user_grid_is_scored_point_by_point(problem):
+    _, y, stats = problem
+    best, path = select_alpha(stats.gram, stats.class_sums, len(y), alphas=[0.1, 1.0, 10.0])
+    assert [p.alpha for p in path] == [0.1, 1.0, 10.0]
+    assert best.alpha in (0.1, 1.0, 10.0)
+    with pytest.raises(ValueError, match="positive"):
+        select_alpha(stats.gram, stats.class_sums, len(y), alphas=[-1.0])
+
+
+def test_ridge_head_matches_closed_form(problem):
+    H, y, stats = problem
+    head = RidgeHead(alpha=2.0).fit(stats)
+    W = np.linalg.solve(H.T @ H + 2.0 * np.eye(H.shape[1]), H.T @ np.eye(4)[y])
+    np.testing.assert_allclose(head.coef_, W, rtol=1e-10)
+
+
+def test_rls_downdate_refuses_rows_never_added(problem):
+    H, y, stats = problem
+    rls = RLSHead(alpha=1e-6, n_components=H.shape[1]).fit(stats)
+    stranger = 50.0 * np.ones((H.shape[1] + 1, H.shape[1]))
+    with pytest.raises(ValueError, match="not all part of the training data"):
+        rls.downdate(stranger)
+
+
+def test_ncm_is_cosine_to_class_means(problem):
+    H, y, stats = problem
+    head = NCMHead().fit(stats)
+    means = np.stack([H[y == c].mean(0) for c in range(4)], axis=1)
+    cos = (H @ means) / np.linalg.norm(H, axis=1, keepdims=True) / np.linalg.norm(means, axis=0)
+    np.testing.assert_allclose(head.decision_function(H), cos, rtol=1e-10)
+
+
+def test_lda_matches_scikit_learn(problem):
+    H, y, stats = problem
+    ours = LDAHead(shrinkage=0.2).fit(stats)
+    theirs = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.2).fit(H, y)
+    agree = (ours.decision_function(H).argmax(1) == theirs.predict(H)).mean()
+    assert agree > 0.99
+    auto = LDAHead().fit(stats)
+    assert 0.0 <= auto.shrinkage_ <= 1.0
+    ours_acc = (auto.decision_function(H).argmax(1) == y).mean()
+    assert ours_acc >= theirs.score(H, y) - 0.02
+
+
+def test_ridge_solve_warns_with_condition_number():
+    G = np.diag([1.0, 1e-14])
+    with pytest.warns(IllConditionedWarning, match="condition number"):
+        ridge_solve(G, np.ones((2, 1)), 0.0)
+    singular = np.ones((3, 3))  # rank one: Cholesky fails, eigen fallback gives min-norm
+    with pytest.warns(IllConditionedWarning, match="not positive definite"):
+        W = ridge_solve(singular, np.ones((3, 1)), 0.0)
+    np.testing.assert_allclose(W, np.full((3, 1), 1.0 / 3.0), rtol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ridge_solve(np.eye(3), np.ones((3, 1)), 1.0)
+
+
+def test_gcv_is_inf_where_undefined(problem):
+    _, y, stats = problem
+    gcv = GCV(stats.gram, stats.class_sums, 30)  # n = 30 < M = 40: df > n for small lambda
+    assert math.isinf(gcv(1e-9).score)
+    assert math.isfinite(gcv(1e6).score)
+    assert math.isinf(GCV(-np.eye(3), np.ones((3, 1)), 10)(0.5).score)  # not factorisable
