@@ -1,0 +1,243 @@
+"""Benchmark of the core learner; writes JSON. Not a test: timings depend on the machine.
+
+    python benchmarks/core.py                      # full run (~15 min on 2 cores)
+    python benchmarks/core.py --quick              # small sizes, a minute or two
+    python benchmarks/core.py --only refit --sizes 2000 5000
+
+Measures, in one run:
+1. ``gram``: Gram accumulation (syrk into float64) in GFLOP/s against this run's numpy
+   matrix-multiply rate on the same shapes (goal: >= 70 %), plus end-to-end (projection + sums).
+2. ``refit``: one task's head refit with automatic lambda at several M, against a RanPAC-style
+   refit of the same statistics (17 dense solves over lambda = 1e-8 ... 1e8 scored on a held-out
+   20 % kept as its own statistics, then one more solve on everything), with test accuracy of
+   both on Fashion-MNIST (raw pixels through the random layer). Cold = first refit, warm =
+   refit after one more task arrives (warm-started from the previous lambda).
+3. ``memory``: peak resident memory while streaming n x 768 features at M = 4096 from a
+   memory-mapped file, for several n, each in a fresh process (goal: flat in n).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from forgetless import ContinualClassifier, __version__
+from forgetless.heads import ridge_solve, select_alpha
+from forgetless.projection import RandomProjection
+from forgetless.statistics import SufficientStatistics
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def bench_gram(n: int, m: int, d: int = 768) -> dict:
+    rng = np.random.default_rng(0)
+    H = np.maximum(rng.standard_normal((n, m)), 0.0)
+    y = rng.integers(0, 10, n)
+    flops_syrk = n * m * (m + 1)  # useful flops of H^T H (symmetric half, counted once)
+    H @ H[:64].T  # warm up BLAS threads
+    _, t_gemm = _timed(lambda: H.T @ H)
+    gemm_rate = 2.0 * n * m * m / t_gemm  # what numpy's matmul achieves on the full product
+    stats = SufficientStatistics(m)
+    chunk = max(1, (1 << 23) // m)
+
+    def accumulate():
+        for s in range(0, n, chunk):
+            stats.add(H[s : s + chunk], y[s : s + chunk], n_classes=10)
+
+    _, t_syrk = _timed(accumulate)
+    # As a rate of the full matrix product it replaces (2 n m^2 flops for numpy's H^T H):
+    effective_rate = 2.0 * n * m * m / t_syrk
+    X = rng.standard_normal((n, d))
+    clf = ContinualClassifier(n_components=m, random_state=0)
+    _, t_e2e = _timed(lambda: clf.partial_fit(X, y))
+    return {
+        "n": n,
+        "M": m,
+        "numpy_matmul_HtH_seconds": t_gemm,
+        "numpy_matmul_GFLOPs": gemm_rate / 1e9,
+        "gram_accumulate_seconds": t_syrk,
+        "gram_accumulate_GFLOPs_syrk_flops": flops_syrk / t_syrk / 1e9,
+        "gram_accumulate_vs_numpy_matmul": effective_rate / gemm_rate,
+        "end_to_end_partial_fit_seconds": t_e2e,
+        "end_to_end_samples_per_second": n / t_e2e,
+    }
+
+
+def _fashion(n_train: int | None):
+    from forgetless.data import load_dataset
+
+    ds = load_dataset("fashion-mnist")
+    Xtr = ds.train.inputs.reshape(len(ds.train), -1).astype(np.float64) / 255.0
+    Xte = ds.test.inputs.reshape(len(ds.test), -1).astype(np.float64) / 255.0
+    ytr, yte = ds.train.labels, ds.test.labels
+    if n_train is not None:
+        Xtr, ytr = Xtr[:n_train], ytr[:n_train]
+    return Xtr, ytr, Xte, yte
+
+
+def _ranpac_refit(
+    stats_fit: SufficientStatistics, stats_val: SufficientStatistics, full: SufficientStatistics
+) -> tuple[float, np.ndarray]:
+    """RanPAC's recipe on sums: 17 solves on 80 %, validation MSE on 20 %, refit on all."""
+    G, Q = stats_fit.gram, stats_fit.class_sums
+    Gv, Qv, nv = stats_val.gram, stats_val.class_sums, stats_val.n_samples
+    best, best_mse = None, np.inf
+    for lam in 10.0 ** np.arange(-8, 9):
+        W = np.linalg.solve(G + lam * np.eye(G.shape[0]), Q)
+        mse = nv - 2.0 * np.vdot(W, Qv) + np.vdot(W, Gv @ W)  # ||Y_v - H_v W||^2 from sums
+        if mse < best_mse:
+            best, best_mse = lam, mse
+    return best, np.linalg.solve(full.gram + best * np.eye(G.shape[0]), full.class_sums)
+
+
+def bench_refit(m: int, n_train: int | None) -> dict:
+    Xtr, ytr, Xte, yte = _fashion(n_train)
+    layer = RandomProjection("orthogonal", Xtr.shape[1], m, seed=0)
+    first = ytr < 8  # task 1: classes 0-7; task 2: classes 8-9 arrive
+    rng = np.random.default_rng(0)
+    val_mask = rng.random(len(ytr)) < 0.2
+
+    def stats_of(mask: np.ndarray, n_classes: int) -> SufficientStatistics:
+        s = SufficientStatistics(m)
+        idx = np.flatnonzero(mask)
+        for start in range(0, idx.size, 2048):
+            rows = idx[start : start + 2048]
+            s.add(layer.transform(Xtr[rows]), ytr[rows], n_classes=n_classes)
+        return s
+
+    out: dict = {"M": m, "n_train": int(len(ytr))}
+    H_test = layer.transform(Xte)
+    for phase, mask, classes in (("cold", first, 8), ("warm", np.ones_like(first), 10)):
+        full = stats_of(mask, classes)
+        fit_part = stats_of(mask & ~val_mask, classes)
+        val_part = stats_of(mask & val_mask, classes)
+        seen = yte < classes
+        # forgetless: GCV on all statistics (warm phase starts from the cold choice)
+        start = out.get("cold", {}).get("forgetless_alpha") if phase == "warm" else None
+        tic = time.perf_counter()
+        best, path = select_alpha(full.gram, full.class_sums, full.n_samples, start=start)
+        t_select = time.perf_counter() - tic
+        acc_ours = float(((H_test[seen] @ best.coef).argmax(1) == yte[seen]).mean())
+        tic = time.perf_counter()
+        lam_rp, W_rp = _ranpac_refit(fit_part, val_part, full)
+        t_rp = time.perf_counter() - tic
+        acc_rp = float(((H_test[seen] @ W_rp).argmax(1) == yte[seen]).mean())
+        tic = time.perf_counter()
+        ridge_solve(full.gram, full.class_sums, 1.0)
+        t_one_solve = time.perf_counter() - tic
+        out[phase] = {
+            "classes": classes,
+            "forgetless_seconds": t_select,
+            "forgetless_alpha": best.alpha,
+            "forgetless_lambdas_tried": len(path),
+            "forgetless_test_accuracy": acc_ours,
+            "ranpac_style_seconds": t_rp,
+            "ranpac_style_alpha": float(lam_rp),
+            "ranpac_style_test_accuracy": acc_rp,
+            "speedup": t_rp / t_select,
+            "one_cholesky_solve_seconds": t_one_solve,
+        }
+        print(f"  refit M={m} {phase}: {out[phase]}", flush=True)
+    return out
+
+
+def _memory_child(n: int, m: int, d: int, path: str) -> None:
+    X = np.load(path, mmap_mode="r")[:n]
+    y = np.arange(n) % 100
+    clf = ContinualClassifier(n_components=m, alpha=1.0, random_state=0)
+    chunk = 8192
+    start_time = time.perf_counter()
+    for s in range(0, n, chunk):
+        clf.partial_fit(np.asarray(X[s : s + chunk]), y[s : s + chunk])
+    seconds = time.perf_counter() - start_time
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"n": n, "peak_rss_MiB": peak_kib / 1024, "seconds": seconds}))
+
+
+def bench_memory(sizes: list[int], m: int = 4096, d: int = 768) -> dict:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "features.npy")
+        big = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(max(sizes), d))
+        rng = np.random.default_rng(0)
+        for s in range(0, max(sizes), 50_000):
+            e = min(s + 50_000, max(sizes))
+            big[s:e] = rng.standard_normal((e - s, d), dtype=np.float32)
+        big.flush()
+        del big
+        for n in sizes:
+            here = str(Path(__file__).parent)
+            code = (
+                f"import sys; sys.path.insert(0, {here!r}); from core import _memory_child; "
+                f"_memory_child({n}, {m}, {d}, {path!r})"
+            )
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"memory run n={n} failed:\n{out.stderr}")
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  memory: {rows[-1]}", flush=True)
+    expected = (m * m * 8 * 3 + 8192 * m * 8 * 3) / 2**20  # G, batch G, a copy; chunk buffers
+    return {
+        "M": m,
+        "d": d,
+        "rows": rows,
+        "model_MiB_G": m * m * 8 / 2**20,
+        "rough_bound_MiB": expected,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["gram", "refit", "memory"], action="append")
+    parser.add_argument("--sizes", type=int, nargs="*")
+    parser.add_argument("--out", default=str(RESULTS / "core.json"))
+    args = parser.parse_args()
+    parts = args.only or ["gram", "refit", "memory"]
+    result: dict = {
+        "library_version": __version__,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "numpy": np.__version__,
+        },
+        "quick": args.quick,
+    }
+    if "gram" in parts:
+        result["gram"] = [
+            bench_gram(20_000 if args.quick else 50_000, m)
+            for m in ([1000] if args.quick else [2000, 4096])
+        ]
+        print("gram:", result["gram"], flush=True)
+    if "refit" in parts:
+        sizes = args.sizes or ([500, 1000] if args.quick else [2000, 5000, 10000])
+        result["refit"] = [bench_refit(m, 10_000 if args.quick else None) for m in sizes]
+    if "memory" in parts:
+        sizes = [10_000, 20_000] if args.quick else [25_000, 50_000, 100_000, 200_000]
+        result["memory"] = bench_memory(sizes, m=1024 if args.quick else 4096)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(out.read_text()) if out.exists() and args.only else {}
+    existing.update(result)
+    out.write_text(json.dumps(existing, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
