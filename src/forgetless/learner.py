@@ -31,13 +31,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from forgetless.heads import HEADS, LDAHead, NCMHead, RidgeHead, RLSHead
-from forgetless.projection import RandomProjection
+from forgetless.projection import make_projection
 from forgetless.statistics import SufficientStatistics
 from forgetless.validation import check_features, check_labels, label_family
 
 _COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
 # Parameters that change only speed, not the model: learners differing in them may merge.
 _MERGE_EXEMPT = ("chunk_size",)
+_FITTED = ("n_features_in_", "seed_", "projection_", "statistics_", "head_", "classes_", "_stale")
 
 
 class ContinualClassifier(ClassifierMixin, BaseEstimator):
@@ -53,6 +54,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     bias : add a random bias before the activation.
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
+    projection_params : settings of ``projection="guided"`` (see :mod:`forgetless.guided`).
     head : ``"ridge"`` (default), ``"rls"``, ``"ncm"`` or ``"lda"``. See :mod:`forgetless.heads`.
     alpha : ridge penalty lambda, or ``"auto"`` to choose it by GCV from all statistics so far.
         ``head="rls"`` needs a number.
@@ -75,6 +77,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         bias: bool = False,
         projection_scale: str = "unit",
         gamma: float | None = None,
+        projection_params: dict[str, Any] | None = None,
         head: str = "ridge",
         alpha: float | str = "auto",
         alphas: Any = None,
@@ -90,6 +93,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self.bias = bias
         self.projection_scale = projection_scale
         self.gamma = gamma
+        self.projection_params = projection_params
         self.head = head
         self.alpha = alpha
         self.alphas = alphas
@@ -120,8 +124,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             return LDAHead(self.shrinkage)
         raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
 
-    def _new_state(self, n_features: int) -> dict[str, Any]:
-        """Fresh fitted attributes for inputs of width ``n_features`` (nothing assigned yet)."""
+    def _new_state(self, X: np.ndarray, y_index: np.ndarray) -> dict[str, Any]:
+        """Fresh fitted attributes for a first batch (nothing assigned yet). Only a guided
+        layer looks at the batch itself; random layers need just its width."""
         self._dtype()
         if self.random_state is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
@@ -132,18 +137,21 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"random_state must be an int or None (it is saved with the model), "
                 f"got {type(self.random_state).__name__}"
             )
-        layer = RandomProjection(
+        layer = make_projection(
             self.projection,
-            n_features=n_features,
+            n_features=X.shape[1],
             n_components=self.n_components,
             seed=seed,
             activation=self.activation,
             bias=self.bias,
             scale=self.projection_scale,
             gamma=self.gamma,
+            params=self.projection_params,
+            X=X,
+            y_index=y_index,
         )
         return {
-            "n_features_in_": n_features,
+            "n_features_in_": X.shape[1],
             "seed_": seed,
             "projection_": layer,
             "statistics_": SufficientStatistics(layer.n_outputs, 0, self.per_class_gram),
@@ -158,15 +166,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ learning
     def fit(self, X: Any, y: Any) -> ContinualClassifier:
         """Fit a fresh learner on (X, y): the same as a new learner plus one ``partial_fit``."""
-        X = check_features(X, None, self)
-        state = self._new_state(X.shape[1])
-        saved = {k: self.__dict__[k] for k in state if k in self.__dict__}
-        self.__dict__.update(state)
+        saved = {k: self.__dict__.pop(k) for k in _FITTED if k in self.__dict__}
         try:
             self.partial_fit(X, y)
             self._refit_head()
         except BaseException:
-            for key in state:
+            for key in _FITTED:
                 self.__dict__.pop(key, None)
             self.__dict__.update(saved)
             raise
@@ -185,8 +190,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             unknown = np.setdiff1d(labels, np.asarray(classes))
             if unknown.size:
                 raise ValueError(f"y has labels {unknown.tolist()} that are not in classes")
-        state = self.__dict__ if fitted else self._new_state(X.shape[1])
-        old_classes = state["classes_"]
+        old_classes = self.classes_ if fitted else np.array([])
         if old_classes.size and label_family(old_classes) != label_family(labels):
             raise ValueError(
                 f"y has labels of type {labels.dtype} but this learner was trained on labels of "
@@ -200,8 +204,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             if old_classes.size
             else np.zeros(added.size, dtype=np.int64)
         )
-
-        layer: RandomProjection = state["projection_"]
+        state = self.__dict__ if fitted else self._new_state(X, index)
+        layer = state["projection_"]
         batch = SufficientStatistics(layer.n_outputs, new_classes.size, self.per_class_gram)
         head = state["head_"]
         rls = copy.deepcopy(head) if isinstance(head, RLSHead) else None
@@ -431,5 +435,4 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _fitted_state(clf: ContinualClassifier) -> dict[str, Any]:
-    keys = ("n_features_in_", "seed_", "projection_", "statistics_", "head_", "classes_", "_stale")
-    return {k: clf.__dict__[k] for k in keys}
+    return {k: clf.__dict__[k] for k in _FITTED}

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from forgetless.heads import RLSHead
-from forgetless.projection import RandomProjection
+from forgetless.projection import projection_from_config
 from forgetless.statistics import SufficientStatistics
 
 FORMAT = "forgetless-model"
@@ -73,6 +73,7 @@ def save_model(clf: Any, path: str | os.PathLike) -> None:
     if not clf.__sklearn_is_fitted__():
         raise ValueError("cannot save an unfitted learner; call fit or partial_fit first")
     arrays = clf.statistics_.to_arrays()
+    arrays.update({f"projection.{k}": v for k, v in clf.projection_.arrays().items()})
     if isinstance(clf.head_, RLSHead):
         arrays["rls_P"] = clf.head_.P
         arrays["rls_W"] = clf.head_.coef_
@@ -176,7 +177,11 @@ def load_model(path: str | os.PathLike) -> Any:
             raise ModelFileError(f"{path}: checksum mismatch for array {name!r} (file altered)")
     try:
         clf = ContinualClassifier(**metadata["params"])
-        layer = RandomProjection.from_config(metadata["projection"])
+        layer = projection_from_config(
+            metadata["projection"],
+            {k.removeprefix("projection."): v for k, v in arrays.items()
+             if k.startswith("projection.")},
+        )
         stats = SufficientStatistics.from_arrays(arrays)
         classes = _labels_from_json(metadata["classes"])
         head = clf._make_head(layer.n_outputs)

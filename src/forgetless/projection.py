@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-KINDS = ("none", "gaussian", "orthogonal", "hadamard", "fourier")
+KINDS = ("none", "gaussian", "orthogonal", "hadamard", "fourier")  # plus "guided" (guided.py)
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "identity", "cos")
 SCALES = ("unit", "ranpac")
 
@@ -117,7 +117,9 @@ class RandomProjection:
         gamma: float | None = None,
     ) -> None:
         if kind not in KINDS:
-            raise ValueError(f"unknown projection {kind!r}; choose one of {', '.join(KINDS)}")
+            raise ValueError(
+                f"unknown projection {kind!r}; choose one of {', '.join(KINDS + ('guided',))}"
+            )
         activation = default_activation(kind) if activation is None else activation
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -274,8 +276,14 @@ class RandomProjection:
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> RandomProjection:
+    def from_config(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+    ) -> RandomProjection:
         return cls(**config)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Arrays a saved model must carry to rebuild this layer: none, the seed suffices."""
+        return {}
 
     def signature(self) -> list[float]:
         """Eight numbers summarising the layer's response to a fixed probe.
@@ -294,3 +302,41 @@ class RandomProjection:
             f"RandomProjection({self.kind!r}, n_features={self.n_features}, "
             f"n_components={self.n_components}, activation={self.activation!r})"
         )
+
+
+def make_projection(
+    kind: str,
+    n_features: int,
+    n_components: int,
+    seed: int,
+    activation: str | None = None,
+    bias: bool = False,
+    scale: str = "unit",
+    gamma: float | None = None,
+    params: dict[str, Any] | None = None,
+    X: np.ndarray | None = None,
+    y_index: np.ndarray | None = None,
+) -> Any:
+    """Build a layer. Random kinds need only their settings; ``guided`` selects its units on
+    (X, y_index), the data of the first batch, and is frozen afterwards."""
+    if kind == "guided":
+        from forgetless.guided import GuidedProjection
+
+        if X is None or y_index is None:
+            raise ValueError("the guided projection is selected on labelled data (X, y)")
+        return GuidedProjection.fit(
+            X, y_index, n_components=n_components, seed=seed, activation=activation,
+            **(params or {}),
+        )
+    if params:
+        raise ValueError(f"projection_params {sorted(params)} apply only to projection='guided'")
+    return RandomProjection(kind, n_features, n_components, seed, activation, bias, scale, gamma)
+
+
+def projection_from_config(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    """Rebuild a saved layer from its JSON configuration and arrays."""
+    if config.get("kind") == "guided":
+        from forgetless.guided import GuidedProjection
+
+        return GuidedProjection.from_config(config, arrays)
+    return RandomProjection.from_config(config, arrays)
