@@ -174,10 +174,11 @@ def select_alpha(
 
     With ``alphas`` given, every grid point is scored. Otherwise a search on log10(lambda):
     start from ``start`` (the previous choice, when refitting after an update; steps of
-    ``tolerance`` decades) or from trace(G)/M / 100 (steps of one decade), walk downhill until
-    the minimum is bracketed, then halve the step around the best point down to ``tolerance``
-    decades. lambda stays in [1e-10 trace(G), 1e4 trace(G)/M], so the chosen system's condition
-    number stays below ~1e10.
+    ``tolerance`` decades) or from trace(G)/M / 100 (steps of four times that), walk downhill
+    (doubling the stride while it keeps improving) until the best point's neighbours are both
+    worse, then halve the step down to ``tolerance``. All points lie on a lattice of
+    ``tolerance`` decades, so warm and cold starts agree on a unimodal curve. lambda stays in
+    [1e-10 trace(G), 1e4 trace(G)/M], so the chosen system's condition number stays below ~1e10.
 
     Returns the best point (with its coefficients) and every point evaluated, sorted by lambda.
     """
@@ -201,11 +202,14 @@ def select_alpha(
         mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
         lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
         lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
+        # Every point tried lies on one lattice of `tolerance`-decade steps, so a warm start and
+        # a cold start stop at the same local minimum: the choice depends on the sums alone.
+        lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
         if start is not None and start > 0:
             center, step = math.log10(start), tolerance
         else:
-            center, step = math.log10(mean_eig) - 2.0, 1.0
-        center = min(max(center, lo), hi)
+            center, step = math.log10(mean_eig) - 2.0, tolerance * 4.0
+        center = min(max(round(center / tolerance) * tolerance, lo), hi)
         best, walk = center, step
         while True:
             for t in (max(best - walk, lo), min(best + walk, hi)):
@@ -217,7 +221,7 @@ def select_alpha(
             elif walk <= tolerance:  # a local minimum at the finest step
                 break
             else:
-                walk = max(walk / 2.0, tolerance) if walk > step else walk / 2.0
+                walk = max(walk / 2.0, tolerance)
     points = sorted(evaluated.values(), key=lambda p: p.alpha)
     finite = [p for p in points if math.isfinite(p.score)]
     if not finite:
