@@ -12,6 +12,8 @@ Measures, in one run:
    20 % kept as its own statistics, then one more solve on everything), with test accuracy of
    both on Fashion-MNIST (raw pixels through the random layer). Cold = first refit, warm =
    refit after one more task arrives (warm-started from the previous lambda).
+4. ``float32``: the float32 compute mode's error against float64 (Gram, coefficients,
+   predictions) and its fit time.
 3. ``memory``: peak resident memory while streaming n x 768 features at M = 4096 from a
    memory-mapped file, for several n, each in a fresh process (goal: flat in n).
 """
@@ -157,6 +159,28 @@ def bench_refit(m: int, n_train: int | None) -> dict:
     return out
 
 
+def bench_float32(m: int, n_train: int) -> dict:
+    """float32 compute (projection + Gram in float32, float64 accumulation) against float64."""
+    Xtr, ytr, Xte, yte = _fashion(n_train)
+    out: dict = {"M": m, "n_train": n_train}
+    models = {}
+    for dtype in ("float64", "float32"):
+        clf = ContinualClassifier(n_components=m, alpha=1.0, compute_dtype=dtype, random_state=0)
+        tic = time.perf_counter()
+        clf.fit(Xtr, ytr)
+        out[f"{dtype}_fit_seconds"] = time.perf_counter() - tic
+        out[f"{dtype}_test_accuracy"] = float(clf.score(Xte, yte))
+        models[dtype] = clf
+    a, b = models["float64"], models["float32"]
+    out["gram_relative_error"] = float(
+        np.linalg.norm(a.statistics_.gram - b.statistics_.gram) / np.linalg.norm(a.statistics_.gram)
+    )
+    out["coef_relative_error"] = float(np.linalg.norm(a.coef_ - b.coef_) / np.linalg.norm(a.coef_))
+    out["prediction_agreement"] = float((a.predict(Xte) == b.predict(Xte)).mean())
+    print("  float32:", out, flush=True)
+    return out
+
+
 def _memory_child(n: int, m: int, d: int, path: str) -> None:
     X = np.load(path, mmap_mode="r")[:n]
     y = np.arange(n) % 100
@@ -205,11 +229,11 @@ def bench_memory(sizes: list[int], m: int = 4096, d: int = 768) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["gram", "refit", "memory"], action="append")
+    parser.add_argument("--only", choices=["gram", "refit", "memory", "float32"], action="append")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--out", default=str(RESULTS / "core.json"))
     args = parser.parse_args()
-    parts = args.only or ["gram", "refit", "memory"]
+    parts = args.only or ["gram", "refit", "memory", "float32"]
     result: dict = {
         "library_version": __version__,
         "machine": {
@@ -231,6 +255,10 @@ def main() -> None:
     if "memory" in parts:
         sizes = [10_000, 20_000] if args.quick else [25_000, 50_000, 100_000, 200_000]
         result["memory"] = bench_memory(sizes, m=1024 if args.quick else 4096)
+    if "float32" in parts:
+        result["float32"] = bench_float32(
+            500 if args.quick else 2000, 5_000 if args.quick else 20_000
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(out.read_text()) if out.exists() and args.only else {}
