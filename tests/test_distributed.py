@@ -1,0 +1,156 @@
+"""Dask: partition sums tree-reduced on a LocalCluster equal the single-process fit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from forgetless import ContinualClassifier
+
+dask = pytest.importorskip("dask", reason="pip install 'forgetless[dask]'")
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(return_X_y=True)
+
+
+def same(a, b):
+    np.testing.assert_array_equal(a.classes_, b.classes_)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=RTOL, atol=RTOL * np.abs(b.coef_).max())
+
+
+def test_dask_array_fit_equals_single_process(client, digits):
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    labels = np.array(list("abcdefghij"))[y]
+    clf = ContinualClassifier(n_components=300, alpha=1.0)
+    first = y < 5
+    partial_fit_dask(
+        clf,
+        da.from_array(X[first], chunks=(200, 32)),
+        da.from_array(labels[first], chunks=200),
+        client=client,
+    )
+    partial_fit_dask(
+        clf,
+        da.from_array(X[~first], chunks=(150, 64)),
+        da.from_array(labels[~first], chunks=150),
+        client=client,
+    )
+    single = ContinualClassifier(n_components=300, alpha=1.0).fit(X, labels)
+    same(clf, single)
+    np.testing.assert_array_equal(clf.predict(X), single.predict(X))
+
+
+def test_dask_dataframe_input(client, digits):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    frame = dd.from_pandas(pd.DataFrame(X, columns=[f"f{i}" for i in range(64)]), npartitions=5)
+    target = dd.from_pandas(pd.Series(y), npartitions=5)
+    clf = partial_fit_dask(
+        ContinualClassifier(n_components=200, alpha=1.0), frame, target, client=client
+    )
+    same(clf, ContinualClassifier(n_components=200, alpha=1.0).fit(X, y))
+
+
+class DyingOnceEncoder:
+    """Scales pixels like a trivial encoder, but kills its worker process the first time."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.dim = 64
+
+    def encode(self, batch: list) -> np.ndarray:
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)  # the worker process dies mid-fit
+        return np.asarray(batch, dtype=np.float32) / 16.0
+
+
+def test_bag_of_raw_inputs_survives_a_worker_death(client, digits, tmp_path):
+    db = pytest.importorskip("dask.bag")
+    from forgetless.distributed import partial_fit_bag
+
+    X, y = digits
+    marker = str(tmp_path / "died")
+    bag = db.from_sequence(list(X), npartitions=6)
+    labels = db.from_sequence(list(y), npartitions=6)
+    clf = partial_fit_bag(
+        ContinualClassifier(n_components=200, alpha=1.0),
+        bag,
+        labels,
+        DyingOnceEncoder(marker),
+        client=client,
+    )
+    assert os.path.exists(marker)  # a worker really died during the fit
+    single = ContinualClassifier(n_components=200, alpha=1.0).fit(X.astype(np.float32) / 16.0, y)
+    same(clf, single)
+
+
+def test_tree_merge_of_many_shards(digits):
+    from forgetless.distributed import merge_all
+
+    X, y = digits
+    shards = np.array_split(np.arange(len(y)), 7)
+    learners = [ContinualClassifier(n_components=150, alpha=1.0).fit(X[s], y[s]) for s in shards]
+    merged = merge_all(learners)
+    same(merged, ContinualClassifier(n_components=150, alpha=1.0).fit(X, y))
+    assert learners[0].n_samples_seen_ == shards[0].size  # inputs are not modified
+    with pytest.raises(ValueError, match="different settings"):
+        merge_all([learners[0], ContinualClassifier(n_components=100).fit(X, y)])
+
+
+def test_bad_dask_input_leaves_learner_unchanged(digits):
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    clf = ContinualClassifier(n_components=100, alpha=1.0).fit(X, y)
+    coef = clf.coef_.copy()
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        partial_fit_dask(
+            clf,
+            da.from_array(X[:, :10], chunks=(500, 10)),
+            da.from_array(y, chunks=500),
+            scheduler="sync",
+        )
+    bad = X.copy()
+    bad[700, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        partial_fit_dask(
+            clf,
+            da.from_array(bad, chunks=(500, 64)),
+            da.from_array(y, chunks=500),
+            scheduler="sync",
+        )
+    np.testing.assert_array_equal(clf.coef_, coef)
+    fresh = ContinualClassifier(n_components=100)
+    with pytest.raises(ValueError, match="NaN"):
+        partial_fit_dask(
+            fresh,
+            da.from_array(bad, chunks=(500, 64)),
+            da.from_array(y, chunks=500),
+            scheduler="sync",
+        )
+    assert not fresh.__sklearn_is_fitted__()
