@@ -14,6 +14,8 @@ Measures, in one run:
    refit after one more task arrives (warm-started from the previous lambda).
 4. ``float32``: the float32 compute mode's error against float64 (Gram, coefficients,
    predictions) and its fit time.
+5. ``classes``: statistics, refit and prediction time against the number of classes (100 to
+   10,000; synthetic Gaussian classes in 768-d).
 3. ``memory``: peak resident memory while streaming n x 768 features at M = 4096 from a
    memory-mapped file, for several n, each in a fresh process (goal: flat in n).
 """
@@ -181,6 +183,42 @@ def bench_float32(m: int, n_train: int) -> dict:
     return out
 
 
+def bench_classes(class_counts: list[int], m: int = 2048, d: int = 768) -> list[dict]:
+    """Cost against the number of classes C: Q is M x C, prediction is chunked."""
+    rows = []
+    for c in class_counts:
+        rng = np.random.default_rng(0)
+        n = max(20_000, 5 * c)
+        centers = rng.standard_normal((c, d))
+        y = np.arange(n) % c
+        X = centers[y] + 5.0 * rng.standard_normal((n, d))
+        Xt = centers[np.arange(5_000) % c] + 5.0 * rng.standard_normal((5_000, d))
+        clf = ContinualClassifier(n_components=m, random_state=0)
+        tic = time.perf_counter()
+        clf.partial_fit(X, y)
+        t_stats = time.perf_counter() - tic
+        tic = time.perf_counter()
+        clf.predict(Xt[:1])  # the head refit, lambda by GCV
+        t_refit = time.perf_counter() - tic
+        tic = time.perf_counter()
+        accuracy = float((clf.predict(Xt) == np.arange(5_000) % c).mean())
+        t_predict = time.perf_counter() - tic
+        rows.append(
+            {
+                "classes": c,
+                "n_train": n,
+                "M": m,
+                "statistics_seconds": t_stats,
+                "refit_seconds": t_refit,
+                "predict_5000_seconds": t_predict,
+                "alpha": clf.alpha_,
+                "test_accuracy": accuracy,
+            }
+        )
+        print("  classes:", rows[-1], flush=True)
+    return rows
+
+
 def _memory_child(n: int, m: int, d: int, path: str) -> None:
     X = np.load(path, mmap_mode="r")[:n]
     y = np.arange(n) % 100
@@ -229,11 +267,12 @@ def bench_memory(sizes: list[int], m: int = 4096, d: int = 768) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["gram", "refit", "memory", "float32"], action="append")
+    parts_known = ["gram", "refit", "memory", "float32", "classes"]
+    parser.add_argument("--only", choices=parts_known, action="append")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--out", default=str(RESULTS / "core.json"))
     args = parser.parse_args()
-    parts = args.only or ["gram", "refit", "memory", "float32"]
+    parts = args.only or parts_known
     result: dict = {
         "library_version": __version__,
         "machine": {
@@ -258,6 +297,10 @@ def main() -> None:
     if "float32" in parts:
         result["float32"] = bench_float32(
             500 if args.quick else 2000, 5_000 if args.quick else 20_000
+        )
+    if "classes" in parts:
+        result["classes"] = bench_classes(
+            [100, 300] if args.quick else [100, 1000, 3000, 10000], m=512 if args.quick else 2048
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -179,8 +179,11 @@ def load_model(path: str | os.PathLike) -> Any:
         clf = ContinualClassifier(**metadata["params"])
         layer = projection_from_config(
             metadata["projection"],
-            {k.removeprefix("projection."): v for k, v in arrays.items()
-             if k.startswith("projection.")},
+            {
+                k.removeprefix("projection."): v
+                for k, v in arrays.items()
+                if k.startswith("projection.")
+            },
         )
         stats = SufficientStatistics.from_arrays(arrays)
         classes = _labels_from_json(metadata["classes"])

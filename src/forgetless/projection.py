@@ -325,7 +325,11 @@ def make_projection(
         if X is None or y_index is None:
             raise ValueError("the guided projection is selected on labelled data (X, y)")
         return GuidedProjection.fit(
-            X, y_index, n_components=n_components, seed=seed, activation=activation,
+            X,
+            y_index,
+            n_components=n_components,
+            seed=seed,
+            activation=activation,
             **(params or {}),
         )
     if params:
