@@ -1,0 +1,374 @@
+"""An on-disk feature cache: encode each (encoder, inputs) once, then read at disk speed.
+
+Encoding is the slow part of learning on a frozen encoder (tens of ms per image on a CPU), and
+it is the same every run. Each entry is a folder holding ``features.npy`` (memory-mapped) and
+``manifest.json``; the folder name is a hash of the encoder's fingerprint (name, weights,
+preprocessing) and of the inputs, so a changed model, preprocessing or dataset gets a new
+entry and never stale features. Features are written in chunks, each recorded in the manifest
+with its sha256 once it is on disk: a killed run resumes at the first missing chunk, and a
+damaged chunk is found on read and encoded again.
+
+>>> import tempfile, numpy as np
+>>> from forgetless.encoders import load_encoder
+>>> cache = FeatureCache(tempfile.mkdtemp())
+>>> images = np.random.default_rng(0).integers(0, 255, (10, 8, 8), dtype=np.uint8)
+>>> first = cache.features(load_encoder("raw"), images, tag="demo")
+>>> again = cache.features(load_encoder("raw"), images, tag="demo")  # read, not encoded
+>>> first.shape, bool((first == again).all()), len(cache.entries())
+((10, 64), True, 1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgetless.encoders.base import Encoder, progress_bar
+
+ENV_VAR = "FORGETLESS_CACHE_DIR"
+FORMAT = 1
+MANIFEST = "manifest.json"
+FEATURES = "features.npy"
+
+
+class CacheDamagedWarning(UserWarning):
+    """A cache entry failed its checks and is being rebuilt."""
+
+
+def default_cache_dir() -> Path:
+    """``$FORGETLESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/forgetless``, else ``~/.cache/forgetless``.
+
+    >>> import os
+    >>> os.environ[ENV_VAR] = "/tmp/fl-cache"
+    >>> str(default_cache_dir())
+    '/tmp/fl-cache'
+    >>> del os.environ[ENV_VAR]
+    """
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "forgetless"
+
+
+def inputs_fingerprint(inputs: Sequence[Any] | np.ndarray, modality: str = "image") -> str:
+    """A hash of what is encoded: array bytes, texts, or image files (path, size, mtime).
+
+    Files are keyed by their stat, not their bytes, so a million-image folder is fingerprinted
+    in seconds; rewriting a file changes its mtime and so the key.
+
+    >>> inputs_fingerprint(["a", "b"], "text") == inputs_fingerprint(["a", "b"], "text")
+    True
+    >>> inputs_fingerprint(["ab"], "text") == inputs_fingerprint(["a", "b"], "text")
+    False
+    """
+    h = hashlib.sha256()
+    if isinstance(inputs, np.ndarray):
+        arr = np.ascontiguousarray(inputs)
+        h.update(f"ndarray|{arr.dtype.str}|{arr.shape}|".encode())
+        flat = arr.reshape(-1).view(np.uint8)
+        step = 1 << 24
+        for start in range(0, flat.size, step):
+            h.update(flat[start : start + step].data)
+        return h.hexdigest()
+    h.update(f"seq|{len(inputs)}|{modality}|".encode())
+    for item in inputs:
+        if isinstance(item, np.ndarray):
+            h.update(f"a{item.dtype.str}{item.shape}".encode())
+            h.update(np.ascontiguousarray(item).data)
+        elif modality == "image" and isinstance(item, (str, os.PathLike)):
+            st = os.stat(item)
+            h.update(
+                f"f{len(os.fspath(item))}:{os.fspath(item)}|{st.st_size}|{st.st_mtime_ns}".encode()
+            )
+        else:
+            text = str(item).encode("utf-8", "surrogatepass")
+            h.update(f"t{len(text)}:".encode())
+            h.update(text)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached feature matrix, as ``forgetless cache list`` shows it."""
+
+    path: Path
+    key: str
+    encoder: str
+    tag: str
+    shape: tuple[int, ...]
+    complete: bool
+    bytes: int
+    updated: float
+
+
+def _key(encoder_fingerprint: str, inputs_fingerprint: str) -> str:
+    parts = f"{FORMAT}|{encoder_fingerprint}|{inputs_fingerprint}"
+    return hashlib.sha256(parts.encode()).hexdigest()
+
+
+def _sha(block: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(block).data).hexdigest()
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a reader sees the old manifest or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock so two processes filling one entry take turns (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent writers are the user's risk
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class FeatureCache:
+    """Features on disk under ``root`` (default :func:`default_cache_dir`)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+
+    def key(self, encoder: Encoder, inputs: Sequence[Any] | np.ndarray) -> str:
+        """The entry key: encoder fingerprint + inputs fingerprint + cache format."""
+        return _key(encoder.fingerprint(), inputs_fingerprint(inputs, encoder.modality))
+
+    def features(
+        self,
+        encoder: Encoder,
+        inputs: Sequence[Any] | np.ndarray,
+        *,
+        tag: str = "",
+        chunk_size: int = 1024,
+        progress: bool | None = None,
+        verify: bool = True,
+    ) -> np.ndarray:
+        """``encoder``'s features of ``inputs``: read from the cache, encoding what is missing.
+
+        Returns a read-only memory map ``(len(inputs), dim)`` of ``float32``. ``tag`` is a label
+        for listings (e.g. ``"fashion-mnist/train"``). ``verify`` re-hashes every chunk on read
+        (at disk speed) so a damaged file is rebuilt rather than served.
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        n = len(inputs)
+        encoder_hash = encoder.fingerprint()
+        inputs_hash = inputs_fingerprint(inputs, encoder.modality)
+        key = _key(encoder_hash, inputs_hash)
+        folder = self.root / key[:32]
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder / ".lock"):
+            manifest = self._usable_manifest(folder, key, n, chunk_size)
+            if manifest is None:
+                manifest = {
+                    "format": FORMAT,
+                    "key": key,
+                    "encoder": encoder.describe(),
+                    "inputs_fingerprint": inputs_hash,
+                    "tag": tag,
+                    "n": n,
+                    "chunk_size": chunk_size,
+                    "shape": None,
+                    "chunks": {},
+                    "complete": False,
+                    "created": time.time(),
+                }
+                (folder / FEATURES).unlink(missing_ok=True)
+            self._fill(encoder, inputs, folder, manifest, progress, verify)
+        if n == 0:
+            return np.empty((0, encoder.dim or 0), dtype=np.float32)
+        return np.load(folder / FEATURES, mmap_mode="r", allow_pickle=False)
+
+    def _usable_manifest(
+        self, folder: Path, key: str, n: int, chunk_size: int
+    ) -> dict[str, Any] | None:
+        path = folder / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            warnings.warn(f"unreadable cache manifest {path}; rebuilding", CacheDamagedWarning, 2)
+            return None
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != FORMAT
+            or manifest.get("key") != key
+            or manifest.get("n") != n
+            or manifest.get("chunk_size") != chunk_size
+        ):
+            return None
+        return manifest
+
+    def _open(self, folder: Path, manifest: dict[str, Any]) -> np.ndarray | None:
+        """The features file opened for update, or None when it is missing or malformed."""
+        path = folder / FEATURES
+        if manifest["shape"] is None or not path.exists():
+            return None
+        try:
+            arr = np.load(path, mmap_mode="r+", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"damaged cache file {path} ({exc}); rebuilding", CacheDamagedWarning, 3)
+            return None
+        if list(arr.shape) != manifest["shape"] or arr.dtype != np.float32:
+            warnings.warn(
+                f"cache file {path} has the wrong shape; rebuilding", CacheDamagedWarning, 3
+            )
+            return None
+        return arr
+
+    def _fill(
+        self,
+        encoder: Encoder,
+        inputs: Sequence[Any] | np.ndarray,
+        folder: Path,
+        manifest: dict[str, Any],
+        progress: bool | None,
+        verify: bool,
+    ) -> None:
+        n, size = manifest["n"], manifest["chunk_size"]
+        starts = range(0, n, size)
+        arr = self._open(folder, manifest)
+        done: dict[str, str] = manifest["chunks"] if arr is not None else {}
+        if arr is not None and verify:
+            for start in starts:
+                digest = done.get(str(start))
+                if digest is not None and _sha(arr[start : start + size]) != digest:
+                    warnings.warn(
+                        f"cache chunk {start}..{start + size} of {folder} is damaged; re-encoding",
+                        CacheDamagedWarning,
+                        3,
+                    )
+                    del done[str(start)]
+        todo = [s for s in starts if str(s) not in done]
+        if not todo:
+            if not manifest["complete"] and n:
+                manifest["complete"] = True
+                _write_json(folder / MANIFEST, manifest)
+            elif not n:
+                manifest.update(complete=True, shape=[0, encoder.dim or 0])
+                _write_json(folder / MANIFEST, manifest)
+            return
+        manifest.update(chunks=done, complete=False, encoder=encoder.describe())
+        remaining = sum(min(size, n - s) for s in todo)
+        desc = f"{encoder.name} {manifest['tag']}".strip()
+        began = time.perf_counter()
+        with progress_bar(
+            remaining, desc, progress, "img" if encoder.modality == "image" else "text"
+        ) as bar:
+            for start in todo:
+                feats = encoder.encode(inputs[start : start + size], progress=False)
+                if arr is None:
+                    shape = (n, int(feats.shape[1]))
+                    arr = np.lib.format.open_memmap(
+                        folder / FEATURES, mode="w+", dtype=np.float32, shape=shape
+                    )
+                    manifest["shape"] = list(shape)
+                arr[start : start + len(feats)] = feats
+                arr.flush()
+                done[str(start)] = _sha(arr[start : start + len(feats)])
+                manifest["encode_seconds"] = manifest.get("encode_seconds", 0.0) + (
+                    time.perf_counter() - began
+                )
+                began = time.perf_counter()
+                manifest["updated"] = time.time()
+                _write_json(folder / MANIFEST, manifest)
+                bar.update(len(feats))
+        manifest["complete"] = True
+        _write_json(folder / MANIFEST, manifest)
+        del arr
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry under the root, complete or partial, newest first."""
+        found = []
+        if not self.root.is_dir():
+            return []
+        for folder in self.root.iterdir():
+            path = folder / MANIFEST
+            if not path.is_file():
+                continue
+            try:
+                m = json.loads(path.read_text())
+                found.append(
+                    CacheEntry(
+                        path=folder,
+                        key=str(m["key"]),
+                        encoder=str(m["encoder"]["name"]),
+                        tag=str(m.get("tag", "")),
+                        shape=tuple(m["shape"] or (m["n"], 0)),
+                        complete=bool(m["complete"]),
+                        bytes=sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
+                        updated=float(m.get("updated", m.get("created", 0.0))),
+                    )
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not ours, or mid-write by another process
+        return sorted(found, key=lambda e: e.updated, reverse=True)
+
+    def clear(self) -> int:
+        """Delete every entry (and nothing else under the root); return the bytes freed."""
+        freed = 0
+        if not self.root.is_dir():
+            return 0
+        for folder in self.root.iterdir():
+            # Only folders this cache made: a 32-hex-digit name holding a manifest or features.
+            ours = len(folder.name) == 32 and all(c in "0123456789abcdef" for c in folder.name)
+            if not (ours and folder.is_dir()):
+                continue
+            if (folder / MANIFEST).exists() or (folder / FEATURES).exists():
+                freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+                shutil.rmtree(folder)
+        return freed
+
+
+def dataset_features(
+    encoder: Encoder,
+    dataset: Any,
+    cache: FeatureCache | None = None,
+    progress: bool | None = None,
+    **kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test features of a :class:`forgetless.data.Dataset`, through the cache.
+
+    >>> import tempfile
+    >>> from forgetless.data import load_dataset
+    >>> from forgetless.encoders import load_encoder
+    >>> digits = load_dataset("digits")
+    >>> cache = FeatureCache(tempfile.mkdtemp())
+    >>> train, test = dataset_features(load_encoder("raw"), digits, cache)
+    >>> train.shape, test.shape
+    ((1347, 64), (450, 64))
+    """
+    cache = cache or FeatureCache()
+    return (
+        cache.features(
+            encoder, dataset.train.inputs, tag=f"{dataset.name}/train", progress=progress, **kwargs
+        ),
+        cache.features(
+            encoder, dataset.test.inputs, tag=f"{dataset.name}/test", progress=progress, **kwargs
+        ),
+    )

@@ -1,0 +1,95 @@
+"""Frozen pretrained encoders behind one interface: ``encode(inputs) -> float32 (n, dim)``.
+
+``load_encoder(name, **kw)`` builds a built-in encoder or an adapter for a model whose
+weights are already on this machine:
+
+* built in: ``efficientnet-lite0``, ``opennsfw-resnet50``, ``minilm``, ``raw``;
+* adapters: ``timm:<name>``, ``torchvision:<name>``, ``hf:<model id or folder>``,
+  ``open_clip:<arch>:<tag or file>``, ``sentence-transformers:<id or folder>``,
+  ``onnx:<path>[:<output>]``.
+
+Missing packages or weights raise :class:`EncoderNotAvailableError` saying what to install
+or where the weights go; nothing is downloaded at encode time.
+
+>>> enc = load_encoder("raw")
+>>> enc.encode(np.zeros((2, 8, 8), dtype=np.uint8)).shape
+(2, 64)
+>>> list_encoders()[:4]
+['efficientnet-lite0', 'opennsfw-resnet50', 'minilm', 'raw']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np  # noqa: F401  (used by the doctest above)
+
+from forgetless.encoders.base import Encoder, EncoderNotAvailableError
+
+_BUILTIN = ("efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw")
+_ADAPTERS = ("timm", "torchvision", "hf", "open_clip", "sentence-transformers", "onnx")
+
+
+def list_encoders() -> list[str]:
+    """Built-in encoder names, then adapter prefixes (``"timm:"``, ...)."""
+    return [*_BUILTIN, *(f"{a}:" for a in _ADAPTERS)]
+
+
+def _builtin(name: str) -> Callable[..., Encoder]:
+    if name == "efficientnet-lite0":
+        from forgetless.encoders.efficientnet import EfficientNetLite0
+
+        return EfficientNetLite0
+    if name == "opennsfw-resnet50":
+        from forgetless.encoders.onnx import opennsfw_resnet50
+
+        return opennsfw_resnet50
+    if name == "minilm":
+        from forgetless.encoders.sentence import minilm
+
+        return minilm
+    from forgetless.encoders.raw import RawPixels
+
+    return RawPixels
+
+
+def load_encoder(name: str, /, **kwargs: Any) -> Encoder:
+    """Build encoder ``name``; keyword arguments (``device``, ``threads``, ``batch_size``,
+    ``image_size``, ...) go to its constructor. Modules load lazily, so only the chosen
+    family's packages need to be installed."""
+    if name in _BUILTIN:
+        return _builtin(name)(**kwargs)
+    family, sep, spec = name.partition(":")
+    if not sep or not spec or family not in _ADAPTERS:
+        raise ValueError(f"unknown encoder {name!r}; known: {', '.join(list_encoders())}")
+    if family == "timm":
+        from forgetless.encoders.timm import TimmEncoder
+
+        return TimmEncoder(spec, **kwargs)
+    if family == "torchvision":
+        from forgetless.encoders.torchvision import TorchvisionEncoder
+
+        return TorchvisionEncoder(spec, **kwargs)
+    if family == "hf":
+        from forgetless.encoders.hf import HuggingFaceEncoder
+
+        return HuggingFaceEncoder(spec, **kwargs)
+    if family == "open_clip":
+        from forgetless.encoders.open_clip import OpenClipEncoder
+
+        arch, _, tag = spec.partition(":")
+        if not tag:
+            raise ValueError(f"{name!r}: write open_clip:<arch>:<pretrained tag or file>")
+        return OpenClipEncoder(arch, tag, **kwargs)
+    if family == "sentence-transformers":
+        from forgetless.encoders.sentence import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(spec, **kwargs)
+    from forgetless.encoders.onnx import OnnxEncoder, parse_onnx_spec
+
+    path, output = parse_onnx_spec(spec)
+    return OnnxEncoder(path, output=output, **kwargs)
+
+
+__all__ = ["Encoder", "EncoderNotAvailableError", "list_encoders", "load_encoder"]

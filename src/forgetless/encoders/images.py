@@ -1,0 +1,139 @@
+"""Turn any image input into the array a vision model expects (Pillow and numpy only).
+
+Inputs may be file paths, ``PIL.Image`` objects or ``uint8`` arrays (``H x W`` grayscale,
+``H x W x 3`` RGB, ``H x W x 4`` RGBA). Transparency is composited onto white (clip art is drawn
+on a transparent page), grayscale becomes three channels, and the image is resized to the
+model's input size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, in 0..255 pixel units
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _pil() -> Any:
+    try:
+        from PIL import Image
+    except ImportError:
+        from forgetless.encoders.base import missing_package
+
+        raise missing_package("pillow", extra="vision") from None
+    return Image
+
+
+def to_rgb(image: Any, max_side: int | None = None) -> Any:
+    """A ``PIL.Image`` in RGB, transparency flattened onto white.
+
+    ``max_side`` lets huge files be shrunk by an integer factor before any other work.
+
+    >>> rgba = np.zeros((2, 2, 4), dtype=np.uint8)  # fully transparent  # doctest: +SKIP
+    >>> np.asarray(to_rgb(rgba))[0, 0].tolist()  # needs Pillow  # doctest: +SKIP
+    [255, 255, 255]
+    """
+    Image = _pil()
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(image) as im:
+            im.load()
+            img = im
+    elif isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype != np.uint8:
+            if arr.size and float(np.nanmax(arr)) <= 1.0:
+                arr = arr * 255.0
+            arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        img = Image.fromarray(arr)
+    elif isinstance(image, Image.Image):
+        img = image
+    else:
+        raise TypeError(f"expected an image path, PIL image or array, got {type(image).__name__}")
+    if img.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit or float grayscale: scale to 8 bits
+        arr = np.asarray(img, dtype=np.float64)
+        top = float(arr.max()) or 1.0
+        img = Image.fromarray(np.rint(arr * (255.0 / top)).astype(np.uint8))
+    transparent = img.mode in ("RGBA", "LA", "PA") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    img = img.convert("RGBA" if transparent else "RGB")
+    if max_side is not None and max(img.size) > 2 * max_side:
+        img = img.reduce(max(img.size) // (2 * max_side))
+    if transparent:
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img).convert("RGB")
+    return img
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """Resize, crop and normalise a batch of images into one ``float32`` array.
+
+    ``resize``: "squash" stretches to ``size x size``; "crop" scales the shorter side to
+    ``size / crop_fraction`` and centre-crops (the ImageNet evaluation recipe); "pad" fits the
+    whole image inside the square on white. ``mean`` and ``std`` are per output channel, in
+    0..255 pixel units; ``channels`` "BGR" reverses the order (Caffe models); ``layout``
+    is "NCHW" (PyTorch) or "NHWC".
+
+    >>> prep = ImagePreprocessing(size=4, mean=(0, 0, 0), std=(255, 255, 255))
+    >>> x = prep([np.full((8, 8), 255, dtype=np.uint8)])  # needs Pillow  # doctest: +SKIP
+    >>> x.shape, x.dtype, float(x.max())  # doctest: +SKIP
+    ((1, 3, 4, 4), dtype('float32'), 1.0)
+    """
+
+    size: int = 224
+    resize: Literal["squash", "crop", "pad"] = "squash"
+    crop_fraction: float = 0.875
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channels: Literal["RGB", "BGR"] = "RGB"
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    resample: Literal["bilinear", "bicubic"] = "bicubic"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form, for fingerprints and manifests."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def image(self, image: Any) -> np.ndarray:
+        """One image as ``uint8`` ``size x size x 3`` RGB after resizing."""
+        Image = _pil()
+        resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+        method = resample[self.resample]
+        img = to_rgb(image, max_side=int(self.size / self.crop_fraction) + 1)
+        s = self.size
+        if self.resize == "squash":
+            img = img.resize((s, s), method)
+        elif self.resize == "crop":
+            short = s / self.crop_fraction
+            w, h = img.size
+            scale = short / min(w, h)
+            nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
+            img = img.resize((nw, nh), method)
+            left, top = (nw - s) // 2, (nh - s) // 2
+            img = img.crop((left, top, left + s, top + s))
+        elif self.resize == "pad":
+            w, h = img.size
+            scale = s / max(w, h)
+            nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+            canvas = Image.new("RGB", (s, s), (255, 255, 255))
+            canvas.paste(img.resize((nw, nh), method), ((s - nw) // 2, (s - nh) // 2))
+            img = canvas
+        else:
+            raise ValueError(f"resize must be 'squash', 'crop' or 'pad', got {self.resize!r}")
+        return np.asarray(img, dtype=np.uint8)
+
+    def __call__(self, images: Sequence[Any]) -> np.ndarray:
+        batch = np.stack([self.image(im) for im in images]).astype(np.float32)
+        if self.channels == "BGR":
+            batch = batch[..., ::-1]
+        batch = (batch - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(batch, dtype=np.float32)

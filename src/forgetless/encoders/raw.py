@@ -1,0 +1,56 @@
+"""Raw pixels as features: the no-model baseline every encoder should beat."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from forgetless.encoders.base import Encoder
+from forgetless.encoders.images import to_rgb
+
+
+class RawPixels(Encoder):
+    """Flattened pixels scaled to [0, 1]; grayscale unless ``color``.
+
+    ``size`` resizes every image to ``size x size`` first (needed for images of mixed sizes);
+    None keeps arrays as they are.
+
+    >>> import numpy as np
+    >>> RawPixels().encode(np.full((2, 3, 3), 255, dtype=np.uint8)).tolist()[0][:3]
+    [1.0, 1.0, 1.0]
+    >>> RawPixels(size=4, color=True).dim
+    48
+    """
+
+    modality = "image"
+
+    def __init__(self, size: int | None = None, color: bool = False, batch_size: int = 256):
+        self.size = size
+        self.color = color
+        self.name = "raw"
+        self.batch_size = batch_size
+        self.dim = size * size * (3 if color else 1) if size else None
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {"size": self.size, "color": self.color, "scale": "1/255"}
+
+    def _one(self, image: Any) -> np.ndarray:
+        if self.size is None and isinstance(image, np.ndarray) and image.dtype == np.uint8:
+            if self.color == (image.ndim == 3 and image.shape[2] == 3):
+                return image.reshape(-1)
+        img = to_rgb(image)
+        if self.size is not None:
+            from PIL import Image
+
+            img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        if not self.color:
+            img = img.convert("L")
+        return np.asarray(img).reshape(-1)
+
+    def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
+        rows = [self._one(im) for im in batch]
+        if len({r.shape for r in rows}) > 1:
+            raise ValueError("images differ in size; pass size= to resize them to one size")
+        return np.stack(rows).astype(np.float32) / 255.0

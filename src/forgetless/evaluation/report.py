@@ -1,0 +1,242 @@
+"""Turn a run's ``results.json`` into CSV tables, PNG plots and one self-contained HTML page.
+
+``write_report(run_dir)`` (also ``forgetless report RUN_DIR``) reads ``results.json`` and writes
+
+- ``summary.csv``: one row per method, mean and std over seeds of every summary metric;
+- ``accuracy_by_step.csv``: accuracy on all classes seen after each step, per method and seed;
+- ``accuracy_by_step.png``: those curves (mean over seeds, std as a band);
+- ``accuracy_matrix_<method>.png``: heatmaps of A[i][j] (first seed);
+- ``continual_evaluation.png``: accuracy on the first task while training continues (per
+  iteration for the gradient baselines, per step for the analytic methods): the stability gap;
+- ``report.html``: the tables and the plots (embedded), readable offline.
+
+Plots need matplotlib (``pip install forgetless[report]``); without it the CSV and HTML are
+still written and the page says what is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_LABELS = {
+    "final_accuracy": "final acc",
+    "average_incremental_accuracy": "avg inc acc",
+    "forgetting": "forgetting",
+    "backward_transfer": "BWT",
+    "min_accuracy": "min-ACC",
+    "worst_case_accuracy": "WC-ACC",
+    "stability_gap": "stability gap",
+    "total_seconds": "time (s)",
+    "peak_memory_MiB": "peak MiB",
+}
+_PERCENT = {
+    "final_accuracy",
+    "average_incremental_accuracy",
+    "forgetting",
+    "backward_transfer",
+    "min_accuracy",
+    "worst_case_accuracy",
+    "stability_gap",
+}
+
+
+def _fmt(metric: str, stats: dict[str, float] | None) -> str:
+    if not stats:
+        return ""
+    scale = 100.0 if metric in _PERCENT else 1.0
+    digits = 1 if metric in _PERCENT else 2
+    text = f"{scale * stats['mean']:.{digits}f}"
+    return text + (f" ± {scale * stats['std']:.{digits}f}" if stats["std"] > 0 else "")
+
+
+def summary_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-method summary (percentages for accuracies)."""
+    metrics = [m for m in _LABELS if any(m in e["summary"] for e in results["methods"].values())]
+    header = ["method"] + [_LABELS[m] for m in metrics]
+    rows = [
+        [name] + [_fmt(m, entry["summary"].get(m)) for m in metrics]
+        for name, entry in results["methods"].items()
+    ]
+    return header, rows
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table for the terminal."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def _write_csvs(results: dict[str, Any], out: Path) -> None:
+    with open(out / "summary.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        metrics = list(_LABELS)
+        writer.writerow(["method"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+        for name, entry in results["methods"].items():
+            row = [name]
+            for m in metrics:
+                stats = entry["summary"].get(m)
+                row += [stats["mean"], stats["std"]] if stats else ["", ""]
+            writer.writerow(row)
+    with open(out / "accuracy_by_step.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "seed", "step", "accuracy_seen", "step_seconds"])
+        for name, entry in results["methods"].items():
+            for seed, r in entry["seeds"].items():
+                for i, (acc, sec) in enumerate(
+                    zip(r["accuracy_seen"], r["step_seconds"], strict=True)
+                ):
+                    writer.writerow([name, seed, i + 1, acc, sec])
+
+
+def _plots(results: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, entry in results["methods"].items():
+        curves = np.array([r["accuracy_seen"] for r in entry["seeds"].values()]) * 100
+        steps = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(axis=0), curves.std(axis=0)
+        ax.plot(steps, mean, marker="o", label=name)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy on all classes seen (%)")
+    ax.set_title(f"{results['dataset']['name']} / {results['encoder']['name']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_by_step.png", dpi=110)
+    plt.close(fig)
+    written.append("accuracy_by_step.png")
+
+    for name, entry in results["methods"].items():
+        first = next(iter(entry["seeds"].values()))
+        A = (
+            np.array(
+                [[np.nan if v is None else v for v in row] for row in first["accuracy_matrix"]]
+            )
+            * 100
+        )
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        image = ax.imshow(A, vmin=0, vmax=100, cmap="viridis")
+        ax.set_xlabel("tested on step j")
+        ax.set_ylabel("after step i")
+        ax.set_title(f"A[i][j] (%): {name}", fontsize=9)
+        if A.shape[0] <= 12:
+            for i in range(A.shape[0]):
+                for j in range(i + 1):
+                    ax.text(
+                        j,
+                        i,
+                        f"{A[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if A[i, j] < 60 else "black",
+                    )
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        filename = f"accuracy_matrix_{name}.png"
+        fig.savefig(out / filename, dpi=100)
+        plt.close(fig)
+        written.append(filename)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, entry in results["methods"].items():
+        trace = next(iter(entry["seeds"].values()))["trace"]
+        if not trace["iterations"]:
+            continue
+        first_task = [np.nan if row[0] is None else 100 * row[0] for row in trace["accuracy"]]
+        ends = trace["task_end"]
+        # Progress in tasks: iteration t inside task i maps to i + (t - start_i) / (end_i - start_i)
+        starts = [0] + ends[:-1]
+        x = []
+        for t in trace["iterations"]:
+            i = next((k for k, e in enumerate(ends) if t <= e), len(ends) - 1)
+            span = max(ends[i] - starts[i], 1)
+            x.append(i + (t - starts[i]) / span)
+        ax.plot(x, first_task, marker="." if len(x) < 60 else None, label=name)
+    ax.set_xlabel("tasks trained (switches at integers)")
+    ax.set_ylabel("accuracy on the first task (%)")
+    ax.set_title("continual evaluation: the stability gap")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "continual_evaluation.png", dpi=110)
+    plt.close(fig)
+    written.append("continual_evaluation.png")
+    return written
+
+
+def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> None:
+    header, rows = summary_table(results)
+    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    for row in rows:
+        table += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+    table += "</table>"
+    figures = ""
+    for name in images:
+        data = base64.b64encode((out / name).read_bytes()).decode("ascii")
+        figures += f'<figure><img src="data:image/png;base64,{data}" alt="{name}"></figure>'
+    config = html.escape(json.dumps(results["config"], indent=1))
+    ds = results["dataset"]
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>forgetless report: {html.escape(ds["name"])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:8px}}
+img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</style></head><body>
+<h1>forgetless report</h1>
+<p>Dataset <b>{html.escape(ds["name"])}</b> ({ds["n_train"]} train / {ds["n_test"]} test,
+{len(ds["classes"])} classes; {html.escape(str(ds.get("source", "")))}), encoder
+<b>{html.escape(results["encoder"]["name"])}</b> ({results["encoder"]["dim"]}-d), scenario
+<b>{html.escape(next(iter(results["scenarios"].values()))["name"])}</b>, seeds
+{", ".join(results["scenarios"])}; forgetless {html.escape(results["library_version"])}.</p>
+<h2>Summary (mean ± std over seeds)</h2>{table}
+<p>Accuracies in %. Forgetting and BWT from the accuracy matrix A[i][j]; min-ACC, WC-ACC and the
+stability gap from evaluations during training (De Lange et al.).</p>
+{("<p><b>" + html.escape(note) + "</b></p>") if note else ""}
+<h2>Plots</h2>{figures}
+<h2>Configuration</h2><pre>{config}</pre></body></html>"""
+    (out / "report.html").write_text(page)
+
+
+def write_report(run_dir: str | Path) -> list[str]:
+    """(Re)build the CSV tables, plots and HTML page of a run; return the files written."""
+    out = Path(run_dir)
+    path = out / "results.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {out} a forgetless run directory?")
+    results = json.loads(path.read_text())
+    _write_csvs(results, out)
+    note = ""
+    try:
+        images = _plots(results, out)
+    except ImportError:
+        images, note = [], "Plots need matplotlib: pip install 'forgetless[report]'"
+    _html(results, out, images, note)
+    return ["summary.csv", "accuracy_by_step.csv", *images, "report.html"]

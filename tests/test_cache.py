@@ -1,0 +1,253 @@
+"""Feature cache: no re-encoding, resume after a kill, no stale or damaged features served."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import require
+
+from forgetless.cache import (
+    ENV_VAR,
+    FEATURES,
+    MANIFEST,
+    CacheDamagedWarning,
+    FeatureCache,
+    dataset_features,
+    default_cache_dir,
+    inputs_fingerprint,
+)
+from forgetless.cli import main
+from forgetless.data import load_dataset
+from forgetless.encoders import Encoder, load_encoder
+
+
+class Counting(Encoder):
+    """Wraps a real encoder and counts what it is asked to encode; may fail after a budget."""
+
+    def __init__(self, inner: Encoder, fail_after: int | None = None) -> None:
+        self.inner = inner
+        self.name, self.dim, self.modality = inner.name, inner.dim, inner.modality
+        self.items = 0
+        self.fail_after = fail_after
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
+        if self.fail_after is not None and self.items >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.items += len(batch)
+        return self.inner.encode(batch, progress=False)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Any:
+    return load_dataset("digits")
+
+
+def test_second_run_encodes_nothing_and_returns_identical_features(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    first = Counting(load_encoder("raw"))
+    a = np.array(cache.features(first, digits.train.inputs, chunk_size=200))
+    assert first.items == len(digits.train)
+    second = Counting(load_encoder("raw"))
+    b = cache.features(second, digits.train.inputs, chunk_size=200)
+    assert second.items == 0
+    assert isinstance(b, np.memmap) and not b.flags.writeable
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, load_encoder("raw").encode(digits.train.inputs))
+    (manifest,) = [json.loads(m.read_text()) for m in tmp_path.glob(f"*/{MANIFEST}")]
+    assert manifest["encoder"]["fingerprint"] == load_encoder("raw").fingerprint()
+    assert manifest["inputs_fingerprint"] == inputs_fingerprint(digits.train.inputs)
+    assert manifest["complete"] and len(manifest["chunks"]) == 7  # 1347 rows / 200
+
+
+def test_real_encoder_is_not_called_on_a_cache_hit(tmp_path, efficientnet, fashion_mnist) -> None:
+    images = fashion_mnist.test.inputs[:64]
+    cache = FeatureCache(tmp_path)
+    first = cache.features(efficientnet, images, chunk_size=32)
+    counting = Counting(efficientnet)
+    again = cache.features(counting, images, chunk_size=32)
+    assert counting.items == 0
+    np.testing.assert_array_equal(first, again)
+
+
+def test_resume_after_interruption_encodes_only_the_rest(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    dying = Counting(load_encoder("raw"), fail_after=300)
+    with pytest.raises(KeyboardInterrupt):
+        cache.features(dying, digits.train.inputs, chunk_size=100)
+    (entry,) = cache.entries()
+    assert not entry.complete
+    resumed = Counting(load_encoder("raw"))
+    feats = cache.features(resumed, digits.train.inputs, chunk_size=100)
+    assert resumed.items == len(digits.train) - 300
+    np.testing.assert_array_equal(feats, load_encoder("raw").encode(digits.train.inputs))
+    assert cache.entries()[0].complete
+
+
+def test_resume_after_the_process_is_killed(tmp_path, digits) -> None:
+    """SIGKILL a real encoding process mid-run; the next run picks up its chunks."""
+    script = textwrap.dedent(
+        f"""
+        import time
+        from forgetless.cache import FeatureCache
+        from forgetless.data import load_dataset
+        from forgetless.encoders import load_encoder
+
+        class SlowList(list):  # the same images, handed out slowly
+            def __getitem__(self, index):
+                if isinstance(index, slice):
+                    time.sleep(0.2)
+                return super().__getitem__(index)
+
+        inputs = SlowList(load_dataset("digits").train.inputs)
+        cache = FeatureCache({str(tmp_path)!r})
+        cache.features(load_encoder("raw"), inputs, chunk_size=50, progress=False)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = [
+                len(json.loads(m.read_text())["chunks"])
+                for m in tmp_path.glob(f"*/{MANIFEST}")
+                if m.stat().st_size
+            ]
+            if done and done[0] >= 3:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the encoding process never wrote a chunk")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    (manifest,) = [json.loads(m.read_text()) for m in tmp_path.glob(f"*/{MANIFEST}")]
+    written = len(manifest["chunks"])
+    assert not manifest["complete"] and written >= 3
+    resumed = Counting(load_encoder("raw"))
+    inputs = list(digits.train.inputs)
+    feats = FeatureCache(tmp_path).features(resumed, inputs, chunk_size=50, progress=False)
+    assert 0 < resumed.items <= len(inputs) - 50 * written
+    np.testing.assert_array_equal(feats, load_encoder("raw").encode(digits.train.inputs))
+
+
+def test_changed_preprocessing_or_inputs_never_serve_stale_features(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    cache.features(load_encoder("raw"), digits.train.inputs)
+    resized = Counting(load_encoder("raw", size=4))
+    feats = cache.features(resized, digits.train.inputs)
+    assert resized.items == len(digits.train) and feats.shape == (len(digits.train), 16)
+    changed = digits.train.inputs.copy()
+    changed[0, 0, 0] ^= 1
+    same_encoder = Counting(load_encoder("raw"))
+    cache.features(same_encoder, changed)
+    assert same_encoder.items == len(digits.train)
+    assert len(cache.entries()) == 3
+
+
+def test_image_files_are_keyed_by_content_changes(tmp_path, digits) -> None:
+    pil = require("PIL.Image", "pip install pillow")
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f"{i}.png"))
+        pil.fromarray(digits.train.inputs[i]).save(paths[-1])
+    cache = FeatureCache(tmp_path / "cache")
+    before = np.array(cache.features(load_encoder("raw"), paths))
+    pil.fromarray(255 - digits.train.inputs[0]).save(paths[0])
+    os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))
+    after = cache.features(load_encoder("raw"), paths)
+    assert not np.array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1:], after[1:])
+
+
+def test_damaged_chunk_is_detected_and_only_it_is_rebuilt(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    good = np.array(cache.features(load_encoder("raw"), digits.train.inputs, chunk_size=100))
+    (features,) = tmp_path.glob(f"*/{FEATURES}")
+    with open(features, "r+b") as f:  # flip bytes well inside the data (third chunk)
+        f.seek(features.stat().st_size - good.nbytes + 250 * good.shape[1] * 4)
+        f.write(b"\xff\xff\xff\xff")
+    counting = Counting(load_encoder("raw"))
+    with pytest.warns(CacheDamagedWarning, match="damaged"):
+        again = cache.features(counting, digits.train.inputs, chunk_size=100)
+    assert counting.items == 100
+    np.testing.assert_array_equal(again, good)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "manifest"])
+def test_damaged_files_are_rebuilt(tmp_path, digits, damage: str) -> None:
+    cache = FeatureCache(tmp_path)
+    good = np.array(cache.features(load_encoder("raw"), digits.test.inputs))
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    if damage == "truncate":
+        with open(folder / FEATURES, "r+b") as f:
+            f.truncate(1000)
+    else:
+        (folder / MANIFEST).write_text('{"format": 1, "key": ')
+    counting = Counting(load_encoder("raw"))
+    with pytest.warns(CacheDamagedWarning):
+        again = cache.features(counting, digits.test.inputs)
+    assert counting.items == len(digits.test)
+    np.testing.assert_array_equal(again, good)
+
+
+def test_verify_off_skips_rehashing_but_still_serves(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    a = np.array(cache.features(load_encoder("raw"), digits.test.inputs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = cache.features(load_encoder("raw"), digits.test.inputs, verify=False)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_location_from_argument_env_var_and_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    assert FeatureCache().root == tmp_path / "env" == default_cache_dir()
+    assert FeatureCache(tmp_path / "arg").root == tmp_path / "arg"
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "forgetless"
+
+
+def test_dataset_features_tags_both_splits(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    train, test = dataset_features(load_encoder("raw"), digits, cache)
+    assert train.shape == (len(digits.train), 64) and test.shape == (len(digits.test), 64)
+    assert sorted(e.tag for e in cache.entries()) == ["digits/test", "digits/train"]
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, digits, capsys) -> None:
+    cache = FeatureCache(tmp_path)
+    cache.features(load_encoder("raw"), digits.test.inputs, tag="quiet")
+    assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest
+    cache.features(load_encoder("raw"), digits.train.inputs, tag="loud", progress=True)
+    err = capsys.readouterr().err
+    assert "raw loud" in err and "img/s" in err and "1347/1347" in err
+
+
+def test_cli_lists_and_clears(tmp_path, digits, capsys) -> None:
+    cache = FeatureCache(tmp_path)
+    dataset_features(load_encoder("raw"), digits, cache)
+    (tmp_path / "keep-me.txt").write_text("not a cache entry")
+    assert main(["cache", "--dir", str(tmp_path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries" in out and "digits/train" in out and "1347x64" in out
+    assert main(["cache", "--dir", str(tmp_path), "clear"]) == 1  # stdin is not a terminal
+    assert len(cache.entries()) == 2
+    assert main(["cache", "--dir", str(tmp_path), "clear", "--yes"]) == 0
+    assert cache.entries() == [] and (tmp_path / "keep-me.txt").exists()
+    assert "deleted 2 entries" in capsys.readouterr().out

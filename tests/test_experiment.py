@@ -1,0 +1,211 @@
+"""The main job end to end: a run on real data, its metrics, its files, its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from forgetless.cli import main
+from forgetless.evaluation.metrics import (
+    average_incremental_accuracy,
+    backward_transfer,
+    forgetting,
+    min_accuracy,
+    stability_gap,
+    worst_case_accuracy,
+)
+from forgetless.experiment import RunConfig, run
+
+
+def test_metrics_on_a_hand_computed_matrix():
+    A = np.array([[0.9, np.nan, np.nan], [0.7, 0.8, np.nan], [0.6, 0.5, 0.95]])
+    # forgetting: task 0: max(0.9, 0.7) - 0.6 = 0.3; task 1: 0.8 - 0.5 = 0.3
+    assert forgetting(A) == pytest.approx(0.3)
+    # BWT: (0.6 - 0.9 + 0.5 - 0.8) / 2
+    assert backward_transfer(A) == pytest.approx(-0.3)
+    assert average_incremental_accuracy([0.9, 0.75, 0.7]) == pytest.approx(0.7833333)
+    trace = np.array(
+        [
+            [0.9, np.nan, np.nan],
+            [0.3, 0.1, np.nan],
+            [0.7, 0.8, np.nan],
+            [0.2, 0.6, 0.4],
+            [0.6, 0.5, 0.95],
+        ]
+    )
+    its, ends = np.array([10, 12, 20, 25, 30]), [10, 20, 30]
+    # min-ACC after task 2: task 0 fell to 0.2, task 1 to 0.5 after it was learned
+    assert min_accuracy(trace, its, ends, 2) == pytest.approx(0.35)
+    assert worst_case_accuracy(A, trace, its, ends, 2) == pytest.approx(0.95 / 3 + 2 / 3 * 0.35)
+    # gaps: switch 1: 0.9 - 0.3 = 0.6; switch 2: mean(0.7 - 0.2, 0.8 - 0.5) = 0.4
+    assert stability_gap(trace, its, ends) == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def digits_run():
+    config = RunConfig(
+        dataset="digits",
+        encoder="raw",
+        methods=["forgetless", "joint", "ncm", "sgd-finetune", "sgd-replay"],
+        learner={"n_components": 1000},
+        seeds=[0],
+        progress=False,
+    )
+    return run(config)
+
+
+def test_analytic_learner_matches_joint_and_sgd_forgets(digits_run):
+    methods = digits_run["methods"]
+    ours = methods["forgetless"]["summary"]["final_accuracy"]["mean"]
+    joint = methods["joint"]["summary"]["final_accuracy"]["mean"]
+    assert abs(ours - joint) <= 0.001  # within 0.1 points of the joint upper bound
+    assert ours > 0.95
+    assert methods["forgetless"]["summary"]["forgetting"]["mean"] < 0.02
+    sgd = methods["sgd-finetune"]["summary"]
+    assert sgd["forgetting"]["mean"] > 0.3  # a real class-incremental scenario
+    assert sgd["stability_gap"]["mean"] > 0.1
+    assert (
+        methods["sgd-replay"]["summary"]["final_accuracy"]["mean"] > sgd["final_accuracy"]["mean"]
+    )
+
+
+def test_results_schema(digits_run):
+    seed = digits_run["methods"]["forgetless"]["seeds"]["0"]
+    A = seed["accuracy_matrix"]
+    assert len(A) == 5 and A[0][1] is None and A[4][4] is not None
+    assert len(seed["accuracy_seen"]) == 5 and len(seed["step_seconds"]) == 5
+    assert set(seed["per_class_accuracy"]) == {str(c) for c in range(10)}
+    steps = digits_run["scenarios"]["0"]["steps"]
+    assert [len(s["classes"]) for s in steps] == [2, 2, 2, 2, 2]
+    assert digits_run["config"]["dataset"] == "digits"
+    json.dumps(digits_run)  # serialisable as is
+
+
+def test_cli_run_writes_json_csv_png_html(tmp_path):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            "--dataset",
+            "digits",
+            "--methods",
+            "forgetless",
+            "sgd-finetune",
+            "--n-components",
+            "300",
+            "--increment",
+            "5",
+            "--seeds",
+            "0",
+            "1",
+            "--output",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]["forgetless"]["seeds"]) == {"0", "1"}
+    assert json.loads((out / "config.json").read_text())["seeds"] == [0, 1]
+    with open(out / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["method"] for r in rows] == ["forgetless", "sgd-finetune"]
+    for name in (
+        "accuracy_by_step.png",
+        "continual_evaluation.png",
+        "accuracy_matrix_forgetless.png",
+    ):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "forgetless" in page
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").exists()
+
+
+def test_config_file_round_trip(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'dataset = "digits"\nseeds = [3]\nmethods = ["ncm"]\n'
+        '[scenario]\nkind = "few-shot"\nbase = 4\nways = 2\nshots = 5\n'
+    )
+    config = RunConfig.from_file(path)
+    assert config.scenario["kind"] == "few-shot" and config.seeds == [3]
+    results = run(config)
+    assert len(results["methods"]["ncm"]["seeds"]["3"]["accuracy_seen"]) == 4
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(dataset="mnist9"), "unknown dataset 'mnist9'; known: digits"),
+        (dict(encoder="resnet9000"), "unknown encoder 'resnet9000'; known: "),
+        (dict(methods=["ewc++"]), "unknown methods \\['ewc\\+\\+'\\]; known: forgetless"),
+        (
+            dict(scenario={"kind": "tasks"}),
+            "unknown scenario kind 'tasks'; known: class-incremental",
+        ),
+    ],
+)
+def test_bad_config_lists_valid_names(change, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**change).validate()
+
+
+def test_bad_config_file(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('dataset = "digits"\nmethod = ["ncm"]\n')
+    with pytest.raises(ValueError, match="unknown config keys \\['method'\\]"):
+        RunConfig.from_file(path)
+    assert main(["run", "--dataset", "nope", "--quiet"]) == 2
+    assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+
+def test_online_blurry_run_has_anytime_evaluation():
+    config = RunConfig(
+        dataset="digits",
+        methods=["forgetless", "sgd-finetune"],
+        scenario={"kind": "online-blurry", "n_tasks": 5, "blurry": 0.1, "batch_size": 32},
+        learner={"n_components": 300, "alpha": 1.0},
+        eval_every=5,
+        seeds=[0],
+        progress=False,
+    )
+    results = run(config)
+    ours = results["methods"]["forgetless"]["seeds"]["0"]
+    assert len(ours["trace"]["iterations"]) >= 5  # evaluated during the stream, not only at ends
+    assert ours["final_accuracy"] > 0.9
+
+
+def test_every_shipped_config_is_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+    assert len(configs) >= 5
+    for path in configs:
+        RunConfig.from_file(path).validate()
+
+
+def test_domain_incremental_run_on_transformed_digits():
+    config = RunConfig(
+        dataset="digits",
+        methods=["forgetless", "sgd-finetune"],
+        scenario={
+            "kind": "domain-incremental",
+            "domains": "transforms",
+            "transforms": ["original", "rotate90", "invert"],
+        },
+        learner={"n_components": 500},
+        seeds=[0],
+        progress=False,
+    )
+    results = run(config)
+    steps = results["scenarios"]["0"]["steps"]
+    assert len(steps) == 3 and all(len(s["classes"]) == 10 for s in steps)
+    ours = results["methods"]["forgetless"]["summary"]
+    sgd = results["methods"]["sgd-finetune"]["summary"]
+    assert ours["final_accuracy"]["mean"] > 0.85
+    assert ours["forgetting"]["mean"] < sgd["forgetting"]["mean"]
