@@ -94,9 +94,20 @@ def test_user_grid_is_scored_point_by_point(problem):
 
 def test_ridge_head_matches_closed_form(problem):
     H, y, stats = problem
-    head = RidgeHead(alpha=2.0).fit(stats)
+    head = RidgeHead(alpha=2.0, fit_intercept=False).fit(stats)
     W = np.linalg.solve(H.T @ H + 2.0 * np.eye(H.shape[1]), H.T @ np.eye(4)[y])
     np.testing.assert_allclose(head.coef_, W, rtol=1e-10)
+
+
+def test_ridge_intercept_from_centred_sums_matches_scikit_learn(problem):
+    from sklearn.linear_model import Ridge
+
+    H, y, stats = problem
+    Y = np.eye(4)[y]
+    ours = RidgeHead(alpha=2.0).fit(stats)
+    theirs = Ridge(alpha=2.0).fit(H, Y)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_.T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-9, atol=1e-12)
 
 
 def test_rls_downdate_refuses_rows_never_added(problem):
@@ -146,3 +157,21 @@ def test_gcv_is_inf_where_undefined(problem):
     assert math.isinf(gcv(1e-9).score)
     assert math.isfinite(gcv(1e6).score)
     assert math.isinf(GCV(-np.eye(3), np.ones((3, 1)), 10)(0.5).score)  # not factorisable
+
+
+def test_gcv_with_more_classes_than_units_is_unchanged():
+    rng = np.random.default_rng(3)
+    n, m, c = 900, 30, 120  # C > M: GCV works on a compressed M x M factor of Q
+    y = np.arange(n) % c
+    H = rng.standard_normal((n, m)) + 0.3 * rng.standard_normal((c, m))[y]
+    stats = SufficientStatistics(m)
+    stats.add(H, y, n_classes=c)
+    compressed = GCV(stats.gram, stats.class_sums, n)
+    assert compressed.compressed
+    for alpha in (0.5, 50.0):
+        assert compressed(alpha).score == pytest.approx(
+            spectral_gcv(H, np.eye(c)[y], alpha), rel=1e-9
+        )
+    head = RidgeHead(fit_intercept=False).fit(stats)
+    W = np.linalg.solve(H.T @ H + head.alpha_ * np.eye(m), H.T @ np.eye(c)[y])
+    np.testing.assert_allclose(head.coef_, W, rtol=1e-9, atol=1e-12)

@@ -54,6 +54,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "forgetless-rls": ("analytic", {"head": "rls", "alpha": 1.0}),
     "ncm": ("analytic", {"head": "ncm"}),
     "lda": ("analytic", {"head": "lda"}),
+    "forgetless-guided": ("analytic", {"head": "ridge", "projection": "guided"}),
+    "owm": ("analytic", {"head": "owm", "alpha": 1.0}),
     "joint": ("joint", {"head": "ridge"}),
     "sgd-finetune": ("sgd", {"method": "finetune"}),
     "sgd-replay": ("sgd", {"method": "replay"}),

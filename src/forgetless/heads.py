@@ -121,9 +121,28 @@ class GCV:
     True
     """
 
-    def __init__(self, gram: np.ndarray, class_sums: np.ndarray, n: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        gram: np.ndarray,
+        class_sums: np.ndarray,
+        n: int,
+        seed: int = 0,
+        target_energy: float | None = None,
+        extra_df: float = 0.0,
+    ) -> None:
         self.gram, self.class_sums, self.n = gram, class_sums, float(n)
+        # ||Y||_F^2 (n for one-hot targets; less once centred) and the intercept's degree of
+        # freedom, when the statistics were centred to fit one.
+        self.target_energy = float(n) if target_energy is None else float(target_energy)
+        self.extra_df = float(extra_df)
         m = gram.shape[0]
+        # With more classes than units, GCV only needs Q through Q Q^T: replace Q by an M x M
+        # factor R^T with R^T R = Q Q^T (from a QR of Q^T), so each lambda costs O(M^3), not
+        # O(M^2 C). The coefficients are then solved once, at the chosen lambda.
+        self.compressed = class_sums.shape[1] > m
+        if self.compressed:
+            r = linalg.qr(class_sums.T, mode="r", check_finite=False)[0]
+            self.class_sums = np.ascontiguousarray(r[:m].T)
         self._exact = m <= _PROBES
         if self._exact:
             self.probes = np.eye(m)
@@ -140,14 +159,15 @@ class GCV:
         except linalg.LinAlgError:
             return GCVPoint(alpha, math.inf)
         W = linalg.cho_solve((upper, False), self.class_sums, check_finite=False)
-        rss = self.n - float(np.vdot(W, self.class_sums)) - alpha * float(np.vdot(W, W))
+        rss = self.target_energy - float(np.vdot(W, self.class_sums)) - alpha * float(np.vdot(W, W))
         trace_inv, stderr = self._trace_inverse(upper)
-        df = m - alpha * trace_inv
+        df = m - alpha * trace_inv + self.extra_df
         if alpha * stderr > 0.01 * abs(self.n - df):
             # The estimate cannot resolve n - df (e.g. M > n, nearly interpolating): be exact.
             inverse, info = lapack.dtrtri(upper, lower=0)
             trace_inv = float(np.vdot(np.triu(inverse), np.triu(inverse)))
-            df = m - alpha * trace_inv
+            df = m - alpha * trace_inv + self.extra_df
+        W = None if self.compressed else W
         if self.n - df <= 0:
             return GCVPoint(alpha, math.inf, W)
         return GCVPoint(alpha, self.n * max(rss, 0.0) / (self.n - df) ** 2, W)
@@ -169,6 +189,8 @@ def select_alpha(
     start: float | None = None,
     alphas: np.ndarray | None = None,
     tolerance: float = 0.25,
+    target_energy: float | None = None,
+    extra_df: float = 0.0,
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda by GCV over all accumulated statistics.
 
@@ -182,7 +204,7 @@ def select_alpha(
 
     Returns the best point (with its coefficients) and every point evaluated, sorted by lambda.
     """
-    gcv = GCV(gram, class_sums, n)
+    gcv = GCV(gram, class_sums, n, target_energy=target_energy, extra_df=extra_df)
     evaluated: dict[float, GCVPoint] = {}
 
     def score(t: float) -> float:
@@ -231,18 +253,27 @@ def select_alpha(
 
 
 class RidgeHead:
-    """Ridge regression on one-hot targets: W = (G + lambda I)^-1 Q.
+    """Ridge regression on one-hot targets: W = (G + lambda I)^-1 Q, with an intercept.
 
-    ``alpha="auto"`` chooses lambda by GCV over all statistics so far (see :func:`select_alpha`),
-    warm-started from the previous choice, so a refit after an update costs a few Cholesky
-    factorisations rather than one per grid point.
+    ``fit_intercept`` centres the sums (G - n m m^T, Q - n m p^T with m the mean feature and p
+    the class priors, all from the statistics) so the intercept is not penalised, as in
+    scikit-learn's ridge; without it, features with a large common offset (raw pixels) make
+    the penalty fight the mean. ``alpha="auto"`` chooses lambda by GCV over all statistics so
+    far (see :func:`select_alpha`), warm-started from the previous choice, so a refit after an
+    update costs a few Cholesky factorisations rather than one per grid point.
     """
 
     name = "ridge"
 
-    def __init__(self, alpha: float | str = "auto", alphas: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        alpha: float | str = "auto",
+        alphas: np.ndarray | None = None,
+        fit_intercept: bool = True,
+    ) -> None:
         self.alpha = alpha
         self.alphas = alphas
+        self.fit_intercept = fit_intercept
         self.alpha_: float | None = None
         self.gcv_path_: list[GCVPoint] = []
         self.coef_: np.ndarray | None = None
@@ -250,16 +281,32 @@ class RidgeHead:
 
     def fit(self, stats: SufficientStatistics) -> RidgeHead:
         gram, sums, n = stats.gram, stats.class_sums, stats.n_samples
+        energy, extra_df = float(n), 0.0
+        centre = self.fit_intercept and n > 0
+        if centre:
+            mean = stats.feature_sum / n
+            prior = stats.counts / n
+            gram = gram - n * np.outer(mean, mean)
+            sums = sums - n * np.outer(mean, prior)
+            energy, extra_df = n * (1.0 - float(prior @ prior)), 1.0
         if self.alpha == "auto":
-            best, path = select_alpha(gram, sums, n, start=self.alpha_, alphas=self.alphas)
+            best, path = select_alpha(
+                gram,
+                sums,
+                n,
+                start=self.alpha_,
+                alphas=self.alphas,
+                target_energy=energy,
+                extra_df=extra_df,
+            )
             self.alpha_, self.gcv_path_ = best.alpha, path
             # The search's own Cholesky solve at the chosen lambda: the same operations (and so
             # the same bits) as ridge_solve with a fixed alpha equal to alpha_.
-            self.coef_ = best.coef
+            self.coef_ = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha)
         else:
             self.alpha_ = float(self.alpha)
             self.coef_ = ridge_solve(gram, sums, self.alpha_)
-        self.intercept_ = np.zeros(sums.shape[1])
+        self.intercept_ = prior - mean @ self.coef_ if centre else np.zeros(sums.shape[1])
         return self
 
     def decision_function(self, H: np.ndarray) -> np.ndarray:
@@ -280,7 +327,7 @@ class RLSHead(RidgeHead):
     def __init__(self, alpha: float = 1.0, n_components: int = 0) -> None:
         if isinstance(alpha, str) or not alpha > 0:
             raise ValueError(f"head='rls' needs a fixed alpha > 0, got {alpha!r}")
-        super().__init__(alpha=float(alpha))
+        super().__init__(alpha=float(alpha), fit_intercept=False)
         self.alpha_ = float(alpha)
         self.P = np.eye(n_components) / self.alpha_
         self.coef_ = np.zeros((n_components, 0))
@@ -416,3 +463,78 @@ class LDAHead:
 
 
 HEADS = ("ridge", "rls", "ncm", "lda")
+
+
+class OWMHead(RLSHead):
+    """Orthogonal weight modification (IF2Net / OWM style), a comparison head.
+
+    Each ``partial_fit`` call is one task. The task's update of the output weights is confined
+    to the (soft) orthogonal complement of the earlier tasks' feature subspace, held as the
+    projector ``A = alpha (G_old + alpha I)^-1`` (eigenvalues near 0 on directions the old
+    features span, 1 where they are silent)::
+
+        dW = A dV,  dV = argmin ||Y_t - H_t W - H_t A dV||^2 + alpha ||dV||^2
+
+    so the outputs of earlier tasks' inputs barely move (exactly not, as alpha -> 0), whatever
+    the new task asks. On the first task ``A = I`` and the head is plain ridge. ``P`` holds
+    ``(G_old + alpha I)^-1`` (the RLS inverse, so models save and load like ``head="rls"``).
+
+    Unlike ridge/RLS, the weights depend on the order of the tasks, not only on the summed
+    statistics; so learners with this head cannot ``merge``, ``forget`` or ``forget_classes``
+    (there is no order-free way to add or remove data), and a fixed ``alpha > 0`` is required.
+    """
+
+    name = "owm"
+
+    def __init__(self, alpha: float = 1.0, n_components: int = 0) -> None:
+        if isinstance(alpha, str) or not alpha > 0:
+            raise ValueError(f"head='owm' needs a fixed alpha > 0, got {alpha!r}")
+        super().__init__(alpha, n_components)
+        self._task_gram = np.zeros((n_components, n_components))
+        self._task_sums = np.zeros((n_components, 0))
+
+    def insert_classes(self, positions: np.ndarray) -> None:
+        super().insert_classes(positions)
+        self._task_sums = np.zeros(self.coef_.shape)
+
+    def update(self, H: np.ndarray, y_index: np.ndarray) -> None:
+        """Accumulate the current task's sums; :meth:`finish_task` applies them."""
+        if self._task_sums.shape != self.coef_.shape:
+            self._task_sums = np.zeros(self.coef_.shape)
+        self._task_gram += H.T @ H
+        for c in np.unique(y_index):
+            self._task_sums[:, c] += H[y_index == c].sum(axis=0)
+
+    def finish_task(self) -> None:
+        """Apply the task accumulated by :meth:`update`, then protect its subspace."""
+        m = self.P.shape[0]
+        if self._task_sums.shape != self.coef_.shape:
+            self._task_sums = np.zeros(self.coef_.shape)
+        G_t, Q_t = self._task_gram, self._task_sums
+        A = self.alpha_ * self.P  # soft projector onto the old features' complement
+        A = 0.5 * (A + A.T)
+        system = A @ G_t @ A
+        system = 0.5 * (system + system.T)
+        system[np.diag_indices(m)] += self.alpha_
+        rhs = A @ (Q_t - G_t @ self.coef_)
+        dV = linalg.solve(system, rhs, assume_a="pos")
+        self.coef_ = self.coef_ + A @ dV
+        # (G_old + G_t + alpha I)^-1 = P (I + G_t P)^-1
+        P = linalg.solve((np.eye(m) + G_t @ self.P).T, self.P.T).T
+        self.P = 0.5 * (P + P.T)
+        self._task_gram = np.zeros((m, m))
+        self._task_sums = np.zeros(self.coef_.shape)
+
+    def downdate(self, H: np.ndarray) -> None:
+        raise ValueError(OWM_ORDER_ERROR)
+
+    def fit(self, stats: SufficientStatistics) -> OWMHead:
+        raise ValueError(OWM_ORDER_ERROR)
+
+
+OWM_ORDER_ERROR = (
+    "head='owm' cannot merge or forget: its weights depend on the order in which tasks were "
+    "learned, not only on the summed statistics; use head='ridge' or 'rls' for that"
+)
+
+HEADS = (*HEADS, "owm")

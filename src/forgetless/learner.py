@@ -30,14 +30,14 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from forgetless.heads import HEADS, LDAHead, NCMHead, RidgeHead, RLSHead
+from forgetless.heads import HEADS, OWM_ORDER_ERROR, LDAHead, NCMHead, OWMHead, RidgeHead, RLSHead
 from forgetless.projection import make_projection
 from forgetless.statistics import SufficientStatistics
 from forgetless.validation import check_features, check_labels, label_family
 
 _COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
 # Parameters that change only speed, not the model: learners differing in them may merge.
-_MERGE_EXEMPT = ("chunk_size",)
+_MERGE_EXEMPT = ("chunk_size", "device")
 _FITTED = ("n_features_in_", "seed_", "projection_", "statistics_", "head_", "classes_", "_stale")
 
 
@@ -46,7 +46,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    projection : ``"orthogonal"`` (default), ``"gaussian"``, ``"hadamard"``, ``"fourier"`` or
+    projection : ``"orthogonal"`` (default), ``"gaussian"``, ``"hadamard"``, ``"fourier"``,
+        ``"guided"`` (units selected on the first batch, see :mod:`forgetless.guided`) or
         ``"none"`` (a linear probe on the encoder features). See :mod:`forgetless.projection`.
     n_components : width M of the random layer.
     activation : ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``, ``"identity"``; ``None`` picks
@@ -55,16 +56,23 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
     projection_params : settings of ``projection="guided"`` (see :mod:`forgetless.guided`).
-    head : ``"ridge"`` (default), ``"rls"``, ``"ncm"`` or ``"lda"``. See :mod:`forgetless.heads`.
+    head : ``"ridge"`` (default), ``"rls"``, ``"ncm"``, ``"lda"`` or ``"owm"`` (orthogonal
+        weight modification, a task-order-dependent comparison head). See
+        :mod:`forgetless.heads`.
     alpha : ridge penalty lambda, or ``"auto"`` to choose it by GCV from all statistics so far.
         ``head="rls"`` needs a number.
     alphas : optional grid for ``alpha="auto"``; by default a bracket search (few factorisations).
+    fit_intercept : fit an unpenalised intercept (``head="ridge"``), computed exactly from the
+        sums by centring them. ``rls`` and ``owm`` have no intercept (as RanPAC and ACIL).
     shrinkage : LDA covariance shrinkage, ``"oas"`` or a number in [0, 1].
     per_class_gram : keep one Gram matrix per class (C x M^2 memory) so ``forget_classes`` can
         remove a class exactly without its data.
     compute_dtype : ``"float64"`` (default, exact) or ``"float32"`` (projection and rank-k
         updates in float32, still accumulated in float64).
     chunk_size : rows projected at a time (default: about 64 MiB of projected features).
+    device : ``None`` (numpy) or a torch device (``"cpu"``, ``"cuda"``): the projection and the
+        Gram accumulation run in torch there (see :mod:`forgetless.torch_backend`); the
+        statistics and the solve stay float64.
     random_state : integer seed of the random layer. ``None`` draws one (then ``seed_`` tells it);
         learners can only merge when their seeds agree.
     """
@@ -81,10 +89,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         head: str = "ridge",
         alpha: float | str = "auto",
         alphas: Any = None,
+        fit_intercept: bool = True,
         shrinkage: float | str = "oas",
         per_class_gram: bool = False,
         compute_dtype: str = "float64",
         chunk_size: int | None = None,
+        device: str | None = None,
         random_state: int | None = 0,
     ) -> None:
         self.projection = projection
@@ -97,10 +107,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self.head = head
         self.alpha = alpha
         self.alphas = alphas
+        self.fit_intercept = fit_intercept
         self.shrinkage = shrinkage
         self.per_class_gram = per_class_gram
         self.compute_dtype = compute_dtype
         self.chunk_size = chunk_size
+        self.device = device
         self.random_state = random_state
 
     # ------------------------------------------------------------------ construction helpers
@@ -115,13 +127,15 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if self.head == "ridge":
             if not (self.alpha == "auto" or (not isinstance(self.alpha, str) and self.alpha >= 0)):
                 raise ValueError(f"alpha must be 'auto' or a number >= 0, got {self.alpha!r}")
-            return RidgeHead(self.alpha, self.alphas)
+            return RidgeHead(self.alpha, self.alphas, self.fit_intercept)
         if self.head == "rls":
             return RLSHead(self.alpha, n_components)
         if self.head == "ncm":
             return NCMHead()
         if self.head == "lda":
             return LDAHead(self.shrinkage)
+        if self.head == "owm":
+            return OWMHead(self.alpha, n_components)
         raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
 
     def _new_state(self, X: np.ndarray, y_index: np.ndarray) -> dict[str, Any]:
@@ -159,6 +173,18 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "classes_": np.array([]),
             "_stale": True,
         }
+
+    def _backend(self, layer: Any) -> Any:
+        from forgetless.torch_backend import TorchBackend
+
+        return TorchBackend(layer, self.device, self._dtype())
+
+    def _features(self, X: np.ndarray, layer: Any = None) -> Any:
+        """(start, stop, H) chunks of the projected X, on the numpy path or the torch device."""
+        layer = self.projection_ if layer is None else layer
+        if self.device is not None:
+            return self._backend(layer).features(X, self.chunk_size)
+        return layer.iter_transform(X, self._dtype(), self.chunk_size)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "statistics_")
@@ -211,10 +237,17 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         rls = copy.deepcopy(head) if isinstance(head, RLSHead) else None
         if rls is not None:
             rls.insert_classes(positions)
-        for start, stop, H in layer.iter_transform(X, self._dtype(), self.chunk_size):
-            batch.add(H, index[start:stop])
-            if rls is not None:
-                rls.update(np.asarray(H, dtype=np.float64), index[start:stop])
+        if self.device is not None and rls is None:  # sums accumulated on the device
+            batch = self._backend(layer).statistics(
+                X, index, new_classes.size, self.per_class_gram, self.chunk_size
+            )
+        else:
+            for start, stop, H in self._features(X, layer):
+                batch.add(H, index[start:stop])
+                if rls is not None:
+                    rls.update(np.asarray(H, dtype=np.float64), index[start:stop])
+        if isinstance(rls, OWMHead):
+            rls.finish_task()  # one partial_fit call is one OWM task
 
         # Everything is checked and computed: commit.
         if not fitted:
@@ -248,7 +281,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         X = check_features(X, self.n_features_in_, self)
         self._refit_head()
         out = np.empty((X.shape[0], self.classes_.size))
-        for start, stop, H in self.projection_.iter_transform(X, self._dtype(), self.chunk_size):
+        for start, stop, H in self._features(X):
             out[start:stop] = self.head_.decision_function(np.asarray(H, dtype=np.float64))
         return out
 
@@ -258,7 +291,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         X = check_features(X, self.n_features_in_, self)
         self._refit_head()
         out = np.empty(X.shape[0], dtype=np.int64)
-        for start, stop, H in self.projection_.iter_transform(X, self._dtype(), self.chunk_size):
+        for start, stop, H in self._features(X):
             out[start:stop] = self.head_.decision_function(np.asarray(H, dtype=np.float64)).argmax(
                 1
             )
@@ -299,6 +332,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """Add another learner's statistics: as if this learner had also seen its data."""
         if not isinstance(other, ContinualClassifier):
             raise TypeError(f"can only merge a ContinualClassifier, got {type(other).__name__}")
+        if self.head == "owm":
+            raise ValueError(OWM_ORDER_ERROR)
         check_is_fitted(other)
         mine = {k: v for k, v in self.get_params().items() if k not in _MERGE_EXEMPT}
         theirs = {k: v for k, v in other.get_params().items() if k not in _MERGE_EXEMPT}
@@ -365,7 +400,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self.statistics_.n_components, self.classes_.size, self.per_class_gram
         )
         rls = copy.deepcopy(self.head_) if isinstance(self.head_, RLSHead) else None
-        for start, stop, H in self.projection_.iter_transform(X, self._dtype(), self.chunk_size):
+        for start, stop, H in self._features(X):
             batch.add(H, index[start:stop])
             if rls is not None:
                 rls.downdate(np.asarray(H, dtype=np.float64))
@@ -382,6 +417,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
         check_is_fitted(self)
+        if self.head == "owm":
+            raise ValueError(OWM_ORDER_ERROR)
         classes = np.atleast_1d(np.asarray(classes))
         if classes.size and label_family(classes) != label_family(self.classes_):
             raise ValueError(

@@ -24,28 +24,28 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-
-_BLOCK = 512  # rows of G computed per matrix product in the Gram update
+from scipy.linalg import blas
 
 
 def _gram_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
-    """``acc[upper] += sign * H^T H`` in place, float64 accumulation.
+    """``acc[upper] += sign * H^T H`` in place: a symmetric rank-k update (BLAS syrk).
 
-    Only the upper block triangle is computed (half the flops of a full product), one block row
-    of ``_BLOCK`` rows at a time with a plain matrix product: with OpenBLAS this runs at ~85 % of
-    the matrix-multiply rate where its own syrk reaches ~55 % (see benchmarks/core.py). H may be
-    float32: the products then run in float32 and are added to the float64 accumulator.
+    ``acc`` is Fortran-ordered float64 and only its upper triangle is maintained. syrk does half
+    the flops of a full product; on this machine it computes G ~1.2x faster than numpy's
+    ``H.T @ H`` (benchmarks/core.py). H may be float32: the update then runs in float32 and is
+    added to the float64 accumulator.
     """
     if H.shape[0] == 0:
         return
-    Ht = np.ascontiguousarray(H.T)  # (M, k): each block row below is contiguous
-    m = Ht.shape[0]
-    for i in range(0, m, _BLOCK):
-        block = Ht[i : i + _BLOCK] @ Ht[i:].T
-        if sign == 1.0:
-            acc[i : i + _BLOCK, i:] += block
-        else:
-            acc[i : i + _BLOCK, i:] -= block
+    if H.dtype == np.float32:
+        part = blas.ssyrk(1.0, H.T, trans=0, lower=0)  # H.T is (M, k), F-ordered: no copy
+        acc += sign * np.triu(part).astype(np.float64)
+        return
+    out = blas.dsyrk(
+        sign, np.asarray(H, dtype=np.float64).T, beta=1.0, c=acc, trans=0, lower=0, overwrite_c=1
+    )
+    if not np.shares_memory(out, acc):  # BLAS worked on a copy: write it back
+        acc[...] = out
 
 
 def symmetrize_upper(upper: np.ndarray) -> np.ndarray:
@@ -67,11 +67,11 @@ class SufficientStatistics:
         m = int(n_components)
         self.n_components = m
         self.per_class_gram = bool(per_class_gram)
-        self._gram_upper = np.zeros((m, m))
+        self._gram_upper = np.zeros((m, m), order="F")
         self.class_sums = np.zeros((m, n_classes))
         self.counts = np.zeros(n_classes, dtype=np.int64)
         self._class_grams: list[np.ndarray] = (
-            [np.zeros((m, m)) for _ in range(n_classes)] if per_class_gram else []
+            [np.zeros((m, m), order="F") for _ in range(n_classes)] if per_class_gram else []
         )
 
     # ------------------------------------------------------------------ views
@@ -156,7 +156,7 @@ class SufficientStatistics:
             # np.insert semantics: each position refers to the original indexing.
             grams = list(self._class_grams)
             for offset, pos in enumerate(sorted(positions.tolist())):
-                grams.insert(pos + offset, np.zeros((m, m)))
+                grams.insert(pos + offset, np.zeros((m, m), order="F"))
             self._class_grams = grams
 
     def remove_classes(self, indices: np.ndarray) -> None:
@@ -179,10 +179,10 @@ class SufficientStatistics:
 
     def copy(self) -> SufficientStatistics:
         new = SufficientStatistics(self.n_components, 0, self.per_class_gram)
-        new._gram_upper = self._gram_upper.copy()
+        new._gram_upper = self._gram_upper.copy(order="F")
         new.class_sums = self.class_sums.copy()
         new.counts = self.counts.copy()
-        new._class_grams = [g.copy() for g in self._class_grams]
+        new._class_grams = [g.copy(order="F") for g in self._class_grams]
         return new
 
     # ------------------------------------------------------------------ storage
@@ -213,12 +213,12 @@ class SufficientStatistics:
             )
         per_class = "class_grams_upper" in arrays
         new = cls(m, 0, per_class)
-        new._gram_upper = np.ascontiguousarray(gram)
+        new._gram_upper = np.asfortranarray(gram)
         new.class_sums = sums.copy()
         new.counts = counts.copy()
         if per_class:
             grams = np.asarray(arrays["class_grams_upper"], dtype=np.float64)
             if grams.shape != (counts.shape[0], m, m):
                 raise ValueError(f"inconsistent per-class Gram shape {grams.shape}")
-            new._class_grams = [np.ascontiguousarray(g) for g in grams]
+            new._class_grams = [np.asfortranarray(g) for g in grams]
         return new
