@@ -123,6 +123,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         mean, std = curves.mean(axis=0), curves.std(axis=0)
         ax.plot(steps, mean, marker="o", label=name)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
+    ax.set_xticks(steps)
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy on all classes seen (%)")
     ax.set_title(f"{results['dataset']['name']} / {results['encoder']['name']}")
