@@ -77,7 +77,7 @@ def main() -> None:
         | {"summary": {m: e["summary"] for m, e in r["methods"].items()}}
         for r in collected
     ]
-    out.write_text(json.dumps(slim, indent=1))
+    out.write_text(json.dumps(slim, separators=(",", ":")) + "\n")  # compact: one line per file
     (out.with_suffix(".md")).write_text(markdown(collected) + "\n")
     print(f"\nwrote {out} and {out.with_suffix('.md')}")
 

@@ -202,6 +202,7 @@ class GuidedProjection:
     n_outputs = RandomProjection.n_outputs
     chunks = RandomProjection.chunks
     iter_transform = RandomProjection.iter_transform
+    transform = RandomProjection.transform  # chunked, checks the width; uses _transform_chunk
     signature = RandomProjection.signature
 
     # ------------------------------------------------------------------ selection
@@ -378,18 +379,6 @@ class GuidedProjection:
         return layer
 
     # ------------------------------------------------------------------ application
-    def transform(self, X: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
-        """Project ``X`` (n, d) to ``H`` (n, M), chunk by chunk."""
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(
-                f"X has shape {X.shape}; the projection expects (n, {self.n_features})"
-            )
-        out = np.empty((X.shape[0], self.n_components), dtype=dtype)
-        for start, stop in self.chunks(X.shape[0]):
-            out[start:stop] = self._transform_chunk(X[start:stop], dtype)
-        return out
-
     def _transform_chunk(self, X: np.ndarray, dtype: Any) -> np.ndarray:
         X = np.asarray(X, dtype=dtype)
         Z = X @ self.weights.astype(dtype, copy=False)
