@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 from forgetless import ContinualClassifier, __version__
-from forgetless.heads import IllConditionedWarning, _condition_from_cholesky
+from forgetless.heads import HOST, IllConditionedWarning
 from forgetless.projection import RandomProjection
 
 RESULTS = Path(__file__).parent / "results"
@@ -110,13 +109,8 @@ def run(
         "coef_norm": float(np.linalg.norm(coef)),
     }
     if head == "ridge":
-        A = clf.statistics_.gram
-        A[np.diag_indices(A.shape[0])] += clf.alpha_
-        try:
-            factor, _ = linalg.cho_factor(A, lower=False, check_finite=False)
-            out["condition"] = _condition_from_cholesky(factor, A)
-        except linalg.LinAlgError:
-            out["condition"] = math.inf
+        factored = HOST.shifted_cholesky(clf.statistics_.gram, clf.alpha_)
+        out["condition"] = math.inf if factored is None else HOST.condition(*factored)
     if projection == "guided":
         out["guided_stop_reason"] = layer.report["stop_reason"]
         out["guided_samples"] = layer.report["n_guiding_samples"]

@@ -40,29 +40,84 @@ class IllConditionedWarning(UserWarning):
     """The regularised Gram matrix is close to singular; results may be inaccurate."""
 
 
-def _condition_from_cholesky(factor: np.ndarray, matrix: np.ndarray) -> float:
-    anorm = float(np.abs(matrix).sum(axis=0).max())
-    rcond, info = lapack.dpocon(factor, anorm, uplo="U")
-    return math.inf if info != 0 or rcond <= 0 else 1.0 / float(rcond)
+class HostLinalg:
+    """The Cholesky operations the ridge head needs, on numpy arrays (LAPACK via scipy).
+
+    :class:`forgetless.torch_backend.TorchLinalg` has the same methods on a torch device, so
+    the same GCV search runs on a GPU when the learner has ``device="cuda"``.
+    """
+
+    def asarray(self, array: np.ndarray) -> np.ndarray:
+        return np.asarray(array, dtype=np.float64)
+
+    def to_numpy(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def gram(self, stats: SufficientStatistics, mean: np.ndarray | None = None) -> np.ndarray:
+        """The symmetric G, centred (G - n m m^T) when the mean feature m is given."""
+        gram = stats.gram
+        if mean is not None:
+            gram -= stats.n_samples * np.outer(mean, mean)
+        return gram
+
+    def trace(self, gram: np.ndarray) -> float:
+        return float(np.trace(gram))
+
+    def shifted_cholesky(self, gram: np.ndarray, alpha: float) -> tuple | None:
+        """(U, A) with A = G + alpha I = U^T U, or None when A is not positive definite."""
+        A = np.array(gram, dtype=np.float64, copy=True)
+        A[np.diag_indices(A.shape[0])] += alpha
+        try:
+            upper, _ = linalg.cho_factor(A, lower=False, check_finite=False)
+        except linalg.LinAlgError:
+            return None
+        return upper, A
+
+    def cho_solve(self, upper: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return linalg.cho_solve((upper, False), targets, check_finite=False)
+
+    def probe_norms(self, upper: np.ndarray, probes: np.ndarray) -> np.ndarray:
+        """||U^-T z||^2 for each probe column z."""
+        half = linalg.solve_triangular(upper, probes, trans="T", check_finite=False)
+        return np.einsum("ij,ij->j", half, half)
+
+    def inverse_norm2(self, upper: np.ndarray) -> float:
+        """||U^-1||_F^2 = tr(A^-1), exactly."""
+        inverse = np.triu(lapack.dtrtri(upper, lower=0)[0])
+        return float(np.vdot(inverse, inverse))
+
+    def vdot(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.vdot(a, b))
+
+    def condition(self, upper: np.ndarray, matrix: np.ndarray) -> float:
+        """LAPACK's 1-norm condition estimate of A from its Cholesky factor."""
+        anorm = float(np.abs(matrix).sum(axis=0).max())
+        rcond, info = lapack.dpocon(upper, anorm, uplo="U")
+        return math.inf if info != 0 or rcond <= 0 else 1.0 / float(rcond)
 
 
-def ridge_solve(gram: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
+HOST = HostLinalg()
+
+
+def ridge_solve(
+    gram: np.ndarray, targets: np.ndarray, alpha: float, ops: HostLinalg = HOST
+) -> np.ndarray:
     """Solve (G + alpha I) W = Q by Cholesky; fall back to an eigendecomposition.
 
     The fallback (for a matrix that is not numerically positive definite) drops eigenvalues below
     machine precision, i.e. returns the minimum-norm solution. Either path warns with the
-    condition number when it exceeds ``CONDITION_WARNING``.
+    condition number when it exceeds ``CONDITION_WARNING``. ``ops`` runs the Cholesky path on
+    another device (:class:`forgetless.torch_backend.TorchLinalg`); the fallback stays on the host.
 
     >>> import numpy as np
     >>> ridge_solve(np.eye(2) * 3.0, np.ones((2, 1)), 1.0).ravel().tolist()
     [0.25, 0.25]
     """
     m = gram.shape[0]
-    A = np.array(gram, dtype=np.float64, copy=True)
-    A[np.diag_indices(m)] += alpha
-    try:
-        factor = linalg.cho_factor(A, lower=False, check_finite=False)
-    except linalg.LinAlgError:
+    factored = ops.shifted_cholesky(ops.asarray(gram), alpha)
+    if factored is None:
+        A = np.array(ops.to_numpy(gram), dtype=np.float64, copy=True)
+        A[np.diag_indices(m)] += alpha
         evals, evecs = linalg.eigh(A)
         top = max(float(evals.max()), 0.0)
         keep = evals > top * m * np.finfo(np.float64).eps
@@ -75,7 +130,8 @@ def ridge_solve(gram: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarr
         )
         inv = np.where(keep, 1.0 / np.where(keep, evals, 1.0), 0.0)
         return evecs @ (inv[:, None] * (evecs.T @ targets))
-    cond = _condition_from_cholesky(factor[0], A)
+    upper, A = factored
+    cond = ops.condition(upper, A)
     if cond > CONDITION_WARNING:
         warnings.warn(
             f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
@@ -83,7 +139,7 @@ def ridge_solve(gram: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarr
             IllConditionedWarning,
             stacklevel=3,
         )
-    return linalg.cho_solve(factor, targets, check_finite=False)
+    return ops.to_numpy(ops.cho_solve(upper, ops.asarray(targets)))
 
 
 _PROBES = 64  # Hutchinson probes for tr((G + lambda I)^-1) when M is larger than this
@@ -129,8 +185,9 @@ class GCV:
         seed: int = 0,
         target_energy: float | None = None,
         extra_df: float = 0.0,
+        ops: HostLinalg = HOST,
     ) -> None:
-        self.gram, self.class_sums, self.n = gram, class_sums, float(n)
+        self.n, self.ops = float(n), ops
         # ||Y||_F^2 (n for one-hot targets; less once centred) and the intercept's degree of
         # freedom, when the statistics were centred to fit one.
         self.target_energy = float(n) if target_energy is None else float(target_energy)
@@ -142,41 +199,39 @@ class GCV:
         self.compressed = class_sums.shape[1] > m
         if self.compressed:
             r = linalg.qr(class_sums.T, mode="r", check_finite=False)[0]
-            self.class_sums = np.ascontiguousarray(r[:m].T)
+            class_sums = np.ascontiguousarray(r[:m].T)
         self._exact = m <= _PROBES
         if self._exact:
-            self.probes = np.eye(m)
+            probes = np.eye(m)
         else:
             rng = np.random.default_rng(seed)
-            self.probes = rng.choice(np.array([-1.0, 1.0]), size=(m, _PROBES))
+            probes = rng.choice(np.array([-1.0, 1.0]), size=(m, _PROBES))
+        # Moved once to where the factorisations run (the host, or a GPU).
+        self.gram, self.class_sums = ops.asarray(gram), ops.asarray(class_sums)
+        self.probes = ops.asarray(probes)
 
     def __call__(self, alpha: float) -> GCVPoint:
-        m = self.gram.shape[0]
-        A = np.array(self.gram, dtype=np.float64, copy=True)
-        A[np.diag_indices(m)] += alpha
-        try:
-            upper, _ = linalg.cho_factor(A, lower=False, check_finite=False)
-        except linalg.LinAlgError:
+        ops, m = self.ops, self.gram.shape[0]
+        factored = ops.shifted_cholesky(self.gram, alpha)
+        if factored is None:
             return GCVPoint(alpha, math.inf)
-        W = linalg.cho_solve((upper, False), self.class_sums, check_finite=False)
-        rss = self.target_energy - float(np.vdot(W, self.class_sums)) - alpha * float(np.vdot(W, W))
+        upper = factored[0]
+        W = ops.cho_solve(upper, self.class_sums)
+        rss = self.target_energy - ops.vdot(W, self.class_sums) - alpha * ops.vdot(W, W)
         trace_inv, stderr = self._trace_inverse(upper)
         df = m - alpha * trace_inv + self.extra_df
         if alpha * stderr > 0.01 * abs(self.n - df):
             # The estimate cannot resolve n - df (e.g. M > n, nearly interpolating): be exact.
-            inverse, info = lapack.dtrtri(upper, lower=0)
-            trace_inv = float(np.vdot(np.triu(inverse), np.triu(inverse)))
-            df = m - alpha * trace_inv + self.extra_df
-        W = None if self.compressed else W
+            df = m - alpha * ops.inverse_norm2(upper) + self.extra_df
+        W = None if self.compressed else ops.to_numpy(W)
         if self.n - df <= 0:
             return GCVPoint(alpha, math.inf, W)
         return GCVPoint(alpha, self.n * max(rss, 0.0) / (self.n - df) ** 2, W)
 
     def _trace_inverse(self, upper: np.ndarray) -> tuple[float, float]:
         """tr(A^-1) from A = U^T U and the probes, with the estimate's standard error."""
-        half = linalg.solve_triangular(upper, self.probes, trans="T", check_finite=False)
-        per_probe = np.einsum("ij,ij->j", half, half)
-        if self.probes.shape[1] == self.probes.shape[0] and self._exact:
+        per_probe = np.asarray(self.ops.to_numpy(self.ops.probe_norms(upper, self.probes)))
+        if self._exact:
             return float(per_probe.sum()), 0.0
         k = per_probe.size
         return float(per_probe.mean()), float(per_probe.std(ddof=1) / math.sqrt(k))
@@ -191,6 +246,7 @@ def select_alpha(
     tolerance: float = 0.25,
     target_energy: float | None = None,
     extra_df: float = 0.0,
+    ops: HostLinalg = HOST,
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda by GCV over all accumulated statistics.
 
@@ -202,9 +258,11 @@ def select_alpha(
     ``tolerance`` decades, so warm and cold starts agree on a unimodal curve. lambda stays in
     [1e-10 trace(G), 1e4 trace(G)/M], so the chosen system's condition number stays below ~1e10.
 
+    ``ops`` runs the factorisations elsewhere (a GPU, see :class:`HostLinalg`).
+
     Returns the best point (with its coefficients) and every point evaluated, sorted by lambda.
     """
-    gcv = GCV(gram, class_sums, n, target_energy=target_energy, extra_df=extra_df)
+    gcv = GCV(gram, class_sums, n, target_energy=target_energy, extra_df=extra_df, ops=ops)
     evaluated: dict[float, GCVPoint] = {}
 
     def score(t: float) -> float:
@@ -220,7 +278,7 @@ def select_alpha(
         for a in alphas:
             score(math.log10(a))
     else:
-        trace = float(np.trace(gram))
+        trace = ops.trace(gram)
         mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
         lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
         lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
@@ -264,6 +322,7 @@ class RidgeHead:
     """
 
     name = "ridge"
+    linear = True  # scores are H @ coef_ + intercept_
 
     def __init__(
         self,
@@ -279,14 +338,16 @@ class RidgeHead:
         self.coef_: np.ndarray | None = None
         self.intercept_: np.ndarray | None = None
 
-    def fit(self, stats: SufficientStatistics) -> RidgeHead:
-        gram, sums, n = stats.gram, stats.class_sums, stats.n_samples
+    def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RidgeHead:
+        """Solve for the coefficients; ``ops`` says where the factorisations run."""
+        sums, n = stats.class_sums, stats.n_samples
         energy, extra_df = float(n), 0.0
         centre = self.fit_intercept and n > 0
+        mean = stats.feature_sum / n if centre else None
+        # Built where the factorisations run (on a GPU, G never makes a host-side copy).
+        gram = ops.gram(stats, mean)
         if centre:
-            mean = stats.feature_sum / n
             prior = stats.counts / n
-            gram = gram - n * np.outer(mean, mean)
             sums = sums - n * np.outer(mean, prior)
             energy, extra_df = n * (1.0 - float(prior @ prior)), 1.0
         if self.alpha == "auto":
@@ -298,14 +359,18 @@ class RidgeHead:
                 alphas=self.alphas,
                 target_energy=energy,
                 extra_df=extra_df,
+                ops=ops,
             )
             self.alpha_, self.gcv_path_ = best.alpha, path
             # The search's own Cholesky solve at the chosen lambda: the same operations (and so
             # the same bits) as ridge_solve with a fixed alpha equal to alpha_.
-            self.coef_ = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha)
+            if best.coef is not None:
+                self.coef_ = best.coef
+            else:
+                self.coef_ = ridge_solve(gram, sums, best.alpha, ops)
         else:
             self.alpha_ = float(self.alpha)
-            self.coef_ = ridge_solve(gram, sums, self.alpha_)
+            self.coef_ = ridge_solve(gram, sums, self.alpha_, ops)
         self.intercept_ = prior - mean @ self.coef_ if centre else np.zeros(sums.shape[1])
         return self
 
@@ -429,6 +494,7 @@ class LDAHead:
     """
 
     name = "lda"
+    linear = True
 
     def __init__(self, shrinkage: float | str = "oas") -> None:
         if not (shrinkage == "oas" or (not isinstance(shrinkage, str) and 0 <= shrinkage <= 1)):

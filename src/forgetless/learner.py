@@ -30,7 +30,16 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from forgetless.heads import HEADS, OWM_ORDER_ERROR, LDAHead, NCMHead, OWMHead, RidgeHead, RLSHead
+from forgetless.heads import (
+    HEADS,
+    HOST,
+    OWM_ORDER_ERROR,
+    LDAHead,
+    NCMHead,
+    OWMHead,
+    RidgeHead,
+    RLSHead,
+)
 from forgetless.projection import make_projection
 from forgetless.statistics import SufficientStatistics
 from forgetless.validation import check_features, check_labels, label_family
@@ -71,8 +80,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         updates in float32, still accumulated in float64).
     chunk_size : rows projected at a time (default: about 64 MiB of projected features).
     device : ``None`` (numpy) or a torch device (``"cpu"``, ``"cuda"``): the projection and the
-        Gram accumulation run in torch there (see :mod:`forgetless.torch_backend`); the
-        statistics and the solve stay float64.
+        Gram accumulation run in torch there (see :mod:`forgetless.torch_backend`), and so do
+        the ridge head's Cholesky factorisations and GCV search; statistics and solves stay
+        float64. A model saved with ``device="cuda"`` loads anywhere with
+        ``ContinualClassifier.load(path, device=None)``.
     random_state : integer seed of the random layer. ``None`` draws one (then ``seed_`` tells it);
         learners can only merge when their seeds agree.
     """
@@ -179,12 +190,32 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
         return TorchBackend(layer, self.device, self._dtype())
 
+    def _linalg(self) -> Any:
+        """Where the ridge head's factorisations run: LAPACK on the host, or the torch device."""
+        if self.device is None:
+            return HOST
+        from forgetless.torch_backend import TorchLinalg
+
+        return TorchLinalg(self.device)
+
     def _features(self, X: np.ndarray, layer: Any = None) -> Any:
         """(start, stop, H) chunks of the projected X, on the numpy path or the torch device."""
         layer = self.projection_ if layer is None else layer
         if self.device is not None:
             return self._backend(layer).features(X, self.chunk_size)
         return layer.iter_transform(X, self._dtype(), self.chunk_size)
+
+    def _score_chunks(self, X: np.ndarray, argmax: bool = False) -> Any:
+        """(start, stop, scores or their argmax) chunk by chunk. On a torch device a linear
+        head scores there, so only n x C scores (or n labels) cross to the host, not n x M."""
+        head = self.head_
+        if self.device is not None and getattr(head, "linear", False):
+            backend = self._backend(self.projection_)
+            yield from backend.scores(X, head.coef_, head.intercept_, self.chunk_size, argmax)
+            return
+        for start, stop, H in self._features(X):
+            scores = head.decision_function(np.asarray(H, dtype=np.float64))
+            yield start, stop, scores.argmax(1) if argmax else scores
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "statistics_")
@@ -264,7 +295,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if self._stale:
             if self.statistics_.n_classes == 0:
                 raise ValueError("the learner has no classes left to predict")
-            if not isinstance(self.head_, RLSHead):
+            if isinstance(self.head_, RLSHead):
+                pass  # kept current batch by batch
+            elif isinstance(self.head_, RidgeHead):
+                self.head_.fit(self.statistics_, ops=self._linalg())
+            else:
                 self.head_.fit(self.statistics_)
             self._stale = False
 
@@ -281,8 +316,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         X = check_features(X, self.n_features_in_, self)
         self._refit_head()
         out = np.empty((X.shape[0], self.classes_.size))
-        for start, stop, H in self._features(X):
-            out[start:stop] = self.head_.decision_function(np.asarray(H, dtype=np.float64))
+        for start, stop, scores in self._score_chunks(X):
+            out[start:stop] = scores
         return out
 
     def predict(self, X: Any) -> np.ndarray:
@@ -291,10 +326,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         X = check_features(X, self.n_features_in_, self)
         self._refit_head()
         out = np.empty(X.shape[0], dtype=np.int64)
-        for start, stop, H in self._features(X):
-            out[start:stop] = self.head_.decision_function(np.asarray(H, dtype=np.float64)).argmax(
-                1
-            )
+        for start, stop, best in self._score_chunks(X, argmax=True):
+            out[start:stop] = best
         return self.classes_[out]
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -458,11 +491,15 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         save_model(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> ContinualClassifier:
-        """Read a model written by :meth:`save`, verifying its checksums."""
+    def load(cls, path: str | os.PathLike, device: str | None = "as-saved") -> ContinualClassifier:
+        """Read a model written by :meth:`save`, verifying its checksums.
+
+        ``device`` overrides the saved device: ``load(path, device=None)`` runs a model trained
+        with ``device="cuda"`` on a machine without a GPU.
+        """
         from forgetless.persistence import load_model
 
-        return load_model(path)
+        return load_model(path, device=device)
 
 
 def _same(a: Any, b: Any) -> bool:

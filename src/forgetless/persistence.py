@@ -156,8 +156,15 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return metadata, arrays
 
 
-def load_model(path: str | os.PathLike) -> Any:
-    """Read a model file, verifying format, checksums and the random layer."""
+AS_SAVED = "as-saved"
+
+
+def load_model(path: str | os.PathLike, device: str | None = AS_SAVED) -> Any:
+    """Read a model file, verifying format, checksums and the random layer.
+
+    ``device`` replaces the saved one (``None`` for numpy, ``"cpu"``, ``"cuda"``), e.g. to use a
+    model trained on a GPU on a machine without one; the statistics are the same either way.
+    """
     from forgetless.learner import ContinualClassifier
 
     path = os.fspath(path)
@@ -176,7 +183,10 @@ def load_model(path: str | os.PathLike) -> Any:
         if _sha256(array) != expected[name]["sha256"]:
             raise ModelFileError(f"{path}: checksum mismatch for array {name!r} (file altered)")
     try:
-        clf = ContinualClassifier(**metadata["params"])
+        params = dict(metadata["params"])
+        if device != AS_SAVED:
+            params["device"] = device
+        clf = ContinualClassifier(**params)
         layer = projection_from_config(
             metadata["projection"],
             {
