@@ -17,7 +17,8 @@ Measures, in one run:
 5. ``classes``: statistics, refit and prediction time against the number of classes (100 to
    10,000; synthetic Gaussian classes in 768-d).
 3. ``memory``: peak resident memory while streaming n x 768 features at M = 4096 from a
-   memory-mapped file, for several n, each in a fresh process (goal: flat in n).
+   memory-mapped file, for several n up to 1,000,000 (``--memory-sizes``), each in a fresh
+   process (goal: flat in n).
 """
 
 from __future__ import annotations
@@ -274,7 +275,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parts_known = ["gram", "refit", "memory", "float32", "classes"]
     parser.add_argument("--only", choices=parts_known, action="append")
-    parser.add_argument("--sizes", type=int, nargs="*")
+    parser.add_argument("--sizes", type=int, nargs="*", help="M values of the refit part")
+    parser.add_argument(
+        "--memory-sizes",
+        type=int,
+        nargs="*",
+        help="rows of the memory part (default 25k..200k; 1000000 for the full claim); rows of "
+        "other sizes already in --out are kept",
+    )
     parser.add_argument("--out", default=str(RESULTS / "core.json"))
     args = parser.parse_args()
     parts = args.only or parts_known
@@ -297,8 +305,15 @@ def main() -> None:
         sizes = args.sizes or ([500, 1000] if args.quick else [2000, 5000, 10000])
         result["refit"] = [bench_refit(m, 10_000 if args.quick else None) for m in sizes]
     if "memory" in parts:
-        sizes = [10_000, 20_000] if args.quick else [25_000, 50_000, 100_000, 200_000]
+        sizes = args.memory_sizes or (
+            [10_000, 20_000] if args.quick else [25_000, 50_000, 100_000, 200_000]
+        )
         result["memory"] = bench_memory(sizes, m=1024 if args.quick else 4096)
+        out = Path(args.out)
+        previous = json.loads(out.read_text()).get("memory") if out.exists() else None
+        if previous and previous["M"] == result["memory"]["M"]:
+            kept = [r for r in previous["rows"] if r["n"] not in sizes]
+            result["memory"]["rows"] = sorted(kept + result["memory"]["rows"], key=lambda r: r["n"])
     if "float32" in parts:
         result["float32"] = bench_float32(
             500 if args.quick else 2000, 5_000 if args.quick else 20_000
