@@ -24,6 +24,17 @@ DEFAULT = [
     "configs/openclipart-efficientnet-B0-Inc5.toml",
     "configs/wordnet-minilm-B0-Inc5.toml",
 ]
+_ORDER = {f"runs/{Path(c).stem}": i for i, c in enumerate(DEFAULT)}
+
+
+def _upgrade(entry: dict) -> dict:
+    """Entries written before methods were nested keep working."""
+    if "methods" not in entry and "summary" in entry:
+        entry = dict(entry)
+        entry["methods"] = {m: {"summary": s} for m, s in entry.pop("summary").items()}
+    return entry
+
+
 COLUMNS = [
     ("final_accuracy", "final %", 100),
     ("average_incremental_accuracy", "avg inc %", 100),
@@ -74,11 +85,16 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     slim = [
         {k: r[k] for k in ("config", "dataset", "encoder", "scenarios", "library_version")}
-        | {"summary": {m: e["summary"] for m, e in r["methods"].items()}}
+        | {"methods": {m: {"summary": e["summary"]} for m, e in r["methods"].items()}}
         for r in collected
     ]
-    out.write_text(json.dumps(slim, separators=(",", ":")) + "\n")  # compact: one line per file
-    (out.with_suffix(".md")).write_text(markdown(collected) + "\n")
+    # Entries of configs not run this time are kept (a rerun of one config replaces its own).
+    outputs = {r["config"]["output"] for r in slim}
+    previous = json.loads(out.read_text()) if out.exists() else []
+    kept = [_upgrade(r) for r in previous if r["config"]["output"] not in outputs]
+    rows = sorted(kept + slim, key=lambda r: _ORDER.get(r["config"]["output"], 99))
+    out.write_text(json.dumps(rows, separators=(",", ":")) + "\n")  # compact: one line per file
+    (out.with_suffix(".md")).write_text(markdown(rows) + "\n")
     print(f"\nwrote {out} and {out.with_suffix('.md')}")
 
 

@@ -16,6 +16,7 @@ from forgetless.heads import (
     NCMHead,
     RidgeHead,
     RLSHead,
+    gcv_from_spectrum,
     ridge_solve,
     select_alpha,
 )
@@ -56,18 +57,45 @@ def test_gcv_from_sums_equals_spectral_and_direct(problem):
         np.testing.assert_allclose(gcv(alpha).coef, W, rtol=1e-9)
 
 
-def test_search_finds_the_minimum_in_a_few_factorisations(problem):
+def test_search_finds_the_global_minimum_on_its_lattice(problem):
     H, y, stats = problem
+    Y = np.eye(4)[y]
     fine = np.logspace(-6, 6, 2401)
-    curve = np.array([spectral_gcv(H, np.eye(4)[y], a) for a in fine])
+    curve = np.array([spectral_gcv(H, Y, a) for a in fine])
     cold, path = select_alpha(stats.gram, stats.class_sums, len(y))
-    assert len(path) <= 14
-    # Within the search tolerance (a quarter decade) of the true minimiser, and as good as it.
-    assert abs(np.log10(cold.alpha) - np.log10(fine[curve.argmin()])) <= 0.25
+    # Every lattice point (a quarter decade apart) is scored exactly from one eigendecomposition.
+    lattice = np.array([p.alpha for p in path])
+    np.testing.assert_allclose(np.diff(np.log10(lattice)), 0.25)
+    exact = np.array([spectral_gcv(H, Y, a) for a in lattice])
+    np.testing.assert_allclose([p.score for p in path], exact, rtol=1e-8)
+    assert cold.alpha == lattice[np.argmin(exact)]
+    assert abs(np.log10(cold.alpha) - np.log10(fine[curve.argmin()])) <= 0.125 + 1e-9
     assert cold.score <= curve.min() * 1.01
     warm, warm_path = select_alpha(stats.gram, stats.class_sums, len(y), start=cold.alpha * 2)
     assert len(warm_path) <= 5
-    assert warm.score <= curve.min() * 1.01
+    assert warm.score <= curve.min() * 1.01 and warm.coef is not None
+
+
+def test_search_is_global_where_a_walk_stops_early():
+    """A GCV curve with two minima: the walk from one side stops at the near one, the default
+    search returns the better one."""
+    eigenvalues = np.repeat([0.0173933, 5.5016516], [24, 26])
+    energies = np.repeat([0.2918847, 44.641465], [24, 26])
+    n, target = 315, 1167.82
+    grid = 10.0 ** np.arange(-6, 6.01, 0.25)
+    curve = gcv_from_spectrum(eigenvalues, energies, n, grid, target)
+    interior = (curve[1:-1] < curve[:-2]) & (curve[1:-1] < curve[2:])
+    assert interior.sum() >= 2  # the curve really has two local minima
+    V = np.linalg.qr(np.random.default_rng(0).standard_normal((50, 50)))[0]
+    gram = V @ np.diag(eigenvalues) @ V.T
+    sums = V @ np.sqrt(np.stack([energies, np.zeros(50)], axis=1))
+    best, _ = select_alpha(gram, sums, n, target_energy=target)
+    minima = grid[1:-1][interior]
+    scores = gcv_from_spectrum(eigenvalues, energies, n, minima, target)
+    assert best.alpha == pytest.approx(minima[np.argmin(scores)])
+    far = minima[np.argmax(scores)]
+    walked, _ = select_alpha(gram, sums, n, start=far, target_energy=target)
+    assert walked.alpha == pytest.approx(far)
 
 
 def test_hutchinson_gcv_is_close_to_exact():

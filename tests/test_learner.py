@@ -83,6 +83,27 @@ def test_auto_alpha_uses_all_statistics_and_matches_fixed(digits):
     assert_same_model(inc, fixed)
 
 
+def test_auto_alpha_equals_a_fresh_fit_at_every_step(digits):
+    """Not only at the end: after each task the model is the one joint training on the data so
+    far gives (the lambda search starts from the sums, not from the previous choice)."""
+    X, y, Xt, _ = digits
+    inc = ContinualClassifier(n_components=300, random_state=1)
+    warm = ContinualClassifier(n_components=300, random_state=1, warm_start=True)
+    seen = np.zeros(len(y), dtype=bool)
+    tried = {"cold": 0, "warm": 0}
+    for idx in tasks(y, FIVE):
+        seen[idx] = True
+        inc.partial_fit(X[idx], y[idx])
+        warm.partial_fit(X[idx], y[idx])
+        joint = ContinualClassifier(n_components=300, random_state=1).fit(X[seen], y[seen])
+        assert inc.alpha_ == joint.alpha_
+        np.testing.assert_array_equal(inc.predict(Xt), joint.predict(Xt))
+        warm._refit_head()
+        tried["cold"] += len(inc.head_.gcv_path_)
+        tried["warm"] += len(warm.head_.gcv_path_)
+    assert tried["warm"] < tried["cold"]  # warm starts walk from the previous lambda
+
+
 def test_digits_class_incremental_matches_joint_ridge(digits):
     X, y, Xt, yt = digits
     inc = ContinualClassifier(n_components=2000, random_state=0)

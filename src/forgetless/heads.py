@@ -63,6 +63,12 @@ class HostLinalg:
     def trace(self, gram: np.ndarray) -> float:
         return float(np.trace(gram))
 
+    def spectrum(self, gram: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues s of G and the energies ||(V^T Q)_i||^2 along its eigenvectors."""
+        eigenvalues, vectors = linalg.eigh(gram, driver="evd", check_finite=False)
+        rotated = vectors.T @ targets
+        return eigenvalues, np.einsum("ij,ij->i", rotated, rotated)
+
     def shifted_cholesky(self, gram: np.ndarray, alpha: float) -> tuple | None:
         """(U, A) with A = G + alpha I = U^T U, or None when A is not positive definite."""
         A = np.array(gram, dtype=np.float64, copy=True)
@@ -163,9 +169,9 @@ class GCV:
     lambda: when it exceeds 1 % of n - df (as when M > n and the fit nearly interpolates) the
     exact trace is computed instead, at the cost of one more triangular inversion.
 
-    Why not one eigendecomposition for the whole grid: on a CPU the tridiagonal reduction it
-    needs is memory-bound and costs about eight Cholesky factorisations here, so a short
-    search that is warm-started from the previous lambda is cheaper.
+    This per-lambda form serves the warm-started walk (``warm_start=True``), where a few
+    factorisations near the previous lambda cost less than an eigendecomposition (about five
+    factorisations on a CPU); a search from scratch uses :func:`gcv_from_spectrum`.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); H = rng.standard_normal((50, 4))
@@ -250,18 +256,99 @@ def select_alpha(
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda by GCV over all accumulated statistics.
 
-    With ``alphas`` given, every grid point is scored. Otherwise a search on log10(lambda):
-    start from ``start`` (the previous choice, when refitting after an update; steps of
-    ``tolerance`` decades) or from trace(G)/M / 100 (steps of four times that), walk downhill
-    (doubling the stride while it keeps improving) until the best point's neighbours are both
-    worse, then halve the step down to ``tolerance``. All points lie on a lattice of
-    ``tolerance`` decades, so warm and cold starts agree on a unimodal curve. lambda stays in
-    [1e-10 trace(G), 1e4 trace(G)/M], so the chosen system's condition number stays below ~1e10.
+    Default (no ``start``): one eigendecomposition G = V diag(s) V^T serves the whole lattice
+    of lambdas, ``tolerance`` decades apart over [1e-10 trace(G), 1e4 trace(G)/M] (so the chosen
+    system's condition number stays below ~1e10), each scored exactly in O(M) from s and the
+    energies of V^T Q (see :func:`gcv_from_spectrum`); the global minimum on the lattice is
+    chosen. The choice depends on the sums alone, so an incremental learner chooses what a
+    fresh fit on the same data chooses. With ``alphas`` given, those are scored the same way.
+
+    With ``start`` (``warm_start=True``, the previous choice): a walk on the same lattice from
+    there, one Cholesky factorisation per lambda (see :class:`GCV`), downhill until both
+    neighbours are worse: about three factorisations, but it stops at the nearest local minimum.
 
     ``ops`` runs the factorisations elsewhere (a GPU, see :class:`HostLinalg`).
 
-    Returns the best point (with its coefficients) and every point evaluated, sorted by lambda.
+    Where GCV is undefined everywhere (too few samples to leave residual degrees of freedom, as
+    with a single sample) the largest lambda is chosen.
+
+    Returns the best point and every point scored, sorted by lambda. Only a warm walk returns
+    coefficients with its best point (from its own factorisation); otherwise solve at
+    ``best.alpha`` (``ridge_solve``), the same operations as a fixed alpha.
     """
+    trace = ops.trace(gram)
+    mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
+    lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
+    lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
+    lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
+    energy = float(n) if target_energy is None else float(target_energy)
+    if alphas is not None:
+        alphas = np.asarray(alphas, dtype=np.float64).ravel()
+        if alphas.size == 0 or not np.all(alphas > 0):
+            raise ValueError("alphas must be a non-empty list of positive numbers")
+    if alphas is not None or start is None or not start > 0:
+        grid = (
+            np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
+        )
+        eigenvalues, energies = ops.spectrum(gram, class_sums)
+        scores = gcv_from_spectrum(eigenvalues, energies, n, grid, energy, extra_df)
+        points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
+    else:
+        points = _warm_walk(gram, class_sums, n, start, lo, hi, tolerance, energy, extra_df, ops)
+    finite = [p for p in points if math.isfinite(p.score)]
+    if finite:
+        chosen = min(finite, key=lambda p: (p.score, -p.alpha))
+    else:  # too few samples for any fit to leave residual degrees of freedom (one sample, say):
+        chosen = max(points, key=lambda p: p.alpha)  # then shrink the most
+    return chosen, [GCVPoint(p.alpha, p.score) for p in points]
+
+
+def gcv_from_spectrum(
+    eigenvalues: np.ndarray,
+    energies: np.ndarray,
+    n: float,
+    alphas: np.ndarray,
+    target_energy: float,
+    extra_df: float = 0.0,
+) -> np.ndarray:
+    """GCV(lambda) for many lambdas from G's eigenvalues s and the energies e_i = ||(V^T Q)_i||^2.
+
+    <W, Q> = sum e/(s+l), ||W||^2 = sum e/(s+l)^2, RSS = ||Y||^2 - <W, Q> - l ||W||^2 and
+    df = sum s/(s+l) (+ 1 for an intercept): exact, O(M) per lambda. inf where G + l I is not
+    positive definite or n <= df.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); H = rng.standard_normal((50, 4))
+    >>> Y = np.eye(2)[(H[:, 0] > 0).astype(int)]
+    >>> s, V = np.linalg.eigh(H.T @ H)
+    >>> score = gcv_from_spectrum(s, ((V.T @ H.T @ Y) ** 2).sum(1), 50, np.array([2.0]), 50.0)
+    >>> bool(np.isclose(score[0], GCV(H.T @ H, H.T @ Y, 50)(2.0).score))
+    True
+    """
+    denominator = eigenvalues[None, :] + alphas[:, None]
+    positive = (denominator > 0).all(axis=1)
+    inverse = 1.0 / np.where(denominator > 0, denominator, 1.0)
+    w_dot_q = (energies * inverse).sum(axis=1)
+    w_norm2 = (energies * inverse**2).sum(axis=1)
+    rss = np.maximum(target_energy - w_dot_q - alphas * w_norm2, 0.0)
+    residual_df = n - ((eigenvalues * inverse).sum(axis=1) + extra_df)
+    ok = positive & (residual_df > 0)
+    return np.where(ok, n * rss / np.where(ok, residual_df, 1.0) ** 2, math.inf)
+
+
+def _warm_walk(
+    gram: np.ndarray,
+    class_sums: np.ndarray,
+    n: int,
+    start: float,
+    lo: float,
+    hi: float,
+    tolerance: float,
+    target_energy: float,
+    extra_df: float,
+    ops: HostLinalg,
+) -> list[GCVPoint]:
+    """Walk the lattice downhill from ``start`` (one factorisation per lambda)."""
     gcv = GCV(gram, class_sums, n, target_energy=target_energy, extra_df=extra_df, ops=ops)
     evaluated: dict[float, GCVPoint] = {}
 
@@ -271,43 +358,20 @@ def select_alpha(
             evaluated[key] = gcv(10.0**key)
         return evaluated[key].score
 
-    if alphas is not None:
-        alphas = np.asarray(alphas, dtype=np.float64).ravel()
-        if alphas.size == 0 or not np.all(alphas > 0):
-            raise ValueError("alphas must be a non-empty list of positive numbers")
-        for a in alphas:
-            score(math.log10(a))
-    else:
-        trace = ops.trace(gram)
-        mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
-        lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
-        lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
-        # Every point tried lies on one lattice of `tolerance`-decade steps, so a warm start and
-        # a cold start stop at the same local minimum: the choice depends on the sums alone.
-        lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
-        if start is not None and start > 0:
-            center, step = math.log10(start), tolerance
+    best = min(max(round(math.log10(start) / tolerance) * tolerance, lo), hi)
+    walk = tolerance
+    while True:
+        for t in (max(best - walk, lo), min(best + walk, hi)):
+            score(t)
+        score(best)
+        new_best = min(evaluated, key=lambda t: (evaluated[t].score, -t))
+        if new_best != best:  # walk downhill, taking longer strides while it keeps going
+            best, walk = new_best, min(2.0 * walk, 4.0)
+        elif walk <= tolerance:  # a local minimum at the finest step
+            break
         else:
-            center, step = math.log10(mean_eig) - 2.0, tolerance * 4.0
-        center = min(max(round(center / tolerance) * tolerance, lo), hi)
-        best, walk = center, step
-        while True:
-            for t in (max(best - walk, lo), min(best + walk, hi)):
-                score(t)
-            score(best)
-            new_best = min(evaluated, key=lambda t: (evaluated[t].score, -t))
-            if new_best != best:  # walk downhill, taking longer strides while it keeps going
-                best, walk = new_best, min(2.0 * walk, 4.0)
-            elif walk <= tolerance:  # a local minimum at the finest step
-                break
-            else:
-                walk = max(walk / 2.0, tolerance)
-    points = sorted(evaluated.values(), key=lambda p: p.alpha)
-    finite = [p for p in points if math.isfinite(p.score)]
-    if not finite:
-        raise linalg.LinAlgError("GCV is undefined for every lambda tried (n <= df)")
-    chosen = min(finite, key=lambda p: (p.score, -p.alpha))
-    return chosen, [GCVPoint(p.alpha, p.score) for p in points]
+            walk = max(walk / 2.0, tolerance)
+    return sorted(evaluated.values(), key=lambda p: p.alpha)
 
 
 class RidgeHead:
@@ -317,8 +381,11 @@ class RidgeHead:
     the class priors, all from the statistics) so the intercept is not penalised, as in
     scikit-learn's ridge; without it, features with a large common offset (raw pixels) make
     the penalty fight the mean. ``alpha="auto"`` chooses lambda by GCV over all statistics so
-    far (see :func:`select_alpha`), warm-started from the previous choice, so a refit after an
-    update costs a few Cholesky factorisations rather than one per grid point.
+    far (see :func:`select_alpha`), by a search that starts from the sums alone, so the choice
+    (and the model) is the one a fresh fit on the same data makes. ``warm_start=True`` starts
+    the search from the previous choice instead: about 3 factorisations per refit rather than
+    10-12, but where the GCV curve has several local minima it can stop at another one than a
+    fresh fit, so the model then differs from joint training.
     """
 
     name = "ridge"
@@ -329,10 +396,12 @@ class RidgeHead:
         alpha: float | str = "auto",
         alphas: np.ndarray | None = None,
         fit_intercept: bool = True,
+        warm_start: bool = False,
     ) -> None:
         self.alpha = alpha
         self.alphas = alphas
         self.fit_intercept = fit_intercept
+        self.warm_start = warm_start
         self.alpha_: float | None = None
         self.gcv_path_: list[GCVPoint] = []
         self.coef_: np.ndarray | None = None
@@ -355,7 +424,7 @@ class RidgeHead:
                 gram,
                 sums,
                 n,
-                start=self.alpha_,
+                start=self.alpha_ if self.warm_start else None,
                 alphas=self.alphas,
                 target_energy=energy,
                 extra_df=extra_df,

@@ -46,7 +46,7 @@ from forgetless.validation import check_features, check_labels, label_family
 
 _COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
 # Parameters that change only speed, not the model: learners differing in them may merge.
-_MERGE_EXEMPT = ("chunk_size", "device")
+_MERGE_EXEMPT = ("chunk_size", "device", "warm_start")
 _FITTED = ("n_features_in_", "seed_", "projection_", "statistics_", "head_", "classes_", "_stale")
 
 
@@ -71,6 +71,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     alpha : ridge penalty lambda, or ``"auto"`` to choose it by GCV from all statistics so far.
         ``head="rls"`` needs a number.
     alphas : optional grid for ``alpha="auto"``; by default a bracket search (few factorisations).
+    warm_start : start each refit's lambda search from the previous lambda (``alpha="auto"``):
+        faster refits, but on a GCV curve with several minima the choice may then differ from a
+        fresh fit's, so the model is no longer identical to joint training. Off by default.
     fit_intercept : fit an unpenalised intercept (``head="ridge"``), computed exactly from the
         sums by centring them. ``rls`` and ``owm`` have no intercept (as RanPAC and ACIL).
     shrinkage : LDA covariance shrinkage, ``"oas"`` or a number in [0, 1].
@@ -100,6 +103,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         head: str = "ridge",
         alpha: float | str = "auto",
         alphas: Any = None,
+        warm_start: bool = False,
         fit_intercept: bool = True,
         shrinkage: float | str = "oas",
         per_class_gram: bool = False,
@@ -118,6 +122,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self.head = head
         self.alpha = alpha
         self.alphas = alphas
+        self.warm_start = warm_start
         self.fit_intercept = fit_intercept
         self.shrinkage = shrinkage
         self.per_class_gram = per_class_gram
@@ -138,7 +143,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if self.head == "ridge":
             if not (self.alpha == "auto" or (not isinstance(self.alpha, str) and self.alpha >= 0)):
                 raise ValueError(f"alpha must be 'auto' or a number >= 0, got {self.alpha!r}")
-            return RidgeHead(self.alpha, self.alphas, self.fit_intercept)
+            return RidgeHead(self.alpha, self.alphas, self.fit_intercept, self.warm_start)
         if self.head == "rls":
             return RLSHead(self.alpha, n_components)
         if self.head == "ncm":

@@ -100,6 +100,11 @@ class TorchLinalg:
     def trace(self, gram: Any) -> float:
         return float(gram.diagonal().sum())
 
+    def spectrum(self, gram: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        eigenvalues, vectors = self.torch.linalg.eigh(self.asarray(gram))
+        rotated = vectors.T @ self.asarray(targets)
+        return self.to_numpy(eigenvalues), self.to_numpy((rotated * rotated).sum(dim=1))
+
     def shifted_cholesky(self, gram: Any, alpha: float) -> tuple | None:
         A = gram.clone()
         A.diagonal().add_(alpha)
