@@ -63,6 +63,10 @@ def test_analytic_learner_matches_joint_and_sgd_forgets(digits_run):
     joint = methods["joint"]["summary"]["final_accuracy"]["mean"]
     assert abs(ours - joint) <= 0.001  # within 0.1 points of the joint upper bound
     assert ours > 0.95
+    # Not only at the end: after every step (alpha by GCV) the model is the joint one.
+    ours_steps = methods["forgetless"]["seeds"]["0"]["accuracy_matrix"]
+    joint_steps = methods["joint"]["seeds"]["0"]["accuracy_matrix"]
+    assert ours_steps == joint_steps
     assert methods["forgetless"]["summary"]["forgetting"]["mean"] < 0.02
     sgd = methods["sgd-finetune"]["summary"]
     assert sgd["forgetting"]["mean"] > 0.3  # a real class-incremental scenario

@@ -170,8 +170,8 @@ class GCV:
     exact trace is computed instead, at the cost of one more triangular inversion.
 
     This per-lambda form serves the warm-started walk (``warm_start=True``), where a few
-    factorisations near the previous lambda cost less than an eigendecomposition (about five
-    factorisations on a CPU); a search from scratch uses :func:`gcv_from_spectrum`.
+    factorisations near the previous lambda cost less than an eigendecomposition (5 to 15
+    factorisations, measured); a search from scratch uses :func:`gcv_from_spectrum`.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); H = rng.standard_normal((50, 4))
