@@ -203,3 +203,23 @@ def test_gcv_with_more_classes_than_units_is_unchanged():
     head = RidgeHead(fit_intercept=False).fit(stats)
     W = np.linalg.solve(H.T @ H + head.alpha_ * np.eye(m), H.T @ np.eye(c)[y])
     np.testing.assert_allclose(head.coef_, W, rtol=1e-9, atol=1e-12)
+
+
+def test_a_minimum_at_the_lattice_edge_yields_to_an_interior_one():
+    """With more units than samples GCV stays finite as lambda -> 0 and can be lowest at the
+    lattice's lower end (the interpolating fit); the search then takes the interior minimum."""
+    from sklearn.datasets import load_digits
+
+    from forgetless import ContinualClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = ContinualClassifier(n_components=2000, random_state=0, fit_intercept=False)
+    clf.fit(X[:200], y[:200])
+    path = [p for p in clf.head_.gcv_path_ if math.isfinite(p.score)]
+    scores = np.array([p.score for p in path])
+    assert scores.argmin() == 0  # the global minimum is the lower edge
+    chosen = [p.alpha for p in path].index(clf.alpha_)
+    assert 0 < chosen < len(path) - 1
+    assert scores[chosen] < scores[chosen - 1] and scores[chosen] <= scores[chosen + 1]
+    interior = [i for i in range(1, len(path) - 1) if scores[i] < scores[i - 1]]
+    assert scores[chosen] == min(scores[i] for i in interior if scores[i] <= scores[i + 1])

@@ -259,9 +259,12 @@ def select_alpha(
     Default (no ``start``): one eigendecomposition G = V diag(s) V^T serves the whole lattice
     of lambdas, ``tolerance`` decades apart over [1e-10 trace(G), 1e4 trace(G)/M] (so the chosen
     system's condition number stays below ~1e10), each scored exactly in O(M) from s and the
-    energies of V^T Q (see :func:`gcv_from_spectrum`); the global minimum on the lattice is
-    chosen. The choice depends on the sums alone, so an incremental learner chooses what a
-    fresh fit on the same data chooses. With ``alphas`` given, those are scored the same way.
+    energies of V^T Q (see :func:`gcv_from_spectrum`); the lowest interior local minimum is
+    chosen (a minimum at an end of the lattice only if the curve has no interior one: with more
+    units than samples GCV stays finite as lambda -> 0 and often looks best there, while the
+    interpolating fit predicts worse). The choice depends on the sums alone, so an incremental
+    learner chooses what a fresh fit on the same data chooses. With ``alphas`` given, those are
+    scored the same way and the lowest is chosen.
 
     With ``start`` (``warm_start=True``, the previous choice): a walk on the same lattice from
     there, one Cholesky factorisation per lambda (see :class:`GCV`), downhill until both
@@ -296,6 +299,16 @@ def select_alpha(
     else:
         points = _warm_walk(gram, class_sums, n, start, lo, hi, tolerance, energy, extra_df, ops)
     finite = [p for p in points if math.isfinite(p.score)]
+    if alphas is None and start is None:
+        # A minimum at an end of the lattice is the limit lambda -> 0 (the interpolating fit,
+        # whose GCV stays finite when M > n, and misleads) or lambda -> inf: prefer the best
+        # interior local minimum when the curve has one.
+        interior = [
+            b
+            for a, b, c in zip(finite, finite[1:], finite[2:], strict=False)
+            if b.score < a.score and b.score <= c.score
+        ]
+        finite = interior or finite
     if finite:
         chosen = min(finite, key=lambda p: (p.score, -p.alpha))
     else:  # too few samples for any fit to leave residual degrees of freedom (one sample, say):
