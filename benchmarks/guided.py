@@ -250,9 +250,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--datasets", nargs="+", default=list(DATASETS)[:3], choices=list(DATASETS)
-    )
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS)[:3], choices=list(DATASETS))
     parser.add_argument("--encode-only", action="store_true")
     parser.add_argument(
         "--max-m-others",
