@@ -331,7 +331,9 @@ def main() -> None:
                     print(name, protocol, json.dumps(r), flush=True)
                     block["summary"] = summarize(runs)
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(result, indent=1, sort_keys=True))
+                    path.write_text(
+                        json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n"
+                    )  # compact
 
 
 if __name__ == "__main__":

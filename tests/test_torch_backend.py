@@ -89,6 +89,21 @@ def test_gpu_model_loads_on_a_machine_without_one(digits, tmp_path):
     )
 
 
+def test_unknown_device_is_a_clear_error_and_changes_nothing(digits, tmp_path):
+    X, y = digits
+    with pytest.raises(ValueError, match="not a torch device"):
+        ContinualClassifier(n_components=50, device="tpu").fit(X, y)
+    clf = ContinualClassifier(n_components=50).fit(X, y)
+    clf.save(tmp_path / "m.fl")
+    loaded = ContinualClassifier.load(tmp_path / "m.fl", device="tpu")
+    with pytest.raises(ValueError, match="not a torch device"):
+        loaded.predict(X[:3])
+    before = loaded.statistics_.gram.copy()
+    with pytest.raises(ValueError, match="not a torch device"):
+        loaded.partial_fit(X[:10], y[:10])
+    np.testing.assert_array_equal(loaded.statistics_.gram, before)
+
+
 def test_cuda_without_a_gpu_is_a_clear_error(digits):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

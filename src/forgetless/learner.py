@@ -300,11 +300,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if self._stale:
             if self.statistics_.n_classes == 0:
                 raise ValueError("the learner has no classes left to predict")
-            if isinstance(self.head_, RLSHead):
-                pass  # kept current batch by batch
-            elif isinstance(self.head_, RidgeHead):
+            # An RLS head is kept current batch by batch; the others solve from the sums.
+            if isinstance(self.head_, RidgeHead) and not isinstance(self.head_, RLSHead):
                 self.head_.fit(self.statistics_, ops=self._linalg())
-            else:
+            elif not isinstance(self.head_, RLSHead):
                 self.head_.fit(self.statistics_)
             self._stale = False
 

@@ -53,6 +53,12 @@ def _fwht(torch: Any, X: Any) -> Any:
 
 
 def _check_device(torch: Any, device: str) -> None:
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use None (numpy), 'cpu' or 'cuda'"
+        ) from err
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} but no CUDA device is available here; use device=None (numpy) "
