@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetless import ContinualClassifier, __version__
-from forgetless.heads import ridge_solve
+from forgetless.linalg import ridge_solve
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from forgetless import ContinualClassifier, __version__
-from forgetless.heads import ridge_solve, select_alpha
+from forgetless._lambda_search import select_alpha
+from forgetless.linalg import ridge_solve
 from forgetless.projection import RandomProjection
 from forgetless.statistics import SufficientStatistics
 

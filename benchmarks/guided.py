@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from forgetless import ContinualClassifier, __version__
-from forgetless.heads import HOST, IllConditionedWarning
+from forgetless.linalg import HOST, IllConditionedWarning
 from forgetless.projection import RandomProjection
 
 RESULTS = Path(__file__).parent / "results"

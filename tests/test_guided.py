@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 
 from forgetless import ContinualClassifier
 from forgetless.guided import GuidedProjection, supervisory_scores
-from forgetless.heads import ridge_solve
+from forgetless.linalg import ridge_solve
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from forgetless.heads import (
-    GCV,
-    IllConditionedWarning,
-    LDAHead,
-    NCMHead,
-    RidgeHead,
-    RLSHead,
-    gcv_from_spectrum,
-    ridge_solve,
-    select_alpha,
-)
+from forgetless._lambda_search import GCV, gcv_from_spectrum, select_alpha
+from forgetless.heads import LDAHead, NCMHead, RidgeHead, RLSHead
+from forgetless.linalg import IllConditionedWarning, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
 

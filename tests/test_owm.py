@@ -7,7 +7,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 from forgetless import ContinualClassifier
-from forgetless.heads import HEADS, OWMHead, ridge_solve
+from forgetless.heads import HEADS, OWMHead
+from forgetless.linalg import ridge_solve
 
 ALPHA = 0.5
 

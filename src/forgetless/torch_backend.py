@@ -67,14 +67,14 @@ def _check_device(torch: Any, device: str) -> None:
 
 
 class TorchLinalg:
-    """The ridge head's Cholesky operations (see :class:`forgetless.heads.HostLinalg`) in float64
+    """The ridge head's Cholesky operations (see :class:`forgetless.linalg.HostLinalg`) in float64
     on a torch device: on a GPU the GCV search over lambda costs a few device factorisations.
 
     The condition number is estimated from the factor's diagonal, (max u_ii / min u_ii)^2, a
     lower bound of the true one (LAPACK's estimator has no torch counterpart).
 
     >>> import numpy as np
-    >>> from forgetless.heads import ridge_solve
+    >>> from forgetless.linalg import ridge_solve
     >>> ridge_solve(np.eye(2) * 3.0, np.ones((2, 1)), 1.0, TorchLinalg("cpu")).ravel().tolist()
     [0.25, 0.25]
     """
