@@ -159,6 +159,7 @@ def select_alpha(
             np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
         )
         eigenvalues, energies = ops.spectrum(gram, class_sums)
+        eigenvalues = _without_rounding_noise(eigenvalues)
         scores = gcv_from_spectrum(eigenvalues, energies, n, grid, energy, extra_df)
         points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
     else:
@@ -168,17 +169,47 @@ def select_alpha(
         # A minimum at an end of the lattice is the limit lambda -> 0 (the interpolating fit,
         # whose GCV stays finite when M > n, and misleads) or lambda -> inf: prefer the best
         # interior local minimum when the curve has one.
+        # Scores closer than _TIE (relative) are rounding apart: equal for every comparison.
         interior = [
             b
             for a, b, c in zip(finite, finite[1:], finite[2:], strict=False)
-            if b.score < a.score and b.score <= c.score
+            if _below(b.score, a.score) and not _below(c.score, b.score)
         ]
         finite = interior or finite
     if finite:
-        chosen = min(finite, key=lambda p: (p.score, -p.alpha))
+        lowest = min(p.score for p in finite)
+        # Among the scores tied with the lowest, the largest lambda (the most shrinkage).
+        chosen = max((p for p in finite if not _below(lowest, p.score)), key=lambda p: p.alpha)
     else:  # too few samples for any fit to leave residual degrees of freedom (one sample, say):
         chosen = max(points, key=lambda p: p.alpha)  # then shrink the most
     return chosen, [GCVPoint(p.alpha, p.score) for p in points]
+
+
+_TIE = 1e-6  # GCV scores this close (relative) are ties: rounding can order them either way
+
+
+def _below(a: float, b: float) -> bool:
+    """``a`` lower than ``b`` by more than a tie."""
+    return a < b - _TIE * abs(b)
+
+
+_RESOLUTION = 1e4 * np.finfo(np.float64).eps  # per unit, relative to ||Y||^2
+
+
+def _without_rounding_noise(eigenvalues: np.ndarray) -> np.ndarray:
+    """G's eigenvalues with those below its rounding level set to zero.
+
+    Sums that reach the same data by another route (a forget, a merge, other batches) differ
+    from a fresh fit's in the last bits, which shows in G's null space as eigenvalues of
+    +-1e-16 relative; left as they are, a negative one makes small lambdas look undefined and
+    the search picks another lambda than a fresh fit. Nothing below M eps max(s) is signal.
+
+    >>> _without_rounding_noise(np.array([-1e-15, 1e-17, 0.5, 2.0])).tolist()
+    [0.0, 0.0, 0.5, 2.0]
+    """
+    top = float(eigenvalues.max(initial=0.0))
+    floor = eigenvalues.size * np.finfo(np.float64).eps * top
+    return np.where(eigenvalues > floor, eigenvalues, 0.0)
 
 
 def gcv_from_spectrum(
@@ -208,10 +239,13 @@ def gcv_from_spectrum(
     inverse = 1.0 / np.where(denominator > 0, denominator, 1.0)
     w_dot_q = (energies * inverse).sum(axis=1)
     w_norm2 = (energies * inverse**2).sum(axis=1)
-    rss = np.maximum(target_energy - w_dot_q - alphas * w_norm2, 0.0)
+    rss = target_energy - w_dot_q - alphas * w_norm2
     residual_df = n - ((eigenvalues * inverse).sum(axis=1) + extra_df)
-    ok = positive & (residual_df > 0)
-    return np.where(ok, n * rss / np.where(ok, residual_df, 1.0) ** 2, math.inf)
+    # A residual below the rounding of ||Y||^2 is not resolved (the fit interpolates): GCV says
+    # nothing there, and rounding would decide between routes to the same sums.
+    resolved = rss > _RESOLUTION * eigenvalues.size * target_energy
+    ok = positive & (residual_df > 0) & resolved
+    return np.where(ok, n * np.maximum(rss, 0.0) / np.where(ok, residual_df, 1.0) ** 2, math.inf)
 
 
 def _warm_walk(

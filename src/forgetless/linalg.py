@@ -32,8 +32,8 @@ class IllConditionedWarning(UserWarning):
 class HostLinalg:
     """The Cholesky operations the ridge head needs, on numpy arrays (LAPACK via scipy).
 
-    :class:`forgetless.torch_backend.TorchLinalg` has the same methods on a torch device, so
-    the same GCV search runs on a GPU when the learner has ``device="cuda"``.
+    The torch engine (:mod:`forgetless.engine`) has the same methods on a device, so the same
+    GCV search runs on a GPU when the learner has ``device="cuda"``.
     """
 
     def asarray(self, array: np.ndarray) -> np.ndarray:
@@ -95,14 +95,19 @@ HOST = HostLinalg()
 
 
 def ridge_solve(
-    gram: np.ndarray, targets: np.ndarray, alpha: float, ops: HostLinalg = HOST
+    gram: np.ndarray,
+    targets: np.ndarray,
+    alpha: float,
+    ops: HostLinalg = HOST,
+    hint: str = "increase alpha",
 ) -> np.ndarray:
     """Solve (G + alpha I) W = Q by Cholesky; fall back to an eigendecomposition.
 
     The fallback (for a matrix that is not numerically positive definite) drops eigenvalues below
     machine precision, i.e. returns the minimum-norm solution. Either path warns with the
-    condition number when it exceeds ``CONDITION_WARNING``. ``ops`` runs the Cholesky path on
-    another device (:class:`forgetless.torch_backend.TorchLinalg`); the fallback stays on the host.
+    condition number when it exceeds ``CONDITION_WARNING`` and says what to do (``hint``).
+    ``ops`` runs the Cholesky path on another device (a torch engine's ``linalg``); the
+    fallback stays on the host.
 
     >>> import numpy as np
     >>> ridge_solve(np.eye(2) * 3.0, np.ones((2, 1)), 1.0).ravel().tolist()
@@ -119,7 +124,7 @@ def ridge_solve(
         cond = math.inf if not keep.all() else top / float(evals.min())
         warnings.warn(
             f"G + {alpha:.3g} I is not positive definite (condition number {cond:.3g}); "
-            "using the minimum-norm eigen-solution. Increase alpha.",
+            f"using the minimum-norm eigen-solution; {hint}.",
             IllConditionedWarning,
             stacklevel=3,
         )
@@ -130,7 +135,7 @@ def ridge_solve(
     if cond > CONDITION_WARNING:
         warnings.warn(
             f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
-            "the ridge solution may be inaccurate. Increase alpha or reduce n_components.",
+            f"the solution may be inaccurate; {hint} or reduce n_components.",
             IllConditionedWarning,
             stacklevel=3,
         )

@@ -23,7 +23,7 @@ with the same projection merge by adding: no sample is stored.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 from scipy.linalg import blas
 
 
@@ -46,6 +46,12 @@ def _gram_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
     )
     if not np.shares_memory(out, acc):  # BLAS worked on a copy: write it back
         acc[...] = out
+
+
+def _max_abs(stats: SufficientStatistics) -> float:
+    if stats.n_components == 0:
+        return 0.0
+    return float(max(np.abs(stats.gram_upper).max(), np.abs(stats.class_sums).max(initial=0.0)))
 
 
 def symmetrize_upper(upper: np.ndarray) -> np.ndarray:
@@ -74,7 +80,53 @@ class SufficientStatistics:
             [np.zeros((m, m), order="F") for _ in range(n_classes)] if per_class_gram else []
         )
 
+    @classmethod
+    def from_sums(
+        cls,
+        gram_upper: np.ndarray,
+        class_sums: np.ndarray,
+        counts: np.ndarray,
+        class_grams_upper: np.ndarray | None = None,
+    ) -> SufficientStatistics:
+        """Statistics from sums computed elsewhere (a device, a worker, a model file).
+
+        ``gram_upper`` (M, M) holds G in its upper triangle (the rest is ignored); per-class
+        Gram matrices, when given, are stacked (C, M, M) the same way. Shapes are checked.
+        """
+        gram = np.asarray(gram_upper, dtype=np.float64)
+        sums = np.asarray(class_sums, dtype=np.float64)
+        counts = np.asarray(counts)
+        if counts.ndim != 1 or counts.dtype.kind not in "iu":
+            raise ValueError(
+                f"counts must be a 1-D integer array, got {counts.dtype} {counts.shape}"
+            )
+        m, c = gram.shape[0] if gram.ndim == 2 else -1, counts.shape[0]
+        if gram.shape != (m, m) or sums.shape != (m, c):
+            raise ValueError(
+                f"inconsistent statistics: gram {gram.shape}, class_sums {sums.shape}, "
+                f"counts {counts.shape}"
+            )
+        new = cls(m, 0, class_grams_upper is not None)
+        new._gram_upper = np.triu(gram).copy(order="F")
+        new.class_sums = sums.copy()
+        new.counts = counts.astype(np.int64)
+        if class_grams_upper is not None:
+            grams = np.asarray(class_grams_upper, dtype=np.float64)
+            if grams.shape != (c, m, m):
+                raise ValueError(
+                    f"per-class Gram matrices have shape {grams.shape}, not {(c, m, m)}"
+                )
+            new._class_grams = [np.triu(g).copy(order="F") for g in grams]
+        return new
+
     # ------------------------------------------------------------------ views
+    @property
+    def gram_upper(self) -> np.ndarray:
+        """G's upper triangle (Fortran order; below the diagonal is unspecified). Read-only."""
+        view = self._gram_upper.view()
+        view.flags.writeable = False
+        return view
+
     @property
     def n_classes(self) -> int:
         return int(self.counts.shape[0])
@@ -177,6 +229,73 @@ class SufficientStatistics:
         self.class_sums[:, index] = 0.0
         self.counts[index] = 0
 
+    def all_finite(self) -> bool:
+        """Whether every sum is finite (a batch of huge features can overflow G)."""
+        return bool(
+            np.isfinite(self._gram_upper).all()
+            and np.isfinite(self.class_sums).all()
+            and all(np.isfinite(g).all() for g in self._class_grams)
+        )
+
+    def can_absorb(self, other: SufficientStatistics, positions: np.ndarray) -> bool:
+        """Whether adding ``other`` (after inserting class columns at ``positions``) keeps every
+        sum finite; checked from magnitudes, forming the sum only when they come near overflow."""
+        big = np.finfo(np.float64).max / 4
+        if max(_max_abs(self), _max_abs(other)) < big:
+            return True
+        widened = self.copy()
+        widened.insert_classes(positions)
+        return bool(
+            np.isfinite(widened._gram_upper + other._gram_upper).all()
+            and np.isfinite(widened.class_sums + other.class_sums).all()
+        )
+
+    def minus(self, other: SufficientStatistics) -> SufficientStatistics:
+        """``self - other`` as new statistics; ``self`` is untouched (for a checked forget)."""
+        if other.n_components != self.n_components or other.n_classes != self.n_classes:
+            raise ValueError("statistics of different shapes cannot be subtracted")
+        new = SufficientStatistics(self.n_components, 0, self.per_class_gram)
+        new._gram_upper = self._gram_upper - other._gram_upper
+        new.class_sums = self.class_sums - other.class_sums
+        new.counts = self.counts - other.counts
+        if self.per_class_gram:
+            pairs = zip(self._class_grams, other._class_grams, strict=True)
+            new._class_grams = [a - b for a, b in pairs]
+        return new
+
+    def check_attainable(self, before: SufficientStatistics) -> None:
+        """Refuse sums no real data can produce (after subtracting rows from ``before``).
+
+        Real data give counts >= 0 and a positive semi-definite moment matrix
+        ``[[G, Q], [Q^T, diag(counts)]]`` (the sum of ``[h; y][h; y]^T`` over samples). Checked
+        by one Cholesky factorisation, with a margin of 1e-9 of ``before``'s diagonal for
+        rounding. What sums cannot reveal: rows never learned whose removal leaves such a
+        matrix (e.g. a row inside the span of rows of its class) pass; only fingerprints of
+        the learned samples could tell.
+        """
+        bad = np.flatnonzero(self.counts < 0)
+        if bad.size:
+            raise ValueError(
+                f"class column {int(bad[0])} would have {int(self.counts[bad[0]])} samples"
+            )
+        diagonal = np.diag(self._gram_upper)
+        margin = 1e-9 * np.maximum(np.diag(before._gram_upper), 1e-300)
+        if np.any(diagonal < -margin):
+            raise ValueError("the diagonal of G would become negative")
+        m, c = self.n_components, self.n_classes
+        moment = np.zeros((m + c, m + c), order="F")
+        moment[:m, :m] = self._gram_upper
+        moment[:m, m:] = self.class_sums
+        moment[m:, m:] = np.diag(self.counts.astype(np.float64))
+        scale = np.concatenate([margin, 1e-9 * np.maximum(before.counts, 1.0)])
+        moment[np.diag_indices(m + c)] += scale
+        try:
+            linalg.cholesky(moment, lower=False, overwrite_a=True, check_finite=False)
+        except linalg.LinAlgError as err:
+            raise ValueError(
+                "the statistics would no longer be positive semi-definite (those of no data)"
+            ) from err
+
     def copy(self) -> SufficientStatistics:
         new = SufficientStatistics(self.n_components, 0, self.per_class_gram)
         new._gram_upper = self._gram_upper.copy(order="F")
@@ -202,23 +321,10 @@ class SufficientStatistics:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SufficientStatistics:
-        gram = np.asarray(arrays["gram_upper"], dtype=np.float64)
-        sums = np.asarray(arrays["class_sums"], dtype=np.float64)
-        counts = np.asarray(arrays["counts"], dtype=np.int64)
-        m = gram.shape[0]
-        if gram.shape != (m, m) or sums.shape != (m, counts.shape[0]):
-            raise ValueError(
-                f"inconsistent statistics: gram {gram.shape}, class_sums {sums.shape}, "
-                f"counts {counts.shape}"
-            )
-        per_class = "class_grams_upper" in arrays
-        new = cls(m, 0, per_class)
-        new._gram_upper = np.asfortranarray(gram)
-        new.class_sums = sums.copy()
-        new.counts = counts.copy()
-        if per_class:
-            grams = np.asarray(arrays["class_grams_upper"], dtype=np.float64)
-            if grams.shape != (counts.shape[0], m, m):
-                raise ValueError(f"inconsistent per-class Gram shape {grams.shape}")
-            new._class_grams = [np.asfortranarray(g) for g in grams]
-        return new
+        """Inverse of :meth:`to_arrays`."""
+        return cls.from_sums(
+            arrays["gram_upper"],
+            arrays["class_sums"],
+            arrays["counts"],
+            arrays.get("class_grams_upper"),
+        )

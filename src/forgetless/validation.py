@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import _check_feature_names, _get_feature_names, column_or_1d
 
 
 def check_features(X: Any, n_features: int | None, estimator: Any = None) -> np.ndarray:
@@ -81,5 +81,33 @@ def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassif
 
 
 def label_family(labels: np.ndarray) -> str:
-    """'str' or 'number': the families that may not be mixed within one learner."""
-    return "str" if labels.dtype.kind in "US" else "number"
+    """'str', 'bool', 'int' or 'float': label types that may not be mixed within one learner
+    (mixing would coerce them: True would count as 1, integer classes would become floats).
+
+    >>> import numpy as np
+    >>> [label_family(np.array(v)) for v in ([1, 2], [True], ["a"], [0.5])]
+    ['int', 'bool', 'str', 'float']
+    """
+    return {"U": "str", "S": "str", "b": "bool", "i": "int", "u": "int"}.get(
+        labels.dtype.kind, "float"
+    )
+
+
+def check_label_family(labels: np.ndarray, learned: np.ndarray, what: str = "y") -> None:
+    """Refuse labels of another type than the learner's classes (none learned: anything)."""
+    if learned.size and labels.size and label_family(labels) != label_family(learned):
+        raise ValueError(
+            f"{what} has {label_family(labels)} labels ({labels.dtype}) but this learner was "
+            f"trained on {label_family(learned)} labels ({learned.dtype}); unseen label type"
+        )
+
+
+def feature_names(X: Any) -> np.ndarray | None:
+    """Column names of a DataFrame-like X (all strings), else None: as scikit-learn reads them."""
+    return _get_feature_names(X)
+
+
+def check_feature_names(estimator: Any, X: Any) -> None:
+    """X's column names against ``estimator.feature_names_in_``, as scikit-learn checks them:
+    other names or another order is an error; names on one side only, a warning."""
+    _check_feature_names(estimator, X, reset=False)
