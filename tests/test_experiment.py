@@ -17,7 +17,7 @@ from forgetless.evaluation.metrics import (
     stability_gap,
     worst_case_accuracy,
 )
-from forgetless.experiment import RunConfig, run
+from forgetless.experiment import ConfigError, RunConfig, make_scenarios, run
 
 
 def test_metrics_on_a_hand_computed_matrix():
@@ -166,6 +166,87 @@ def test_bad_config_file(tmp_path, capsys):
         RunConfig.from_file(path)
     assert main(["run", "--dataset", "nope", "--quiet"]) == 2
     assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(scenario="few-shot"), 'scenario = "few-shot" must be a table'),
+        (dict(encoder="timm:"), "unknown encoder 'timm:'"),
+        (dict(seeds=[0, 0]), "seeds = \\[0, 0\\] lists 0 twice"),
+        (dict(methods=["ncm", "ncm"]), 'lists "ncm" twice'),
+        (dict(eval_every=-1), "eval_every = -1 must be an integer >= 0"),
+        (
+            dict(scenario={"kind": "online-blurry", "blurry": 1.5}),
+            "scenario.blurry = 1.5 must be a number in \\[0, 1\\)",
+        ),
+        (
+            dict(scenario={"kind": "few-shot", "base": 4, "ways": 2}),
+            '\\[scenario\\] for kind "few-shot" needs shots',
+        ),
+        (dict(subset={"train": 0}), "subset.train = 0 must be an integer >= 1"),
+        (
+            dict(dataset_options={"test_fraction": 1.0}),
+            "dataset_options.test_fraction = 1.0 must be a number in \\(0, 1\\)",
+        ),
+        (
+            dict(dataset_options={"root": "x"}),
+            "unknown key dataset_options.root; valid keys in \\[dataset_options\\] for dataset "
+            '"digits": test_fraction, seed',
+        ),
+        (dict(encoder_options={"sise": 8}), "unknown key encoder_options.sise; .*: size, color"),
+        (dict(learner={"alpha": -1}), 'learner.alpha = -1 must be a number >= 0 or "auto"'),
+        (dict(learner={"random_state": 3}), "learner.random_state is set from seeds"),
+        (dict(sgd={"momentum": 1.0}), "sgd.momentum = 1.0 must be a number in \\[0, 1\\)"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_valid_range(change, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**change).validate(output=False)
+
+
+def test_learner_settings_go_through_the_estimators_parameter_constraints(monkeypatch):
+    from sklearn.utils._param_validation import StrOptions
+
+    from forgetless.learner import ContinualClassifier
+
+    constraints = {"projection": [StrOptions({"orthogonal", "gaussian"})]}
+    monkeypatch.setattr(ContinualClassifier, "_parameter_constraints", constraints, raising=False)
+    config = RunConfig(methods=["ncm"], learner={"projection": "orthogonl"})
+    with pytest.raises(ConfigError, match="learner.projection .*'projection' parameter of Cont"):
+        config.validate(output=False)
+    RunConfig(methods=["ncm"], learner={"projection": "gaussian"}).validate(output=False)
+
+
+def test_learner_settings_the_methods_override_are_errors():
+    with pytest.raises(ConfigError, match='learner.head = "lda" would be ignored: .*ncm: "ncm"'):
+        RunConfig(methods=["forgetless", "ncm"], learner={"head": "lda"}).validate(output=False)
+
+
+def test_scenarios_the_labels_cannot_make_are_config_errors():
+    y = np.repeat(np.arange(4), 3)
+    config = RunConfig(scenario={"kind": "class-incremental", "initial": 5, "increment": 1})
+    with pytest.raises(ConfigError, match="scenario.initial = 5 is too large: .* 4 classes"):
+        make_scenarios(config, y, y)
+    config = RunConfig(scenario={"kind": "few-shot", "base": 2, "ways": 1, "shots": 5})
+    with pytest.raises(ConfigError, match="scenario: class . has 3 training samples < 5 shots"):
+        make_scenarios(config, y, y)
+    config = RunConfig(scenario={"kind": "domain-incremental"}, seeds=[0, 1])
+    with pytest.raises(ConfigError, match="has no domains"):
+        make_scenarios(config, y, y)
+    config.scenario = {"kind": "class-incremental", "increment": 2}
+    assert sorted(make_scenarios(config, y, y)) == [0, 1]
+
+
+def test_yaml_config(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "dataset: digits\nseeds: [3]\nmethods: [ncm]\n"
+        "scenario: {kind: few-shot, base: 4, ways: 2, shots: 5}\n"
+    )
+    config = RunConfig.from_file(path)
+    config.validate(output=False)
+    assert config.scenario["kind"] == "few-shot" and config.seeds == [3]
 
 
 def test_online_blurry_run_has_anytime_evaluation():

@@ -1,6 +1,8 @@
 """The ``forgetless`` command.
 
 Each sub-command registers itself in one small ``_add_*`` function so the file stays readable.
+A user mistake (a bad config, a missing run directory) is one line on stderr and exit code 2,
+found before any work; a traceback means a bug.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
@@ -25,12 +28,42 @@ def _run_demo(args: argparse.Namespace) -> int:
     from forgetless.experiment import RunConfig
 
     config = RunConfig(seeds=args.seeds, output=args.output, progress=False if args.quiet else None)
-    return _execute(config)
+    return _execute(config, "demo", {"seeds": "--seeds", "output": "--output"}, None)
+
+
+RUN_EXAMPLES = """examples:
+  forgetless run --config configs/demo-digits.toml
+  forgetless run --config configs/demo-digits.toml --seeds 0 --output runs/quick
+  forgetless run --dataset digits --encoder raw --increment 2 --methods forgetless ncm \\
+      --seeds 0 1 2 --output runs/digits
+
+A config file is TOML or YAML with the same keys (see configs/); flags override it. Every
+problem with the config is reported in one line, exit code 2, before anything runs."""
+
+# flag -> the config key it sets, so an error in a value names the flag that gave it.
+_RUN_FLAGS = {
+    "dataset": "dataset",
+    "encoder": "encoder",
+    "methods": "methods",
+    "seeds": "seeds",
+    "output": "output",
+    "scenario": "scenario",
+    "increment": "scenario.increment",
+    "initial": "scenario.initial",
+    "n_components": "learner.n_components",
+    "projection": "learner.projection",
+    "subset_train": "subset.train",
+    "subset_test": "subset.test",
+}
 
 
 def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a continual-learning comparison from a config file and/or flags"
+        "run",
+        help="run a continual-learning comparison from a config file and/or flags",
+        description="Run a continual-learning comparison from a config file and/or flags.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="TOML or YAML file (see configs/); flags override it")
     parser.add_argument("--dataset", help="dataset name (forgetless.data.list_datasets())")
@@ -52,40 +85,52 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from forgetless.experiment import RunConfig
+    from forgetless.experiment import ConfigError, RunConfig
 
-    config = RunConfig.from_file(args.config) if args.config else RunConfig()
-    for key in ("dataset", "encoder", "methods", "seeds", "output"):
-        if getattr(args, key) is not None:
-            setattr(config, key, getattr(args, key))
-    if args.scenario is not None:
-        config.scenario = {"kind": args.scenario}
-    for key in ("increment", "initial"):
-        if getattr(args, key) is not None:
-            config.scenario[key] = getattr(args, key)
-    if args.n_components is not None:
-        config.learner["n_components"] = args.n_components
-    if args.projection is not None:
-        config.learner["projection"] = args.projection
-    if args.subset_train is not None:
-        config.subset["train"] = args.subset_train
-    if args.subset_test is not None:
-        config.subset["test"] = args.subset_test
+    try:
+        config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    except ConfigError as err:
+        return _error("run", str(err))
+    given = {}  # config key -> the flag that set it
+    for dest, key in _RUN_FLAGS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        given[key] = "--" + dest.replace("_", "-")
+        table, _, name = key.rpartition(".")
+        if key == "scenario":
+            config.scenario = {"kind": value}
+        elif not table:
+            setattr(config, key, value)
+        elif isinstance(getattr(config, table), dict):  # else validate names the bad table
+            getattr(config, table)[name] = value
     if args.quiet:
         config.progress = False
-    return _execute(config)
+    return _execute(config, "run", given, args.config)
 
 
-def _execute(config) -> int:
+def _execute(config, command: str, given: dict[str, str], source: str | None) -> int:
+    """Validate everything (config, output directory, scenario against the data), then run.
+
+    ``given`` maps the config keys set by flags to their flag, ``source`` is the config file:
+    together they say where a bad value came from.
+    """
+    from forgetless.data import DatasetNotFoundError
+    from forgetless.encoders import EncoderNotAvailableError
     from forgetless.evaluation.report import format_table, summary_table, write_report
-    from forgetless.experiment import run, save_results
+    from forgetless.experiment import ConfigError, run, save_results
 
     try:
         config.validate()
-    except ValueError as err:
-        print(f"forgetless: {err}", file=sys.stderr)
-        return 2
-    results = run(config)
+        results = run(config)  # checks the scenario on the labels before encoding anything
+    except ConfigError as err:
+        where = source
+        for key, flag in given.items():
+            if err.key is not None and (err.key == key or err.key.startswith(key + ".")):
+                where = flag
+        return _error(command, f"{where}: {err}" if where and not err.source else str(err))
+    except (DatasetNotFoundError, EncoderNotAvailableError) as err:
+        return _error(command, str(err))
     path = save_results(results, config.output)
     (path.parent / "config.json").write_text(json.dumps(results["config"], indent=1))
     files = write_report(path.parent)
@@ -97,6 +142,12 @@ def _execute(config) -> int:
     print(format_table(*summary_table(results)))
     print(f"\nwrote {path} and {', '.join(files)} in {path.parent}")
     return 0
+
+
+def _error(command: str, message: str) -> int:
+    """A user mistake: one line on stderr (``forgetless run: error: ...``), exit code 2."""
+    print(f"forgetless {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 def _add_report_command(subparsers: argparse._SubParsersAction) -> None:
@@ -111,8 +162,15 @@ def _run_report(args: argparse.Namespace) -> int:
     try:
         files = write_report(args.run_dir)
     except FileNotFoundError as err:
-        print(f"forgetless: {err}", file=sys.stderr)
-        return 2
+        return _error("report", str(err))
+    except json.JSONDecodeError as err:
+        return _error("report", f"{args.run_dir}/results.json is not valid JSON: {err}")
+    except KeyError as err:
+        return _error(
+            "report", f"{args.run_dir}/results.json is not a forgetless results file (no {err})"
+        )
+    except OSError as err:
+        return _error("report", f"cannot write the report in {args.run_dir}: {err}")
     print(f"wrote {', '.join(files)} in {args.run_dir}")
     return 0
 
@@ -129,11 +187,22 @@ def _add_cache_command(subparsers: argparse._SubParsersAction) -> None:
     clear.set_defaults(handler=_run_cache_clear)
 
 
+def _bad_cache_dir(folder: str | None) -> bool:
+    """``--dir`` naming a file or nothing would silently show an empty cache: say so instead."""
+    if folder is None or Path(folder).is_dir():
+        return False
+    state = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+    _error("cache", f"--dir {folder} {state}; give the cache folder (or leave --dir out)")
+    return True
+
+
 def _run_cache_list(args: argparse.Namespace) -> int:
     import time
 
     from forgetless.cache import FeatureCache
 
+    if _bad_cache_dir(args.dir):
+        return 2
     cache = FeatureCache(args.dir)
     entries = cache.entries()
     print(f"feature cache: {cache.root} ({len(entries)} entries)")
@@ -151,6 +220,8 @@ def _run_cache_list(args: argparse.Namespace) -> int:
 def _run_cache_clear(args: argparse.Namespace) -> int:
     from forgetless.cache import FeatureCache
 
+    if _bad_cache_dir(args.dir):
+        return 2
     cache = FeatureCache(args.dir)
     entries = cache.entries()
     if not args.yes:
@@ -170,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forgetless",
         description="Exemplar-free continual learning on frozen encoders, in closed form.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_demo_command(subparsers)

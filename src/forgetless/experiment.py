@@ -17,7 +17,12 @@ True
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
+import numbers
+import os
+import re
 import sys
 import time
 import tracemalloc
@@ -61,8 +66,223 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd-replay": ("sgd", {"method": "replay"}),
     "sgd-lwf": ("sgd", {"method": "lwf"}),
 }
-SCENARIOS = ("class-incremental", "domain-incremental", "few-shot", "online-blurry")
+_SCENARIO_BUILDERS = {
+    "class-incremental": class_incremental,
+    "domain-incremental": domain_incremental,
+    "few-shot": few_shot,
+    "online-blurry": online_blurry,
+}
+SCENARIOS = tuple(_SCENARIO_BUILDERS)
 _LR_GRID = (0.3, 0.1, 0.03, 0.01)
+
+
+class ConfigError(ValueError):
+    """A mistake in a run's config, found before any work, so the CLI can say it in one line.
+
+    ``key`` is where it is (``"scenario.increment"``; None for the file as a whole) and
+    ``source`` the config file, when known.
+    """
+
+    def __init__(self, message: str, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.key, self.source = message, key, source
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}" if self.source else self.message
+
+
+def _show(value: Any) -> str:
+    """A value as the config file would spell it (TOML-like), for messages."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+@dataclass(frozen=True)
+class _Number:
+    """Allowed numbers: a range, integers only or not, plus some words (``"auto"``) or None."""
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    open_low: bool = False
+    open_high: bool = False
+    words: tuple[str, ...] = ()
+    optional: bool = False
+
+    def ok(self, v: Any) -> bool:
+        if v is None or isinstance(v, str):
+            return (v is None and self.optional) or v in self.words
+        kind = numbers.Integral if self.integer else numbers.Real
+        if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v):
+            return False
+        above = self.low is None or (v > self.low if self.open_low else v >= self.low)
+        below = self.high is None or (v < self.high if self.open_high else v <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        text = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            text += f" in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
+            text += ")" if self.open_high else "]"
+        elif self.low is not None:
+            text += f" {'>' if self.open_low else '>='} {self.low:g}"
+        elif self.high is not None:
+            text += f" {'<' if self.open_high else '<='} {self.high:g}"
+        return " or ".join([text, *map(_show, self.words)] + ["left out"] * self.optional)
+
+
+@dataclass(frozen=True)
+class _OneOf:
+    """Allowed values: names from a registry (or None)."""
+
+    values: tuple[Any, ...]
+    optional: bool = False
+
+    def ok(self, v: Any) -> bool:
+        return (v is None and self.optional) or (isinstance(v, str) and v in self.values)
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(map(_show, self.values)) + " (or left out)" * self.optional
+
+
+@dataclass(frozen=True)
+class _Type:
+    """Allowed values: one Python type (a table, a list, true/false, text)."""
+
+    type: type | tuple[type, ...]
+    words: str
+    optional: bool = False
+
+    def ok(self, v: Any) -> bool:
+        return (v is None and self.optional) or isinstance(v, self.type)
+
+    def __str__(self) -> str:
+        return self.words + " (or left out)" * self.optional
+
+
+_INT0 = _Number(0, integer=True)
+_INT1 = _Number(1, integer=True)
+_BOOL = _Type(bool, "true or false")
+_LIST = _Type(list, "a list")
+_TABLE = _Type(dict, "a table")
+# Ranges of the keys in each table (keys without an entry take any value their code accepts).
+_SCENARIO_RANGES: dict[str, Any] = {
+    "kind": _OneOf(SCENARIOS),
+    "initial": _INT0,
+    "increment": _INT1,
+    "base": _INT1,
+    "ways": _INT1,
+    "shots": _INT1,
+    "n_tasks": _INT1,
+    "blurry": _Number(0, 1, open_high=True),
+    "batch_size": _INT1,
+    "order": _LIST,
+    "domains": _OneOf(("transforms", "glyph-style")),
+    "transforms": _LIST,
+}
+_DOMAIN_KEYS = ("domains", "transforms")  # domain-incremental keys read by the runner itself
+# Only the obvious numeric ranges and names: the estimator's own _validate_params does the rest.
+_LEARNER_RANGES: dict[str, Any] = {
+    "n_components": _INT1,
+    "chunk_size": _Number(1, integer=True, optional=True),
+    "alpha": _Number(0, words=("auto",)),
+    "gamma": _Number(0, open_low=True, optional=True),
+    "shrinkage": _Number(0, 1, words=("oas",)),
+}
+_SGD_RANGES: dict[str, Any] = {
+    "lr": _Number(0, open_low=True, optional=True),
+    "epochs": _INT1,
+    "batch_size": _INT1,
+    "weight_decay": _Number(0),
+    "momentum": _Number(0, 1, open_high=True),
+    "buffer_size": _INT0,
+    "temperature": _Number(0, open_low=True),
+    "distill_weight": _Number(0),
+}
+_SUBSET_RANGES: dict[str, Any] = {"train": _INT1, "test": _INT1}
+_DATASET_RANGES: dict[str, Any] = {
+    "test_fraction": _Number(0, 1, open_low=True, open_high=True),
+    "seed": _INT0,
+}
+_ENCODER_RANGES: dict[str, Any] = {
+    "batch_size": _INT1,
+    "image_size": _INT1,
+    "size": _Number(1, integer=True, optional=True),
+    "threads": _Number(1, integer=True, optional=True),
+}
+# Set by the runner for each method and seed, so not settable in [learner] / [sgd].
+_RUNNER_ARGS = ("y_train", "y_test", "domain_train", "domain_test", "seed", "random_state")
+_SGD_RUNNER_ARGS = ("method", "seed", "eval_every", "on_iteration")
+
+
+def _check(key: str, value: Any, allowed: Any) -> None:
+    if not allowed.ok(value):
+        raise ConfigError(f"{key} = {_show(value)} must be {allowed}", key)
+
+
+def _keywords(function: Any, skip: tuple[str, ...] = ()) -> tuple[list[str], list[str]] | None:
+    """A callable's (keyword names, required names), or None when it takes ``**kwargs``."""
+    params = inspect.signature(function).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    names = [p.name for p in params if p.name not in skip and p.kind is not p.VAR_POSITIONAL]
+    required = [p.name for p in params if p.name in names and p.default is p.empty]
+    return names, required
+
+
+def _check_table(
+    name: str,
+    table: dict[str, Any],
+    valid: list[str] | None,
+    ranges: dict[str, Any],
+    required: tuple[str, ...] | list[str] = (),
+    context: str = "",
+) -> None:
+    """Known keys (listing the valid ones), required keys present, values in their ranges."""
+    if valid is not None:
+        unknown = [str(k) for k in table if k not in valid]
+        if unknown:
+            listed = ", ".join(valid) or "none"
+            raise ConfigError(
+                f"unknown key {name}.{unknown[0]}; valid keys in [{name}]{context}: {listed}",
+                f"{name}.{unknown[0]}",
+            )
+    missing = [k for k in required if k not in table]
+    if missing:
+        raise ConfigError(
+            f"[{name}]{context} needs {', '.join(missing)}; add "
+            + ", ".join(f"{name}.{k} = ..." for k in missing),
+            f"{name}.{missing[0]}",
+        )
+    for key, value in table.items():
+        if key in ranges:
+            _check(f"{name}.{key}", value, ranges[key])
+
+
+def check_output_dir(output: str | os.PathLike[str], key: str = "output") -> None:
+    """Raise :class:`ConfigError` unless ``output`` is, or can be made, a writable directory:
+    found before the run, not after it when the results would be lost."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{key} = {_show(str(output))} is an existing file, not a directory; "
+            "choose another directory or remove the file",
+            key,
+        )
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{key} = {_show(str(output))} cannot be made: {existing} is a file; "
+            "choose another directory",
+            key,
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{key} = {_show(str(output))}: {existing} is not writable; choose another directory",
+            key,
+        )
 
 
 @dataclass
@@ -96,53 +316,214 @@ class RunConfig:
     cache_dir: str | None = None
     progress: bool | None = None
 
-    def validate(self) -> None:
+    def validate(self, output: bool = True) -> None:
+        """Check the whole config (keys, types, ranges, names against their registries and,
+        unless ``output=False``, the output directory) so that a mistake stops the run before any
+        work; raise :class:`ConfigError` naming the key and what is valid."""
         from forgetless.data import list_datasets
         from forgetless.encoders import list_encoders
 
+        for key, allowed in (("dataset", _Type(str, "a name")), ("encoder", _Type(str, "a name"))):
+            _check(key, getattr(self, key), allowed)
+        for key in ("dataset_options", "encoder_options", "scenario", "learner", "sgd", "subset"):
+            _check(key, getattr(self, key), _TABLE)
         if self.dataset not in list_datasets():
-            raise ValueError(
-                f"unknown dataset {self.dataset!r}; known: {', '.join(list_datasets())}"
+            raise ConfigError(
+                f"unknown dataset {self.dataset!r}; known: {', '.join(list_datasets())}", "dataset"
             )
-        family = self.encoder.partition(":")[0]
+        family, _, spec = self.encoder.partition(":")
         known = list_encoders()
-        if self.encoder not in known and not any(k.startswith(family + ":") for k in known):
-            raise ValueError(f"unknown encoder {self.encoder!r}; known: {', '.join(known)}")
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ValueError(
-                f"unknown methods {unknown}; known: {', '.join(METHODS)}"
-                if unknown
-                else "no methods given"
+        builtin = self.encoder in known and not self.encoder.endswith(":")
+        if not builtin and not (spec and family + ":" in known):
+            raise ConfigError(
+                f"unknown encoder {self.encoder!r}; known: {', '.join(known)} "
+                '(adapters take a model after the colon, e.g. "timm:resnet18")',
+                "encoder",
             )
+        self._validate_methods_and_seeds()
         kind = self.scenario.get("kind")
         if kind not in SCENARIOS:
-            raise ValueError(f"unknown scenario kind {kind!r}; known: {', '.join(SCENARIOS)}")
-        if not self.seeds:
-            raise ValueError("give at least one seed")
+            raise ConfigError(
+                f"unknown scenario kind {kind!r}; known: {', '.join(SCENARIOS)}"
+                if "kind" in self.scenario
+                else f"[scenario] needs kind = one of {', '.join(map(_show, SCENARIOS))}",
+                "scenario.kind",
+            )
+        valid, required = _keywords(_SCENARIO_BUILDERS[kind], _RUNNER_ARGS)
+        extra = _DOMAIN_KEYS if kind == "domain-incremental" else ()
+        _check_table(
+            "scenario",
+            self.scenario,
+            ["kind", *valid, *extra],
+            _SCENARIO_RANGES,
+            required,
+            f" for kind {_show(kind)}",
+        )
+        self._validate_options()
+        self._validate_learner()
+        sgd_keys, _ = _keywords(SGDHead, _SGD_RUNNER_ARGS)
+        _check_table("sgd", self.sgd, sgd_keys, _SGD_RANGES)
+        _check_table("subset", self.subset, list(_SUBSET_RANGES), _SUBSET_RANGES)
+        _check("eval_every", self.eval_every, _INT0)
+        _check("progress", self.progress, _Type(bool, "true or false", optional=True))
+        _check("output", self.output, _Type((str, os.PathLike), "a directory"))
+        _check("cache_dir", self.cache_dir, _Type((str, os.PathLike), "a directory", True))
+        if self.cache_dir is not None and Path(self.cache_dir).is_file():
+            raise ConfigError(
+                f"cache_dir = {_show(str(self.cache_dir))} is a file, not a directory",
+                "cache_dir",
+            )
+        if output:
+            check_output_dir(self.output)
+
+    def _validate_methods_and_seeds(self) -> None:
+        methods, seeds = self.methods, self.seeds
+        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+            raise ConfigError(
+                f"methods = {_show(methods)} must be a list of names, e.g. "
+                'methods = ["forgetless", "ncm"]; known: ' + ", ".join(METHODS),
+                "methods",
+            )
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown or not methods:
+            raise ConfigError(
+                f"unknown methods {unknown}; known: {', '.join(METHODS)}"
+                if unknown
+                else f"no methods given; known: {', '.join(METHODS)}",
+                "methods",
+            )
+        if not isinstance(seeds, list) or not all(_INT0.ok(s) for s in seeds):
+            raise ConfigError(
+                f"seeds = {_show(seeds)} must be a list of integers >= 0, e.g. seeds = [0, 1, 2]",
+                "seeds",
+            )
+        if not seeds:
+            raise ConfigError("seeds = [] must give at least one seed, e.g. seeds = [0]", "seeds")
+        for key, values in (("methods", methods), ("seeds", seeds)):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ConfigError(f"{key} = {_show(values)} lists {_show(twice[0])} twice", key)
+
+    def _validate_options(self) -> None:
+        """``dataset_options`` / ``encoder_options`` against the loader's or built-in encoder's
+        keyword arguments (adapters take free-form options, checked when they are built)."""
+        from forgetless.data import _LOADERS
+        from forgetless.encoders import _BUILTIN, _builtin
+
+        loader = _keywords(_LOADERS[self.dataset])
+        _check_table(
+            "dataset_options",
+            self.dataset_options,
+            None if loader is None else loader[0],
+            _DATASET_RANGES,
+            () if loader is None else loader[1],
+            f" for dataset {_show(self.dataset)}",
+        )
+        encoder = _keywords(_builtin(self.encoder)) if self.encoder in _BUILTIN else None
+        _check_table(
+            "encoder_options",
+            self.encoder_options,
+            None if encoder is None else encoder[0],
+            _ENCODER_RANGES,
+            context=f" for encoder {_show(self.encoder)}",
+        )
+
+    def _validate_learner(self) -> None:
+        """Known ContinualClassifier keys, then each analytic method's settings through the
+        estimator's own ``_validate_params`` (scikit-learn parameter constraints)."""
+        valid = [k for k in ContinualClassifier().get_params() if k not in _RUNNER_ARGS]
+        if "random_state" in self.learner:
+            raise ConfigError(
+                "learner.random_state is set from seeds; remove it and list the seeds in "
+                "seeds = [...]",
+                "learner.random_state",
+            )
+        _check_table("learner", self.learner, valid, {})
+        analytic = [m for m in self.methods if METHODS[m][0] != "sgd"]
+        for key, value in self.learner.items():
+            if analytic and all(key in METHODS[m][1] for m in analytic):
+                chosen = ", ".join(f"{m}: {_show(METHODS[m][1][key])}" for m in analytic)
+                raise ConfigError(
+                    f"learner.{key} = {_show(value)} would be ignored: the methods set it "
+                    f"themselves ({chosen}); remove it or choose other methods",
+                    f"learner.{key}",
+                )
+        for name in analytic:
+            settings = METHODS[name][1]
+            model = ContinualClassifier(**{**self.learner, **settings, "random_state": 0})
+            if hasattr(model, "_parameter_constraints"):
+                try:
+                    model._validate_params()
+                except (ValueError, TypeError) as err:
+                    found = re.search(r"'(\w+)' parameter", str(err))
+                    key = f"learner.{found.group(1)}" if found else "learner"
+                    raise ConfigError(f"{key} (method {name!r}): {err}", key) from err
+        _check_table("learner", self.learner, valid, _LEARNER_RANGES)
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
-        """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config; unknown keys are errors."""
+        """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config; unknown keys are errors.
+
+        Every problem with the file itself is a :class:`ConfigError` naming the file; the
+        values are checked by :meth:`validate` (after command-line flags override them).
+        """
         path = Path(path)
-        text = path.read_text()
-        if path.suffix == ".toml":
+
+        def fail(message: str, key: str | None = None) -> ConfigError:
+            return ConfigError(message, key, source=str(path))
+
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            raise fail("is a directory; give a .toml or .yaml config file (see configs/)")
+        if suffix not in (".toml", ".yaml", ".yml"):
+            raise fail(
+                f"config must be .toml, .yaml or .yml, got {_show(path.suffix or path.name)}; "
+                "write it as TOML (see configs/)"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise fail("no such config file; see configs/ for examples") from None
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise fail(f"cannot read the config: {reason}") from None
+        if suffix == ".toml":
             import tomllib
 
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as err:
+                raise fail(f"not valid TOML: {err}") from None
+        else:
             try:
                 import yaml
-            except ImportError as err:
-                raise ImportError("YAML configs need PyYAML: pip install pyyaml") from err
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ValueError(f"config must be .toml, .yaml or .yml, got {path.name}")
+            except ImportError:
+                raise fail("YAML configs need PyYAML: pip install pyyaml") from None
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise fail(f"not valid YAML: {_yaml_problem(err)}") from None
+            data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise fail(
+                f"the config must be a mapping of keys (dataset: ..., scenario: ...), "
+                f"got a {type(data).__name__} at top level"
+            )
         known = set(cls.__dataclass_fields__)
-        extra = sorted(set(data) - known)
+        extra = sorted(str(k) for k in data if k not in known)
         if extra:
-            raise ValueError(f"unknown config keys {extra}; known: {', '.join(sorted(known))}")
+            raise fail(f"unknown config keys {extra}; known: {', '.join(sorted(known))}", extra[0])
         return cls(**data)
+
+
+def _yaml_problem(err: Exception) -> str:
+    """PyYAML's several-line message as one line: what, and at which line and column."""
+    mark = getattr(err, "problem_mark", None)
+    parts = [getattr(err, "context", None), getattr(err, "problem", None)]
+    text = "; ".join(p for p in parts if p) or str(err)
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(text.split())
 
 
 def _make_scenario(
@@ -181,11 +562,9 @@ def _with_domains(dataset: Any, scenario: dict[str, Any]) -> Any:
     raise ValueError(f"unknown domains {source!r}; use 'transforms' or 'glyph-style'")
 
 
-def load_features(config: RunConfig) -> dict[str, Any]:
-    """Dataset, encoder features through the cache, optional stratified subsets."""
-    from forgetless.cache import FeatureCache, dataset_features
+def prepare_dataset(config: RunConfig) -> Any:
+    """The dataset a run sees, not yet encoded: optional stratified subsets, then domains."""
     from forgetless.data import load_dataset, stratified_sample
-    from forgetless.encoders import load_encoder
 
     dataset = load_dataset(config.dataset, **config.dataset_options)
     for split in ("train", "test"):  # optional stratified subsets, fixed by seed 0
@@ -194,7 +573,23 @@ def load_features(config: RunConfig) -> dict[str, Any]:
             rows = stratified_sample(whole.labels, config.subset[split], seed=0)
             dataset = dataclasses.replace(dataset, **{split: whole.subset(rows)})
     if config.scenario.get("kind") == "domain-incremental":
-        dataset = _with_domains(dataset, config.scenario)
+        try:
+            dataset = _with_domains(dataset, config.scenario)
+        except ValueError as err:
+            source = config.scenario.get("domains", "transforms")
+            raise ConfigError(
+                f"scenario.domains = {_show(source)} does not fit dataset {config.dataset!r}: "
+                f"{err}",
+                "scenario.domains",
+            ) from err
+    return dataset
+
+
+def encode_dataset(config: RunConfig, dataset: Any) -> dict[str, Any]:
+    """Encoder features of both splits, through the cache."""
+    from forgetless.cache import FeatureCache, dataset_features
+    from forgetless.encoders import load_encoder
+
     encoder = load_encoder(config.encoder, **config.encoder_options)
     cache = FeatureCache(config.cache_dir)
     X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
@@ -206,6 +601,43 @@ def load_features(config: RunConfig) -> dict[str, Any]:
         "y_train": np.asarray(dataset.train.labels),
         "y_test": np.asarray(dataset.test.labels),
     }
+
+
+def load_features(config: RunConfig) -> dict[str, Any]:
+    """Dataset, encoder features through the cache, optional stratified subsets."""
+    return encode_dataset(config, prepare_dataset(config))
+
+
+def _domains(dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    info = getattr(dataset, "info", {}) or {}
+    if "domain_train" not in info:
+        return None
+    return np.asarray(info["domain_train"]), np.asarray(info["domain_test"])
+
+
+def make_scenarios(
+    config: RunConfig, y_train: np.ndarray, y_test: np.ndarray, domains: Any = None
+) -> dict[int, Scenario]:
+    """Every seed's scenario, built from the labels alone (cheap): a scenario the dataset cannot
+    make (``initial`` above its class count, ...) is a :class:`ConfigError` before any encoding
+    or training."""
+    n = int(np.unique(y_train).size)
+    about = f"dataset {config.dataset!r} has {n} classes"
+    limits = {"initial": (0, n), "base": (1, n - 1), "n_tasks": (1, n)}
+    for key, (low, high) in limits.items():
+        value = config.scenario.get(key)
+        if isinstance(value, int) and value > high:
+            raise ConfigError(
+                f"scenario.{key} = {value} is too large: {about}; use {low} to {high}",
+                f"scenario.{key}",
+            )
+    scenarios = {}
+    for seed in config.seeds:
+        try:
+            scenarios[seed] = _make_scenario(config, y_train, y_test, seed, domains)
+        except ValueError as err:
+            raise ConfigError(f"scenario: {err} ({about})", "scenario") from err
+    return scenarios
 
 
 def _tune_lr(settings: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int) -> float:
@@ -361,8 +793,15 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     """
     from forgetless import __version__
 
-    config.validate()
-    data = data or load_features(config)
+    config.validate(output=False)
+    if data is None:  # scenarios first: a config the data cannot run fails before encoding
+        dataset = prepare_dataset(config)
+        labels = (np.asarray(dataset.train.labels), np.asarray(dataset.test.labels))
+        scenarios = make_scenarios(config, *labels, _domains(dataset))
+        data = encode_dataset(config, dataset)
+    else:
+        labels = (data["y_train"], data["y_test"])
+        scenarios = make_scenarios(config, *labels, _domains(data["dataset"]))
     dataset = data["dataset"]
     results: dict[str, Any] = {
         "config": asdict(config),
@@ -379,16 +818,10 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
         "scenarios": {},
         "methods": {m: {"seeds": {}} for m in config.methods},
     }
-    info = getattr(dataset, "info", {}) or {}
-    domains = (
-        (np.asarray(info["domain_train"]), np.asarray(info["domain_test"]))
-        if "domain_train" in info
-        else None
-    )
     jobs = [(seed, m) for seed in config.seeds for m in config.methods]
     show = config.progress if config.progress is not None else sys.stderr.isatty()
     for seed, name in tqdm(jobs, desc="runs", disable=not show):
-        scenario = _make_scenario(config, data["y_train"], data["y_test"], seed, domains)
+        scenario = scenarios[seed]
         results["scenarios"][str(seed)] = scenario.describe()
         results["methods"][name]["seeds"][str(seed)] = _run_method(
             name, config, data, scenario, seed

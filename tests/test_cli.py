@@ -1,0 +1,186 @@
+"""The command line on user mistakes: one line on stderr naming the problem and where it is,
+exit code 2, and nothing encoded or trained (so no run is lost to a typo found at the end)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import forgetless.cache
+import forgetless.experiment
+from forgetless.cli import main
+
+GOOD = 'dataset = "digits"\nmethods = ["ncm"]\nseeds = [0]\n'
+CI = '[scenario]\nkind = "class-incremental"\n'
+# name -> (config file, its text or None for no file, words the error line must hold)
+CASES = {
+    "malformed-toml": ("bad.toml", GOOD + "[scenario\nkind = 1\n", ["not valid TOML", "line 4"]),
+    "malformed-yaml": ("bad.yaml", "dataset: digits\nscenario: {kind: [\n", ["not valid YAML"]),
+    "yaml-list": ("list.yaml", "- dataset\n- digits\n", ["mapping", "list"]),
+    "scenario-key": (
+        "scenario.toml",
+        GOOD + CI + "increment = 2\nincrememt = 3\n",
+        ["scenario.incrememt", "valid keys", "increment"],
+    ),
+    "learner-key": (
+        "learner.toml",
+        GOOD + "[learner]\nn_componets = 300\n",
+        ["learner.n_componets", "valid keys", "n_components"],
+    ),
+    "sgd-key": ("sgd.toml", GOOD + "[sgd]\nepoch = 3\n", ["sgd.epoch", "valid keys", "epochs"]),
+    "missing-file": ("missing.toml", None, ["no such config file"]),
+    "json-suffix": ("run.json", '{"dataset": "digits"}', [".json", ".toml"]),
+    "increment-0": ("inc0.toml", GOOD + CI + "increment = 0\n", ["scenario.increment", ">= 1"]),
+    "increment-negative": (
+        "incm2.toml",
+        GOOD + CI + "increment = -2\n",
+        ["scenario.increment = -2", ">= 1"],
+    ),
+    "initial-too-large": (
+        "initial.toml",
+        GOOD + CI + "initial = 20\nincrement = 2\n",
+        ["scenario.initial = 20", "10 classes"],
+    ),
+    "seeds-not-a-list": (
+        "seeds.toml",
+        'dataset = "digits"\nseeds = "abc"\n',
+        ['seeds = "abc"', "list of integers"],
+    ),
+    "n-components-negative": (
+        "ncomp.toml",
+        GOOD + "[learner]\nn_components = -5\n",
+        ["n_components", "-5"],
+    ),
+    "output-is-a-file": ("out.toml", GOOD + 'output = "{out}"\n', ["output", "existing file"]),
+}
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Encoding, training or (with ``run=True``) the run itself fail the test if reached."""
+
+    def forbid(what):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"{what} ran for a bad config")
+
+        return fail
+
+    monkeypatch.setattr(forgetless.cache, "dataset_features", forbid("encoding"))
+    monkeypatch.setattr(forgetless.experiment, "_run_method", forbid("training"))
+    return lambda: monkeypatch.setattr(forgetless.experiment, "run", forbid("the run"))
+
+
+def one_error_line(capsys, command: str = "run") -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"forgetless {command}: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_is_one_line_and_exit_2_before_any_work(case, tmp_path, capsys, no_work):
+    name, text, words = CASES[case]
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text.replace("{out}", str(afile)))
+    if case == "output-is-a-file":
+        no_work()  # nothing at all may run: the results would be lost at the end
+    argv = ["run", "--config", str(path), "--quiet"]
+    if case != "output-is-a-file":
+        argv += ["--output", str(tmp_path / "run")]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert str(path) in line  # the file ...
+    for word in words:  # ... and the key, what is wrong and what is valid
+        assert word in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--increment", "0"], ["--increment: ", "scenario.increment = 0"]),
+        (["--n-components", "-5"], ["--n-components: ", "n_components"]),
+        (["--seeds", "-1"], ["--seeds: ", "seeds = [-1]"]),
+        (["--methods", "ewc"], ["--methods: ", "unknown methods ['ewc']; known: forgetless"]),
+        (["--scenario", "few-shot"], ["--scenario: ", "few-shot", "base"]),
+    ],
+)
+def test_a_bad_flag_is_named_instead_of_the_file(flags, words, tmp_path, capsys, no_work):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD + CI + "increment = 2\n")
+    argv = ["run", "--config", str(path), "--output", str(tmp_path / "run"), *flags]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert str(path) not in line
+    for word in words:
+        assert word in line
+
+
+class Reached(Exception):
+    """The run was reached: validation let the config through."""
+
+
+def test_a_flag_overrides_a_bad_value_in_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "inc0.toml"
+    path.write_text(GOOD + CI + "increment = 0\n")
+
+    def reached(config):
+        raise Reached(config.scenario["increment"])
+
+    monkeypatch.setattr(forgetless.experiment, "run", reached)
+    with pytest.raises(Reached, match="5"):
+        main(["run", "--config", str(path), "--increment", "5", "--output", str(tmp_path / "r")])
+
+
+def test_demo_with_an_output_file_runs_nothing(tmp_path, capsys, no_work):
+    no_work()
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["demo", "--output", str(afile)]) == 2
+    assert "--output: " in one_error_line(capsys, "demo")
+
+
+def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[scenario\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "forgetless.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"forgetless run: error: {path}: not valid TOML")
+
+
+def test_report_on_a_missing_or_broken_run_dir(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "nope" in one_error_line(capsys, "report")
+    (tmp_path / "results.json").write_text("{")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "results.json is not valid JSON" in one_error_line(capsys, "report")
+
+
+@pytest.mark.parametrize("action", [["list"], ["clear", "--yes"]])
+def test_cache_dir_that_is_a_file(action, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["cache", "--dir", str(afile), *action]) == 2
+    assert "is a file" in one_error_line(capsys, "cache")
+    assert afile.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+def test_help_shows_a_run_example(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    assert "forgetless run --config configs/demo-digits.toml" in capsys.readouterr().out
