@@ -12,11 +12,20 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
+# Keep in step with the root conftest.py (which makes the doctests follow the same rule).
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def missing(problem: str, install_hint: str) -> NoReturn:
+    """Skip the test (fail it in CI) because ``problem``; the reason says ``install_hint``."""
+    message = f"{problem}; install it with: {install_hint}"
+    if IN_CI:
+        pytest.fail(f"CI must have every optional dependency: {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def require(module_or_path: str, install_hint: str) -> Any:
@@ -34,10 +43,7 @@ def require(module_or_path: str, install_hint: str) -> Any:
         if importlib.util.find_spec(module_or_path.split(".")[0]) is not None:
             return importlib.import_module(module_or_path)
         problem = f"Python package {module_or_path!r} is not installed"
-    message = f"{problem}; install it with: {install_hint}"
-    if IN_CI:
-        pytest.fail(f"CI must have every optional dependency: {message}", pytrace=False)
-    pytest.skip(message)
+    missing(problem, install_hint)
 
 
 def require_loader(loader: Callable[[], Any], install_hint: str) -> Any:

@@ -10,13 +10,13 @@ import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require
 
+from conftest import require
 from forgetless.cache import (
     ENV_VAR,
     FEATURES,
@@ -203,6 +203,89 @@ def test_damaged_files_are_rebuilt(tmp_path, digits, damage: str) -> None:
         again = cache.features(counting, digits.test.inputs)
     assert counting.items == len(digits.test)
     np.testing.assert_array_equal(again, good)
+
+
+def _without(field: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda m: {k: v for k, v in m.items() if k != field}
+
+
+def _with(**fields: Any) -> Callable[[dict[str, Any]], Any]:
+    return lambda m: {**m, **fields}
+
+
+def _chunks(change: Callable[[dict[str, str]], Any]) -> Callable[[dict[str, Any]], Any]:
+    return lambda m: {**m, "chunks": change(dict(m["chunks"]))}
+
+
+# Manifests that parse as JSON but cannot describe the entry (1347 rows of 64 in chunks of 200).
+MALFORMED_MANIFESTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "not an object": lambda m: [m],
+    "chunks missing": _without("chunks"),
+    "shape missing": _without("shape"),
+    "complete missing": _without("complete"),
+    "tag missing": _without("tag"),
+    "encoder missing": _without("encoder"),
+    "chunks a list": lambda m: {**m, "chunks": list(m["chunks"].values())},
+    "chunk digests not strings": _chunks(lambda c: dict.fromkeys(c, 1)),
+    "shape a string": _with(shape="1347x64"),
+    "shape 1-d": _with(shape=[1347]),
+    "n a float": _with(n=1347.0),
+    "chunk_size a float": _with(chunk_size=200.0),
+    "format a bool": _with(format=True),
+    "complete a string": _with(complete="yes"),
+    "tag a number": _with(tag=5),
+    "encoder a string": _with(encoder="raw"),
+    "negative n": _with(n=-1347),
+    "negative chunk_size": _with(chunk_size=-200),
+    "negative dim": _with(shape=[1347, -64]),
+    "shape rows differ from n": _with(shape=[1000, 64]),
+    "chunk off the grid": _chunks(lambda c: {**c, "7": c["0"]}),
+    "chunk past the end": _chunks(lambda c: {**c, "1400": c["0"]}),
+    "complete with a chunk missing": _chunks(lambda c: {k: v for k, v in c.items() if k != "400"}),
+    "chunks without a shape": _with(shape=None, complete=False),
+}
+
+
+@pytest.mark.parametrize("damage", list(MALFORMED_MANIFESTS))
+def test_malformed_manifest_counts_as_not_cached(tmp_path, digits, damage: str) -> None:
+    """Any manifest that cannot describe the entry is reported and the entry re-encoded whole."""
+    inputs = digits.train.inputs
+    cache = FeatureCache(tmp_path)
+    good = np.array(cache.features(load_encoder("raw"), inputs, chunk_size=200))
+    (path,) = tmp_path.glob(f"*/{MANIFEST}")
+    path.write_text(json.dumps(MALFORMED_MANIFESTS[damage](json.loads(path.read_text()))))
+    counting = Counting(load_encoder("raw"))
+    with pytest.warns(CacheDamagedWarning, match="malformed cache manifest"):
+        again = cache.features(counting, inputs, chunk_size=200)
+    assert counting.items == len(inputs)
+    np.testing.assert_array_equal(again, good)
+    rebuilt = json.loads(path.read_text())
+    assert rebuilt["complete"] and rebuilt["shape"] == [len(inputs), 64]
+    assert sorted(map(int, rebuilt["chunks"])) == list(range(0, len(inputs), 200))
+    with warnings.catch_warnings():  # and the rebuilt entry is served as it is
+        warnings.simplefilter("error")
+        served = Counting(load_encoder("raw"))
+        np.testing.assert_array_equal(cache.features(served, inputs, chunk_size=200), good)
+    assert served.items == 0 and len(cache.entries()) == 1
+
+
+def test_well_formed_manifests_raise_no_warning(tmp_path, digits) -> None:
+    """Empty inputs, a partial entry and another chunk size are not malformed."""
+    cache = FeatureCache(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            empty = cache.features(load_encoder("raw"), digits.test.inputs[:0])
+            assert empty.shape[0] == 0
+        dying = Counting(load_encoder("raw"), fail_after=200)
+        with pytest.raises(KeyboardInterrupt):
+            cache.features(dying, digits.test.inputs, chunk_size=100)
+        resumed = Counting(load_encoder("raw"))
+        cache.features(resumed, digits.test.inputs, chunk_size=100)
+        assert resumed.items == len(digits.test) - 200
+        rechunked = Counting(load_encoder("raw"))
+        cache.features(rechunked, digits.test.inputs, chunk_size=50)
+        assert rechunked.items == len(digits.test)  # another chunk size: a new fill, silently
 
 
 def test_verify_off_skips_rehashing_but_still_serves(tmp_path, digits) -> None:

@@ -24,10 +24,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,87 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1 here
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_shape(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list) and len(value) == 2 and all(_is_int(d) and d >= 0 for d in value)
+    )
+
+
+_START = re.compile(r"0|[1-9][0-9]{0,17}")  # a chunk's first row, as str(start) writes it
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_chunks(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _START.fullmatch(k) and isinstance(d, str) and _SHA256.fullmatch(d)
+        for k, d in value.items()
+    )
+
+
+# Every field a manifest must have, and what makes it valid on its own.
+_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "format": _is_int,
+    "key": lambda v: isinstance(v, str),
+    "encoder": lambda v: isinstance(v, dict) and isinstance(v.get("name"), str),
+    "inputs_fingerprint": lambda v: isinstance(v, str),
+    "tag": lambda v: isinstance(v, str),
+    "n": lambda v: _is_int(v) and v >= 0,
+    "chunk_size": lambda v: _is_int(v) and v >= 1,
+    "shape": _is_shape,
+    "chunks": _is_chunks,
+    "complete": lambda v: isinstance(v, bool),
+    "created": _is_number,
+}
+
+
+def _brief(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """Why ``manifest`` (parsed JSON) cannot describe a cache entry, or None when it can.
+
+    Every field this module reads is checked for its type and against the others, so a manifest
+    that parses but is malformed (hand-edited, truncated by a tool, another program's) is
+    rebuilt instead of failing deep inside a read or serving an entry it does not describe.
+
+    >>> _manifest_problem({"format": 1})
+    "'key' is missing"
+    """
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    for name, valid in _FIELDS.items():
+        if name not in manifest:
+            return f"{name!r} is missing"
+        if not valid(manifest[name]):
+            return f"{name!r} is {_brief(manifest[name])}"
+    for name in ("updated", "encode_seconds"):  # written once encoding has begun
+        value = manifest.get(name, 0.0)
+        if not (_is_number(value) and value >= 0):
+            return f"{name!r} is {_brief(value)}"
+    n, size, shape, chunks = (manifest[k] for k in ("n", "chunk_size", "shape", "chunks"))
+    count = -(-n // size)
+    if shape is not None and shape[0] != n:
+        return f"'shape' {shape} does not have n={n} rows"
+    if (chunks or manifest["complete"]) and shape is None:
+        return "chunks or completion recorded without a shape"
+    stray = sorted((k for k in chunks if int(k) % size or int(k) >= n), key=int)
+    if stray:
+        return f"chunks {_brief(stray)} start none of its {count} chunks of {size} rows"
+    if manifest["complete"] and len(chunks) != count:
+        return f"marked complete with {len(chunks)} of its {count} chunks"
+    return None
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock so two processes filling one entry take turns (POSIX only)."""
@@ -214,14 +296,19 @@ class FeatureCache:
         except (OSError, ValueError):
             warnings.warn(f"unreadable cache manifest {path}; rebuilding", CacheDamagedWarning, 2)
             return None
-        if (
-            not isinstance(manifest, dict)
-            or manifest.get("format") != FORMAT
-            or manifest.get("key") != key
-            or manifest.get("n") != n
-            or manifest.get("chunk_size") != chunk_size
-        ):
+        problem = _manifest_problem(manifest)
+        if problem is not None:
+            warnings.warn(
+                f"malformed cache manifest {path} ({problem}); rebuilding", CacheDamagedWarning, 3
+            )
             return None
+        if (
+            manifest["format"] != FORMAT
+            or manifest["key"] != key
+            or manifest["n"] != n
+            or manifest["chunk_size"] != chunk_size
+        ):
+            return None  # another entry's, or filled with another chunk size: start afresh
         return manifest
 
     def _open(self, folder: Path, manifest: dict[str, Any]) -> np.ndarray | None:

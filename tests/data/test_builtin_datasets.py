@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
 
+from conftest import FONTS_HINT, missing, require
 from forgetless.data import DatasetNotFoundError, list_datasets, load_dataset
 from forgetless.data.fashion_mnist import read_idx
 from forgetless.data.latin_glyphs import CHARACTERS, load_latin_glyphs, render_face
@@ -93,8 +93,6 @@ def test_latin_glyphs_62_classes_split_by_font(latin_glyphs) -> None:
     face = lambda f: (f["path"], f["index"])  # noqa: E731
     assert not {face(f) for f in train_faces} & {face(f) for f in test_faces}
     assert not {f["family"] for f in train_faces} & {f["family"] for f in test_faces}
-    assert len(train_faces) + len(test_faces) >= 500, "expected hundreds of faces from the fonts"
-    assert 0.1 < len(test_faces) / (len(train_faces) + len(test_faces)) < 0.3
     assert ds.train.inputs.shape[1:] == (28, 28) and ds.train.inputs.dtype == np.uint8
     # Glyphs are drawn: ink present in every image, and "o" drawn smaller than "O".
     peak = ds.train.inputs.reshape(len(ds.train), -1).max(1)
@@ -102,6 +100,13 @@ def test_latin_glyphs_62_classes_split_by_font(latin_glyphs) -> None:
     o_lower, o_upper = CHARACTERS.index("o"), CHARACTERS.index("O")
     ink = lambda k: (ds.train.inputs[ds.train.labels == k] > 64).mean()  # noqa: E731
     assert ink(o_lower) < ink(o_upper)
+    # The size and the split's balance need the repo's font set (a stock system has a few
+    # dozen faces in a handful of families, too few for a 10-30 % test share by family).
+    faces = len(train_faces) + len(test_faces)
+    if faces < 500:
+        problem = f"only {faces} usable font faces (the repo's font packages give hundreds)"
+        missing(problem, FONTS_HINT)
+    assert 0.1 < len(test_faces) / faces < 0.3
 
 
 def test_latin_glyphs_deterministic_and_sized() -> None:
@@ -117,13 +122,12 @@ def test_latin_glyphs_deterministic_and_sized() -> None:
 
 
 def test_latin_glyphs_skips_faces_that_cannot_draw_latin(tmp_path: Path) -> None:
-    from PIL import ImageFont
-
+    image_font = require("PIL.ImageFont", "pip install pillow")
     music = require(
         "/usr/share/fonts/truetype/noto/NotoMusic-Regular.ttf",
         "apt-get install -y fonts-noto-core",
     )
-    assert render_face(ImageFont.truetype(str(music), 48), 28) is None
+    assert render_face(image_font.truetype(str(music), 48), 28) is None
     # An unreadable "font" file is skipped, not fatal.
     (tmp_path / "broken.ttf").write_bytes(b"not a font at all")
     with pytest.raises(DatasetNotFoundError, match="usable font faces"):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
 
+from conftest import require
 from forgetless.data import DatasetNotFoundError, load_dataset
 
 

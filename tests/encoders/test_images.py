@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require
 
+from conftest import require
 from forgetless.encoders.images import ImagePreprocessing, to_rgb
 
 
