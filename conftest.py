@@ -16,13 +16,9 @@ import pytest
 # The same rule as tests/conftest.py.
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
-TORCH_HINT = "pip install 'forgetless[torch]'"
-
 # Module (or package) whose doctests need an optional package -> (import name, install line).
 OPTIONAL_DOCTESTS: dict[str, tuple[str, str]] = {
     "forgetless.distributed": ("dask", "pip install 'forgetless[dask]'"),
-    "forgetless.engine": ("torch", TORCH_HINT),
-    "forgetless.torch_backend": ("torch", TORCH_HINT),
 }
 
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from forgetless import ContinualClassifier, __version__
 from forgetless._lambda_search import select_alpha
+from forgetless.layers import RandomProjection
 from forgetless.linalg import ridge_solve
-from forgetless.projection import RandomProjection
 from forgetless.statistics import SufficientStatistics
 
 RESULTS = Path(__file__).parent / "results"

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from forgetless import ContinualClassifier, __version__
+from forgetless.layers import RandomProjection
 from forgetless.linalg import HOST, IllConditionedWarning
-from forgetless.projection import RandomProjection
 
 RESULTS = Path(__file__).parent / "results"
 DATASETS = {

@@ -10,7 +10,7 @@ import pytest
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from forgetless._lambda_search import GCV, gcv_from_spectrum, select_alpha
-from forgetless.heads import LDAHead, NCMHead, RidgeHead, RLSHead
+from forgetless.heads import HEADS, LDAHead, NCMHead, RidgeHead, RLSHead
 from forgetless.linalg import IllConditionedWarning, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
@@ -130,12 +130,24 @@ def test_ridge_intercept_from_centred_sums_matches_scikit_learn(problem):
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-9, atol=1e-12)
 
 
-def test_rls_downdate_refuses_rows_never_added(problem):
+def test_rls_observed_in_blocks_equals_rebuilt_from_sums(problem):
+    """Woodbury updates batch by batch and the Cholesky rebuild from the sums (used after a
+    forget or merge) give the same head."""
     H, y, stats = problem
-    rls = RLSHead(alpha=1e-6, n_components=H.shape[1]).fit(stats)
-    stranger = 50.0 * np.ones((H.shape[1] + 1, H.shape[1]))
-    with pytest.raises(ValueError, match="not all part of the training data"):
-        rls.downdate(stranger)
+    streamed = RLSHead(alpha=0.5, n_components=H.shape[1])
+    streamed.insert_classes(np.zeros(4, dtype=np.int64))
+    for part in np.array_split(np.arange(len(y)), 3):
+        streamed.observe(H[part], y[part])
+    rebuilt = RLSHead(alpha=0.5, n_components=H.shape[1]).fit(stats)
+    np.testing.assert_allclose(streamed.coef_, rebuilt.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(streamed.P, rebuilt.P, rtol=1e-9, atol=1e-12)
+
+
+def test_heads_say_what_they_are():
+    assert set(HEADS) == {"ridge", "rls", "ncm", "lda", "owm"}
+    assert [n for n, h in HEADS.items() if h.recursive] == ["rls", "owm"]
+    assert [n for n, h in HEADS.items() if not h.order_free] == ["owm"]
+    assert [n for n, h in HEADS.items() if not h.linear] == ["ncm"]
 
 
 def test_ncm_is_cosine_to_class_means(problem):

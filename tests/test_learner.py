@@ -290,9 +290,9 @@ def test_bad_predict_input(digits):
 
 def test_bad_settings_name_the_choices(digits):
     X, y, _, _ = digits
-    with pytest.raises(ValueError, match="unknown projection 'gauss'.*gaussian"):
+    with pytest.raises(ValueError, match="'projection' parameter .* among .*gaussian"):
         ContinualClassifier(projection="gauss").fit(X, y)
-    with pytest.raises(ValueError, match="unknown head"):
+    with pytest.raises(ValueError, match="'head' parameter .* among"):
         ContinualClassifier(head="svm").fit(X, y)
     with pytest.raises(ValueError, match="rls' needs a fixed alpha"):
         ContinualClassifier(head="rls").fit(X, y)

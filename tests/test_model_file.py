@@ -220,7 +220,7 @@ def test_metadata_checksum_catches_edits(tmp_path, edit):
 def test_edited_label_or_alpha_of_a_model_is_refused(tmp_path):
     _, path = _fitted_model(tmp_path)
     for edit in (
-        lambda d: d["classes"]["values"].reverse(),
+        lambda d: d["params"].__setitem__("head", "lda"),
         lambda d: d["params"].__setitem__("alpha", 1e3),
     ):
         _edit_metadata(path, tmp_path / "edited.fl", edit)
@@ -612,10 +612,12 @@ def _layer(metadata: dict) -> dict:
 
 
 SEMANTIC = {  # semantic: learner
-    "labels-not-unique": (lambda m: m["classes"].__setitem__("values", [0, 0, 1]), None),
-    "labels-unsorted": (lambda m: m["classes"]["values"].reverse(), None),
-    "labels-huge-dtype": (lambda m: m["classes"].__setitem__("dtype", "<U100000000"), None),
-    "labels-object-dtype": (lambda m: m["classes"].__setitem__("dtype", "|O"), None),
+    "labels-not-unique": (None, _set_array("classes", lambda a: np.array([0, 0, 1]))),
+    "labels-unsorted": (None, _set_array("classes", lambda a: a[::-1].copy())),
+    "labels-too-few": (None, _set_array("classes", lambda a: a[:2].copy())),
+    "labels-nan": (None, _set_array("classes", lambda a: np.array([0.0, np.nan, 2.0]))),
+    "params-invalid": (lambda m: m["params"].__setitem__("n_components", -5), None),
+    "params-unknown": (lambda m: m["params"].__setitem__("radius", 3), None),
     "counts-negative": (None, _set_array("counts", lambda a: -a)),
     "gram-nan": (None, _set_array("gram_upper", lambda a: np.where(a == a.max(), np.nan, a))),
     "gram-lower-triangle": (
@@ -654,12 +656,7 @@ def test_semantic_cases_are_valid_containers(semantic_outcomes):
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(
-            case, marks=pytest.mark.xfail(strict=False, reason="semantic validation: learner")
-        )
-        for case in SEMANTIC
-    ],
+    [case for case in SEMANTIC],
 )
 def test_semantically_wrong_files_are_refused_by_the_learner(semantic_outcomes, case):
     """Container-valid files with wrong values: the learner refuses them (semantic: learner),

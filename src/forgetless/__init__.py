@@ -5,9 +5,9 @@
 'hadamard'
 """
 
+from forgetless.layers import RandomProjection
 from forgetless.learner import ContinualClassifier
 from forgetless.persistence import ModelFileError
-from forgetless.projection import RandomProjection
 from forgetless.statistics import SufficientStatistics
 
 __version__ = "0.1.0"

@@ -118,6 +118,7 @@ def select_alpha(
     target_energy: float | None = None,
     extra_df: float = 0.0,
     ops: HostLinalg = HOST,
+    scale: float | None = None,
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda by GCV over all accumulated statistics.
 
@@ -135,7 +136,9 @@ def select_alpha(
     there, one Cholesky factorisation per lambda (see :class:`GCV`), downhill until both
     neighbours are worse: about three factorisations, but it stops at the nearest local minimum.
 
-    ``ops`` runs the factorisations elsewhere (a GPU, see :class:`HostLinalg`).
+    ``ops`` runs the factorisations elsewhere (a GPU, see :class:`HostLinalg`). ``scale`` is
+    the size of G's entries before centring (its largest diagonal value): eigenvalues and a
+    trace below its rounding level are zero, whatever route (a forget, a merge) left them.
 
     Where GCV is undefined everywhere (too few samples to leave residual degrees of freedom, as
     with a single sample) the largest lambda is chosen.
@@ -144,7 +147,10 @@ def select_alpha(
     coefficients with its best point (from its own factorisation); otherwise solve at
     ``best.alpha`` (``ridge_solve``), the same operations as a fixed alpha.
     """
+    m = gram.shape[0]
+    floor = m * np.finfo(np.float64).eps * (scale if scale is not None else 0.0)
     trace = ops.trace(gram)
+    trace = trace if trace > m * floor else 0.0
     mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
     lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
     lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
@@ -159,7 +165,7 @@ def select_alpha(
             np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
         )
         eigenvalues, energies = ops.spectrum(gram, class_sums)
-        eigenvalues = _without_rounding_noise(eigenvalues)
+        eigenvalues = _without_rounding_noise(eigenvalues, floor)
         scores = gcv_from_spectrum(eigenvalues, energies, n, grid, energy, extra_df)
         points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
     else:
@@ -196,19 +202,20 @@ def _below(a: float, b: float) -> bool:
 _RESOLUTION = 1e4 * np.finfo(np.float64).eps  # per unit, relative to ||Y||^2
 
 
-def _without_rounding_noise(eigenvalues: np.ndarray) -> np.ndarray:
+def _without_rounding_noise(eigenvalues: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """G's eigenvalues with those below its rounding level set to zero.
 
     Sums that reach the same data by another route (a forget, a merge, other batches) differ
     from a fresh fit's in the last bits, which shows in G's null space as eigenvalues of
     +-1e-16 relative; left as they are, a negative one makes small lambdas look undefined and
-    the search picks another lambda than a fresh fit. Nothing below M eps max(s) is signal.
+    the search picks another lambda than a fresh fit. Nothing below M eps max(s) (or below
+    ``floor``, the rounding level of the uncentred G) is signal.
 
     >>> _without_rounding_noise(np.array([-1e-15, 1e-17, 0.5, 2.0])).tolist()
     [0.0, 0.0, 0.5, 2.0]
     """
     top = float(eigenvalues.max(initial=0.0))
-    floor = eigenvalues.size * np.finfo(np.float64).eps * top
+    floor = max(eigenvalues.size * np.finfo(np.float64).eps * top, floor)
     return np.where(eigenvalues > floor, eigenvalues, 0.0)
 
 

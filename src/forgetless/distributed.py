@@ -36,48 +36,38 @@ from typing import Any
 
 import numpy as np
 
-from forgetless.heads import RLSHead
+from forgetless.engine import make_engine
+from forgetless.layers import layer_from_config
 from forgetless.learner import ContinualClassifier
-from forgetless.projection import make_projection
 from forgetless.statistics import SufficientStatistics
-from forgetless.validation import check_features, label_family
+from forgetless.validation import check_features, check_label_family
 
 
 @functools.lru_cache(maxsize=4)
 def _layer(config_json: str) -> Any:
-    """The random layer of a configuration, built once per worker process."""
-    config = json.loads(config_json)
-    return make_projection(
-        config["kind"],
-        config["n_features"],
-        config["n_components"],
-        config["seed"],
-        config["activation"],
-        config["bias"],
-        config["scale"],
-        config["gamma"],
-    )
+    """A random layer rebuilt from its configuration, once per worker process."""
+    return layer_from_config(json.loads(config_json), {})
 
 
 def partition_statistics(
     X: np.ndarray,
     labels: np.ndarray,
     classes: np.ndarray,
-    layer_config: str,
+    layer: Any,
     per_class_gram: bool = False,
     dtype: str = "float64",
 ) -> SufficientStatistics:
-    """Sums of one partition, with columns for ``classes`` (sorted). Runs on a worker."""
-    layer = _layer(layer_config)
+    """Sums of one partition, with columns for ``classes`` (sorted). Runs on a worker.
+
+    ``layer`` is a random layer's JSON configuration (rebuilt there from its seed) or a layer.
+    """
+    layer = _layer(layer) if isinstance(layer, str) else layer
     X = check_features(X, layer.n_features)
     labels = np.asarray(labels).ravel()
     index = np.searchsorted(classes, labels)
     if labels.size and (index.max() >= classes.size or np.any(classes[index] != labels)):
         raise ValueError("a partition holds labels missing from the class list")
-    stats = SufficientStatistics(layer.n_outputs, classes.size, per_class_gram)
-    for start, stop, H in layer.iter_transform(X, np.dtype(dtype).type):
-        stats.add(H, index[start:stop])
-    return stats
+    return make_engine(None, dtype).statistics(layer, X, index, classes.size, per_class_gram, None)
 
 
 def encode_partition(inputs: Sequence[Any], encoder: Any) -> np.ndarray:
@@ -101,24 +91,23 @@ def _tree_sum(parts: list[Any], split_every: int) -> Any:
     return parts[0]
 
 
-def _prepare(clf: ContinualClassifier, n_features: int, classes: np.ndarray) -> dict[str, Any]:
-    """The learner's fitted state (a fresh one, not yet assigned, for an unfitted learner)."""
-    if clf.projection == "guided":
-        raise ValueError("fit the guided layer on a first batch with partial_fit before Dask")
-    if not clf.__sklearn_is_fitted__():
-        return clf._new_state(np.empty((0, n_features)), np.empty(0, dtype=np.int64))
-    if clf.n_features_in_ != n_features:
+def _start(clf: ContinualClassifier, n_features: int, classes: np.ndarray) -> Any:
+    """The learner whose layer the partitions use (``clf`` itself once fitted), checked."""
+    base = clf._first_layer(n_features)
+    if base.n_features_in_ != n_features:
         raise ValueError(
             f"X has {n_features} features, but ContinualClassifier is expecting "
-            f"{clf.n_features_in_} features as input."
+            f"{base.n_features_in_} features as input."
         )
-    if clf.classes_.size and label_family(clf.classes_) != label_family(classes):
-        raise ValueError(f"labels of type {classes.dtype}; this learner has {clf.classes_.dtype}")
-    return clf.__dict__
+    if clf.__sklearn_is_fitted__():
+        check_label_family(classes, clf.classes_)
+    return base
 
 
-def _layer_config(state: dict[str, Any]) -> str:
-    return json.dumps(state["projection_"].config(), sort_keys=True)
+def _shipped_layer(layer: Any) -> Any:
+    """What travels to the workers: a random layer's configuration (rebuilt there from its
+    seed, never shipped as a matrix), or a guided layer itself (its units are data)."""
+    return json.dumps(layer.config(), sort_keys=True) if not layer.arrays() else layer
 
 
 def _classes(clf: ContinualClassifier, labels_seen: np.ndarray) -> np.ndarray:
@@ -130,21 +119,11 @@ def _classes(clf: ContinualClassifier, labels_seen: np.ndarray) -> np.ndarray:
 
 
 def _commit(
-    clf: ContinualClassifier,
-    state: dict[str, Any],
-    total: SufficientStatistics,
-    classes: np.ndarray,
-) -> None:
-    """Everything was computed without error: only now does the learner change."""
-    if state is not clf.__dict__:
-        clf.__dict__.update(state)
-    old = clf.classes_
-    clf.statistics_.insert_classes(np.searchsorted(old, np.setdiff1d(classes, old)))
-    clf.statistics_ += total
-    clf.classes_ = classes
-    if isinstance(clf.head_, RLSHead):
-        clf.head_.fit(clf.statistics_)
-    clf._stale = True
+    clf: ContinualClassifier, base: Any, total: SufficientStatistics, classes: np.ndarray
+) -> ContinualClassifier:
+    """The sums join ``clf`` through ``merge``, with all of its checks: nothing changes before
+    everything was computed and checked."""
+    return clf.merge(ContinualClassifier.from_statistics(base, total, classes))
 
 
 def _compute(value: Any, client: Any, compute_kwargs: dict[str, Any]) -> Any:
@@ -175,17 +154,16 @@ def partial_fit_dask(
     y = y.rechunk((X.chunks[0],))
     labels_seen = np.unique(_compute(y, client, compute_kwargs))
     classes = _classes(clf, labels_seen)
-    state = _prepare(clf, X.shape[1], classes)
-    config = _layer_config(state)
+    base = _start(clf, X.shape[1], classes)
+    layer = _shipped_layer(base.projection_)
     parts = [
         dask.delayed(partition_statistics, pure=True)(
-            xb, yb, classes, config, clf.per_class_gram, clf.compute_dtype
+            xb, yb, classes, layer, clf.per_class_gram, clf.compute_dtype
         )
         for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel(), strict=True)
     ]
     total = _compute(_tree_sum(parts, split_every), client, compute_kwargs)
-    _commit(clf, state, total, classes)
-    return clf
+    return _commit(clf, base, total, classes)
 
 
 def partial_fit_bag(
@@ -219,17 +197,16 @@ def partial_fit_bag(
     width = getattr(encoder, "dim", None) or int(
         _compute(dask.delayed(np.shape)(encoded[0]), client, compute_kwargs)[1]
     )
-    state = _prepare(clf, width, classes)
-    config = _layer_config(state)
+    base = _start(clf, width, classes)
+    layer = _shipped_layer(base.projection_)
     parts = [
         dask.delayed(partition_statistics, pure=True)(
-            xb, np.asarray(lb), classes, config, clf.per_class_gram, clf.compute_dtype
+            xb, np.asarray(lb), classes, layer, clf.per_class_gram, clf.compute_dtype
         )
         for xb, lb in zip(encoded, label_lists, strict=True)
     ]
     total = _compute(_tree_sum(parts, split_every), client, compute_kwargs)
-    _commit(clf, state, total, classes)
-    return clf
+    return _commit(clf, base, total, classes)
 
 
 def merge_all(learners: Sequence[ContinualClassifier], split_every: int = 2) -> ContinualClassifier:

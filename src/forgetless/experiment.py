@@ -184,13 +184,6 @@ _SCENARIO_RANGES: dict[str, Any] = {
 }
 _DOMAIN_KEYS = ("domains", "transforms")  # domain-incremental keys read by the runner itself
 # Only the obvious numeric ranges and names: the estimator's own _validate_params does the rest.
-_LEARNER_RANGES: dict[str, Any] = {
-    "n_components": _INT1,
-    "chunk_size": _Number(1, integer=True, optional=True),
-    "alpha": _Number(0, words=("auto",)),
-    "gamma": _Number(0, open_low=True, optional=True),
-    "shrinkage": _Number(0, 1, words=("oas",)),
-}
 _SGD_RANGES: dict[str, Any] = {
     "lr": _Number(0, open_low=True, optional=True),
     "epochs": _INT1,
@@ -451,14 +444,12 @@ class RunConfig:
         for name in analytic:
             settings = METHODS[name][1]
             model = ContinualClassifier(**{**self.learner, **settings, "random_state": 0})
-            if hasattr(model, "_parameter_constraints"):
-                try:
-                    model._validate_params()
-                except (ValueError, TypeError) as err:
-                    found = re.search(r"'(\w+)' parameter", str(err))
-                    key = f"learner.{found.group(1)}" if found else "learner"
-                    raise ConfigError(f"{key} (method {name!r}): {err}", key) from err
-        _check_table("learner", self.learner, valid, _LEARNER_RANGES)
+            try:
+                model._checked_params()
+            except (ValueError, TypeError) as err:
+                found = re.search(r"'(\w+)' parameter", str(err))
+                key = f"learner.{found.group(1)}" if found else "learner"
+                raise ConfigError(f"{key} (method {name!r}): {err}", key) from err
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:

@@ -1,14 +1,19 @@
-"""Analytic heads computed from :class:`~forgetless.statistics.SufficientStatistics`.
+"""Analytic heads read from :class:`~forgetless.statistics.SufficientStatistics`.
 
 ``ridge``  W = (G + lambda I)^-1 Q by Cholesky (checked fallback), lambda fixed or chosen by
            generalized cross-validation (GCV) from the accumulated sums alone.
-``rls``    recursive least squares: keeps P = (G + lambda I)^-1 and W, updated per batch with the
-           Woodbury identity (cheap for streams of small batches) and downdated for forgetting.
+``rls``    recursive least squares: keeps P = (G + lambda I)^-1 and W current batch by batch with
+           the Woodbury identity (cheap for streams of small batches).
 ``ncm``    cosine nearest class mean (SimpleCIL): class means are Q / counts.
 ``lda``    linear discriminant analysis with a shared, shrunk covariance (streaming LDA / SLDA).
+``owm``    orthogonal weight modification, a task-order-dependent comparison head.
 
-Every head exposes ``coef_`` (M x C) and ``intercept_`` (C,) after ``fit(stats)`` and scores
-projected rows with ``decision_function(H)``.
+Each head says what it is, so the learner never checks its type: ``recursive`` (kept current
+from the projected rows of each batch by :meth:`Head.observe` rather than solved from the sums
+when predicting) and ``order_free`` (a function of the summed statistics alone, so learners with
+it may ``merge`` and ``forget``). Every head exposes ``coef_`` (M x C) and ``intercept_`` (C,)
+after :meth:`Head.fit` and scores projected rows with ``decision_function(H)``. :data:`HEADS`
+is the one registry; :func:`make_head` builds a head from the learner's parameters.
 
 >>> import numpy as np
 >>> from forgetless.statistics import SufficientStatistics
@@ -22,6 +27,9 @@ True
 
 from __future__ import annotations
 
+import warnings
+from typing import Any, ClassVar
+
 import numpy as np
 from scipy import linalg
 
@@ -30,27 +38,74 @@ from forgetless.linalg import HOST, HostLinalg, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
 
-class RidgeHead:
+class Head:
+    """What every head is and does; subclasses fill in :meth:`fit` and the class attributes.
+
+    ``PARAMS`` names the learner parameters the head is built from: when one of them changes
+    after fitting, the learner rebuilds the head from the statistics (or, for a head that
+    cannot be rebuilt from sums, refuses the change).
+    """
+
+    name: ClassVar[str] = ""
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+    linear: ClassVar[bool] = True  # scores are H @ coef_ + intercept_
+    recursive: ClassVar[bool] = False  # kept current by observe() on each batch's rows
+    order_free: ClassVar[bool] = True  # a function of the summed statistics alone
+    needs_fixed_alpha: ClassVar[bool] = False  # refuses alpha="auto"
+
+    coef_: np.ndarray | None = None
+    intercept_: np.ndarray | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], n_components: int) -> Head:
+        """A fresh head from the learner's parameters (see ``PARAMS``)."""
+        return cls(**{k: params[k] for k in cls.PARAMS})
+
+    def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> Head:
+        """Compute the head from the statistics; ``ops`` says where factorisations run."""
+        raise NotImplementedError
+
+    def decision_function(self, H: np.ndarray) -> np.ndarray:
+        return H @ self.coef_ + self.intercept_
+
+    # A recursive head's per-batch life cycle (see RecursiveHead); no-ops for the others.
+    def insert_classes(self, positions: np.ndarray) -> None:
+        """Empty class columns are about to appear before ``positions`` (``np.insert`` rules)."""
+
+    def observe(self, H: np.ndarray, y_index: np.ndarray) -> None:
+        """Rows of the current batch, projected (recursive heads only)."""
+
+    def end_batch(self) -> None:
+        """The batch's rows have all been observed."""
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """State a model file must carry beyond the statistics (none: rebuilt from sums)."""
+        return {}
+
+    def restore(self, arrays: dict[str, np.ndarray], stats: SufficientStatistics) -> None:
+        """Take back what :meth:`arrays` saved (checked against the statistics' shape)."""
+
+
+class RidgeHead(Head):
     """Ridge regression on one-hot targets: W = (G + lambda I)^-1 Q, with an intercept.
 
     ``fit_intercept`` centres the sums (G - n m m^T, Q - n m p^T with m the mean feature and p
     the class priors, all from the statistics) so the intercept is not penalised, as in
     scikit-learn's ridge; without it, features with a large common offset (raw pixels) make
     the penalty fight the mean. ``alpha="auto"`` chooses lambda by GCV over all statistics so
-    far (see :func:`select_alpha`), by a search that starts from the sums alone, so the choice
-    (and the model) is the one a fresh fit on the same data makes. ``warm_start=True`` starts
-    the search from the previous choice instead: about 3 factorisations per refit rather than
-    10-12, but where the GCV curve has several local minima it can stop at another one than a
-    fresh fit, so the model then differs from joint training.
+    far, by a search that depends on the sums alone, so the choice (and the model) is the one a
+    fresh fit on the same sums makes. ``warm_start=True`` starts the search from the previous
+    choice instead: about 3 factorisations per refit rather than one eigendecomposition, but
+    where the GCV curve has several local minima it can stop at another one than a fresh fit.
     """
 
     name = "ridge"
-    linear = True  # scores are H @ coef_ + intercept_
+    PARAMS = ("alpha", "alphas", "fit_intercept", "warm_start")
 
     def __init__(
         self,
         alpha: float | str = "auto",
-        alphas: np.ndarray | None = None,
+        alphas: Any = None,
         fit_intercept: bool = True,
         warm_start: bool = False,
     ) -> None:
@@ -60,11 +115,8 @@ class RidgeHead:
         self.warm_start = warm_start
         self.alpha_: float | None = None
         self.gcv_path_: list[GCVPoint] = []
-        self.coef_: np.ndarray | None = None
-        self.intercept_: np.ndarray | None = None
 
     def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RidgeHead:
-        """Solve for the coefficients; ``ops`` says where the factorisations run."""
         sums, n = stats.class_sums, stats.n_samples
         energy, extra_df = float(n), 0.0
         centre = self.fit_intercept and n > 0
@@ -85,103 +137,143 @@ class RidgeHead:
                 target_energy=energy,
                 extra_df=extra_df,
                 ops=ops,
+                scale=float(np.diag(stats.gram_upper).max(initial=0.0)),
             )
             self.alpha_, self.gcv_path_ = best.alpha, path
-            # The search's own Cholesky solve at the chosen lambda: the same operations (and so
-            # the same bits) as ridge_solve with a fixed alpha equal to alpha_.
-            if best.coef is not None:
-                self.coef_ = best.coef
-            else:
-                self.coef_ = ridge_solve(gram, sums, best.alpha, ops)
+            # The walk's own Cholesky solve at the chosen lambda, or the solve a fixed alpha
+            # equal to alpha_ makes: the same operations, so the same bits.
+            coef = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha, ops)
         else:
             self.alpha_ = float(self.alpha)
-            self.coef_ = ridge_solve(gram, sums, self.alpha_, ops)
-        self.intercept_ = prior - mean @ self.coef_ if centre else np.zeros(sums.shape[1])
+            coef = ridge_solve(gram, sums, self.alpha_, ops)
+        self.coef_ = coef
+        self.intercept_ = prior - mean @ coef if centre else np.zeros(sums.shape[1])
         return self
 
-    def decision_function(self, H: np.ndarray) -> np.ndarray:
-        return H @ self.coef_ + self.intercept_
+
+def woodbury_add(P: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(G + H^T H + lambda I)^-1 from P = (G + lambda I)^-1, and the gain P H^T K^-1 with
+    K = I + H P H^T (the new weights are W + gain (Y - H W), which needs only the old P: the
+    new one suffers the cancellation P - ...).
+
+    One b x b solve for b rows: O(M^2 b) instead of a new O(M^3) factorisation.
+
+    >>> import numpy as np
+    >>> H = np.array([[1.0, 2.0]]); P = np.eye(2)
+    >>> new, _ = woodbury_add(P, H)
+    >>> bool(np.allclose(new, np.linalg.inv(np.eye(2) + H.T @ H)))
+    True
+    """
+    PHt = P @ H.T
+    K = np.eye(H.shape[0]) + H @ PHt
+    gain = linalg.solve(K, PHt.T, assume_a="pos").T  # P H^T (I + H P H^T)^-1
+    new = P - gain @ PHt.T
+    return 0.5 * (new + new.T), gain
 
 
-class RLSHead(RidgeHead):
-    """Recursive least squares: the ridge solution kept current batch by batch.
+def regularised_solve(stats: SufficientStatistics, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """P = (G + alpha I)^-1 and W = P Q from the statistics, by one Cholesky factorisation
+    (W solved directly, not as P @ Q: one rounding less). Exact to float64 rounding."""
+    m = stats.n_components
+    A = stats.gram
+    A[np.diag_indices(m)] += alpha
+    try:
+        factor = linalg.cho_factor(A, check_finite=False)
+    except linalg.LinAlgError as err:
+        raise ValueError(
+            f"G + {alpha:.3g} I is not positive definite; the statistics are not those of any "
+            "data (increase alpha if this comes from rounding)"
+        ) from err
+    P = linalg.cho_solve(factor, np.eye(m), check_finite=False)
+    W = linalg.cho_solve(factor, stats.class_sums, check_finite=False)
+    # C order, as a model file gives them back: the same layout, the same bits after a load.
+    return np.ascontiguousarray(0.5 * (P + P.T)), np.ascontiguousarray(W)
 
-    Holds P = (G + lambda I)^-1 and W. Adding b rows costs O(M^2 b) (Woodbury) instead of a new
-    O(M^3) factorisation; forgetting rows is the matching downdate, refused when the b x b matrix
-    ``I - H P H^T`` is not positive definite (rows that were never added). lambda is fixed.
+
+def _inverse_arrays(head: Any) -> dict[str, np.ndarray]:
+    """What a head holding P = (G + lambda I)^-1 and W must save."""
+    return {"P": head.P, "W": head.coef_}
+
+
+def _restore_inverse(head: Any, arrays: dict[str, np.ndarray], stats: SufficientStatistics) -> None:
+    m, c = stats.n_components, stats.n_classes
+    P, W = arrays.get("P"), arrays.get("W")
+    if P is None or W is None or P.shape != (m, m) or W.shape != (m, c):
+        raise ValueError(f"the {head.name} head needs arrays P ({m}, {m}) and W ({m}, {c})")
+    if not (np.all(np.isfinite(P)) and np.all(np.isfinite(W))):
+        raise ValueError(f"the {head.name} head's arrays are not finite")
+    if not np.allclose(P, P.T, rtol=1e-10, atol=0.0):
+        raise ValueError(f"the {head.name} head's P is not symmetric")
+    head.P = np.ascontiguousarray(P, dtype=np.float64)
+    head.coef_ = np.ascontiguousarray(W, dtype=np.float64)
+    head.intercept_ = np.zeros(c)
+
+
+def _fixed_alpha(name: str, alpha: Any) -> float:
+    if isinstance(alpha, str) or isinstance(alpha, bool) or not alpha > 0:
+        raise ValueError(f"head={name!r} needs a fixed alpha > 0, got {alpha!r}")
+    return float(alpha)
+
+
+class RLSHead(Head):
+    """Recursive least squares: the ridge solution (no intercept) kept current batch by batch.
+
+    Holds P = (G + lambda I)^-1 and W = P Q. Adding b rows costs O(M^2 b) (Woodbury) instead of
+    a new O(M^3) factorisation, so streams of small batches stay cheap. Removing rows (forget,
+    a class removal) and merging re-derive P and W from the statistics, which is exact; a
+    Woodbury downdate would lose precision. lambda is fixed.
     """
 
     name = "rls"
+    PARAMS = ("alpha",)
+    recursive = True
+    needs_fixed_alpha = True
     block = 256  # rows per Woodbury step: keeps the b x b solve small next to the M x M update
 
     def __init__(self, alpha: float = 1.0, n_components: int = 0) -> None:
-        if isinstance(alpha, str) or not alpha > 0:
-            raise ValueError(f"head='rls' needs a fixed alpha > 0, got {alpha!r}")
-        super().__init__(alpha=float(alpha), fit_intercept=False)
-        self.alpha_ = float(alpha)
+        self.alpha = alpha
+        self.alpha_ = _fixed_alpha(self.name, alpha)
         self.P = np.eye(n_components) / self.alpha_
         self.coef_ = np.zeros((n_components, 0))
         self.intercept_ = np.zeros(0)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], n_components: int) -> RLSHead:
+        return cls(params["alpha"], n_components)
 
     def insert_classes(self, positions: np.ndarray) -> None:
         self.coef_ = np.insert(self.coef_, positions, 0.0, axis=1)
         self.intercept_ = np.zeros(self.coef_.shape[1])
 
-    def remove_classes(self, indices: np.ndarray) -> None:
-        self.coef_ = np.delete(self.coef_, indices, axis=1)
-        self.intercept_ = np.zeros(self.coef_.shape[1])
-
-    def update(self, H: np.ndarray, y_index: np.ndarray) -> None:
+    def observe(self, H: np.ndarray, y_index: np.ndarray) -> None:
         """Add rows H (with class column indices) in blocks of at most ``block`` rows."""
         for start in range(0, H.shape[0], self.block):
             Hb, yb = H[start : start + self.block], y_index[start : start + self.block]
             Y = np.zeros((Hb.shape[0], self.coef_.shape[1]))
             Y[np.arange(Hb.shape[0]), yb] = 1.0
-            PHt = self.P @ Hb.T
-            K = np.eye(Hb.shape[0]) + Hb @ PHt
-            gain = linalg.solve(K, PHt.T, assume_a="pos").T  # P H^T (I + H P H^T)^-1
-            P = self.P - gain @ PHt.T
-            self.P = 0.5 * (P + P.T)
-            self.coef_ = self.coef_ + self.P @ (Hb.T @ (Y - Hb @ self.coef_))
+            self.P, gain = woodbury_add(self.P, Hb)
+            self.coef_ = self.coef_ + gain @ (Y - Hb @ self.coef_)
 
-    def downdate(self, H: np.ndarray) -> None:
-        """Remove rows H from P; the caller sets W = P Q from the reduced statistics."""
-        for start in range(0, H.shape[0], self.block):
-            Hb = H[start : start + self.block]
-            PHt = self.P @ Hb.T
-            K = np.eye(Hb.shape[0]) - Hb @ PHt
-            try:
-                factor = linalg.cho_factor(K, check_finite=False)
-            except linalg.LinAlgError as err:
-                raise ValueError(
-                    "these rows cannot be removed: I - H P H^T is not positive definite, so "
-                    "they were not all part of the training data"
-                ) from err
-            P = self.P + PHt @ linalg.cho_solve(factor, PHt.T, check_finite=False)
-            self.P = 0.5 * (P + P.T)
-
-    def fit(self, stats: SufficientStatistics) -> RLSHead:
-        """Recompute P and W from the statistics (after a merge or a class removal)."""
-        m = stats.n_components
-        A = stats.gram
-        A[np.diag_indices(m)] += self.alpha_
-        self.P = linalg.cho_solve(linalg.cho_factor(A), np.eye(m))
-        self.P = 0.5 * (self.P + self.P.T)
-        self.coef_ = self.P @ stats.class_sums
+    def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RLSHead:
+        """Re-derive P and W from the statistics (after a forget, merge or class removal)."""
+        self.P, self.coef_ = regularised_solve(stats, self.alpha_)
         self.intercept_ = np.zeros(stats.n_classes)
         return self
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _inverse_arrays(self)
 
-class NCMHead:
+    def restore(self, arrays: dict[str, np.ndarray], stats: SufficientStatistics) -> None:
+        _restore_inverse(self, arrays, stats)
+
+
+class NCMHead(Head):
     """Cosine nearest class mean (SimpleCIL): score_c = cos(h, mu_c)."""
 
     name = "ncm"
+    linear = False  # rows are normalised before the product
 
-    def __init__(self) -> None:
-        self.coef_: np.ndarray | None = None
-        self.intercept_: np.ndarray | None = None
-
-    def fit(self, stats: SufficientStatistics) -> NCMHead:
+    def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> NCMHead:
         means = stats.class_sums / np.maximum(stats.counts, 1)
         norms = np.linalg.norm(means, axis=0)
         self.coef_ = means / np.where(norms > 0, norms, 1.0)
@@ -211,52 +303,67 @@ def oas_shrinkage(covariance: np.ndarray, n_samples: int) -> float:
     return 0.0 if rho < 1e-15 else rho
 
 
-class LDAHead:
+class NoWithinClassScatterWarning(UserWarning):
+    """LDA has no within-class spread to estimate a covariance from (one sample per class)."""
+
+
+class LDAHead(Head):
     """Linear discriminant analysis with a shared covariance, shrunk towards a scaled identity.
 
     Sigma = (G - sum_c n_c mu_c mu_c^T) / (n - C); shrinkage ``"oas"`` (default) or a number in
-    [0, 1]. Scores mu_c^T S^-1 h - mu_c^T S^-1 mu_c / 2 + log prior_c.
+    [0, 1]. Scores mu_c^T S^-1 h - mu_c^T S^-1 mu_c / 2 + log prior_c. With no within-class
+    spread (one sample per class, or duplicates) there is no covariance to estimate: the head
+    then uses the identity (nearest class mean in Euclidean distance) and says so, instead of
+    inverting rounding residue.
     """
 
     name = "lda"
-    linear = True
+    PARAMS = ("shrinkage",)
 
     def __init__(self, shrinkage: float | str = "oas") -> None:
-        if not (shrinkage == "oas" or (not isinstance(shrinkage, str) and 0 <= shrinkage <= 1)):
-            raise ValueError(f"shrinkage must be 'oas' or a number in [0, 1], got {shrinkage!r}")
         self.shrinkage = shrinkage
         self.shrinkage_: float | None = None
-        self.coef_: np.ndarray | None = None
-        self.intercept_: np.ndarray | None = None
 
-    def fit(self, stats: SufficientStatistics) -> LDAHead:
+    def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> LDAHead:
         counts = stats.counts.astype(np.float64)
         n, m = float(counts.sum()), stats.n_components
         means = stats.class_sums / np.maximum(counts, 1.0)
-        scatter = stats.gram - (stats.class_sums * (1.0 / np.maximum(counts, 1.0))) @ (
-            stats.class_sums.T
-        )
-        cov = scatter / max(n - counts.shape[0], 1.0)
-        rho = oas_shrinkage(cov, int(n)) if self.shrinkage == "oas" else float(self.shrinkage)
-        target = float(np.trace(cov)) / m
-        shrunk = (1.0 - rho) * cov
-        shrunk[np.diag_indices(m)] += rho * (target if target > 0 else 1.0)
-        if rho == 0.0:
-            shrunk[np.diag_indices(m)] += 1e-10 * max(target, 1.0)
-        self.shrinkage_ = rho
-        self.coef_ = ridge_solve(shrunk, means, 0.0)
+        gram = stats.gram
+        scatter = gram - (stats.class_sums * (1.0 / np.maximum(counts, 1.0))) @ stats.class_sums.T
+        # Within-class spread below the rounding of G's entries is no spread at all.
+        floor = 64 * np.finfo(np.float64).eps * m * max(float(np.abs(np.diag(gram)).max()), 1e-300)
+        if n - counts.shape[0] < 1 or float(np.trace(scatter)) <= floor:
+            warnings.warn(
+                "LDA: no within-class spread to estimate a covariance from (one sample per "
+                "class?); using the identity covariance, i.e. nearest class mean",
+                NoWithinClassScatterWarning,
+                stacklevel=2,
+            )
+            self.shrinkage_ = 1.0
+            shrunk = np.eye(m)
+        else:
+            cov = scatter / (n - counts.shape[0])
+            rho = oas_shrinkage(cov, int(n)) if self.shrinkage == "oas" else float(self.shrinkage)
+            target = float(np.trace(cov)) / m
+            shrunk = (1.0 - rho) * cov
+            shrunk[np.diag_indices(m)] += rho * target
+            if rho == 0.0:
+                shrunk[np.diag_indices(m)] += 1e-10 * target
+            self.shrinkage_ = rho
+        self.coef_ = ridge_solve(shrunk, means, 0.0, hint="use shrinkage closer to 1")
         prior = np.log(np.maximum(counts, 1.0) / max(n, 1.0))
         self.intercept_ = -0.5 * np.einsum("mc,mc->c", means, self.coef_) + prior
         return self
 
-    def decision_function(self, H: np.ndarray) -> np.ndarray:
-        return H @ self.coef_ + self.intercept_
+
+OWM_ORDER_ERROR = (
+    "head='owm' cannot merge, forget or change its settings after fitting: its weights depend "
+    "on the order in which tasks were learned, not only on the summed statistics; use "
+    "head='ridge' or 'rls' for that"
+)
 
 
-HEADS = ("ridge", "rls", "ncm", "lda")
-
-
-class OWMHead(RLSHead):
+class OWMHead(Head):
     """Orthogonal weight modification (IF2Net / OWM style), a comparison head.
 
     Each ``partial_fit`` call is one task. The task's update of the output weights is confined
@@ -268,39 +375,46 @@ class OWMHead(RLSHead):
 
     so the outputs of earlier tasks' inputs barely move (exactly not, as alpha -> 0), whatever
     the new task asks. On the first task ``A = I`` and the head is plain ridge. ``P`` holds
-    ``(G_old + alpha I)^-1`` (the RLS inverse, so models save and load like ``head="rls"``).
+    ``(G_old + alpha I)^-1``.
 
     Unlike ridge/RLS, the weights depend on the order of the tasks, not only on the summed
-    statistics; so learners with this head cannot ``merge``, ``forget`` or ``forget_classes``
-    (there is no order-free way to add or remove data), and a fixed ``alpha > 0`` is required.
+    statistics (``order_free = False``), so learners with this head cannot merge or forget and
+    cannot be rebuilt from sums; a fixed ``alpha > 0`` is required.
     """
 
     name = "owm"
+    PARAMS = ("alpha",)
+    recursive = True
+    order_free = False
+    needs_fixed_alpha = True
 
     def __init__(self, alpha: float = 1.0, n_components: int = 0) -> None:
-        if isinstance(alpha, str) or not alpha > 0:
-            raise ValueError(f"head='owm' needs a fixed alpha > 0, got {alpha!r}")
-        super().__init__(alpha, n_components)
+        self.alpha = alpha
+        self.alpha_ = _fixed_alpha(self.name, alpha)
+        self.P = np.eye(n_components) / self.alpha_
+        self.coef_ = np.zeros((n_components, 0))
+        self.intercept_ = np.zeros(0)
         self._task_gram = np.zeros((n_components, n_components))
         self._task_sums = np.zeros((n_components, 0))
 
-    def insert_classes(self, positions: np.ndarray) -> None:
-        super().insert_classes(positions)
-        self._task_sums = np.zeros(self.coef_.shape)
+    @classmethod
+    def from_params(cls, params: dict[str, Any], n_components: int) -> OWMHead:
+        return cls(params["alpha"], n_components)
 
-    def update(self, H: np.ndarray, y_index: np.ndarray) -> None:
-        """Accumulate the current task's sums; :meth:`finish_task` applies them."""
-        if self._task_sums.shape != self.coef_.shape:
-            self._task_sums = np.zeros(self.coef_.shape)
+    def insert_classes(self, positions: np.ndarray) -> None:
+        self.coef_ = np.insert(self.coef_, positions, 0.0, axis=1)
+        self.intercept_ = np.zeros(self.coef_.shape[1])
+        self._task_sums = np.zeros(self.coef_.shape)  # a batch starts: nothing observed yet
+
+    def observe(self, H: np.ndarray, y_index: np.ndarray) -> None:
+        """Accumulate the current task's sums; :meth:`end_batch` applies them."""
         self._task_gram += H.T @ H
         for c in np.unique(y_index):
             self._task_sums[:, c] += H[y_index == c].sum(axis=0)
 
-    def finish_task(self) -> None:
-        """Apply the task accumulated by :meth:`update`, then protect its subspace."""
+    def end_batch(self) -> None:
+        """Apply the task accumulated by :meth:`observe`, then protect its subspace."""
         m = self.P.shape[0]
-        if self._task_sums.shape != self.coef_.shape:
-            self._task_sums = np.zeros(self.coef_.shape)
         G_t, Q_t = self._task_gram, self._task_sums
         A = self.alpha_ * self.P  # soft projector onto the old features' complement
         A = 0.5 * (A + A.T)
@@ -312,20 +426,35 @@ class OWMHead(RLSHead):
         self.coef_ = self.coef_ + A @ dV
         # (G_old + G_t + alpha I)^-1 = P (I + G_t P)^-1
         P = linalg.solve((np.eye(m) + G_t @ self.P).T, self.P.T).T
-        self.P = 0.5 * (P + P.T)
+        self.P = np.ascontiguousarray(0.5 * (P + P.T))
         self._task_gram = np.zeros((m, m))
         self._task_sums = np.zeros(self.coef_.shape)
 
-    def downdate(self, H: np.ndarray) -> None:
+    def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> OWMHead:
         raise ValueError(OWM_ORDER_ERROR)
 
-    def fit(self, stats: SufficientStatistics) -> OWMHead:
-        raise ValueError(OWM_ORDER_ERROR)
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _inverse_arrays(self)
+
+    def restore(self, arrays: dict[str, np.ndarray], stats: SufficientStatistics) -> None:
+        _restore_inverse(self, arrays, stats)
 
 
-OWM_ORDER_ERROR = (
-    "head='owm' cannot merge or forget: its weights depend on the order in which tasks were "
-    "learned, not only on the summed statistics; use head='ridge' or 'rls' for that"
-)
+HEADS: dict[str, type[Head]] = {
+    head.name: head for head in (RidgeHead, RLSHead, NCMHead, LDAHead, OWMHead)
+}
+"""The one registry: ``head=`` name -> class."""
 
-HEADS = (*HEADS, "owm")
+
+def make_head(params: dict[str, Any], n_components: int) -> Head:
+    """The head named by ``params["head"]``, built from the learner's parameters."""
+    name = params["head"]
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; choose one of {', '.join(HEADS)}")
+    return HEADS[name].from_params(params, n_components)
+
+
+def head_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the named head is built from (to notice when they change)."""
+    head = HEADS.get(params["head"])
+    return {"head": params["head"], **{k: params[k] for k in (head.PARAMS if head else ())}}

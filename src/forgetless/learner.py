@@ -1,4 +1,4 @@
-"""The estimator users hold: a frozen random layer, additive statistics and an analytic head.
+"""The estimator users hold: a frozen layer, additive statistics and an analytic head.
 
 ``ContinualClassifier`` learns each batch in closed form. Because it keeps only sums over the
 projected samples, the model after any sequence of ``partial_fit`` calls equals the model fit on
@@ -23,31 +23,66 @@ from __future__ import annotations
 
 import copy
 import os
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from forgetless.heads import (
-    HEADS,
-    HOST,
-    OWM_ORDER_ERROR,
-    LDAHead,
-    NCMHead,
-    OWMHead,
-    RidgeHead,
-    RLSHead,
+from forgetless.engine import make_engine
+from forgetless.heads import HEADS, OWM_ORDER_ERROR, Head, head_params, make_head
+from forgetless.layers import (
+    ACTIVATIONS,
+    KINDS,
+    build_bytes,
+    check_layer_params,
+    layer_from_config,
+    make_layer,
 )
-from forgetless.projection import make_projection
+from forgetless.persistence import ModelFileError, read_model_file, write_model_file
 from forgetless.statistics import SufficientStatistics
-from forgetless.validation import check_features, check_labels, label_family
+from forgetless.validation import (
+    check_feature_names,
+    check_features,
+    check_label_family,
+    check_labels,
+    feature_names,
+)
 
-_COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
-# Parameters that change only speed, not the model: learners differing in them may merge.
-_MERGE_EXEMPT = ("chunk_size", "device", "warm_start")
-_FITTED = ("n_features_in_", "seed_", "projection_", "statistics_", "head_", "classes_", "_stale")
+# The statistics belong to the layer these settings build: they cannot change after fitting.
+_LAYER_PARAMS = (
+    "projection",
+    "n_components",
+    "activation",
+    "bias",
+    "projection_scale",
+    "gamma",
+    "projection_params",
+    "per_class_gram",
+    "random_state",
+)
+# Settings that change only speed (or where the work runs), not the model: learners differing
+# in them may merge, and they may change at any time.
+_SPEED_PARAMS = ("chunk_size", "device", "compute_dtype", "warm_start")
+_FITTED = (
+    "n_features_in_",
+    "feature_names_in_",
+    "seed_",
+    "projection_",
+    "statistics_",
+    "head_",
+    "classes_",
+    "_stale",
+    "_fitted_params",
+)
+MODEL_KIND = "forgetless-model"
+MODEL_VERSION = 2
+# Building a layer from a model file may allocate at most this much unless the caller allows
+# more: the file holds only the layer's seed, so its size does not bound the cost.
+MAX_LAYER_BYTES = 2 << 30
 
 
 class ContinualClassifier(ClassifierMixin, BaseEstimator):
@@ -56,21 +91,21 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     projection : ``"orthogonal"`` (default), ``"gaussian"``, ``"hadamard"``, ``"fourier"``,
-        ``"guided"`` (units selected on the first batch, see :mod:`forgetless.guided`) or
-        ``"none"`` (a linear probe on the encoder features). See :mod:`forgetless.projection`.
-    n_components : width M of the random layer.
+        ``"guided"`` (units selected on the first batch) or ``"none"`` (a linear probe on the
+        encoder features). See :mod:`forgetless.layers`.
+    n_components : width M of the layer.
     activation : ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``, ``"identity"``; ``None`` picks
         the layer's default (relu; cos for fourier; identity for none).
     bias : add a random bias before the activation.
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
-    projection_params : settings of ``projection="guided"`` (see :mod:`forgetless.guided`).
+    projection_params : settings of ``projection="guided"``.
     head : ``"ridge"`` (default), ``"rls"``, ``"ncm"``, ``"lda"`` or ``"owm"`` (orthogonal
         weight modification, a task-order-dependent comparison head). See
         :mod:`forgetless.heads`.
     alpha : ridge penalty lambda, or ``"auto"`` to choose it by GCV from all statistics so far.
-        ``head="rls"`` needs a number.
-    alphas : optional grid for ``alpha="auto"``; by default a bracket search (few factorisations).
+        ``head="rls"`` and ``"owm"`` need a number > 0.
+    alphas : optional list of lambdas for ``alpha="auto"`` to choose from.
     warm_start : start each refit's lambda search from the previous lambda (``alpha="auto"``):
         faster refits, but on a GCV curve with several minima the choice may then differ from a
         fresh fit's, so the model is no longer identical to joint training. Off by default.
@@ -82,14 +117,48 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     compute_dtype : ``"float64"`` (default, exact) or ``"float32"`` (projection and rank-k
         updates in float32, still accumulated in float64).
     chunk_size : rows projected at a time (default: about 64 MiB of projected features).
-    device : ``None`` (numpy) or a torch device (``"cpu"``, ``"cuda"``): the projection and the
-        Gram accumulation run in torch there (see :mod:`forgetless.torch_backend`), and so do
-        the ridge head's Cholesky factorisations and GCV search; statistics and solves stay
-        float64. A model saved with ``device="cuda"`` loads anywhere with
-        ``ContinualClassifier.load(path, device=None)``.
-    random_state : integer seed of the random layer. ``None`` draws one (then ``seed_`` tells it);
+    device : ``None`` (numpy) or a torch device (``"cpu"``, ``"cuda"``): projection, Gram
+        accumulation and the ridge head's factorisations run in torch there (see
+        :mod:`forgetless.engine`); statistics stay float64. A model saved with
+        ``device="cuda"`` loads anywhere with ``ContinualClassifier.load(path, device=None)``.
+    random_state : integer seed of the layer. ``None`` draws one (then ``seed_`` tells it);
         learners can only merge when their seeds agree.
+
+    Settings may change after fitting (``set_params``) where the statistics allow it: the
+    head's settings (``head``, ``alpha``, ``alphas``, ``fit_intercept``, ``shrinkage``) take
+    effect at the next prediction, rebuilt from the sums (except switching to ``"owm"``, whose
+    weights depend on the task order); speed settings at the next call; the layer's settings
+    cannot change (the sums belong to the layer) and the next call says so.
+
+    What is guaranteed: for a fixed ``alpha`` the model after any sequence of ``partial_fit``,
+    ``merge`` and ``forget`` equals a fresh fit on the net data (to float64 rounding, ~1e-9
+    relative). With ``alpha="auto"`` lambda is a deterministic function of the sums, so the
+    same sequence of batches always gives the same model, and a fresh fit on the same data
+    chooses the same lambda unless two candidate lambdas score within rounding of each other.
+    Bit-for-bit determinism holds for the same data, seed and BLAS thread count on one machine;
+    across thread counts the sums agree to ~1e-16 relative (BLAS splits the sums differently).
     """
+
+    _parameter_constraints: dict = {
+        "projection": [StrOptions(set(KINDS))],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS)), None],
+        "bias": ["boolean"],
+        "projection_scale": [StrOptions({"unit", "ranpac"})],
+        "gamma": [Interval(Real, 0, None, closed="neither"), None],
+        "projection_params": [dict, None],
+        "head": [StrOptions(set(HEADS))],
+        "alpha": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "alphas": ["array-like", None],
+        "warm_start": ["boolean"],
+        "fit_intercept": ["boolean"],
+        "shrinkage": [StrOptions({"oas"}), Interval(Real, 0, 1, closed="both")],
+        "per_class_gram": ["boolean"],
+        "compute_dtype": [StrOptions({"float64", "float32"})],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str, None],
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
+    }
 
     def __init__(
         self,
@@ -131,101 +200,131 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ construction helpers
-    def _dtype(self) -> type:
-        if self.compute_dtype not in _COMPUTE_DTYPES:
+    # ------------------------------------------------------------------ settings
+    def _checked_params(self) -> dict[str, Any]:
+        """Every parameter, checked before any work; errors name the parameter."""
+        self._validate_params()
+        params = self.get_params()
+        if params["alphas"] is not None:
+            alphas = np.asarray(params["alphas"], dtype=np.float64).ravel()
+            if alphas.size == 0 or not np.all(np.isfinite(alphas)) or not np.all(alphas > 0):
+                raise ValueError(
+                    f"alphas must be a non-empty list of positive numbers, got {params['alphas']!r}"
+                )
+        if HEADS[params["head"]].needs_fixed_alpha and (
+            params["alpha"] == "auto" or not params["alpha"] > 0
+        ):
             raise ValueError(
-                f"compute_dtype must be 'float64' or 'float32', got {self.compute_dtype!r}"
+                f"head={params['head']!r} needs a fixed alpha > 0, got {params['alpha']!r}"
             )
-        return _COMPUTE_DTYPES[self.compute_dtype]
-
-    def _make_head(self, n_components: int) -> Any:
-        if self.head == "ridge":
-            if not (self.alpha == "auto" or (not isinstance(self.alpha, str) and self.alpha >= 0)):
-                raise ValueError(f"alpha must be 'auto' or a number >= 0, got {self.alpha!r}")
-            return RidgeHead(self.alpha, self.alphas, self.fit_intercept, self.warm_start)
-        if self.head == "rls":
-            return RLSHead(self.alpha, n_components)
-        if self.head == "ncm":
-            return NCMHead()
-        if self.head == "lda":
-            return LDAHead(self.shrinkage)
-        if self.head == "owm":
-            return OWMHead(self.alpha, n_components)
-        raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
-
-    def _new_state(self, X: np.ndarray, y_index: np.ndarray) -> dict[str, Any]:
-        """Fresh fitted attributes for a first batch (nothing assigned yet). Only a guided
-        layer looks at the batch itself; random layers need just its width."""
-        self._dtype()
-        if self.random_state is None:
-            seed = int(np.random.SeedSequence().entropy % (2**32))
-        elif isinstance(self.random_state, (int, np.integer)):
-            seed = int(self.random_state)
-        else:
-            raise ValueError(
-                f"random_state must be an int or None (it is saved with the model), "
-                f"got {type(self.random_state).__name__}"
-            )
-        layer = make_projection(
-            self.projection,
-            n_features=X.shape[1],
-            n_components=self.n_components,
-            seed=seed,
-            activation=self.activation,
-            bias=self.bias,
-            scale=self.projection_scale,
-            gamma=self.gamma,
-            params=self.projection_params,
-            X=X,
-            y_index=y_index,
+        check_layer_params(
+            params["projection"],
+            params["activation"],
+            params["projection_params"],
         )
-        return {
-            "n_features_in_": X.shape[1],
-            "seed_": seed,
-            "projection_": layer,
-            "statistics_": SufficientStatistics(layer.n_outputs, 0, self.per_class_gram),
-            "head_": self._make_head(layer.n_outputs),
-            "classes_": np.array([]),
-            "_stale": True,
-        }
+        return params
 
-    def _backend(self, layer: Any) -> Any:
-        from forgetless.torch_backend import TorchBackend
+    def _sync_params(self, params: dict[str, Any]) -> None:
+        """Apply settings changed since fitting (``set_params``), or refuse those that cannot."""
+        fitted = self._fitted_params
+        changed = [k for k in _LAYER_PARAMS if not _same(params[k], fitted[k])]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} changed after fitting, but the statistics belong to the "
+                f"layer fitted with the old value; set it back, or call fit to start over"
+            )
+        wanted = head_params(params)
+        if not _same(wanted, head_params(fitted)):
+            if not HEADS[params["head"]].order_free or not self.head_.order_free:
+                raise ValueError(OWM_ORDER_ERROR)
+            self.head_ = self._fresh_head(params, self.statistics_)
+            self._stale = True
+        self._fitted_params = params
 
-        return TorchBackend(layer, self.device, self._dtype())
+    def _fresh_head(self, params: dict[str, Any], stats: SufficientStatistics) -> Head:
+        """A head for these statistics: recursive heads are rebuilt from the sums at once."""
+        head = make_head(params, stats.n_components)
+        if head.recursive and stats.n_classes:
+            head.fit(stats)
+        return head
 
-    def _linalg(self) -> Any:
-        """Where the ridge head's factorisations run: LAPACK on the host, or the torch device."""
-        if self.device is None:
-            return HOST
-        from forgetless.torch_backend import TorchLinalg
+    def _engine(self) -> Any:
+        """The compute engine (numpy or torch) for the current device and dtype, made once."""
+        key = (self.device, self.compute_dtype)
+        cached = self.__dict__.get("_engine_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, make_engine(*key))
+            self.__dict__["_engine_cache"] = cached
+        return cached[1]
 
-        return TorchLinalg(self.device)
-
-    def _features(self, X: np.ndarray, layer: Any = None) -> Any:
-        """(start, stop, H) chunks of the projected X, on the numpy path or the torch device."""
-        layer = self.projection_ if layer is None else layer
-        if self.device is not None:
-            return self._backend(layer).features(X, self.chunk_size)
-        return layer.iter_transform(X, self._dtype(), self.chunk_size)
-
-    def _score_chunks(self, X: np.ndarray, argmax: bool = False) -> Any:
-        """(start, stop, scores or their argmax) chunk by chunk. On a torch device a linear
-        head scores there, so only n x C scores (or n labels) cross to the host, not n x M."""
-        head = self.head_
-        if self.device is not None and getattr(head, "linear", False):
-            backend = self._backend(self.projection_)
-            yield from backend.scores(X, head.coef_, head.intercept_, self.chunk_size, argmax)
-            return
-        for start, stop, H in self._features(X):
-            scores = head.decision_function(np.asarray(H, dtype=np.float64))
-            yield start, stop, scores.argmax(1) if argmax else scores
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_engine_cache", None)  # device handles are remade, never pickled or copied
+        return state
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "statistics_")
 
+    def _prepared(self) -> dict[str, Any]:
+        """Checked parameters of a fitted learner, with pending setting changes applied."""
+        check_is_fitted(self)
+        params = self._checked_params()
+        self._sync_params(params)
+        return params
+
     # ------------------------------------------------------------------ learning
+    def _new_state(
+        self, params: dict[str, Any], X: np.ndarray, y_index: np.ndarray, names: Any
+    ) -> dict[str, Any]:
+        """Fresh fitted attributes for a first batch (nothing assigned yet). Only a guided
+        layer looks at the batch itself; random layers need just its width."""
+        seed = params["random_state"]
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**32))
+        layer = make_layer(
+            params["projection"],
+            n_features=X.shape[1],
+            n_components=params["n_components"],
+            seed=int(seed),
+            activation=params["activation"],
+            bias=params["bias"],
+            scale=params["projection_scale"],
+            gamma=params["gamma"],
+            params=params["projection_params"],
+            X=X,
+            y_index=y_index,
+        )
+        stats = SufficientStatistics(layer.n_outputs, 0, params["per_class_gram"])
+        return {
+            "n_features_in_": X.shape[1],
+            "feature_names_in_": names,
+            "seed_": int(seed),
+            "projection_": layer,
+            "statistics_": stats,
+            "head_": make_head(params, layer.n_outputs),
+            "classes_": np.array([]),
+            "_stale": True,
+            "_fitted_params": params,
+        }
+
+    def _commit(self, state: dict[str, Any]) -> None:
+        """Install fitted attributes computed without error (the only place state changes)."""
+        if state.get("feature_names_in_", True) is None:
+            state = dict(state)
+            del state["feature_names_in_"]
+            self.__dict__.pop("feature_names_in_", None)
+        self.__dict__.update(state)
+
+    def _features_in(self, X: Any, reset: bool) -> tuple[np.ndarray, Any]:
+        """(checked X, its column names); on a fitted learner names are checked, not taken."""
+        if reset:
+            names = feature_names(X)
+        else:
+            check_feature_names(self, X)
+            names = getattr(self, "feature_names_in_", None)
+        fitted = not reset
+        return check_features(X, self.n_features_in_ if fitted else None, self), names
+
     def fit(self, X: Any, y: Any) -> ContinualClassifier:
         """Fit a fresh learner on (X, y): the same as a new learner plus one ``partial_fit``."""
         saved = {k: self.__dict__.pop(k) for k in _FITTED if k in self.__dict__}
@@ -243,56 +342,56 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """Learn one more batch. New classes may appear in any call; no task id is needed.
 
         ``classes`` is accepted for scikit-learn compatibility: when given, every label in ``y``
-        must be among them. ``classes_`` lists the classes that have samples.
+        must be among them. ``classes_`` lists the classes that have samples. A batch that is
+        refused (bad values, a wrong width, features so large the sums would overflow) leaves
+        the learner as it was.
         """
+        params = self._checked_params()
         fitted = self.__sklearn_is_fitted__()
-        X = check_features(X, self.n_features_in_ if fitted else None, self)
+        if fitted:
+            self._sync_params(params)
+        X, names = self._features_in(X, reset=not fitted)
         labels = check_labels(y, X.shape[0], type(self).__name__)
         if classes is not None:
             unknown = np.setdiff1d(labels, np.asarray(classes))
             if unknown.size:
                 raise ValueError(f"y has labels {unknown.tolist()} that are not in classes")
         old_classes = self.classes_ if fitted else np.array([])
-        if old_classes.size and label_family(old_classes) != label_family(labels):
-            raise ValueError(
-                f"y has labels of type {labels.dtype} but this learner was trained on labels of "
-                f"type {old_classes.dtype}; unseen label type"
-            )
+        check_label_family(labels, old_classes)
         new_classes = np.union1d(old_classes, labels) if old_classes.size else np.unique(labels)
         index = np.searchsorted(new_classes, labels)
         added = np.setdiff1d(new_classes, old_classes)
-        positions = (
-            np.searchsorted(old_classes, added)
-            if old_classes.size
-            else np.zeros(added.size, dtype=np.int64)
-        )
-        state = self.__dict__ if fitted else self._new_state(X, index)
-        layer = state["projection_"]
-        batch = SufficientStatistics(layer.n_outputs, new_classes.size, self.per_class_gram)
-        head = state["head_"]
-        rls = copy.deepcopy(head) if isinstance(head, RLSHead) else None
-        if rls is not None:
-            rls.insert_classes(positions)
-        if self.device is not None and rls is None:  # sums accumulated on the device
-            batch = self._backend(layer).statistics(
-                X, index, new_classes.size, self.per_class_gram, self.chunk_size
-            )
-        else:
-            for start, stop, H in self._features(X, layer):
-                batch.add(H, index[start:stop])
-                if rls is not None:
-                    rls.update(np.asarray(H, dtype=np.float64), index[start:stop])
-        if isinstance(rls, OWMHead):
-            rls.finish_task()  # one partial_fit call is one OWM task
+        positions = np.searchsorted(old_classes, added)
 
-        # Everything is checked and computed: commit.
+        state = self.__dict__ if fitted else self._new_state(params, X, index, names)
+        layer, head, stats = state["projection_"], state["head_"], state["statistics_"]
+        engine = self._engine()
+        if head.recursive:  # kept current row by row, on a copy until everything succeeded
+            head = copy.deepcopy(head)
+            head.insert_classes(positions)
+            batch = SufficientStatistics(layer.n_outputs, new_classes.size, stats.per_class_gram)
+            for start, stop, H in engine.features(layer, X, self.chunk_size):
+                batch.add(H, index[start:stop])
+                if not batch.all_finite():  # before the head multiplies overflowing rows
+                    raise _overflow()
+                head.observe(np.asarray(H, dtype=np.float64), index[start:stop])
+            head.end_batch()
+            if not (np.isfinite(head.coef_).all() and np.isfinite(head.P).all()):
+                raise _overflow()
+        else:
+            batch = engine.statistics(
+                layer, X, index, new_classes.size, stats.per_class_gram, self.chunk_size
+            )
+        if not batch.all_finite() or not stats.can_absorb(batch, positions):
+            raise _overflow()
+
+        # Everything is checked and computed: commit (nothing below can fail).
         if not fitted:
-            self.__dict__.update(state)
+            self._commit(state)
         self.statistics_.insert_classes(positions)
         self.statistics_ += batch
         self.classes_ = new_classes
-        if rls is not None:
-            self.head_ = rls
+        self.head_ = head
         self._stale = True
         return self
 
@@ -300,11 +399,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if self._stale:
             if self.statistics_.n_classes == 0:
                 raise ValueError("the learner has no classes left to predict")
-            # An RLS head is kept current batch by batch; the others solve from the sums.
-            if isinstance(self.head_, RidgeHead) and not isinstance(self.head_, RLSHead):
-                self.head_.fit(self.statistics_, ops=self._linalg())
-            elif not isinstance(self.head_, RLSHead):
-                self.head_.fit(self.statistics_)
+            if not self.head_.recursive:  # recursive heads are kept current batch by batch
+                self.head_.fit(self.statistics_, ops=self._engine().linalg)
             self._stale = False
 
     # ------------------------------------------------------------------ prediction
@@ -315,10 +411,35 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             return scores[:, 1] - scores[:, 0]
         return scores
 
-    def _scores(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
-        X = check_features(X, self.n_features_in_, self)
+    def _score_chunks(self, X: np.ndarray, argmax: bool = False) -> Any:
+        """(start, stop, scores or their argmax) chunk by chunk; a linear head scores inside
+        the engine (on a device only n x C scores cross back, not n x M features)."""
+        head, engine, layer = self.head_, self._engine(), self.projection_
+        if head.linear:
+            chunks = engine.scores(
+                layer, X, head.coef_, head.intercept_, self.chunk_size, argmax=False
+            )
+        else:
+            chunks = (
+                (start, stop, head.decision_function(np.asarray(H, dtype=np.float64)))
+                for start, stop, H in engine.features(layer, X, self.chunk_size)
+            )
+        for start, stop, scores in chunks:
+            if not np.isfinite(scores).all():
+                raise ValueError(
+                    "the scores overflow: X's features are too large for this model "
+                    "(check the encoder's output scale)"
+                )
+            yield start, stop, scores.argmax(1) if argmax else scores
+
+    def _checked_X(self, X: Any) -> np.ndarray:
+        self._prepared()
+        X, _ = self._features_in(X, reset=False)
         self._refit_head()
+        return X
+
+    def _scores(self, X: Any) -> np.ndarray:
+        X = self._checked_X(X)
         out = np.empty((X.shape[0], self.classes_.size))
         for start, stop, scores in self._score_chunks(X):
             out[start:stop] = scores
@@ -326,9 +447,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The class with the highest score, computed chunk by chunk (no n x C intermediate)."""
-        check_is_fitted(self)
-        X = check_features(X, self.n_features_in_, self)
-        self._refit_head()
+        X = self._checked_X(X)
         out = np.empty(X.shape[0], dtype=np.int64)
         for start, stop, best in self._score_chunks(X, argmax=True):
             out[start:stop] = best
@@ -342,20 +461,20 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     @property
     def coef_(self) -> np.ndarray:
         """Head weights (M, C) over the projected features."""
-        check_is_fitted(self)
+        self._prepared()
         self._refit_head()
         return self.head_.coef_
 
     @property
     def intercept_(self) -> np.ndarray:
-        check_is_fitted(self)
+        self._prepared()
         self._refit_head()
         return self.head_.intercept_
 
     @property
     def alpha_(self) -> float | None:
         """The ridge penalty in use (chosen by GCV when ``alpha="auto"``); None for ncm/lda."""
-        check_is_fitted(self)
+        self._prepared()
         self._refit_head()
         return getattr(self.head_, "alpha_", None)
 
@@ -365,21 +484,33 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         return self.statistics_.n_samples
 
     # ------------------------------------------------------------------ merge and forget
+    def _require_order_free(self) -> None:
+        if not self.head_.order_free:
+            raise ValueError(OWM_ORDER_ERROR)
+
     def merge(self, other: ContinualClassifier) -> ContinualClassifier:
-        """Add another learner's statistics: as if this learner had also seen its data."""
+        """Add another learner's statistics: as if this learner had also seen its data.
+
+        Every check runs before anything changes: same settings, seed, input width, feature
+        names, label type and the same layer (guided layers are compared unit by unit, since
+        each is selected on its own first batch).
+        """
         if not isinstance(other, ContinualClassifier):
             raise TypeError(f"can only merge a ContinualClassifier, got {type(other).__name__}")
-        if self.head == "owm":
+        params = self._checked_params()
+        if not HEADS[params["head"]].order_free:
             raise ValueError(OWM_ORDER_ERROR)
-        check_is_fitted(other)
-        mine = {k: v for k, v in self.get_params().items() if k not in _MERGE_EXEMPT}
-        theirs = {k: v for k, v in other.get_params().items() if k not in _MERGE_EXEMPT}
-        differ = sorted(k for k in mine if not _same(mine[k], theirs[k]))
+        theirs = other._prepared()
+        differ = sorted(
+            k for k in params if k not in _SPEED_PARAMS and not _same(params[k], theirs[k])
+        )
         if differ:
             raise ValueError(f"cannot merge learners with different settings: {', '.join(differ)}")
         if not self.__sklearn_is_fitted__():
-            self.__dict__.update(copy.deepcopy(_fitted_state(other)))
+            self._commit(copy.deepcopy(_fitted_state(other)) | {"_fitted_params": params})
             return self
+        self._sync_params(params)
+        self._require_order_free()
         if other.seed_ != self.seed_:
             raise ValueError(
                 f"cannot merge learners with different random layers (seed {self.seed_} vs "
@@ -390,37 +521,46 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"cannot merge learners with different input widths ({self.n_features_in_} vs "
                 f"{other.n_features_in_})"
             )
-        if (
-            other.classes_.size
-            and self.classes_.size
-            and (label_family(other.classes_) != label_family(self.classes_))
+        if not _same(
+            getattr(self, "feature_names_in_", None), getattr(other, "feature_names_in_", None)
         ):
-            raise ValueError("cannot merge learners whose labels have different types")
+            raise ValueError("cannot merge learners fitted on different feature names")
+        if not self.projection_.same_as(other.projection_):
+            raise ValueError(
+                f"cannot merge learners with different layers: {self.projection_!r} and "
+                f"{other.projection_!r} differ (a guided layer is selected on each learner's "
+                "first batch; merge learners that started from one layer, e.g. copies of it)"
+            )
+        check_label_family(other.classes_, self.classes_, "the other learner")
         union = np.union1d(self.classes_, other.classes_)
-        incoming = other.statistics_.copy()
-        incoming.insert_classes(
-            np.searchsorted(other.classes_, np.setdiff1d(union, other.classes_))
+        mine = _with_classes(
+            self.statistics_, np.searchsorted(self.classes_, np.setdiff1d(union, self.classes_))
         )
-        self.statistics_.insert_classes(
-            np.searchsorted(self.classes_, np.setdiff1d(union, self.classes_))
+        incoming = _with_classes(
+            other.statistics_,
+            np.searchsorted(other.classes_, np.setdiff1d(union, other.classes_)),
         )
-        self.statistics_ += incoming
-        self.classes_ = union
-        self._after_bulk_change()
+        if not mine.can_absorb(incoming, np.array([], dtype=np.int64)):
+            raise _overflow()
+        mine += incoming
+        head = self._fresh_head(params, mine) if self.head_.recursive else self.head_
+        self._commit({"statistics_": mine, "classes_": union, "head_": head, "_stale": True})
         return self
 
     def forget(self, X: Any, y: Any) -> ContinualClassifier:
         """Remove samples it was trained on, exactly. A class left with no samples disappears.
 
-        Refuses (state unchanged) labels it never learned or more samples of a class than it has.
+        Refuses (state unchanged) labels it never learned, more samples of a class than it
+        has, and any removal after which the sums are those of no real data (a negative
+        diagonal, a moment matrix that is not positive semi-definite): so rows never learned,
+        or forgotten twice, are refused when their removal shows in the sums. Rows hidden in
+        the span of learned rows of their class cannot be told apart from sums alone.
         """
-        check_is_fitted(self)
-        X = check_features(X, self.n_features_in_, self)
+        params = self._prepared()
+        self._require_order_free()
+        X, _ = self._features_in(X, reset=False)
         labels = check_labels(y, X.shape[0], type(self).__name__)
-        if label_family(labels) != label_family(self.classes_):
-            raise ValueError(
-                f"y has labels of type {labels.dtype}; this learner has {self.classes_.dtype}"
-            )
+        check_label_family(labels, self.classes_)
         unknown = np.setdiff1d(labels, self.classes_)
         if unknown.size:
             raise ValueError(f"cannot forget labels never learned: {unknown.tolist()}")
@@ -433,34 +573,33 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"cannot remove {removing[c]} samples of class {self.classes_[c].item()!r}: "
                 f"only {self.statistics_.counts[c]} were learned"
             )
-        batch = SufficientStatistics(
-            self.statistics_.n_components, self.classes_.size, self.per_class_gram
+        batch = self._engine().statistics(
+            self.projection_,
+            X,
+            index,
+            self.classes_.size,
+            self.statistics_.per_class_gram,
+            self.chunk_size,
         )
-        rls = copy.deepcopy(self.head_) if isinstance(self.head_, RLSHead) else None
-        for start, stop, H in self._features(X):
-            batch.add(H, index[start:stop])
-            if rls is not None:
-                rls.downdate(np.asarray(H, dtype=np.float64))
-        self.statistics_ -= batch
-        emptied = np.flatnonzero(self.statistics_.counts == 0)
-        if rls is not None:
-            rls.coef_ = rls.P @ self.statistics_.class_sums
-            rls.remove_classes(emptied)
-            self.head_ = rls
-        self._drop_classes(emptied)
-        self._stale = True
+        if not batch.all_finite():
+            raise _overflow()
+        remaining = self.statistics_.minus(batch)
+        try:
+            remaining.check_attainable(self.statistics_)
+        except ValueError as err:
+            raise ValueError(
+                f"cannot forget these samples: {err}, so they were not all learned (or were "
+                "already forgotten); nothing was changed"
+            ) from err
+        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
         return self
 
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
-        check_is_fitted(self)
-        if self.head == "owm":
-            raise ValueError(OWM_ORDER_ERROR)
+        params = self._prepared()
+        self._require_order_free()
         classes = np.atleast_1d(np.asarray(classes))
-        if classes.size and label_family(classes) != label_family(self.classes_):
-            raise ValueError(
-                f"classes have type {classes.dtype}; this learner has {self.classes_.dtype}"
-            )
+        check_label_family(classes, self.classes_, "classes")
         unknown = np.setdiff1d(classes, self.classes_)
         if unknown.size:
             raise ValueError(f"cannot forget classes never learned: {unknown.tolist()}")
@@ -470,47 +609,303 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "without it, call forget(X, y) with all of the class's training samples"
             )
         index = np.searchsorted(self.classes_, classes)
+        remaining = self.statistics_.copy()
         for c in index:
-            self.statistics_.subtract_class(int(c))
-        self._drop_classes(index)
-        self._after_bulk_change()
+            remaining.subtract_class(int(c))
+        self._commit_removal(params, remaining, index)
         return self
 
-    def _drop_classes(self, index: np.ndarray) -> None:
-        if index.size:
-            self.statistics_.remove_classes(index)
-            self.classes_ = np.delete(self.classes_, index)
+    def _commit_removal(
+        self, params: dict[str, Any], remaining: SufficientStatistics, emptied: np.ndarray
+    ) -> None:
+        """Install statistics after a removal, dropping emptied classes; a recursive head is
+        re-derived from the sums (exact, where a Woodbury downdate would lose precision)."""
+        if emptied.size:
+            remaining.remove_classes(emptied)
+        head = self.head_
+        if head.recursive:
+            head = make_head(params, remaining.n_components)
+            if remaining.n_classes:
+                head.fit(remaining)
+        self._commit(
+            {
+                "statistics_": remaining,
+                "classes_": np.delete(self.classes_, emptied),
+                "head_": head,
+                "_stale": True,
+            }
+        )
 
-    def _after_bulk_change(self) -> None:
-        """Statistics changed wholesale (merge, class removal): an RLS head recomputes P."""
-        if isinstance(self.head_, RLSHead):
-            self.head_.fit(self.statistics_)
-        self._stale = True
+    # ------------------------------------------------------------------ assembly from sums
+    @classmethod
+    def from_statistics(
+        cls, like: ContinualClassifier, statistics: SufficientStatistics, classes: Any
+    ) -> ContinualClassifier:
+        """A learner with ``like``'s settings and layer holding these sums (columns follow the
+        sorted ``classes``): how sums computed elsewhere (workers, sites) join a learner, through
+        :meth:`merge` and its checks."""
+        params = like._checked_params()
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or not np.array_equal(np.unique(classes), classes):
+            raise ValueError("classes must be sorted, unique labels, one per statistics column")
+        if statistics.n_classes != classes.size:
+            raise ValueError(f"{classes.size} classes for {statistics.n_classes} columns")
+        layer = like.projection_
+        if statistics.n_components != layer.n_outputs:
+            raise ValueError(
+                f"statistics of width {statistics.n_components} for a layer of {layer.n_outputs}"
+            )
+        if not statistics.all_finite():
+            raise _overflow()
+        keep = statistics.counts > 0
+        stats = statistics.copy()
+        stats.remove_classes(np.flatnonzero(~keep))
+        new = cls(**params)
+        new._commit(
+            {
+                "n_features_in_": like.n_features_in_,
+                "feature_names_in_": getattr(like, "feature_names_in_", None),
+                "seed_": like.seed_,
+                "projection_": layer,
+                "statistics_": stats,
+                "head_": new._fresh_head(params, stats),
+                "classes_": classes[keep],
+                "_stale": True,
+                "_fitted_params": params,
+            }
+        )
+        return new
+
+    def _first_layer(self, n_features: int) -> ContinualClassifier:
+        """An empty fitted learner whose layer needs no data (random kinds), for sums computed
+        elsewhere; a guided layer must be selected on a first batch with ``partial_fit``."""
+        if self.__sklearn_is_fitted__():
+            return self
+        params = self._checked_params()
+        if params["projection"] == "guided":
+            raise ValueError("fit the guided layer on a first batch with partial_fit first")
+        new = clone(self)
+        empty = np.empty((0, n_features))
+        new._commit(new._new_state(params, empty, np.empty(0, dtype=np.int64), None))
+        return new
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model atomically (npz arrays + JSON metadata, no pickle)."""
-        from forgetless.persistence import save_model
+        """Write the model atomically: arrays and JSON metadata under one checksum, no pickle."""
+        from forgetless import __version__
 
-        save_model(self, path)
+        if not self.__sklearn_is_fitted__():
+            raise ValueError("cannot save an unfitted learner; call fit or partial_fit first")
+        params = self._prepared()
+        arrays = {f"statistics.{k}": v for k, v in self.statistics_.to_arrays().items()}
+        arrays.update({f"layer.{k}": v for k, v in self.projection_.arrays().items()})
+        arrays.update({f"head.{k}": v for k, v in self.head_.arrays().items()})
+        names = getattr(self, "feature_names_in_", None)
+        metadata = {
+            "library_version": __version__,
+            "estimator": type(self).__name__,
+            "params": {k: _json_ready(v) for k, v in params.items()},
+            "seed": self.seed_,
+            "n_features_in": self.n_features_in_,
+            "feature_names_in": None if names is None else [str(n) for n in names],
+            "layer": self.projection_.config(),
+            "layer_signature": self.projection_.signature(),
+        }
+        arrays["classes"] = self.classes_
+        write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = "as-saved") -> ContinualClassifier:
-        """Read a model written by :meth:`save`, verifying its checksums.
+    def load(
+        cls,
+        path: str | os.PathLike,
+        device: str | None = "as-saved",
+        max_layer_bytes: int = MAX_LAYER_BYTES,
+    ) -> ContinualClassifier:
+        """Read a model written by :meth:`save`, checking every value before building anything.
 
         ``device`` overrides the saved device: ``load(path, device=None)`` runs a model trained
-        with ``device="cuda"`` on a machine without a GPU.
+        with ``device="cuda"`` on a machine without a GPU. A malformed, altered or inconsistent
+        file raises :class:`~forgetless.persistence.ModelFileError` naming the problem.
+        ``max_layer_bytes`` bounds what rebuilding the layer from its seed may allocate.
         """
-        from forgetless.persistence import load_model
+        path = os.fspath(path)
+        metadata, arrays = read_model_file(path, kind=MODEL_KIND, version=MODEL_VERSION)
+        try:
+            return cls._assemble(metadata, arrays, device, max_layer_bytes)
+        except ModelFileError as err:
+            raise ModelFileError(f"{path}: {err}") from err
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ModelFileError(f"{path}: inconsistent model file: {err}") from err
 
-        return load_model(path, device=device)
+    @classmethod
+    def _assemble(
+        cls,
+        metadata: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        device: Any,
+        max_layer_bytes: int,
+    ) -> ContinualClassifier:
+        """The learner a model file describes; every value is checked first (ModelFileError)."""
+        params = metadata["params"]
+        if not isinstance(params, dict) or sorted(params) != sorted(cls().get_params()):
+            raise ModelFileError("the parameters do not match this version's ContinualClassifier")
+        if device != "as-saved":
+            params = {**params, "device": device}
+        clf = cls(**params)
+        params = clf._checked_params()
+
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        known = ("statistics.", "layer.", "head.")
+        stray = sorted(k for k in arrays if k != "classes" and not k.startswith(known))
+        if stray:
+            raise ModelFileError(f"unexpected arrays {stray}")
+        stats_arrays = part("statistics.")
+        stats = _checked_statistics(stats_arrays, params["per_class_gram"])
+        m, c = stats.n_components, stats.n_classes
+        classes = _checked_labels(arrays.get("classes"), c)
+        n_features = metadata["n_features_in"]
+        if not isinstance(n_features, int) or n_features < 1:
+            raise ModelFileError(f"n_features_in must be a positive integer, not {n_features!r}")
+        seed = metadata["seed"]
+        if not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ModelFileError(f"seed must be an integer in [0, 2^32), not {seed!r}")
+        config = metadata["layer"]
+        if not isinstance(config, dict):
+            raise ModelFileError("the layer's configuration is not a table")
+        if config.get("kind") != params["projection"] or config.get("n_features") != n_features:
+            raise ModelFileError(
+                f"the layer ({config.get('kind')!r}, {config.get('n_features')!r} inputs) does "
+                f"not match the parameters ({params['projection']!r}, {n_features} inputs)"
+            )
+        if config.get("n_components") != m and params["projection"] != "none":
+            raise ModelFileError(
+                f"the layer has {config.get('n_components')!r} units but the statistics {m}"
+            )
+        layer_arrays = part("layer.")
+        cost = build_bytes(config)
+        if cost > max_layer_bytes:
+            raise ModelFileError(
+                f"rebuilding its layer would allocate {cost / 2**30:.1f} GiB (more than "
+                f"max_layer_bytes={max_layer_bytes}); pass a larger max_layer_bytes if you "
+                "trust the file"
+            )
+        layer = layer_from_config(config, layer_arrays)
+        if layer.n_outputs != m or layer.n_features != n_features:
+            raise ModelFileError(f"the layer's shape does not match the statistics ({m} units)")
+        signature = metadata["layer_signature"]
+        if not np.allclose(layer.signature(), signature, rtol=1e-6, atol=1e-9):
+            raise ModelFileError(
+                "this numpy/forgetless build regenerates a different random layer from the "
+                "saved seed; load it with the versions that saved it"
+            )
+        names = metadata.get("feature_names_in")
+        if names is not None:
+            if not (isinstance(names, list) and len(names) == n_features):
+                raise ModelFileError(f"feature_names_in must list {n_features} names")
+            if not all(isinstance(n, str) for n in names):
+                raise ModelFileError("feature_names_in must be strings")
+            names = np.asarray(names, dtype=object)
+        head = make_head(params, m)
+        head_arrays = part("head.")
+        if head.recursive:
+            head.restore(head_arrays, stats)
+        elif head_arrays:
+            raise ModelFileError(f"unexpected arrays for head {head.name!r}: {sorted(head_arrays)}")
+        clf._commit(
+            {
+                "n_features_in_": n_features,
+                "feature_names_in_": names,
+                "seed_": seed,
+                "projection_": layer,
+                "statistics_": stats,
+                "head_": head,
+                "classes_": classes,
+                "_stale": True,
+                "_fitted_params": params,
+            }
+        )
+        return clf
+
+
+def _overflow() -> ValueError:
+    return ValueError(
+        "the batch's statistics would not be finite (overflow): X's features are too large "
+        "(check the encoder's output scale); nothing was changed"
+    )
+
+
+def _with_classes(stats: SufficientStatistics, positions: np.ndarray) -> SufficientStatistics:
+    """A copy of ``stats`` with empty class columns inserted (``np.insert`` rules)."""
+    new = stats.copy()
+    new.insert_classes(positions)
+    return new
 
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    return a == b
+        if a is None or b is None:
+            return False
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.all(a == b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b if isinstance(a, float) else bool(a == b)
 
 
 def _fitted_state(clf: ContinualClassifier) -> dict[str, Any]:
-    return {k: clf.__dict__[k] for k in _FITTED}
+    return {k: clf.__dict__[k] for k in _FITTED if k in clf.__dict__}
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> Any:
+    """Statistics from a model file's arrays, refusing what no data could produce."""
+    expected = {"gram_upper", "class_sums", "counts"} | (
+        {"class_grams_upper"} if per_class_gram else set()
+    )
+    if set(arrays) != expected:
+        raise ModelFileError(f"statistics arrays {sorted(arrays)}, expected {sorted(expected)}")
+    counts = arrays["counts"]
+    if counts.dtype.kind not in "iu" or counts.ndim != 1:
+        raise ModelFileError("class counts must be a 1-D integer array")
+    if np.any(counts <= 0):
+        raise ModelFileError("every class must have a positive sample count")
+    for name, array in arrays.items():
+        if array.dtype.kind != "f" and name != "counts":
+            raise ModelFileError(f"statistics array {name!r} must be floating point")
+        if not np.isfinite(array).all():
+            raise ModelFileError(f"statistics array {name!r} is not finite")
+    gram = arrays["gram_upper"]
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ModelFileError(f"G must be square, not {gram.shape}")
+    # Rounding after a forget can leave -1e-16 on the diagonal; real data never leave more.
+    rounding = 1e-9 * max(float(np.abs(gram).max(initial=0.0)), 1.0)
+    if np.any(np.tril(gram, -1)) or np.any(np.diag(gram) < -rounding):
+        raise ModelFileError("G must be stored as an upper triangle with a non-negative diagonal")
+    return SufficientStatistics.from_sums(
+        gram, arrays["class_sums"], counts, arrays.get("class_grams_upper")
+    )
+
+
+def _checked_labels(classes: Any, n_classes: int) -> np.ndarray:
+    if classes is None:
+        raise ModelFileError("the class labels are missing")
+    if classes.dtype.kind not in "biufU":
+        raise ModelFileError(f"unsupported label dtype {classes.dtype}")
+    if classes.ndim != 1 or classes.size != n_classes:
+        raise ModelFileError(f"{classes.size} labels for {n_classes} statistics columns")
+    if classes.size != np.unique(classes).size or not np.array_equal(np.sort(classes), classes):
+        raise ModelFileError("class labels must be unique and sorted")
+    if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+        raise ModelFileError("class labels must be finite")
+    return classes

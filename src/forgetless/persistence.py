@@ -66,13 +66,9 @@ import numpy as np
 
 __all__ = [
     "MAX_METADATA_BYTES",
-    "MODEL_KIND",
-    "MODEL_VERSION",
     "ModelFileError",
     "WRITER_KEYS",
-    "load_model",
     "read_model_file",
-    "save_model",
     "write_model_file",
 ]
 
@@ -795,116 +791,3 @@ def _read_array(
     if crc != entry.crc or digest.hexdigest() != sha:
         raise file.error(f"checksum mismatch for array {name!r} (file altered)")
     return array
-
-
-# ------------------------------------------------------- legacy entry points (to be removed)
-# ContinualClassifier.save/load call these until the learner assembles itself from
-# (metadata, arrays); they import the learner's parts lazily so that this module alone imports
-# nothing from forgetless.
-MODEL_KIND = "forgetless-model"
-MODEL_VERSION = 2  # 1: no metadata checksum, zip records written by zipfile
-_MAX_LABEL_BYTES = 64 << 20
-_MAX_LAYER_BYTES = 2 << 30
-AS_SAVED = "as-saved"
-
-
-def save_model(clf: Any, path: str | os.PathLike) -> None:
-    """Write ``clf`` with :func:`write_model_file` (see the module docstring)."""
-    from forgetless import __version__
-    from forgetless.heads import RLSHead
-
-    if not clf.__sklearn_is_fitted__():
-        raise ValueError("cannot save an unfitted learner; call fit or partial_fit first")
-    arrays = clf.statistics_.to_arrays()
-    arrays.update({f"projection.{k}": v for k, v in clf.projection_.arrays().items()})
-    if isinstance(clf.head_, RLSHead):
-        arrays["rls_P"] = clf.head_.P
-        arrays["rls_W"] = clf.head_.coef_
-    metadata = {
-        "library_version": __version__,
-        "estimator": type(clf).__name__,
-        "params": {
-            k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in clf.get_params().items()
-        },
-        "seed": clf.seed_,
-        "n_features_in": clf.n_features_in_,
-        "projection": clf.projection_.config(),
-        "projection_signature": clf.projection_.signature(),
-        "classes": {"dtype": clf.classes_.dtype.str, "values": clf.classes_.tolist()},
-    }
-    write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
-
-
-def load_model(path: str | os.PathLike, device: str | None = AS_SAVED) -> Any:
-    """A learner from a file of :func:`save_model`; ``device`` replaces the saved one."""
-    path = os.fspath(path)
-    metadata, arrays = read_model_file(path, kind=MODEL_KIND, version=MODEL_VERSION)
-    try:
-        return _assemble(metadata, arrays, device)
-    except ModelFileError as err:
-        raise ModelFileError(f"{path}: {err}") from err
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
-        raise ModelFileError(f"{path}: inconsistent model file: {err!r}") from err
-
-
-def _assemble(metadata: dict[str, Any], arrays: dict[str, np.ndarray], device: Any) -> Any:
-    from forgetless.heads import RLSHead
-    from forgetless.learner import ContinualClassifier
-    from forgetless.projection import projection_from_config
-    from forgetless.statistics import SufficientStatistics
-
-    params = dict(metadata["params"])
-    if device != AS_SAVED:
-        params["device"] = device
-    clf = ContinualClassifier(**params)
-    stats = SufficientStatistics.from_arrays(arrays)
-    config, n_features = metadata["projection"], metadata["n_features_in"]
-    if not isinstance(config, dict) or type(n_features) is not int or n_features < 1:
-        raise ModelFileError("the layer's configuration or n_features_in is malformed")
-    if config.get("kind") != "guided":
-        m = config.get("n_components")
-        if m != stats.n_components or config.get("n_features") != n_features:
-            raise ModelFileError("the layer's shape does not match the statistics")
-        if 8 * n_features * stats.n_components > _MAX_LAYER_BYTES:
-            raise ModelFileError("rebuilding the layer would allocate more than 2 GiB")
-    prefix = "projection."
-    layer = projection_from_config(
-        config, {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
-    )
-    if layer.n_outputs != stats.n_components:
-        raise ModelFileError("the layer's shape does not match the statistics")
-    classes = _labels(metadata["classes"])
-    head = clf._make_head(layer.n_outputs)
-    if not np.allclose(layer.signature(), metadata["projection_signature"], rtol=1e-6, atol=1e-9):
-        raise ModelFileError(
-            "this numpy/forgetless build regenerates a different random layer from the saved "
-            "seed; load it with the versions that saved it"
-        )
-    if classes.shape[0] != stats.n_classes:
-        raise ModelFileError(f"{classes.shape[0]} labels but {stats.n_classes} columns")
-    if isinstance(head, RLSHead):
-        head.P, head.coef_ = arrays["rls_P"], arrays["rls_W"]
-        head.intercept_ = np.zeros(head.coef_.shape[1])
-    clf.__dict__.update(
-        n_features_in_=n_features,
-        seed_=int(metadata["seed"]),
-        projection_=layer,
-        statistics_=stats,
-        head_=head,
-        classes_=classes,
-        _stale=True,
-    )
-    return clf
-
-
-def _labels(entry: Any) -> np.ndarray:
-    """Class labels from JSON, refusing dtypes that would hold objects or blow up memory."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("values"), list):
-        raise ModelFileError("classes must be a table with a list of values")
-    problem = _dtype_error(entry.get("dtype"))
-    if problem:
-        raise ModelFileError(f"class labels: {problem}")
-    dtype = np.dtype(entry["dtype"])
-    if len(entry["values"]) * dtype.itemsize > _MAX_LABEL_BYTES:
-        raise ModelFileError(f"class labels would take over {_MAX_LABEL_BYTES} bytes")
-    return np.asarray(entry["values"], dtype=dtype)

@@ -268,8 +268,8 @@ class SufficientStatistics:
 
         Real data give counts >= 0 and a positive semi-definite moment matrix
         ``[[G, Q], [Q^T, diag(counts)]]`` (the sum of ``[h; y][h; y]^T`` over samples). Checked
-        by one Cholesky factorisation, with a margin of 1e-9 of ``before``'s diagonal for
-        rounding. What sums cannot reveal: rows never learned whose removal leaves such a
+        by one Cholesky factorisation, with a margin of 1e-9 of ``before``'s largest diagonal
+        value for rounding. What sums cannot reveal: rows never learned whose removal leaves such a
         matrix (e.g. a row inside the span of rows of its class) pass; only fingerprints of
         the learned samples could tell.
         """
@@ -279,7 +279,9 @@ class SufficientStatistics:
                 f"class column {int(bad[0])} would have {int(self.counts[bad[0]])} samples"
             )
         diagonal = np.diag(self._gram_upper)
-        margin = 1e-9 * np.maximum(np.diag(before._gram_upper), 1e-300)
+        # Rounding is relative to the largest sums the subtractions went through, not to each
+        # entry (an entry already near zero carries the residue of earlier removals).
+        margin = 1e-9 * max(float(np.diag(before._gram_upper).max(initial=0.0)), 1e-300)
         if np.any(diagonal < -margin):
             raise ValueError("the diagonal of G would become negative")
         m, c = self.n_components, self.n_classes
@@ -287,8 +289,8 @@ class SufficientStatistics:
         moment[:m, :m] = self._gram_upper
         moment[:m, m:] = self.class_sums
         moment[m:, m:] = np.diag(self.counts.astype(np.float64))
-        scale = np.concatenate([margin, 1e-9 * np.maximum(before.counts, 1.0)])
-        moment[np.diag_indices(m + c)] += scale
+        shift = np.concatenate([np.full(m, margin), np.full(c, 1e-9 * max(before.n_samples, 1))])
+        moment[np.diag_indices(m + c)] += shift
         try:
             linalg.cholesky(moment, lower=False, overwrite_a=True, check_finite=False)
         except linalg.LinAlgError as err:

@@ -87,9 +87,7 @@ def test_doctests_of_optional_modules_fail_in_ci(
 
 
 def test_doctest_install_lines_name_real_extras(root_conftest: ModuleType) -> None:
-    assert {"forgetless.distributed", "forgetless.torch_backend", "forgetless.engine"} <= set(
-        root_conftest.OPTIONAL_DOCTESTS
-    )
+    assert {"forgetless.distributed"} <= set(root_conftest.OPTIONAL_DOCTESTS)
     requirements = importlib.metadata.requires("forgetless") or []
     for package, hint in root_conftest.OPTIONAL_DOCTESTS.values():
         extra = re.fullmatch(r"pip install 'forgetless\[(\w+)\]'", hint)

@@ -5,7 +5,7 @@ ill-conditioned and the solve slow (M^3). A stochastic configuration network ins
 random candidate units and keeps those that reduce the residual of the least-squares head, so a
 compact layer does the work of a wide one (SCL-MGSM applies this to continual learning).
 
-Selection (see ``/work/shared/MATH.md``, "Guided selection"), block by block:
+Selection, block by block (``docs/guided.md`` derives why it works):
 
 1. Draw ``n_candidates`` units ``g = act(x w + b)``. Inputs are standardised by the guiding
    data's mean and RMS spread (folded into w and b), ``w = lam u`` with ``u ~ N(0, I / d)`` and
@@ -49,24 +49,26 @@ so a small first task caps it: a layer asked for more stops at ``report["stop_re
 >>> H.shape, bool(np.allclose(H.T @ H, 300 * np.eye(40), atol=1e-6))
 ((300, 40), True)
 >>> again = GuidedProjection.from_config(layer.config(), layer.arrays())
->>> bool((again.transform(X) == H).all())
-True
+>>> bool((again.transform(X) == H).all()), again.same_as(layer)
+(True, True)
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
-from forgetless.projection import (
-    ACTIVATIONS,
-    RandomProjection,
-    _activate,
+from forgetless.layers.base import (
+    Layer,
+    activate,
+    check_activation,
+    check_size,
     default_activation,
 )
 
@@ -84,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
     "min_independence": 1e-3,
 }
 """Settings of ``projection="guided"`` (``projection_params`` of the learner)."""
+
+_FLOAT = 8  # bytes per float64
 
 
 def supervisory_scores(
@@ -116,7 +120,9 @@ def _gram_condition(R: np.ndarray, L: int) -> float:
     return math.inf if rcond <= 0 else (1.0 / float(rcond)) ** 2
 
 
-def _check_settings(params: dict[str, Any]) -> dict[str, Any]:
+def check_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The guided settings with defaults filled in and types normalised, or a ValueError
+    naming the setting (used before fitting and when loading a saved layer)."""
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
         raise ValueError(
@@ -154,7 +160,205 @@ def _check_settings(params: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-class GuidedProjection:
+def _check_guiding_data(X: Any, y_index: Any) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=np.float64)
+    y_index = np.asarray(y_index)
+    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+        raise ValueError(f"the guided projection needs X of shape (n >= 2, d), got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinity")
+    if y_index.shape != (X.shape[0],) or y_index.dtype.kind not in "iu" or y_index.min() < 0:
+        raise ValueError("y_index must hold one non-negative class index per row of X")
+    return X, y_index
+
+
+# ---------------------------------------------------------------------- the selection, in steps
+@dataclass
+class _Candidates:
+    """Candidate units: weights (d, K), offsets (K,), outputs on the guiding rows (n, K) and
+    the outputs' squared norms (K,)."""
+
+    weights: np.ndarray
+    offset: np.ndarray
+    outputs: np.ndarray
+    norms2: np.ndarray
+
+    def take(self, index: np.ndarray) -> _Candidates:
+        return _Candidates(
+            self.weights[:, index], self.offset[index], self.outputs[:, index], self.norms2[index]
+        )
+
+
+@dataclass
+class _Block:
+    """The shortlist of one block, orthogonalised against the chosen units: components outside
+    the chosen span (n, K), their coefficients on it (budget, K), squared norms of those
+    components (K,), ``E^T g`` (C, K) and which candidates are still unchosen (K,)."""
+
+    perp: np.ndarray
+    coefs: np.ndarray
+    perp2: np.ndarray
+    residual_dot: np.ndarray
+    alive: np.ndarray
+
+
+class _Selection:
+    """The state of a running selection: the QR of the chosen units' outputs (Q, R), their
+    weights, the residual E and the history the report keeps. One method per step."""
+
+    def __init__(
+        self, X: np.ndarray, y_index: np.ndarray, budget: int, settings: dict, activation: str
+    ) -> None:
+        n, d = X.shape
+        self.X, self.s, self.activation = X, settings, activation
+        self.n_classes = int(y_index.max()) + 1
+        self.Y = np.zeros((n, self.n_classes))
+        self.Y[np.arange(n), y_index] = 1.0
+        self.mean = X.mean(axis=0)
+        spread = math.sqrt(float(np.mean((X - self.mean) ** 2)))
+        self.spread = spread if spread > 0 else 1.0
+        self.budget = min(budget, n)  # at most n outputs can be linearly independent on n rows
+        grid = [(lam, beta) for lam in settings["scales"] for beta in settings["bias_ranges"]]
+        pair = np.arange(settings["n_candidates"]) % len(grid)
+        self.lam = np.array([grid[i][0] for i in pair])
+        self.beta = np.array([grid[i][1] for i in pair])
+        self.E = self.Y.copy()
+        self.target = float(np.vdot(self.Y, self.Y))
+        self.Q = np.zeros((n, self.budget))
+        self.R = np.zeros((self.budget, self.budget))
+        self.W = np.zeros((d, self.budget))
+        self.b = np.zeros(self.budget)
+        self.L = 0
+        self.history: dict[str, list[float]] = {"units": [], "residual": [], "condition": []}
+        self.unit_r: list[float] = []
+
+    def run(self, rng: np.random.Generator) -> str:
+        """Select blocks until a stop rule fires; returns the stop reason."""
+        misses = 0
+        while self.L < self.budget:
+            block = self.shortlist(self.draw_candidates(rng))
+            start = self.L
+            self.append_block(block, self.orthogonalise(block))
+            if self.L == start:
+                misses += 1
+                if misses >= self.s["patience"]:
+                    return "no admissible candidate"
+                continue
+            misses = 0
+            stop = self.close_block()
+            if stop is not None:
+                return stop
+        return "budget"
+
+    # 1. candidates, inputs standardised (folded into W, b so the layer's map is plain)
+    def draw_candidates(self, rng: np.random.Generator) -> _Candidates:
+        d, K = self.X.shape[1], self.s["n_candidates"]
+        u = rng.standard_normal((d, K)) / math.sqrt(d)
+        v = rng.uniform(-1.0, 1.0, size=K)
+        weights = u * (self.lam / self.spread)
+        offset = self.lam * self.beta * v - self.mean @ weights
+        outputs = activate(self.X @ weights + offset, self.activation)
+        return _Candidates(weights, offset, outputs, np.einsum("ij,ij->j", outputs, outputs))
+
+    # 2. a shortlist of the best-scoring candidates: sum_q xi_q needs only E^T g (E is
+    # orthogonal to the chosen span), so only the shortlist is orthogonalised.
+    def shortlist(self, candidates: _Candidates) -> _Candidates:
+        xi = supervisory_scores(self.E, candidates.outputs, self.s["r_values"][-1], self.L)
+        admissible = np.flatnonzero((xi > 0).all(axis=0))
+        ranked = admissible[np.argsort(-xi[:, admissible].sum(axis=0), kind="stable")]
+        return candidates.take(np.sort(ranked[: 2 * self.s["block_size"]]))
+
+    # 3. their components outside the chosen span (classical Gram-Schmidt, twice)
+    def orthogonalise(self, candidates: _Candidates) -> _Block:
+        L = self.L
+        coefs = np.zeros((self.budget, candidates.offset.size))
+        perp = candidates.outputs.copy()
+        if L:
+            for _ in range(2):
+                c = self.Q[:, :L].T @ perp
+                perp -= self.Q[:, :L] @ c
+                coefs[:L] += c
+        return _Block(
+            perp=perp,
+            coefs=coefs,
+            perp2=np.einsum("ij,ij->j", perp, perp),
+            residual_dot=(perp.T @ self.E).T,  # = E^T g: E is orthogonal to the chosen span
+            alive=candidates.norms2 > 0,
+        )
+
+    def append_block(self, candidates: _Candidates, block: _Block) -> None:
+        """Take up to ``block_size`` units from the shortlist, best first."""
+        start = self.L
+        while self.L < self.budget and self.L - start < self.s["block_size"]:
+            best = self.choose(candidates, block)
+            if best < 0:
+                break
+            self.append(candidates, block, best)
+
+    def choose(self, candidates: _Candidates, block: _Block) -> int:
+        """The admissible candidate with the largest sum_q xi_q at the strictest r that admits
+        one (recorded in ``unit_r``), or -1."""
+        norms2 = candidates.norms2
+        eligible = block.alive & (block.perp2 > (self.s["min_independence"] ** 2) * norms2)
+        if not eligible.any():
+            return -1
+        energy = np.einsum("ij,ij->j", self.E, self.E)
+        safe = np.where(norms2 > 0, norms2, 1.0)
+        for r in self.s["r_values"]:
+            mu = (1.0 - r) / (self.L + 1.0)
+            xi = block.residual_dot**2 / safe - (1.0 - r - mu) * energy[:, None]
+            admissible = eligible & (xi > 0).all(axis=0)
+            if admissible.any():
+                self.unit_r.append(r)
+                return int(np.argmax(np.where(admissible, xi.sum(axis=0), -np.inf)))
+        return -1
+
+    # 4. the QR append: the residual and the remaining candidates lose their q component
+    def append(self, candidates: _Candidates, block: _Block, best: int) -> None:
+        L = self.L
+        g = block.perp[:, best]
+        norm = math.sqrt(float(g @ g))
+        q = g / norm
+        self.Q[:, L] = q
+        self.R[:, L] = block.coefs[:, best]
+        self.R[L, L] = norm
+        self.W[:, L], self.b[L] = candidates.weights[:, best], candidates.offset[best]
+        qE = q @ self.E
+        self.E -= np.outer(q, qE)
+        qG = q @ block.perp
+        block.perp -= np.outer(q, qG)
+        block.coefs[L] += qG
+        block.residual_dot -= np.outer(qE, qG)
+        block.perp2 = np.maximum(block.perp2 - qG**2, 0.0)
+        block.alive[best] = False
+        self.L += 1
+
+    def close_block(self) -> str | None:
+        """Stop rules after a block that took units: the condition bound (keeping the longest
+        prefix that respects it) and a residual that stopped falling; records the history."""
+        stop = None
+        condition = _gram_condition(self.R, self.L)
+        if condition > self.s["max_condition"]:
+            while self.L > 1 and condition > self.s["max_condition"]:
+                self.L -= 1
+                condition = _gram_condition(self.R, self.L)
+            Q = self.Q[:, : self.L]
+            self.E = self.Y - Q @ (Q.T @ self.Y)
+            stop = "condition bound"
+        residual = float(np.vdot(self.E, self.E))
+        history = self.history
+        previous = history["residual"][-1] if history["residual"] else self.target
+        history["units"].append(self.L)
+        history["residual"].append(residual)
+        # LAPACK's condition estimate varies in its last bits between runs on the same input:
+        # kept to 6 digits, so the saved report (and a model file's bytes) stay reproducible.
+        history["condition"].append(float(f"{condition:.6g}"))
+        if stop is None and previous - residual < self.s["tol"] * self.target:
+            stop = "residual stopped falling"
+        return stop
+
+
+class GuidedProjection(Layer):
     """A frozen layer ``h = act(x W + b) [T]`` whose units were chosen by SCN's criterion.
 
     Build it with :meth:`fit`; it is stored as its chosen units (W, b and the upper-triangular
@@ -173,37 +377,29 @@ class GuidedProjection:
         settings: dict[str, Any],
         report: dict[str, Any] | None = None,
     ) -> None:
-        weights = np.asarray(weights, dtype=np.float64)
-        offset = np.asarray(offset, dtype=np.float64)
+        # C order whatever the source (a selection, a model file): the same memory layout
+        # gives BLAS the same path, so a loaded layer computes the same bits.
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        offset = np.ascontiguousarray(offset, dtype=np.float64)
         if weights.ndim != 2 or offset.shape != (weights.shape[1],) or weights.shape[1] < 1:
             raise ValueError(
                 f"inconsistent guided layer: weights {weights.shape}, offset {offset.shape}"
             )
         m = weights.shape[1]
         if transform is not None:
-            transform = np.asarray(transform, dtype=np.float64)
+            transform = np.ascontiguousarray(transform, dtype=np.float64)
             if transform.shape != (m, m):
                 raise ValueError(f"guided transform has shape {transform.shape}, expected {m, m}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
-            )
         self.weights = weights
         self.offset = offset
         self.transform_matrix = transform
-        self.activation = activation
+        self.activation = check_activation(activation)
         self.seed = int(seed)
         self.settings = settings
         self.report = report or {}
         self.n_features = weights.shape[0]
         self.n_components = m
         self.fit_seconds: float | None = None
-
-    n_outputs = RandomProjection.n_outputs
-    chunks = RandomProjection.chunks
-    iter_transform = RandomProjection.iter_transform
-    transform = RandomProjection.transform  # chunked, checks the width; uses _transform_chunk
-    signature = RandomProjection.signature
 
     # ------------------------------------------------------------------ selection
     @classmethod
@@ -222,140 +418,21 @@ class GuidedProjection:
         layer bit for bit. The layer may end with fewer units than asked (a stop rule fired:
         ``report["stop_reason"]`` says which).
         """
-        s = _check_settings(params)
-        activation = default_activation("guided") if activation is None else activation
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
-            )
+        s = check_settings(params)
+        activation = check_activation(
+            default_activation(cls.kind) if activation is None else activation
+        )
         if isinstance(n_components, bool) or int(n_components) < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components!r}")
-        budget = int(n_components)
-        X = np.asarray(X, dtype=np.float64)
-        y_index = np.asarray(y_index)
-        if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
-            raise ValueError(f"the guided projection needs X of shape (n >= 2, d), got {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X contains NaN or infinity")
-        if y_index.shape != (X.shape[0],) or y_index.dtype.kind not in "iu" or y_index.min() < 0:
-            raise ValueError("y_index must hold one non-negative class index per row of X")
+        X, y_index = _check_guiding_data(X, y_index)
         tic = time.perf_counter()
         rng = np.random.default_rng(seed)
-        n, d = X.shape
-        if n > s["max_samples"]:
-            rows = np.sort(rng.choice(n, size=s["max_samples"], replace=False))
+        if X.shape[0] > s["max_samples"]:
+            rows = np.sort(rng.choice(X.shape[0], size=s["max_samples"], replace=False))
             X, y_index = X[rows], y_index[rows]
-            n = X.shape[0]
-        n_classes = int(y_index.max()) + 1
-        Y = np.zeros((n, n_classes))
-        Y[np.arange(n), y_index] = 1.0
-        mean = X.mean(axis=0)
-        spread = math.sqrt(float(np.mean((X - mean) ** 2)))
-        spread = spread if spread > 0 else 1.0
-        budget = min(budget, n)  # at most n outputs can be linearly independent on n rows
-
-        grid = [(lam, beta) for lam in s["scales"] for beta in s["bias_ranges"]]
-        E = Y.copy()
-        target = float(np.vdot(Y, Y))
-        Q = np.zeros((n, budget))
-        R = np.zeros((budget, budget))
-        W = np.zeros((d, budget))
-        b = np.zeros(budget)
-        L, misses, stop = 0, 0, "budget"
-        history: dict[str, list[float]] = {"units": [], "residual": [], "condition": []}
-        unit_r: list[float] = []
-        K = s["n_candidates"]
-        pair = np.arange(K) % len(grid)
-        lam = np.array([grid[i][0] for i in pair])
-        beta = np.array([grid[i][1] for i in pair])
-        while L < budget:
-            # 1. candidates, inputs standardised (folded into W, b so transform is plain)
-            u = rng.standard_normal((d, K)) / math.sqrt(d)
-            v = rng.uniform(-1.0, 1.0, size=K)
-            Wc = u * (lam / spread)
-            bc = lam * beta * v - mean @ Wc
-            Gc = _activate(X @ Wc + bc, activation)
-            gnorm2 = np.einsum("ij,ij->j", Gc, Gc)
-            # 2. a pool of the best-scoring candidates: sum_q xi_q needs only E^T g (E is
-            # orthogonal to the chosen span), so only the pool is orthogonalised.
-            xi = supervisory_scores(E, Gc, s["r_values"][-1], L)
-            admissible = np.flatnonzero((xi > 0).all(axis=0))
-            pool = admissible[np.argsort(-xi[:, admissible].sum(axis=0), kind="stable")]
-            pool = np.sort(pool[: 2 * s["block_size"]])
-            Wc, bc, Gc, gnorm2 = Wc[:, pool], bc[pool], Gc[:, pool], gnorm2[pool]
-            # 3. their components outside the chosen span (classical Gram-Schmidt, twice)
-            coefs = np.zeros((budget, pool.size))
-            Gp = Gc.copy()
-            if L:
-                for _ in range(2):
-                    c = Q[:, :L].T @ Gp
-                    Gp -= Q[:, :L] @ c
-                    coefs[:L] += c
-            perp2 = np.einsum("ij,ij->j", Gp, Gp)
-            EG = (Gp.T @ E).T  # = E^T Gc: E is orthogonal to the chosen span
-            alive = gnorm2 > 0
-            start = L
-            while L < budget and L - start < s["block_size"]:
-                eligible = alive & (perp2 > (s["min_independence"] ** 2) * gnorm2)
-                if not eligible.any():
-                    break
-                energy = np.einsum("ij,ij->j", E, E)
-                safe = np.where(gnorm2 > 0, gnorm2, 1.0)
-                best = -1
-                for r in s["r_values"]:
-                    mu = (1.0 - r) / (L + 1.0)
-                    xi = EG**2 / safe - (1.0 - r - mu) * energy[:, None]
-                    admissible = eligible & (xi > 0).all(axis=0)
-                    if admissible.any():
-                        total = np.where(admissible, xi.sum(axis=0), -np.inf)
-                        best = int(np.argmax(total))
-                        unit_r.append(r)
-                        break
-                if best < 0:
-                    break
-                g = Gp[:, best]
-                norm = math.sqrt(float(g @ g))
-                q = g / norm
-                Q[:, L] = q
-                R[:, L] = coefs[:, best]
-                R[L, L] = norm
-                W[:, L], b[L] = Wc[:, best], bc[best]
-                # 4. the QR append: residual and remaining candidates lose their q component
-                qE = q @ E
-                E -= np.outer(q, qE)
-                qG = q @ Gp
-                Gp -= np.outer(q, qG)
-                coefs[L] += qG
-                EG -= np.outer(qE, qG)
-                perp2 = np.maximum(perp2 - qG**2, 0.0)
-                alive[best] = False
-                L += 1
-            taken = L - start
-            if taken == 0:
-                misses += 1
-                if misses >= s["patience"]:
-                    stop = "no admissible candidate"
-                    break
-                continue
-            misses = 0
-            condition = _gram_condition(R, L)
-            if condition > s["max_condition"]:
-                # keep the longest prefix of this block that respects the bound
-                while L > 1 and condition > s["max_condition"]:
-                    L -= 1
-                    condition = _gram_condition(R, L)
-                E = Y - Q[:, :L] @ (Q[:, :L].T @ Y)
-                stop = "condition bound"
-            residual = float(np.vdot(E, E))
-            previous = history["residual"][-1] if history["residual"] else target
-            history["units"].append(L)
-            history["residual"].append(residual)
-            history["condition"].append(condition)
-            if stop == "condition bound":
-                break
-            if previous - residual < s["tol"] * target:
-                stop = "residual stopped falling"
-                break
+        selection = _Selection(X, y_index, int(n_components), s, activation)
+        stop = selection.run(rng)
+        L = selection.L
         if L == 0:
             raise ValueError(
                 "the guided projection found no admissible unit on this data; check the labels "
@@ -363,29 +440,34 @@ class GuidedProjection:
             )
         if L < int(n_components) and stop == "budget":
             stop = "sample count"
+        n = X.shape[0]
         transform = None
         if s["orthogonalize"]:
-            transform = linalg.solve_triangular(R[:L, :L], np.eye(L) * math.sqrt(n), lower=False)
+            R = selection.R[:L, :L]
+            transform = linalg.solve_triangular(R, np.eye(L) * math.sqrt(n), lower=False)
         report = {
             "n_guiding_samples": n,
-            "n_guiding_classes": n_classes,
+            "n_guiding_classes": selection.n_classes,
             "units_requested": int(n_components),
             "stop_reason": stop,
-            "history": history,
-            "unit_r": unit_r[:L],
+            "history": selection.history,
+            "unit_r": selection.unit_r[:L],
         }
-        layer = cls(W[:, :L].copy(), b[:L].copy(), transform, activation, seed, s, report)
+        W, b = selection.W[:, :L].copy(), selection.b[:L].copy()
+        layer = cls(W, b, transform, activation, seed, s, report)
         layer.fit_seconds = time.perf_counter() - tic  # kept out of config(): files stay stable
         return layer
 
     # ------------------------------------------------------------------ application
-    def _transform_chunk(self, X: np.ndarray, dtype: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=dtype)
-        Z = X @ self.weights.astype(dtype, copy=False)
-        Z += self.offset.astype(dtype, copy=False)
-        Z = _activate(Z, self.activation)
-        if self.transform_matrix is not None:
-            Z = Z @ self.transform_matrix.astype(dtype, copy=False)
+    def parameters(self) -> dict[str, np.ndarray]:
+        return self.arrays()
+
+    def apply(self, X: Any, xp: Any, params: dict[str, Any]) -> Any:
+        Z = X @ params["weights"]
+        Z += params["offset"]
+        Z = activate(Z, self.activation, xp)
+        if "transform" in params:
+            Z = Z @ params["transform"]
         return Z
 
     # ------------------------------------------------------------------ storage
@@ -409,6 +491,18 @@ class GuidedProjection:
         return out
 
     @classmethod
+    def build_bytes(cls, config: dict[str, Any]) -> int:
+        """Bytes of the arrays a saved layer of this config holds (W, b and T), which loading
+        it allocates; fitting one needs the guiding data besides."""
+        d = check_size("n_features", config.get("n_features"))
+        m = check_size("n_components", config.get("n_components"))
+        settings = config.get("settings")
+        orthogonal = bool(
+            (settings if isinstance(settings, dict) else {}).get("orthogonalize", True)
+        )
+        return _FLOAT * (d * m + m + (m * m if orthogonal else 0))
+
+    @classmethod
     def from_config(
         cls, config: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
     ) -> GuidedProjection:
@@ -419,7 +513,10 @@ class GuidedProjection:
         arrays = arrays or {}
         if "weights" not in arrays or "offset" not in arrays:
             raise ValueError("a guided projection needs its saved arrays 'weights' and 'offset'")
-        settings = _check_settings(dict(config.get("settings", {})))
+        unexpected = sorted(set(arrays) - {"weights", "offset", "transform"})
+        if unexpected:
+            raise ValueError(f"a guided projection has no arrays {unexpected}")
+        settings = check_settings(dict(config.get("settings", {})))
         if settings["orthogonalize"] != ("transform" in arrays):
             raise ValueError("guided projection: 'transform' array does not match its settings")
         layer = cls(

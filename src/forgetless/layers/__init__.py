@@ -1,0 +1,129 @@
+"""The fixed layers between the encoder and the statistics, and the one place that builds them.
+
+``make_layer`` builds a layer from the learner's settings (a guided layer also needs the first
+batch it is selected on); ``layer_from_config`` rebuilds a saved one, after ``build_bytes`` has
+said what that would cost. Every layer is a :class:`Layer`: the same chunking, storage and
+identity (``same_as``), and a map written once for numpy and torch (:mod:`.xp`).
+
+>>> import numpy as np
+>>> layer = make_layer("hadamard", n_features=6, n_components=16, seed=3)
+>>> saved = layer.config()
+>>> build_bytes(saved) < 10_000
+True
+>>> layer_from_config(saved, layer.arrays()).same_as(layer)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from forgetless.layers.base import ACTIVATIONS, Layer, check_activation, default_activation
+from forgetless.layers.guided import DEFAULTS as GUIDED_DEFAULTS
+from forgetless.layers.guided import GuidedProjection, check_settings, supervisory_scores
+from forgetless.layers.random import RANDOM_KINDS, RandomProjection
+from forgetless.layers.xp import NUMPY, NumpyOps, TorchOps, fwht
+
+KINDS = (*RANDOM_KINDS, "guided")
+
+__all__ = [
+    "ACTIVATIONS",
+    "GUIDED_DEFAULTS",
+    "KINDS",
+    "NUMPY",
+    "RANDOM_KINDS",
+    "GuidedProjection",
+    "Layer",
+    "NumpyOps",
+    "RandomProjection",
+    "TorchOps",
+    "build_bytes",
+    "check_layer_params",
+    "default_activation",
+    "fwht",
+    "layer_class",
+    "layer_from_config",
+    "make_layer",
+    "supervisory_scores",
+]
+
+
+def layer_class(kind: Any) -> type[Layer]:
+    """The class that builds layers of ``kind``."""
+    if kind == "guided":
+        return GuidedProjection
+    if kind in RANDOM_KINDS:
+        return RandomProjection
+    raise ValueError(f"unknown projection {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def check_layer_params(
+    kind: str, activation: str | None = None, params: dict[str, Any] | None = None
+) -> None:
+    """Refuse layer settings that cannot go together, before any work: an unknown kind or
+    activation, cos outside the fourier layer (or another activation inside it), and
+    ``projection_params`` for a layer other than guided or with unknown or invalid settings."""
+    layer_class(kind)
+    if activation is not None:
+        check_activation(activation)
+        if kind == "fourier" and activation != "cos":
+            raise ValueError("the fourier projection uses cos; leave activation=None")
+        if kind != "fourier" and activation == "cos":
+            raise ValueError("activation='cos' belongs to projection='fourier'")
+    if params:
+        if kind != "guided":
+            raise ValueError(
+                f"projection_params {sorted(params)} apply only to projection='guided'"
+            )
+        check_settings(dict(params))
+
+
+def make_layer(
+    kind: str,
+    n_features: int,
+    n_components: int,
+    seed: int,
+    activation: str | None = None,
+    bias: bool = False,
+    scale: str = "unit",
+    gamma: float | None = None,
+    params: dict[str, Any] | None = None,
+    X: np.ndarray | None = None,
+    y_index: np.ndarray | None = None,
+) -> Layer:
+    """Build a layer. Random kinds need only their settings; ``guided`` selects its units on
+    (X, y_index), the data of the first batch, and is frozen afterwards (it ignores ``bias``,
+    ``scale`` and ``gamma``; ``params`` are its settings, ``GUIDED_DEFAULTS``)."""
+    if layer_class(kind) is GuidedProjection:
+        if X is None or y_index is None:
+            raise ValueError("the guided projection is selected on labelled data (X, y)")
+        if np.ndim(X) == 2 and np.shape(X)[1] != n_features:
+            raise ValueError(f"X has {np.shape(X)[1]} features, not n_features={n_features}")
+        return GuidedProjection.fit(
+            X,
+            y_index,
+            n_components=n_components,
+            seed=seed,
+            activation=activation,
+            **(params or {}),
+        )
+    if params:
+        raise ValueError(f"projection_params {sorted(params)} apply only to projection='guided'")
+    return RandomProjection(kind, n_features, n_components, seed, activation, bias, scale, gamma)
+
+
+def build_bytes(config: dict[str, Any]) -> int:
+    """Bytes that rebuilding the layer of a saved ``config`` would allocate (an upper estimate;
+    ValueError for a config that names no known kind or no valid widths)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer config is a dict, got {type(config).__name__}")
+    return layer_class(config.get("kind")).build_bytes(config)
+
+
+def layer_from_config(config: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Layer:
+    """Rebuild a saved layer from its JSON configuration and arrays."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer config is a dict, got {type(config).__name__}")
+    return layer_class(config.get("kind")).from_config(config, arrays or {})

@@ -1,0 +1,1 @@
+"""Tests of the fixed layers (forgetless.layers)."""
