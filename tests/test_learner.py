@@ -336,3 +336,24 @@ def test_chunked_prediction_matches_one_chunk(digits):
     many = ContinualClassifier(n_components=300, alpha=1.0, chunk_size=7).fit(X, y)
     assert_same_model(one, many)
     np.testing.assert_array_equal(one.predict(Xt), many.predict(Xt))
+
+
+def test_forget_statistics_recorded_per_class_is_exact(digits):
+    """A class's sums recorded when it was learned remove it exactly later, without its data;
+    sums it never learned are refused with the learner unchanged."""
+    from forgetless.engine import make_engine
+
+    X, y, Xt, _ = digits
+    clf = ContinualClassifier(n_components=200, alpha=1.0).fit(X, y)
+    rows = np.flatnonzero(y == 3)
+    record = make_engine(None).statistics(
+        clf.projection_, X[rows], np.zeros(rows.size, dtype=np.int64), 1
+    )
+    wrong = make_engine(None).statistics(clf.projection_, Xt[:50], np.zeros(50, dtype=np.int64), 1)
+    coef = clf.coef_.copy()
+    with pytest.raises(ValueError, match="not all learned"):
+        clf.forget_statistics(wrong, [4])
+    np.testing.assert_array_equal(clf.coef_, coef)
+    clf.forget_statistics(record, [3])
+    joint = ContinualClassifier(n_components=200, alpha=1.0).fit(X[y != 3], y[y != 3])
+    assert_same_model(clf, joint, rtol=1e-7)

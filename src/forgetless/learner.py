@@ -594,6 +594,52 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
         return self
 
+    def forget_statistics(
+        self, statistics: SufficientStatistics, classes: Any
+    ) -> ContinualClassifier:
+        """Remove sums kept elsewhere (e.g. one class's statistics, recorded when it was
+        learned), exactly, without the data: the inverse of merging them. Columns of
+        ``statistics`` follow the sorted ``classes``; the same checks as :meth:`forget`."""
+        params = self._prepared()
+        self._require_order_free()
+        classes = np.atleast_1d(np.asarray(classes))
+        check_label_family(classes, self.classes_, "classes")
+        if classes.size != np.unique(classes).size or statistics.n_classes != classes.size:
+            raise ValueError("classes must be unique labels, one per statistics column")
+        if statistics.n_components != self.statistics_.n_components:
+            raise ValueError(
+                f"statistics of width {statistics.n_components} for a layer of "
+                f"{self.statistics_.n_components}"
+            )
+        unknown = np.setdiff1d(classes, self.classes_)
+        if unknown.size:
+            raise ValueError(f"cannot forget classes never learned: {unknown.tolist()}")
+        if not statistics.all_finite():
+            raise _overflow()
+        order = np.argsort(classes, kind="stable")
+        columns = np.searchsorted(self.classes_, classes[order])
+        aligned = SufficientStatistics.from_sums(
+            statistics.gram_upper,
+            np.zeros((statistics.n_components, self.classes_.size)),
+            np.zeros(self.classes_.size, dtype=np.int64),
+        )
+        aligned.class_sums[:, columns] = statistics.class_sums[:, order]
+        aligned.counts[columns] = statistics.counts[order]
+        if self.statistics_.per_class_gram:
+            raise ValueError(
+                "with per_class_gram=True use forget_classes (the class Gram matrices are kept)"
+            )
+        remaining = self.statistics_.minus(aligned)
+        try:
+            remaining.check_attainable(self.statistics_)
+        except ValueError as err:
+            raise ValueError(
+                f"cannot forget these statistics: {err}, so they were not all learned; "
+                "nothing was changed"
+            ) from err
+        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
+        return self
+
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
         params = self._prepared()
