@@ -581,17 +581,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self.statistics_.per_class_gram,
             self.chunk_size,
         )
-        if not batch.all_finite():
-            raise _overflow()
-        remaining = self.statistics_.minus(batch)
-        try:
-            remaining.check_attainable(self.statistics_)
-        except ValueError as err:
-            raise ValueError(
-                f"cannot forget these samples: {err}, so they were not all learned (or were "
-                "already forgotten); nothing was changed"
-            ) from err
-        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
+        self._subtract(params, batch, "these samples")
         return self
 
     def forget_statistics(
@@ -614,8 +604,6 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         unknown = np.setdiff1d(classes, self.classes_)
         if unknown.size:
             raise ValueError(f"cannot forget classes never learned: {unknown.tolist()}")
-        if not statistics.all_finite():
-            raise _overflow()
         order = np.argsort(classes, kind="stable")
         columns = np.searchsorted(self.classes_, classes[order])
         aligned = SufficientStatistics.from_sums(
@@ -629,16 +617,23 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "with per_class_gram=True use forget_classes (the class Gram matrices are kept)"
             )
-        remaining = self.statistics_.minus(aligned)
+        self._subtract(params, aligned, "these statistics")
+        return self
+
+    def _subtract(self, params: dict[str, Any], removed: SufficientStatistics, what: str) -> None:
+        """Subtract sums (columns aligned with ``classes_``) if the result is what real data
+        can give; emptied classes disappear. Nothing changes when refused."""
+        if not removed.all_finite():
+            raise _overflow()
+        remaining = self.statistics_.minus(removed)
         try:
             remaining.check_attainable(self.statistics_)
         except ValueError as err:
             raise ValueError(
-                f"cannot forget these statistics: {err}, so they were not all learned; "
-                "nothing was changed"
+                f"cannot forget {what}: {err}, so they were not all learned (or were already "
+                "forgotten); nothing was changed"
             ) from err
         self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
-        return self
 
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
