@@ -83,7 +83,7 @@ def bench(backend: dict, m: int, n: int, d: int = 768, classes: int = 100) -> di
     alpha = clf.alpha_
     t_pred = _timed(lambda: clf.predict(Xt), device)
     acc = float((clf.predict(Xt) == yt).mean())
-    stats, ops = clf.statistics_, clf._linalg()
+    stats, ops = clf.statistics_, clf._engine().linalg
     # One solve at a fixed lambda, G built where the solve runs (as the learner's refit does).
     t_fixed = _timed(lambda: ridge_solve(ops.gram(stats), stats.class_sums, alpha, ops), device)
     out = {
