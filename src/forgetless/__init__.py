@@ -9,6 +9,7 @@ from forgetless.layers import RandomProjection
 from forgetless.learner import ContinualClassifier
 from forgetless.persistence import ModelFileError
 from forgetless.statistics import SufficientStatistics
+from forgetless.teachable import TeachableModel
 
 __version__ = "0.1.0"
 
@@ -17,5 +18,6 @@ __all__ = [
     "ModelFileError",
     "RandomProjection",
     "SufficientStatistics",
+    "TeachableModel",
     "__version__",
 ]

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from forgetless.cli_teach import add_teach_commands
+
 
 def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,6 +32,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     config = RunConfig(seeds=args.seeds, output=args.output, progress=False if args.quiet else None)
     return _execute(config, "demo", {"seeds": "--seeds", "output": "--output"}, None)
 
+
+TEACH_EXAMPLES = """teach your own classes:
+  forgetless learn pets.model photos/train        # photos/train/<class>/*.jpg; makes pets.model
+  forgetless predict pets.model photos/new --top-k 3
+  forgetless forget pets.model --class hamster
+  forgetless info pets.model
+
+"""
 
 RUN_EXAMPLES = """examples:
   forgetless run --config configs/demo-digits.toml
@@ -241,10 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forgetless",
         description="Exemplar-free continual learning on frozen encoders, in closed form.",
-        epilog=RUN_EXAMPLES,
+        epilog=TEACH_EXAMPLES + RUN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
+    add_teach_commands(subparsers)
     _add_demo_command(subparsers)
     _add_run_command(subparsers)
     _add_report_command(subparsers)

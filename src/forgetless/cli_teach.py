@@ -1,0 +1,545 @@
+"""``forgetless learn | predict | forget | info | evaluate``: a teachable model from the shell.
+
+Each command opens (or, for ``learn``, creates) a model folder (:mod:`forgetless.teachable`),
+checks everything the user gave before any work, and commits at most one new generation. A user
+mistake is one line on stderr naming it and what to do, exit code 2, and the model unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+LEARN_EXAMPLES = """examples:
+  forgetless learn pets.model photos/day1                 # photos/day1/<class>/*.jpg
+  forgetless learn pets.model photos/day2 --test photos/test
+  forgetless learn pets.model new/*.jpg --label hamster   # files of one class
+  forgetless learn topics.model messages.csv --text-column body --label-column topic
+
+MODEL is created on first use (its encoder from --encoder, else efficientnet-lite0 for images
+and minilm for texts) and must keep that encoder. Samples already learned with the same label
+(same file bytes or text) are skipped."""
+
+PREDICT_EXAMPLES = """examples:
+  forgetless predict pets.model photos/new                # every image under the folder
+  forgetless predict pets.model a.jpg b.jpg --top-k 3 --format json
+  forgetless predict topics.model inbox.csv --text-column body --reject-below 0.5 --format csv"""
+
+FORGET_EXAMPLES = """examples:
+  forgetless forget pets.model --class hamster            # a whole class, exactly, no data needed
+  forgetless forget pets.model photos/day1/cat/3.jpg      # samples, checked against the journal
+  forgetless forget topics.model messages.csv --label spam
+
+Forgetting a sample checks that its fingerprint (sha256 of the file or text) was learned and not
+already forgotten; otherwise nothing changes. A class is removed from its deletion record (kept
+since it was learned), unless the model was made with --no-deletion-record."""
+
+INFO_EXAMPLES = """examples:
+  forgetless info pets.model
+  forgetless info pets.model --format json"""
+
+EVALUATE_EXAMPLES = """examples:
+  forgetless evaluate pets.model photos/test              # photos/test/<class>/*.jpg
+  forgetless evaluate topics.model test.csv --confusion topics-confusion.png"""
+
+
+def _parser(subparsers: Any, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
+    parser.add_argument("--label", help=label_help)
+    parser.add_argument(
+        "--text-column", default="text", help="column of a table holding the text (default text)"
+    )
+    parser.add_argument(
+        "--label-column",
+        default="label",
+        help="column of a table holding the label (default label)",
+    )
+
+
+def add_teach_commands(subparsers: Any) -> None:
+    """Register learn, predict, forget, info and evaluate."""
+    p = _parser(subparsers, "learn", "teach a model labelled images or texts", LEARN_EXAMPLES)
+    p.add_argument("model", metavar="MODEL", help="model folder (created on first use)")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="folder, table or files")
+    p.add_argument("--encoder", help="encoder of a new model (forgetless.encoders)")
+    p.add_argument("--image-size", type=int, help="image side in pixels (efficientnet, raw)")
+    p.add_argument("--width", type=int, help="width M of a new model's layer (default 1024)")
+    _input_flags(p, "the class of every INPUT (needed for single files)")
+    p.add_argument(
+        "--no-deletion-record",
+        action="store_true",
+        help="keep no per-class record (forgetting a class then needs its data)",
+    )
+    p.add_argument(
+        "--test",
+        action="append",
+        metavar="INPUT",
+        help="labelled held-out data: report the accuracy after learning (repeatable)",
+    )
+    p.set_defaults(handler=_run_learn)
+
+    p = _parser(subparsers, "predict", "predict the class of images or texts", PREDICT_EXAMPLES)
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="folder, table or files")
+    p.add_argument("--top-k", type=int, default=1, help="classes shown per input (default 1)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument(
+        "--reject-below",
+        type=float,
+        metavar="P",
+        help="answer 'unknown' when the top probability is below P",
+    )
+    p.add_argument("--text-column", default="text", help="column of a table holding the text")
+    p.set_defaults(handler=_run_predict)
+
+    p = _parser(subparsers, "forget", "remove classes or samples from a model", FORGET_EXAMPLES)
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("inputs", metavar="INPUT", nargs="*", help="samples to forget")
+    p.add_argument("--class", dest="classes", nargs="+", metavar="NAME", help="classes to forget")
+    _input_flags(p, "forget INPUTs only where learned with this label")
+    p.set_defaults(handler=_run_forget)
+
+    p = _parser(subparsers, "info", "describe a model and its journal", INFO_EXAMPLES)
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_run_info)
+
+    p = _parser(subparsers, "evaluate", "measure a model on labelled data", EVALUATE_EXAMPLES)
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="labelled folder, table or files")
+    _input_flags(p, "the class of every INPUT (needed for single files)")
+    p.add_argument(
+        "--confusion",
+        default="confusion-matrix.png",
+        metavar="PNG",
+        help="where to write the confusion matrix (default confusion-matrix.png)",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_run_evaluate)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _error(command: str, message: str) -> int:
+    print(f"forgetless {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def _guarded(command: str, work: Callable[[], int]) -> int:
+    """Run ``work``; a user mistake or a damaged model is one line and exit code 2."""
+    from forgetless.encoders import EncoderNotAvailableError
+    from forgetless.persistence import ModelFileError
+    from forgetless.teachable import InputError, ProvenanceError
+
+    try:
+        return work()
+    except (InputError, ProvenanceError, EncoderNotAvailableError) as err:
+        return _error(command, str(err))
+    except ModelFileError as err:
+        return _error(command, f"cannot use the model: {err}")
+    except PermissionError as err:
+        return _error(command, f"permission denied: {err.filename}")
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _open(path: str) -> Any:
+    from forgetless.teachable import TeachableModel
+
+    return TeachableModel.open(path)
+
+
+def _collect(model: Any, args: argparse.Namespace, labels: str, inputs: list[str]) -> Any:
+    from forgetless.teach_inputs import collect
+
+    return collect(
+        inputs,
+        model.spec.modality,
+        labels=labels,  # type: ignore[arg-type]
+        label=getattr(args, "label", None),
+        text_column=args.text_column,
+        label_column=getattr(args, "label_column", "label"),
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def _percent(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f} %"
+
+
+def _kind(model: Any) -> str:
+    return "images" if model.spec.modality == "image" else "texts"
+
+
+def _summary(model: Any) -> str:
+    info = model.info()
+    alpha = info["learner"]["alpha"]
+    t = model.temperature
+    calibrated = (
+        f"temperature {t:.3g}"
+        if t is not None
+        else "not calibrated yet (needs about 20 samples in hand at a learn)"
+    )
+    lam = f"λ = {alpha:.3g}" if alpha is not None else "no classes"
+    return (
+        f"model: {len(info['classes'])} classes, {info['samples']} samples, width "
+        f"{info['learner']['width']}, {lam}, {calibrated}; {_mib(info['bytes_on_disk'])} on disk"
+    )
+
+
+# ------------------------------------------------------------------------------ learn
+def _run_learn(args: argparse.Namespace) -> int:
+    return _guarded("learn", lambda: _learn(args))
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from forgetless.teach_inputs import InputError, collect, guess_modality
+    from forgetless.teachable import (
+        DEFAULT_WIDTH,
+        TeachableModel,
+        encoder_modality,
+        encoder_options,
+    )
+
+    path = Path(args.model)
+    exists = (path / "CURRENT").is_file()
+    if exists:
+        model = TeachableModel.open(path)
+        options = encoder_options(model.spec.name, args.image_size) if args.image_size else None
+        model.check_encoder_request(args.encoder, options)
+        if args.width is not None and args.width != model.settings["width"]:
+            raise InputError(
+                f"{path} has width {model.settings['width']}; the width is fixed when a model is "
+                "made (leave --width out, or teach a new model)"
+            )
+        batch = _collect(model, args, "required", args.inputs)
+    else:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path} is a file; MODEL is a folder: choose another name")
+        name = args.encoder or (
+            "efficientnet-lite0" if guess_modality(args.inputs) == "image" else "minilm"
+        )
+        modality = encoder_modality(name)  # refuses a misspelt name
+        options = encoder_options(name, args.image_size)
+        width = DEFAULT_WIDTH if args.width is None else args.width
+        if not 16 <= width <= 8192:
+            raise InputError(f"--width must be in [16, 8192], not {width}")
+        # The inputs are checked before the encoder loads (seconds) and before anything is made.
+        batch = collect(
+            args.inputs,
+            modality or guess_modality(args.inputs),
+            labels="required",
+            label=args.label,
+            text_column=args.text_column,
+            label_column=args.label_column,
+        )
+        model = TeachableModel.create(
+            path,
+            name,
+            encoder_options=options,
+            width=width,
+            deletion_records=not args.no_deletion_record,
+        )
+        if batch.modality != model.spec.modality:
+            raise InputError(
+                f"{name} reads {model.spec.modality}s but {' '.join(args.inputs)[:100]} holds "
+                f"{batch.modality}s"
+            )
+    tests = [
+        collect(
+            [t],
+            model.spec.modality,
+            labels="required",
+            text_column=args.text_column,
+            label_column=args.label_column,
+        )
+        for t in (args.test or [])
+    ]
+    dropped = exists and args.no_deletion_record and model.settings["deletion_records"]
+    if dropped:
+        model.drop_deletion_records()
+    report = model.learn(batch, describe=args.inputs)
+    if not exists:
+        print(f"created {path}: {model.spec.describe()}, width {model.settings['width']}")
+    if dropped:
+        print("deletion records dropped: forgetting a class now needs its data")
+    if not report.learned:
+        print(f"nothing new: all {report.skipped} {_kind(model)} were already learned")
+    else:
+        print(
+            f"learned {report.learned} {_kind(model)} in {report.seconds:.1f} s "
+            f"(encoding {report.encode_seconds:.1f} s)"
+            + (f"; skipped {report.skipped} already learned" if report.skipped else "")
+        )
+        from forgetless.evaluation.report import format_table
+
+        totals = model.class_counts()
+        rows = [[c, str(n), str(totals.get(c, 0))] for c, n in report.counts.items()]
+        print(format_table(["class", "new", "total"], rows))
+    print(_summary(model))
+    for t, test in zip(args.test or [], tests, strict=True):
+        result = model.evaluate(test)
+        print(
+            f"accuracy on {t}: {_percent(result['accuracy'])} "
+            f"({result['correct']} of {result['samples']})"
+        )
+    return 0
+
+
+# ------------------------------------------------------------------------------ predict
+def _run_predict(args: argparse.Namespace) -> int:
+    return _guarded("predict", lambda: _predict(args))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from forgetless.teach_inputs import InputError
+
+    if args.top_k < 1:
+        raise InputError(f"--top-k must be at least 1, not {args.top_k}")
+    if args.reject_below is not None and not 0 <= args.reject_below <= 1:
+        raise InputError(f"--reject-below is a probability in [0, 1], not {args.reject_below}")
+    model = _open(args.model)
+    if not model.classes:
+        raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
+    batch = _collect(model, args, "ignored", args.inputs)
+    rows = model.predict(batch, top_k=args.top_k, reject_below=args.reject_below)
+    k = min(args.top_k, len(model.classes))
+    if args.format == "json":
+        doc = [
+            {
+                "input": r["input"],
+                "label": r["label"],
+                "probability": round(r["probability"], 6),
+                "top": [{"label": c, "probability": round(p, 6)} for c, p in r["top"]],
+            }
+            for r in rows
+        ]
+        print(json.dumps(doc, indent=1, ensure_ascii=False))
+    elif args.format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        extra = [f"{what}_{i}" for i in range(2, k + 1) for what in ("label", "probability")]
+        writer.writerow(["input", "label", "probability", *extra])
+        for r in rows:
+            more = [x for c, p in r["top"][1:] for x in (c, f"{p:.4f}")]
+            writer.writerow([r["input"], r["label"], f"{r['probability']:.4f}", *more])
+        sys.stdout.write(out.getvalue())
+    else:
+        from forgetless.evaluation.report import format_table
+
+        header = ["input", "label", "probability"] + ([f"top {k}"] if k > 1 else [])
+        table = []
+        for r in rows:
+            row = [r["input"], r["label"], f"{r['probability']:.2f}"]
+            if k > 1:
+                row.append(", ".join(f"{c} {p:.2f}" for c, p in r["top"]))
+            table.append(row)
+        print(format_table(header, table))
+    return 0
+
+
+# ------------------------------------------------------------------------------ forget
+def _run_forget(args: argparse.Namespace) -> int:
+    return _guarded("forget", lambda: _forget(args))
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from forgetless.teach_inputs import InputError
+
+    if bool(args.classes) == bool(args.inputs):
+        raise InputError(
+            "name classes with --class NAME... or give the samples to forget as INPUT..., not both"
+            if args.classes
+            else "nothing to forget: give --class NAME... or INPUT..."
+        )
+    model = _open(args.model)
+    if args.classes:
+        report = model.forget_classes(args.classes)
+        detail = ", ".join(f"{c} ({n} samples)" for c, n in report.counts.items())
+        print(f"forgot {detail} exactly in {report.seconds:.1f} s")
+    else:
+        batch = _collect(model, args, "optional", args.inputs)
+        report = model.forget(batch, label=args.label, describe=args.inputs)
+        detail = ", ".join(f"{c} {n}" for c, n in report.counts.items())
+        print(f"forgot {report.forgotten} samples ({detail}) exactly in {report.seconds:.1f} s")
+        if report.classes_removed:
+            print(f"classes with no samples left, removed: {', '.join(report.classes_removed)}")
+    left = model.classes
+    print(f"{len(left)} classes left: {', '.join(left) if left else 'none'}")
+    print(_summary(model))
+    return 0
+
+
+# ------------------------------------------------------------------------------ info
+def _run_info(args: argparse.Namespace) -> int:
+    return _guarded("info", lambda: _info(args))
+
+
+def _info(args: argparse.Namespace) -> int:
+    from forgetless.evaluation.report import format_table
+
+    model = _open(args.model)
+    info = model.info()
+    if args.format == "json":
+        print(json.dumps(info, indent=1, ensure_ascii=False))
+        return 0
+    enc, learner, records = info["encoder"], info["learner"], info["deletion_records"]
+    print(
+        f"model       {info['path']} (generation {info['generation']}, created {info['created']})"
+    )
+    print(
+        f"encoder     {enc['name']}: {enc['modality']}s -> {enc['dim']} features"
+        + (f", {enc['preprocessing']['size']} px" if "size" in enc["preprocessing"] else "")
+        + (f"; weights sha256 {enc['weights'][:16]}" if enc["weights"] else "")
+        + f"; fingerprint {enc['fingerprint'][:16]}"
+    )
+    alpha = learner["alpha"]
+    print(
+        f"learner     {learner['projection']} ReLU layer, width M = {learner['width']}, ridge "
+        + (f"λ = {alpha:.4g} (GCV)" if alpha is not None else "(no classes)")
+    )
+    t = info["temperature"]
+    print(
+        "calibration "
+        + (
+            f"temperature {t:.4g} (fitted on {info['calibration']['held_out']} held-out samples "
+            f"at journal event #{info['calibration']['event']})"
+            if t is not None
+            else "none yet (a learn fits a temperature once about 20 samples are in hand)"
+        )
+    )
+    print(f"size        {_mib(info['bytes_on_disk'])} on disk in {len(info['files'])} files")
+    d, m = enc["dim"], learner["width"]
+    if records["kept"]:
+        print(
+            f"deletion    per class: its features ({records['bytes_per_sample_features']} B per "
+            f"sample) up to {records['max_feature_rows']} samples (n_c x {d} < {m} x {m + 1}), "
+            f"then its statistics ({_mib(records['bytes_per_class_statistics'])}); stored "
+            "features are derived from the data and can be partly inverted"
+        )
+    else:
+        print("deletion    no records kept (forgetting a class needs its data)")
+    print(f"journal     {info['journal_bytes_per_sample']} B per sample (sha256, label, events)")
+    rows = []
+    for name, n in info["classes"].items():
+        rec = records["classes"].get(name)
+        what = f"{rec['kind']} ({_mib(rec['bytes'])})" if rec else "none"
+        rows.append([name, str(n), what])
+    print(f"\nclasses ({len(rows)}, {info['samples']} samples)")
+    if rows:
+        print(format_table(["class", "samples", "deletion record"], rows))
+    print("\njournal")
+    events = []
+    for e in info["journal"]:
+        if e.get("action") == "learn":
+            what = ", ".join(f"{c} +{n}" for c, n in e.get("counts", {}).items())
+            if e.get("skipped"):
+                what += f" (skipped {e['skipped']})"
+        else:
+            what = ", ".join(f"{c} -{n}" for c, n in e.get("counts", {}).items())
+            if e.get("classes"):
+                what = "class " + what
+        events.append([f"#{e.get('id')}", str(e.get("time")), str(e.get("action")), what])
+    if events:
+        print(format_table(["event", "time (UTC)", "action", "counts"], events))
+    return 0
+
+
+# ------------------------------------------------------------------------------ evaluate
+def _run_evaluate(args: argparse.Namespace) -> int:
+    return _guarded("evaluate", lambda: _evaluate(args))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from forgetless.evaluation.report import format_table
+    from forgetless.teach_inputs import InputError
+
+    model = _open(args.model)
+    if not model.classes:
+        raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
+    target = Path(args.confusion)
+    if target.is_dir() or not target.parent.is_dir():
+        raise InputError(f"--confusion {target}: give a PNG file path in an existing folder")
+    batch = _collect(model, args, "required", args.inputs)
+    result = model.evaluate(batch)
+    start = time.perf_counter()
+    written = _confusion_png(result, target)
+    if args.format == "json":
+        result = dict(result)
+        result["confusion_png"] = str(target) if written else None
+        print(json.dumps(result, indent=1, ensure_ascii=False))
+        return 0
+    print(
+        f"accuracy {_percent(result['accuracy'])} ({result['correct']} of {result['samples']} "
+        f"{_kind(model)})"
+    )
+    rows = [
+        [
+            c["class"] + ("" if c["learned"] else " (not learned)"),
+            str(c["samples"]),
+            str(c["correct"]),
+            _percent(c["recall"]),
+            _percent(c["precision"]),
+        ]
+        for c in result["per_class"]
+    ]
+    print(format_table(["class", "samples", "correct", "recall", "precision"], rows))
+    if written:
+        print(f"wrote the confusion matrix to {target} ({time.perf_counter() - start:.1f} s)")
+    else:
+        print("no confusion-matrix PNG: install matplotlib (pip install 'forgetless[report]')")
+    return 0
+
+
+def _confusion_png(result: dict[str, Any], target: Path) -> bool:
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = np.array(result["confusion"])
+    names = result["classes"]
+    size = max(4.0, 0.45 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {100 * result['accuracy']:.1f} % ({result['samples']} samples)")
+    if len(names) <= 30:
+        top = matrix.max() or 1
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if matrix[i, j]:
+                    color = "white" if matrix[i, j] > top / 2 else "black"
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return True

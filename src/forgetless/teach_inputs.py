@@ -1,0 +1,352 @@
+"""What a practitioner points the teachable model at: folders, tables and files, checked.
+
+:func:`collect` turns the command line's ``INPUT...`` into one :class:`Batch` of samples: the
+item an encoder reads (an image path or a text), where it came from (the path, or
+``table.csv:3`` for the third data row of a table), its label when there is one, and its
+**fingerprint**: the sha256 of an image file's bytes, or of a text's UTF-8 bytes (surrounding
+whitespace stripped). Inputs are
+
+* a folder of class subfolders: ``photos/cat/1.jpg`` is labelled ``cat`` (for ``predict`` and
+  ``forget`` every file under the folder is an input, labels are not needed);
+* a ``.csv``/``.tsv`` (with a header) or ``.jsonl`` table of texts: ``--text-column``
+  (default ``text``) and ``--label-column`` (default ``label``);
+* single files (images, or ``.txt`` files holding one text each) with ``--label``.
+
+Every mistake raises :class:`InputError` with one sentence naming the input and what to do,
+before anything is encoded.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "t.csv").write_text("text,label\\nhello there,greet\\nsee you,bye\\n")
+>>> batch = collect([str(d / "t.csv")], "text", labels="required")
+>>> batch.items, batch.labels, batch.sources[1].endswith("t.csv:2")
+(['hello there', 'see you'], ['greet', 'bye'], True)
+>>> collect([str(d / "t.csv")], "text", labels="required", label_column="topic")
+Traceback (most recent call last):
+...
+forgetless.teach_inputs.InputError: ...t.csv has no column 'topic' (its columns: text, label)...
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+TEXT_SUFFIXES = (".txt",)
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+MAX_LABEL_CHARS = 200
+Labels = Literal["required", "optional", "ignored"]
+
+
+class InputError(ValueError):
+    """A user's input cannot be used; the message names it and says what to do."""
+
+
+@dataclass
+class Batch:
+    """Samples to encode, with where each came from, its label (or None) and fingerprint."""
+
+    modality: str
+    items: list[Any] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
+    fingerprints: list[bytes] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, item: Any, source: str, label: str | None, fingerprint: bytes) -> None:
+        self.items.append(item)
+        self.sources.append(source)
+        self.labels.append(label)
+        self.fingerprints.append(fingerprint)
+
+    def subset(self, index: Sequence[int]) -> Batch:
+        new = Batch(self.modality)
+        for i in index:
+            new.add(self.items[i], self.sources[i], self.labels[i], self.fingerprints[i])
+        return new
+
+    def counts(self) -> dict[str, int]:
+        """Samples per label, labels sorted."""
+        names, counts = np.unique(np.array([str(lab) for lab in self.labels]), return_counts=True)
+        return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+
+def text_fingerprint(text: str) -> bytes:
+    """sha256 of a text as it is learned (UTF-8, surrounding whitespace stripped)."""
+    return hashlib.sha256(text.strip().encode("utf-8")).digest()
+
+
+def check_label(label: Any, where: str) -> str:
+    """A label name: a non-empty string of at most 200 characters, one line."""
+    text = str(label).strip() if label is not None else ""
+    if not text:
+        raise InputError(f"{where}: empty label; give every sample a class name")
+    if len(text) > MAX_LABEL_CHARS or "\n" in text or "\r" in text:
+        raise InputError(
+            f"{where}: label {text[:40]!r}... is not one line of at most {MAX_LABEL_CHARS} "
+            "characters; check the label column"
+        )
+    return text
+
+
+def guess_modality(inputs: Sequence[str]) -> str:
+    """``"image"`` or ``"text"`` from what the inputs hold (for a model's first ``learn``)."""
+    kinds = set()
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = _files(path)
+            kinds |= {_kind(p) for p in files} - {None}
+        elif path.suffix.lower() in TABLE_SUFFIXES + TEXT_SUFFIXES:
+            kinds.add("text")
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            kinds.add("image")
+    if len(kinds) == 1:
+        return kinds.pop()
+    if not kinds:
+        _missing(inputs)
+        raise InputError(
+            f"cannot tell whether {' '.join(inputs)[:200]} holds images or texts; give image "
+            "files, a .csv/.jsonl table or .txt files, or choose the encoder with --encoder"
+        )
+    raise InputError(
+        f"{' '.join(inputs)[:200]} holds both images and texts; a model reads one kind: teach "
+        "them to two models"
+    )
+
+
+def _missing(inputs: Sequence[str]) -> None:
+    for raw in inputs:
+        if not Path(raw).exists():
+            raise InputError(
+                f"{raw} does not exist; give a folder of class subfolders, a .csv/.jsonl "
+                "table or files"
+            )
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    return None
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _files(folder: Path) -> list[Path]:
+    """Files under ``folder`` (symlinks followed, hidden names skipped), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                found.append(Path(dirpath, name))
+    return sorted(found)
+
+
+def collect(
+    inputs: Sequence[str],
+    modality: str,
+    *,
+    labels: Labels,
+    label: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> Batch:
+    """The samples of ``inputs`` for a model reading ``modality`` (``"image"``/``"text"``).
+
+    ``labels="required"`` (learn, evaluate): every sample needs a label, from ``label``, its
+    class subfolder or the table's label column. ``"optional"`` (forget): only ``label`` is
+    used, folders are read whole. ``"ignored"`` (predict): no labels.
+    """
+    if not inputs:
+        raise InputError("no INPUT given; name a folder, a table or files")
+    if label is not None:
+        label = check_label(label, "--label")
+    batch = Batch(modality)
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(
+                f"{raw} does not exist; give a folder of class subfolders, a .csv/.jsonl "
+                "table or files"
+            )
+        if path.is_dir():
+            _folder(batch, path, modality, labels, label)
+        elif path.suffix.lower() in TABLE_SUFFIXES:
+            if modality != "text":
+                raise InputError(
+                    f"{raw} is a table of texts but this model reads images; give image files "
+                    "or folders"
+                )
+            _table(batch, path, labels, label, text_column, label_column)
+        else:
+            kind = _kind(path)
+            if kind is None:
+                known = ", ".join(IMAGE_SUFFIXES if modality == "image" else TEXT_SUFFIXES)
+                raise InputError(
+                    f"{raw} is not a file this model reads ({modality}s: {known}"
+                    + (", or a .csv/.jsonl table" if modality == "text" else "")
+                    + ")"
+                )
+            if kind != modality:
+                raise InputError(
+                    f"{raw} is a{'n' if kind == 'image' else ''} {kind} file but "
+                    f"this model reads {modality}s"
+                )
+            if labels == "required" and label is None:
+                raise InputError(
+                    f"{raw} is a single file: say its class with --label NAME (or put it in a "
+                    "folder of class subfolders)"
+                )
+            _file(batch, path, raw, modality, label)
+    if not len(batch):
+        raise InputError(f"{' '.join(inputs)[:200]} holds no {modality}s")
+    return batch
+
+
+def _folder(batch: Batch, root: Path, modality: str, labels: Labels, label: str | None) -> None:
+    files = _files(root)
+    wrong = [p for p in files if _kind(p) not in (None, modality)]
+    usable = [p for p in files if _kind(p) == modality]
+    if not usable:
+        hint = ", ".join(IMAGE_SUFFIXES if modality == "image" else TEXT_SUFFIXES)
+        extra = (
+            f" (it holds {_kind(wrong[0])} files; this model reads {modality}s)" if wrong else ""
+        )
+        raise InputError(f"{root} holds no {modality} files ({hint}){extra}")
+    by_class = labels == "required" and label is None
+    if by_class:
+        loose = [p for p in usable if len(p.relative_to(root).parts) < 2]
+        if loose:
+            raise InputError(
+                f"{loose[0]} is not in a class subfolder: put files in {root}/<class>/, or give "
+                "--label NAME for all of them"
+            )
+    for p in usable:
+        name = label
+        if by_class:
+            name = check_label(p.relative_to(root).parts[0], str(p))
+        _file(batch, p, str(p), modality, name)
+
+
+def _file(batch: Batch, path: Path, source: str, modality: str, label: str | None) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(
+            f"cannot read {source}: {err.strerror or err}; check its permissions"
+        ) from None
+    if modality == "text":
+        try:
+            text = data.decode("utf-8-sig").strip()
+        except UnicodeDecodeError:
+            raise InputError(f"{source} is not UTF-8 text; save it as UTF-8") from None
+        if not text:
+            raise InputError(f"{source} is empty; remove it or write its text")
+        batch.add(text, source, label, text_fingerprint(text))
+        return
+    _check_image(data, source)
+    batch.add(str(path), source, label, hashlib.sha256(data).digest())
+
+
+def _check_image(data: bytes, source: str) -> None:
+    """Refuse a file Pillow cannot read as an image (checked from its bytes, before encoding)."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        return  # the encoder will say what to install
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(
+            f"{source} is not a readable image ({err.__class__.__name__}); remove or replace it"
+        ) from None
+
+
+def _table(
+    batch: Batch,
+    path: Path,
+    labels: Labels,
+    label: str | None,
+    text_column: str,
+    label_column: str,
+) -> None:
+    rows, columns = read_table(path)
+    if not rows:
+        raise InputError(f"{path} has no rows; add rows of {text_column!r} and {label_column!r}")
+    need_label = labels == "required" and label is None
+    wanted = [text_column] + ([label_column] if need_label else [])
+    for name in wanted:
+        if name not in columns:
+            flag = "--text-column" if name == text_column else "--label-column"
+            raise InputError(
+                f"{path} has no column {name!r} (its columns: {', '.join(columns) or 'none'}); "
+                f"pass {flag} NAME"
+                + (" or --label NAME for every row" if name == label_column else "")
+            )
+    for n, row in enumerate(rows, 1):
+        where = f"{path}:{n}"
+        value = row.get(text_column)
+        text = "" if value is None else str(value).strip()
+        if not text:
+            raise InputError(f"{where}: empty {text_column!r}; fill it or remove the row")
+        name = label
+        if need_label:
+            name = check_label(row.get(label_column), f"{where} ({label_column!r})")
+        batch.add(text, where, name, text_fingerprint(text))
+
+
+def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows and column names of a ``.csv``/``.tsv`` with a header or a ``.jsonl`` file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows, columns = [], {}
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path} line {n} is not JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path} line {n} is not a JSON object")
+            rows.append(row)
+            columns.update(dict.fromkeys(row))
+        return rows, list(columns)
+    dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
+        columns = list(reader.fieldnames or [])
+        rows = [
+            row
+            for row in reader
+            if any((v or "").strip() for v in row.values() if isinstance(v, str))
+        ]
+    except csv.Error as err:
+        raise InputError(f"{path} is not a valid table ({err})") from None
+    return rows, columns

@@ -1,0 +1,1580 @@
+"""A model a practitioner teaches: it carries its encoder, its learner, its labels and a journal.
+
+:class:`TeachableModel` pairs a frozen encoder with a :class:`~forgetless.ContinualClassifier`
+and keeps, in one folder, everything needed to learn more, predict, forget and audit:
+
+* the **encoder spec**: registry name, the options that change its features (image size), the
+  sha256 of its weights, its preprocessing and its fingerprint. The model encodes raw inputs
+  itself; another encoder, other weights or another preprocessing are refused, naming both, and
+  so are features that were not encoded for this model (:class:`Encoded` carries provenance);
+* the **journal**: every learn and forget (time, counts per class, inputs, seconds), and per
+  sample its fingerprint (sha256 of the image file's bytes, or of the text) with its label, the
+  event that learned it and the one that forgot it. Learning a sample already learned with the
+  same label is skipped; forgetting one checks that it was learned and not yet forgotten;
+* a **deletion record** per class, so a class is forgotten exactly without its data and without
+  planning ahead: the class's encoder features while ``n_c x d < M x (M + 1)`` (the cheaper of
+  the two), beyond that its statistics in the layer's space (G_c's upper triangle, the class
+  sum and count: ``4 M (M + 1)`` bytes). ``deletion_records=False`` keeps none (forgetting a
+  class then needs its data). Stored features are derived from the data, and encoder features
+  can be inverted to some extent: keep the folder as private as the data;
+* a **temperature** for calibrated probabilities, fitted at each learn on held-out samples
+  of the data in hand (the new batch plus the features small models keep): a copy of the
+  learner forgets them, scores them, and T minimises their negative log-likelihood.
+
+On disk a model is a folder. ``CURRENT`` is a model file (:mod:`forgetless.persistence`:
+no pickle, sha256 over every array and all metadata) holding the spec, settings, labels,
+journal and sample table, and naming the learner file (``ContinualClassifier.save``) and one
+record file per class, each with its sha256 and size. An update writes new files under a new
+generation number, then replaces ``CURRENT`` atomically, then deletes the files no longer named:
+a crash at any moment leaves the previous or the new model, never a mix. Writers take turns
+through a lock file; a model changed by another process since it was opened is refused.
+
+>>> import tempfile, os
+>>> folder = os.path.join(tempfile.mkdtemp(), "digits.model")
+>>> model = TeachableModel.create(folder, "raw", encoder_options={}, width=64)
+>>> from sklearn.datasets import load_digits
+>>> digits = load_digits()
+>>> images = (digits.images[:200] * 15).astype("uint8")  # 8 x 8 grey images
+>>> labels = [str(y) for y in digits.target[:200]]
+>>> model.learn(images, labels).learned
+200
+>>> model.predict(images[:3])[0]["label"], labels[0]
+('0', '0')
+>>> TeachableModel.open(folder).classes
+['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import datetime
+import difflib
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgetless.learner import ContinualClassifier
+from forgetless.persistence import ModelFileError, read_model_file, write_model_file
+from forgetless.statistics import SufficientStatistics
+from forgetless.teach_inputs import Batch, InputError, check_label, text_fingerprint
+
+__all__ = [
+    "DEFAULT_WIDTH",
+    "Encoded",
+    "EncoderSpec",
+    "InputError",
+    "ProvenanceError",
+    "TeachableModel",
+]
+
+KIND, VERSION = "forgetless-teachable", 1
+RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
+POINTER = "CURRENT"
+LOCK = ".lock"
+DEFAULT_WIDTH = 1024
+# A temperature is fitted at each learn on held-out samples of the data in hand (the new batch,
+# plus the features kept by small models' deletion records, up to CALIBRATION_POOL rows) when at
+# least this many can be held out.
+CALIBRATION_MIN_HELD_OUT = 8
+CALIBRATION_POOL = 5000
+_BLOB = re.compile(r"(learner-[0-9]{6}|record-[0-9]{6}-[0-9]{1,6})\.fl\Z")
+_TEMP = re.compile(r"\..*\.tmp-[0-9]+-[0-9a-f]{8}\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+# Encoder options that change the features (part of the spec); speed options are not.
+_FEATURE_OPTIONS = {"efficientnet-lite0": {"image_size", "resize"}, "raw": {"size", "color"}}
+
+
+class ProvenanceError(ValueError):
+    """Another encoder, other weights or preprocessing, or features of another provenance."""
+
+
+# ------------------------------------------------------------------------------ encoder spec
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder a model's features come from, and everything that changes them."""
+
+    name: str
+    options: dict[str, Any]
+    fingerprint: str
+    weights: str
+    preprocessing: dict[str, Any]
+    dim: int
+    modality: str
+
+    @classmethod
+    def of(cls, encoder: Any, name: str, options: dict[str, Any]) -> EncoderSpec:
+        dim = encoder.dim or 0  # 0: some encoders learn their width on the first batch
+        return cls(
+            name=name,
+            options=dict(options),
+            fingerprint=encoder.fingerprint(),
+            weights=str(encoder.weights_id()),
+            preprocessing=json.loads(json.dumps(encoder.preprocessing())),
+            dim=int(dim),
+            modality=str(encoder.modality),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "options": self.options,
+            "fingerprint": self.fingerprint,
+            "weights": self.weights,
+            "preprocessing": self.preprocessing,
+            "dim": self.dim,
+            "modality": self.modality,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> EncoderSpec:
+        if not isinstance(doc, dict) or sorted(doc) != sorted(cls.__dataclass_fields__):
+            raise ModelFileError("the encoder spec is not a table of the expected fields")
+        ok = (
+            isinstance(doc["name"], str)
+            and isinstance(doc["options"], dict)
+            and isinstance(doc["fingerprint"], str)
+            and _SHA256.match(doc["fingerprint"])
+            and isinstance(doc["weights"], str)
+            and isinstance(doc["preprocessing"], dict)
+            and type(doc["dim"]) is int
+            and doc["dim"] > 0
+            and doc["modality"] in ("image", "text")
+        )
+        if not ok:
+            raise ModelFileError("the encoder spec has a value of the wrong type")
+        return cls(**doc)
+
+    def describe(self) -> str:
+        """One line: name, what changes features, weights (short)."""
+        parts = [self.name]
+        size = self.preprocessing.get("size")
+        if isinstance(size, int):
+            parts.append(f"{size} px")
+        if self.weights:
+            parts.append(f"weights sha256 {self.weights[:12]}")
+        parts.append(f"fingerprint {self.fingerprint[:12]}")
+        return ", ".join(parts)
+
+    def difference(self, other: EncoderSpec) -> str:
+        """What differs between two specs, in words."""
+        if self.name != other.name:
+            return f"{self.name} vs {other.name}"
+        if self.weights != other.weights:
+            return f"weights {self.weights[:12]} vs {other.weights[:12]}"
+        keys = sorted(set(self.preprocessing) | set(other.preprocessing))
+        for key in keys:
+            a, b = self.preprocessing.get(key), other.preprocessing.get(key)
+            if a != b:
+                return f"preprocessing {key} {a} vs {b}"
+        return f"fingerprint {self.fingerprint[:12]} vs {other.fingerprint[:12]}"
+
+
+def encoder_options(name: str, image_size: int | None = None) -> dict[str, Any]:
+    """The feature-changing options for encoder ``name`` from the command line's flags."""
+    if image_size is None:
+        return {"size": 32, "color": True} if name == "raw" else {}
+    if name == "efficientnet-lite0":
+        return {"image_size": int(image_size)}
+    if name == "raw":
+        return {"size": int(image_size), "color": True}
+    raise InputError(f"--image-size applies to efficientnet-lite0 and raw, not {name}")
+
+
+_MODALITY = {
+    "efficientnet-lite0": "image",
+    "opennsfw-resnet50": "image",
+    "raw": "image",
+    "minilm": "text",
+    "timm": "image",
+    "torchvision": "image",
+    "open_clip": "image",
+    "onnx": "image",
+    "sentence-transformers": "text",
+}
+
+
+def encoder_modality(name: str) -> str | None:
+    """What encoder ``name`` reads (None: known only once it is loaded); a name that is not
+    in the registry is refused, suggesting the closest one."""
+    from forgetless.encoders import list_encoders
+
+    known = list_encoders()
+    family, sep, spec = name.partition(":")
+    if name not in known and not (sep and spec and f"{family}:" in known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"unknown encoder {name!r}; {hint}known: {', '.join(known)}")
+    return _MODALITY.get(name if name in _MODALITY else family)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_encoder(name: str, options: str) -> Any:
+    from forgetless.encoders import load_encoder
+
+    return load_encoder(name, **json.loads(options))
+
+
+def build_encoder(name: str, options: dict[str, Any] | None = None) -> Any:
+    """The encoder (loaded once per process); an unknown name suggests the closest one."""
+    encoder_modality(name)
+    try:
+        return _cached_encoder(name, json.dumps(options or {}, sort_keys=True))
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    except TypeError as err:
+        raise InputError(f"encoder {name!r} does not take these options: {err}") from None
+
+
+# ------------------------------------------------------------------------------ features
+@dataclass(frozen=True)
+class Encoded:
+    """Features with their provenance: the encoder spec that made them and the samples."""
+
+    features: np.ndarray
+    spec: EncoderSpec
+    batch: Batch
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    def subset(self, index: Sequence[int]) -> Encoded:
+        index = list(index)
+        return Encoded(self.features[index], self.spec, self.batch.subset(index))
+
+
+# ------------------------------------------------------------------------------ reports
+@dataclass
+class Report:
+    """What a learn or forget did (the command line prints it)."""
+
+    action: str
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+    created: bool = False
+    classes_removed: list[str] = field(default_factory=list)
+    temperature: float | None = None
+    event: int | None = None
+
+    @property
+    def learned(self) -> int:
+        return sum(self.counts.values()) if self.action == "learn" else 0
+
+    @property
+    def forgotten(self) -> int:
+        return sum(self.counts.values()) if self.action == "forget" else 0
+
+
+# ------------------------------------------------------------------------------ storage
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _file_sha256(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One writer at a time (POSIX advisory lock; a killed writer releases it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent writers are the user's risk
+        yield
+        return
+    with open(folder / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process changing {folder}...", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class _Ref:
+    """A file the pointer names, with its sha256 and size."""
+
+    file: str
+    sha256: str
+    bytes: int
+
+    @classmethod
+    def check(cls, doc: Any, what: str) -> _Ref:
+        ok = (
+            isinstance(doc, dict)
+            and sorted(doc) == ["bytes", "file", "sha256"]
+            and isinstance(doc["file"], str)
+            and _BLOB.match(doc["file"])
+            and isinstance(doc["sha256"], str)
+            and _SHA256.match(doc["sha256"])
+            and type(doc["bytes"]) is int
+        )
+        if not ok:
+            raise ModelFileError(f"the reference to the {what} is malformed")
+        return cls(doc["file"], doc["sha256"], doc["bytes"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass
+class _Record:
+    """One class's deletion record: its features (n, d) or its statistics, and its samples."""
+
+    kind: str  # "features" or "statistics"
+    samples: np.ndarray  # (n, 32) uint8 fingerprints, one per row / per summed sample
+    features: np.ndarray | None = None
+    stats: SufficientStatistics | None = None
+
+    @property
+    def rows(self) -> int:
+        return int(self.samples.shape[0])
+
+
+def _packed(stats: SufficientStatistics) -> np.ndarray:
+    return stats.gram_upper[np.triu_indices(stats.n_components)].copy()
+
+
+def _unpacked(packed: np.ndarray, sums: np.ndarray, count: int) -> SufficientStatistics:
+    m = sums.shape[0]
+    gram = np.zeros((m, m))
+    gram[np.triu_indices(m)] = packed
+    return SufficientStatistics.from_sums(gram, sums.reshape(m, 1), np.array([count], np.int64))
+
+
+# ------------------------------------------------------------------------------ the model
+class TeachableModel:
+    """A folder that learns, predicts, forgets and explains itself; see the module docstring.
+
+    Make one with :meth:`create` (nothing is written before the first :meth:`learn`) or open
+    one with :meth:`open`. Every :meth:`learn` and :meth:`forget` commits a new generation to
+    disk atomically; a refused call changes nothing, in memory or on disk.
+    """
+
+    def __init__(self, path: str | os.PathLike, spec: EncoderSpec, settings: dict[str, Any]):
+        self.path = Path(path)
+        self.spec = spec
+        self.settings = dict(settings)
+        self.generation = 0
+        self.created = _now()
+        self.labels: list[str] = []  # every label ever taught; samples index it
+        self.sample_sha = np.zeros((0, 32), np.uint8)
+        self.sample_label = np.zeros(0, np.int32)
+        self.sample_learned = np.zeros(0, np.int32)
+        self.sample_forgotten = np.zeros(0, np.int32)
+        self.events: list[dict[str, Any]] = []
+        self.temperature: float | None = None
+        self.calibration: dict[str, Any] | None = None
+        self.alpha: float | None = None
+        self._learner_ref: _Ref | None = None
+        self._record_refs: dict[int, tuple[str, int, _Ref]] = {}  # label -> (kind, rows, ref)
+        self._clf: ContinualClassifier | None = None
+        self._records: dict[int, _Record] = {}
+        self._encoder: Any = None
+
+    # -------------------------------------------------------------- making and opening
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        encoder: str | Any = "efficientnet-lite0",
+        *,
+        encoder_options: dict[str, Any] | None = None,
+        width: int = DEFAULT_WIDTH,
+        deletion_records: bool = True,
+        random_state: int = 0,
+    ) -> TeachableModel:
+        """A new, empty model for folder ``path`` (written at the first :meth:`learn`).
+
+        ``encoder`` is a registry name (:func:`forgetless.encoders.load_encoder`) with
+        ``encoder_options`` (e.g. ``{"image_size": 112}``), or an encoder object whose ``name``
+        is a registry name. ``width`` is the layer's M (fixed for the model's life).
+        """
+        path = Path(path)
+        if path.exists() and not _reusable_folder(path):
+            what = "a file" if path.is_file() else "a folder that is not an empty model"
+            raise InputError(f"{path} is {what}; choose another MODEL name")
+        if type(width) is not int or not 16 <= width <= 8192:
+            raise InputError(f"--width must be an integer in [16, 8192], not {width!r}")
+        options = dict(encoder_options or {})
+        if isinstance(encoder, str):
+            name, instance = encoder, build_encoder(encoder, options)
+        else:
+            name, instance = str(encoder.name), encoder
+        spec = EncoderSpec.of(instance, name, options)
+        settings = {
+            "width": width,
+            "random_state": int(random_state),
+            "deletion_records": bool(deletion_records),
+            # Gaussian rather than orthogonal: as accurate here, and rebuilding it from its seed
+            # at every load costs no d x d QR factorisation (0.3 s for 1280-d images).
+            "projection": "gaussian",
+        }
+        model = cls(path, spec, settings)
+        model._encoder = instance
+        return model
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, encoder: Any = None) -> TeachableModel:
+        """The model in folder ``path``, checked (``ModelFileError`` names what is wrong).
+
+        ``encoder``, when given, must be the encoder the model was taught with (same
+        fingerprint), else :class:`ProvenanceError` names both.
+        """
+        path = Path(path)
+        if not (path / POINTER).is_file():
+            if not path.exists():
+                raise InputError(
+                    f"{path} does not exist; teach it first with forgetless learn {path} INPUT..."
+                )
+            raise InputError(f"{path} is not a forgetless model (no {POINTER} file in it)")
+        metadata, arrays = read_model_file(path / POINTER, kind=KIND, version=VERSION)
+        try:
+            model = cls._assemble(path, metadata, arrays)
+        except ModelFileError as err:
+            raise ModelFileError(f"{path / POINTER}: {err}") from err
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ModelFileError(f"{path / POINTER}: inconsistent model: {err}") from err
+        if encoder is not None:
+            model.use_encoder(encoder)
+        return model
+
+    @classmethod
+    def _assemble(cls, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]):
+        spec = EncoderSpec.from_dict(meta["encoder"])
+        settings = meta["settings"]
+        if not (
+            isinstance(settings, dict)
+            and type(settings.get("width")) is int
+            and 1 <= settings["width"] <= 1 << 16
+            and type(settings.get("random_state")) is int
+            and isinstance(settings.get("deletion_records"), bool)
+            and settings.get("projection") in ("gaussian", "orthogonal")
+        ):
+            raise ModelFileError("the settings are malformed")
+        model = cls(path, spec, settings)
+        model.generation, model.created = meta["generation"], meta["created"]
+        if type(model.generation) is not int or model.generation < 1:
+            raise ModelFileError("the generation must be a positive integer")
+        if not isinstance(model.created, str):
+            raise ModelFileError("the creation time must be a string")
+        labels = meta["labels"]
+        if not (isinstance(labels, list) and all(isinstance(x, str) and x for x in labels)):
+            raise ModelFileError("labels must be a list of names")
+        if len(set(labels)) != len(labels):
+            raise ModelFileError("labels must be unique")
+        model.labels = labels
+        expected = {"samples.sha256", "samples.label", "samples.learned", "samples.forgotten"}
+        if set(arrays) != expected:
+            raise ModelFileError(f"arrays {sorted(arrays)}, expected {sorted(expected)}")
+        sha, lab = arrays["samples.sha256"], arrays["samples.label"]
+        learned, forgotten = arrays["samples.learned"], arrays["samples.forgotten"]
+        n = sha.shape[0]
+        if sha.dtype != np.uint8 or sha.shape != (n, 32):
+            raise ModelFileError("sample fingerprints must be (n, 32) bytes")
+        for name, a in (("label", lab), ("learned", learned), ("forgotten", forgotten)):
+            if a.dtype != np.int32 or a.shape != (n,):
+                raise ModelFileError(f"samples.{name} must be {n} int32 values")
+        events = meta["events"]
+        if not (isinstance(events, list) and all(isinstance(e, dict) for e in events)):
+            raise ModelFileError("the journal must be a list of events")
+        if n and (lab.min() < 0 or lab.max() >= len(labels)):
+            raise ModelFileError("a sample's label index is out of range")
+        if n and (learned.min() < 1 or learned.max() > len(events)):
+            raise ModelFileError("a sample names a learn event that is not in the journal")
+        gone = forgotten >= 0
+        if np.any(forgotten < -1) or np.any(forgotten[gone] <= learned[gone]):
+            raise ModelFileError("a sample is forgotten before it was learned")
+        if np.any(forgotten > len(events)):
+            raise ModelFileError("a sample names a forget event that is not in the journal")
+        model.sample_sha, model.sample_label = sha, lab
+        model.sample_learned, model.sample_forgotten = learned, forgotten
+        active = ~gone
+        keys = {(bytes(s), int(c)) for s, c in zip(sha[active], lab[active], strict=True)}
+        if len(keys) != int(active.sum()):
+            raise ModelFileError("a sample is learned twice with the same label")
+        model.events = events
+        model.alpha = meta["alpha"]
+        if model.alpha is not None and not isinstance(model.alpha, (int, float)):
+            raise ModelFileError("alpha must be a number")
+        calibration = meta["calibration"]
+        if calibration is not None:
+            t = calibration.get("temperature") if isinstance(calibration, dict) else None
+            if not isinstance(t, (int, float)) or not 0 < t < 1e6:
+                raise ModelFileError("the temperature must be a positive number")
+            model.temperature, model.calibration = float(t), calibration
+        learner = meta["learner"]
+        model._learner_ref = None if learner is None else _Ref.check(learner, "learner")
+        if model._learner_ref is None and active.any():
+            raise ModelFileError("samples are learned but no learner file is named")
+        refs = meta["records"]
+        if not isinstance(refs, dict):
+            raise ModelFileError("the deletion records must be a table")
+        active_labels = set(np.unique(lab[active]).tolist())
+        for key, entry in refs.items():
+            if not (key.isdigit() and int(key) in active_labels and isinstance(entry, dict)):
+                raise ModelFileError(f"a deletion record for an unknown class ({key[:20]!r})")
+            kind, rows = entry.get("kind"), entry.get("rows")
+            if kind not in ("features", "statistics") or type(rows) is not int:
+                raise ModelFileError("a deletion record's kind or rows are malformed")
+            ref = _Ref.check(
+                {k: v for k, v in entry.items() if k not in ("kind", "rows")}, "record"
+            )
+            if rows != int(np.sum(active & (lab == int(key)))):
+                raise ModelFileError(f"the deletion record of {labels[int(key)]!r} has {rows} rows")
+            model._record_refs[int(key)] = (kind, rows, ref)
+        if settings["deletion_records"] and set(model._record_refs) != active_labels:
+            raise ModelFileError("a class has no deletion record")
+        return model
+
+    # -------------------------------------------------------------- views
+    def _active(self) -> np.ndarray:
+        return self.sample_forgotten < 0
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes the model predicts (with samples), sorted."""
+        active = self._active()
+        return sorted(self.labels[i] for i in np.unique(self.sample_label[active]))
+
+    def class_counts(self) -> dict[str, int]:
+        """Samples per class now learned."""
+        active = self._active()
+        idx, counts = np.unique(self.sample_label[active], return_counts=True)
+        pairs = sorted((self.labels[i], int(c)) for i, c in zip(idx, counts, strict=True))
+        return dict(pairs)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self._active().sum())
+
+    def encoder(self) -> Any:
+        """The model's encoder, loaded on first use and checked against the spec."""
+        if self._encoder is None:
+            self.use_encoder(build_encoder(self.spec.name, self.spec.options))
+        return self._encoder
+
+    def use_encoder(self, encoder: Any) -> None:
+        """Use this (already loaded) encoder: refused unless it is the one the model knows."""
+        name = str(getattr(encoder, "name", type(encoder).__name__))
+        try:
+            found = EncoderSpec.of(encoder, self.spec.name if name == self.spec.name else name, {})
+        except (ValueError, AttributeError) as err:
+            raise ProvenanceError(f"{name} cannot describe itself: {err}") from None
+        if found.fingerprint != self.spec.fingerprint:
+            raise ProvenanceError(
+                f"{self.path} was taught with {self.spec.describe()}, but the encoder given is "
+                f"{found.describe()} ({self.spec.difference(found)}); use the encoder it was "
+                "taught with, or teach a new model"
+            )
+        self._encoder = encoder
+
+    def check_encoder_request(self, name: str | None, options: dict[str, Any] | None) -> None:
+        """Refuse a command line's ``--encoder``/``--image-size`` that differ from the spec."""
+        if name is not None and name != self.spec.name:
+            raise ProvenanceError(
+                f"{self.path} was taught with {self.spec.describe()}, not {name}; leave "
+                f"--encoder out (or teach {name} to a new model)"
+            )
+        for key, wanted in (options or {}).items():
+            # The preprocessing says what the encoder did (an option left out took its default).
+            known = self.spec.preprocessing.get({"image_size": "size"}.get(key, key), None)
+            current = self.spec.options.get(key, known)
+            if current != wanted:
+                raise ProvenanceError(
+                    f"{self.path} was taught with {self.spec.describe()}, not {key} {wanted} "
+                    f"(it has {key} {current}); leave the option out, or teach a new model"
+                )
+
+    def learner(self) -> ContinualClassifier | None:
+        """The learner (loaded from its file on first use, its sha256 checked)."""
+        if self._clf is None and self._learner_ref is not None:
+            path = self._verified(self._learner_ref, "learner")
+            clf = ContinualClassifier.load(path)
+            counts = self.class_counts()
+            learned = dict(zip(clf.classes_.tolist(), clf.statistics_.counts.tolist(), strict=True))
+            if learned != counts:
+                raise ModelFileError(
+                    f"{path}: the learner's class counts do not match the journal's"
+                )
+            if clf.n_features_in_ != self.spec.dim:
+                raise ModelFileError(f"{path}: the learner reads {clf.n_features_in_} features")
+            self._clf = clf
+        return self._clf
+
+    def _verified(self, ref: _Ref, what: str) -> Path:
+        path = self.path / ref.file
+        try:
+            sha, size = _file_sha256(path)
+        except FileNotFoundError:
+            self._check_not_stale()
+            raise ModelFileError(
+                f"{path} ({what}) is missing: files were deleted from the model's folder"
+            ) from None
+        if sha != ref.sha256 or size != ref.bytes:
+            raise ModelFileError(f"{path} ({what}) is not the file {POINTER} names (altered)")
+        return path
+
+    def _check_not_stale(self) -> None:
+        """Refuse to go on when another process committed since this model was read."""
+        on_disk = None
+        if (self.path / POINTER).exists():
+            meta, _ = read_model_file(self.path / POINTER, kind=KIND, version=VERSION)
+            on_disk = meta.get("generation")
+        if on_disk != (self.generation or None):
+            raise InputError(
+                f"{self.path} was changed by another process since it was opened (generation "
+                f"{on_disk}, not {self.generation}); open it again and repeat"
+            )
+
+    def _record(self, label: int) -> _Record | None:
+        if label in self._records:
+            return self._records[label]
+        entry = self._record_refs.get(label)
+        if entry is None:
+            return None
+        kind, rows, ref = entry
+        path = self._verified(ref, f"deletion record of {self.labels[label]!r}")
+        meta, arrays = read_model_file(path, kind=RECORD_KIND, version=RECORD_VERSION)
+        try:
+            record = self._checked_record(meta, arrays, label, kind, rows)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(f"{path}: {err}") from err
+        self._records[label] = record
+        return record
+
+    def _checked_record(self, meta, arrays, label: int, kind: str, rows: int) -> _Record:
+        if meta.get("label") != self.labels[label] or meta.get("kind") != kind:
+            raise ModelFileError("the record is not the one the model names")
+        if meta.get("encoder_fingerprint") != self.spec.fingerprint:
+            raise ModelFileError("the record's features come from another encoder")
+        samples = arrays["samples"]
+        if samples.dtype != np.uint8 or samples.shape != (rows, 32):
+            raise ModelFileError("the record's sample fingerprints are malformed")
+        active = self._active() & (self.sample_label == label)
+        if {bytes(s) for s in samples} != {bytes(s) for s in self.sample_sha[active]}:
+            raise ModelFileError("the record's samples are not the class's learned samples")
+        if kind == "features":
+            feats = arrays["features"]
+            if feats.dtype != np.float32 or feats.shape != (rows, self.spec.dim):
+                raise ModelFileError("the record's features are malformed")
+            if not np.isfinite(feats).all():
+                raise ModelFileError("the record's features are not finite")
+            return _Record("features", samples, features=feats)
+        m = self.settings["width"]
+        packed, sums, count = arrays["gram_packed"], arrays["sums"], arrays["count"]
+        if packed.shape != (m * (m + 1) // 2,) or sums.shape != (m,) or count.shape != (1,):
+            raise ModelFileError("the record's statistics are malformed")
+        if int(count[0]) != rows or not (np.isfinite(packed).all() and np.isfinite(sums).all()):
+            raise ModelFileError("the record's statistics are inconsistent")
+        return _Record("statistics", samples, stats=_unpacked(packed, sums, int(count[0])))
+
+    # -------------------------------------------------------------- encoding
+    def encode(self, inputs: Any, labels: Sequence[Any] | None = None) -> Encoded:
+        """Features of raw inputs (a :class:`~forgetless.teach_inputs.Batch`, image paths,
+        images as arrays, or texts) with their provenance, for :meth:`learn`/:meth:`predict`."""
+        batch = self._batch(inputs, labels)
+        return self._encode(batch)
+
+    def _batch(self, inputs: Any, labels: Sequence[Any] | None) -> Batch:
+        if isinstance(inputs, Batch):
+            if inputs.modality != self.spec.modality:
+                raise InputError(
+                    f"these are {inputs.modality}s; the model reads {self.spec.modality}s"
+                )
+            return inputs
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and self.spec.modality == "image":
+            if inputs.dtype.kind == "f":
+                raise ProvenanceError(
+                    "a plain feature array carries no provenance; pass raw inputs, or the "
+                    f"Encoded result of model.encode(...) (this model reads {self.spec.describe()})"
+                )
+        if isinstance(inputs, (str, os.PathLike)):
+            inputs = [inputs]
+        items = list(inputs)
+        if labels is not None:
+            labels = list(labels)
+            if len(labels) != len(items):
+                raise InputError(f"{len(items)} inputs but {len(labels)} labels")
+        batch = Batch(self.spec.modality)
+        for i, raw in enumerate(items):
+            label = None if labels is None else check_label(labels[i], f"label of input {i}")
+            item, source, fingerprint = _sample_of(self, raw, i)
+            batch.add(item, source, label, fingerprint)
+        return batch
+
+    def _encode(self, batch: Batch) -> Encoded:
+        encoder = self.encoder()
+        try:
+            features = encoder.encode(batch.items)
+        except Exception as err:  # find the input that broke it, and say which
+            from forgetless.encoders import EncoderNotAvailableError
+
+            if isinstance(err, EncoderNotAvailableError):
+                raise
+            for item, source in zip(batch.items, batch.sources, strict=True):
+                try:
+                    encoder.encode([item])
+                except Exception as one:
+                    raise InputError(
+                        f"cannot encode {source} ({type(one).__name__}: {one}); remove or "
+                        "replace it"
+                    ) from None
+            raise
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        if self.spec.dim == 0 and self.generation == 0 and features.ndim == 2:
+            self.spec = dataclasses.replace(self.spec, dim=int(features.shape[1]))
+        if features.shape != (len(batch), self.spec.dim) or not np.isfinite(features).all():
+            raise RuntimeError(f"{self.spec.name} returned features of shape {features.shape}")
+        return Encoded(features, self.spec, batch)
+
+    def _checked_encoded(self, encoded: Encoded) -> Encoded:
+        if encoded.spec.fingerprint != self.spec.fingerprint:
+            raise ProvenanceError(
+                f"these features were encoded by {encoded.spec.describe()}, but {self.path} "
+                f"reads {self.spec.describe()} ({self.spec.difference(encoded.spec)}); "
+                "encode the inputs with model.encode(...)"
+            )
+        return encoded
+
+    def _features_of(self, inputs: Any, labels: Sequence[Any] | None) -> Encoded:
+        if isinstance(inputs, Encoded):
+            encoded = self._checked_encoded(inputs)
+            if labels is not None:
+                batch = copy.copy(encoded.batch)
+                batch.labels = [check_label(x, "label") for x in labels]
+                if len(batch.labels) != len(encoded):
+                    raise InputError(f"{len(encoded)} inputs but {len(batch.labels)} labels")
+                encoded = Encoded(encoded.features, encoded.spec, batch)
+            return encoded
+        return self._encode(self._batch(inputs, labels))
+
+    # -------------------------------------------------------------- learning
+    def _new_learner(self) -> ContinualClassifier:
+        return ContinualClassifier(
+            projection=self.settings["projection"],
+            n_components=self.settings["width"],
+            alpha="auto",
+            random_state=self.settings["random_state"],
+        )
+
+    def _learner_for_update(self) -> ContinualClassifier:
+        clf = self.learner()
+        if clf is None:
+            return self._new_learner()
+        clf = copy.deepcopy(clf)
+        clf.set_params(alpha="auto")
+        return clf
+
+    def learn(
+        self, inputs: Any, labels: Sequence[Any] | None = None, *, describe: Sequence[str] = ()
+    ) -> Report:
+        """Learn labelled samples: raw inputs with ``labels``, a labelled
+        :class:`~forgetless.teach_inputs.Batch`, or :class:`Encoded` features of this model.
+
+        Samples already learned with the same label (same fingerprint) are skipped, as are
+        repeats within the batch. ``describe`` names the inputs in the journal.
+        """
+        start = time.perf_counter()
+        if not isinstance(inputs, Encoded):
+            batch = self._batch(inputs, labels)
+            if any(lab is None for lab in batch.labels):
+                raise InputError("every sample needs a label to be learned")
+            keep, skipped = self._new_samples(batch)
+            if not keep:
+                return Report("learn", skipped=skipped, seconds=time.perf_counter() - start)
+            encode_start = time.perf_counter()
+            encoded = self._encode(batch.subset(keep))
+            encode_seconds = time.perf_counter() - encode_start
+        else:
+            encoded = self._features_of(inputs, labels)
+            if any(lab is None for lab in encoded.batch.labels):
+                raise InputError("every sample needs a label to be learned")
+            keep, skipped = self._new_samples(encoded.batch)
+            if not keep:
+                return Report("learn", skipped=skipped, seconds=time.perf_counter() - start)
+            encoded, encode_seconds = encoded.subset(keep), 0.0
+        X, names = encoded.features, np.array(encoded.batch.labels)
+
+        # Compute everything aside, then commit.
+        clf = self._learner_for_update()
+        clf.partial_fit(X, names)
+        alpha = float(clf.alpha_)
+        temperature, calibration = self.temperature, self.calibration
+        pool_X, pool_y = self._calibration_pool(X, names)
+        fitted = fit_temperature_held_out(clf, pool_X, pool_y)
+        if fitted is not None:
+            temperature, held_out, nll = fitted
+            calibration = {
+                "temperature": temperature,
+                "held_out": held_out,
+                "nll": nll,
+                "event": len(self.events) + 1,
+            }
+        labels_table = list(self.labels)
+        position = {name: i for i, name in enumerate(labels_table)}
+        for name in dict.fromkeys(str(n) for n in names):
+            if name not in position:
+                position[name] = len(labels_table)
+                labels_table.append(name)
+        index = np.array([position[str(n)] for n in names], np.int32)
+        event_id = len(self.events) + 1
+        records = self._records_after_learn(clf, encoded, index, labels_table)
+        report = Report(
+            "learn",
+            counts=encoded.batch.counts(),
+            skipped=skipped,
+            encode_seconds=encode_seconds,
+            created=self.generation == 0,
+            temperature=temperature,
+            event=event_id,
+        )
+        report.seconds = time.perf_counter() - start
+        event = {
+            "id": event_id,
+            "action": "learn",
+            "time": _now(),
+            "inputs": _brief_list(describe),
+            "counts": report.counts,
+            "skipped": skipped,
+            "seconds": round(report.seconds, 3),
+        }
+        fps = np.frombuffer(b"".join(encoded.batch.fingerprints), np.uint8).reshape(-1, 32)
+        state = {
+            "labels": labels_table,
+            "sample_sha": np.concatenate([self.sample_sha, fps]),
+            "sample_label": np.concatenate([self.sample_label, index]),
+            "sample_learned": np.concatenate(
+                [self.sample_learned, np.full(len(index), event_id, np.int32)]
+            ),
+            "sample_forgotten": np.concatenate(
+                [self.sample_forgotten, np.full(len(index), -1, np.int32)]
+            ),
+            "events": [*self.events, event],
+            "temperature": temperature,
+            "calibration": calibration,
+            "alpha": alpha,
+            "clf": clf,
+            "records": records,
+            "settings": self.settings,
+        }
+        self._commit(state)
+        return report
+
+    def _calibration_pool(self, X: np.ndarray, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The new batch plus the rows kept in features records (while the total stays under
+        :data:`CALIBRATION_POOL`): labelled features the learner has learned."""
+        xs, ys, total = [X], [names], len(names)
+        for label, (kind, rows, _) in sorted(self._record_refs.items()):
+            if kind != "features" or total + rows > CALIBRATION_POOL:
+                continue
+            record = self._record(label)
+            xs.append(record.features)
+            ys.append(np.full(record.rows, self.labels[label]))
+            total += rows
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def _new_samples(self, batch: Batch) -> tuple[list[int], int]:
+        """Rows of ``batch`` not yet learned with their label (nor repeated in the batch)."""
+        active = self._active()
+        seen = {
+            (bytes(s), self.labels[int(c)])
+            for s, c in zip(self.sample_sha[active], self.sample_label[active], strict=True)
+        }
+        keep = []
+        for i, (fp, label) in enumerate(zip(batch.fingerprints, batch.labels, strict=True)):
+            key = (fp, label)
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        return keep, len(batch) - len(keep)
+
+    def _record_limit(self) -> int:
+        """Rows up to which a class keeps features (``n_c x d < M x (M + 1)``)."""
+        m = self.settings["width"]
+        return -(-(m * (m + 1)) // self.spec.dim) - 1
+
+    def _records_after_learn(
+        self, clf: ContinualClassifier, encoded: Encoded, index: np.ndarray, labels: list[str]
+    ) -> dict[int, _Record | None]:
+        """The changed classes' deletion records (None: keep none)."""
+        if not self.settings["deletion_records"]:
+            return {}
+        changed: dict[int, _Record | None] = {}
+        fps = np.frombuffer(b"".join(encoded.batch.fingerprints), np.uint8).reshape(-1, 32)
+        for label in np.unique(index):
+            rows = index == label
+            old = self._record(int(label))
+            feats, samples = encoded.features[rows], fps[rows]
+            if old is None:
+                record = _Record("features", samples, features=feats)
+            elif old.kind == "features":
+                record = _Record(
+                    "features",
+                    np.concatenate([old.samples, samples]),
+                    features=np.concatenate([old.features, feats]),
+                )
+            else:
+                stats = old.stats.copy()
+                stats += _class_statistics(clf, feats)
+                record = _Record("statistics", np.concatenate([old.samples, samples]), stats=stats)
+            if record.kind == "features" and record.rows > self._record_limit():
+                record = _Record(
+                    "statistics", record.samples, stats=_class_statistics(clf, record.features)
+                )
+            changed[int(label)] = record
+        return changed
+
+    def drop_deletion_records(self) -> None:
+        """Stop keeping deletion records and delete those kept (forgetting a class then needs
+        its data). Journalled; the learner is unchanged."""
+        if not self.settings["deletion_records"]:
+            return
+        event = {"id": len(self.events) + 1, "action": "drop-deletion-records", "time": _now()}
+        self._commit(
+            self._state(
+                clf=None,
+                events=[*self.events, event],
+                records={label: None for label in self._record_refs},
+                settings={**self.settings, "deletion_records": False},
+            )
+        )
+
+    def _state(self, **changes: Any) -> dict[str, Any]:
+        """The current state as a commit expects it, with ``changes``."""
+        state = {
+            "labels": list(self.labels),
+            "sample_sha": self.sample_sha,
+            "sample_label": self.sample_label,
+            "sample_learned": self.sample_learned,
+            "sample_forgotten": self.sample_forgotten,
+            "events": self.events,
+            "temperature": self.temperature,
+            "calibration": self.calibration,
+            "alpha": self.alpha,
+            "records": {},
+            "settings": self.settings,
+        }
+        state.update(changes)
+        return state
+
+    # -------------------------------------------------------------- forgetting
+    def forget_classes(self, names: Sequence[str]) -> Report:
+        """Remove whole classes exactly, from their deletion records (no data needed)."""
+        start = time.perf_counter()
+        names = list(dict.fromkeys(str(n) for n in names))
+        if not names:
+            raise InputError("name the classes to forget")
+        counts = self.class_counts()
+        for name in names:
+            if name not in counts:
+                raise InputError(self._unknown_class(name))
+        clf = self._learner_for_update()
+        changed: dict[int, _Record | None] = {}
+        forgotten = self.sample_forgotten.copy()
+        event_id = len(self.events) + 1
+        for name in names:
+            label = self.labels.index(name)
+            record = self._record(label)
+            if record is None:
+                raise InputError(
+                    f"class {name!r} has no deletion record (the model keeps none: "
+                    "--no-deletion-record); forget it with its data: forgetless forget "
+                    f"{self.path} <its files or table>"
+                )
+            try:
+                if record.kind == "features":
+                    clf.forget(record.features, np.full(record.rows, name))
+                else:
+                    clf.forget_statistics(record.stats, [name])
+            except ValueError as err:
+                raise ModelFileError(
+                    f"the deletion record of {name!r} does not match the learner: {err}"
+                ) from err
+            changed[label] = None
+            forgotten[self._active() & (self.sample_label == label)] = event_id
+        report = Report(
+            "forget", counts={n: counts[n] for n in names}, classes_removed=names, event=event_id
+        )
+        report.seconds = time.perf_counter() - start
+        event = {
+            "id": event_id,
+            "action": "forget",
+            "time": _now(),
+            "classes": names,
+            "counts": report.counts,
+            "seconds": round(report.seconds, 3),
+        }
+        self._commit_forget(clf, forgotten, changed, event)
+        return report
+
+    def forget(
+        self, inputs: Any, label: str | None = None, *, describe: Sequence[str] = ()
+    ) -> Report:
+        """Remove learned samples exactly. Each must have been learned (same fingerprint; with
+        ``label``, under that label) and not yet forgotten, else nothing changes."""
+        start = time.perf_counter()
+        if isinstance(inputs, Encoded):
+            batch = self._checked_encoded(inputs).batch
+        else:
+            batch = self._batch(inputs, None)
+        active = self._active()
+        by_fp: dict[bytes, list[int]] = {}
+        for i in np.flatnonzero(active):
+            by_fp.setdefault(bytes(self.sample_sha[i]), []).append(int(i))
+        targets: list[int] = []  # sample rows to forget
+        rows_of: list[int] = []  # the batch row whose features each target needs
+        seen: set[int] = set()
+        for row, (fp, source) in enumerate(zip(batch.fingerprints, batch.sources, strict=True)):
+            wanted = label if label is not None else batch.labels[row]
+            hits = [
+                i
+                for i in by_fp.get(fp, [])
+                if wanted is None or self.labels[int(self.sample_label[i])] == wanted
+            ]
+            if not hits:
+                raise InputError(self._not_learned(fp, source, wanted))
+            for i in hits:
+                if i not in seen:
+                    seen.add(i)
+                    targets.append(i)
+                    rows_of.append(row)
+        target = np.array(targets, dtype=np.int64)
+        target_labels = self.sample_label[target]
+        # Features of the samples to remove: the class's recorded rows where there are any
+        # (bit for bit what was learned), else the inputs encoded again.
+        feats = np.empty((len(target), self.spec.dim), np.float32)
+        need = []
+        for k, i in enumerate(target):
+            record = self._record(int(self.sample_label[i]))
+            if record is not None and record.kind == "features":
+                where = _row_of(record.samples, self.sample_sha[i])
+                feats[k] = record.features[where]
+            else:
+                need.append(k)
+        encode_seconds = 0.0
+        if need:
+            t = time.perf_counter()
+            if isinstance(inputs, Encoded):
+                encoded = self._checked_encoded(inputs)
+                feats[need] = encoded.features[[rows_of[k] for k in need]]
+            else:
+                sub = batch.subset(sorted({rows_of[k] for k in need}))
+                enc = self._encode(sub)
+                position = {src: j for j, src in enumerate(sub.sources)}
+                for k in need:
+                    feats[k] = enc.features[position[batch.sources[rows_of[k]]]]
+            encode_seconds = time.perf_counter() - t
+        names = np.array([self.labels[int(c)] for c in target_labels])
+        clf = self._learner_for_update()
+        try:
+            clf.forget(feats, names)
+        except ValueError as err:
+            raise InputError(
+                f"the features of these inputs are not those that were learned ({err}); was "
+                "the encoder run on another machine or library version?"
+            ) from err
+        event_id = len(self.events) + 1
+        forgotten = self.sample_forgotten.copy()
+        forgotten[target] = event_id
+        changed: dict[int, _Record | None] = {}
+        for label_idx in np.unique(target_labels):
+            label_idx = int(label_idx)
+            record = self._record(label_idx)
+            rows = target_labels == label_idx
+            remaining = int(np.sum(active & (self.sample_label == label_idx))) - int(rows.sum())
+            if record is None:
+                continue
+            if remaining == 0:
+                changed[label_idx] = None
+                continue
+            drop = {bytes(s) for s in self.sample_sha[target[rows]]}
+            keep = np.array([bytes(s) not in drop for s in record.samples])
+            if record.kind == "features":
+                changed[label_idx] = _Record(
+                    "features", record.samples[keep], features=record.features[keep]
+                )
+            else:
+                stats = record.stats.minus(_class_statistics(clf, feats[rows]))
+                changed[label_idx] = _Record("statistics", record.samples[keep], stats=stats)
+        counts = {}
+        for n in names:
+            counts[str(n)] = counts.get(str(n), 0) + 1
+        counts = dict(sorted(counts.items()))
+        emptied = [n for n in counts if n not in clf.classes_]
+        report = Report(
+            "forget",
+            counts=counts,
+            classes_removed=emptied,
+            event=event_id,
+            encode_seconds=encode_seconds,
+        )
+        report.seconds = time.perf_counter() - start
+        event = {
+            "id": event_id,
+            "action": "forget",
+            "time": _now(),
+            "inputs": _brief_list(describe),
+            "counts": counts,
+            "seconds": round(report.seconds, 3),
+        }
+        self._commit_forget(clf, forgotten, changed, event)
+        return report
+
+    def _commit_forget(self, clf, forgotten, changed, event) -> None:
+        alpha = float(clf.alpha_) if clf.classes_.size else None
+        self._commit(
+            self._state(
+                sample_forgotten=forgotten,
+                events=[*self.events, event],
+                alpha=alpha,
+                clf=clf,
+                records=changed,
+            )
+        )
+
+    def _unknown_class(self, name: str) -> str:
+        known = self.classes
+        close = difflib.get_close_matches(name, known, n=1)
+        gone = name in self.labels
+        if gone:
+            return f"class {name!r} was already forgotten; {self.path} knows: {', '.join(known)}"
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (
+            f"class {name!r} is not in {self.path}; {hint}its classes: {', '.join(known) or 'none'}"
+        )
+
+    def _not_learned(self, fp: bytes, source: str, label: str | None) -> str:
+        rows = np.flatnonzero(np.all(self.sample_sha == np.frombuffer(fp, np.uint8), axis=1))
+        under = f" as {label!r}" if label is not None else ""
+        if rows.size:
+            if label is not None and not any(
+                self.labels[self.sample_label[i]] == label for i in rows
+            ):
+                learned_as = sorted({self.labels[self.sample_label[i]] for i in rows})
+                return (
+                    f"{source} was never learned{under} (it was learned as "
+                    f"{', '.join(map(repr, learned_as))}); nothing was changed"
+                )
+            last = max(int(self.sample_forgotten[i]) for i in rows)
+            when = self.events[last - 1]["time"] if 0 < last <= len(self.events) else "?"
+            return (
+                f"{source} was already forgotten{under} (journal event #{last}, {when}); "
+                "nothing was changed"
+            )
+        return (
+            f"{source} was never learned by {self.path} (its sha256 {fp.hex()[:16]}... is not in "
+            "the journal); nothing was changed"
+        )
+
+    # -------------------------------------------------------------- predicting
+    def _predictor(self) -> ContinualClassifier:
+        clf = self.learner()
+        if clf is None or not self.classes:
+            raise InputError(
+                f"{self.path} knows no classes yet; teach it with forgetless learn {self.path} "
+                "INPUT..."
+            )
+        if self.alpha is not None and clf.get_params()["alpha"] != self.alpha:
+            # The lambda GCV chose at learn time: one solve instead of a new search.
+            clf.set_params(alpha=self.alpha)
+        return clf
+
+    def scores(self, inputs: Any) -> tuple[np.ndarray, Encoded]:
+        """Raw head scores (n, C) for the sorted :attr:`classes`, and the encoded inputs."""
+        encoded = self._features_of(inputs, None)
+        clf = self._predictor()
+        return _full_scores(clf, encoded.features), encoded
+
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        """Calibrated probabilities (n, C) over the sorted :attr:`classes`."""
+        scores, _ = self.scores(inputs)
+        return _softmax(scores / (self.temperature or 1.0))
+
+    def predict(
+        self, inputs: Any, top_k: int = 1, reject_below: float | None = None
+    ) -> list[dict[str, Any]]:
+        """One row per input: ``input`` (its source), ``label`` (``"unknown"`` when the top
+        probability is below ``reject_below``), ``probability`` and the ``top`` k pairs."""
+        scores, encoded = self.scores(inputs)
+        proba = _softmax(scores / (self.temperature or 1.0))
+        classes = self._predictor().classes_.tolist()
+        k = max(1, min(int(top_k), len(classes)))
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        rows = []
+        for i, source in enumerate(encoded.batch.sources):
+            top = [(classes[j], float(proba[i, j])) for j in order[i]]
+            best, p = top[0]
+            if reject_below is not None and p < reject_below:
+                best = "unknown"
+            rows.append({"input": source, "label": best, "probability": p, "top": top})
+        return rows
+
+    def evaluate(self, inputs: Any, labels: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Accuracy, per-class counts and the confusion matrix on labelled inputs."""
+        encoded = self._features_of(inputs, labels)
+        if any(x is None for x in encoded.batch.labels):
+            raise InputError("evaluate needs a label for every input")
+        truth = [str(x) for x in encoded.batch.labels]
+        clf = self._predictor()
+        classes = clf.classes_.tolist()
+        predicted = [classes[j] for j in _full_scores(clf, encoded.features).argmax(1)]
+        names = sorted(set(classes) | set(truth))
+        position = {n: i for i, n in enumerate(names)}
+        matrix = np.zeros((len(names), len(names)), np.int64)
+        for t, p in zip(truth, predicted, strict=True):
+            matrix[position[t], position[p]] += 1
+        per_class = []
+        for n in names:
+            i = position[n]
+            support = int(matrix[i].sum())
+            predicted_n = int(matrix[:, i].sum())
+            per_class.append(
+                {
+                    "class": n,
+                    "learned": n in classes,
+                    "samples": support,
+                    "correct": int(matrix[i, i]),
+                    "recall": matrix[i, i] / support if support else None,
+                    "precision": matrix[i, i] / predicted_n if predicted_n else None,
+                }
+            )
+        correct = int(np.trace(matrix))
+        return {
+            "accuracy": correct / len(truth),
+            "samples": len(truth),
+            "correct": correct,
+            "classes": names,
+            "per_class": per_class,
+            "confusion": matrix.tolist(),
+            "predictions": list(zip(encoded.batch.sources, truth, predicted, strict=True)),
+        }
+
+    # -------------------------------------------------------------- describing
+    def info(self) -> dict[str, Any]:
+        """Everything ``forgetless info`` shows, JSON-able."""
+        counts = self.class_counts()
+        files: dict[str, int] = {}
+        if (self.path / POINTER).is_file():
+            files[POINTER] = (self.path / POINTER).stat().st_size
+        if self._learner_ref is not None:
+            files[self._learner_ref.file] = self._learner_ref.bytes
+        records = {}
+        for label, (kind, rows, ref) in sorted(self._record_refs.items()):
+            records[self.labels[label]] = {"kind": kind, "rows": rows, "bytes": ref.bytes}
+            files[ref.file] = ref.bytes
+        m, d = self.settings["width"], self.spec.dim
+        return {
+            "path": str(self.path),
+            "generation": self.generation,
+            "created": self.created,
+            "encoder": self.spec.as_dict(),
+            "learner": {
+                "projection": self.settings["projection"],
+                "activation": "relu",
+                "width": m,
+                "head": "ridge",
+                "alpha": self.alpha,
+                "alpha_rule": "GCV over the sums (alpha='auto')",
+                "random_state": self.settings["random_state"],
+            },
+            "temperature": self.temperature,
+            "calibration": self.calibration,
+            "classes": counts,
+            "samples": int(sum(counts.values())),
+            "deletion_records": {
+                "kept": self.settings["deletion_records"],
+                "rule": "features while n_c x d < M x (M + 1), else statistics",
+                "max_feature_rows": self._record_limit(),
+                "bytes_per_sample_features": 4 * d,
+                "bytes_per_class_statistics": 4 * m * (m + 1) + 8 * m,
+                "classes": records,
+            },
+            "journal_bytes_per_sample": 32 + 3 * 4,
+            "bytes_on_disk": int(sum(files.values())),
+            "files": files,
+            "journal": self.events,
+        }
+
+    # -------------------------------------------------------------- committing
+    def _commit(self, state: dict[str, Any]) -> None:
+        """Write the new generation (new files, then the pointer, then remove what is no longer
+        named) and only then install it in memory."""
+        folder = self.path
+        creating = self.generation == 0
+        made_folder = False
+        if creating:
+            if folder.exists() and not _reusable_folder(folder):
+                raise InputError(f"{folder} is not an empty model folder; choose another name")
+            made_folder = not folder.exists()
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with _locked(folder):
+                self._write(state)
+        except BaseException:
+            if made_folder and not (folder / POINTER).exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _write(self, state: dict[str, Any]) -> None:
+        from forgetless import __version__
+
+        folder = self.path
+        current = folder / POINTER
+        self._check_not_stale()
+        generation = self.generation + 1
+        clf: ContinualClassifier | None = state["clf"]
+        if clf is None:  # the learner is unchanged: keep its file
+            clf, learner_ref = self._clf, self._learner_ref
+        else:
+            learner_name = f"learner-{generation:06d}.fl"
+            clf.set_params(alpha="auto")
+            clf.save(folder / learner_name)
+            learner_ref = _Ref(learner_name, *_file_sha256(folder / learner_name))
+        record_refs = dict(self._record_refs)
+        records = dict(self._records)
+        for label, record in state["records"].items():
+            if record is None:
+                record_refs.pop(label, None)
+                records.pop(label, None)
+                continue
+            name = f"record-{generation:06d}-{label}.fl"
+            _write_record(folder / name, record, state["labels"][label], self.spec.fingerprint)
+            record_refs[label] = (
+                record.kind,
+                record.rows,
+                _Ref(name, *_file_sha256(folder / name)),
+            )
+            records[label] = record
+        settings = state["settings"]
+        if not settings["deletion_records"]:
+            record_refs, records = {}, {}
+        metadata = {
+            "library_version": __version__,
+            "generation": generation,
+            "created": self.created,
+            "encoder": self.spec.as_dict(),
+            "settings": settings,
+            "labels": state["labels"],
+            "events": state["events"],
+            "alpha": state["alpha"],
+            "calibration": state["calibration"],
+            "learner": learner_ref.as_dict(),
+            "records": {
+                str(label): {"kind": kind, "rows": rows, **ref.as_dict()}
+                for label, (kind, rows, ref) in sorted(record_refs.items())
+            },
+        }
+        arrays = {
+            "samples.sha256": state["sample_sha"],
+            "samples.label": state["sample_label"],
+            "samples.learned": state["sample_learned"],
+            "samples.forgotten": state["sample_forgotten"],
+        }
+        write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
+        # Committed. Install in memory, then remove what the pointer no longer names.
+        self.generation = generation
+        self.labels = state["labels"]
+        self.sample_sha, self.sample_label = state["sample_sha"], state["sample_label"]
+        self.sample_learned, self.sample_forgotten = (
+            state["sample_learned"],
+            state["sample_forgotten"],
+        )
+        self.events = state["events"]
+        self.settings = settings
+        self.temperature, self.calibration = state["temperature"], state["calibration"]
+        self.alpha = state["alpha"]
+        self._clf, self._learner_ref = clf, learner_ref
+        self._record_refs, self._records = record_refs, records
+        named = {learner_ref.file} | {ref.file for _, _, ref in record_refs.values()}
+        _collect_garbage(folder, named)
+
+
+def _sample_of(model: TeachableModel, item: Any, i: int) -> tuple[Any, str, bytes]:
+    """(item, source, fingerprint) of one raw input given in Python."""
+    if model.spec.modality == "text":
+        if not isinstance(item, str):
+            raise InputError(f"input {i} is a {type(item).__name__}; this model reads texts")
+        text = item.strip()
+        if not text:
+            raise InputError(f"input {i} is an empty text")
+        return text, f"text {i}", text_fingerprint(text)
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+        return str(path), str(path), hashlib.sha256(data).digest()
+    array = np.asarray(item)
+    if array.dtype == object or array.ndim not in (2, 3):
+        raise InputError(f"input {i} is not an image (a path, a PIL image or an H x W[ x C] array)")
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return item, f"image {i}", digest.digest()
+
+
+def _reusable_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder a new model may be written to: empty, or holding only the
+    leftovers of a first learn that was killed before it committed."""
+    if not path.is_dir() or (path / POINTER).exists():
+        return False
+    return all(name == LOCK or _BLOB.match(name) or _TEMP.match(name) for name in os.listdir(path))
+
+
+def _collect_garbage(folder: Path, named: set[str]) -> None:
+    """Remove the files of earlier generations and temporary files of killed writers (the
+    caller holds the lock, so no other writer is running)."""
+    for name in os.listdir(folder):
+        if (_BLOB.match(name) and name not in named) or _TEMP.match(name):
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
+
+
+def _write_record(path: Path, record: _Record, label: str, fingerprint: str) -> None:
+    metadata = {"label": label, "kind": record.kind, "encoder_fingerprint": fingerprint}
+    arrays = {"samples": record.samples}
+    if record.kind == "features":
+        arrays["features"] = record.features
+    else:
+        stats = record.stats
+        arrays["gram_packed"] = _packed(stats)
+        arrays["sums"] = stats.class_sums[:, 0].copy()
+        arrays["count"] = stats.counts.astype(np.int64)
+    write_model_file(path, metadata, arrays, kind=RECORD_KIND, version=RECORD_VERSION)
+
+
+def _class_statistics(clf: ContinualClassifier, features: np.ndarray) -> SufficientStatistics:
+    """One class's sums in the learner's layer space (its deletion record)."""
+    from forgetless.engine import make_engine
+
+    engine = make_engine(None, "float64")
+    index = np.zeros(features.shape[0], np.int64)
+    return engine.statistics(clf.projection_, features, index, 1, False, clf.chunk_size)
+
+
+def _row_of(samples: np.ndarray, fingerprint: np.ndarray) -> int:
+    hits = np.flatnonzero(np.all(samples == fingerprint, axis=1))
+    if hits.size != 1:
+        raise ModelFileError("a deletion record does not hold a learned sample")
+    return int(hits[0])
+
+
+def _brief_list(items: Sequence[str], limit: int = 20) -> list[str]:
+    items = [str(x) for x in items]
+    if len(items) <= limit:
+        return items
+    return [*items[:limit], f"... ({len(items) - limit} more)"]
+
+
+# ------------------------------------------------------------------------------ probabilities
+def _full_scores(clf: ContinualClassifier, X: np.ndarray) -> np.ndarray:
+    """Scores (n, C) for every class (the two-class decision function is one column)."""
+    scores = clf.decision_function(X)
+    if scores.ndim == 1:
+        if clf.classes_.size == 1:
+            return np.zeros((scores.shape[0], 1))
+        scores = np.stack([np.zeros_like(scores), scores], axis=1)
+    if clf.classes_.size == 1:
+        return np.zeros((scores.shape[0], 1))
+    return scores
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The temperature T minimising the cross-entropy of ``softmax(scores / T)`` against labels
+    ``y`` (column indices), searched over T in [1e-3, 1e2]; returns (T, its loss).
+
+    The targets are smoothed by the rule of succession (1 / (n + 2) of the mass spread over the
+    other classes): when every held-out sample is right, the plain likelihood would drive T to 0
+    and every probability to 1; this keeps the confidence near the (n + 1) / (n + 2) accuracy
+    such a sample supports, and vanishes as n grows.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    scores = np.asarray(scores, dtype=np.float64)
+    n, c = scores.shape
+    rows = np.arange(n)
+    eps = 1.0 / (n + 2) if c > 1 else 0.0
+    true = scores[rows, y]
+    rest = (scores.sum(axis=1) - true) / max(c - 1, 1)
+
+    def loss(log_t: float) -> float:
+        t = np.exp(log_t)
+        target = (1 - eps) * true + eps * rest
+        return float(np.mean(logsumexp(scores / t, axis=1) - target / t))
+
+    best = minimize_scalar(loss, bounds=(np.log(1e-3), np.log(1e2)), method="bounded")
+    return float(np.exp(best.x)), float(best.fun)
+
+
+def fit_temperature_held_out(
+    clf: ContinualClassifier, X: np.ndarray, names: np.ndarray, seed: int = 0
+) -> tuple[float, int, float] | None:
+    """Fit T on held-out samples of the data in hand: ``clf`` learned (X, names) among
+    others; a copy forgets a stratified share of them (a fifth, or about 12 samples when a fifth
+    is fewer, at most half), scores them, and T minimises their NLL. None when fewer than 8 can
+    be held out or fewer than two classes remain. Returns (T, samples held out, NLL)."""
+    from forgetless.data.base import stratified_split
+
+    _, y = np.unique(names, return_inverse=True)
+    fraction = max(0.2, min(0.5, 1.5 * CALIBRATION_MIN_HELD_OUT / max(len(y), 1)))
+    _, held = stratified_split(y, fraction, seed=seed)
+    if held.size < CALIBRATION_MIN_HELD_OUT:
+        return None
+    trial = copy.deepcopy(clf)
+    trial.forget(X[held], names[held])
+    known = np.isin(names[held], trial.classes_)
+    if known.sum() < CALIBRATION_MIN_HELD_OUT or trial.classes_.size < 2:
+        return None
+    scores = _full_scores(trial, X[held][known])
+    truth = np.searchsorted(trial.classes_, names[held][known])
+    temperature, nll = fit_temperature(scores, truth)
+    return temperature, int(known.sum()), nll
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width bins.
+
+    >>> expected_calibration_error(np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([0, 1]))
+    0.35
+    """
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return round(float(total), 12)

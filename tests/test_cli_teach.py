@@ -1,0 +1,406 @@
+"""The teachable model through the command line, as a practitioner uses it: a folder of images
+(openclipart PNGs) and a CSV of texts (WordNet glosses), learned on day 1 and day 2, predicted,
+a class forgotten (never predicted again, and the model equal to one never taught it), an
+unlearned sample and a wrong encoder refused, a learn killed with SIGKILL (the previous model
+intact), and every user mistake one line on stderr, exit code 2, the model unchanged."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TEXT_HINT, VISION_HINT, require, require_loader
+from forgetless.cli import main
+from forgetless.teachable import TeachableModel
+
+WIDTH = "256"
+CLIPART = {  # class -> openclipart folder
+    "fruit": "food/fruit",
+    "flag": "signs_and_symbols/flags",
+    "smiley": "people/smilies",
+    "bird": "animals/birds",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """BLAS and torch threads fight for the cores of a shared 2-core machine (encoding 12
+    images took 3.3 s with two torch threads, 0.4 s with one); results do not depend on it."""
+    import importlib.util
+
+    from threadpoolctl import threadpool_limits
+
+    torch = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+    before = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    if torch:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------ data
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """photos/day1/{fruit,flag,smiley}, photos/day2/{bird,fruit}, photos/test/<all four>."""
+    root = require("/usr/share/openclipart/png", "apt-get install -y openclipart-png")
+    require("efficientnet_lite_pytorch", VISION_HINT)
+    from forgetless.encoders import load_encoder
+
+    require_loader(lambda: load_encoder("efficientnet-lite0", image_size=112), VISION_HINT)
+    out = tmp_path_factory.mktemp("photos")
+    for name, sub in CLIPART.items():
+        files = sorted(
+            p
+            for p in (root / sub).glob("*.png")
+            if not p.is_symlink() and p.stat().st_size < 60_000
+        )
+        day1 = [] if name == "bird" else files[:6]
+        day2 = files[:6] if name == "bird" else (files[6:8] if name == "fruit" else [])
+        test = files[10:13]
+        for split, chosen in (("day1", day1), ("day2", day2), ("test", test)):
+            for p in chosen:
+                target = out / split / name / p.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(p, target)
+    return out
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory) -> Path:
+    """day1.csv (animal, food, artifact), day2.csv (motion + more food), test.csv."""
+    require("sentence_transformers", TEXT_HINT)
+    from forgetless.data import load_dataset
+    from forgetless.encoders import load_encoder
+
+    require_loader(lambda: load_encoder("minilm"), TEXT_HINT)
+    wordnet = require_loader(lambda: load_dataset("wordnet"), "apt-get install -y wordnet-base")
+    wanted = {
+        "noun.animal": "animal",
+        "noun.food": "food",
+        "noun.artifact": "artifact",
+        "verb.motion": "motion",
+    }
+    glosses: dict[str, list[str]] = {name: [] for name in wanted.values()}
+    for text, y in zip(wordnet.train.inputs, wordnet.train.labels, strict=True):
+        name = wanted.get(wordnet.classes[y])
+        if name and len(glosses[name]) < 20 and len(text) > 20:
+            glosses[name].append(text)
+    out = tmp_path_factory.mktemp("texts")
+    day1 = [(t, name) for name in ("animal", "food", "artifact") for t in glosses[name][:8]]
+    day2 = [(t, "motion") for t in glosses["motion"][:8]]
+    day2 += [(t, "food") for t in glosses["food"][8:10]]
+    test = [(t, name) for name in glosses for t in glosses[name][14:17]]
+    _write_csv(out / "day1.csv", day1)
+    _write_csv(out / "day2.csv", day2)
+    _write_csv(out / "test.csv", test)
+    return out
+
+
+MODALITIES = {
+    # name -> (data fixture, day1, day2, test, the class learned on day 2, a learned sample,
+    #          the flags of the wrong encoder)
+    "images": (
+        "photos",
+        "day1",
+        "day2",
+        "test",
+        "bird",
+        ["--image-size", "112"],
+        ["--encoder", "minilm"],
+    ),
+    "texts": ("texts", "day1.csv", "day2.csv", "test.csv", "motion", [], ["--encoder", "raw"]),
+}
+
+
+@pytest.fixture(params=list(MODALITIES))
+def case(request):
+    data_fixture, day1, day2, test, added, first_flags, wrong = MODALITIES[request.param]
+    data = request.getfixturevalue(data_fixture)
+    return {
+        "name": request.param,
+        "data": data,
+        "day1": str(data / day1),
+        "day2": str(data / day2),
+        "test": str(data / test),
+        "added": added,
+        "first_flags": first_flags,
+        "wrong_encoder": wrong,
+    }
+
+
+# ------------------------------------------------------------------------------ helpers
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str, command: str) -> str:
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"forgetless {command}: error: ")
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    if not folder.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def learn_day1(capsys, case, model: Path) -> None:
+    code, out, err = cli(
+        capsys, "learn", model, case["day1"], "--width", WIDTH, *case["first_flags"]
+    )
+    assert code == 0, err
+    assert f"created {model}" in out
+
+
+def day2_without(case, tmp_path: Path, label: str) -> str:
+    """day 2's data without one class (folder copy, or CSV rows)."""
+    source = Path(case["day2"])
+    if source.is_dir():
+        target = tmp_path / "day2-without"
+        shutil.copytree(source, target, ignore=lambda d, names: [label] if d == str(source) else [])
+        return str(target)
+    with open(source, newline="", encoding="utf-8") as handle:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(handle) if r["label"] != label]
+    return str(_write_csv(tmp_path / "day2-without.csv", rows))
+
+
+def a_learned_sample(case) -> tuple[str, list[str]]:
+    """An INPUT naming one learned sample, and the flags that pick it."""
+    if Path(case["day2"]).is_dir():
+        return str(sorted((Path(case["day2"]) / "fruit").iterdir())[0]), []
+    day1 = Path(case["day1"])
+    with open(day1, newline="", encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    one = day1.parent / "one.csv"
+    _write_csv(one, [(first["text"], first["label"])])
+    return str(one), ["--label", first["label"]]
+
+
+def an_unlearned_sample(case) -> str:
+    test = Path(case["test"])
+    if test.is_dir():
+        return str(sorted((test / "fruit").iterdir())[0])
+    with open(test, newline="", encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    return str(_write_csv(test.parent / "unlearned.csv", [(first["text"], first["label"])]))
+
+
+# ------------------------------------------------------------------------------ the journey
+def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
+    model = tmp_path / "my.model"
+    learn_day1(capsys, case, model)
+    code, out, err = cli(capsys, "learn", model, case["day2"], "--test", case["test"])
+    assert code == 0, err
+    assert case["added"] in out and "accuracy on" in out
+    accuracy = float(out.split("accuracy on")[1].split(":")[1].split("%")[0])
+    assert accuracy >= 50  # four classes, a handful of samples each
+
+    code, out, err = cli(capsys, "predict", model, case["test"], "--format", "json", "--top-k", "2")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 12 and all(len(r["top"]) == 2 for r in rows)
+    assert {r["label"] for r in rows} <= {"fruit", "flag", "smiley", "bird"} | {
+        "animal",
+        "food",
+        "artifact",
+        "motion",
+    }
+    assert all(0 < r["probability"] <= 1 for r in rows)
+    code, out, _ = cli(capsys, "predict", model, case["test"], "--format", "csv")
+    assert code == 0 and out.splitlines()[0] == "input,label,probability"
+    code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "1.0")
+    assert code == 0 and out.count("unknown") == 12
+
+    # Forget the class learned on day 2: never predicted again, and the model is the one a
+    # user gets by teaching everything else.
+    added = case["added"]
+    code, out, err = cli(capsys, "forget", model, "--class", added)
+    assert code == 0, err
+    assert f"forgot {added}" in out
+    code, out, _ = cli(capsys, "predict", model, case["test"], "--format", "json")
+    assert added not in {r["label"] for r in json.loads(out)}
+    fresh = tmp_path / "fresh.model"
+    learn_day1(capsys, case, fresh)
+    code, _, err = cli(capsys, "learn", fresh, day2_without(case, tmp_path, added))
+    assert code == 0, err
+    forgot, taught = TeachableModel.open(model), TeachableModel.open(fresh)
+    assert forgot.class_counts() == taught.class_counts()
+    a, b = forgot.learner().statistics_, taught.learner().statistics_
+    scale = np.abs(b.gram).max()
+    assert np.allclose(a.gram, b.gram, rtol=1e-9, atol=1e-9 * scale)
+    assert np.allclose(a.class_sums, b.class_sums, rtol=1e-9, atol=1e-9 * scale)
+    assert forgot.alpha == pytest.approx(taught.alpha, rel=1e-12)
+    assert np.allclose(forgot.learner().coef_, taught.learner().coef_, rtol=1e-6, atol=1e-8)
+    _, mine, _ = cli(capsys, "predict", model, case["test"], "--format", "csv")
+    _, theirs, _ = cli(capsys, "predict", fresh, case["test"], "--format", "csv")
+    assert [r.split(",")[1] for r in mine.splitlines()] == [
+        r.split(",")[1] for r in theirs.splitlines()
+    ]
+
+    # Forgetting a sample it never learned is refused, and changes nothing.
+    before = snapshot(model)
+    code, _, err = cli(capsys, "forget", model, an_unlearned_sample(case))
+    assert code == 2 and "was never learned" in one_error_line(err, "forget")
+    assert snapshot(model) == before
+    sample, flags = a_learned_sample(case)
+    code, out, err = cli(capsys, "forget", model, sample, *flags)
+    assert code == 0 and "forgot 1 samples" in out, err
+    code, _, err = cli(capsys, "forget", model, sample, *flags)
+    assert code == 2 and "already forgotten" in one_error_line(err, "forget")
+
+    # Another encoder, or the same at another resolution, is refused naming both.
+    before = snapshot(model)
+    code, _, err = cli(capsys, "learn", model, case["day1"], *case["wrong_encoder"])
+    line = one_error_line(err, "learn")
+    assert code == 2 and "was taught with" in line
+    assert case["wrong_encoder"][1] in line
+    if case["name"] == "images":
+        code, _, err = cli(capsys, "learn", model, case["day1"], "--image-size", "224")
+        line = one_error_line(err, "learn")
+        assert code == 2 and "112" in line and "224" in line
+    assert snapshot(model) == before
+
+    code, out, err = cli(capsys, "info", model, "--format", "json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert [e["action"] for e in info["journal"]] == ["learn", "learn", "forget", "forget"]
+    assert info["journal"][2]["classes"] == [added]
+    assert info["deletion_records"]["bytes_per_sample_features"] == 4 * info["encoder"]["dim"]
+    code, out, _ = cli(capsys, "info", model)
+    assert code == 0 and "journal" in out and "deletion" in out and "on disk" in out
+
+    png = tmp_path / "confusion.png"
+    code, out, err = cli(capsys, "evaluate", model, case["test"], "--confusion", png)
+    assert code == 0, err
+    assert "accuracy" in out and f"{added} (not learned)" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kill_9_during_learn_leaves_the_previous_model(capsys, case, tmp_path):
+    model = tmp_path / "my.model"
+    code, _, err = cli(capsys, "learn", model, case["day1"], *case["first_flags"])  # width 1024
+    assert code == 0, err
+    before = TeachableModel.open(model).class_counts()
+    start = set(os.listdir(model))
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forgetless.cli", "learn", str(model), case["day2"]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    killed = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        if set(os.listdir(model)) - start:  # it started writing the new generation
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.0005)
+    proc.wait(timeout=60)
+    assert killed, f"the learn ended before it wrote anything: {proc.stderr.read()!r}"
+    assert proc.returncode == -signal.SIGKILL
+    after = TeachableModel.open(model)
+    after.learner()  # every file it names is there and intact
+    counts = after.class_counts()
+    assert counts == before or sum(counts.values()) > sum(before.values())
+    # The next learn finishes the job and removes what the killed one left behind.
+    code, out, err = cli(capsys, "learn", model, case["day2"])
+    assert code == 0, err
+    assert case["added"] in TeachableModel.open(model).classes
+    assert not [n for n in os.listdir(model) if ".tmp-" in n]
+
+
+# ------------------------------------------------------------------------------ mistakes
+@pytest.fixture
+def taught(capsys, case, tmp_path):
+    model = tmp_path / "my.model"
+    learn_day1(capsys, case, model)
+    return model
+
+
+def _garbage_image_folder(tmp_path: Path) -> str:
+    folder = tmp_path / "broken"
+    (folder / "cat").mkdir(parents=True)
+    (folder / "cat" / "ok.txt").write_text("not an image")
+    (folder / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    return str(folder)
+
+
+def test_every_mistake_is_one_line_exit_2_and_the_model_unchanged(capsys, case, taught, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    mistakes = [
+        (["learn", taught, tmp_path / "nowhere"], "does not exist"),
+        (["learn", taught, case["day1"], "--width", "512"], "width"),
+        (["forget", taught, "--class", "unicorn"], "is not in"),
+        (["forget", taught], "nothing to forget"),
+        (["predict", taught, tmp_path / "nowhere.csv"], "does not exist"),
+        (["predict", taught, case["test"], "--top-k", "0"], "--top-k"),
+        (["predict", taught, case["test"], "--reject-below", "2"], "--reject-below"),
+        (["evaluate", taught, case["test"], "--confusion", tmp_path / "no" / "c.png"], "PNG"),
+    ]
+    if case["name"] == "images":
+        mistakes += [
+            (["learn", taught, _garbage_image_folder(tmp_path)], "is not a readable image"),
+            (["learn", taught, sorted(Path(case["test"]).glob("*/*.png"))[0]], "--label"),
+            (["learn", taught, empty], "table of texts"),
+        ]
+    else:
+        mistakes += [
+            (["learn", taught, empty], "has no rows"),
+            (["learn", taught, case["day1"], "--text-column", "body"], "has no column 'body'"),
+            (["learn", taught, case["day1"], "--label-column", "topic"], "--label-column"),
+        ]
+    before = snapshot(taught)
+    for argv, words in mistakes:
+        code, out, err = cli(capsys, *argv)
+        assert code == 2, (argv, out, err)
+        assert words in one_error_line(err, argv[0]), argv
+        assert snapshot(taught) == before, argv
+
+
+def test_a_misspelt_encoder_names_the_right_one_and_makes_nothing(capsys, tmp_path):
+    table = _write_csv(tmp_path / "t.csv", [("a cat", "animal"), ("a pear", "food")])
+    model = tmp_path / "new.model"
+    code, _, err = cli(capsys, "learn", model, table, "--encoder", "minlm")
+    assert code == 2 and "did you mean 'minilm'" in one_error_line(err, "learn")
+    assert not model.exists()
+    code, _, err = cli(capsys, "info", model)
+    assert code == 2 and "does not exist" in one_error_line(err, "info")
+
+
+@pytest.mark.parametrize("command", ["learn", "predict", "forget", "info", "evaluate"])
+def test_help_of_every_command_has_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"forgetless {command} " in out

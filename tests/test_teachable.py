@@ -1,0 +1,343 @@
+"""TeachableModel from Python: journal, exact forgetting from deletion records, provenance,
+crash safety of its folder, tampering, calibration. Raw-pixel digits keep these fast and free
+of optional packages; tests/test_cli_teach.py runs real encoders through the command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from forgetless import ModelFileError, TeachableModel
+from forgetless.encoders.raw import RawPixels
+from forgetless.teachable import (
+    InputError,
+    ProvenanceError,
+    expected_calibration_error,
+    fit_temperature,
+)
+
+WIDTH = 96
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """BLAS threads fight for the cores of a shared 2-core machine (an eigendecomposition of
+    the default width took 12 s instead of 0.3 s); the results do not depend on it."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    images = (data.images * 15).astype(np.uint8)
+    labels = np.array([f"digit{y}" for y in data.target])
+    return images, labels
+
+
+def make(path: Path, **kw) -> TeachableModel:
+    return TeachableModel.create(
+        path, "raw", encoder_options={}, width=kw.pop("width", WIDTH), **kw
+    )
+
+
+def pick(digits, classes, start=0, n=30):
+    """``n`` samples of each class, from its ``start``-th on."""
+    images, labels = digits
+    rows = sorted(
+        i for c in classes for i in np.flatnonzero(labels == c)[start : start + n].tolist()
+    )
+    return images[rows], labels[rows]
+
+
+def learner_state(model: TeachableModel):
+    clf = model.learner()
+    return clf.classes_.tolist(), clf.statistics_, clf
+
+
+def assert_same_model(a: TeachableModel, b: TeachableModel, X) -> None:
+    """Two models whose learners hold the same sums (to rounding) and predict alike."""
+    classes_a, stats_a, clf_a = learner_state(a)
+    classes_b, stats_b, clf_b = learner_state(b)
+    assert classes_a == classes_b
+    assert stats_a.counts.tolist() == stats_b.counts.tolist()
+    scale = np.abs(stats_b.gram).max()
+    assert np.allclose(stats_a.gram, stats_b.gram, rtol=1e-9, atol=1e-9 * scale)
+    assert np.allclose(stats_a.class_sums, stats_b.class_sums, rtol=1e-9, atol=1e-9 * scale)
+    assert a.alpha == pytest.approx(b.alpha, rel=1e-12)
+    assert np.allclose(clf_a.coef_, clf_b.coef_, rtol=1e-6, atol=1e-8)
+    assert [r["label"] for r in a.predict(X)] == [r["label"] for r in b.predict(X)]
+
+
+def test_learn_save_reopen_and_journal(tmp_path, digits):
+    X1, y1 = pick(digits, {"digit0", "digit1"})
+    X2, y2 = pick(digits, {"digit2"})
+    model = make(tmp_path / "m")
+    assert not (tmp_path / "m").exists()  # nothing is written before the first learn
+    report = model.learn(X1, y1, describe=["day1"])
+    assert report.learned == 60 and report.created
+    model.learn(X2, y2)
+    again = TeachableModel.open(tmp_path / "m")
+    assert again.classes == ["digit0", "digit1", "digit2"]
+    assert again.class_counts() == {"digit0": 30, "digit1": 30, "digit2": 30}
+    assert [e["action"] for e in again.info()["journal"]] == ["learn", "learn"]
+    assert again.info()["journal"][0]["counts"] == {"digit0": 30, "digit1": 30}
+    assert again.info()["journal"][0]["inputs"] == ["day1"]
+    assert again.sample_sha.shape == (90, 32)
+    rows = again.predict(X2[:5])
+    assert [r["label"] for r in rows] == ["digit2"] * 5
+    assert all(0 < r["probability"] <= 1 for r in rows)
+    files = sorted(os.listdir(tmp_path / "m"))
+    assert files == [".lock", "CURRENT", "learner-000002.fl"] + [
+        "record-000001-0.fl",
+        "record-000001-1.fl",
+        "record-000002-2.fl",
+    ]
+
+
+def test_samples_already_learned_are_skipped(tmp_path, digits):
+    X, y = pick(digits, {"digit3", "digit4"})
+    model = make(tmp_path / "m")
+    model.learn(X[:40], y[:40])
+    report = model.learn(X, y)  # 40 of these were learned already
+    assert report.learned == 20 and report.skipped == 40
+    report = model.learn(X, y)
+    assert report.learned == 0 and report.skipped == 60
+    assert model.generation == 2  # nothing new: nothing written
+    assert model.n_samples == 60
+
+
+@pytest.mark.parametrize("width", [WIDTH, 16], ids=["features-record", "statistics-record"])
+def test_forgetting_a_class_equals_a_model_never_taught_it(tmp_path, digits, width):
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})
+    X2, y2 = pick(digits, {"digit2", "digit3"}, start=30, n=40)
+    model = make(tmp_path / "m", width=width)
+    model.learn(X1, y1)
+    model.learn(X2, y2)
+    kinds = {name: rec["kind"] for name, rec in model.info()["deletion_records"]["classes"].items()}
+    # width 16: 16 x 17 / 64 features -> at most 4 rows of features, then statistics
+    assert set(kinds.values()) == ({"features"} if width == WIDTH else {"statistics"})
+    model.forget_classes(["digit2"])
+    keep1, keep2 = y1 != "digit2", y2 != "digit2"
+    fresh = make(tmp_path / "fresh", width=width)
+    fresh.learn(X1[keep1], y1[keep1])
+    fresh.learn(X2[keep2], y2[keep2])
+    images, labels = digits
+    assert_same_model(TeachableModel.open(tmp_path / "m"), fresh, images[:300])
+    predicted = {r["label"] for r in TeachableModel.open(tmp_path / "m").predict(images[:400])}
+    assert "digit2" not in predicted
+    assert not any("-2.fl" in name for name in os.listdir(tmp_path / "m"))  # record deleted
+    with pytest.raises(InputError, match="already forgotten"):
+        model.forget_classes(["digit2"])
+    with pytest.raises(InputError, match="did you mean 'digit3'"):
+        model.forget_classes(["digit33"])
+
+
+def test_forgetting_samples_is_exact_and_audited(tmp_path, digits):
+    X, y = pick(digits, {"digit5", "digit6"}, n=60)
+    model = make(tmp_path / "m", width=16)  # statistics records: samples are encoded again
+    model.learn(X, y)
+    report = model.forget(X[:7])
+    assert report.forgotten == 7
+    fresh = make(tmp_path / "fresh", width=16)
+    fresh.learn(X[7:], y[7:])
+    assert_same_model(TeachableModel.open(tmp_path / "m"), fresh, X)
+    before = (tmp_path / "m" / "CURRENT").read_bytes()
+    with pytest.raises(InputError, match="already forgotten .*journal event #2"):
+        model.forget(X[3:4])
+    other, _ = pick(digits, {"digit7"}, n=1)
+    with pytest.raises(InputError, match="never learned"):
+        model.forget(other)
+    with pytest.raises(InputError, match="never learned as 'digit6'"):
+        model.forget(X[y == "digit5"][-1:], label="digit6")
+    assert (tmp_path / "m" / "CURRENT").read_bytes() == before  # refused: nothing written
+    names, counts = np.unique(y[:7], return_counts=True)
+    expected = dict(zip(names.tolist(), counts.tolist(), strict=True))
+    assert model.info()["journal"][-1]["counts"] == expected
+    gone = model.sample_forgotten >= 0
+    assert gone.sum() == 7 and set(model.sample_forgotten[gone].tolist()) == {2}
+
+
+def test_forgetting_every_sample_of_a_class_removes_it(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit8"}, n=40)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    report = model.forget(X[y == "digit8"])
+    assert report.classes_removed == ["digit8"]
+    assert TeachableModel.open(tmp_path / "m").classes == ["digit1"]
+
+
+def test_without_deletion_records_a_class_needs_its_data(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit8"}, n=40)
+    model = make(tmp_path / "m", deletion_records=False)
+    model.learn(X, y)
+    assert not any(n.startswith("record") for n in os.listdir(tmp_path / "m"))
+    with pytest.raises(InputError, match="no deletion record .*forget it with its data"):
+        model.forget_classes(["digit8"])
+    model.forget(X[y == "digit8"])
+    assert model.classes == ["digit1"]
+
+
+def test_dropping_deletion_records_deletes_them(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit8"}, n=40)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    model.drop_deletion_records()
+    assert not any(n.startswith("record") for n in os.listdir(tmp_path / "m"))
+    again = TeachableModel.open(tmp_path / "m")
+    assert again.info()["deletion_records"]["kept"] is False
+    assert again.info()["journal"][-1]["action"] == "drop-deletion-records"
+
+
+class OtherRaw(RawPixels):
+    """The raw encoder with another preprocessing (a stand-in for other weights or sizes)."""
+
+    def preprocessing(self):
+        return {**super().preprocessing(), "scale": "1/256"}
+
+
+def test_other_encoders_and_features_are_refused_naming_both(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit2"})
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    with pytest.raises(ProvenanceError, match=r"taught with raw.*given is raw.*scale 1/255 vs"):
+        TeachableModel.open(tmp_path / "m", encoder=OtherRaw())
+    other = TeachableModel.create(tmp_path / "other", OtherRaw(), width=WIDTH)
+    foreign = other.encode(X, y)
+    with pytest.raises(ProvenanceError, match=r"encoded by raw.*reads raw.*scale"):
+        model.learn(foreign)
+    with pytest.raises(ProvenanceError, match="no provenance"):
+        model.learn(X.reshape(len(X), -1).astype(np.float32), y)
+    own = model.encode(X[:5])
+    assert [r["label"] for r in model.predict(own)] == list(y[:5])
+    with pytest.raises(ProvenanceError):
+        model.check_encoder_request("minilm", None)
+
+
+def test_a_stale_handle_cannot_overwrite_a_newer_model(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit2"})
+    first = make(tmp_path / "m")
+    first.learn(X[:20], y[:20])
+    second = TeachableModel.open(tmp_path / "m")
+    first.learn(X[20:40], y[20:40])
+    with pytest.raises(InputError, match="changed by another process"):
+        second.learn(X[40:], y[40:])
+    assert TeachableModel.open(tmp_path / "m").n_samples == 40
+
+
+class Crash(BaseException):
+    """A simulated kill at one step of a commit."""
+
+
+@pytest.mark.parametrize("call", ["replace", "fsync", "unlink"])
+def test_a_crash_at_any_step_leaves_the_old_or_the_new_model(tmp_path, digits, call, monkeypatch):
+    X, y = pick(digits, {"digit1", "digit2", "digit3"}, n=20)
+    states = {}
+    for step in range(1, 30):
+        path = tmp_path / f"m{call}{step}"
+        model = make(path)
+        model.learn(X[:30], y[:30])
+        old = model.class_counts()
+        real = getattr(os, call)
+        count = {"n": 0}
+
+        def crashing(*args, real=real, count=count, step=step, **kwargs):
+            count["n"] += 1
+            if count["n"] == step:
+                raise Crash
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(os, call, crashing)
+        crashed = False
+        try:
+            model.learn(X[30:], y[30:])
+        except Crash:
+            crashed = True
+        finally:
+            monkeypatch.setattr(os, call, real)
+        reopened = TeachableModel.open(path)
+        counts = reopened.class_counts()
+        assert counts in (old, {"digit1": 20, "digit2": 20, "digit3": 20})
+        reopened.learner()  # the learner and every record it names are there and intact
+        for label in list(reopened._record_refs):
+            reopened._record(label)
+        states[counts == old] = True
+        if not crashed:
+            break
+        # The next writer cleans up and commits.
+        reopened.learn(X[30:], y[30:])
+        assert TeachableModel.open(path).n_samples == 60
+        leftovers = [n for n in os.listdir(path) if ".tmp-" in n]
+        assert not leftovers
+    assert states.get(True) or call == "unlink"  # some crash left the old model
+
+
+def test_tampering_is_detected(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit2"})
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    record = tmp_path / "m" / "record-000001-0.fl"
+    data = bytearray(record.read_bytes())
+    data[-200] ^= 1
+    record.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="not the file CURRENT names"):
+        TeachableModel.open(tmp_path / "m").forget_classes(["digit1"])
+    (tmp_path / "m" / "learner-000001.fl").unlink()
+    with pytest.raises(ModelFileError, match="missing"):
+        TeachableModel.open(tmp_path / "m").predict(X[:2])
+    current = tmp_path / "m" / "CURRENT"
+    data = bytearray(current.read_bytes())
+    data[100] ^= 1
+    current.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        TeachableModel.open(tmp_path / "m")
+
+
+def test_refused_inputs(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit2"})
+    model = make(tmp_path / "m")
+    with pytest.raises(InputError, match="needs a label"):
+        model.learn(X)
+    with pytest.raises(InputError, match="60 inputs but 2 labels"):
+        model.learn(X, y[:2])
+    with pytest.raises(InputError, match="empty label"):
+        model.learn(X[:2], ["a", " "])
+    assert not (tmp_path / "m").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        make(tmp_path / "file")
+
+
+def test_temperature_recovers_a_known_one_and_calibrates():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4000, 5)) * 3
+    y = np.array([rng.choice(5, p=np.exp(z / 0.5) / np.exp(z / 0.5).sum()) for z in logits])
+    t, _ = fit_temperature(logits, y)
+    assert t == pytest.approx(0.5, rel=0.1)
+    e = np.exp(logits / t)
+    calibrated = expected_calibration_error(e / e.sum(1, keepdims=True), y)
+    e1 = np.exp(logits)
+    assert calibrated < expected_calibration_error(e1 / e1.sum(1, keepdims=True), y)
+
+
+def test_calibration_at_learn_time_lowers_the_calibration_error(tmp_path, digits):
+    images, labels = digits
+    model = make(tmp_path / "m", width=256)
+    model.learn(images[:600], labels[:600])
+    assert model.temperature is not None and model.calibration["held_out"] >= 8
+    scores, _ = model.scores(images[1000:1400])
+    truth = np.searchsorted(model.classes, labels[1000:1400])
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    before = expected_calibration_error(softmax(scores), truth)
+    after = expected_calibration_error(softmax(scores / model.temperature), truth)
+    assert after < before / 2
