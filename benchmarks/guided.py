@@ -36,36 +36,94 @@ from forgetless.linalg import HOST, IllConditionedWarning
 
 RESULTS = Path(__file__).parent / "results"
 DATASETS = {
-    # name: (dataset, encoder, train size, test size)
-    "wordnet-minilm": ("wordnet", "minilm", 6000, 2000),
-    "fashion-mnist-effnet": ("fashion-mnist", "efficientnet-lite0", 3000, 1000),
-    "openclipart-effnet": ("openclipart", "efficientnet-lite0", 3000, 1000),
-    "fashion-mnist-raw": ("fashion-mnist", "raw", 10000, 2000),
+    # name: (dataset, encoder, encoder options, train size, test size, train rows used); the
+    # subsets are those other benchmarks cache (stratified, seed 0), so features are shared
+    "fashion-mnist-effnet": (
+        "fashion-mnist",
+        "efficientnet-lite0",
+        {"image_size": 112},
+        3000,
+        1000,
+        None,
+    ),
+    "openclipart-effnet": (
+        "openclipart",
+        "efficientnet-lite0",
+        {"image_size": 112},
+        3000,
+        1000,
+        None,
+    ),
+    "wordnet-minilm": ("wordnet", "minilm", {}, 12000, 3000, 6000),
+    "latin-glyphs-effnet": (
+        "latin-glyphs",
+        "efficientnet-lite0",
+        {"image_size": 112},
+        3100,
+        1240,
+        None,
+    ),
+    "fashion-mnist-raw": ("fashion-mnist", "raw", {}, 10000, 2000, None),
 }
-M_GRID = (250, 500, 1000, 2000, 4000, 8000)
+M_GRID = (125, 250, 500, 1000, 2000, 4000, 8000)
 GUIDED_GRID = (125, 250, 500, 1000, 2000)
+SELECT_GRID = (125, 500, 2000)  # the pure SCN selection of earlier versions, for comparison
 PROTOCOLS = ("5-equal", "half-first")
+RANDOM = ("gaussian", "orthogonal", "hadamard")
+# guided variants: name -> projection_params (the default first)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "guided": {},
+    "guided-select": {"base": 0.0, "input_norm": "none", "weights": "isotropic"},
+}
+OWN_CACHE = "/tmp/fl-cache-guided"
 
 
 def features(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Cached encoder features of a stratified subset: (X_train, y_train, X_test, y_test)."""
-    from forgetless.cache import FeatureCache
+    """Cached encoder features of a stratified subset: (X_train, y_train, X_test, y_test).
+
+    Read from the shared cache when it holds the entry complete; anything new is encoded into
+    ``$FORGETLESS_GUIDED_CACHE`` (default /tmp/fl-cache-guided), never into a shared entry."""
+    import dataclasses
+    import os
+
+    from forgetless.cache import FeatureCache, dataset_features
     from forgetless.data import load_dataset, stratified_sample
     from forgetless.encoders import load_encoder
 
-    dataset, encoder_name, n_train, n_test = DATASETS[name]
+    dataset, encoder_name, options, n_train, n_test, used = DATASETS[name]
     ds = load_dataset(dataset)
-    encoder = load_encoder(encoder_name)
-    cache = FeatureCache()
-    out = []
-    for split, size in ((ds.train, n_train), (ds.test, n_test)):
-        labels = np.asarray(split.labels)
-        rows = np.sort(stratified_sample(labels, min(size, labels.size), seed=0))
-        inputs = split.inputs
-        subset = inputs[rows] if isinstance(inputs, np.ndarray) else [inputs[i] for i in rows]
-        X = cache.features(encoder, subset, tag=f"{dataset}/{len(rows)}", progress=False)
-        out += [np.asarray(X, dtype=np.float64), labels[rows]]
-    return out[0], out[1], out[2], out[3]
+    for split, size in (("train", n_train), ("test", n_test)):
+        whole = getattr(ds, split)
+        rows = stratified_sample(whole.labels, min(size, len(whole.labels)), seed=0)
+        ds = dataclasses.replace(ds, **{split: whole.subset(rows)})
+    encoder = load_encoder(encoder_name, **options)
+    shared = FeatureCache()
+
+    def complete(split: Any) -> bool:
+        path = shared.root / shared.key(encoder, split.inputs)[:32] / "manifest.json"
+        try:
+            return bool(json.loads(path.read_text()).get("complete"))
+        except (OSError, ValueError):
+            return False
+
+    own = FeatureCache(os.environ.get("FORGETLESS_GUIDED_CACHE", OWN_CACHE))
+    cache = shared if complete(ds.train) and complete(ds.test) else own
+    if cache is own and encoder_name != "raw" and not os.environ.get("FORGETLESS_GUIDED_ENCODE"):
+        own_ok = all(
+            (own.root / own.key(encoder, sp.inputs)[:32] / "manifest.json").exists()
+            for sp in (ds.train, ds.test)
+        )
+        if not own_ok:
+            raise LookupError(
+                f"{name}: features not cached yet (set FORGETLESS_GUIDED_ENCODE=1 to encode)"
+            )
+    Xtr, Xte = dataset_features(encoder, ds, cache, progress=False)
+    ytr, yte = np.asarray(ds.train.labels), np.asarray(ds.test.labels)
+    Xtr, Xte = np.asarray(Xtr, dtype=np.float64), np.asarray(Xte, dtype=np.float64)
+    if used is not None and used < ytr.size:  # a stratified part of the cached rows
+        keep = np.sort(stratified_sample(ytr, used, seed=0))
+        Xtr, ytr = Xtr[keep], ytr[keep]
+    return Xtr, ytr, Xte, yte
 
 
 def tasks_of(y: np.ndarray, protocol: str, seed: int) -> list[np.ndarray]:
@@ -91,8 +149,14 @@ def run(
     masks = tasks_of(ytr, protocol, seed)
     first = np.unique(ytr[masks[0]])
     kw: dict[str, Any] = {"alpha": 1.0} if head == "owm" else {}
+    if projection in VARIANTS:
+        kw["projection_params"] = VARIANTS[projection] or None
     clf = ContinualClassifier(
-        projection=projection, n_components=m, head=head, random_state=seed, **kw
+        projection="guided" if projection in VARIANTS else projection,
+        n_components=m,
+        head=head,
+        random_state=seed,
+        **kw,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IllConditionedWarning)
@@ -102,7 +166,7 @@ def run(
         coef = clf.coef_  # solves the head (GCV for ridge)
         total = time.perf_counter() - tic
     layer = clf.projection_
-    if projection == "guided":
+    if projection in VARIANTS:
         build = float(layer.fit_seconds)
     else:  # the learner builds it inside the first partial_fit: time the same construction
         tic = time.perf_counter()
@@ -129,10 +193,19 @@ def run(
         "per_class_correct": per_class,
     }
     if head == "ridge":
-        factored = HOST.shifted_cholesky(clf.statistics_.gram, clf.alpha_)
-        out["condition"] = math.inf if factored is None else HOST.condition(*factored)
-    if projection == "guided":
-        out["guided_stop_reason"] = layer.report["stop_reason"]
+        # the matrix the head factorises: G centred (fit_intercept) + lambda I; and raw G + lambda I
+        stats = clf.statistics_
+        mean = stats.feature_sum / stats.n_samples
+        for key, gram in (
+            ("condition", stats.gram - stats.n_samples * np.outer(mean, mean)),
+            ("condition_raw", stats.gram),
+        ):
+            factored = HOST.shifted_cholesky(gram, clf.alpha_)
+            out[key] = math.inf if factored is None else HOST.condition(*factored)
+    if projection in VARIANTS:
+        out["guided_stop_reason"] = layer.report.get("stop_reason")
+        out["guided_selected_units"] = layer.report.get("n_selected_units")
+        out["guided_weights"] = layer.report.get("weights_chosen")
         out["guided_samples"] = layer.report["n_guiding_samples"]
     return out
 
@@ -226,16 +299,18 @@ def markdown(result: dict[str, Any]) -> str:
     for name, entry in result["datasets"].items():
         for protocol, block in entry.get("protocols", {}).items():
             rows = mean_runs(block.get("runs", []))
+            if not rows:
+                continue
             ms = sorted({r["M_requested"] for r in rows if r["head"] == "ridge"})
             lines += [
                 f"**{name}, {protocol}** (n_train={entry['n_train']}, task 1 = "
-                f"{block['n_task1']} samples, {entry['n_classes']} classes): final accuracy, "
+                f"{block.get('n_task1')} samples, {entry['n_classes']} classes): final accuracy, "
                 "mean over seeds (guided: requested M; its actual width is capped by task 1)",
                 "",
                 "| layer | " + " | ".join(str(m) for m in ms) + " |",
                 "|---" * (len(ms) + 1) + "|",
             ]
-            for kind in ("guided", "gaussian", "orthogonal", "hadamard"):
+            for kind in (*VARIANTS, *RANDOM):
                 acc = {
                     r["M_requested"]: r["accuracy"]
                     for r in rows
@@ -248,24 +323,149 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge(result: dict[str, Any], others: list[dict[str, Any]]) -> None:
+    """Add the runs of ``others`` to ``result`` (one run per layer, head, M and seed), reuse
+    random-layer ridge runs across protocols (they end at the same joint model) and recompute
+    the summaries."""
+    for other in others:
+        for key in ("library_version", "numpy", "machine", "protocols", "method"):
+            result.setdefault(key, other.get(key))
+        for name, entry in other.get("datasets", {}).items():
+            mine = result["datasets"].setdefault(name, {})
+            for key, value in entry.items():
+                if key != "protocols":
+                    mine[key] = value
+            for protocol, block in entry.get("protocols", {}).items():
+                target = mine.setdefault("protocols", {}).setdefault(protocol, {})
+                target.setdefault("n_task1", block.get("n_task1"))
+                runs = target.setdefault("runs", [])
+                have = {(r["projection"], r["head"], r["M_requested"], r["seed"]) for r in runs}
+                for r in block.get("runs", []):
+                    if (r["projection"], r["head"], r["M_requested"], r["seed"]) not in have:
+                        runs.append(r)
+    for name, entry in result["datasets"].items():
+        y = None
+        for protocol in PROTOCOLS:
+            block = entry.setdefault("protocols", {}).setdefault(protocol, {"runs": []})
+            runs = block.setdefault("runs", [])
+            have = {(r["projection"], r["head"], r["M_requested"], r["seed"]) for r in runs}
+            for other, b in entry["protocols"].items():
+                for r in list(b.get("runs", [])) if other != protocol else []:
+                    key = (r["projection"], r["head"], r["M_requested"], r["seed"])
+                    if r["projection"] not in RANDOM or r["head"] != "ridge" or key in have:
+                        continue
+                    if y is None:
+                        y = features(name)[1]
+                    reused = dict(r, reused_from_other_protocol=True)
+                    reused.update(_split_accuracy((None, y), reused, protocol, r["seed"]))
+                    runs.append(reused)
+                    have.add(key)
+            if runs:
+                block.setdefault("n_task1", int(tasks_of(features(name)[1], protocol, 0)[0].sum()))
+                block["summary"] = summarize(runs)
+
+
+def readme_table(result: dict[str, Any], protocol: str = "5-equal") -> str:
+    """One Markdown table: final accuracy (%) against M per dataset and layer, mean over seeds;
+    a cell from fewer than 3 seeds shows how many in brackets."""
+    ms = sorted({*M_GRID, *GUIDED_GRID})
+    lines = [
+        "| features | layer | " + " | ".join(str(m) for m in ms) + " |",
+        "|---|---|" + "---|" * len(ms),
+    ]
+    for name, entry in result["datasets"].items():
+        runs = entry.get("protocols", {}).get(protocol, {}).get("runs", [])
+        first = True
+        for kind in (*VARIANTS, *RANDOM):
+            cells = []
+            for m in ms:
+                acc = [
+                    r["accuracy"]
+                    for r in runs
+                    if r["projection"] == kind and r["head"] == "ridge" and r["M_requested"] == m
+                ]
+                note = "" if len(acc) >= 3 or not acc else f" ({len(acc)})"
+                cells.append(f"{100 * np.mean(acc):.1f}{note}" if acc else "")
+            if any(cells):
+                lines.append(f"| {name if first else ''} | {kind} | " + " | ".join(cells) + " |")
+                first = False
+    return "\n".join(lines)
+
+
+def split_table(result: dict[str, Any], protocol: str = "5-equal", ms=(500, 2000)) -> str:
+    """Guided against gaussian at equal M: first-task / later-task accuracy (%), cond of the
+    matrix the head factorises, build and fit seconds (means over the seeds both have)."""
+    lines = [
+        "| features | M | layer | seeds | first-task | later | final | cond(G+λI) | build s "
+        "| fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in result["datasets"].items():
+        runs = entry.get("protocols", {}).get(protocol, {}).get("runs", [])
+        for m in ms:
+            by = {
+                k: {r["seed"]: r for r in runs if r["projection"] == k and r["M_requested"] == m}
+                for k in ("guided", "gaussian")
+            }
+            seeds = sorted(set(by["guided"]) & set(by["gaussian"]))
+            for k in ("guided", "gaussian"):
+                rs = [by[k][s] for s in seeds]
+                if not rs:
+                    continue
+
+                def mean(key: str, rs: list = rs) -> float:
+                    return float(np.mean([r[key] for r in rs]))
+
+                geo = float(np.exp(np.mean(np.log([r["condition"] for r in rs]))))
+                lines.append(
+                    f"| {name} | {m} | {k} | {len(rs)} | "
+                    f"{100 * mean('accuracy_task1_classes'):.1f} | "
+                    f"{100 * mean('accuracy_later_classes'):.1f} | {100 * mean('accuracy'):.1f} | "
+                    f"{geo:.1e} | {mean('build_seconds'):.1f} | {mean('fit_seconds'):.1f} |"
+                )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS)[:3], choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--encode-only", action="store_true")
     parser.add_argument(
         "--max-m-others",
         type=int,
-        default=8000,
+        default=2000,
         help="largest M for orthogonal and hadamard (gaussian always to 8000)",
     )
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        default=[*VARIANTS, *RANDOM, "owm"],
+        choices=[*VARIANTS, *RANDOM, "owm"],
+    )
+    parser.add_argument("--max-m", type=int, default=8000, help="largest M for random layers")
+    parser.add_argument("--min-m", type=int, default=0, help="smallest M for random layers")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default=str(RESULTS / "guided.json"))
     parser.add_argument("--tables", action="store_true", help="print the tables of --out and stop")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        help="add the runs of these result files to --out (random-layer "
+        "runs of one protocol are reused for the other) and stop",
+    )
     args = parser.parse_args()
     path = Path(args.out)
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"datasets": {}}
     if args.tables:
+        print(markdown(result))
+        for protocol in PROTOCOLS:
+            print(f"\n{protocol}\n\n{readme_table(result, protocol)}\n")
+            print(split_table(result, protocol))
+        return
+    if args.merge:
+        merge(result, [json.loads(Path(p).read_text()) for p in args.merge])
+        path.write_text(json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n")
         print(markdown(result))
         return
     result.update(
@@ -279,7 +479,11 @@ def main() -> None:
         method="alpha by GCV; guided selected on task 1 and frozen; seed = class order + layer",
     )
     for name in args.datasets:
-        data = features(name)
+        try:
+            data = features(name)
+        except LookupError as exc:
+            print(exc, flush=True)
+            continue
         print(name, "features", data[0].shape, data[2].shape, flush=True)
         if args.encode_only:
             continue
@@ -296,14 +500,21 @@ def main() -> None:
             for seed in args.seeds:
                 n_first = int(tasks_of(data[1], protocol, seed)[0].sum())
                 block.setdefault("n_task1", n_first)
-                # the guided width is capped by task 1's sample count: that cap is the last point
-                # (asked for more, it stops at the cap: one run asks for the largest width)
-                plan = [("guided", m) for m in GUIDED_GRID if m < n_first]
-                plan += [("guided", max(GUIDED_GRID))] if n_first < max(GUIDED_GRID) else []
-                for kind in ("gaussian", "orthogonal", "hadamard"):
+                plan = [
+                    (v, m)
+                    for v in VARIANTS
+                    if v in args.layers
+                    for m in (GUIDED_GRID if v == "guided" else SELECT_GRID)
+                ]
+                for kind in RANDOM:
                     limit = 8000 if kind == "gaussian" else args.max_m_others
-                    plan += [(kind, m) for m in M_GRID if m <= limit]
-                plan += [("owm", 1000)]
+                    limit = min(limit, args.max_m)
+                    plan += [
+                        (kind, m)
+                        for m in M_GRID
+                        if args.min_m <= m <= limit and kind in args.layers
+                    ]
+                plan += [("owm", 1000)] if "owm" in args.layers else []
                 done = {(r["projection"], r["head"], r["M_requested"], r["seed"]) for r in runs}
                 # A random layer with the ridge head ends at the joint model whatever the task
                 # split (exactness), so its run under another protocol is reused, not redone.
@@ -312,7 +523,7 @@ def main() -> None:
                     for other, b in entry["protocols"].items()
                     if other != protocol
                     for r in b.get("runs", [])
-                    if r["projection"] != "guided"
+                    if r["projection"] in RANDOM
                     and r["head"] == "ridge"
                     and "per_class_correct" in r
                 }

@@ -145,11 +145,12 @@ def test_3_guided_layers_selected_on_different_batches_do_not_merge(data):
 
 
 def test_3_merge_of_different_widths_is_refused_before_any_change(data):
-    """A guided layer is capped by its first batch's rows, so equal settings can give
-    different widths (here 8 vs 20 units). The refusal must come before the receiving
-    learner's class columns are touched: it must still predict and learn exactly."""
+    """A purely selected guided layer (``base=0``) is capped by its first batch's rows, so
+    equal settings can give different widths (here 8 vs 20 units). The refusal must come
+    before the receiving learner's class columns are touched: it must still predict and learn
+    exactly."""
     X, y = data
-    params = dict(projection="guided", n_components=20, alpha=1.0)
+    params = dict(projection="guided", n_components=20, alpha=1.0, projection_params={"base": 0.0})
     first = np.flatnonzero(y[:12] < 2)  # 8 rows of classes 0 and 1 only
     a = ContinualClassifier(**params).fit(X[first], y[first])
     b = ContinualClassifier(**params).fit(X[12:], y[12:])  # classes 0, 1, 2

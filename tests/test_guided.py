@@ -19,21 +19,30 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return X / 16.0, y
 
 
-def test_save_and_load_without_pickle(digits, tmp_path):
+@pytest.mark.parametrize(
+    "settings, transform",
+    [({"block_size": 16}, None), ({"block_size": 16, "base": 0.5}, (32, 32))],
+    ids=["default", "hybrid"],
+)
+def test_save_and_load_without_pickle(digits, tmp_path, settings, transform):
     X, y = digits
     clf = ContinualClassifier(
-        projection="guided", n_components=64, projection_params={"block_size": 16}, alpha=1.0
+        projection="guided", n_components=64, projection_params=settings, alpha=1.0
     ).fit(X[:900], y[:900])
     assert clf.projection_.n_components == 64 and clf.coef_.shape == (64, 10)
     path = tmp_path / "guided.fl"
     clf.save(path)
     with np.load(path, allow_pickle=False) as archive:
         assert archive["layer.weights"].shape == (64, 64)
-        assert archive["layer.transform"].shape == (64, 64)
+        if transform is None:
+            assert "layer.transform" not in archive.files
+        else:
+            assert archive["layer.transform"].shape == transform
     loaded = ContinualClassifier.load(path)
     np.testing.assert_array_equal(loaded.projection_.weights, clf.projection_.weights)
     np.testing.assert_array_equal(loaded.decision_function(X[900:]), clf.decision_function(X[900:]))
     assert loaded.projection_.config() == clf.projection_.config()
+    assert loaded.projection_.same_as(clf.projection_)
     twin = ContinualClassifier(**clf.get_params()).fit(X[:900], y[:900])
     twin.save(tmp_path / "twin.fl")
     assert (tmp_path / "twin.fl").read_bytes() == path.read_bytes()  # same model, same bytes
@@ -47,13 +56,22 @@ def test_bad_settings_are_refused(digits):
         ContinualClassifier(projection="guided", projection_params={"radius": 3}).fit(X, y)
 
 
-def test_later_partial_fit_is_exact_with_the_frozen_layer(digits):
+@pytest.mark.parametrize(
+    "settings", [None, {"base": 0.5}, {"base": 0.0}], ids=["default", "hybrid", "selection"]
+)
+def test_later_partial_fit_is_exact_with_the_frozen_layer(digits, settings):
     """Task 1 selects the layer; tasks 2..5 stream in. The result equals one fit on the union
     of all five tasks with that same layer (built by fitting task 1, forgetting it, and
     learning the union in a single call)."""
     X, y = digits
     tasks = [np.isin(y, [2 * t, 2 * t + 1]) for t in range(5)]
-    params = dict(projection="guided", n_components=120, alpha=0.5, random_state=4)
+    params = dict(
+        projection="guided",
+        n_components=120,
+        alpha=0.5,
+        random_state=4,
+        projection_params=settings,
+    )
     if "fit_intercept" in ContinualClassifier().get_params():
         params["fit_intercept"] = False  # so the direct solve below needs no centring
     stream = ContinualClassifier(**params)

@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from forgetless.layers import GuidedProjection, build_bytes, layer_from_config, supervisory_scores
 
 REFERENCE = Path(__file__).with_name("reference_layers.npz")
+SELECT = {"base": 0.0, "input_norm": "none", "weights": "isotropic"}  # pure SCN selection
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,9 @@ def test_every_chosen_unit_satisfied_the_criterion(digits):
     """Replay the selection with plain least squares: each unit had xi_q > 0 for every class
     against the residual of the units chosen before it, at the r the selection recorded."""
     X, y = digits[0][:400], digits[1][:400]
-    layer = GuidedProjection.fit(X, y, n_components=60, seed=3, block_size=10, max_samples=400)
+    layer = GuidedProjection.fit(
+        X, y, n_components=60, seed=3, block_size=10, max_samples=400, **SELECT
+    )
     assert layer.n_components == 60 and len(layer.report["unit_r"]) == 60
     G = _raw(layer, X)
     Y = np.eye(10)[y]
@@ -50,7 +53,9 @@ def test_a_strict_criterion_refuses_candidates(digits):
     xi = supervisory_scores(Y, np.ones((300, 1)), 0.3, 9)
     assert (xi < 0).all()  # a constant unit serves no class well enough
     assert (supervisory_scores(Y, np.ones((300, 1)), 0.3, 0) > 0).all()
-    layer = GuidedProjection.fit(X, y, n_components=20, seed=0, r_values=[0.3], patience=2)
+    layer = GuidedProjection.fit(
+        X, y, n_components=20, seed=0, r_values=[0.3], patience=2, **SELECT
+    )
     assert layer.n_components == 1
     assert layer.report["stop_reason"] == "no admissible candidate"
 
@@ -71,12 +76,14 @@ def test_scores_match_their_formula():
 
 def test_orthogonalised_layer_is_perfectly_conditioned_on_its_guiding_data(digits):
     X, y = digits
-    layer = GuidedProjection.fit(X, y, n_components=150, seed=0, max_samples=800)
+    layer = GuidedProjection.fit(X, y, n_components=150, seed=0, max_samples=800, **SELECT)
     n = layer.report["n_guiding_samples"]
     rows = np.sort(np.random.default_rng(0).choice(len(X), size=800, replace=False))
     H = layer.transform(X[rows])
     np.testing.assert_allclose(H.T @ H, n * np.eye(150), atol=1e-6 * n)
-    raw = GuidedProjection.fit(X, y, n_components=150, seed=0, max_samples=800, orthogonalize=0)
+    raw = GuidedProjection.fit(
+        X, y, n_components=150, seed=0, max_samples=800, orthogonalize=0, **SELECT
+    )
     np.testing.assert_array_equal(raw.weights, layer.weights)  # same selection either way
     assert "transform" not in raw.arrays()
     cond_raw = np.linalg.cond(raw.transform(X[rows]))
@@ -86,18 +93,24 @@ def test_orthogonalised_layer_is_perfectly_conditioned_on_its_guiding_data(digit
 
 def test_residual_falls_and_stops(digits):
     X, y = digits
-    layer = GuidedProjection.fit(X, y, n_components=80, seed=0, block_size=20, max_samples=600)
+    layer = GuidedProjection.fit(
+        X, y, n_components=80, seed=0, block_size=20, max_samples=600, **SELECT
+    )
     res = layer.report["history"]["residual"]
     assert len(res) == 4 and all(b < a for a, b in zip(res, res[1:], strict=False))
     assert res[0] < 600 and layer.report["stop_reason"] == "budget"
-    tight = GuidedProjection.fit(X, y, n_components=500, seed=0, max_samples=200, tol=0.05)
+    tight = GuidedProjection.fit(
+        X, y, n_components=500, seed=0, max_samples=200, tol=0.05, **SELECT
+    )
     assert tight.report["stop_reason"] == "residual stopped falling"
     assert tight.n_components < 200
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((60, 5))
-    few = GuidedProjection.fit(Z, (Z[:, 0] > 0).astype(int), n_components=100, seed=0, tol=0)
+    few = GuidedProjection.fit(
+        Z, (Z[:, 0] > 0).astype(int), n_components=100, seed=0, tol=0, **SELECT
+    )
     assert few.n_components == 60 and few.report["stop_reason"] == "sample count"
-    capped = GuidedProjection.fit(X, y, n_components=300, seed=0, max_condition=1e4)
+    capped = GuidedProjection.fit(X, y, n_components=300, seed=0, max_condition=1e4, **SELECT)
     assert capped.report["stop_reason"] == "condition bound"
     assert max(capped.report["history"]["condition"]) <= 1e4
 
@@ -122,7 +135,7 @@ def test_layer_equals_that_of_the_previous_module(digits):
     ref = np.load(REFERENCE)
     X, y = digits
     layer = GuidedProjection.fit(
-        X[:300], y[:300], n_components=20, seed=5, block_size=5, n_candidates=50
+        X[:300], y[:300], n_components=20, seed=5, block_size=5, n_candidates=50, **SELECT
     )
     for name, value in layer.arrays().items():
         np.testing.assert_allclose(value, ref[f"guided.{name}"], rtol=1e-9, atol=1e-12)
@@ -145,11 +158,12 @@ def test_same_settings_on_other_data_is_another_layer(digits):
 
 
 def test_build_bytes_counts_the_saved_units(digits):
+    """The saved arrays plus the d ones the l2 input norm applies with (an upper estimate)."""
     X, y = digits
-    layer = GuidedProjection.fit(X[:400], y[:400], n_components=30, seed=0, block_size=10)
-    assert build_bytes(layer.config()) == sum(a.nbytes for a in layer.arrays().values())
-    raw = GuidedProjection.fit(X[:400], y[:400], n_components=30, seed=0, orthogonalize=False)
-    assert build_bytes(raw.config()) == sum(a.nbytes for a in raw.arrays().values())
+    for params in ({}, {"base": 0.5}, SELECT, {**SELECT, "orthogonalize": False}):
+        layer = GuidedProjection.fit(X[:400], y[:400], n_components=30, seed=0, **params)
+        saved = sum(a.nbytes for a in layer.arrays().values())
+        assert build_bytes(layer.config()) == saved + 8 * 64, params
     huge = layer.config() | {"n_features": 10**6, "n_components": 10**6}
     assert build_bytes(huge) > 8 * 10**12
     with pytest.raises(ValueError, match="n_components"):
@@ -173,3 +187,92 @@ def test_bad_settings_are_refused(digits):
         GuidedProjection.from_config(layer.config(), {**layer.arrays(), "extra": np.ones(2)})
     with pytest.raises(ValueError, match="one non-negative class index"):
         GuidedProjection.fit(X, y[:-1], n_components=5)
+
+
+# ---------------------------------------------------------------------- the data-shaped layer
+def test_default_layer_is_wider_than_its_first_batch(digits):
+    """The default draws its units from a distribution shaped by the guiding rows instead of
+    selecting them, so its width is not capped by their count."""
+    X, y = digits
+    layer = GuidedProjection.fit(X[:60], y[:60], n_components=200, seed=0)
+    assert layer.n_components == 200 and layer.n_selected == 0
+    assert layer.report["stop_reason"] == "base only" and layer.report["n_base_units"] == 200
+    H = layer.transform(X)
+    assert np.isfinite(H).all() and np.linalg.matrix_rank(H) > 60
+
+
+def test_l2_input_norm_makes_the_layer_blind_to_row_scale(digits):
+    X, y = digits
+    layer = GuidedProjection.fit(X[:300], y[:300], n_components=40, seed=1)
+    H = layer.transform(X[300:340])
+    np.testing.assert_allclose(layer.transform(7.5 * X[300:340]), H, rtol=1e-10, atol=1e-12)
+    plain = GuidedProjection.fit(X[:300], y[:300], n_components=40, seed=1, input_norm="none")
+    assert not np.allclose(plain.transform(7.5 * X[300:340]), plain.transform(X[300:340]))
+    zero = layer.transform(np.zeros((1, 64)))  # a zero row: act(b), no NaN
+    np.testing.assert_allclose(zero[0], np.maximum(layer.offset, 0.0))
+
+
+def test_covariance_weights_give_every_unit_a_unit_response(digits):
+    """weights="covariance": w = S^(1/2) u scaled so (x - mean) . w has RMS 1 under the
+    (shrunk) covariance; with shrinkage 0 that is exactly the RMS on the guiding rows."""
+    X, y = digits
+    rows = X[:500] / np.linalg.norm(X[:500], axis=1, keepdims=True)
+    layer = GuidedProjection.fit(X[:500], y[:500], n_components=50, seed=2, shrinkage=0.0)
+    Z = (rows - rows.mean(0)) @ layer.weights
+    np.testing.assert_allclose(np.sqrt((Z**2).mean(0)), 1.0, rtol=1e-6)
+    iso = GuidedProjection.fit(X[:500], y[:500], n_components=50, seed=2, weights="isotropic")
+    Zi = (rows - rows.mean(0)) @ iso.weights
+    assert np.std(np.sqrt((Zi**2).mean(0))) > 0.05  # isotropic: unit RMS only on average
+    # covariance-shaped directions lean toward the inputs' main axes
+    top = np.linalg.eigh(np.cov(rows.T))[1][:, -5:]
+    share = lambda W: float(np.mean(np.linalg.norm(top.T @ W, axis=0) / np.linalg.norm(W, axis=0)))  # noqa: E731
+    assert share(layer.weights) > share(iso.weights)
+
+
+def test_hybrid_orthogonalises_only_its_selected_units(digits):
+    """base=0.5: half the units selected by SCN's criterion (orthogonal on the guiding rows),
+    half drawn; saved and loaded bit for bit; a different seed is a different layer."""
+    X, y = digits
+    layer = GuidedProjection.fit(X[:400], y[:400], n_components=60, seed=0, base=0.5)
+    k = layer.n_selected
+    assert k == 30 and layer.report["n_base_units"] == 30
+    assert layer.arrays()["transform"].shape == (30, 30)
+    H = layer.transform(X[:400])
+    np.testing.assert_allclose(H[:, :k].T @ H[:, :k], 400 * np.eye(k), atol=1e-6 * 400)
+    again = layer_from_config(layer.config(), {n: a.copy() for n, a in layer.arrays().items()})
+    assert again.same_as(layer) and again.n_selected == k
+    assert (again.transform(X) == layer.transform(X)).all()
+    twin = GuidedProjection.fit(X[:400], y[:400], n_components=60, seed=0, base=0.5)
+    assert twin.same_as(layer)
+    assert not GuidedProjection.fit(X[:400], y[:400], 60, seed=1, base=0.5).same_as(layer)
+    # the width cap applies to the selected part only
+    small = GuidedProjection.fit(X[:40], y[:40], n_components=100, seed=0, base=0.2)
+    assert small.n_components == 20 + small.n_selected and 0 < small.n_selected <= 40
+
+
+def test_a_layer_saved_before_these_settings_loads_as_a_pure_selection(digits):
+    """Files written before input_norm / weights / base existed hold settings without them:
+    they load with the legacy values, so they compute what they computed then."""
+    X, y = digits
+    layer = GuidedProjection.fit(X[:300], y[:300], n_components=20, seed=5, **SELECT)
+    config = layer.config()
+    config["settings"] = {
+        k: v for k, v in config["settings"].items() if k not in (*SELECT, "shrinkage")
+    }
+    old = layer_from_config(config, layer.arrays())
+    assert old.settings["input_norm"] == "none" and old.settings["base"] == 0.0
+    assert (old.transform(X) == layer.transform(X)).all()
+
+
+def test_new_settings_are_checked(digits):
+    X, y = digits[0][:100], digits[1][:100]
+    for bad in (
+        {"input_norm": "l1"},
+        {"weights": "uniform"},
+        {"base": 1.5},
+        {"base": True},
+        {"shrinkage": -0.1},
+        {"base_bias": -1.0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GuidedProjection.fit(X, y, n_components=5, **bad)

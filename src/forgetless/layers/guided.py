@@ -1,50 +1,50 @@
-"""Guided random projection: random units *selected* by a supervisory criterion (SCN style).
+"""Guided random projection: random units shaped, and optionally selected, by the first batch.
 
 A plain random layer needs a large width M to be expressive, and a large M makes ``G = H^T H``
-ill-conditioned and the solve slow (M^3). A stochastic configuration network instead draws many
-random candidate units and keeps those that reduce the residual of the least-squares head, so a
-compact layer does the work of a wide one (SCL-MGSM applies this to continual learning).
+ill-conditioned and the solve slow (M^3). This layer uses the first batch the learner sees (at
+most ``max_samples`` rows, drawn at random) to decide how its units are drawn, then freezes them,
+so every later statistic stays exact (``partial_fit`` after it equals one fit on everything with
+the same layer). ``docs/guided.md`` derives each step; ``benchmarks/guided.py`` measures them.
 
-Selection, block by block (``docs/guided.md`` derives why it works):
+The layer is ``h = act((x / |x|) W + b) [T on the selected units]``:
 
-1. Draw ``n_candidates`` units ``g = act(x w + b)``. Inputs are standardised by the guiding
-   data's mean and RMS spread (folded into w and b), ``w = lam u`` with ``u ~ N(0, I / d)`` and
-   ``b = lam beta v`` with ``v ~ U[-1, 1]``; the ranges are searched as SCN does: candidates
-   are spread over every (``lam`` in ``scales``, ``beta`` in ``bias_ranges``) pair and the
-   criterion picks among all of them.
-2. Score them against the current residual ``E = Y - H_L W_L`` (one column e_q per class):
-   ``xi_q = (e_q^T g)^2 / (g^T g) - (1 - r - mu_L) e_q^T e_q``, ``mu_L = (1 - r) / (L + 1)``.
-   A candidate is admissible when ``xi_q > 0`` for every q; ``r`` is the first value of
-   ``r_values`` (strictest first) at which some candidate is admissible. Among admissible ones
-   the largest ``sum_q xi_q`` is taken.
-3. The unit's outputs are Gram-Schmidt-orthogonalised against those already chosen (twice per
-   block, then modified Gram-Schmidt inside it), which is the QR append that updates the
-   residual: ``E <- E - q (q^T E)``, no re-solve. Candidates nearly in the span already chosen
-   (``||g_perp|| < min_independence ||g||``) are refused, which bounds the conditioning.
-4. Stop at the budget ``n_components``, when a block lowers ``||E||^2`` by less than
-   ``tol * ||Y||^2``, when ``patience`` fresh draws give no admissible unit, or when the
-   estimated condition number of the raw units' Gram matrix passes ``max_condition`` (that
-   block is then dropped).
+1. ``input_norm="l2"`` (default): rows are scaled to unit norm first (``"none"``: as given).
+2. The weight distribution (``weights``): ``"isotropic"`` draws ``w = u / spread`` with
+   ``u ~ N(0, I / d)`` on inputs centred by the guiding mean; ``"covariance"`` draws
+   ``w = S^(1/2) u`` with S the guiding rows' covariance shrunk toward its mean eigenvalue by
+   ``shrinkage``, each unit scaled so its pre-activation has RMS 1 on those rows; ``"auto"``
+   (default) holds out a quarter of the guiding rows and keeps the shape whose trial layer of
+   ``min(M, 500)`` units classifies them better (:func:`choose_weights`). Offsets centre the
+   pre-activation at ``base_bias * v``, ``v ~ U[-1, 1]``.
+3. ``base`` (default 1.0) is the fraction of the M units drawn from that distribution as they
+   are; the remaining ``(1 - base) M`` are *selected* SCN-style (Wang & Li 2017, as SCL-MGSM
+   uses it) from candidates of the same distribution, block by block:
 
-With ``orthogonalize=True`` (default) the layer outputs ``act(x W + b) T`` with ``T = sqrt(n)
-R^-1`` from the selection's QR: on the guiding data its Gram matrix is exactly ``n I``. With
-``orthogonalize=False`` the raw units are output (selection is the same).
+   a. Draw ``n_candidates`` units, spread over every (``lam`` in ``scales``, ``beta`` in
+      ``bias_ranges``) pair; score them against the residual ``E = Y - H_L W_L``:
+      ``xi_q = (e_q^T g)^2 / (g^T g) - (1 - r - mu_L) e_q^T e_q``, ``mu_L = (1 - r) / (L + 1)``;
+      admissible when every ``xi_q > 0`` at the strictest ``r`` of ``r_values`` that admits
+      one; the largest ``sum_q xi_q`` is taken.
+   b. Gram-Schmidt against the chosen units (the QR append ``E <- E - q (q^T E)``, no
+      re-solve); nearly dependent candidates (``||g_perp|| < min_independence ||g||``) refused.
+   c. Stop at the budget (capped by the guiding rows: no more outputs can be independent on
+      them, ``"sample count"``), when a block lowers ``||E||^2`` by less than ``tol ||Y||^2``,
+      after ``patience`` draws without an admissible unit, or past ``max_condition``.
 
-Which data guides, and what happens later. The layer is selected on the *first* batch the
-learner sees (a random subset of at most ``max_samples`` rows) and then frozen, so every later
-statistic stays exact: ``partial_fit`` after it equals one fit on everything with the same
-layer. Classes that arrive later had no say in the selection; they are learned on units chosen
-for the first classes (which still react to any input, being random functions of it), so they
-may be represented less well than by a wide unguided layer. ``benchmarks/guided.py`` measures
-this (accuracy on task-1 and on later classes). The layer is never regrown in later sessions.
-Its width is at most the number of guiding rows (no more outputs can be independent on them),
-so a small first task caps it: a layer asked for more stops at ``report["stop_reason"] ==
-"sample count"``. ``fit_seconds`` holds the selection time (not saved, so files stay stable).
+   With ``orthogonalize=True`` the selected units are output through ``T = sqrt(n) R^-1``
+   from the selection's QR (their Gram matrix on the guiding rows is exactly ``n I``).
+
+``base=0, input_norm="none", weights="isotropic"`` is the pure selection of earlier versions
+(``LEGACY``: files saved before these settings existed load with it). Why the default draws and
+does not select: on held-out data the selected units overfit the first task's residual and help
+no later class (``benchmarks/results/guided.json``; README "Guided projection"). The width is
+capped by the guiding rows only for the selected part. ``fit_seconds`` holds the build time (not
+saved, so files stay stable).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> X = rng.standard_normal((300, 5)); y = (X[:, 0] * X[:, 1] > 0).astype(int)
->>> layer = GuidedProjection.fit(X, y, n_components=40, seed=0, block_size=10)
+>>> layer = GuidedProjection.fit(X, y, n_components=40, seed=0, block_size=10, base=0.0)
 >>> H = layer.transform(X)
 >>> H.shape, bool(np.allclose(H.T @ H, 300 * np.eye(40), atol=1e-6))
 ((300, 40), True)
@@ -84,8 +84,21 @@ DEFAULTS: dict[str, Any] = {
     "patience": 3,
     "max_condition": 1e10,
     "min_independence": 1e-3,
+    "input_norm": "l2",
+    "weights": "auto",
+    "shrinkage": 0.1,
+    "base": 1.0,
+    "base_bias": 1.0,
 }
 """Settings of ``projection="guided"`` (``projection_params`` of the learner)."""
+
+LEGACY = {"input_norm": "none", "weights": "isotropic", "base": 0.0}
+"""What a layer saved before these settings existed used (filled in when such a file loads);
+also the pure SCN selection of earlier versions."""
+INPUT_NORMS = ("l2", "none")
+WEIGHT_SHAPES = ("auto", "covariance", "isotropic")
+_PROBE_UNITS = 500  # width of the trial layers weights="auto" compares
+_TINY = 1e-30  # added to squared row norms: a zero row maps to act(b), not to NaN
 
 _FLOAT = 8  # bytes per float64
 
@@ -157,6 +170,16 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"max_condition must be > 1, got {s['max_condition']!r}")
     s["max_condition"] = float(s["max_condition"])
     s["orthogonalize"] = bool(s["orthogonalize"])
+    for name, allowed in (("input_norm", INPUT_NORMS), ("weights", WEIGHT_SHAPES)):
+        if s[name] not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {s[name]!r}")
+    for name, low, high in (("shrinkage", 0.0, 1.0), ("base", 0.0, 1.0), ("base_bias", 0.0, 1e6)):
+        value = s[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+        if not low <= float(value) <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+        s[name] = float(value)
     return s
 
 
@@ -170,6 +193,103 @@ def _check_guiding_data(X: Any, y_index: Any) -> tuple[np.ndarray, np.ndarray]:
     if y_index.shape != (X.shape[0],) or y_index.dtype.kind not in "iu" or y_index.min() < 0:
         raise ValueError("y_index must hold one non-negative class index per row of X")
     return X, y_index
+
+
+def _normalised_rows(X: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
+    """The rows as the layer sees them: unit Euclidean norm with ``input_norm="l2"``."""
+    if settings["input_norm"] == "none":
+        return X
+    return X / np.sqrt(np.einsum("ij,ij->i", X, X) + _TINY)[:, None]
+
+
+# ---------------------------------------------------------------------- the weight distribution
+@dataclass
+class _InputShape:
+    """What the guiding rows say about the inputs: their mean, their RMS spread and, with
+    ``weights="covariance"``, their covariance S shrunk toward its mean eigenvalue and that
+    matrix's square root, which shapes the directions of the random weights."""
+
+    mean: np.ndarray
+    spread: float
+    cov: np.ndarray | None
+    root: np.ndarray | None
+
+    @classmethod
+    def of(cls, X: np.ndarray, settings: dict[str, Any]) -> _InputShape:
+        mean = X.mean(axis=0)
+        spread = math.sqrt(float(np.mean((X - mean) ** 2)))
+        spread = spread if spread > 0 else 1.0
+        if settings["weights"] == "isotropic":
+            return cls(mean, spread, None, None)
+        centred = X - mean
+        values, vectors = np.linalg.eigh(centred.T @ centred / X.shape[0])
+        values = np.maximum(values, 0.0)
+        shrink = settings["shrinkage"]
+        values = (1.0 - shrink) * values + shrink * max(float(values.mean()), 1e-300)
+        cov = (vectors * values) @ vectors.T
+        root = (vectors * np.sqrt(values)) @ vectors.T
+        return cls(mean, spread, cov, root)
+
+    def directions(self, u: np.ndarray, lam: np.ndarray | float) -> np.ndarray:
+        """Weights from draws ``u ~ N(0, I / d)`` (d, K), scaled so that ``(x - mean) . w`` has
+        RMS ``lam`` on the guiding rows (isotropic: on average over directions; covariance:
+        w = S^(1/2) u, each column normalised exactly by sqrt(w^T S w))."""
+        if self.root is None:
+            return u * (lam / self.spread)
+        w = self.root @ u
+        rms = np.sqrt(np.maximum(np.einsum("ij,ij->j", w, self.cov @ w), 1e-300))
+        return w * (lam / rms)
+
+    def draw(self, rng: np.random.Generator, K: int, bias: float) -> tuple[np.ndarray, np.ndarray]:
+        """K unselected units: weights (d, K) of unit RMS response and offsets centring the
+        pre-activation at ``bias * v``, ``v ~ U[-1, 1]``."""
+        d = self.mean.size
+        u = rng.standard_normal((d, K)) / math.sqrt(d)
+        v = rng.uniform(-1.0, 1.0, size=K)
+        weights = self.directions(u, 1.0)
+        return weights, bias * v - self.mean @ weights
+
+
+def choose_weights(
+    X: np.ndarray, y_index: np.ndarray, settings: dict[str, Any], activation: str, seed: int
+) -> tuple[_InputShape, dict[str, Any]]:
+    """``weights="auto"``: the shape whose trial layer classifies held-out guiding rows best.
+
+    Both shapes are estimated on all guiding rows (their mean and covariance use no labels). A
+    quarter of the rows of every class is held out; for each shape a trial layer of
+    ``min(M, 500)`` units is drawn, a ridge head with intercept is solved on the other rows for
+    7 lambdas, and the held-out accuracy at the best lambda is kept. Isotropic wins ties (and
+    when fewer than two classes are held out). The trial uses its own random stream (from the
+    seed), so the layer's own draws do not depend on the choice being made."""
+    shapes = {
+        name: _InputShape.of(X, {**settings, "weights": name})
+        for name in ("isotropic", "covariance")
+    }
+    rng = np.random.default_rng([seed, 7])
+    held = np.zeros(X.shape[0], dtype=bool)
+    for c in np.unique(y_index):
+        rows = np.flatnonzero(y_index == c)
+        held[rng.permutation(rows)[: rows.size // 4]] = True
+    if (~held).sum() < 2 or np.unique(y_index[held]).size < 2:
+        return shapes["isotropic"], {"weights_chosen": "isotropic"}
+    width = min(int(settings["_width"]), _PROBE_UNITS)
+    Y = np.eye(int(y_index.max()) + 1)[y_index[~held]]
+    scores: dict[str, float] = {}
+    for name, shape in shapes.items():
+        W, b = shape.draw(np.random.default_rng([seed, 8]), width, settings["base_bias"])
+        H = activate(X[~held] @ W + b, activation)
+        H_held = activate(X[held] @ W + b, activation)
+        mean, prior = H.mean(axis=0), Y.mean(axis=0)
+        values, vectors = np.linalg.eigh((H - mean).T @ (H - mean))
+        proj = vectors.T @ ((H - mean).T @ (Y - prior))
+        best = 0.0
+        for lam in max(float(values[-1]), 1e-300) * np.logspace(-6, 0, 7):
+            coef = vectors @ (proj / (np.maximum(values, 0.0) + lam)[:, None])
+            pred = ((H_held - mean) @ coef + prior).argmax(axis=1)
+            best = max(best, float((pred == y_index[held]).mean()))
+        scores[name] = best
+    chosen = "covariance" if scores["covariance"] > scores["isotropic"] else "isotropic"
+    return shapes[chosen], {"weights_chosen": chosen, "held_out_accuracy": scores}
 
 
 # ---------------------------------------------------------------------- the selection, in steps
@@ -207,16 +327,19 @@ class _Selection:
     weights, the residual E and the history the report keeps. One method per step."""
 
     def __init__(
-        self, X: np.ndarray, y_index: np.ndarray, budget: int, settings: dict, activation: str
+        self,
+        X: np.ndarray,
+        y_index: np.ndarray,
+        budget: int,
+        settings: dict,
+        activation: str,
+        shape: _InputShape,
     ) -> None:
         n, d = X.shape
-        self.X, self.s, self.activation = X, settings, activation
+        self.X, self.s, self.activation, self.shape = X, settings, activation, shape
         self.n_classes = int(y_index.max()) + 1
         self.Y = np.zeros((n, self.n_classes))
         self.Y[np.arange(n), y_index] = 1.0
-        self.mean = X.mean(axis=0)
-        spread = math.sqrt(float(np.mean((X - self.mean) ** 2)))
-        self.spread = spread if spread > 0 else 1.0
         self.budget = min(budget, n)  # at most n outputs can be linearly independent on n rows
         grid = [(lam, beta) for lam in settings["scales"] for beta in settings["bias_ranges"]]
         pair = np.arange(settings["n_candidates"]) % len(grid)
@@ -255,8 +378,8 @@ class _Selection:
         d, K = self.X.shape[1], self.s["n_candidates"]
         u = rng.standard_normal((d, K)) / math.sqrt(d)
         v = rng.uniform(-1.0, 1.0, size=K)
-        weights = u * (self.lam / self.spread)
-        offset = self.lam * self.beta * v - self.mean @ weights
+        weights = self.shape.directions(u, self.lam)
+        offset = self.lam * self.beta * v - self.shape.mean @ weights
         outputs = activate(self.X @ weights + offset, self.activation)
         return _Candidates(weights, offset, outputs, np.einsum("ij,ij->j", outputs, outputs))
 
@@ -388,8 +511,11 @@ class GuidedProjection(Layer):
         m = weights.shape[1]
         if transform is not None:
             transform = np.ascontiguousarray(transform, dtype=np.float64)
-            if transform.shape != (m, m):
-                raise ValueError(f"guided transform has shape {transform.shape}, expected {m, m}")
+            k = transform.shape[0]
+            if transform.shape != (k, k) or not 1 <= k <= m:
+                raise ValueError(
+                    f"guided transform has shape {transform.shape}, expected (k, k), k <= {m}"
+                )
         self.weights = weights
         self.offset = offset
         self.transform_matrix = transform
@@ -399,6 +525,11 @@ class GuidedProjection(Layer):
         self.report = report or {}
         self.n_features = weights.shape[0]
         self.n_components = m
+        self.n_selected = int(
+            self.report.get("n_selected_units", m if settings["base"] == 0 else 0)
+        )
+        if transform is not None:
+            self.n_selected = transform.shape[0]
         self.fit_seconds: float | None = None
 
     # ------------------------------------------------------------------ selection
@@ -430,44 +561,67 @@ class GuidedProjection(Layer):
         if X.shape[0] > s["max_samples"]:
             rows = np.sort(rng.choice(X.shape[0], size=s["max_samples"], replace=False))
             X, y_index = X[rows], y_index[rows]
-        selection = _Selection(X, y_index, int(n_components), s, activation)
-        stop = selection.run(rng)
-        L = selection.L
-        if L == 0:
-            raise ValueError(
-                "the guided projection found no admissible unit on this data; check the labels "
-                "(a single class cannot guide) or widen r_values / scales"
+        X = _normalised_rows(X, s)
+        n, m = X.shape[0], int(n_components)
+        report: dict[str, Any] = {"n_guiding_samples": n, "units_requested": m}
+        if s["weights"] == "auto":  # the shape that classifies held-out guiding rows better
+            shape, trial = choose_weights(X, y_index, {**s, "_width": m}, activation, seed)
+            report.update(trial)
+        else:
+            shape = _InputShape.of(X, s)
+        n_base = int(round(s["base"] * m))
+        W, b, transform = np.zeros((X.shape[1], 0)), np.zeros(0), None
+        if n_base < m:  # 1. units selected by the SCN criterion (their width capped by n)
+            selection = _Selection(X, y_index, m - n_base, s, activation, shape)
+            stop = selection.run(rng)
+            L = selection.L
+            if L == 0 and n_base == 0:
+                raise ValueError(
+                    "the guided projection found no admissible unit on this data; check the "
+                    "labels (a single class cannot guide) or widen r_values / scales"
+                )
+            if L < m - n_base and stop == "budget":
+                stop = "sample count"
+            if s["orthogonalize"] and L:
+                R = selection.R[:L, :L]
+                transform = linalg.solve_triangular(R, np.eye(L) * math.sqrt(n), lower=False)
+            W, b = selection.W[:, :L].copy(), selection.b[:L].copy()
+            report.update(
+                n_guiding_classes=selection.n_classes,
+                stop_reason=stop,
+                history=selection.history,
+                unit_r=selection.unit_r[:L],
             )
-        if L < int(n_components) and stop == "budget":
-            stop = "sample count"
-        n = X.shape[0]
-        transform = None
-        if s["orthogonalize"]:
-            R = selection.R[:L, :L]
-            transform = linalg.solve_triangular(R, np.eye(L) * math.sqrt(n), lower=False)
-        report = {
-            "n_guiding_samples": n,
-            "n_guiding_classes": selection.n_classes,
-            "units_requested": int(n_components),
-            "stop_reason": stop,
-            "history": selection.history,
-            "unit_r": selection.unit_r[:L],
-        }
-        W, b = selection.W[:, :L].copy(), selection.b[:L].copy()
+        else:
+            report.update(n_guiding_classes=int(y_index.max()) + 1, stop_reason="base only")
+        report["n_selected_units"] = int(W.shape[1])
+        if n_base:  # 2. unselected units from the data-shaped distribution
+            W_base, b_base = shape.draw(rng, n_base, s["base_bias"])
+            W, b = np.hstack([W, W_base]), np.concatenate([b, b_base])
+        report["n_base_units"] = n_base
         layer = cls(W, b, transform, activation, seed, s, report)
         layer.fit_seconds = time.perf_counter() - tic  # kept out of config(): files stay stable
         return layer
 
     # ------------------------------------------------------------------ application
     def parameters(self) -> dict[str, np.ndarray]:
-        return self.arrays()
+        params = dict(self.arrays())
+        if self.settings["input_norm"] == "l2":
+            params["ones"] = np.ones(self.n_features)  # row norms as a product: any namespace
+        return params
 
     def apply(self, X: Any, xp: Any, params: dict[str, Any]) -> Any:
         Z = X @ params["weights"]
+        if "ones" in params:  # unit-norm rows: (x / |x|) W = (x W) / |x|
+            Z /= ((X * X) @ params["ones"] + _TINY)[:, None] ** 0.5
         Z += params["offset"]
         Z = activate(Z, self.activation, xp)
         if "transform" in params:
-            Z = Z @ params["transform"]
+            k = self.n_selected
+            if k == self.n_components:
+                Z = Z @ params["transform"]
+            else:  # only the selected units are orthogonalised
+                Z[:, :k] = Z[:, :k] @ params["transform"]
         return Z
 
     # ------------------------------------------------------------------ storage
@@ -484,7 +638,8 @@ class GuidedProjection(Layer):
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The chosen units: W (d, M), b (M,) and, when orthogonalised, T (M, M)."""
+        """The units: W (d, M), b (M,) and, when selected units are orthogonalised, T (k, k)
+        for the first k (selected) units."""
         out = {"weights": self.weights, "offset": self.offset}
         if self.transform_matrix is not None:
             out["transform"] = self.transform_matrix
@@ -500,7 +655,11 @@ class GuidedProjection(Layer):
         orthogonal = bool(
             (settings if isinstance(settings, dict) else {}).get("orthogonalize", True)
         )
-        return _FLOAT * (d * m + m + (m * m if orthogonal else 0))
+        report = config.get("report")
+        k = (report if isinstance(report, dict) else {}).get("n_selected_units", m)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= m:
+            k = m  # an upper estimate whatever the report says
+        return _FLOAT * (d * m + m + (int(k) ** 2 if orthogonal else 0) + d)
 
     @classmethod
     def from_config(
@@ -516,8 +675,13 @@ class GuidedProjection(Layer):
         unexpected = sorted(set(arrays) - {"weights", "offset", "transform"})
         if unexpected:
             raise ValueError(f"a guided projection has no arrays {unexpected}")
-        settings = check_settings(dict(config.get("settings", {})))
-        if settings["orthogonalize"] != ("transform" in arrays):
+        # a layer saved before a setting existed used its legacy value
+        settings = check_settings({**LEGACY, **dict(config.get("settings", {}))})
+        report = config.get("report") or {}
+        selected = report.get("n_selected_units", config.get("n_components"))
+        if settings["orthogonalize"] and selected and "transform" not in arrays:
+            raise ValueError("guided projection: 'transform' array does not match its settings")
+        if "transform" in arrays and not settings["orthogonalize"]:
             raise ValueError("guided projection: 'transform' array does not match its settings")
         layer = cls(
             arrays["weights"],
