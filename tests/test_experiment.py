@@ -282,3 +282,53 @@ def test_domain_incremental_run_on_transformed_digits():
     sgd = results["methods"]["sgd-finetune"]["summary"]
     assert ours["final_accuracy"]["mean"] > 0.85
     assert ours["forgetting"]["mean"] < sgd["forgetting"]["mean"]
+
+
+def test_ranpac_method_runs_ranpacs_own_procedure():
+    """``ranpac`` in ``forgetless run``: RanPAC's procedure (N(0, 1) unscaled layer, ReLU,
+    float32 sums, lambda of lowest MSE on the last fifth of the shuffled current task among
+    10^-8..10^8, then solve(G + lambda I, Q)), checked against a direct transcription."""
+    from scipy import linalg
+
+    from forgetless.evaluation.peers import RANPAC_LAMBDAS, RanPAC
+
+    config = RunConfig(
+        dataset="digits",
+        encoder="raw",
+        methods=["ranpac", "forgetless"],
+        learner={"n_components": 300},
+        seeds=[0],
+        progress=False,
+    )
+    results = run(config)
+    entry = results["methods"]["ranpac"]["seeds"]["0"]
+    assert len(entry["accuracy_seen"]) == 5 and entry["final_accuracy"] > 0.8
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((240, 6))
+    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
+    model = RanPAC(n_components=50, seed=4, chunk_size=17)
+    W_rand = np.random.default_rng(4).standard_normal((6, 50), dtype=np.float32)
+    G, Q = np.zeros((50, 50), np.float32), np.zeros((50, 4), np.float32)
+    for task, (Xt, yt) in enumerate([(X[y < 2], y[y < 2]), (X[y >= 2], y[y >= 2])]):
+        model.partial_fit(Xt, yt)
+        order = np.random.default_rng([4, task]).permutation(yt.size)
+        H = np.maximum(Xt[order].astype(np.float32) @ W_rand, 0)
+        Y = np.eye(4, dtype=np.float32)[yt[order]]
+        cut = int(0.8 * yt.size)
+        losses = [
+            np.mean(
+                (
+                    H[cut:]
+                    @ linalg.solve(H[:cut].T @ H[:cut] + lam * np.eye(50), H[:cut].T @ Y[:cut])
+                    - Y[cut:]
+                )
+                ** 2
+            )
+            for lam in RANPAC_LAMBDAS
+        ]
+        G, Q = G + H.T @ H, Q + H.T @ Y
+        lam = RANPAC_LAMBDAS[int(np.argmin(losses))]
+        assert model.alpha_ == lam
+        W = linalg.solve(G + lam * np.eye(50, dtype=np.float32), Q)
+        np.testing.assert_allclose(model.coef_, W[:, : model.classes_.size], rtol=2e-3, atol=1e-4)

@@ -43,6 +43,7 @@ from forgetless.evaluation.metrics import (
     stability_gap,
     worst_case_accuracy,
 )
+from forgetless.evaluation.peers import RanPAC
 from forgetless.learner import ContinualClassifier
 from forgetless.scenarios import (
     Scenario,
@@ -53,7 +54,8 @@ from forgetless.scenarios import (
 )
 
 # name -> (family, settings). "forgetless" methods read ContinualClassifier settings from
-# ``RunConfig.learner``; the gradient baselines from ``RunConfig.sgd``.
+# ``RunConfig.learner``; the gradient baselines from ``RunConfig.sgd``; the peers run their own
+# procedure (forgetless.evaluation.peers) with the learner's width ``n_components``.
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "forgetless": ("analytic", {"head": "ridge"}),
     "forgetless-rls": ("analytic", {"head": "rls", "alpha": 1.0}),
@@ -65,7 +67,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd-finetune": ("sgd", {"method": "finetune"}),
     "sgd-replay": ("sgd", {"method": "replay"}),
     "sgd-lwf": ("sgd", {"method": "lwf"}),
+    "ranpac": ("peer", {"method": "ranpac"}),
 }
+_LEARNER_FAMILIES = ("analytic", "joint")  # methods built as ContinualClassifier
 _SCENARIO_BUILDERS = {
     "class-incremental": class_incremental,
     "domain-incremental": domain_incremental,
@@ -432,7 +436,7 @@ class RunConfig:
                 "learner.random_state",
             )
         _check_table("learner", self.learner, valid, {})
-        analytic = [m for m in self.methods if METHODS[m][0] != "sgd"]
+        analytic = [m for m in self.methods if METHODS[m][0] in _LEARNER_FAMILIES]
         for key, value in self.learner.items():
             if analytic and all(key in METHODS[m][1] for m in analytic):
                 chosen = ", ".join(f"{m}: {_show(METHODS[m][1][key])}" for m in analytic)
@@ -687,6 +691,8 @@ def _run_method(
             eval_every=config.eval_every,
             on_iteration=evaluate_trace,
         )
+    elif family == "peer":  # RanPAC's own procedure, at the learner's width (10,000 if unset)
+        model = RanPAC(n_components=config.learner.get("n_components", 10_000), seed=seed)
     else:
         params = {**config.learner, **settings, "random_state": seed}
         model = ContinualClassifier(**params)
