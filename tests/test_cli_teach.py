@@ -305,7 +305,9 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
 
 def test_kill_9_during_learn_leaves_the_previous_model(capsys, case, tmp_path):
     model = tmp_path / "my.model"
-    code, _, err = cli(capsys, "learn", model, case["day1"], *case["first_flags"])  # width 1024
+    code, _, err = cli(
+        capsys, "learn", model, case["day1"], "--width", "1024", *case["first_flags"]
+    )
     assert code == 0, err
     before = TeachableModel.open(model).class_counts()
     start = set(os.listdir(model))
@@ -365,6 +367,12 @@ def test_every_mistake_is_one_line_exit_2_and_the_model_unchanged(capsys, case, 
         (["predict", taught, tmp_path / "nowhere.csv"], "does not exist"),
         (["predict", taught, case["test"], "--top-k", "0"], "--top-k"),
         (["predict", taught, case["test"], "--reject-below", "2"], "--reject-below"),
+        (["predict", taught, case["test"], "--unknown-quantile", "0.5"], "--reject-unknown"),
+        (
+            ["predict", taught, case["test"], "--reject-unknown", "--unknown-quantile", "0"],
+            "(0, 1]",
+        ),
+        (["predict", taught], "no INPUT given"),
         (["evaluate", taught, case["test"], "--confusion", tmp_path / "no" / "c.png"], "PNG"),
     ]
     if case["name"] == "images":
@@ -372,12 +380,15 @@ def test_every_mistake_is_one_line_exit_2_and_the_model_unchanged(capsys, case, 
             (["learn", taught, _garbage_image_folder(tmp_path)], "is not a readable image"),
             (["learn", taught, sorted(Path(case["test"]).glob("*/*.png"))[0]], "--label"),
             (["learn", taught, empty], "table of texts"),
+            (["predict", taught, "--text", "a cat"], "this model reads images"),
         ]
     else:
         mistakes += [
             (["learn", taught, empty], "has no rows"),
             (["learn", taught, case["day1"], "--text-column", "body"], "has no column 'body'"),
             (["learn", taught, case["day1"], "--label-column", "topic"], "--label-column"),
+            (["learn", taught, "--text", "a cat"], "--text needs --label"),
+            (["forget", taught, "--text", " ", "--label", "x"], "is empty"),
         ]
     before = snapshot(taught)
     for argv, words in mistakes:
@@ -395,6 +406,78 @@ def test_a_misspelt_encoder_names_the_right_one_and_makes_nothing(capsys, tmp_pa
     assert not model.exists()
     code, _, err = cli(capsys, "info", model)
     assert code == 2 and "does not exist" in one_error_line(err, "info")
+
+
+def _of_the_added_class(case, source: str) -> bool:
+    """Whether a test input belongs to the class learned on day 2 (unseen on day 1)."""
+    if case["name"] == "images":
+        return f"/{case['added']}/" in source
+    return int(source.rsplit(":", 1)[1]) > 9  # test.csv: animal, food, artifact, then motion
+
+
+def test_unknown_inputs_are_answered_unknown(capsys, case, taught):
+    code, out, err = cli(
+        capsys, "predict", taught, case["test"], "--reject-unknown", "--format", "json"
+    )
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 12
+    for r in rows:
+        assert (r["label"] == "unknown") == (r["distance"] > r["threshold"])
+    unseen = [r["distance"] for r in rows if _of_the_added_class(case, r["input"])]
+    seen = [r["distance"] for r in rows if not _of_the_added_class(case, r["input"])]
+    assert len(unseen) == 3 and np.mean(unseen) > np.mean(seen)
+    code, out, _ = cli(
+        capsys,
+        *("predict", taught, case["test"], "--reject-unknown", "--unknown-quantile", "0.01"),
+        *("--format", "csv"),
+    )
+    assert code == 0 and out.splitlines()[0] == "input,label,probability,distance"
+    assert sum(line.split(",")[1] == "unknown" for line in out.splitlines()[1:]) >= 9
+    code, out, _ = cli(capsys, "predict", taught, case["test"], "--reject-unknown")
+    assert code == 0 and "distance (> " in out.splitlines()[0]
+    code, out, _ = cli(capsys, "info", taught)
+    assert code == 0 and "unknown     beyond distance" in out
+
+
+def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
+    model = tmp_path / "typed.model"
+    greet = ["hello there, how are you", "good morning to you", "hi, nice to meet you"]
+    bye = ["goodbye and see you soon", "farewell, take care", "bye for now, until next time"]
+    outs = []
+    for label, lines in (("greet", greet), ("bye", bye)):
+        argv = ["learn", model, "--label", label]
+        for line in lines:
+            argv += ["--text", line]
+        code, out, err = cli(capsys, *argv)
+        assert code == 0, err
+        outs.append(out)
+    assert "minilm" in outs[0] and "width 1024" in outs[0]
+    assert "learned 3 texts" in outs[1]
+    code, out, err = cli(
+        capsys,
+        "predict",
+        model,
+        "--text",
+        "see you later",
+        "--text",
+        "hey, hello!",
+        "--format",
+        "csv",
+    )
+    assert code == 0, err
+    lines = out.splitlines()[1:]
+    assert [line.rsplit(",", 2)[1] for line in lines] == ["bye", "greet"]
+    assert lines[0].startswith('"""see you later"""')  # the text itself, quoted, names the row
+    before = snapshot(model)
+    code, _, err = cli(capsys, "forget", model, "--text", "never taught")
+    assert code == 2 and "was never learned" in one_error_line(err, "forget")
+    assert snapshot(model) == before
+    code, out, err = cli(capsys, "forget", model, "--text", greet[0])
+    assert code == 0 and "forgot 1 samples" in out, err
+    info = TeachableModel.open(model).info()
+    assert info["classes"] == {"bye": 3, "greet": 2}
+    assert info["journal"][0]["inputs"] == ["--text (3)"]
 
 
 @pytest.mark.parametrize("command", ["learn", "predict", "forget", "info", "evaluate"])

@@ -341,3 +341,136 @@ def test_calibration_at_learn_time_lowers_the_calibration_error(tmp_path, digits
     before = expected_calibration_error(softmax(scores), truth)
     after = expected_calibration_error(softmax(scores / model.temperature), truth)
     assert after < before / 2
+
+
+# ------------------------------------------------------------------------------ unknown inputs
+def noise_images(n: int, seed: int = 0) -> np.ndarray:
+    """8 x 8 grey images of uniform noise: far from every digit."""
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8)).astype(np.uint8)
+
+
+def test_inputs_far_from_every_class_are_unknown(tmp_path, digits):
+    X, y = pick(digits, {"digit0", "digit1", "digit2", "digit3"}, n=60)
+    model = make(tmp_path / "m")
+    model.learn(X[:200], y[:200])
+    info = model.info()["novelty"]
+    assert info["calibration_samples"] == 200  # every sample, left out of its class in turn
+    assert 0 < info["threshold"] == model.novelty_threshold() < 1
+    held_out = model.predict(X[200:], reject_unknown=True)
+    rejected = np.mean([r["label"] == "unknown" for r in held_out])
+    assert rejected <= 0.1  # about 1 % by construction; 40 samples
+    noise = model.predict(noise_images(50), reject_unknown=True)
+    assert np.mean([r["label"] == "unknown" for r in noise]) >= 0.9
+    assert all(r["distance"] > r["threshold"] for r in noise if r["label"] == "unknown")
+    # The probability alone keeps many of them: the reason for the distance.
+    plain = model.predict(noise_images(50))
+    assert "distance" not in plain[0] and all(r["label"] != "unknown" for r in plain)
+    # A lower quantile rejects more of the known inputs; 1.0 is the farthest learned sample.
+    strict = model.predict(X[200:], reject_unknown=0.5)
+    assert np.mean([r["label"] == "unknown" for r in strict]) > rejected
+    with pytest.raises(InputError, match="quantile must be in"):
+        model.novelty_threshold(1.5)
+
+
+def test_the_unknown_test_needs_samples_to_calibrate(tmp_path, digits):
+    X, y = pick(digits, {"digit0", "digit1"}, n=3)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    with pytest.raises(InputError, match="needs 10 learned samples"):
+        model.predict(X, reject_unknown=True)
+    assert model.info()["novelty"]["threshold"] is None
+    X2, y2 = pick(digits, {"digit0", "digit1"}, start=3, n=5)
+    model.learn(X2, y2)  # 16 samples now
+    assert model.novelty_threshold() > 0
+
+
+def novelty_of(model: TeachableModel):
+    counts = np.bincount(model.sample_label[model._active()], minlength=len(model.labels))
+    return {
+        model.labels[i]: model.novelty_sums[i] for i in np.flatnonzero(counts) if model.labels[i]
+    }
+
+
+@pytest.mark.parametrize("width", [WIDTH, 16], ids=["features-record", "statistics-record"])
+def test_the_class_means_survive_forgetting_exactly(tmp_path, digits, width):
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})
+    X2, y2 = pick(digits, {"digit2", "digit3"}, start=30, n=40)
+    model = make(tmp_path / "m", width=width)
+    model.learn(X1, y1)
+    model.learn(X2, y2)
+    model.forget_classes(["digit2"])
+    some = np.flatnonzero(y1 == "digit0")[:5]
+    model.forget(X1[some])  # samples too: subtracted, their features re-encoded or recorded
+    keep1, keep2 = y1 != "digit2", y2 != "digit2"
+    keep1[some] = False
+    fresh = make(tmp_path / "fresh", width=width)
+    fresh.learn(X1[keep1], y1[keep1])
+    fresh.learn(X2[keep2], y2[keep2])
+    mine, theirs = novelty_of(TeachableModel.open(tmp_path / "m")), novelty_of(fresh)
+    assert sorted(mine) == sorted(theirs) == ["digit0", "digit1", "digit3"]
+    for name in mine:
+        assert np.allclose(mine[name], theirs[name], rtol=0, atol=1e-12)
+    images, _ = digits
+    reopened = TeachableModel.open(tmp_path / "m")
+    assert np.allclose(reopened.novelty(images[:200]), fresh.novelty(images[:200]), atol=1e-12)
+    # The forgotten class's row is zero, and so is every trace of it in the calibration.
+    two = reopened.labels.index("digit2")
+    assert not reopened.novelty_sums[two].any() and two not in reopened.novelty_label
+
+
+def test_the_class_means_are_checked_on_opening(tmp_path, digits):
+    from forgetless.persistence import read_model_file, write_model_file
+    from forgetless.teachable import KIND, VERSION
+
+    X, y = pick(digits, {"digit1", "digit2"})
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    current = tmp_path / "m" / "CURRENT"
+    meta, arrays = read_model_file(current, kind=KIND, version=VERSION)
+    arrays["novelty.sums"] = arrays["novelty.sums"] * 3  # longer than its count allows
+    write_model_file(current, meta, arrays, kind=KIND, version=VERSION)
+    with pytest.raises(ModelFileError, match="novelty.sums do not match"):
+        TeachableModel.open(tmp_path / "m")
+    arrays["novelty.sums"] = arrays["novelty.sums"] / 3
+    arrays["novelty.label"] = arrays["novelty.label"] + 5
+    write_model_file(current, meta, arrays, kind=KIND, version=VERSION)
+    with pytest.raises(ModelFileError, match="names a class not learned"):
+        TeachableModel.open(tmp_path / "m")
+    data = bytearray(current.read_bytes())
+    data[-300] ^= 1  # any byte: the checksum covers the novelty arrays too
+    current.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        TeachableModel.open(tmp_path / "m")
+
+
+def test_leave_one_out_distances_match_a_refit_without_the_sample():
+    from forgetless.teachable import _unit_rows, leave_one_out_distances, novelty_distances
+
+    rng = np.random.default_rng(1)
+    U = _unit_rows(rng.normal(size=(30, 6)) + np.repeat(np.eye(6)[:3] * 2, 10, axis=0))
+    own = np.repeat(np.arange(3), 10)
+    sums = np.stack([U[own == c].sum(0) for c in range(3)])
+    counts = np.bincount(own)
+    loo, labels = leave_one_out_distances(sums, counts, U, own)
+    for i in range(30):
+        without = sums.copy()
+        without[own[i]] -= U[i]
+        less = counts.copy()
+        less[own[i]] -= 1
+        assert loo[i] == pytest.approx(novelty_distances(without, less, U[i : i + 1])[0])
+    assert labels.tolist() == own.tolist()
+
+
+# ------------------------------------------------------------------------------ width
+def test_the_default_width_is_recorded_and_fixed(tmp_path, digits):
+    from forgetless.teachable import DEFAULT_WIDTH
+
+    images, labels = digits
+    model = TeachableModel.create(tmp_path / "m", "raw", encoder_options={})
+    model.learn(images[:60], labels[:60])
+    reopened = TeachableModel.open(tmp_path / "m")
+    assert reopened.settings["width"] == reopened.learner().n_components == DEFAULT_WIDTH
+    assert reopened.info()["learner"]["width_rule"].startswith("the default: 1024")
+    assert make(tmp_path / "given").info()["learner"]["width_rule"].startswith("given")
+    with pytest.raises(InputError, match="--width must be an integer in"):
+        make(tmp_path / "bad", width=8)

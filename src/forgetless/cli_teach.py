@@ -23,15 +23,23 @@ LEARN_EXAMPLES = """examples:
   forgetless learn pets.model photos/day2 --test photos/test
   forgetless learn pets.model new/*.jpg --label hamster   # files of one class
   forgetless learn topics.model messages.csv --text-column body --label-column topic
+  forgetless learn topics.model --text "refund my order" --text "card declined" --label billing
 
 MODEL is created on first use (its encoder from --encoder, else efficientnet-lite0 for images
-and minilm for texts) and must keep that encoder. Samples already learned with the same label
+and minilm for texts) and must keep that encoder. Its layer width (--width; default {rule})
+is fixed for the model's life. Samples already learned with the same label
 (same file bytes or text) are skipped."""
 
 PREDICT_EXAMPLES = """examples:
   forgetless predict pets.model photos/new                # every image under the folder
   forgetless predict pets.model a.jpg b.jpg --top-k 3 --format json
-  forgetless predict topics.model inbox.csv --text-column body --reject-below 0.5 --format csv"""
+  forgetless predict topics.model inbox.csv --text-column body --reject-below 0.5 --format csv
+  forgetless predict pets.model photos/new --reject-unknown   # 'unknown': far from every class
+  forgetless predict topics.model --text "where is my parcel?"
+
+--reject-unknown answers 'unknown' for an input whose encoder features are farther from every
+class mean (cosine) than 99 % of the learned samples were, each measured without itself
+(--unknown-quantile changes the 99 %)."""
 
 FORGET_EXAMPLES = """examples:
   forgetless forget pets.model --class hamster            # a whole class, exactly, no data needed
@@ -61,7 +69,19 @@ def _parser(subparsers: Any, name: str, help: str, epilog: str) -> argparse.Argu
     )
 
 
+def _text_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--text",
+        dest="texts",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a text typed here rather than in a file (repeatable; text models)",
+    )
+
+
 def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
+    _text_flag(parser)
     parser.add_argument("--label", help=label_help)
     parser.add_argument(
         "--text-column", default="text", help="column of a table holding the text (default text)"
@@ -75,12 +95,19 @@ def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
 
 def add_teach_commands(subparsers: Any) -> None:
     """Register learn, predict, forget, info and evaluate."""
-    p = _parser(subparsers, "learn", "teach a model labelled images or texts", LEARN_EXAMPLES)
+    from forgetless.teachable import WIDTH_RULE
+
+    examples = LEARN_EXAMPLES.format(rule=WIDTH_RULE)
+    p = _parser(subparsers, "learn", "teach a model labelled images or texts", examples)
     p.add_argument("model", metavar="MODEL", help="model folder (created on first use)")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="folder, table or files")
+    p.add_argument("inputs", metavar="INPUT", nargs="*", help="folder, table or files")
     p.add_argument("--encoder", help="encoder of a new model (forgetless.encoders)")
     p.add_argument("--image-size", type=int, help="image side in pixels (efficientnet, raw)")
-    p.add_argument("--width", type=int, help="width M of a new model's layer (default 1024)")
+    p.add_argument(
+        "--width",
+        type=int,
+        help=f"width M of a new model's layer (default: {WIDTH_RULE})",
+    )
     _input_flags(p, "the class of every INPUT (needed for single files)")
     p.add_argument(
         "--no-deletion-record",
@@ -97,7 +124,8 @@ def add_teach_commands(subparsers: Any) -> None:
 
     p = _parser(subparsers, "predict", "predict the class of images or texts", PREDICT_EXAMPLES)
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="folder, table or files")
+    p.add_argument("inputs", metavar="INPUT", nargs="*", help="folder, table or files")
+    _text_flag(p)
     p.add_argument("--top-k", type=int, default=1, help="classes shown per input (default 1)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument(
@@ -105,6 +133,17 @@ def add_teach_commands(subparsers: Any) -> None:
         type=float,
         metavar="P",
         help="answer 'unknown' when the top probability is below P",
+    )
+    p.add_argument(
+        "--reject-unknown",
+        action="store_true",
+        help="answer 'unknown' for inputs far from every class learned (see below)",
+    )
+    p.add_argument(
+        "--unknown-quantile",
+        type=float,
+        metavar="Q",
+        help="with --reject-unknown: the share of learned samples accepted (default 0.99)",
     )
     p.add_argument("--text-column", default="text", help="column of a table holding the text")
     p.set_defaults(handler=_run_predict)
@@ -123,7 +162,7 @@ def add_teach_commands(subparsers: Any) -> None:
 
     p = _parser(subparsers, "evaluate", "measure a model on labelled data", EVALUATE_EXAMPLES)
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="labelled folder, table or files")
+    p.add_argument("inputs", metavar="INPUT", nargs="*", help="labelled folder, table or files")
     _input_flags(p, "the class of every INPUT (needed for single files)")
     p.add_argument(
         "--confusion",
@@ -177,6 +216,7 @@ def _collect(model: Any, args: argparse.Namespace, labels: str, inputs: list[str
         label=getattr(args, "label", None),
         text_column=args.text_column,
         label_column=getattr(args, "label_column", "label"),
+        texts=getattr(args, "texts", ()),
     )
 
 
@@ -215,12 +255,7 @@ def _run_learn(args: argparse.Namespace) -> int:
 
 def _learn(args: argparse.Namespace) -> int:
     from forgetless.teach_inputs import InputError, collect, guess_modality
-    from forgetless.teachable import (
-        DEFAULT_WIDTH,
-        TeachableModel,
-        encoder_modality,
-        encoder_options,
-    )
+    from forgetless.teachable import TeachableModel, encoder_modality, encoder_options
 
     path = Path(args.model)
     exists = (path / "CURRENT").is_file()
@@ -237,28 +272,31 @@ def _learn(args: argparse.Namespace) -> int:
     else:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path} is a file; MODEL is a folder: choose another name")
+        guessed = "text" if args.texts and not args.inputs else None
         name = args.encoder or (
-            "efficientnet-lite0" if guess_modality(args.inputs) == "image" else "minilm"
+            "efficientnet-lite0"
+            if (guessed or guess_modality(args.inputs)) == "image"
+            else "minilm"
         )
         modality = encoder_modality(name)  # refuses a misspelt name
         options = encoder_options(name, args.image_size)
-        width = DEFAULT_WIDTH if args.width is None else args.width
-        if not 16 <= width <= 8192:
-            raise InputError(f"--width must be in [16, 8192], not {width}")
+        if args.width is not None and not 16 <= args.width <= 8192:
+            raise InputError(f"--width must be in [16, 8192], not {args.width}")
         # The inputs are checked before the encoder loads (seconds) and before anything is made.
         batch = collect(
             args.inputs,
-            modality or guess_modality(args.inputs),
+            modality or guessed or guess_modality(args.inputs),
             labels="required",
             label=args.label,
             text_column=args.text_column,
             label_column=args.label_column,
+            texts=args.texts,
         )
         model = TeachableModel.create(
             path,
             name,
             encoder_options=options,
-            width=width,
+            width=args.width,
             deletion_records=not args.no_deletion_record,
         )
         if batch.modality != model.spec.modality:
@@ -279,7 +317,8 @@ def _learn(args: argparse.Namespace) -> int:
     dropped = exists and args.no_deletion_record and model.settings["deletion_records"]
     if dropped:
         model.drop_deletion_records()
-    report = model.learn(batch, describe=args.inputs)
+    described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
+    report = model.learn(batch, describe=described)
     if not exists:
         print(f"created {path}: {model.spec.describe()}, width {model.settings['width']}")
     if dropped:
@@ -319,41 +358,63 @@ def _predict(args: argparse.Namespace) -> int:
         raise InputError(f"--top-k must be at least 1, not {args.top_k}")
     if args.reject_below is not None and not 0 <= args.reject_below <= 1:
         raise InputError(f"--reject-below is a probability in [0, 1], not {args.reject_below}")
+    quantile = args.unknown_quantile
+    if quantile is not None and not (args.reject_unknown and 0 < quantile <= 1):
+        raise InputError(
+            f"--unknown-quantile is a share in (0, 1], not {quantile}"
+            if args.reject_unknown
+            else "--unknown-quantile goes with --reject-unknown"
+        )
     model = _open(args.model)
     if not model.classes:
         raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
+    unknown: bool | float = False
+    if args.reject_unknown:
+        unknown = True if quantile is None else quantile
+        model.novelty_threshold(*([] if quantile is None else [quantile]))  # refused if unready
     batch = _collect(model, args, "ignored", args.inputs)
-    rows = model.predict(batch, top_k=args.top_k, reject_below=args.reject_below)
+    rows = model.predict(
+        batch, top_k=args.top_k, reject_below=args.reject_below, reject_unknown=unknown
+    )
     k = min(args.top_k, len(model.classes))
     if args.format == "json":
-        doc = [
-            {
+        doc = []
+        for r in rows:
+            row = {
                 "input": r["input"],
                 "label": r["label"],
                 "probability": round(r["probability"], 6),
                 "top": [{"label": c, "probability": round(p, 6)} for c, p in r["top"]],
             }
-            for r in rows
-        ]
+            if "distance" in r:
+                row["distance"] = round(r["distance"], 6)
+                row["threshold"] = round(r["threshold"], 6)
+            doc.append(row)
         print(json.dumps(doc, indent=1, ensure_ascii=False))
     elif args.format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         extra = [f"{what}_{i}" for i in range(2, k + 1) for what in ("label", "probability")]
-        writer.writerow(["input", "label", "probability", *extra])
+        far = ["distance"] if args.reject_unknown else []
+        writer.writerow(["input", "label", "probability", *extra, *far])
         for r in rows:
             more = [x for c, p in r["top"][1:] for x in (c, f"{p:.4f}")]
+            more += [f"{r['distance']:.4f}"] if far else []
             writer.writerow([r["input"], r["label"], f"{r['probability']:.4f}", *more])
         sys.stdout.write(out.getvalue())
     else:
         from forgetless.evaluation.report import format_table
 
         header = ["input", "label", "probability"] + ([f"top {k}"] if k > 1 else [])
+        if args.reject_unknown:
+            header.append(f"distance (> {rows[0]['threshold']:.3f}: unknown)")
         table = []
         for r in rows:
             row = [r["input"], r["label"], f"{r['probability']:.2f}"]
             if k > 1:
                 row.append(", ".join(f"{c} {p:.2f}" for c, p in r["top"]))
+            if args.reject_unknown:
+                row.append(f"{r['distance']:.3f}")
             table.append(row)
         print(format_table(header, table))
     return 0
@@ -367,7 +428,7 @@ def _run_forget(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     from forgetless.teach_inputs import InputError
 
-    if bool(args.classes) == bool(args.inputs):
+    if bool(args.classes) == bool(args.inputs or args.texts):
         raise InputError(
             "name classes with --class NAME... or give the samples to forget as INPUT..., not both"
             if args.classes
@@ -380,7 +441,8 @@ def _forget(args: argparse.Namespace) -> int:
         print(f"forgot {detail} exactly in {report.seconds:.1f} s")
     else:
         batch = _collect(model, args, "optional", args.inputs)
-        report = model.forget(batch, label=args.label, describe=args.inputs)
+        described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
+        report = model.forget(batch, label=args.label, describe=described)
         detail = ", ".join(f"{c} {n}" for c, n in report.counts.items())
         print(f"forgot {report.forgotten} samples ({detail}) exactly in {report.seconds:.1f} s")
         if report.classes_removed:
@@ -416,7 +478,8 @@ def _info(args: argparse.Namespace) -> int:
     )
     alpha = learner["alpha"]
     print(
-        f"learner     {learner['projection']} ReLU layer, width M = {learner['width']}, ridge "
+        f"learner     {learner['projection']} ReLU layer, width M = {learner['width']} "
+        f"({'given' if learner['width_rule'].startswith('given') else 'default'}), ridge "
         + (f"λ = {alpha:.4g} (GCV)" if alpha is not None else "(no classes)")
     )
     t = info["temperature"]
@@ -429,6 +492,20 @@ def _info(args: argparse.Namespace) -> int:
             else "none yet (a learn fits a temperature once about 20 samples are in hand)"
         )
     )
+    novelty = info["novelty"]
+    if novelty is None:
+        print("unknown     not available (the model was made before forgetless kept it)")
+    elif novelty["threshold"] is None:
+        print(
+            f"unknown     not calibrated yet ({novelty['calibration_samples']} samples in hand; "
+            "needs 10)"
+        )
+    else:
+        print(
+            f"unknown     beyond distance {novelty['threshold']:.4g} (the "
+            f"{100 * novelty['quantile']:g}th percentile of {novelty['calibration_samples']} "
+            f"learned samples' leave-one-out distances; {novelty['bytes_per_class']} B per class)"
+        )
     print(f"size        {_mib(info['bytes_on_disk'])} on disk in {len(info['files'])} files")
     d, m = enc["dim"], learner["width"]
     if records["kept"]:

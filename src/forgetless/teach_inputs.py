@@ -10,7 +10,8 @@ whitespace stripped). Inputs are
   ``forget`` every file under the folder is an input, labels are not needed);
 * a ``.csv``/``.tsv`` (with a header) or ``.jsonl`` table of texts: ``--text-column``
   (default ``text``) and ``--label-column`` (default ``label``);
-* single files (images, or ``.txt`` files holding one text each) with ``--label``.
+* single files (images, or ``.txt`` files holding one text each) with ``--label``;
+* texts typed on the command line (``--text "..."``, repeatable; with ``--label`` to learn).
 
 Every mistake raises :class:`InputError` with one sentence naming the input and what to do,
 before anything is encoded.
@@ -168,17 +169,32 @@ def collect(
     label: str | None = None,
     text_column: str = "text",
     label_column: str = "label",
+    texts: Sequence[str] = (),
 ) -> Batch:
-    """The samples of ``inputs`` for a model reading ``modality`` (``"image"``/``"text"``).
+    """The samples of ``inputs`` for a model reading ``modality`` (``"image"``/``"text"``),
+    then the ``texts`` given on the command line (``--text``).
 
     ``labels="required"`` (learn, evaluate): every sample needs a label, from ``label``, its
     class subfolder or the table's label column. ``"optional"`` (forget): only ``label`` is
     used, folders are read whole. ``"ignored"`` (predict): no labels.
+
+    >>> collect([], "text", labels="ignored", texts=["  a short note "]).items
+    ['a short note']
+    >>> collect([], "image", labels="ignored", texts=["a note"])
+    Traceback (most recent call last):
+    ...
+    forgetless.teach_inputs.InputError: --text gives texts, but this model reads images; ...
     """
-    if not inputs:
-        raise InputError("no INPUT given; name a folder, a table or files")
+    if not inputs and not texts:
+        raise InputError('no INPUT given; name a folder, a table or files (or --text "...")')
     if label is not None:
         label = check_label(label, "--label")
+    if texts and modality != "text":
+        raise InputError(
+            f"--text gives texts, but this model reads {modality}s; give image files or folders"
+        )
+    if texts and labels == "required" and label is None:
+        raise InputError("--text needs --label NAME (the class of the texts) to be learned")
     batch = Batch(modality)
     for raw in inputs:
         path = Path(raw)
@@ -216,9 +232,26 @@ def collect(
                     "folder of class subfolders)"
                 )
             _file(batch, path, raw, modality, label)
+    for n, raw in enumerate(texts, 1):
+        text = str(raw).strip()
+        if not text:
+            raise InputError(f"--text number {n} is empty; write the text between quotes")
+        batch.add(text, text_source(text), label, text_fingerprint(text))
     if not len(batch):
         raise InputError(f"{' '.join(inputs)[:200]} holds no {modality}s")
     return batch
+
+
+def text_source(text: str, limit: int = 40) -> str:
+    """How a text given with ``--text`` is named in outputs: itself, quoted, shortened.
+
+    >>> text_source("a rather long sentence that goes on and on and on")
+    '"a rather long sentence that goes on ..."'
+    """
+    one_line = " ".join(text.split())
+    if len(one_line) > limit:
+        one_line = one_line[: limit - 4].rstrip() + " ..."
+    return f'"{one_line}"'
 
 
 def _folder(batch: Batch, root: Path, modality: str, labels: Labels, label: str | None) -> None:

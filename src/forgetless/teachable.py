@@ -19,7 +19,11 @@ and keeps, in one folder, everything needed to learn more, predict, forget and a
   can be inverted to some extent: keep the folder as private as the data;
 * a **temperature** for calibrated probabilities, fitted at each learn on held-out samples
   of the data in hand (the new batch plus the features small models keep): a copy of the
-  learner forgets them, scores them, and T minimises their negative log-likelihood.
+  learner forgets them, scores them, and T minimises their negative log-likelihood;
+* an **unknown-input test**: per class, the sum of its samples' unit-length encoder features
+  (added at learn, subtracted at forget, a forgotten class's row zeroed: exact, no samples kept);
+  an input farther (1 - cosine) from every class mean than the 99th percentile of the learned
+  samples' leave-one-out distances is ``unknown`` (:meth:`TeachableModel.predict`).
 
 On disk a model is a folder. ``CURRENT`` is a model file (:mod:`forgetless.persistence`:
 no pickle, sha256 over every array and all metadata) holding the spec, settings, labels,
@@ -75,6 +79,7 @@ __all__ = [
     "DEFAULT_WIDTH",
     "Encoded",
     "EncoderSpec",
+    "NOVELTY_QUANTILE",
     "InputError",
     "ProvenanceError",
     "TeachableModel",
@@ -84,12 +89,20 @@ KIND, VERSION = "forgetless-teachable", 1
 RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
 POINTER = "CURRENT"
 LOCK = ".lock"
+# The layer width of a new model. Not chosen from the first learn's sample count: narrower
+# layers lost 1-8 accuracy points at every sample count measured (60-600 samples, four datasets,
+# README "Width"), and a first learn does not tell how much a model will learn later.
 DEFAULT_WIDTH = 1024
+WIDTH_RULE = "1024, whatever the first learn's size: narrower layers lost accuracy on small data"
 # A temperature is fitted at each learn on held-out samples of the data in hand (the new batch,
 # plus the features kept by small models' deletion records, up to CALIBRATION_POOL rows) when at
 # least this many can be held out.
 CALIBRATION_MIN_HELD_OUT = 8
 CALIBRATION_POOL = 5000
+# "unknown": an input whose cosine distance to the nearest class mean (of unit-length encoder
+# features) is beyond this quantile of the leave-one-out distances of the data in hand.
+NOVELTY_QUANTILE = 0.99
+NOVELTY_MIN_SAMPLES = 10
 _BLOB = re.compile(r"(learner-[0-9]{6}|record-[0-9]{6}-[0-9]{1,6})\.fl\Z")
 _TEMP = re.compile(r"\..*\.tmp-[0-9]+-[0-9a-f]{8}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
@@ -394,6 +407,11 @@ class TeachableModel:
         self._clf: ContinualClassifier | None = None
         self._records: dict[int, _Record] = {}
         self._encoder: Any = None
+        # Novelty: per label, the sum of its samples' unit-length encoder features (None: a
+        # model made before these were kept), and the calibration distances with their labels.
+        self.novelty_sums: np.ndarray | None = None
+        self.novelty_distance = np.zeros(0)
+        self.novelty_label = np.zeros(0, np.int32)
 
     # -------------------------------------------------------------- making and opening
     @classmethod
@@ -403,7 +421,7 @@ class TeachableModel:
         encoder: str | Any = "efficientnet-lite0",
         *,
         encoder_options: dict[str, Any] | None = None,
-        width: int = DEFAULT_WIDTH,
+        width: int | None = None,
         deletion_records: bool = True,
         random_state: int = 0,
     ) -> TeachableModel:
@@ -411,13 +429,14 @@ class TeachableModel:
 
         ``encoder`` is a registry name (:func:`forgetless.encoders.load_encoder`) with
         ``encoder_options`` (e.g. ``{"image_size": 112}``), or an encoder object whose ``name``
-        is a registry name. ``width`` is the layer's M (fixed for the model's life).
+        is a registry name. ``width`` is the layer's M, fixed for the model's life (None:
+        :data:`DEFAULT_WIDTH`).
         """
         path = Path(path)
         if path.exists() and not _reusable_folder(path):
             what = "a file" if path.is_file() else "a folder that is not an empty model"
             raise InputError(f"{path} is {what}; choose another MODEL name")
-        if type(width) is not int or not 16 <= width <= 8192:
+        if width is not None and (type(width) is not int or not 16 <= width <= 8192):
             raise InputError(f"--width must be an integer in [16, 8192], not {width!r}")
         options = dict(encoder_options or {})
         if isinstance(encoder, str):
@@ -426,7 +445,8 @@ class TeachableModel:
             name, instance = str(encoder.name), encoder
         spec = EncoderSpec.of(instance, name, options)
         settings = {
-            "width": width,
+            "width": DEFAULT_WIDTH if width is None else width,
+            "width_rule": "given" if width is not None else "default",
             "random_state": int(random_state),
             "deletion_records": bool(deletion_records),
             # Gaussian rather than orthogonal: as accurate here, and rebuilding it from its seed
@@ -488,7 +508,7 @@ class TeachableModel:
             raise ModelFileError("labels must be unique")
         model.labels = labels
         expected = {"samples.sha256", "samples.label", "samples.learned", "samples.forgotten"}
-        if set(arrays) != expected:
+        if set(arrays) not in (expected, expected | set(_NOVELTY_ARRAYS)):
             raise ModelFileError(f"arrays {sorted(arrays)}, expected {sorted(expected)}")
         sha, lab = arrays["samples.sha256"], arrays["samples.label"]
         learned, forgotten = arrays["samples.learned"], arrays["samples.forgotten"]
@@ -548,7 +568,26 @@ class TeachableModel:
             model._record_refs[int(key)] = (kind, rows, ref)
         if settings["deletion_records"] and set(model._record_refs) != active_labels:
             raise ModelFileError("a class has no deletion record")
+        if "novelty.sums" in arrays:
+            model._check_novelty(arrays, np.bincount(lab[active], minlength=len(labels)))
         return model
+
+    def _check_novelty(self, arrays: dict[str, np.ndarray], counts: np.ndarray) -> None:
+        sums, dist, lab = (arrays[k] for k in _NOVELTY_ARRAYS)
+        if sums.dtype != np.float64 or sums.shape != (len(self.labels), self.spec.dim):
+            raise ModelFileError("novelty.sums must be (labels, features) float64 values")
+        if not np.isfinite(sums).all():
+            raise ModelFileError("novelty.sums are not finite")
+        norms = np.linalg.norm(sums, axis=1)
+        if np.any(norms[counts == 0] != 0) or np.any(norms > counts * (1 + 1e-6) + 1e-9):
+            raise ModelFileError("novelty.sums do not match the class counts")
+        if dist.dtype != np.float64 or lab.dtype != np.int32 or dist.shape != lab.shape:
+            raise ModelFileError("the novelty calibration must be float64 distances with labels")
+        if dist.ndim != 1 or not (np.isfinite(dist).all() and np.all((dist >= 0) & (dist <= 2))):
+            raise ModelFileError("the novelty calibration distances must be in [0, 2]")
+        if lab.size and (lab.min() < 0 or lab.max() >= len(self.labels) or counts[lab].min() < 1):
+            raise ModelFileError("a novelty calibration distance names a class not learned")
+        self.novelty_sums, self.novelty_distance, self.novelty_label = sums, dist, lab
 
     # -------------------------------------------------------------- views
     def _active(self) -> np.ndarray:
@@ -773,18 +812,18 @@ class TeachableModel:
         return self._encode(self._batch(inputs, labels))
 
     # -------------------------------------------------------------- learning
-    def _new_learner(self) -> ContinualClassifier:
+    def _new_learner(self, settings: dict[str, Any]) -> ContinualClassifier:
         return ContinualClassifier(
-            projection=self.settings["projection"],
-            n_components=self.settings["width"],
+            projection=settings["projection"],
+            n_components=settings["width"],
             alpha="auto",
-            random_state=self.settings["random_state"],
+            random_state=settings["random_state"],
         )
 
-    def _learner_for_update(self) -> ContinualClassifier:
+    def _learner_for_update(self, settings: dict[str, Any] | None = None) -> ContinualClassifier:
         clf = self.learner()
         if clf is None:
-            return self._new_learner()
+            return self._new_learner(settings or self.settings)
         clf = copy.deepcopy(clf)
         clf.set_params(alpha="auto")
         return clf
@@ -820,7 +859,8 @@ class TeachableModel:
         X, names = encoded.features, np.array(encoded.batch.labels)
 
         # Compute everything aside, then commit.
-        clf = self._learner_for_update()
+        settings = self.settings
+        clf = self._learner_for_update(settings)
         clf.partial_fit(X, names)
         alpha = float(clf.alpha_)
         temperature, calibration = self.temperature, self.calibration
@@ -842,7 +882,19 @@ class TeachableModel:
                 labels_table.append(name)
         index = np.array([position[str(n)] for n in names], np.int32)
         event_id = len(self.events) + 1
-        records = self._records_after_learn(clf, encoded, index, labels_table)
+        records = self._records_after_learn(clf, encoded, index, labels_table, settings["width"])
+        novelty = None
+        if self.novelty_sums is not None or self.generation == 0:
+            sums = np.zeros((len(labels_table), X.shape[1]))
+            if self.novelty_sums is not None:
+                sums[: self.novelty_sums.shape[0]] = self.novelty_sums
+            np.add.at(sums, index, _unit_rows(X))
+            counts = np.bincount(
+                np.concatenate([self.sample_label[self._active()], index]),
+                minlength=len(labels_table),
+            )
+            pool_index = np.array([position[str(n)] for n in pool_y], np.int64)
+            novelty = self._novelty_state(sums, counts, pool_X, pool_index)
         report = Report(
             "learn",
             counts=encoded.batch.counts(),
@@ -879,23 +931,74 @@ class TeachableModel:
             "alpha": alpha,
             "clf": clf,
             "records": records,
-            "settings": self.settings,
+            "settings": settings,
+            "novelty": novelty,
         }
         self._commit(state)
         return report
 
-    def _calibration_pool(self, X: np.ndarray, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The new batch plus the rows kept in features records (while the total stays under
-        :data:`CALIBRATION_POOL`): labelled features the learner has learned."""
-        xs, ys, total = [X], [names], len(names)
+    def _calibration_pool(
+        self,
+        X: np.ndarray | None = None,
+        names: np.ndarray | None = None,
+        changed: dict[int, _Record | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The new batch plus the rows kept in features records, as ``changed`` leaves them
+        (while the total stays under :data:`CALIBRATION_POOL`): labelled features the learner
+        has learned."""
+        if X is None:
+            X, names = np.zeros((0, self.spec.dim), np.float32), np.zeros(0, str)
+        changed = changed or {}
+        xs, ys, total = [X], [np.asarray(names).astype(str)], len(names)
         for label, (kind, rows, _) in sorted(self._record_refs.items()):
-            if kind != "features" or total + rows > CALIBRATION_POOL:
+            record = changed[label] if label in changed else None
+            if label not in changed:
+                if kind != "features" or total + rows > CALIBRATION_POOL:
+                    continue
+                record = self._record(label)
+            if (
+                record is None
+                or record.kind != "features"
+                or total + record.rows > CALIBRATION_POOL
+            ):
                 continue
-            record = self._record(label)
             xs.append(record.features)
             ys.append(np.full(record.rows, self.labels[label]))
-            total += rows
+            total += record.rows
         return np.concatenate(xs), np.concatenate(ys)
+
+    def _novelty_state(
+        self, sums: np.ndarray, counts: np.ndarray, pool_X: np.ndarray, pool_index: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The novelty sums with their calibration: the leave-one-out distances of the pool's
+        samples; below :data:`NOVELTY_MIN_SAMPLES` of them, added to the earlier ones of the
+        classes still learned."""
+        distance, label = leave_one_out_distances(sums, counts, _unit_rows(pool_X), pool_index)
+        if distance.size < NOVELTY_MIN_SAMPLES:
+            keep = counts[self.novelty_label] > 0
+            distance = np.concatenate([self.novelty_distance[keep], distance])
+            label = np.concatenate([self.novelty_label[keep], label])
+        return {"sums": sums, "distance": distance, "label": label.astype(np.int32)}
+
+    def _novelty_after_forget(
+        self,
+        forgotten: np.ndarray,
+        changed: dict[int, _Record | None],
+        features: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray] | None:
+        """The novelty state once the samples ``forgotten`` marks are gone (``features`` of
+        removed samples with their ``labels``; a class with none left is zeroed whole)."""
+        if self.novelty_sums is None:
+            return None
+        sums = self.novelty_sums.copy()
+        if features is not None:
+            np.subtract.at(sums, labels, _unit_rows(features))
+        counts = np.bincount(self.sample_label[forgotten < 0], minlength=len(self.labels))
+        sums[counts == 0] = 0.0
+        pool_X, pool_y = self._calibration_pool(changed=changed)
+        pool_index = np.array([self.labels.index(n) for n in pool_y], np.int64)
+        return self._novelty_state(sums, counts, pool_X, pool_index)
 
     def _new_samples(self, batch: Batch) -> tuple[list[int], int]:
         """Rows of ``batch`` not yet learned with their label (nor repeated in the batch)."""
@@ -912,13 +1015,18 @@ class TeachableModel:
                 keep.append(i)
         return keep, len(batch) - len(keep)
 
-    def _record_limit(self) -> int:
+    def _record_limit(self, width: int | None = None) -> int:
         """Rows up to which a class keeps features (``n_c x d < M x (M + 1)``)."""
-        m = self.settings["width"]
+        m = width or self.settings["width"]
         return -(-(m * (m + 1)) // self.spec.dim) - 1
 
     def _records_after_learn(
-        self, clf: ContinualClassifier, encoded: Encoded, index: np.ndarray, labels: list[str]
+        self,
+        clf: ContinualClassifier,
+        encoded: Encoded,
+        index: np.ndarray,
+        labels: list[str],
+        width: int,
     ) -> dict[int, _Record | None]:
         """The changed classes' deletion records (None: keep none)."""
         if not self.settings["deletion_records"]:
@@ -941,7 +1049,7 @@ class TeachableModel:
                 stats = old.stats.copy()
                 stats += _class_statistics(clf, feats)
                 record = _Record("statistics", np.concatenate([old.samples, samples]), stats=stats)
-            if record.kind == "features" and record.rows > self._record_limit():
+            if record.kind == "features" and record.rows > self._record_limit(width):
                 record = _Record(
                     "statistics", record.samples, stats=_class_statistics(clf, record.features)
                 )
@@ -977,9 +1085,19 @@ class TeachableModel:
             "alpha": self.alpha,
             "records": {},
             "settings": self.settings,
+            "novelty": self._novelty_now(),
         }
         state.update(changes)
         return state
+
+    def _novelty_now(self) -> dict[str, np.ndarray] | None:
+        if self.novelty_sums is None:
+            return None
+        return {
+            "sums": self.novelty_sums,
+            "distance": self.novelty_distance,
+            "label": self.novelty_label,
+        }
 
     # -------------------------------------------------------------- forgetting
     def forget_classes(self, names: Sequence[str]) -> Report:
@@ -1016,6 +1134,7 @@ class TeachableModel:
                 ) from err
             changed[label] = None
             forgotten[self._active() & (self.sample_label == label)] = event_id
+        novelty = self._novelty_after_forget(forgotten, changed)
         report = Report(
             "forget", counts={n: counts[n] for n in names}, classes_removed=names, event=event_id
         )
@@ -1028,7 +1147,7 @@ class TeachableModel:
             "counts": report.counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(clf, forgotten, changed, event)
+        self._commit_forget(clf, forgotten, changed, event, novelty)
         return report
 
     def forget(
@@ -1120,6 +1239,7 @@ class TeachableModel:
             else:
                 stats = record.stats.minus(_class_statistics(clf, feats[rows]))
                 changed[label_idx] = _Record("statistics", record.samples[keep], stats=stats)
+        novelty = self._novelty_after_forget(forgotten, changed, feats, target_labels)
         counts = {}
         for n in names:
             counts[str(n)] = counts.get(str(n), 0) + 1
@@ -1141,10 +1261,10 @@ class TeachableModel:
             "counts": counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(clf, forgotten, changed, event)
+        self._commit_forget(clf, forgotten, changed, event, novelty)
         return report
 
-    def _commit_forget(self, clf, forgotten, changed, event) -> None:
+    def _commit_forget(self, clf, forgotten, changed, event, novelty) -> None:
         alpha = float(clf.alpha_) if clf.classes_.size else None
         self._commit(
             self._state(
@@ -1153,6 +1273,7 @@ class TeachableModel:
                 alpha=alpha,
                 clf=clf,
                 records=changed,
+                novelty=novelty,
             )
         )
 
@@ -1215,13 +1336,25 @@ class TeachableModel:
         return _softmax(scores / (self.temperature or 1.0))
 
     def predict(
-        self, inputs: Any, top_k: int = 1, reject_below: float | None = None
+        self,
+        inputs: Any,
+        top_k: int = 1,
+        reject_below: float | None = None,
+        reject_unknown: bool | float = False,
     ) -> list[dict[str, Any]]:
-        """One row per input: ``input`` (its source), ``label`` (``"unknown"`` when the top
-        probability is below ``reject_below``), ``probability`` and the ``top`` k pairs."""
+        """One row per input: ``input`` (its source), ``label``, ``probability`` and the ``top``
+        k pairs. ``label`` is ``"unknown"`` when the top probability is below ``reject_below``,
+        or, with ``reject_unknown`` (True: the :data:`NOVELTY_QUANTILE` threshold; a number:
+        that quantile), when the input is farther from every class than the threshold
+        (:meth:`novelty_threshold`); rows then also hold ``distance`` and ``threshold``."""
+        threshold = None
+        if reject_unknown is not False and reject_unknown is not None:
+            quantile = NOVELTY_QUANTILE if reject_unknown is True else float(reject_unknown)
+            threshold = self.novelty_threshold(quantile)
         scores, encoded = self.scores(inputs)
         proba = _softmax(scores / (self.temperature or 1.0))
         classes = self._predictor().classes_.tolist()
+        distance = self.novelty(encoded) if threshold is not None else None
         k = max(1, min(int(top_k), len(classes)))
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         rows = []
@@ -1230,8 +1363,49 @@ class TeachableModel:
             best, p = top[0]
             if reject_below is not None and p < reject_below:
                 best = "unknown"
-            rows.append({"input": source, "label": best, "probability": p, "top": top})
+            row = {"input": source, "label": best, "probability": p, "top": top}
+            if distance is not None:
+                if distance[i] > threshold:
+                    row["label"] = "unknown"
+                row["distance"], row["threshold"] = float(distance[i]), threshold
+            rows.append(row)
         return rows
+
+    def novelty(self, inputs: Any) -> np.ndarray:
+        """How far each input is from every class: 1 - the cosine of its encoder features to
+        the nearest class mean (of unit-length features), in [0, 2]. The class means are sums
+        kept per class (added at learn, subtracted at forget, a forgotten class's removed)."""
+        self._require_novelty()
+        if not self.classes:
+            raise InputError(f"{self.path} knows no classes yet")
+        encoded = self._features_of(inputs, None)
+        counts = np.bincount(self.sample_label[self._active()], minlength=len(self.labels))
+        return novelty_distances(self.novelty_sums, counts, _unit_rows(encoded.features))
+
+    def _require_novelty(self) -> None:
+        if self.novelty_sums is None:
+            raise InputError(
+                f"{self.path} was made before forgetless kept what the unknown-input test "
+                "needs; teach a new model to use it"
+            )
+
+    def novelty_threshold(self, quantile: float = NOVELTY_QUANTILE) -> float:
+        """The distance beyond which an input is ``unknown``: the ``quantile`` of the
+        leave-one-out distances of the samples in hand at the last learn or forget (each
+        sample's distance to the class means without it), so about ``1 - quantile`` of inputs
+        like those learned are rejected."""
+        if isinstance(quantile, bool) or not (
+            isinstance(quantile, (int, float)) and 0 < quantile <= 1
+        ):
+            raise InputError(f"the unknown quantile must be in (0, 1], not {quantile!r}")
+        self._require_novelty()
+        if self.novelty_distance.size < NOVELTY_MIN_SAMPLES:
+            raise InputError(
+                f"{self.path} cannot tell unknown inputs yet: it needs {NOVELTY_MIN_SAMPLES} "
+                f"learned samples (in classes of 2 or more) to calibrate, it has "
+                f"{self.novelty_distance.size}; teach it more"
+            )
+        return float(np.quantile(self.novelty_distance, quantile))
 
     def evaluate(self, inputs: Any, labels: Sequence[Any] | None = None) -> dict[str, Any]:
         """Accuracy, per-class counts and the confusion matrix on labelled inputs."""
@@ -1296,6 +1470,9 @@ class TeachableModel:
                 "projection": self.settings["projection"],
                 "activation": "relu",
                 "width": m,
+                "width_rule": "given when the model was made"
+                if self.settings.get("width_rule") == "given"
+                else f"the default: {WIDTH_RULE}",
                 "head": "ridge",
                 "alpha": self.alpha,
                 "alpha_rule": "GCV over the sums (alpha='auto')",
@@ -1303,6 +1480,7 @@ class TeachableModel:
             },
             "temperature": self.temperature,
             "calibration": self.calibration,
+            "novelty": self._novelty_info(),
             "classes": counts,
             "samples": int(sum(counts.values())),
             "deletion_records": {
@@ -1317,6 +1495,18 @@ class TeachableModel:
             "bytes_on_disk": int(sum(files.values())),
             "files": files,
             "journal": self.events,
+        }
+
+    def _novelty_info(self) -> dict[str, Any] | None:
+        if self.novelty_sums is None:
+            return None
+        calibrated = self.novelty_distance.size >= NOVELTY_MIN_SAMPLES
+        return {
+            "distance": NOVELTY_DISTANCE,
+            "quantile": NOVELTY_QUANTILE,
+            "threshold": self.novelty_threshold() if calibrated else None,
+            "calibration_samples": int(self.novelty_distance.size),
+            "bytes_per_class": 8 * self.spec.dim,
         }
 
     # -------------------------------------------------------------- committing
@@ -1382,6 +1572,7 @@ class TeachableModel:
             "events": state["events"],
             "alpha": state["alpha"],
             "calibration": state["calibration"],
+            "novelty": None if state["novelty"] is None else {"distance": NOVELTY_DISTANCE},
             "learner": learner_ref.as_dict(),
             "records": {
                 str(label): {"kind": kind, "rows": rows, **ref.as_dict()}
@@ -1394,6 +1585,10 @@ class TeachableModel:
             "samples.learned": state["sample_learned"],
             "samples.forgotten": state["sample_forgotten"],
         }
+        novelty = state["novelty"]
+        if novelty is not None:
+            values = (novelty["sums"], novelty["distance"], novelty["label"])
+            arrays.update(zip(_NOVELTY_ARRAYS, values, strict=True))
         write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
         # Committed. Install in memory, then remove what the pointer no longer names.
         self.generation = generation
@@ -1407,6 +1602,9 @@ class TeachableModel:
         self.settings = settings
         self.temperature, self.calibration = state["temperature"], state["calibration"]
         self.alpha = state["alpha"]
+        if novelty is not None:
+            self.novelty_sums = novelty["sums"]
+            self.novelty_distance, self.novelty_label = novelty["distance"], novelty["label"]
         self._clf, self._learner_ref = clf, learner_ref
         self._record_refs, self._records = record_refs, records
         named = {learner_ref.file} | {ref.file for _, _, ref in record_refs.values()}
@@ -1435,6 +1633,57 @@ def _sample_of(model: TeachableModel, item: Any, i: int) -> tuple[Any, str, byte
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
     digest.update(np.ascontiguousarray(array).tobytes())
     return item, f"image {i}", digest.digest()
+
+
+_NOVELTY_ARRAYS = ("novelty.sums", "novelty.distance", "novelty.label")
+NOVELTY_DISTANCE = "1 - cosine to the nearest class mean of unit-length encoder features"
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, in float64 (a zero row stays zero)."""
+    X = np.asarray(X, dtype=np.float64)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+
+
+def novelty_distances(sums: np.ndarray, counts: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """For unit rows ``U``: 1 - the cosine to the nearest class mean direction, over the
+    classes with samples (``sums`` rows: sums of their unit-length features). In [0, 2]."""
+    live = np.flatnonzero(counts > 0)
+    if live.size == 0:
+        return np.ones(U.shape[0])
+    return np.clip(1.0 - (U @ _unit_rows(sums[live]).T).max(axis=1), 0.0, 2.0)
+
+
+def leave_one_out_distances(
+    sums: np.ndarray, counts: np.ndarray, U: np.ndarray, own: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`novelty_distances` of each unit row of ``U``, learned under class ``own``, as if
+    it had not been learned: its class's mean direction without it (closed form: its sum minus
+    the row). Rows whose class has no other sample and no other class exists are dropped.
+    Returns (distances, their classes).
+
+    >>> U = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])  # class 0: rows 0, 1; class 1: row 2
+    >>> sums, counts = np.array([U[0] + U[1], U[2]]), np.array([2, 1])
+    >>> distances, classes = leave_one_out_distances(sums, counts, U, np.array([0, 0, 1]))
+    >>> distances.round(2).tolist(), classes.tolist()  # row 2 is alone: only class 0 is left
+    ([0.4, 0.2, 0.55], [0, 0, 1])
+    """
+    own = np.asarray(own, dtype=np.int64)
+    if U.shape[0] == 0:
+        return np.zeros(0), np.zeros(0, np.int64)
+    cos = np.full((U.shape[0], sums.shape[0]), -np.inf)
+    live = np.flatnonzero(counts > 0)
+    cos[:, live] = U @ _unit_rows(sums[live]).T
+    rest = sums[own] - U
+    norms = np.linalg.norm(rest, axis=1)
+    alone = counts[own] <= 1
+    mine = np.einsum("ij,ij->i", U, rest) / np.where(norms > 0, norms, 1.0)
+    mine[alone | (norms == 0)] = -np.inf
+    cos[np.arange(U.shape[0]), own] = mine
+    best = cos.max(axis=1)
+    kept = np.isfinite(best)
+    return np.clip(1.0 - best[kept], 0.0, 2.0), own[kept]
 
 
 def _reusable_folder(path: Path) -> bool:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,10 @@ from typing import Any, Literal
 import numpy as np
 
 Modality = Literal["image", "text"]
+# Progress in logs (stderr not a terminal): nothing for runs shorter than LOG_QUIET_S, then a
+# line at each tenth of the work or every LOG_EVERY_S seconds.
+LOG_QUIET_S = 5.0
+LOG_EVERY_S = 30.0
 # Bump when a change to forgetless itself changes the features an encoder returns.
 FEATURE_VERSION = 1
 
@@ -41,20 +46,131 @@ def missing_package(package: str, extra: str | None = None) -> EncoderNotAvailab
     )
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter (IPython) kernel, where stderr is not a terminal but
+    tqdm.auto draws a widget bar."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # an IPython too old or too broken to ask
+        return False
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def progress_mode(progress: bool | None) -> str:
+    """How progress is shown: ``"off"`` (``progress=False``), ``"notebook"`` (tqdm.auto's widget
+    in a Jupyter kernel), ``"bar"`` (tqdm on a terminal, or ``progress=True``) or ``"log"``
+    (stderr is a file or a pipe: a plain line every tenth of the work or 30 s, see
+    :class:`LogProgress`)."""
+    if progress is False:
+        return "off"
+    if in_notebook():
+        return "notebook"
+    if progress or bool(getattr(sys.stderr, "isatty", lambda: False)()):
+        return "bar"
+    return "log"
+
+
 def show_progress(progress: bool | None) -> bool:
-    """``progress`` if given, else whether stderr is a terminal (so logs and CI stay quiet)."""
-    if progress is not None:
-        return progress
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    """Whether a tqdm bar is drawn (a terminal, a notebook, or ``progress=True``)."""
+    return progress_mode(progress) in ("bar", "notebook")
+
+
+class LogProgress:
+    """Progress for logs: tqdm's ``update``/``close`` interface, writing one plain line to
+    stderr at each tenth of the work or every ``every_s`` seconds (:data:`LOG_EVERY_S`), with
+    items/s and the time left. A run shorter than ``quiet_s`` (:data:`LOG_QUIET_S`) writes
+    nothing, so quick calls keep logs clean; a run that wrote a line ends with one saying how
+    long it took.
+
+    >>> import io
+    >>> clock = iter([0.0, 1.0, 6.0, 7.0, 40.0, 41.0]).__next__
+    >>> out = io.StringIO()
+    >>> with LogProgress(100, "minilm", "text", stream=out, clock=clock) as bar:
+    ...     bar.update(5)    # 1 s: too early to say anything
+    ...     bar.update(25)   # 6 s: 30 %, a line
+    ...     bar.update(5)    # 7 s: still 30 %, nothing
+    ...     bar.update(1)    # 40 s: still 30 %, but 34 s since the last line
+    >>> print(out.getvalue(), end="")
+    minilm: 30/100 text (30 %), 5.0 text/s, ~14 s left
+    minilm: 36/100 text (36 %), 0.9 text/s, ~71 s left
+    minilm: 36/100 text in 41 s (0.9 text/s)
+    """
+
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str = "it",
+        *,
+        stream: Any = None,
+        every_s: float | None = None,
+        quiet_s: float | None = None,
+        clock: Any = None,
+    ) -> None:
+        self.total, self.desc, self.unit = int(total), desc, unit
+        self.stream = stream
+        self.every_s = LOG_EVERY_S if every_s is None else every_s
+        self.quiet_s = LOG_QUIET_S if quiet_s is None else quiet_s
+        self.clock = clock or time.monotonic
+        self.n = 0
+        self.start = self.clock()
+        self._last_time = self.start
+        self._last_tenth = 0
+        self._wrote = self._closed = False
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _write(self, line: str) -> None:
+        stream = self.stream if self.stream is not None else sys.stderr
+        print(line, file=stream, flush=True)
+        self._wrote = True
+
+    def update(self, n: int = 1) -> None:
+        self.n += int(n)
+        now = self.clock()
+        elapsed = now - self.start
+        if elapsed < self.quiet_s or not self.total or self.n >= self.total:
+            return  # (the end is told by close)
+        tenth = min(10, 10 * self.n // self.total)
+        if tenth <= self._last_tenth and now - self._last_time < self.every_s:
+            return
+        self._last_tenth, self._last_time = tenth, now
+        rate = self.n / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.n) / rate if rate > 0 else float("nan")
+        self._write(
+            f"{self.desc}: {self.n}/{self.total} {self.unit} ({100 * self.n // self.total} %), "
+            f"{rate:.1f} {self.unit}/s, ~{left:.0f} s left"
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        elapsed = self.clock() - self.start
+        if self._wrote or (elapsed >= self.quiet_s and self.n):
+            rate = self.n / elapsed if elapsed > 0 else 0.0
+            self._write(
+                f"{self.desc}: {self.n}/{self.total} {self.unit} in {elapsed:.0f} s "
+                f"({rate:.1f} {self.unit}/s)"
+            )
 
 
 def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "it") -> Any:
-    """A tqdm bar with items/s and ETA, disabled unless :func:`show_progress` says so."""
+    """Progress as :func:`progress_mode` says: a tqdm bar with items/s and ETA (tqdm.auto: a
+    widget in notebooks), plain lines for logs (:class:`LogProgress`), or nothing."""
+    mode = progress_mode(progress)
+    if mode == "log":
+        return LogProgress(total, desc, unit)
     from tqdm.auto import tqdm
 
-    return tqdm(
-        total=total, desc=desc, unit=unit, disable=not show_progress(progress), dynamic_ncols=True
-    )
+    return tqdm(total=total, desc=desc, unit=unit, disable=mode == "off", dynamic_ncols=True)
 
 
 @functools.lru_cache(maxsize=64)
