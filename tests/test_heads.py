@@ -216,14 +216,20 @@ def test_a_minimum_at_the_lattice_edge_yields_to_an_interior_one():
     from sklearn.datasets import load_digits
 
     from forgetless import ContinualClassifier
+    from forgetless._lambda_search import select_alpha
 
     X, y = load_digits(return_X_y=True)
     clf = ContinualClassifier(n_components=2000, random_state=0, fit_intercept=False)
     clf.fit(X[:200], y[:200])
-    path = [p for p in clf.head_.gcv_path_ if math.isfinite(p.score)]
+    stats = clf.statistics_
+    best, full_path = select_alpha(
+        stats.gram, stats.class_sums, stats.n_samples, target_energy=float(stats.n_samples),
+        criterion="gcv", scale=float(np.diag(stats.gram_upper).max()),
+    )  # fmt: skip
+    path = [p for p in full_path if math.isfinite(p.score)]
     scores = np.array([p.score for p in path])
-    assert path[0].alpha > clf.head_.gcv_path_[0].alpha  # the interpolating end is undefined
-    chosen = [p.alpha for p in path].index(clf.alpha_)
+    assert path[0].alpha > full_path[0].alpha  # the interpolating end is undefined
+    chosen = [p.alpha for p in path].index(best.alpha)
     assert 0 < chosen < len(path) - 1
     assert scores[chosen] < scores[chosen - 1] and scores[chosen] <= scores[chosen + 1]
     interior = [i for i in range(1, len(path) - 1) if scores[i] < scores[i - 1]]

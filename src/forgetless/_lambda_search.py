@@ -1,25 +1,54 @@
-"""Choosing the ridge penalty lambda by generalized cross-validation from the sums alone.
+"""Choosing the ridge penalty lambda from the sums alone.
 
 Private to the heads: :class:`forgetless.heads.RidgeHead` calls :func:`select_alpha`.
+
+Two criteria, both functions of the sums (G, Q, class counts, n), so an incremental learner
+chooses what a fresh fit on the same data chooses:
+
+- ``loo`` (the default given class counts, for 2 to 512 classes with at least two samples per
+  class on average): an estimate of the leave-one-out *classification* error
+  (:func:`loo_error`).
+- ``gcv``: generalized cross-validation, a leave-one-out estimate of the squared error of the
+  one-hot regression (:class:`GCV`, :func:`gcv_from_spectrum`).
+
+Three ways to score the lattice of lambdas:
+
+- Krylov quadrature (the default where it is cheaper): block Lanczos quadrature of the whole
+  curve from matrix products G @ U only (:func:`krylov_spectrum`), then one Cholesky
+  factorisation at the chosen lambda, which checks the curve there and gives the coefficients.
+- spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
+  grid, or when the quadrature does not converge or fails its check).
+- a warm walk of factorisations from the previous choice (``warm_start=True``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import linalg
+from scipy.special import log_ndtr, logsumexp
+from threadpoolctl import ThreadpoolController
 
 from forgetless.linalg import HOST, HostLinalg
 
 _PROBES = 64  # Hutchinson probes for tr((G + lambda I)^-1) when M is larger than this
+_KRYLOV_PROBES = 8  # Rademacher probes of the quadrature's trace (degrees of freedom)
+_KRYLOV_MIN_UNITS = 1024  # below this width the eigendecomposition costs milliseconds: exact
+_KRYLOV_FIRST, _KRYLOV_EVERY = 6, 2  # block steps before the first convergence test, and between
+_KRYLOV_STEPS = 16  # the quadrature is tried where M/2 dimensions allow this many block steps
+_KRYLOV_RTOL = 1e-3  # the curve near its minimum moves less than this between tests: converged
+_KRYLOV_CHECK = 0.02  # the curve and the factorised criterion must agree this well there
+_LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
 
 
 @dataclass
 class GCVPoint:
     alpha: float
-    score: float  # GCV(alpha); inf where undefined (n <= df, or G + alpha I not factorisable)
+    score: float  # the criterion at alpha; inf where undefined (n <= df, not factorisable)
     coef: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -34,9 +63,8 @@ class GCV:
     lambda: when it exceeds 1 % of n - df (as when M > n and the fit nearly interpolates) the
     exact trace is computed instead, at the cost of one more triangular inversion.
 
-    This per-lambda form serves the warm-started walk (``warm_start=True``), where a few
-    factorisations near the previous lambda cost less than an eigendecomposition (5 to 15
-    factorisations, measured); a search from scratch uses :func:`gcv_from_spectrum`.
+    This per-lambda form (:meth:`moments`, which also gives the loo criterion's K and K2)
+    serves the warm-started walk and the check of the Krylov search at its choice.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); H = rng.standard_normal((50, 4))
@@ -82,22 +110,38 @@ class GCV:
         self.probes = ops.asarray(probes)
 
     def __call__(self, alpha: float) -> GCVPoint:
-        ops, m = self.ops, self.gram.shape[0]
-        factored = ops.shifted_cholesky(self.gram, alpha)
-        if factored is None:
+        """GCV at ``alpha``, and the coefficients."""
+        moments = self.moments(alpha)
+        if moments is None:
             return GCVPoint(alpha, math.inf)
-        upper = factored[0]
-        W = ops.cho_solve(upper, self.class_sums)
-        rss = self.target_energy - ops.vdot(W, self.class_sums) - alpha * ops.vdot(W, W)
-        trace_inv, stderr = self._trace_inverse(upper)
-        df = m - alpha * trace_inv + self.extra_df
-        if alpha * stderr > 0.01 * abs(self.n - df):
-            # The estimate cannot resolve n - df (e.g. M > n, nearly interpolating): be exact.
-            df = m - alpha * ops.inverse_norm2(upper) + self.extra_df
-        W = None if self.compressed else ops.to_numpy(W)
+        W, cross, _, df = moments
+        rss = self.target_energy - float(np.trace(cross)) - alpha * float(np.sum(W * W))
+        df += self.extra_df
+        W = None if self.compressed else W
         if self.n - df <= 0:
             return GCVPoint(alpha, math.inf, W)
         return GCVPoint(alpha, self.n * max(rss, 0.0) / (self.n - df) ** 2, W)
+
+    def moments(self, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+        """(W, K, K2, df) at ``alpha`` from one Cholesky factorisation: W = (G + alpha I)^-1 Q,
+        K = Q^T W, K2 = W^T G W = K - alpha W^T W and df = tr((G + alpha I)^-1 G) (Hutchinson,
+        or exact where the estimate cannot resolve n - df); None if not positive definite."""
+        ops, m = self.ops, self.gram.shape[0]
+        factored = ops.shifted_cholesky(self.gram, alpha)
+        if factored is None:
+            return None
+        upper = factored[0]
+        W = ops.cho_solve(upper, self.class_sums)
+        trace_inv, stderr = self._trace_inverse(upper)
+        df = m - alpha * trace_inv
+        if alpha * stderr > 0.01 * abs(self.n - df - self.extra_df):
+            # The estimate cannot resolve n - df (e.g. M > n, nearly interpolating): be exact.
+            df = m - alpha * ops.inverse_norm2(upper)
+        W = np.asarray(ops.to_numpy(W))
+        sums = np.asarray(ops.to_numpy(self.class_sums))
+        cross = sums.T @ W
+        cross = 0.5 * (cross + cross.T)
+        return W, cross, cross - alpha * (W.T @ W), float(df)
 
     def _trace_inverse(self, upper: np.ndarray) -> tuple[float, float]:
         """tr(A^-1) from A = U^T U and the probes, with the estimate's standard error."""
@@ -119,34 +163,59 @@ def select_alpha(
     extra_df: float = 0.0,
     ops: HostLinalg = HOST,
     scale: float | None = None,
+    method: str = "auto",
+    counts: np.ndarray | None = None,
+    criterion: str = "auto",
 ) -> tuple[GCVPoint, list[GCVPoint]]:
-    """Choose lambda by GCV over all accumulated statistics.
+    """Choose lambda over all accumulated statistics.
 
-    Default (no ``start``): one eigendecomposition G = V diag(s) V^T serves the whole lattice
-    of lambdas, ``tolerance`` decades apart over [1e-10 trace(G), 1e4 trace(G)/M] (so the chosen
-    system's condition number stays below ~1e10), each scored exactly in O(M) from s and the
-    energies of V^T Q (see :func:`gcv_from_spectrum`); the lowest interior local minimum is
-    chosen (a minimum at an end of the lattice only if the curve has no interior one: with more
-    units than samples GCV stays finite as lambda -> 0 and often looks best there, while the
-    interpolating fit predicts worse). The choice depends on the sums alone, so an incremental
-    learner chooses what a fresh fit on the same data chooses. With ``alphas`` given, those are
-    scored the same way and the lowest is chosen.
+    ``criterion``: ``"loo"`` (:func:`loo_error`, needs the class ``counts``), ``"gcv"``, or
+    ``"auto"``: loo when ``counts`` are given for 2 to 512 classes, none empty, with
+    n - C >= max(C, 10) (at least two samples per class on average, and ten within-class degrees
+    of freedom for its covariance); gcv otherwise.
+
+    Default (no ``start``): the lattice of lambdas ``tolerance`` decades apart over
+    [1e-10 trace(G), 1e4 trace(G)/M] (so the chosen system's condition number stays below
+    ~1e10) is scored, and the lowest interior local minimum is chosen (a minimum at an end of
+    the lattice only if the curve has no interior one: with more units than samples the fit
+    interpolates as lambda -> 0, which predicts worse than either criterion can tell). Among
+    scores tied to 1e-6 (relative) with the lowest, the lowest GCV (where the loo error is
+    floored, see :func:`loo_error`), then the largest lambda. The curve comes from
+
+    - ``method="krylov"`` (what ``"auto"`` uses from M = 1024 units where M/2 dimensions allow
+      16 block steps of C + 8 columns, C the number of classes): block Lanczos quadrature
+      (:func:`krylov_spectrum`), matrix products only, grown until the curve near its minimum
+      moves by less than 1e-3 between tests. The chosen lambda is then factorised once: that
+      Cholesky factorisation gives the coefficients (returned with the best point) and the
+      criterion there from exact K = Q^T W; if the curve is off by more than 2 % at the choice,
+      or did not converge within M/2 dimensions, the exact spectral curve decides instead.
+    - ``method="spectral"``: one eigendecomposition G = V diag(s) V^T scores every lambda exactly
+      from s and V^T Q (see :func:`gcv_from_spectrum`, :func:`loo_error`).
+
+    Either way the choice depends on the sums alone (the quadrature's probes are fixed), so an
+    incremental learner chooses what a fresh fit on the same data chooses (unless two lambdas
+    score within rounding of each other). With ``alphas`` given, those are scored exactly
+    (spectral) and the lowest is chosen.
 
     With ``start`` (``warm_start=True``, the previous choice): a walk on the same lattice from
     there, one Cholesky factorisation per lambda (see :class:`GCV`), downhill until both
     neighbours are worse: about three factorisations, but it stops at the nearest local minimum.
 
-    ``ops`` runs the factorisations elsewhere (a GPU, see :class:`HostLinalg`). ``scale`` is
-    the size of G's entries before centring (its largest diagonal value): eigenvalues and a
-    trace below its rounding level are zero, whatever route (a forget, a merge) left them.
+    ``ops`` runs the factorisations and products elsewhere (a GPU, see :class:`HostLinalg`).
+    ``scale`` is the size of G's entries before centring (its largest diagonal value):
+    eigenvalues and a trace below its rounding level are zero, whatever route (a forget, a
+    merge) left them.
 
-    Where GCV is undefined everywhere (too few samples to leave residual degrees of freedom, as
-    with a single sample) the largest lambda is chosen.
+    Where the criterion is undefined everywhere (too few samples to leave residual degrees of
+    freedom, as with a single sample) the largest lambda is chosen.
 
-    Returns the best point and every point scored, sorted by lambda. Only a warm walk returns
-    coefficients with its best point (from its own factorisation); otherwise solve at
-    ``best.alpha`` (``ridge_solve``), the same operations as a fixed alpha.
+    Returns the best point and every point scored, sorted by lambda. The warm walk and the
+    Krylov search return coefficients with their best point (from the factorisation at that
+    lambda: the same operations as a fixed alpha); otherwise solve at ``best.alpha``
+    (``ridge_solve``).
     """
+    if method not in ("auto", "krylov", "spectral"):
+        raise ValueError(f"method must be 'auto', 'krylov' or 'spectral', got {method!r}")
     m = gram.shape[0]
     floor = m * np.finfo(np.float64).eps * (scale if scale is not None else 0.0)
     trace = ops.trace(gram)
@@ -160,38 +229,158 @@ def select_alpha(
         alphas = np.asarray(alphas, dtype=np.float64).ravel()
         if alphas.size == 0 or not np.all(alphas > 0):
             raise ValueError("alphas must be a non-empty list of positive numbers")
-    if alphas is not None or start is None or not start > 0:
-        grid = (
-            np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
-        )
-        eigenvalues, energies = ops.spectrum(gram, class_sums)
-        eigenvalues = _without_rounding_noise(eigenvalues, floor)
-        scores = gcv_from_spectrum(eigenvalues, energies, n, grid, energy, extra_df)
-        points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
+    scorer = _Scorer(n, energy, extra_df, counts, class_sums.shape[1], criterion, m)
+    if alphas is None and start is not None and start > 0:
+        points = _warm_walk(gram, class_sums, start, lo, hi, tolerance, scorer, ops)
+        return _choose(points, interior=False), [GCVPoint(p.alpha, p.score) for p in points]
+    grid = np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
+    if alphas is None and trace > 0 and method != "spectral":
+        found = _krylov_search(gram, class_sums, grid, floor, scorer, ops, method == "krylov")
+        if found is not None:
+            return found
+    if scorer.criterion == "gcv":
+        eigenvalues, rotated = ops.spectrum(gram, class_sums)  # energies suffice
     else:
-        points = _warm_walk(gram, class_sums, n, start, lo, hi, tolerance, energy, extra_df, ops)
+        eigenvalues, rotated = _rotated_spectrum(gram, class_sums, ops)
+    eigenvalues = _without_rounding_noise(eigenvalues, floor)
+    scores = scorer.curve(eigenvalues, rotated, grid)
+    points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
+    tiebreak = scorer.curve(eigenvalues, rotated, grid, criterion="gcv")
+    return _choose(points, interior=alphas is None, tiebreak=tiebreak), points
+
+
+def criterion_for(counts: np.ndarray | None, n: float, n_classes: int) -> str:
+    """The criterion ``criterion="auto"`` uses for these class counts (see :func:`select_alpha`).
+
+    >>> criterion_for(np.array([50, 50]), 100, 2), criterion_for(np.array([1, 1]), 2, 2)
+    ('loo', 'gcv')
+    """
+    loo = (
+        counts is not None
+        and 2 <= n_classes <= _LOO_MAX_CLASSES
+        and n - n_classes >= max(n_classes, 10)  # the within-class covariance needs samples
+        and bool(np.all(np.asarray(counts) > 0))
+    )
+    return "loo" if loo else "gcv"
+
+
+def _rotated_spectrum(gram: Any, targets: Any, ops: HostLinalg) -> tuple:
+    """Eigenvalues of G and V^T Q (the loo criterion needs the cross terms, not only energies);
+    engines without ``rotated_spectrum`` decompose on the host."""
+    if hasattr(ops, "rotated_spectrum"):
+        return ops.rotated_spectrum(gram, targets)
+    return HOST.rotated_spectrum(np.asarray(ops.to_numpy(gram)), np.asarray(ops.to_numpy(targets)))
+
+
+class _Scorer:
+    """The criterion of one search: curves from a (quadrature of the) spectrum, and points
+    from a factorisation (:meth:`GCV.moments`)."""
+
+    def __init__(
+        self,
+        n: float,
+        energy: float,
+        extra_df: float,
+        counts: np.ndarray | None,
+        n_classes: int,
+        criterion: str,
+        units: int = 1,
+    ) -> None:
+        if criterion not in ("auto", "loo", "gcv"):
+            raise ValueError(f"criterion must be 'auto', 'loo' or 'gcv', got {criterion!r}")
+        if criterion == "loo" and counts is None:
+            raise ValueError("criterion='loo' needs the class counts")
+        self.criterion = criterion_for(counts, n, n_classes) if criterion == "auto" else criterion
+        self.n, self.energy, self.extra_df = float(n), float(energy), float(extra_df)
+        self.counts = None if counts is None else np.asarray(counts, dtype=np.float64)
+        self.units = units  # M: the resolution of RSS scales with it (see gcv_from_spectrum)
+
+    def curve(
+        self,
+        nodes: np.ndarray,
+        rotated: np.ndarray,
+        alphas: np.ndarray,
+        multiplicities: np.ndarray | None = None,
+        criterion: str | None = None,
+    ) -> np.ndarray:
+        """Scores over ``alphas`` from nodes s with V^T Q (``rotated``, or its row energies for
+        gcv) and trace weights (``multiplicities``; ones for an exact spectrum), by this
+        search's criterion or the one named."""
+        if (criterion or self.criterion) == "gcv":
+            energies = rotated if rotated.ndim == 1 else np.einsum("ij,ij->i", rotated, rotated)
+            return gcv_from_spectrum(
+                nodes, energies, self.n, alphas, self.energy, self.extra_df, multiplicities
+            )
+        return loo_error(
+            nodes, rotated, self.counts, alphas, self.extra_df, multiplicities, self.energy
+        )
+
+    def from_moments(
+        self,
+        alphas: np.ndarray,
+        cross: np.ndarray,
+        cross2: np.ndarray,
+        df: np.ndarray,
+        criterion: str | None = None,
+    ) -> np.ndarray:
+        """Scores over ``alphas`` from K, K2 (L x C x C) and df (L,), as a quadrature gives
+        them: RSS = ||Y||^2 - 2 tr K + tr K2 for gcv."""
+        rss = self.energy - 2.0 * np.einsum("lcc->l", cross) + np.einsum("lcc->l", cross2)
+        # A residual below the rounding of ||Y||^2: the fit interpolates, and neither criterion
+        # can tell how it predicts (leverages -> 1).
+        resolved = rss > _RESOLUTION * self.units * self.energy
+        if (criterion or self.criterion) == "loo":
+            scores = _loo_from_moments(cross, cross2, df, self.counts, self.extra_df)
+            return np.where(resolved, scores, math.inf)
+        residual_df = self.n - df - self.extra_df
+        ok = (residual_df > 0) & resolved & np.isfinite(rss)
+        return np.where(
+            ok, self.n * np.maximum(rss, 0.0) / np.where(ok, residual_df, 1.0) ** 2, math.inf
+        )
+
+    def point(self, alpha: float, moments: tuple | None) -> float:
+        """The score at ``alpha`` from a factorisation's (W, K, K2, df)."""
+        if moments is None:
+            return math.inf
+        W, cross, cross2, df = moments
+        scores = self.from_moments(np.array([alpha]), cross[None], cross2[None], np.array([df]))
+        return float(scores[0])
+
+
+def _choose(points: list[GCVPoint], interior: bool, tiebreak: np.ndarray | None = None) -> GCVPoint:
+    """The point of lowest score; with ``interior``, the lowest interior local minimum when the
+    curve has one. Among scores tied with the lowest: the lowest ``tiebreak`` (a second
+    criterion, one value per point; GCV where loo cannot tell lambdas apart), then the largest
+    lambda (the most shrinkage)."""
     finite = [p for p in points if math.isfinite(p.score)]
-    if alphas is None and start is None:
+    if interior:
         # A minimum at an end of the lattice is the limit lambda -> 0 (the interpolating fit,
         # whose GCV stays finite when M > n, and misleads) or lambda -> inf: prefer the best
         # interior local minimum when the curve has one.
         # Scores closer than _TIE (relative) are rounding apart: equal for every comparison.
-        interior = [
+        inner = [
             b
             for a, b, c in zip(finite, finite[1:], finite[2:], strict=False)
             if _below(b.score, a.score) and not _below(c.score, b.score)
         ]
-        finite = interior or finite
-    if finite:
-        lowest = min(p.score for p in finite)
-        # Among the scores tied with the lowest, the largest lambda (the most shrinkage).
-        chosen = max((p for p in finite if not _below(lowest, p.score)), key=lambda p: p.alpha)
-    else:  # too few samples for any fit to leave residual degrees of freedom (one sample, say):
-        chosen = max(points, key=lambda p: p.alpha)  # then shrink the most
-    return chosen, [GCVPoint(p.alpha, p.score) for p in points]
+        finite_or_inner = inner or finite
+    else:
+        finite_or_inner = finite
+    if finite_or_inner:
+        lowest = min(p.score for p in finite_or_inner)
+        # Ties are searched among all finite points: a floored loo error makes a plateau.
+        tied = [p for p in finite if not _below(lowest, p.score)]
+        if tiebreak is not None and len(tied) > 1:
+            # The second criterion chooses among the tied points, by the same rules.
+            second = {p.alpha: float(t) for p, t in zip(points, tiebreak, strict=True)}
+            pick = _choose([GCVPoint(p.alpha, second[p.alpha]) for p in tied], interior)
+            return next(p for p in tied if p.alpha == pick.alpha)
+        return max(tied, key=lambda p: p.alpha)
+    # Too few samples for any fit to leave residual degrees of freedom (one sample, say):
+    return max(points, key=lambda p: p.alpha)  # then shrink the most
 
 
-_TIE = 1e-6  # GCV scores this close (relative) are ties: rounding can order them either way
+_TIE = 1e-6  # scores this close (relative) are ties: rounding can order them either way
 
 
 def _below(a: float, b: float) -> bool:
@@ -226,12 +415,14 @@ def gcv_from_spectrum(
     alphas: np.ndarray,
     target_energy: float,
     extra_df: float = 0.0,
+    multiplicities: np.ndarray | None = None,
 ) -> np.ndarray:
     """GCV(lambda) for many lambdas from G's eigenvalues s and the energies e_i = ||(V^T Q)_i||^2.
 
     <W, Q> = sum e/(s+l), ||W||^2 = sum e/(s+l)^2, RSS = ||Y||^2 - <W, Q> - l ||W||^2 and
     df = sum s/(s+l) (+ 1 for an intercept): exact, O(M) per lambda. inf where G + l I is not
-    positive definite or n <= df.
+    positive definite or n <= df. From a quadrature (:func:`krylov_spectrum`) the nodes s carry
+    weights: ``energies`` for Q and ``multiplicities`` (summing to about M) for the trace.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); H = rng.standard_normal((50, 4))
@@ -247,34 +438,137 @@ def gcv_from_spectrum(
     w_dot_q = (energies * inverse).sum(axis=1)
     w_norm2 = (energies * inverse**2).sum(axis=1)
     rss = target_energy - w_dot_q - alphas * w_norm2
-    residual_df = n - ((eigenvalues * inverse).sum(axis=1) + extra_df)
+    counted = eigenvalues if multiplicities is None else eigenvalues * multiplicities
+    residual_df = n - ((counted * inverse).sum(axis=1) + extra_df)
     # A residual below the rounding of ||Y||^2 is not resolved (the fit interpolates): GCV says
     # nothing there, and rounding would decide between routes to the same sums.
-    resolved = rss > _RESOLUTION * eigenvalues.size * target_energy
+    size = eigenvalues.size if multiplicities is None else float(multiplicities.sum())
+    resolved = rss > _RESOLUTION * size * target_energy
     ok = positive & (residual_df > 0) & resolved
     return np.where(ok, n * np.maximum(rss, 0.0) / np.where(ok, residual_df, 1.0) ** 2, math.inf)
+
+
+def loo_error(
+    nodes: np.ndarray,
+    rotated: np.ndarray,
+    counts: np.ndarray,
+    alphas: np.ndarray,
+    extra_df: float = 0.0,
+    multiplicities: np.ndarray | None = None,
+    target_energy: float | None = None,
+) -> np.ndarray:
+    """log of an estimate of the leave-one-out classification error, for each lambda, from
+    G's spectrum (nodes s, B = V^T Q) and the class counts: sums only.
+
+    With W = (G + l I)^-1 Q: K = Q^T W = B^T diag(1/(s+l)) B and K2 = W^T G W =
+    B^T diag(s/(s+l)^2) B (C x C). The training samples of class k score, on average,
+    m_k = K[:, k] / n_k (leaving out the intercept's class-prior offset, which favours large
+    classes and, measured, misleads), with the pooled within-class covariance
+    S = (K2 - sum_k K[:, k] K[k, :] / n_k) / (n - C). Leaving a sample out lowers its own
+    class's score by its leverage (exact for ridge: f_-i = (f_i - h_ii y_i) / (1 - h_ii));
+    with the average leverage h = (df + 1) / n (1 for the intercept, ``extra_df``), the margin
+    of class k over class j is a_kj = m_kk - m_jk - h, with variance v_kj = S_kk + S_jj - 2 S_kj.
+    The error is estimated as sum_k (n_k / n) max_j Phi(-a_kj / sqrt(v_kj)): the chance, under
+    a Gaussian model, that the nearest rival outscores the true class. inf where the average
+    leverage reaches 1, or (given ``target_energy`` = ||Y||^2) where the residual
+    ||Y||^2 - 2 tr K + tr K2 is below its rounding: the fit interpolates, leverages -> 1, and
+    the estimate says nothing. Estimates below half a sample (0.5 / n) are floored there:
+    leave-one-out cannot resolve smaller error rates, so separable classes leave a plateau of
+    ties, among which the search lets GCV decide.
+
+    Unlike GCV (the squared error of the one-hot regression, which also counts the errors of
+    scores that do not decide the prediction), it looks at margins only
+    (``benchmarks/lambda_selection.py`` measures both against every fixed lambda).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); y = np.repeat([0, 1], 50)
+    >>> H = rng.standard_normal((100, 5)) + 2.0 * np.eye(2, 5)[y]; H -= H.mean(0)
+    >>> s, V = np.linalg.eigh(H.T @ H)
+    >>> Y = np.eye(2)[y] - 0.5
+    >>> errors = np.exp(loo_error(s, V.T @ H.T @ Y, np.array([50, 50]), np.array([1.0]), 1.0))
+    >>> bool(0.0 < errors[0] < 0.2)
+    True
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    nodes = np.asarray(nodes, dtype=np.float64)
+    inverse = 1.0 / (nodes[None, :] + alphas[:, None])  # (L, r)
+    positive = np.all(nodes[None, :] + alphas[:, None] > 0, axis=1)
+    c = rotated.shape[1]
+    cross, cross2 = np.empty((alphas.size, c, c)), np.empty((alphas.size, c, c))
+    for i, row in enumerate(inverse):  # one (C x r)(r x C) product per lambda, in BLAS
+        weighted = rotated * row[:, None]
+        cross[i] = rotated.T @ weighted
+        cross2[i] = weighted.T @ (weighted * nodes[:, None])
+    counted = nodes if multiplicities is None else nodes * multiplicities
+    df = (counted[None, :] * inverse).sum(axis=1)
+    scores = _loo_from_moments(cross, cross2, df, counts, extra_df)
+    if target_energy is not None:
+        rss = target_energy - 2.0 * np.einsum("lcc->l", cross) + np.einsum("lcc->l", cross2)
+        size = nodes.size if multiplicities is None else float(multiplicities.sum())
+        positive &= rss > _RESOLUTION * size * target_energy
+    return np.where(positive, scores, math.inf)
+
+
+def _loo_from_moments(
+    cross: np.ndarray, cross2: np.ndarray, df: np.ndarray, counts: np.ndarray, extra_df: float
+) -> np.ndarray:
+    """:func:`loo_error` from K, K2 (L x C x C) and df (L,)."""
+    n, c = float(counts.sum()), counts.size
+    cross = 0.5 * (cross + np.swapaxes(cross, 1, 2))
+    means = cross / counts[None, None, :]  # [l, j, k]: column j's mean score on class k
+    between = np.einsum("ljk,lkm->ljm", means, cross)  # sum_k K_jk K_km / n_k
+    within = cross2 - between
+    # Within-class spread below the rounding of K2: the fit interpolates the classes, and
+    # rounding residue (another route to the same sums) would decide.
+    unresolved = np.einsum("lkk->l", within) <= _RESOLUTION * c * np.abs(
+        np.einsum("lkk->l", cross2)
+    )
+    spread = within / max(n - c, 1.0)
+    spread = 0.5 * (spread + np.swapaxes(spread, 1, 2))
+    leverage = (df + extra_df) / n
+    own = np.einsum("lkk->lk", means)  # m_kk
+    margin = own[:, :, None] - np.swapaxes(means, 1, 2) - leverage[:, None, None]  # [l, k, j]
+    diag = np.einsum("lkk->lk", spread)
+    variance = diag[:, :, None] + diag[:, None, :] - 2.0 * spread
+    # A pair's variance below the rounding of the diagonal is no spread at all.
+    noise = _RESOLUTION * c * np.abs(diag).max(axis=1, initial=0.0)[:, None, None]
+    variance = np.where(variance > noise, variance, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = margin / np.sqrt(np.maximum(variance, 1e-300))
+        z = np.where(variance > 0, z, np.where(margin > 0, np.inf, -np.inf))
+        log_p = log_ndtr(-z)
+    log_p = np.where(np.eye(c, dtype=bool)[None], -np.inf, log_p).max(axis=2)  # nearest rival
+    scores = logsumexp(log_p + np.log(counts / n)[None, :], axis=1)
+    # Leave-one-out can resolve an error rate down to about one sample in n, no lower: the
+    # Gaussian tails of separable classes (often the first task, with more units than samples)
+    # give estimates like exp(-5000) that only rank rounding. Below half a sample, all are ties.
+    scores = np.maximum(scores, math.log(0.5 / n))
+    return np.where((leverage < 1.0) & ~unresolved, scores, math.inf)
 
 
 def _warm_walk(
     gram: np.ndarray,
     class_sums: np.ndarray,
-    n: int,
     start: float,
     lo: float,
     hi: float,
     tolerance: float,
-    target_energy: float,
-    extra_df: float,
+    scorer: _Scorer,
     ops: HostLinalg,
 ) -> list[GCVPoint]:
     """Walk the lattice downhill from ``start`` (one factorisation per lambda)."""
-    gcv = GCV(gram, class_sums, n, target_energy=target_energy, extra_df=extra_df, ops=ops)
+    factorised = GCV(
+        gram, class_sums, scorer.n, target_energy=scorer.energy, extra_df=scorer.extra_df, ops=ops
+    )
     evaluated: dict[float, GCVPoint] = {}
 
     def score(t: float) -> float:
         key = round(t, 9)
         if key not in evaluated:
-            evaluated[key] = gcv(10.0**key)
+            alpha = 10.0**key
+            moments = factorised.moments(alpha)
+            coef = None if moments is None or factorised.compressed else moments[0]
+            evaluated[key] = GCVPoint(alpha, scorer.point(alpha, moments), coef)
         return evaluated[key].score
 
     best = min(max(round(math.log10(start) / tolerance) * tolerance, lo), hi)
@@ -291,3 +585,227 @@ def _warm_walk(
         else:
             walk = max(walk / 2.0, tolerance)
     return sorted(evaluated.values(), key=lambda p: p.alpha)
+
+
+def krylov_spectrum(
+    gram: Any, start: np.ndarray, ops: HostLinalg = HOST, max_dim: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+    """Block Lanczos of G from the columns of ``start`` (M x b), for quadrature.
+
+    Grows an orthonormal basis U of the block Krylov space span{X, G X, G^2 X, ...} (full
+    reorthogonalisation; directions G cannot reach any more are dropped), one product G @ U_j
+    per step (run by ``ops``, so on the learner's device), and yields after every second step
+    from the sixth on ``(T, E, exact)``: T = U^T G U (block tridiagonal) and E = U^T X, so that
+    for any function f
+
+        X^T f(G) X  ~=  E^T f(T) E        (block Gauss quadrature, :func:`quadrature_moments`)
+
+    which is exact for polynomials of degree < 2 x steps, and exact for every f once the space
+    is invariant (``exact``: nothing new to add). Stops at ``max_dim`` dimensions.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); A = rng.standard_normal((60, 30)); G = A.T @ A
+    >>> X = rng.standard_normal((30, 2))
+    >>> for T, E, exact in krylov_spectrum(G, X):
+    ...     pass
+    >>> bool(exact and np.allclose(E.T @ np.linalg.solve(T + np.eye(T.shape[0]), E),
+    ...                            X.T @ np.linalg.solve(G + np.eye(30), X)))
+    True
+    """
+    m, b = start.shape
+    max_dim = m if max_dim is None else min(max_dim, m)
+    basis, r0 = np.linalg.qr(np.asarray(start, dtype=np.float64))
+    projected = np.zeros((max_dim + b, max_dim + b))  # T = U^T G U, filled block by block
+    done, steps, drop = 0, 0, None
+    while True:
+        block = basis[:, done:]
+        product = np.asarray(ops.to_numpy(gram @ ops.asarray(block)), dtype=np.float64)
+        steps += 1
+        if drop is None:  # directions whose image is below this are G's rounding noise
+            drop = 1e-10 * max(float(np.linalg.norm(product, axis=0).max()), 1e-300)
+        # Classical Gram-Schmidt (twice where needed); the first pass's coefficients are T's new
+        # columns.
+        size = basis.shape[1]
+        coefficients = basis.T @ product
+        projected[:size, done:size] = coefficients
+        projected[done:size, :size] = coefficients.T
+        new = product - basis @ coefficients
+        if np.linalg.norm(new) < 0.7 * np.linalg.norm(product - block @ coefficients[done:size]):
+            new -= basis @ (basis.T @ new)  # a second pass where the first lost digits
+        directions = _orthonormal_columns(new, drop)[:, : max(max_dim - size, 0)]
+        done = size
+        # Invariant (G maps the space into itself, or it is all of R^M): the quadrature is exact.
+        exact = size >= m or (directions.shape[1] == 0 and size < max_dim)
+        last = exact or size >= max_dim
+        if last or (steps >= _KRYLOV_FIRST and (steps - _KRYLOV_FIRST) % _KRYLOV_EVERY == 0):
+            start_coordinates = np.zeros((size, b))
+            start_coordinates[: r0.shape[0]] = r0
+            yield projected[:size, :size], start_coordinates, exact
+        if last:
+            return
+        basis = np.hstack([basis, directions])
+
+
+def quadrature_moments(
+    T: np.ndarray, E: np.ndarray, c: int, alphas: np.ndarray, bandwidth: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From :func:`krylov_spectrum`'s (T, E) with E = [E_Q, E_Z] (targets, then probes):
+    K = E_Q^T (T + l)^-1 E_Q, K2 = E_Q^T (T + l)^-1 T (T + l)^-1 E_Q and the Hutchinson
+    df = tr(E_Z^T T (T + l)^-1 E_Z) / k for each lambda l, by banded Cholesky solves (T is
+    block tridiagonal: ``bandwidth`` above the diagonal), O(d bandwidth^2) per lambda.
+    Where T + l I is not positive definite: nan."""
+    d = T.shape[0]
+    u = min(bandwidth, d - 1)
+    band = np.zeros((u + 1, d))
+    for offset in range(u + 1):
+        band[u - offset, offset:] = np.diagonal(T, offset)
+    k = E.shape[1] - c
+    cross = np.full((alphas.size, c, c), np.nan)
+    cross2 = np.full((alphas.size, c, c), np.nan)
+    df = np.full(alphas.size, np.nan)
+    # Small factorisations: one BLAS thread (threads would spend more time meeting than working).
+    with _threads().limit(limits=1):
+        for i, alpha in enumerate(alphas):
+            shifted = band.copy()
+            shifted[u] += alpha
+            try:
+                factor = linalg.cholesky_banded(shifted, lower=False, check_finite=False)
+            except linalg.LinAlgError:
+                continue
+            solved = linalg.cho_solve_banded((factor, False), E, check_finite=False)
+            cross[i] = E[:, :c].T @ solved[:, :c]
+            cross2[i] = solved[:, :c].T @ (T @ solved[:, :c])
+            if k:
+                probes = E[:, c:]
+                df[i] = (np.sum(probes * probes) - alpha * np.sum(probes * solved[:, c:])) / k
+    return cross, cross2, df
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _threads() -> ThreadpoolController:
+    """The BLAS thread pools, inspected once (inspecting costs a millisecond)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+def _orthonormal_columns(vectors: np.ndarray, drop: float) -> np.ndarray:
+    """An orthonormal basis of the columns' span, without directions of size below ``drop``:
+    two passes of Cholesky-QR through the small Gram matrix's eigendecomposition (matrix
+    products, which stay fast where a tall QR or SVD does not)."""
+    for _ in range(2):
+        sizes, rotation = np.linalg.eigh(vectors.T @ vectors)
+        keep = sizes > drop**2
+        vectors = vectors @ (rotation[:, keep] / np.sqrt(sizes[keep]))
+        drop = 1e-8  # the second pass only restores orthogonality (columns have norm ~1)
+    return vectors
+
+
+def _krylov_search(
+    gram: Any,
+    class_sums: Any,
+    grid: np.ndarray,
+    floor: float,
+    scorer: _Scorer,
+    ops: HostLinalg,
+    force: bool = False,
+) -> tuple[GCVPoint, list[GCVPoint]] | None:
+    """The curve by Krylov quadrature, its choice and the factorisation there (see
+    :func:`select_alpha`); None where the spectral route must decide (too small or too many
+    classes for the quadrature to pay, no convergence within M/2 dimensions, a failed check)."""
+    m = class_sums.shape[0]
+    if not force and m < _KRYLOV_MIN_UNITS:
+        return None
+    sums = np.asarray(ops.to_numpy(class_sums), dtype=np.float64)
+    targets, rotation = _principal_directions(sums)
+    c = targets.shape[1]
+    budget = m // 2
+    if not force and budget < _KRYLOV_STEPS * (c + _KRYLOV_PROBES):
+        return None  # too many classes for this width: the quadrature would cost more
+    rng = np.random.default_rng(m)
+    probes = rng.choice(np.array([-1.0, 1.0]), size=(m, _KRYLOV_PROBES))
+    block = c + _KRYLOV_PROBES
+
+    def curve(T: np.ndarray, E: np.ndarray, where: np.ndarray, criterion: str | None = None):
+        scores = np.full(grid.size, math.inf)
+        cross, cross2, df = quadrature_moments(T, E, c, grid[where], 2 * block - 1)
+        # Back to class columns: Q ~= P R^T, so Q^T f(G) Q ~= R (P^T f(G) P) R^T.
+        cross = rotation @ cross @ rotation.T
+        cross2 = rotation @ cross2 @ rotation.T
+        found = scorer.from_moments(grid[where], cross, cross2, df, criterion)
+        scores[where] = np.where(np.isfinite(df), found, math.inf)
+        return scores
+
+    everywhere = np.arange(grid.size)
+    previous, window = None, everywhere
+    for T, E, exact in krylov_spectrum(
+        gram, np.hstack([targets, probes]), ops, max_dim=m if force else budget
+    ):
+        # Convergence is judged near the minimum: after the first test, only the lattice
+        # within 6 steps of it is scored, until the last, complete curve.
+        scores = curve(T, E, window)
+        if exact or (previous is not None and _settled(previous, scores)):
+            break
+        previous = scores
+        best = int(np.argmin(scores))
+        window = everywhere[max(best - 6, 0) : best + 7]
+    else:
+        if not force:
+            return None  # not converged within the budget
+    if window.size < grid.size:
+        scores = curve(T, E, everywhere)
+    points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
+    chosen = _choose(points, interior=True, tiebreak=curve(T, E, everywhere, "gcv"))
+    if not math.isfinite(chosen.score):
+        return None
+    factorised = GCV(
+        gram, class_sums, scorer.n, target_energy=scorer.energy, extra_df=scorer.extra_df, ops=ops
+    )
+    # No condition estimate (ridge_solve's warning): lambda >= 1e-10 trace(G) on the lattice
+    # bounds the condition number of G + lambda I by 1e10 + 1, below the warning's 1e12.
+    moments = factorised.moments(chosen.alpha)
+    check = scorer.point(chosen.alpha, moments)
+    if not force and not _agrees(check, chosen.score, scorer.criterion):
+        return None
+    return GCVPoint(chosen.alpha, chosen.score, None if moments is None else moments[0]), points
+
+
+def _agrees(exact: float, estimate: float, criterion: str) -> bool:
+    """The factorised score and the quadrature's agree to _KRYLOV_CHECK (relative)."""
+    if not (math.isfinite(exact) and math.isfinite(estimate)):
+        return False
+    # loo scores are log errors: a relative error d of the margins' z moves them by ~2 d |log|
+    scale = max(abs(exact), 1.0) if criterion == "loo" else abs(exact)
+    return abs(exact - estimate) <= _KRYLOV_CHECK * scale
+
+
+def _principal_directions(class_sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P = Q R (M x r) and R (C x r, orthonormal columns) with Q ~= P R^T up to a 1e-10 share
+    of ||Q||^2: the criteria need Q only through Q^T f(G) Q ~= R P^T f(G) P R^T, and centred
+    class sums have rank < C, so the quadrature's block is smaller."""
+    sizes, rotation = np.linalg.eigh(class_sums.T @ class_sums)
+    order = np.argsort(sizes)[::-1]
+    sizes, rotation = np.maximum(sizes[order], 0.0), rotation[:, order]
+    total = float(sizes.sum())
+    if total <= 0:
+        return class_sums[:, :1] * 0.0, rotation[:, :1]
+    kept = min(int(np.searchsorted(np.cumsum(sizes), (1.0 - 1e-10) * total)) + 1, sizes.size)
+    return class_sums @ rotation[:, :kept], rotation[:, :kept]
+
+
+def _settled(previous: np.ndarray, scores: np.ndarray) -> bool:
+    """The same minimum as at the last test, and the curve within 4 lattice steps of it moved
+    by less than _KRYLOV_RTOL (relative), or by less than a quarter of the margin by which the
+    minimum beats its neighbours (then the ranking there cannot have changed)."""
+    best = int(np.argmin(scores))
+    if best != int(np.argmin(previous)) or not math.isfinite(scores[best]):
+        return False
+    window = slice(max(best - 4, 0), best + 5)
+    a, b = previous[window], scores[window]
+    both = np.isfinite(a) & np.isfinite(b)
+    moved = float(np.max(np.abs(a[both] - b[both]), initial=0.0))
+    neighbours = [scores[i] for i in (best - 1, best + 1) if 0 <= i < scores.size]
+    gap = min((x - scores[best] for x in neighbours if math.isfinite(x)), default=math.inf)
+    return moved <= _KRYLOV_RTOL * max(abs(float(scores[best])), 1.0) or moved <= 0.25 * gap

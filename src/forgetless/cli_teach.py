@@ -480,7 +480,7 @@ def _info(args: argparse.Namespace) -> int:
     print(
         f"learner     {learner['projection']} ReLU layer, width M = {learner['width']} "
         f"({'given' if learner['width_rule'].startswith('given') else 'default'}), ridge "
-        + (f"λ = {alpha:.4g} (GCV)" if alpha is not None else "(no classes)")
+        + (f"λ = {alpha:.4g} (chosen from the sums)" if alpha is not None else "(no classes)")
     )
     t = info["temperature"]
     print(

@@ -1,7 +1,8 @@
 """Analytic heads read from :class:`~forgetless.statistics.SufficientStatistics`.
 
 ``ridge``  W = (G + lambda I)^-1 Q by Cholesky (checked fallback), lambda fixed or chosen by
-           generalized cross-validation (GCV) from the accumulated sums alone.
+           an estimate of the leave-one-out classification error from the accumulated sums
+           alone (GCV with many classes).
 ``rls``    recursive least squares: keeps P = (G + lambda I)^-1 and W current batch by batch with
            the Woodbury identity (cheap for streams of small batches).
 ``ncm``    cosine nearest class mean (SimpleCIL): class means are Q / counts.
@@ -33,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import linalg
 
-from forgetless._lambda_search import GCVPoint, select_alpha
+from forgetless._lambda_search import GCVPoint, criterion_for, select_alpha
 from forgetless.linalg import HOST, HostLinalg, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
@@ -92,11 +93,14 @@ class RidgeHead(Head):
     ``fit_intercept`` centres the sums (G - n m m^T, Q - n m p^T with m the mean feature and p
     the class priors, all from the statistics) so the intercept is not penalised, as in
     scikit-learn's ridge; without it, features with a large common offset (raw pixels) make
-    the penalty fight the mean. ``alpha="auto"`` chooses lambda by GCV over all statistics so
-    far, by a search that depends on the sums alone, so the choice (and the model) is the one a
-    fresh fit on the same sums makes. ``warm_start=True`` starts the search from the previous
-    choice instead: about 3 factorisations per refit rather than one eigendecomposition, but
-    where the GCV curve has several local minima it can stop at another one than a fresh fit.
+    the penalty fight the mean. ``alpha="auto"`` chooses lambda over all statistics so far by
+    an estimate of the leave-one-out classification error (GCV beyond 512 classes or with fewer
+    than two samples per class; ``criterion_`` says which; :mod:`forgetless._lambda_search`), by a
+    search that depends on the sums alone, so the choice (and the model) is the one a fresh fit
+    on the same sums makes; ``gcv_path_`` holds the score of every lambda tried.
+    ``warm_start=True`` starts the search from the previous choice instead: about 3
+    factorisations per refit, but where the curve has several local minima it can stop at
+    another one than a fresh fit.
     """
 
     name = "ridge"
@@ -114,6 +118,7 @@ class RidgeHead(Head):
         self.fit_intercept = fit_intercept
         self.warm_start = warm_start
         self.alpha_: float | None = None
+        self.criterion_: str | None = None  # "loo" or "gcv" (alpha="auto"), None when fixed
         self.gcv_path_: list[GCVPoint] = []
 
     def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RidgeHead:
@@ -138,13 +143,15 @@ class RidgeHead(Head):
                 extra_df=extra_df,
                 ops=ops,
                 scale=float(np.diag(stats.gram_upper).max(initial=0.0)),
+                counts=stats.counts,
             )
             self.alpha_, self.gcv_path_ = best.alpha, path
+            self.criterion_ = criterion_for(stats.counts, n, stats.n_classes)
             # The walk's own Cholesky solve at the chosen lambda, or the solve a fixed alpha
             # equal to alpha_ makes: the same operations, so the same bits.
             coef = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha, ops)
         else:
-            self.alpha_ = float(self.alpha)
+            self.alpha_, self.criterion_ = float(self.alpha), None
             coef = ridge_solve(gram, sums, self.alpha_, ops)
         self.coef_ = coef
         self.intercept_ = prior - mean @ coef if centre else np.zeros(sums.shape[1])

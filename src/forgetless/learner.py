@@ -103,11 +103,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     head : ``"ridge"`` (default), ``"rls"``, ``"ncm"``, ``"lda"`` or ``"owm"`` (orthogonal
         weight modification, a task-order-dependent comparison head). See
         :mod:`forgetless.heads`.
-    alpha : ridge penalty lambda, or ``"auto"`` to choose it by GCV from all statistics so far.
+    alpha : ridge penalty lambda, or ``"auto"`` to choose it from all statistics so far (an
+        estimate of the leave-one-out classification error; GCV beyond 512 classes).
         ``head="rls"`` and ``"owm"`` need a number > 0.
     alphas : optional list of lambdas for ``alpha="auto"`` to choose from.
     warm_start : start each refit's lambda search from the previous lambda (``alpha="auto"``):
-        faster refits, but on a GCV curve with several minima the choice may then differ from a
+        faster refits, but on a curve with several minima the choice may then differ from a
         fresh fit's, so the model is no longer identical to joint training. Off by default.
     fit_intercept : fit an unpenalised intercept (``head="ridge"``), computed exactly from the
         sums by centring them. ``rls`` and ``owm`` have no intercept (as RanPAC and ACIL).
@@ -473,7 +474,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def alpha_(self) -> float | None:
-        """The ridge penalty in use (chosen by GCV when ``alpha="auto"``); None for ncm/lda."""
+        """The ridge penalty in use (chosen from the sums for ``alpha="auto"``); None: ncm/lda."""
         self._prepared()
         self._refit_head()
         return getattr(self.head_, "alpha_", None)

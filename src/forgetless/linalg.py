@@ -33,7 +33,9 @@ class HostLinalg:
     """The Cholesky operations the ridge head needs, on numpy arrays (LAPACK via scipy).
 
     The torch engine (:mod:`forgetless.engine`) has the same methods on a device, so the same
-    GCV search runs on a GPU when the learner has ``device="cuda"``.
+    lambda search runs on a GPU when the learner has ``device="cuda"`` (the Krylov search only
+    multiplies ``gram @ block`` there; ``rotated_spectrum``, where an engine lacks it, runs on
+    the host).
     """
 
     def asarray(self, array: np.ndarray) -> np.ndarray:
@@ -57,6 +59,13 @@ class HostLinalg:
         eigenvalues, vectors = linalg.eigh(gram, driver="evd", check_finite=False)
         rotated = vectors.T @ targets
         return eigenvalues, np.einsum("ij,ij->i", rotated, rotated)
+
+    def rotated_spectrum(
+        self, gram: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues s of G and V^T Q itself (M x C; the loo criterion needs cross terms)."""
+        eigenvalues, vectors = linalg.eigh(gram, driver="evd", check_finite=False)
+        return eigenvalues, vectors.T @ targets
 
     def shifted_cholesky(self, gram: np.ndarray, alpha: float) -> tuple | None:
         """(U, A) with A = G + alpha I = U^T U, or None when A is not positive definite."""

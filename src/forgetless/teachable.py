@@ -1320,7 +1320,7 @@ class TeachableModel:
                 "INPUT..."
             )
         if self.alpha is not None and clf.get_params()["alpha"] != self.alpha:
-            # The lambda GCV chose at learn time: one solve instead of a new search.
+            # The lambda chosen at learn time: one solve instead of a new search.
             clf.set_params(alpha=self.alpha)
         return clf
 
@@ -1475,7 +1475,7 @@ class TeachableModel:
                 else f"the default: {WIDTH_RULE}",
                 "head": "ridge",
                 "alpha": self.alpha,
-                "alpha_rule": "GCV over the sums (alpha='auto')",
+                "alpha_rule": "leave-one-out error estimate over the sums (alpha='auto')",
                 "random_state": self.settings["random_state"],
             },
             "temperature": self.temperature,

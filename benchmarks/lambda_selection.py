@@ -1,0 +1,453 @@
+"""Choosing lambda: final accuracy and time of whole class-incremental runs, per criterion.
+
+    python benchmarks/lambda_selection.py            # 6 datasets x 3 seeds x M = 2000, 4000
+    python benchmarks/lambda_selection.py --quick    # digits, one seed, M = 600: a minute
+    python benchmarks/lambda_selection.py --only refit --refit-sizes 2000 4000 10000
+
+Writes ``benchmarks/results/lambda_selection.json`` (resumable: entries already there are kept
+and not run again unless ``--fresh``). Timings depend on the machine and its load; every ratio
+is measured within one process, the methods of one dataset and seed run back to back.
+
+On each dataset (stratified subsets as ``benchmarks/scenarios.py`` takes them, features from the
+on-disk cache), each seed (class order and layer) and each width M, on the same features (centred
+on the first step's mean and scaled, as ``forgetless run`` does) and the same 6-step
+class-incremental order:
+
+- ``default``: ``ContinualClassifier(n_components=M)`` as shipped: lambda by the leave-one-out
+  error estimate (``loo``), scored by Krylov quadrature, one factorisation per refit.
+- ``gcv``: the previous default, GCV scored by one eigendecomposition per refit.
+- ``ranpac``: RanPAC's own procedure (:class:`forgetless.evaluation.peers.RanPAC`).
+- ``final`` (``--only final``, cheap): each criterion's final accuracy from the final sums, a
+  run's last lambda being chosen from them, against every lattice lambda's.
+- ``fixed``: every lambda of the lattice, for reference only (an oracle: it looks at the test
+  split). A fixed lambda's model after the run equals a fresh fit on all the data, so one
+  eigendecomposition of the final sums gives every lattice lambda's final accuracy.
+- ``validation``: the same criteria against every fixed lambda on a validation split (a fifth
+  of the training rows, the rest trained on): what the criterion was chosen on.
+
+Each method's time is the whole run: six ``partial_fit`` calls and the refit the first
+prediction after each triggers (``predict`` of one row), as ``forgetless run`` counts it.
+``refit`` measures one refit of the default (and of the previous default) against one Cholesky
+factorisation of the same G, in factorisation-equivalents, at several M; ``profile`` is
+cProfile of one whole default run at M = 4000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import dataclasses
+import io
+import json
+import os
+import platform
+import pstats
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import linalg
+
+import forgetless.heads as heads_module
+from forgetless import ContinualClassifier, __version__
+from forgetless._lambda_search import select_alpha
+from forgetless.evaluation.peers import RanPAC
+from forgetless.scenarios import class_incremental
+
+RESULTS = Path(__file__).parent / "results"
+OUT = RESULTS / "lambda_selection.json"
+
+# name -> (dataset, encoder, encoder options, train rows, test rows, first step's classes,
+# classes per later step): six steps each.
+DATASETS = {
+    "fashion-mnist/efficientnet-lite0": (
+        "fashion-mnist", "efficientnet-lite0", {"image_size": 112}, 3000, 1000, 5, 1
+    ),
+    "latin-glyphs/efficientnet-lite0": (
+        "latin-glyphs", "efficientnet-lite0", {"image_size": 112}, 3100, 1240, 12, 10
+    ),
+    "openclipart/efficientnet-lite0": (
+        "openclipart", "efficientnet-lite0", {"image_size": 112}, 3000, 1000, 8, 6
+    ),
+    "wordnet/minilm": ("wordnet", "minilm", {}, 12000, 3000, 10, 7),
+    "digits/raw": ("digits", "raw", {}, None, None, 5, 1),
+    "fashion-mnist/raw": ("fashion-mnist", "raw", {}, 12000, 2000, 5, 1),
+}  # fmt: skip
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Features (train, test) through the cache, and the scenario's step sizes."""
+    from forgetless.cache import FeatureCache, dataset_features
+    from forgetless.data import load_dataset, stratified_sample
+    from forgetless.encoders import load_encoder
+
+    dataset, encoder, options, n_train, n_test, initial, increment = DATASETS[name]
+    ds = load_dataset(dataset)
+    for split, size in (("train", n_train), ("test", n_test)):
+        whole = getattr(ds, split)
+        if size and size < len(whole):
+            rows = stratified_sample(whole.labels, size, seed=0)
+            ds = dataclasses.replace(ds, **{split: whole.subset(rows)})
+    X, Xt = dataset_features(load_encoder(encoder, **options), ds, FeatureCache(), progress=False)
+    return (
+        np.asarray(X, dtype=np.float64),
+        np.asarray(ds.train.labels),
+        np.asarray(Xt, dtype=np.float64),
+        np.asarray(ds.test.labels),
+        initial,
+        increment,
+    )
+
+
+def normalised(X: np.ndarray, Xt: np.ndarray, first: np.ndarray) -> tuple:
+    """Centred on the first step's mean, one scalar scale (as ``forgetless run``)."""
+    mean = X[first].mean(axis=0)
+    scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
+    return (X - mean) / scale, (Xt - mean) / scale
+
+
+@contextlib.contextmanager
+def previous_default():
+    """The lambda search before this benchmark's change: GCV, one eigendecomposition."""
+    original = heads_module.select_alpha
+
+    def gcv(*args, **kwargs):
+        kwargs.update(criterion="gcv", method="spectral")
+        return original(*args, **kwargs)
+
+    heads_module.select_alpha = gcv
+    try:
+        yield
+    finally:
+        heads_module.select_alpha = original
+
+
+def whole_run(model, X, y, Xt, yt, scenario) -> dict:
+    """Time the six steps (partial_fit, then the refit a prediction triggers); accuracy on all
+    classes seen after each step (not timed)."""
+    seconds, seen_acc, alphas = [], [], []
+    for i, step in enumerate(scenario.steps):
+        start = time.perf_counter()
+        model.partial_fit(X[step.train], y[step.train])
+        model.predict(Xt[:1])
+        seconds.append(time.perf_counter() - start)
+        alphas.append(float(model.alpha_) if model.alpha_ is not None else None)
+        seen = scenario.seen_test(i)
+        seen_acc.append(float((model.predict(Xt[seen]) == yt[seen]).mean()))
+    return {
+        "final_accuracy": seen_acc[-1],
+        "accuracy_seen": seen_acc,
+        "alpha_per_step": alphas,
+        "step_seconds": seconds,
+        "total_seconds": float(sum(seconds)),
+    }
+
+
+def lattice_accuracy(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -> dict:
+    """Every lattice lambda's accuracy on (Xt, yt) for the final sums of ``clf`` (a fixed lambda's
+    model is the fresh fit on these sums), from one eigendecomposition."""
+    stats = clf.statistics_
+    n = stats.n_samples
+    mean = stats.feature_sum / n
+    prior = stats.counts / n
+    gram = stats.gram - n * np.outer(mean, mean)
+    sums = stats.class_sums - n * np.outer(mean, prior)
+    s, V = linalg.eigh(gram, driver="evd", check_finite=False)
+    B = V.T @ sums
+    HtV = (clf.projection_.transform(Xt) - mean) @ V
+    truth = np.searchsorted(clf.classes_, yt)
+    lattice = sorted(p.alpha for p in clf.head_.gcv_path_)
+    accuracy = [
+        float(((HtV @ (B / (s + a)[:, None]) + prior).argmax(1) == truth).mean()) for a in lattice
+    ]
+    return {"alphas": lattice, "accuracy": accuracy}
+
+
+def validation(name: str, m: int, seed: int) -> dict:
+    """Criteria on a validation split: train on four fifths of the training rows (one fit: a
+    run's final model), score the rest for every lattice lambda and each criterion's choice."""
+    X, y, _, _, initial, increment = load(name)
+    rng = np.random.default_rng(1000 + seed)
+    held = np.zeros(y.size, dtype=bool)
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        held[rng.permutation(rows)[: max(1, rows.size // 5)]] = True
+    scenario = class_incremental(y[~held], y[held], initial=initial, increment=increment, seed=seed)
+    Xf, Xv = normalised(X[~held], X[held], scenario.steps[0].train)
+    clf = ContinualClassifier(n_components=m, random_state=seed).fit(Xf, y[~held])
+    curve = lattice_accuracy(clf, Xv, y[held])
+    stats = clf.statistics_
+    n = stats.n_samples
+    mean, prior = stats.feature_sum / n, stats.counts / n
+    gram = stats.gram - n * np.outer(mean, mean)
+    sums = stats.class_sums - n * np.outer(mean, prior)
+    chosen = {}
+    for criterion in ("loo", "gcv"):
+        best, _ = select_alpha(
+            gram, sums, n, target_energy=n * (1.0 - float(prior @ prior)), extra_df=1.0,
+            counts=stats.counts, criterion=criterion, method="spectral",
+        )  # fmt: skip
+        chosen[criterion] = best.alpha
+    index = {round(np.log10(a) * 4): i for i, a in enumerate(curve["alphas"])}
+    return {
+        **curve,
+        "chosen": chosen,
+        "chosen_accuracy": {
+            k: curve["accuracy"][index[round(np.log10(a) * 4)]] for k, a in chosen.items()
+        },
+    }
+
+
+def final(name: str, m: int, seed: int) -> dict:
+    """Final accuracy of each criterion, cheaply: a run's last lambda is chosen from the final
+    sums (those of a fit on all training rows), so one fit and one eigendecomposition give the
+    criterion's choice and every lattice lambda's accuracy (the oracle ``best fixed``)."""
+    X, y, Xt, yt, initial, increment = load(name)
+    scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    X, Xt = normalised(X, Xt, scenario.steps[0].train)
+    clf = ContinualClassifier(n_components=m, random_state=seed).fit(X, y)
+    curve = lattice_accuracy(clf, Xt, yt)
+    stats = clf.statistics_
+    n = stats.n_samples
+    mean, prior = stats.feature_sum / n, stats.counts / n
+    gram = stats.gram - n * np.outer(mean, mean)
+    sums = stats.class_sums - n * np.outer(mean, prior)
+    index = {round(np.log10(a) * 4): i for i, a in enumerate(curve["alphas"])}
+    chosen = {"default": clf.alpha_}
+    best, _ = select_alpha(
+        gram, sums, n, target_energy=n * (1.0 - float(prior @ prior)), extra_df=1.0,
+        counts=stats.counts, criterion="gcv", method="spectral",
+        scale=float(np.diag(stats.gram_upper).max()),
+    )  # fmt: skip
+    chosen["gcv"] = best.alpha
+    return {
+        "dataset": name, "M": m, "seed": seed, **curve, "chosen": chosen,
+        "chosen_accuracy": {
+            k: curve["accuracy"][index[round(np.log10(a) * 4)]] for k, a in chosen.items()
+        },
+    }  # fmt: skip
+
+
+def summarise_final(entries: list[dict]) -> list[dict]:
+    """Per dataset and M: mean final accuracy of the default and of GCV, and of the one fixed
+    lambda best on the seeds' mean (an oracle: it looks at the test split)."""
+    table = []
+    for name, m in sorted({(e["dataset"], e["M"]) for e in entries}, key=lambda k: (k[1], k[0])):
+        es = [e for e in entries if e["dataset"] == name and e["M"] == m]
+        best = _best_fixed(es)
+        row = {"dataset": name, "M": m, "seeds": [e["seed"] for e in es], "best_fixed": best}
+        for k in ("default", "gcv"):
+            row[k] = _ms([e["chosen_accuracy"][k] for e in es])
+            row[k]["minus_best_fixed"] = row[k]["mean"] - best["final_accuracy"]["mean"]
+        table.append(row)
+    return table
+
+
+def one(name: str, m: int, seed: int) -> dict:
+    X, y, Xt, yt, initial, increment = load(name)
+    scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    X, Xt = normalised(X, Xt, scenario.steps[0].train)
+    out: dict = {"dataset": name, "M": m, "seed": seed, "n_train": int(y.size),
+                 "n_test": int(yt.size), "classes": int(np.unique(y).size)}  # fmt: skip
+    default = ContinualClassifier(n_components=m, random_state=seed)
+    out["default"] = whole_run(default, X, y, Xt, yt, scenario)
+    out["default"]["criterion"] = default.head_.criterion_
+    with previous_default():
+        out["gcv"] = whole_run(
+            ContinualClassifier(n_components=m, random_state=seed), X, y, Xt, yt, scenario
+        )
+    out["ranpac"] = whole_run(RanPAC(n_components=m, seed=seed), X, y, Xt, yt, scenario)
+    out["fixed"] = lattice_accuracy(default, Xt, yt)
+    out["validation"] = validation(name, m, seed)
+    return out
+
+
+def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3) -> list[dict]:
+    """One refit (``head.fit`` of the final sums) against one Cholesky of the same centred G,
+    interleaved, best of ``repeats``: factorisation-equivalents."""
+    from forgetless.heads import RidgeHead
+
+    X, y, _, _, _, _ = load(name)
+    out = []
+    for m in sizes:
+        clf = ContinualClassifier(n_components=m, random_state=0).fit(X, y)
+        stats = clf.statistics_
+        n = stats.n_samples
+        mean = stats.feature_sum / n
+        gram = stats.gram - n * np.outer(mean, mean)
+        gram[np.diag_indices(m)] += clf.alpha_
+        times: dict[str, list[float]] = {"cholesky": [], "default": [], "gcv": []}
+        for r in range(repeats):
+            start = time.perf_counter()
+            linalg.cho_factor(gram, check_finite=False)
+            times["cholesky"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            head = RidgeHead().fit(stats)
+            times["default"].append(time.perf_counter() - start)
+            if r == 0 or m <= 4000:
+                with previous_default():
+                    start = time.perf_counter()
+                    RidgeHead().fit(stats)
+                    times["gcv"].append(time.perf_counter() - start)
+        chol = min(times["cholesky"])
+        out.append({
+            "M": m, "dataset": name, "n": int(n), "classes": int(stats.n_classes),
+            "cholesky_seconds": chol,
+            "default_refit_seconds": min(times["default"]),
+            "gcv_refit_seconds": min(times["gcv"]),
+            "default_factorisations": min(times["default"]) / chol,
+            "gcv_factorisations": min(times["gcv"]) / chol,
+            "default_points_scored": len(head.gcv_path_),
+            "all_seconds": times,
+        })  # fmt: skip
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def profile(name: str = "wordnet/minilm", m: int = 4000) -> str:
+    X, y, Xt, yt, initial, increment = load(name)
+    scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=0)
+    X, Xt = normalised(X, Xt, scenario.steps[0].train)
+    clf = ContinualClassifier(n_components=m, random_state=0)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for step in scenario.steps:
+        clf.partial_fit(X[step.train], y[step.train])
+        clf.predict(Xt[:1])
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
+    return text.getvalue()
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Mean and std over seeds, per dataset and M: final accuracy and run time per method, the
+    best fixed lambda (of the seeds' mean accuracy), the criteria on validation splits."""
+    table = []
+    keys = sorted(
+        {(r["dataset"], r["M"]) for r in runs},
+        key=lambda k: (k[1], list(DATASETS).index(k[0]) if k[0] in DATASETS else 99),
+    )
+    for name, m in keys:
+        rs = [r for r in runs if r["dataset"] == name and r["M"] == m]
+        row: dict = {"dataset": name, "M": m, "seeds": [r["seed"] for r in rs]}
+        for method in ("default", "gcv", "ranpac"):
+            acc = [r[method]["final_accuracy"] for r in rs]
+            sec = [r[method]["total_seconds"] for r in rs]
+            row[method] = {"final_accuracy": _ms(acc), "total_seconds": _ms(sec)}
+        row["best_fixed"] = _best_fixed([r["fixed"] for r in rs])
+        val = [r["validation"] for r in rs]
+        best_val = _best_fixed(val)
+        row["validation"] = {
+            "best_fixed": best_val,
+            **{k: _ms([v["chosen_accuracy"][k] for v in val]) for k in ("loo", "gcv")},
+        }
+        row["speedup_vs_ranpac"] = (
+            row["ranpac"]["total_seconds"]["mean"] / row["default"]["total_seconds"]["mean"]
+        )
+        table.append(row)
+    return table
+
+
+def _ms(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+def _best_fixed(curves: list[dict]) -> dict:
+    """The one lattice lambda with the best accuracy averaged over seeds (lattices are quarter
+    decades: aligned by their exponent)."""
+    per = [
+        dict(zip((round(np.log10(a) * 4) for a in c["alphas"]), c["accuracy"], strict=True))
+        for c in curves
+    ]
+    common = sorted(set.intersection(*(set(p) for p in per)))
+    means = [float(np.mean([p[k] for p in per])) for k in common]
+    best = int(np.argmax(means))
+    at = common[best]
+    return {
+        "alpha": 10.0 ** (at / 4),
+        "final_accuracy": {"mean": means[best], "std": float(np.std([p[at] for p in per]))},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="digits, seed 0, M = 600")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--refit-sizes", type=int, nargs="+", default=[2000, 4000, 10000])
+    parser.add_argument("--only", choices=["final", "runs", "refit", "profile"], nargs="+",
+                        default=["final", "runs", "refit", "profile"])  # fmt: skip
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--fresh", action="store_true", help="rerun entries already written")
+    args = parser.parse_args()
+    if args.quick:
+        args.datasets, args.sizes, args.seeds, args.refit_sizes = ["digits/raw"], [600], [0], [600]
+        args.out = str(RESULTS / "lambda_selection_quick.json")
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
+    results.setdefault("runs", [])
+    results["machine"] = {
+        "platform": platform.platform(), "cpus": os.cpu_count(), "library_version": __version__,
+        "note": "2 shared cores; timings vary with the load of other processes",
+    }  # fmt: skip
+
+    def save() -> None:
+        results["summary"] = summarise(results["runs"]) if results["runs"] else []
+        if results.get("final"):
+            results["final_summary"] = summarise_final(results["final"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1) + "\n")
+
+    if "final" in args.only:
+        results.setdefault("final", [])
+        for m in args.sizes:
+            for name in args.datasets:
+                for seed in args.seeds:
+                    if any(
+                        (e["dataset"], e["M"], e["seed"]) == (name, m, seed)
+                        for e in results["final"]
+                    ):
+                        continue
+                    results["final"].append(final(name, m, seed))
+                    save()
+                    e = results["final"][-1]
+                    print(f"{name} M={m} seed={seed}: final accuracy " + ", ".join(
+                        f"{k} {100 * v:.2f} %" for k, v in e["chosen_accuracy"].items()
+                    ) + f", best fixed {100 * max(e['accuracy']):.2f} %", flush=True)  # fmt: skip
+    if "runs" in args.only:
+        for m in args.sizes:
+            for name in args.datasets:
+                for seed in args.seeds:
+                    if any(
+                        (r["dataset"], r["M"], r["seed"]) == (name, m, seed)
+                        for r in results["runs"]
+                    ):
+                        continue
+                    start = time.perf_counter()
+                    results["runs"].append(one(name, m, seed))
+                    save()
+                    r = results["runs"][-1]
+                    print(f"{name} M={m} seed={seed}: " + ", ".join(
+                        f"{k} {100 * r[k]['final_accuracy']:.2f} % {r[k]['total_seconds']:.1f} s"
+                        for k in ("default", "gcv", "ranpac")
+                    ) + f" ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+    if "refit" in args.only:
+        done = {e["M"] for e in results.get("refit", [])}
+        todo = [m for m in args.refit_sizes if m not in done]
+        if todo:
+            results["refit"] = results.get("refit", []) + refit_cost(todo)
+            save()
+    if "profile" in args.only and ("profile" not in results or args.fresh):
+        name, m = ("digits/raw", 600) if args.quick else ("wordnet/minilm", 4000)
+        results["profile"] = {"dataset": name, "M": m, "cprofile": profile(name, m)}
+        save()
+    save()
+    for row in results["summary"] + results.get("final_summary", []):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The lambda search of ``alpha="auto"``: the leave-one-out error criterion against a direct
+computation, the Krylov quadrature against the exact spectrum, and what is guaranteed: the
+choice is a function of the sums (a fresh fit, any batching, merge and forget choose the same
+lambda), and the model at the chosen lambda is the one a fixed alpha gives."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+from forgetless import ContinualClassifier
+from forgetless._lambda_search import (
+    GCV,
+    criterion_for,
+    krylov_spectrum,
+    loo_error,
+    quadrature_moments,
+    select_alpha,
+)
+
+
+def relu_problem(n=900, d=20, m=1100, c=6, seed=0, separation=0.5):
+    """Projected, centred features of a class-structured problem, as the ridge head sees them
+    (overlapping classes by default: the loo error is well above its floor)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    X = rng.standard_normal((n, d)) + separation * rng.standard_normal((c, d))[y]
+    H = np.maximum(X @ rng.standard_normal((d, m)) / np.sqrt(d), 0.0)
+    H -= H.mean(axis=0)
+    counts = np.bincount(y, minlength=c)
+    Y = np.eye(c)[y] - counts / n
+    return H, y, Y, counts
+
+
+def direct_loo_error(H, y, Y, counts, alpha):
+    """The estimate spelled out from the rows: class means and pooled covariance of the fitted
+    scores, the average leverage, the nearest rival's Gaussian tail."""
+    n, m = H.shape
+    A = H.T @ H + alpha * np.eye(m)
+    W = np.linalg.solve(A, H.T @ Y)
+    F = H @ W
+    leverage = (np.trace(np.linalg.solve(A, H.T @ H)) + 1.0) / n
+    c = counts.size
+    means = np.stack([F[y == k].mean(axis=0) for k in range(c)])  # row k: class k's mean scores
+    within = sum((F[y == k] - means[k]).T @ (F[y == k] - means[k]) for k in range(c)) / (n - c)
+    error = 0.0
+    for k in range(c):
+        tails = [
+            ndtr(
+                -(means[k, k] - means[k, j] - leverage)
+                / math.sqrt(within[k, k] + within[j, j] - 2 * within[k, j])
+            )
+            for j in range(c)
+            if j != k
+        ]
+        error += counts[k] / n * max(tails)
+    return error
+
+
+def test_loo_error_equals_its_definition_from_the_rows():
+    H, y, Y, counts = relu_problem(n=300, m=40, c=4)
+    s, V = np.linalg.eigh(H.T @ H)
+    alphas = np.array([0.1, 3.0, 100.0])
+    estimate = np.exp(loo_error(s, V.T @ (H.T @ Y), counts, alphas, extra_df=1.0))
+    direct = [direct_loo_error(H, y, Y, counts, a) for a in alphas]
+    np.testing.assert_allclose(estimate, direct, rtol=1e-8)
+
+
+def test_loo_error_is_undefined_where_the_fit_interpolates():
+    H, y, Y, counts = relu_problem(n=60, m=200, c=3)  # more units than samples
+    s, V = np.linalg.eigh(H.T @ H)
+    tiny = np.array([1e-12 * s.max()])
+    energy = float((Y**2).sum())
+    assert math.isinf(loo_error(s, V.T @ H.T @ Y, counts, tiny, 1.0, target_energy=energy)[0])
+
+
+def test_criterion_rule():
+    assert criterion_for(np.array([40, 40, 40]), 120, 3) == "loo"
+    assert criterion_for(None, 120, 3) == "gcv"  # no class counts
+    assert criterion_for(np.array([1, 1, 1]), 3, 3) == "gcv"  # fewer than 2 samples per class
+    assert criterion_for(np.array([3, 3, 3]), 9, 3) == "gcv"  # under 10 within-class dof
+    assert criterion_for(np.full(600, 10), 6000, 600) == "gcv"  # more than 512 classes
+    assert criterion_for(np.array([120]), 120, 1) == "gcv"
+
+
+def test_block_lanczos_quadrature_is_gauss_quadrature():
+    """E^T f(T) E equals X^T f(G) X once the Krylov space is invariant, and the banded moments
+    equal the dense ones."""
+    H, y, Y, counts = relu_problem(n=200, m=60, c=3)
+    G = H.T @ H
+    probes = np.random.default_rng(1).choice([-1.0, 1.0], size=(60, 4))
+    start = np.hstack([H.T @ Y, probes])
+    *_, (T, E, exact) = krylov_spectrum(G, start)
+    assert exact
+    alphas = np.array([0.5, 20.0])
+    cross, cross2, df = quadrature_moments(T, E, 3, alphas, T.shape[0] - 1)
+    for i, a in enumerate(alphas):
+        R = np.linalg.inv(G + a * np.eye(60))
+        Q = H.T @ Y
+        np.testing.assert_allclose(cross[i], Q.T @ R @ Q, rtol=1e-8)
+        np.testing.assert_allclose(cross2[i], Q.T @ R @ G @ R @ Q, rtol=1e-8)
+        expected = np.trace(probes.T @ (G @ R) @ probes) / 4
+        assert df[i] == pytest.approx(expected, rel=1e-8)
+
+
+@pytest.mark.parametrize("criterion", ["loo", "gcv"])
+def test_krylov_search_chooses_what_the_exact_spectrum_chooses(criterion):
+    H, y, Y, counts = relu_problem()
+    G, Q, n = H.T @ H, H.T @ Y, H.shape[0]
+    kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
+    exact, exact_path = select_alpha(G, Q, n, method="spectral", criterion=criterion, **kwargs)
+    fast, fast_path = select_alpha(G, Q, n, criterion=criterion, **kwargs)
+    assert fast.coef is not None  # the Krylov route ran (it returns its factorisation's W)
+    assert fast.alpha == exact.alpha
+    near = {p.alpha: p.score for p in exact_path}
+    for p in fast_path:  # the curve near the choice, within the check's 2 %
+        if abs(math.log10(p.alpha / exact.alpha)) <= 1.0:
+            assert p.score == pytest.approx(near[p.alpha], rel=0.02)
+    # The coefficients are those of the Cholesky solve a fixed alpha makes.
+    W = np.linalg.solve(G + exact.alpha * np.eye(G.shape[0]), Q)
+    np.testing.assert_allclose(fast.coef, W, rtol=1e-7, atol=1e-10 * np.abs(W).max())
+
+
+def test_separable_classes_leave_ties_that_gcv_decides():
+    """Well separated classes and more units than samples: the loo estimate would fall to
+    exp(-thousands); it is floored at half a sample, and among the tied lambdas GCV decides."""
+    H, y, Y, counts = relu_problem(n=240, d=20, m=400, c=4)
+    H = H + 40.0 * np.eye(4, 400)[y]  # far apart
+    H -= H.mean(axis=0)
+    G, Q, n = H.T @ H, H.T @ Y, H.shape[0]
+    kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
+    best, path = select_alpha(G, Q, n, **kwargs)
+    floor = math.log(0.5 / n)
+    plateau = [p.alpha for p in path if p.score == pytest.approx(floor, rel=1e-6)]
+    assert len(plateau) > 3 and best.alpha in plateau
+    _, gcv_path = select_alpha(G, Q, n, criterion="gcv", **kwargs)
+    gcv = {p.alpha: p.score for p in gcv_path}
+    assert gcv[best.alpha] == min(gcv[a] for a in plateau)
+
+
+def test_warm_walk_scores_the_same_criterion():
+    H, y, Y, counts = relu_problem(n=600, m=80)
+    G, Q, n = H.T @ H, H.T @ Y, H.shape[0]
+    kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
+    cold, path = select_alpha(G, Q, n, **kwargs)
+    warm, walked = select_alpha(G, Q, n, start=cold.alpha * 1.8, **kwargs)
+    assert warm.alpha == cold.alpha and warm.coef is not None
+    scores = {round(4 * math.log10(p.alpha)): p.score for p in path}
+    for p in walked:  # factorised scores (exact K, Hutchinson df) match the spectral curve
+        assert p.score == pytest.approx(scores[round(4 * math.log10(p.alpha))], rel=1e-3)
+    assert GCV(G, Q, n, target_energy=kwargs["target_energy"], extra_df=1.0)(1.0).coef is not None
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 8, 2400)
+    X = rng.standard_normal((2400, 16)) + 1.5 * rng.standard_normal((8, 16))[y]
+    return X, y
+
+
+def test_auto_alpha_is_a_function_of_the_sums_on_the_krylov_route(blobs):
+    """The guarantee of alpha="auto" where the quadrature decides (M >= 1024): the same lambda
+    and the same model whatever the batching, after a merge and after a forget, as a fresh fit
+    on the net data; a fixed alpha equal to alpha_ gives that model."""
+    X, y = blobs
+    params = dict(n_components=1100, random_state=0)
+    fresh = ContinualClassifier(**params).fit(X, y)
+    assert fresh.head_.criterion_ == "loo"
+    assert fresh.head_.gcv_path_ and fresh.alpha_ in [p.alpha for p in fresh.head_.gcv_path_]
+    batches = ContinualClassifier(**params)
+    for task in np.array_split(np.argsort(y, kind="stable"), 4):  # class-incremental batches
+        batches.partial_fit(X[task], y[task])
+    merged = ContinualClassifier(**params).fit(X[:1000], y[:1000])
+    merged.merge(ContinualClassifier(**params).fit(X[1000:], y[1000:]))
+    forgot = ContinualClassifier(**params).fit(np.vstack([X, X[:300]]), np.r_[y, y[:300]])
+    forgot.forget(X[:300], y[:300])
+    fixed = ContinualClassifier(n_components=1100, random_state=0, alpha=fresh.alpha_).fit(X, y)
+    for other in (batches, merged, forgot, fixed):
+        assert other.alpha_ == fresh.alpha_
+        np.testing.assert_allclose(other.coef_, fresh.coef_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_array_equal(other.predict(X), fresh.predict(X))
+    again = ContinualClassifier(**params).fit(X, y)  # deterministic: the same bits
+    np.testing.assert_array_equal(again.coef_, fresh.coef_)
+
+
+def test_loo_chooses_better_than_gcv_where_gcv_undersmooths():
+    """A case GCV gets wrong in the way measured on openclipart (few samples per class, many
+    classes, heavy-tailed leverage): the loo criterion's lambda classifies held-out data at
+    least as well as GCV's."""
+    rng = np.random.default_rng(7)
+    c, d, m = 12, 30, 300
+    centres = rng.standard_normal((c, d))
+
+    def draw(k):
+        y = rng.integers(0, c, k)
+        scale = rng.standard_t(3, size=(k, 1))  # heavy tails: uneven leverage
+        return centres[y] + 0.8 * scale * rng.standard_normal((k, d)), y
+
+    X, y = draw(360)
+    Xv, yv = draw(3000)
+    loo = ContinualClassifier(n_components=m, random_state=0).fit(X, y)
+    gcv_alpha, _ = select_alpha(
+        *_centred(loo), criterion="gcv", method="spectral", extra_df=1.0,
+        target_energy=_energy(loo),
+    )  # fmt: skip
+    gcv = ContinualClassifier(n_components=m, random_state=0, alpha=gcv_alpha.alpha).fit(X, y)
+    assert loo.score(Xv, yv) >= gcv.score(Xv, yv) - 0.005
+
+
+def _centred(clf):
+    stats = clf.statistics_
+    n = stats.n_samples
+    mean = stats.feature_sum / n
+    prior = stats.counts / n
+    return stats.gram - n * np.outer(mean, mean), stats.class_sums - n * np.outer(mean, prior), n
+
+
+def _energy(clf):
+    prior = clf.statistics_.counts / clf.statistics_.n_samples
+    return clf.statistics_.n_samples * (1.0 - float(prior @ prior))
+
+
+def test_bad_arguments_are_refused():
+    H, y, Y, counts = relu_problem(n=100, m=20, c=3)
+    with pytest.raises(ValueError, match="criterion"):
+        select_alpha(H.T @ H, H.T @ Y, 100, criterion="aic")
+    with pytest.raises(ValueError, match="counts"):
+        select_alpha(H.T @ H, H.T @ Y, 100, criterion="loo")
+    with pytest.raises(ValueError, match="method"):
+        select_alpha(H.T @ H, H.T @ Y, 100, method="lanczos")
