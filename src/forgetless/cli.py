@@ -46,6 +46,8 @@ RUN_EXAMPLES = """examples:
   forgetless run --config configs/demo-digits.toml --seeds 0 --output runs/quick
   forgetless run --dataset digits --encoder raw --increment 2 --methods forgetless ncm \\
       --seeds 0 1 2 --output runs/digits
+  forgetless run --config configs/latin-glyphs-efficientnet-B0-Inc10.toml --adapt \\
+      --methods forgetless ncm lda     # each method with and without first-session adaptation
 
 A config file is TOML or YAML with the same keys (see configs/); flags override it. Every
 problem with the config is reported in one line, exit code 2, before anything runs."""
@@ -64,6 +66,7 @@ _RUN_FLAGS = {
     "projection": "learner.projection",
     "subset_train": "subset.train",
     "subset_test": "subset.test",
+    "adapt": "first_session_adaptation",
 }
 
 
@@ -89,6 +92,15 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--projection", help="random layer of the forgetless methods")
     parser.add_argument("--subset-train", type=int, help="stratified training subset size")
     parser.add_argument("--subset-test", type=int, help="stratified test subset size")
+    parser.add_argument(
+        "--adapt",
+        nargs="?",
+        const="",
+        metavar="METHOD",
+        help="also run every method on the encoder adapted on each seed's first task "
+        "(first-session adaptation; METHOD defaults to the encoder's best: last-stage for "
+        "efficientnet-lite0, lora for minilm)",
+    )
     parser.add_argument("--output", help="run directory (default runs/latest)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_run)
@@ -110,6 +122,11 @@ def _run_run(args: argparse.Namespace) -> int:
         table, _, name = key.rpartition(".")
         if key == "scenario":
             config.scenario = {"kind": value}
+        elif key == "first_session_adaptation":  # --adapt [METHOD]: keep the file's table
+            table = dict(config.first_session_adaptation or {})
+            if value:
+                table["method"] = value
+            config.first_session_adaptation = table
         elif not table:
             setattr(config, key, value)
         elif isinstance(getattr(config, table), dict):  # else validate names the bad table

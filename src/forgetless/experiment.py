@@ -43,7 +43,7 @@ from forgetless.evaluation.metrics import (
     stability_gap,
     worst_case_accuracy,
 )
-from forgetless.evaluation.peers import RanPAC
+from forgetless.evaluation.peers import make_peer
 from forgetless.learner import ContinualClassifier
 from forgetless.scenarios import (
     Scenario,
@@ -68,6 +68,12 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd-replay": ("sgd", {"method": "replay"}),
     "sgd-lwf": ("sgd", {"method": "lwf"}),
     "ranpac": ("peer", {"method": "ranpac"}),
+    "randumb": ("peer", {"method": "randumb"}),
+    "klda": ("peer", {"method": "klda"}),
+    "klda-e": ("peer", {"method": "klda-e"}),
+    "fly-cl": ("peer", {"method": "fly-cl"}),
+    "acil": ("peer", {"method": "acil"}),
+    "slda": ("peer", {"method": "slda"}),
 }
 _LEARNER_FAMILIES = ("analytic", "joint")  # methods built as ContinualClassifier
 _SCENARIO_BUILDERS = {
@@ -209,6 +215,15 @@ _ENCODER_RANGES: dict[str, Any] = {
     "size": _Number(1, integer=True, optional=True),
     "threads": _Number(1, integer=True, optional=True),
 }
+# [first_session_adaptation]: adapt the encoder on each seed's first task (forgetless.adaptation).
+_ADAPTATION_RANGES: dict[str, Any] = {
+    "method": _Type(str, "a method name", optional=True),
+    "epochs": _Number(1, integer=True, optional=True),
+    "learning_rate": _Number(0, open_low=True, optional=True),
+    "validation_fraction": _Number(0, 1, open_high=True),
+    "compare": _BOOL,
+}
+ADAPTED_SUFFIX = "+adapted"  # results name of a method run on the adapted encoder's features
 # Set by the runner for each method and seed, so not settable in [learner] / [sgd].
 _RUNNER_ARGS = ("y_train", "y_test", "domain_train", "domain_test", "seed", "random_state")
 _SGD_RUNNER_ARGS = ("method", "seed", "eval_every", "on_iteration")
@@ -309,6 +324,9 @@ class RunConfig:
     sgd: dict[str, Any] = field(default_factory=lambda: {"epochs": 5, "batch_size": 32})
     subset: dict[str, int] = field(default_factory=dict)  # {"train": 3000, "test": 1000}
     eval_every: int = 10  # SGD iterations (or stream batches) between continual evaluations
+    # None: no adaptation. A table (possibly empty): adapt the encoder on each seed's first task
+    # and run every method on its features too, as "<method>+adapted" (see forgetless.adaptation).
+    first_session_adaptation: dict[str, Any] | None = None
     output: str = "runs/latest"
     cache_dir: str | None = None
     progress: bool | None = None
@@ -358,6 +376,7 @@ class RunConfig:
         )
         self._validate_options()
         self._validate_learner()
+        self._validate_adaptation()
         sgd_keys, _ = _keywords(SGDHead, _SGD_RUNNER_ARGS)
         _check_table("sgd", self.sgd, sgd_keys, _SGD_RANGES)
         _check_table("subset", self.subset, list(_SUBSET_RANGES), _SUBSET_RANGES)
@@ -424,6 +443,34 @@ class RunConfig:
             _ENCODER_RANGES,
             context=f" for encoder {_show(self.encoder)}",
         )
+
+    def _validate_adaptation(self) -> None:
+        """``[first_session_adaptation]``: known keys in range, an encoder that can be adapted,
+        and a method that can adapt it; checked by name, before any model is loaded."""
+        from forgetless.adaptation import AdaptationNotSupportedError, adaptable_methods
+
+        table = self.first_session_adaptation
+        _check("first_session_adaptation", table, _Type(dict, "a table", optional=True))
+        if table is None:
+            return
+        _check_table(
+            "first_session_adaptation", table, list(_ADAPTATION_RANGES), _ADAPTATION_RANGES
+        )
+        try:
+            methods = adaptable_methods(self.encoder)
+        except AdaptationNotSupportedError as err:
+            raise ConfigError(
+                f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
+                "first_session_adaptation",
+            ) from None
+        method = table.get("method")
+        if method is not None and method not in methods:
+            raise ConfigError(
+                f"first_session_adaptation.method = {_show(method)} cannot adapt encoder "
+                f"{self.encoder!r}; choose one of {', '.join(map(_show, methods))} "
+                "(or leave it out for the default)",
+                "first_session_adaptation.method",
+            )
 
     def _validate_learner(self) -> None:
         """Known ContinualClassifier keys, then each analytic method's settings through the
@@ -580,12 +627,14 @@ def prepare_dataset(config: RunConfig) -> Any:
     return dataset
 
 
-def encode_dataset(config: RunConfig, dataset: Any) -> dict[str, Any]:
-    """Encoder features of both splits, through the cache."""
+def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict[str, Any]:
+    """Encoder features of both splits, through the cache (``encoder`` defaults to the
+    config's)."""
     from forgetless.cache import FeatureCache, dataset_features
     from forgetless.encoders import load_encoder
 
-    encoder = load_encoder(config.encoder, **config.encoder_options)
+    if encoder is None:
+        encoder = load_encoder(config.encoder, **config.encoder_options)
     cache = FeatureCache(config.cache_dir)
     X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
     return {
@@ -596,6 +645,71 @@ def encode_dataset(config: RunConfig, dataset: Any) -> dict[str, Any]:
         "y_train": np.asarray(dataset.train.labels),
         "y_test": np.asarray(dataset.test.labels),
     }
+
+
+def _unencoded(config: RunConfig, dataset: Any) -> dict[str, Any]:
+    """What :func:`encode_dataset` returns, without the features (adapted runs only)."""
+    from forgetless.encoders import load_encoder
+
+    return {
+        "dataset": dataset,
+        "encoder": load_encoder(config.encoder, **config.encoder_options),
+        "y_train": np.asarray(dataset.train.labels),
+        "y_test": np.asarray(dataset.test.labels),
+    }
+
+
+def _check_first_tasks(scenarios: dict[int, Scenario], y_train: np.ndarray) -> None:
+    """Adaptation trains a classifier on the first task: it needs two classes there."""
+    for seed, scenario in scenarios.items():
+        classes = np.unique(y_train[scenario.steps[0].train])
+        if len(classes) < 2:
+            raise ConfigError(
+                f"[first_session_adaptation] needs at least 2 classes in the first task, but "
+                f"seed {seed}'s first task has {len(classes)}; give the scenario a larger first "
+                "step (scenario.initial) or remove the table",
+                "first_session_adaptation",
+            )
+
+
+def adapt_first_session(
+    config: RunConfig, data: dict[str, Any], scenario: Scenario, seed: int
+) -> dict[str, Any]:
+    """Adapt the encoder on ``scenario``'s first task only (its training rows), then encode
+    both splits with the adapted, frozen encoder through the cache (keyed by its fingerprint).
+
+    Returns :func:`encode_dataset`'s dictionary plus ``adaptation``: what was trained, for how
+    long, and the adapted encoder's fingerprint. Later tasks only ever see frozen features.
+    """
+    from forgetless.adaptation import adapt_encoder
+
+    table = config.first_session_adaptation or {}
+    first = data["dataset"].train.subset(scenario.steps[0].train)
+    began = time.perf_counter()
+    encoder = adapt_encoder(
+        data["encoder"],
+        first.inputs,
+        first.labels,
+        method=table.get("method"),
+        epochs=table.get("epochs"),
+        learning_rate=table.get("learning_rate"),
+        seed=seed,
+        validation_fraction=table.get("validation_fraction", 0.2),
+        progress=config.progress,
+    )
+    adapt_seconds = time.perf_counter() - began
+    out = encode_dataset(config, data["dataset"], encoder)
+    info = {k: v for k, v in encoder.info.items() if k != "history"}
+    out["adaptation"] = {
+        **info,
+        "encoder": encoder.name,
+        "fingerprint": encoder.fingerprint(),
+        "tensors_sha256": encoder.tensors_sha256,
+        "adapt_seconds": adapt_seconds,
+        "encode_seconds": time.perf_counter() - began - adapt_seconds,
+        "history": encoder.info.get("history", []),
+    }
+    return out
 
 
 def load_features(config: RunConfig) -> dict[str, Any]:
@@ -691,8 +805,8 @@ def _run_method(
             eval_every=config.eval_every,
             on_iteration=evaluate_trace,
         )
-    elif family == "peer":  # RanPAC's own procedure, at the learner's width (10,000 if unset)
-        model = RanPAC(n_components=config.learner.get("n_components", 10_000), seed=seed)
+    elif family == "peer":  # a peer's own procedure, at the learner's width (its own if unset)
+        model = make_peer(settings["method"], config.learner.get("n_components"), seed)
     else:
         params = {**config.learner, **settings, "random_state": seed}
         model = ContinualClassifier(**params)
@@ -787,19 +901,32 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     final / average incremental accuracy, forgetting, backward transfer, per-class accuracy,
     step times, peak memory, the continual-evaluation trace with min-ACC, WC-ACC and the
     stability gap) and ``summary[metric] = {mean, std}`` over seeds.
+
+    With ``first_session_adaptation`` set, each seed's encoder is adapted on that seed's first
+    task and every method also runs on its features as ``"<method>+adapted"`` (the same class
+    order); ``adaptation[seed]`` records the training (see :func:`adapt_first_session`).
+    ``compare = false`` in that table runs only the adapted methods.
     """
     from forgetless import __version__
 
     config.validate(output=False)
+    adaptation = config.first_session_adaptation
+    compare = adaptation is None or adaptation.get("compare", True)
     if data is None:  # scenarios first: a config the data cannot run fails before encoding
         dataset = prepare_dataset(config)
         labels = (np.asarray(dataset.train.labels), np.asarray(dataset.test.labels))
         scenarios = make_scenarios(config, *labels, _domains(dataset))
-        data = encode_dataset(config, dataset)
+        data = encode_dataset(config, dataset) if compare else _unencoded(config, dataset)
     else:
         labels = (data["y_train"], data["y_test"])
         scenarios = make_scenarios(config, *labels, _domains(data["dataset"]))
+    if adaptation is not None:
+        _check_first_tasks(scenarios, labels[0])
     dataset = data["dataset"]
+    names = [m for m in config.methods if compare]
+    if adaptation is not None:
+        names += [m + ADAPTED_SUFFIX for m in config.methods]
+    dim = data["X_train"].shape[1] if "X_train" in data else data["encoder"].dim
     results: dict[str, Any] = {
         "config": asdict(config),
         "library_version": __version__,
@@ -811,17 +938,28 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
             "source": getattr(dataset, "source", ""),
             "license": getattr(dataset, "license", ""),
         },
-        "encoder": {"name": config.encoder, "dim": int(data["X_train"].shape[1])},
+        "encoder": {"name": config.encoder, "dim": int(dim)},
         "scenarios": {},
-        "methods": {m: {"seeds": {}} for m in config.methods},
+        "methods": {m: {"seeds": {}} for m in names},
     }
-    jobs = [(seed, m) for seed in config.seeds for m in config.methods]
+    if adaptation is not None:
+        results["adaptation"] = {}
+    jobs = [(seed, m) for seed in config.seeds for m in names]
     show = config.progress if config.progress is not None else sys.stderr.isatty()
+    adapted: dict[int, dict[str, Any]] = {}
     for seed, name in tqdm(jobs, desc="runs", disable=not show):
         scenario = scenarios[seed]
         results["scenarios"][str(seed)] = scenario.describe()
+        source = data
+        if name.endswith(ADAPTED_SUFFIX):
+            if seed not in adapted:
+                adapted.clear()  # one seed's adapted features at a time
+                adapted[seed] = adapt_first_session(config, data, scenario, seed)
+                results["adaptation"][str(seed)] = adapted[seed]["adaptation"]
+            source = adapted[seed]
+        method = name.removesuffix(ADAPTED_SUFFIX)
         results["methods"][name]["seeds"][str(seed)] = _run_method(
-            name, config, data, scenario, seed
+            method, config, source, scenario, seed
         )
     for entry in results["methods"].values():
         entry["summary"] = {}

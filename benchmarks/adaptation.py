@@ -1,0 +1,214 @@
+"""First-session adaptation: accuracy with against without it, and what it costs. Not a test.
+
+    python benchmarks/adaptation.py                         # 4 datasets, seed 0
+    python benchmarks/adaptation.py --seeds 0 1 2           # more seeds (done entries are kept)
+    python benchmarks/adaptation.py --datasets wordnet --method last-layers
+    python benchmarks/adaptation.py --cost                  # time adapting on a 3,000-image task
+
+Each dataset runs as its config in configs/ does (same subsets, class-incremental steps, class
+order from the seed, orthogonal layer of width 2000), for ``forgetless`` (ridge), ``ncm`` and
+``lda``: once on the plain encoder's features and once through ``forgetless.experiment.run``
+with ``[first_session_adaptation]``, which adapts the encoder on the seed's first task only
+and encodes everything with the adapted encoder through the feature cache. Images are encoded
+at 112 px. Results go to ``benchmarks/results/adaptation.json`` after every entry, so an
+interrupted run keeps what it did and a rerun skips it. Set ``FORGETLESS_CACHE_DIR`` to keep the
+adapted features apart (the plain features are read from the same cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgetless import __version__
+from forgetless.experiment import RunConfig, run
+
+RESULTS = Path(__file__).parent / "results" / "adaptation.json"
+METHODS = ["forgetless", "ncm", "lda"]
+IMAGES = {"image_size": 112}
+# name: (encoder, encoder options, train subset, test subset, classes per step) as in configs/
+DATASETS: dict[str, tuple[str, dict[str, Any], int, int, int]] = {
+    "latin-glyphs": ("efficientnet-lite0", IMAGES, 3100, 1240, 10),
+    "fashion-mnist": ("efficientnet-lite0", IMAGES, 3000, 1000, 2),
+    "openclipart": ("efficientnet-lite0", IMAGES, 3000, 1000, 5),
+    "wordnet": ("minilm", {}, 3000, 1000, 5),
+}
+GOALS = {"latin-glyphs": 3.0, "fashion-mnist": 3.0, "wordnet": 1.0, "openclipart": 0.0}
+
+
+def _config(
+    name: str, seed: int, adaptation: dict[str, Any] | None, cache_dir: str | None = None
+) -> RunConfig:
+    encoder, options, train, test, increment = DATASETS[name]
+    return RunConfig(
+        dataset=name,
+        encoder=encoder,
+        encoder_options=dict(options),
+        methods=list(METHODS),
+        seeds=[seed],
+        subset={"train": train, "test": test},
+        scenario={"kind": "class-incremental", "initial": 0, "increment": increment},
+        learner={"projection": "orthogonal", "n_components": 2000},
+        first_session_adaptation=adaptation,
+        cache_dir=cache_dir,
+        progress=None,
+    )
+
+
+def _accuracies(results: dict[str, Any], seed: int, suffix: str = "") -> dict[str, Any]:
+    out = {}
+    for m in METHODS:
+        entry = results["methods"][m + suffix]["seeds"][str(seed)]
+        out[m] = {
+            "final_accuracy": entry["final_accuracy"],
+            "average_incremental_accuracy": entry["average_incremental_accuracy"],
+        }
+    return out
+
+
+def run_entry(
+    name: str, seed: int, adaptation: dict[str, Any], plain_cache: str | None
+) -> dict[str, Any]:
+    """One dataset and seed: the plain run, then the adapted one (same class order)."""
+    began = time.perf_counter()
+    plain = run(_config(name, seed, None, plain_cache))
+    plain_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    adapted = run(_config(name, seed, {**adaptation, "compare": False}))
+    info = adapted["adaptation"][str(seed)]
+    without = _accuracies(plain, seed)
+    with_ = _accuracies(adapted, seed, "+adapted")
+    assert plain["scenarios"] == adapted["scenarios"], "both runs must see one class order"
+    return {
+        "dataset": name,
+        "encoder": DATASETS[name][0],
+        "encoder_options": DATASETS[name][1],
+        "seed": seed,
+        "class_order": plain["scenarios"][str(seed)].get("class_order"),
+        "without": without,
+        "with": with_,
+        "delta_final_points": {
+            m: 100 * (with_[m]["final_accuracy"] - without[m]["final_accuracy"]) for m in METHODS
+        },
+        "adaptation": {k: v for k, v in info.items()},
+        "seconds": {
+            "plain_run": plain_seconds,
+            "adapted_run": time.perf_counter() - began,
+            "adapt": info["adapt_seconds"],
+            "encode_adapted": info["encode_seconds"],
+        },
+    }
+
+
+def cost_entry(method: str | None, n: int = 3000) -> dict[str, Any]:
+    """Wall time of adapting EfficientNet-Lite0 (112 px) on a 3,000-image first task."""
+    from forgetless.adaptation import adapt_encoder
+    from forgetless.data import load_dataset
+    from forgetless.encoders import load_encoder
+
+    data = load_dataset("fashion-mnist").subset(train=n, test=10, seed=0)
+    encoder = load_encoder("efficientnet-lite0", **IMAGES)
+    began = time.perf_counter()
+    adapted = adapt_encoder(encoder, data.train.inputs, data.train.labels, method=method)
+    return {
+        "dataset": "fashion-mnist (all 10 classes)",
+        "images": n,
+        "seconds": time.perf_counter() - began,
+        "info": {k: v for k, v in adapted.info.items() if k != "history"},
+    }
+
+
+def summarise(entries: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset: mean final / average incremental accuracy with and without, and the goal."""
+    out: dict[str, Any] = {}
+    for name in DATASETS:
+        runs = [e for k, e in entries.items() if k.startswith(name + "/")]
+        if not runs:
+            continue
+        row: dict[str, Any] = {"seeds": sorted(e["seed"] for e in runs), "methods": {}}
+        for m in METHODS:
+
+            def get(side: str, metric: str, m: str = m, runs: list = runs) -> float:
+                return float(np.mean([100 * e[side][m][metric] for e in runs]))
+
+            row["methods"][m] = {
+                f"{metric}_{side}": round(get(side, metric), 2)
+                for metric in ("final_accuracy", "average_incremental_accuracy")
+                for side in ("without", "with")
+            }
+            row["methods"][m]["delta_final_points"] = round(
+                get("with", "final_accuracy") - get("without", "final_accuracy"), 2
+            )
+        deltas = [row["methods"][m]["delta_final_points"] for m in METHODS]
+        row["goal_points"] = GOALS[name]
+        row["goal_met"] = bool(min(deltas) >= GOALS[name])
+        row["adapt_seconds_mean"] = round(float(np.mean([e["seconds"]["adapt"] for e in runs])), 1)
+        out[name] = row
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--method", help="adaptation method (default: the encoder's default)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--cost", action="store_true", help="also time a 3,000-image first task")
+    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument(
+        "--plain-cache",
+        help="feature cache to read the plain encoder's features from (default: the usual "
+        "cache), so that FORGETLESS_CACHE_DIR can keep the adapted features apart",
+    )
+    args = parser.parse_args()
+    path = Path(args.output)
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc.setdefault("entries", {})
+    adaptation = {
+        k: v
+        for k, v in (
+            ("method", args.method),
+            ("epochs", args.epochs),
+            ("learning_rate", args.learning_rate),
+        )
+        if v is not None
+    }
+    label = ",".join(f"{k}={v}" for k, v in adaptation.items()) or "default"
+
+    def save() -> None:
+        doc["summary"] = summarise(doc["entries"])
+        doc["machine"] = {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "library_version": __version__,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1))
+        os.replace(tmp, path)
+
+    for seed in args.seeds:
+        for name in args.datasets:
+            key = f"{name}/{seed}" + ("" if label == "default" else f"/{label}")
+            if key in doc["entries"]:
+                print(f"{key}: done already")
+                continue
+            entry = run_entry(name, seed, adaptation, args.plain_cache)
+            doc["entries"][key] = entry
+            save()
+            print(key, json.dumps(entry["delta_final_points"]), flush=True)
+    if args.cost and f"cost/{label}" not in doc:
+        doc[f"cost/{label}"] = cost_entry(args.method)
+        save()
+        print(f"cost/{label}", doc[f"cost/{label}"]["seconds"])
+
+
+if __name__ == "__main__":
+    main()

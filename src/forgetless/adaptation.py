@@ -1,0 +1,957 @@
+"""First-session adaptation: tune a small part of a pretrained encoder once, on the first task only.
+
+The built-in encoders were trained on other data (ImageNet photos, sentence pairs) than the
+tasks they serve here (glyphs, clothing, dictionary glosses). A short, parameter-efficient
+adaptation on the first task's data (RanPAC's "phase 1", APER) moves the features towards the
+domain; the encoder is then frozen for every later task, so the analytic learners stay exact
+(an adapted encoder is just another frozen encoder). Later tasks never adapt it again.
+
+Only the last part of the network is trained: the frozen front runs once over the first task's
+inputs and its outputs (the activations entering the trained part) are kept, so an epoch runs
+only the trained part, which keeps adaptation CPU-friendly. A temporary linear head is trained
+with cross-entropy beside it, with early stopping on a stratified validation fifth; the head is
+then discarded.
+
+>>> from forgetless.encoders import load_encoder
+>>> adapt_encoder(load_encoder("raw"), [np.zeros((2, 2))] * 2, [0, 1])
+Traceback (most recent call last):
+...
+forgetless.adaptation.AdaptationNotSupportedError: encoder 'raw' cannot be adapted: ...
+>>> sorted(adaptable_methods("efficientnet-lite0"))
+['last-stage', 'ssf']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgetless.encoders.base import Encoder, progress_bar
+
+FORMAT = 1
+METADATA = "adapter.json"
+
+
+class AdaptationNotSupportedError(ValueError):
+    """This encoder (or this method for it) cannot be adapted; the message says what can."""
+
+
+class AdaptedWeightsError(ValueError):
+    """A saved adapted encoder is missing, damaged, altered, or belongs to other base weights."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one method trains: what is trained, for how long, and how fast."""
+
+    method: str
+    epochs: int
+    learning_rate: float
+    batch_size: int = 32
+    weight_decay: float = 1e-4
+    patience: int = 3  # epochs without a better validation loss before stopping
+    label_smoothing: float = 0.1
+
+
+# encoder family -> method -> its default recipe (the first method is the family's default).
+# The defaults were measured with benchmarks/adaptation.py (see README, first-session adaptation).
+_RECIPES: dict[str, dict[str, Recipe]] = {
+    "efficientnet": {
+        "last-stage": Recipe("last-stage", epochs=6, learning_rate=1e-4),
+        "ssf": Recipe("ssf", epochs=10, learning_rate=3e-3),
+    },
+    "transformer": {
+        "lora": Recipe("lora", epochs=10, learning_rate=1e-3),
+        "last-layers": Recipe("last-layers", epochs=10, learning_rate=1e-4),
+    },
+}
+_CAN_ADAPT = (
+    "efficientnet-lite0 (methods: last-stage, ssf) and sentence-transformers encoders with a "
+    "BERT-like transformer such as minilm (methods: lora, last-layers)"
+)
+
+
+def _family(encoder: Any) -> str | None:
+    """Which backend adapts ``encoder`` (an object or a registry name), or None."""
+    name = encoder if isinstance(encoder, str) else type(encoder).__name__
+    if name in ("efficientnet-lite0", "EfficientNetLite0"):
+        return "efficientnet"
+    if name in ("minilm", "SentenceTransformerEncoder") or str(name).startswith(
+        "sentence-transformers:"
+    ):
+        return "transformer"
+    return None
+
+
+def adaptable_methods(encoder: Any) -> dict[str, Recipe]:
+    """The methods that can adapt ``encoder`` (an encoder or a registry name), default first.
+
+    Raises :class:`AdaptationNotSupportedError` for an encoder that cannot be adapted.
+    """
+    if isinstance(encoder, AdaptedEncoder):
+        raise AdaptationNotSupportedError(
+            f"encoder {encoder.name!r} is already adapted ({encoder.method} on its first session); "
+            "an encoder is adapted once, before any later session: adapt the base encoder "
+            "instead, or use this one frozen as it is"
+        )
+    family = _family(encoder)
+    if family is None:
+        name = encoder if isinstance(encoder, str) else getattr(encoder, "name", encoder)
+        raise AdaptationNotSupportedError(
+            f"encoder {name!r} cannot be adapted: it has no trainable torch network this module "
+            f"knows; adaptable: {_CAN_ADAPT}"
+        )
+    return dict(_RECIPES[family])
+
+
+# --------------------------------------------------------------------------------------------
+# Backends: how to split an encoder into a frozen front (run once) and a trained tail.
+
+
+class _Backend(ABC):
+    """One encoder family: cached front outputs, the tail that turns them into features, and
+    the parameters a method trains. Works on its own copy of the encoder's network."""
+
+    def __init__(self, encoder: Encoder, method: str) -> None:
+        self.encoder = encoder  # a private deep copy
+        self.method = method
+
+    @abstractmethod
+    def module(self) -> Any:
+        """The torch module whose state dict the adapted tensors are part of."""
+
+    @abstractmethod
+    def front(self, inputs: Sequence[Any], progress: bool | None) -> list[Any]:
+        """Per-sample outputs of the frozen front (computed once, without gradients)."""
+
+    @abstractmethod
+    def tail(self, items: list[Any]) -> Any:
+        """Features ``(len(items), dim)`` of a batch of front outputs, through the trained part."""
+
+    @abstractmethod
+    def trainable(self) -> list[Any]:
+        """Switch on the method's parameters (adding any it needs); return them."""
+
+    @abstractmethod
+    def train_mode(self, training: bool) -> None:
+        """Put the trained part in training or evaluation mode."""
+
+    def finish(self) -> None:
+        """Fold anything the method added back into the network's own weights."""
+        return None
+
+
+class _EfficientNetBackend(_Backend):
+    """EfficientNet-Lite0: the frozen front is the stem and the first blocks.
+
+    ``last-stage`` trains every weight of the last blocks and the head convolution; ``ssf``
+    trains only the scale and shift of their batch norms, which is SSF's scale-and-shift after
+    each normalisation, folded into the norms' own affine weights (nothing is added to the
+    network). Batch norms keep their ImageNet running statistics (evaluation mode) while
+    training: the cached front outputs arrive in small class-sorted batches whose statistics
+    would differ from the whole data's, and a frozen norm is an affine map, so the features
+    do not depend on how a batch is composed.
+    """
+
+    first_trained = {"ssf": 8, "last-stage": 11}  # block where training starts
+    bn_train = False  # batch statistics while training (measured worse; kept for benchmarks)
+
+    def module(self) -> Any:
+        return self.encoder.model
+
+    def _parts(self) -> list[Any]:
+        m = self.encoder.model
+        return [*m._blocks[self.first_trained[self.method] :], m._conv_head, m._bn1]
+
+    def front(self, inputs: Sequence[Any], progress: bool | None) -> list[Any]:
+        import torch
+
+        m = self.encoder.model.eval()
+        start = self.first_trained[self.method]
+        out = []
+        size = self.encoder.batch_size
+        with torch.no_grad(), progress_bar(len(inputs), "caching inputs", progress, "img") as bar:
+            for begin in range(0, len(inputs), size):
+                x = self.encoder._tensor(inputs[begin : begin + size])
+                x = m._swish(m._bn0(m._conv_stem(x)))
+                for block in m._blocks[:start]:
+                    x = block(x)
+                out.extend(x.unbind(0))
+                bar.update(len(x))
+        return out
+
+    def tail(self, items: list[Any]) -> Any:
+        import torch
+
+        m = self.encoder.model
+        start = self.first_trained[self.method]
+        x = torch.stack(items)
+        rate = m._global_params.drop_connect_rate or 0.0
+        for idx in range(start, len(m._blocks)):
+            # stochastic depth as in the model's own training (inactive in evaluation mode)
+            x = m._blocks[idx](x, drop_connect_rate=rate * idx / len(m._blocks))
+        x = m._swish(m._bn1(m._conv_head(x)))
+        return x.mean(dim=(2, 3))
+
+    def trainable(self) -> list[Any]:
+        import torch
+
+        params = []
+        for part in self._parts():
+            for module in part.modules():
+                is_norm = isinstance(module, torch.nn.BatchNorm2d)
+                for p in module.parameters(recurse=False):
+                    if self.method == "last-stage" or is_norm:
+                        p.requires_grad_(True)
+                        params.append(p)
+        return params
+
+    def train_mode(self, training: bool) -> None:
+        import torch
+
+        for part in self._parts():
+            part.train(training)
+            for module in part.modules():  # frozen statistics: see the class docstring
+                if isinstance(module, torch.nn.BatchNorm2d) and not self.bn_train:
+                    module.eval()
+
+
+class _LoRA:
+    """A low-rank update ``B A`` beside a frozen linear layer; merged into its weight at the end.
+
+    Built as a forward hook, so the network's modules (and state-dict names) never change.
+    """
+
+    def __init__(self, linear: Any, rank: int, alpha: float, generator: Any) -> None:
+        import torch
+
+        self.linear = linear
+        self.scale = alpha / rank
+        bound = 1.0 / math.sqrt(linear.in_features)
+        a = (torch.rand(rank, linear.in_features, generator=generator) * 2 - 1) * bound
+        self.A = torch.nn.Parameter(a)
+        self.B = torch.nn.Parameter(torch.zeros(linear.out_features, rank))
+        self.handle = linear.register_forward_hook(self._hook)
+
+    def _hook(self, module: Any, args: tuple[Any, ...], output: Any) -> Any:
+        return output + (args[0] @ self.A.T @ self.B.T) * self.scale
+
+    def merge(self) -> None:
+        import torch
+
+        self.handle.remove()
+        with torch.no_grad():
+            self.linear.weight += (self.B @ self.A) * self.scale
+
+
+class _TransformerBackend(_Backend):
+    """A sentence-transformers model over a BERT-like encoder: the frozen front is the
+    embeddings and the first layers; hidden states entering the last layers are kept per text
+    (unpadded) and re-padded per batch. Pooling and normalisation are the model's own modules.
+
+    ``lora`` adds rank-8 LoRA updates to the attention's query and value of the last two layers
+    (merged into their weights afterwards); ``last-layers`` trains every weight of the last layer.
+    """
+
+    trained_layers = {"lora": 2, "last-layers": 1}
+    rank, alpha = 8, 16.0
+
+    def __init__(self, encoder: Encoder, method: str) -> None:
+        super().__init__(encoder, method)
+        st = encoder.model
+        transformer = st[0]
+        bert = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+        layers = getattr(getattr(bert, "encoder", None), "layer", None)
+        if layers is None or not hasattr(layers[0], "attention"):
+            raise AdaptationNotSupportedError(
+                f"encoder {encoder.name!r} is not a BERT-like transformer (no encoder.layer "
+                f"with attention); adaptable: {_CAN_ADAPT}"
+            )
+        self.bert, self.layers = bert, layers
+        self.start = len(layers) - self.trained_layers[method]
+        self.lora: list[_LoRA] = []
+
+    def module(self) -> Any:
+        return self.bert
+
+    def _tokenize(self, texts: list[str]) -> dict[str, Any]:
+        st = self.encoder.model
+        prepare = getattr(st, "preprocess", None) or st.tokenize
+        return prepare(texts)
+
+    def front(self, inputs: Sequence[Any], progress: bool | None) -> list[Any]:
+        import torch
+
+        st = self.encoder.model.eval()
+        captured: list[Any] = []
+
+        def grab(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            captured.append(args[0] if args else kwargs["hidden_states"])
+
+        handle = self.layers[self.start].register_forward_pre_hook(grab, with_kwargs=True)
+        out = []
+        try:
+            with (
+                torch.no_grad(),
+                progress_bar(len(inputs), "caching inputs", progress, "text") as bar,
+            ):
+                for begin in range(0, len(inputs), 32):
+                    texts = [str(t) for t in inputs[begin : begin + 32]]
+                    features = self._tokenize(texts)
+                    features = {
+                        k: v.to(self.encoder.device) if hasattr(v, "to") else v
+                        for k, v in features.items()
+                    }
+                    captured.clear()
+                    st[0](features)
+                    hidden, mask = captured[0], features["attention_mask"]
+                    for row in range(len(texts)):
+                        length = int(mask[row].sum())
+                        out.append(hidden[row, :length].clone())
+                    bar.update(len(texts))
+        finally:
+            handle.remove()
+        return out
+
+    def tail(self, items: list[Any]) -> Any:
+        import torch
+
+        longest = max(len(h) for h in items)
+        dim = items[0].shape[1]
+        hidden = items[0].new_zeros((len(items), longest, dim))
+        mask = torch.zeros((len(items), longest), dtype=torch.long, device=hidden.device)
+        for row, h in enumerate(items):
+            hidden[row, : len(h)] = h
+            mask[row, : len(h)] = 1
+        # The classic additive mask: 0 where attended, the dtype's minimum at padding.
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.layers[self.start :]:
+            hidden = layer(hidden, attention_mask=additive)
+            if isinstance(hidden, tuple):  # older transformers return (hidden, ...)
+                hidden = hidden[0]
+        features: dict[str, Any] = {"token_embeddings": hidden, "attention_mask": mask}
+        for module in list(self.encoder.model)[1:]:  # pooling, normalisation, ...
+            features = module(features)
+        emb = features["sentence_embedding"]
+        if getattr(self.encoder, "normalize", False):
+            emb = torch.nn.functional.normalize(emb, dim=1)
+        return emb
+
+    def trainable(self) -> list[Any]:
+        import torch
+
+        if self.method == "last-layers":
+            params = [p for layer in self.layers[self.start :] for p in layer.parameters()]
+            for p in params:
+                p.requires_grad_(True)
+            return params
+        generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63)
+        params = []
+        for layer in self.layers[self.start :]:
+            attention = layer.attention.self
+            for linear in (attention.query, attention.value):
+                lora = _LoRA(linear, self.rank, self.alpha, generator)
+                self.lora.append(lora)
+                params += [lora.A, lora.B]
+        return params
+
+    def train_mode(self, training: bool) -> None:
+        for layer in self.layers[self.start :]:
+            layer.train(training)  # dropout while training
+
+    def finish(self) -> None:
+        for lora in self.lora:
+            lora.merge()
+        self.lora = []
+
+
+def _backend(encoder: Encoder, method: str) -> _Backend:
+    family = _family(encoder)
+    cls = _EfficientNetBackend if family == "efficientnet" else _TransformerBackend
+    return cls(encoder, method)
+
+
+# --------------------------------------------------------------------------------------------
+# Tensors: hashing, files.
+
+
+def tensors_digest(tensors: dict[str, np.ndarray]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of ``tensors`` (in name order).
+
+    >>> tensors_digest({"a": np.zeros(2, np.float32)}) == tensors_digest({"a": np.zeros(2)})
+    False
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        h.update(f"{len(name)}:{name}|{arr.dtype.str}|{arr.shape}|".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _has_safetensors() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("safetensors") is not None
+
+
+def _write_tensors(path: Path, tensors: dict[str, np.ndarray], fmt: str) -> None:
+    """Write to a temporary name, then rename: a crash leaves no half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    if fmt == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file(arrays, str(tmp))
+    else:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
+    if fmt == "safetensors":
+        from safetensors.numpy import load_file
+
+        return dict(load_file(str(path)))
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
+    """The registry name and options that rebuild ``encoder`` (what decides its features)."""
+    if _family(encoder) == "efficientnet":
+        prep = encoder.prep
+        return encoder.name, {"image_size": prep.size, "resize": prep.resize}
+    options = {"normalize": bool(getattr(encoder, "normalize", False))}
+    return encoder.name, options
+
+
+# --------------------------------------------------------------------------------------------
+# The adapted encoder.
+
+
+class AdaptedEncoder(Encoder):
+    """A base encoder with adapted tensors in place of some of its weights; frozen.
+
+    Encodes like its base (same preprocessing, width, modality). Its fingerprint covers the
+    base encoder's fingerprint, the method and a sha256 of the adapted tensors, so the feature
+    cache never mixes adapted and plain features, nor two adaptations.
+    """
+
+    adapted = True
+
+    def __init__(
+        self,
+        base: Encoder,
+        method: str,
+        tensors: dict[str, np.ndarray],
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.base_name = base.name
+        self.base_fingerprint = base.fingerprint()
+        self.base_spec = _registry_spec(base)
+        self.method = method
+        self.tensors = {k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}
+        self.tensors_sha256 = tensors_digest(self.tensors)
+        self.info = dict(info or {})
+        self._inner = copy.deepcopy(base)
+        _apply(_backend_module(self._inner), self.tensors, self.base_name)
+        self.name = f"{base.name}+{method}"
+        self.dim = base.dim
+        self.modality = base.modality
+        self.batch_size = base.batch_size
+
+    def preprocessing(self) -> dict[str, Any]:
+        return self._inner.preprocessing()
+
+    def weights_id(self) -> str:
+        payload = {
+            "base": self.base_fingerprint,
+            "method": self.method,
+            "tensors": self.tensors_sha256,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "adapted": {
+                "base": self.base_name,
+                "base_fingerprint": self.base_fingerprint,
+                "method": self.method,
+                "tensors_sha256": self.tensors_sha256,
+            },
+        }
+
+    def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
+        return self._inner._encode_batch(batch)
+
+    @contextlib.contextmanager
+    def _runtime(self) -> Iterator[None]:
+        with self._inner._runtime():
+            yield
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the adapted tensors and their metadata into folder ``path``.
+
+        The tensors go to ``weights-<sha256[:16]>.safetensors`` (``.npz`` without the
+        ``safetensors`` package; never pickle), then ``adapter.json`` names that file and its
+        sha256; each file is written aside and renamed, and the JSON last, so a crash leaves
+        the previous save or this one. Returns the JSON's path.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        fmt = "safetensors" if _has_safetensors() else "npz"
+        name = f"weights-{self.tensors_sha256[:16]}.{fmt}"
+        _write_tensors(folder / name, self.tensors, fmt)
+        base_name, options = self.base_spec
+        payload = {
+            "format": FORMAT,
+            "kind": "forgetless adapted encoder",
+            "base": {"name": base_name, "options": options, "fingerprint": self.base_fingerprint},
+            "method": self.method,
+            "fingerprint": self.fingerprint(),
+            "tensors": {
+                "file": name,
+                "format": fmt,
+                "file_sha256": _file_sha256(folder / name),
+                "sha256": self.tensors_sha256,
+                "names": sorted(self.tensors),
+            },
+            "info": self.info,
+        }
+        _write_json(folder / METADATA, payload)
+        for old in folder.glob("weights-*"):  # earlier saves' tensors, no longer named
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        return folder / METADATA
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:
+        """See :func:`load_adapted_encoder`."""
+        return load_adapted_encoder(path, **runtime)
+
+
+def _backend_module(encoder: Encoder) -> Any:
+    """The torch module the adapted tensors' names refer to (as the backends define it)."""
+    if _family(encoder) == "efficientnet":
+        return encoder.model
+    transformer = encoder.model[0]
+    return getattr(transformer, "auto_model", None) or transformer.model
+
+
+def _apply(module: Any, tensors: dict[str, np.ndarray], base_name: str) -> None:
+    """Put ``tensors`` into ``module``'s state, after checking every name, shape and dtype."""
+    import torch
+
+    state = module.state_dict()
+    for name, arr in tensors.items():
+        if name not in state:
+            raise AdaptedWeightsError(
+                f"adapted tensor {name!r} is not a weight of {base_name}; "
+                "these tensors were made for another network"
+            )
+        if tuple(state[name].shape) != arr.shape or str(state[name].dtype) != str(
+            torch.from_numpy(arr).dtype
+        ):
+            raise AdaptedWeightsError(
+                f"adapted tensor {name!r} is {arr.dtype}{list(arr.shape)} but {base_name} "
+                f"has {state[name].dtype}{list(state[name].shape)}"
+            )
+    with torch.no_grad():
+        for name, arr in tensors.items():
+            state[name].copy_(torch.from_numpy(np.array(arr)))
+
+
+def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:
+    """Rebuild an adapted encoder saved by :meth:`AdaptedEncoder.save` in folder ``path``.
+
+    The base encoder comes from the registry (``runtime`` adds options such as ``device`` or
+    ``threads``); its fingerprint, the tensor file's sha256 and the tensors' own digest are
+    checked before use: a damaged or altered file, or other base weights, raise
+    :class:`AdaptedWeightsError`.
+    """
+    from forgetless.encoders import load_encoder
+
+    folder = Path(path)
+    meta_path = folder / METADATA if folder.is_dir() else folder
+    folder = meta_path.parent
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise AdaptedWeightsError(
+            f"{meta_path} does not exist; give the folder AdaptedEncoder.save wrote"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise AdaptedWeightsError(f"{meta_path} is not readable JSON: {err}") from None
+    try:
+        base, tensors_meta, method = meta["base"], meta["tensors"], meta["method"]
+        if meta.get("format") != FORMAT:
+            raise AdaptedWeightsError(f"{meta_path} has format {meta.get('format')!r}")
+        file = folder / Path(tensors_meta["file"]).name
+        fmt = tensors_meta["format"]
+        expected_file, expected_tensors = tensors_meta["file_sha256"], tensors_meta["sha256"]
+        base_name, options = base["name"], dict(base["options"])
+    except (KeyError, TypeError) as err:
+        raise AdaptedWeightsError(f"{meta_path} is not an adapted-encoder file ({err})") from None
+    if fmt not in ("safetensors", "npz"):
+        raise AdaptedWeightsError(f"{meta_path}: unknown tensor format {fmt!r}")
+    if not file.is_file():
+        raise AdaptedWeightsError(f"{file} is missing; {meta_path} names it")
+    actual = _file_sha256(file)
+    if actual != expected_file:
+        raise AdaptedWeightsError(
+            f"{file} is damaged or was altered: sha256 {actual[:16]}..., "
+            f"{meta_path.name} expects {expected_file[:16]}...; adapt the encoder again"
+        )
+    try:
+        tensors = _read_tensors(file, fmt)
+    except Exception as err:  # a library's own parse error: say which file
+        raise AdaptedWeightsError(f"{file} cannot be read: {err}") from None
+    if tensors_digest(tensors) != expected_tensors:
+        raise AdaptedWeightsError(f"{file}: its tensors do not match their recorded sha256")
+    encoder = load_encoder(base_name, **{**options, **runtime})
+    if encoder.fingerprint() != base["fingerprint"]:
+        raise AdaptedWeightsError(
+            f"{meta_path} was adapted from {base_name} with fingerprint "
+            f"{base['fingerprint'][:16]}..., but {base_name} here has "
+            f"{encoder.fingerprint()[:16]}... (other weights or preprocessing)"
+        )
+    return AdaptedEncoder(encoder, method, tensors, meta.get("info", {}))
+
+
+# --------------------------------------------------------------------------------------------
+# Training.
+
+
+def _validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, validation) rows: each class keeps at least one training row.
+
+    >>> tr, va = _validation_split(np.array([0] * 10 + [1] * 5), 0.2, seed=0)
+    >>> len(tr), len(va), np.bincount(np.array([0] * 10 + [1] * 5)[va]).tolist()
+    (12, 3, [2, 1])
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        rows = rows[rng.permutation(len(rows))]
+        n_val = min(len(rows) - 1, int(round(fraction * len(rows))))
+        if fraction > 0 and len(rows) >= 2:
+            n_val = max(1, n_val)
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+@contextlib.contextmanager
+def _deterministic(seed: int, threads: int | None) -> Iterator[None]:
+    """Seeded, deterministic torch (restored afterwards), at a fixed thread count."""
+    import torch
+
+    before_threads = torch.get_num_threads()
+    before_det = torch.are_deterministic_algorithms_enabled()
+    rng_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before_det)
+        torch.set_num_threads(before_threads)
+        torch.set_rng_state(rng_state)
+
+
+def _check_inputs(encoder: Encoder, inputs: Sequence[Any], labels: Any) -> np.ndarray:
+    n = len(inputs)
+    y = np.asarray(labels)
+    if n == 0:
+        raise ValueError("adapt_encoder needs the first task's inputs, but got none")
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(
+            f"adapt_encoder got {n} inputs but {len(y) if y.ndim == 1 else y.shape} labels; "
+            "give one label per input"
+        )
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(
+            f"adapt_encoder needs at least 2 classes to train a classifier, but every label "
+            f"is {classes[0]!r}; adapt on a first task with several classes"
+        )
+    return np.searchsorted(classes, y)
+
+
+def adapt_encoder(
+    encoder: Encoder,
+    inputs: Sequence[Any],
+    labels: Any,
+    method: str | None = None,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+    progress: bool | None = None,
+) -> AdaptedEncoder:
+    """Adapt ``encoder`` on the first task (``inputs``, ``labels``); return it frozen.
+
+    ``method``, ``epochs`` and ``learning_rate`` default to the measured best for the encoder
+    (:func:`adaptable_methods` lists them). A stratified ``validation_fraction`` of the inputs
+    is held out: training stops once its loss has not improved for a few epochs, and the best
+    epoch's weights are kept (epoch 0, the unchanged encoder, included). The same seed gives
+    the same weights on the same machine. ``encoder`` itself is not changed.
+
+    Raises :class:`AdaptationNotSupportedError` for an encoder (or method) that cannot be
+    adapted, including an already adapted one, and ``ValueError`` for unusable inputs.
+    """
+    import torch
+
+    recipes = adaptable_methods(encoder)
+    method = method or next(iter(recipes))
+    if method not in recipes:
+        raise AdaptationNotSupportedError(
+            f"method {method!r} cannot adapt {encoder.name!r}; choose one of {', '.join(recipes)}"
+        )
+    recipe = recipes[method]
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        recipe = _replace(recipe, epochs=epochs)
+    if learning_rate is not None:
+        if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
+            raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
+        recipe = _replace(recipe, learning_rate=float(learning_rate))
+    if not (0 <= validation_fraction < 1):
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    y = _check_inputs(encoder, inputs, labels)
+    n_classes = int(y.max()) + 1
+    began = time.perf_counter()
+    threads = getattr(encoder, "threads", None)
+    with _deterministic(seed, threads):
+        backend = _backend(copy.deepcopy(encoder), method)
+        network = backend.module()
+        before = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        for p in network.parameters():
+            p.requires_grad_(False)
+        cached = backend.front(inputs, progress)
+        _check_split(backend, encoder, inputs, cached)
+        cache_seconds = time.perf_counter() - began
+        params = backend.trainable()
+        trained, history = _train(
+            backend,
+            params,
+            cached,
+            y,
+            n_classes,
+            recipe,
+            seed,
+            validation_fraction,
+            progress,
+            encoder.name,
+        )
+        backend.finish()
+        after = network.state_dict()
+        tensors = {
+            k: after[k].detach().cpu().numpy().copy()
+            for k in after
+            if not torch.equal(after[k], before[k])
+        }
+    info = {
+        "method": method,
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "samples": len(y),
+        "classes": n_classes,
+        "validation_fraction": validation_fraction,
+        "best_epoch": trained,
+        "epochs_run": len(history) - 1,
+        "history": history,
+        "cache_seconds": round(cache_seconds, 3),
+        "seconds": round(time.perf_counter() - began, 3),
+    }
+    return AdaptedEncoder(encoder, method, tensors, info)
+
+
+def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any], cached: list) -> None:
+    """The front and tail together must give the encoder's own features; a library update
+    that changed the network's structure is caught here, not by silently worse features."""
+    import torch
+
+    rows = list(range(min(4, len(cached))))
+    backend.train_mode(False)
+    with torch.no_grad():
+        ours = backend.tail([cached[i] for i in rows]).cpu().numpy()
+    theirs = encoder.encode([inputs[i] for i in rows], progress=False)
+    err = float(np.abs(ours - theirs).max() / (np.abs(theirs).max() + 1e-12))
+    if not err < 1e-3:
+        raise RuntimeError(
+            f"adapting {encoder.name}: its network split into a cached front and a trained part "
+            f"does not reproduce its features (relative difference {err:.2g}); the model "
+            "library may have changed its structure"
+        )
+
+
+def _replace(recipe: Recipe, **changes: Any) -> Recipe:
+    return Recipe(**{**asdict(recipe), **changes})
+
+
+def _train(
+    backend: _Backend,
+    params: list[Any],
+    cached: list[Any],
+    y: np.ndarray,
+    n_classes: int,
+    recipe: Recipe,
+    seed: int,
+    validation_fraction: float,
+    progress: bool | None,
+    name: str,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Train the tail and a temporary head; restore the best epoch. Returns (best, history)."""
+    import torch
+
+    train_rows, val_rows = _validation_split(y, validation_fraction, seed)
+    if len(val_rows) == 0:
+        val_rows = train_rows  # nothing held out: select on the training loss
+    targets = torch.from_numpy(y.astype(np.int64))
+
+    def features(rows: np.ndarray) -> Any:
+        out = []
+        for begin in range(0, len(rows), 128):
+            out.append(backend.tail([cached[i] for i in rows[begin : begin + 128]]))
+        return torch.cat(out)
+
+    # The head starts as a linear probe on the unchanged features, so the first gradient steps
+    # adapt the encoder to a sensible classifier instead of a random one (LP-FT).
+    backend.train_mode(False)
+    with torch.no_grad():
+        probe = features(train_rows)
+    dim = probe.shape[1]
+    head = torch.nn.Linear(dim, n_classes)
+    with torch.no_grad():
+        head.weight.normal_(0.0, 0.01)
+        head.bias.zero_()
+    _fit_probe(head, probe, targets[train_rows], recipe)
+
+    def evaluate() -> tuple[float, float]:
+        backend.train_mode(False)
+        with torch.no_grad():
+            logits = head(features(val_rows))
+            loss = torch.nn.functional.cross_entropy(logits, targets[val_rows])
+            acc = (logits.argmax(1) == targets[val_rows]).double().mean()
+        return float(loss), float(acc)
+
+    def snapshot() -> list[Any]:
+        return [p.detach().clone() for p in [*params, *head.parameters()]]
+
+    val_loss, val_acc = evaluate()
+    history: list[dict[str, Any]] = [  # epoch 0: the unchanged encoder (no training loss)
+        {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_accuracy": val_acc}
+    ]
+    best, best_loss, best_state = 0, val_loss, snapshot()
+    optimizer = torch.optim.AdamW(
+        [{"params": params}, {"params": list(head.parameters()), "lr": recipe.learning_rate}],
+        lr=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(train_rows) / recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=recipe.epochs * steps_per_epoch
+    )
+    rng = np.random.default_rng(seed + 1)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    with progress_bar(
+        recipe.epochs, f"adapting {name} ({recipe.method})", progress, "epoch"
+    ) as bar:
+        for epoch in range(1, recipe.epochs + 1):
+            backend.train_mode(True)
+            order = train_rows[rng.permutation(len(train_rows))]
+            total = 0.0
+            for begin in range(0, len(order), recipe.batch_size):
+                rows = order[begin : begin + recipe.batch_size]
+                loss = loss_fn(head(backend.tail([cached[i] for i in rows])), targets[rows])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += float(loss.detach()) * len(rows)
+            val_loss, val_acc = evaluate()
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total / len(order),
+                    "val_loss": val_loss,
+                    "val_accuracy": val_acc,
+                }
+            )
+            postfix = getattr(bar, "set_postfix", None)  # tqdm; plain log lines have none
+            if postfix is not None:
+                postfix(loss=f"{total / len(order):.3f}", val_acc=f"{val_acc:.3f}")
+            bar.update(1)
+            if val_loss < best_loss - 1e-6:
+                best, best_loss, best_state = epoch, val_loss, snapshot()
+            elif epoch - best >= recipe.patience:
+                break
+    with torch.no_grad():
+        for p, value in zip([*params, *head.parameters()], best_state, strict=True):
+            p.copy_(value)
+    backend.train_mode(False)
+    return best, history
+
+
+def _fit_probe(head: Any, features: Any, targets: Any, recipe: Recipe, steps: int = 200) -> None:
+    """Full-batch training of the head alone on fixed features (cheap: no encoder pass)."""
+    import torch
+
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(head(features), targets)
+        loss.backward()
+        optimizer.step()
+
+
+__all__ = [
+    "AdaptationNotSupportedError",
+    "AdaptedEncoder",
+    "AdaptedWeightsError",
+    "Recipe",
+    "adapt_encoder",
+    "adaptable_methods",
+    "load_adapted_encoder",
+    "tensors_digest",
+]

@@ -1,0 +1,238 @@
+"""First-session adaptation: determinism, files, fingerprints, refusals, exact later tasks, runner.
+
+Kept cheap: EfficientNet-Lite0 at 32 px on a few dozen digits, one or two epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import TEXT_HINT, VISION_HINT, require, require_loader
+from forgetless.adaptation import (
+    AdaptationNotSupportedError,
+    AdaptedEncoder,
+    AdaptedWeightsError,
+    adapt_encoder,
+    load_adapted_encoder,
+)
+from forgetless.cache import FeatureCache
+from forgetless.encoders import load_encoder
+
+# Two epochs selected on the training loss (validation_fraction=0): some epoch surely beats
+# epoch 0 (the unchanged encoder), so weights do change.
+SSF = {"method": "ssf", "epochs": 2, "validation_fraction": 0.0, "progress": False}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _two_threads():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, before))
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_effnet():
+    """EfficientNet-Lite0 at 32 px: the real network, a few ms per image."""
+    require("efficientnet_lite_pytorch", VISION_HINT)
+    return require_loader(lambda: load_encoder("efficientnet-lite0", image_size=32), VISION_HINT)
+
+
+@pytest.fixture(scope="module")
+def digits_task():
+    """A first task (classes 0, 1, 2: 16 images each) and later images, 8x8 digits as uint8."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.clip(digits.images * 16, 0, 255).astype(np.uint8)
+    y = digits.target
+    first = np.concatenate([np.flatnonzero(y == c)[:16] for c in (0, 1, 2)])
+    later = np.concatenate([np.flatnonzero(y == c)[:16] for c in (3, 4)])
+    return images, y, first, later
+
+
+@pytest.fixture(scope="module")
+def adapted(tiny_effnet, digits_task):
+    images, y, first, _ = digits_task
+    return adapt_encoder(tiny_effnet, images[first], y[first], **SSF)
+
+
+def test_unsupported_encoders_and_bad_inputs_are_refused(tiny_effnet, digits_task) -> None:
+    images, y, first, _ = digits_task
+    with pytest.raises(AdaptationNotSupportedError, match="'raw' cannot be adapted.*efficientnet"):
+        adapt_encoder(load_encoder("raw"), images[first], y[first])
+    assert issubclass(AdaptationNotSupportedError, ValueError)
+    with pytest.raises(AdaptationNotSupportedError, match="method 'lora' cannot adapt"):
+        adapt_encoder(tiny_effnet, images[first], y[first], method="lora")
+    with pytest.raises(ValueError, match="got none"):
+        adapt_encoder(tiny_effnet, images[:0], y[:0])
+    with pytest.raises(ValueError, match="48 inputs but 47 labels"):
+        adapt_encoder(tiny_effnet, images[first], y[first][:-1])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        adapt_encoder(tiny_effnet, images[first[:16]], y[first[:16]])
+    with pytest.raises(ValueError, match="epochs must be"):
+        adapt_encoder(tiny_effnet, images[first], y[first], epochs=0)
+
+
+def test_same_seed_same_weights_and_features(adapted, tiny_effnet, digits_task) -> None:
+    images, y, first, later = digits_task
+    again = adapt_encoder(tiny_effnet, images[first], y[first], **SSF)
+    assert again.tensors_sha256 == adapted.tensors_sha256
+    assert again.fingerprint() == adapted.fingerprint()
+    a, b = adapted.encode(images[later]), again.encode(images[later])
+    assert a.tobytes() == b.tobytes()  # bit-identical
+    assert adapted.tensors, "adaptation changed no weight"
+    assert adapted.info["epochs_run"] >= 1 and adapted.info["samples"] == 48
+    # the base encoder itself is left as it was
+    assert not np.array_equal(a, tiny_effnet.encode(images[later]))
+
+
+def test_fingerprint_and_cache_key_cover_the_adapted_weights(
+    adapted, tiny_effnet, digits_task, tmp_path
+) -> None:
+    images, y, first, later = digits_task
+    other = adapt_encoder(tiny_effnet, images[first], y[first], **{**SSF, "seed": 1})
+    assert other.tensors_sha256 != adapted.tensors_sha256
+    prints = {tiny_effnet.fingerprint(), adapted.fingerprint(), other.fingerprint()}
+    assert len(prints) == 3
+    cache = FeatureCache(tmp_path)
+    keys = {cache.key(e, images[later]) for e in (tiny_effnet, adapted, other)}
+    assert len(keys) == 3
+    plain = cache.features(tiny_effnet, images[later], progress=False)
+    ours = cache.features(adapted, images[later], progress=False)
+    assert len(cache.entries()) == 2 and not np.array_equal(plain, ours)
+    assert adapted.name == "efficientnet-lite0+ssf" and adapted.dim == 1280
+    assert adapted.describe()["adapted"]["base_fingerprint"] == tiny_effnet.fingerprint()
+
+
+def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> None:
+    images, _, _, later = digits_task
+    meta = adapted.save(tmp_path / "adapter")
+    loaded = load_adapted_encoder(tmp_path / "adapter")
+    assert isinstance(loaded, AdaptedEncoder) and loaded.fingerprint() == adapted.fingerprint()
+    assert loaded.encode(images[later]).tobytes() == adapted.encode(images[later]).tobytes()
+    assert AdaptedEncoder.load(meta).tensors_sha256 == adapted.tensors_sha256
+    record = json.loads(meta.read_text())
+    assert record["tensors"]["format"] in ("safetensors", "npz")
+    weights = meta.parent / record["tensors"]["file"]
+    assert sorted(p.name for p in meta.parent.iterdir()) == sorted([meta.name, weights.name])
+    # one flipped byte in the tensor file is refused
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AdaptedWeightsError, match="damaged or was altered"):
+        load_adapted_encoder(meta.parent)
+    # metadata claiming other base weights is refused
+    adapted.save(meta.parent)
+    record = json.loads(meta.read_text())
+    record["base"]["fingerprint"] = "0" * 64
+    meta.write_text(json.dumps(record))
+    with pytest.raises(AdaptedWeightsError, match="other weights or preprocessing"):
+        load_adapted_encoder(meta.parent)
+    with pytest.raises(AdaptedWeightsError, match="does not exist"):
+        load_adapted_encoder(tmp_path / "nowhere")
+
+
+def test_an_adapted_encoder_is_not_adapted_again(adapted, digits_task) -> None:
+    images, y, _, later = digits_task
+    with pytest.raises(AdaptationNotSupportedError, match="already adapted"):
+        adapt_encoder(adapted, images[later], y[later])
+
+
+def test_later_tasks_stay_exact_on_adapted_features(adapted, digits_task) -> None:
+    from forgetless import ContinualClassifier
+
+    images, y, first, later = digits_task
+    X1, X2 = adapted.encode(images[first]), adapted.encode(images[later])
+    settings = {"alpha": 1.0, "n_components": 64, "random_state": 0}
+    stream = ContinualClassifier(**settings).partial_fit(X1, y[first]).partial_fit(X2, y[later])
+    fresh = ContinualClassifier(**settings).fit(
+        np.concatenate([X1, X2]), np.concatenate([y[first], y[later]])
+    )
+    X = np.concatenate([X1, X2])
+    np.testing.assert_allclose(
+        stream.decision_function(X), fresh.decision_function(X), rtol=1e-9, atol=1e-9
+    )
+    assert (stream.predict(X) == fresh.predict(X)).all()
+
+
+def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> None:
+    require("efficientnet_lite_pytorch", VISION_HINT)
+    import forgetless.cli as cli
+    from forgetless.experiment import ConfigError, RunConfig, run
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        'dataset = "digits"\nencoder = "efficientnet-lite0"\n'
+        "encoder_options = { image_size = 32 }\n"
+        'methods = ["forgetless", "ncm"]\nseeds = [0]\n'
+        f'output = "{tmp_path / "run"}"\ncache_dir = "{tmp_path / "cache"}"\n'
+        "[subset]\ntrain = 120\ntest = 60\n"
+        '[scenario]\nkind = "class-incremental"\nincrement = 5\n'
+        "[learner]\nn_components = 64\n"
+        "[first_session_adaptation]\nepochs = 1\n"
+    )
+    # the flag adds a method to the file's table (the run itself is checked below, without
+    # the report the command would also draw)
+    seen = {}
+    monkeypatch.setattr(cli, "_execute", lambda config, *a: seen.setdefault("config", config) and 0)
+    monkeypatch.setattr(
+        sys, "argv", ["forgetless", "run", "--config", str(config), "--adapt", "ssf"]
+    )
+    cli.main()
+    assert seen["config"].first_session_adaptation == {"epochs": 1, "method": "ssf"}
+    results = run(seen["config"])
+    assert set(results["methods"]) == {"forgetless", "ncm", "forgetless+adapted", "ncm+adapted"}
+    info = results["adaptation"]["0"]
+    assert info["method"] == "ssf" and info["samples"] < 120  # the first task only
+    assert info["fingerprint"] != load_encoder("efficientnet-lite0", image_size=32).fingerprint()
+    for name in results["methods"]:
+        assert results["methods"][name]["seeds"]["0"]["final_accuracy"] > 0.3
+    # a bad key, encoder or method is refused before any work
+    bad = RunConfig(dataset="digits", encoder="raw", first_session_adaptation={})
+    with pytest.raises(ConfigError, match="'raw' cannot be adapted"):
+        bad.validate(output=False)
+    bad = RunConfig(
+        dataset="digits", encoder="efficientnet-lite0", first_session_adaptation={"epoch": 2}
+    )
+    with pytest.raises(ConfigError, match="unknown key first_session_adaptation.epoch"):
+        bad.validate(output=False)
+    bad = RunConfig(
+        dataset="digits", encoder="efficientnet-lite0", first_session_adaptation={"method": "x"}
+    )
+    with pytest.raises(ConfigError, match="cannot adapt encoder"):
+        bad.validate(output=False)
+
+
+def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:
+    from forgetless.cli import main
+
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["forgetless", "run", "--dataset", "digits", "--encoder", "raw", "--adapt", "--quiet"],
+    )
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "--adapt" in err and "cannot be adapted" in err
+
+
+def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> None:
+    require("sentence_transformers", TEXT_HINT)
+    encoder = require_loader(lambda: load_encoder("minilm"), TEXT_HINT)
+    texts = [f"a small {w} animal that lives in the {p}" for w in ("brown", "grey") for p in "ab"]
+    texts += [f"a tool made of {m} used for {u}" for m in ("iron", "wood") for u in "xy"]
+    labels = [0] * 4 + [1] * 4
+    a = adapt_encoder(encoder, texts, labels, epochs=1, seed=0, progress=False)
+    b = adapt_encoder(encoder, texts, labels, epochs=1, seed=0, progress=False)
+    assert a.method == "lora" and a.tensors_sha256 == b.tensors_sha256
+    assert a.encode(texts).tobytes() == b.encode(texts).tobytes()
+    a.save(tmp_path / "text")
+    assert load_adapted_encoder(tmp_path / "text").encode(texts).tobytes() == (
+        a.encode(texts).tobytes()
+    )
