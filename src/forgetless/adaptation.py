@@ -737,9 +737,9 @@ def adapt_encoder(
     Raises :class:`AdaptationNotSupportedError` for an encoder (or method) that cannot be
     adapted, including an already adapted one, and ``ValueError`` for unusable inputs.
     """
+    recipes = adaptable_methods(encoder)  # refuses what cannot be adapted, torch or not
     import torch
 
-    recipes = adaptable_methods(encoder)
     method = method or next(iter(recipes))
     if method not in recipes:
         raise AdaptationNotSupportedError(
