@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
+from forgetless.persistence import write_json_atomic as _write_json
 
 FORMAT = 1
 METADATA = "adapter.json"
@@ -438,15 +439,6 @@ def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
         return dict(load_file(str(path)))
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:

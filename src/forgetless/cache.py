@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
+from forgetless.persistence import write_json_atomic as _write_json
 
 ENV_VAR = "FORGETLESS_CACHE_DIR"
 FORMAT = 1
@@ -120,16 +121,6 @@ def _key(encoder_fingerprint: str, inputs_fingerprint: str) -> str:
 
 def _sha(block: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(block).data).hexdigest()
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically: a reader sees the old manifest or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _is_int(value: Any) -> bool:

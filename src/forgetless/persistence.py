@@ -791,3 +791,14 @@ def _read_array(
     if crc != entry.crc or digest.hexdigest() != sha:
         raise file.error(f"checksum mismatch for array {name!r} (file altered)")
     return array
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
+    """Write JSON atomically (temp file, fsync, rename): a reader sees the old file or the new
+    one, never half of one."""
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
