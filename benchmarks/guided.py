@@ -1,20 +1,22 @@
 """Guided against random projection layers (and the OWM head); writes JSON. Not a test.
 
-    python benchmarks/guided.py                   # 3 encoder datasets, both protocols, seeds 0 1 2
+    python benchmarks/guided.py                   # 5 datasets, both protocols, seeds 0 1 2
     python benchmarks/guided.py --encode-only     # fill the feature cache and stop
     python benchmarks/guided.py --datasets wordnet-minilm --protocols 5-equal --seeds 0
 
-Protocols, on features from a frozen encoder (cached) of a stratified subset of each dataset,
-with the class order drawn from the seed: ``5-equal`` splits the classes into 5 equal
-class-incremental tasks; ``half-first`` gives task 1 half of the classes (as B50 protocols do)
-and splits the rest into 5 tasks. Each learner sees the tasks in turn through ``partial_fit``
-(alpha by GCV) and is scored on the test split of all classes at the end. The guided layer is
-selected on task 1 only (so its width is capped by that task's sample count) and then frozen; the
-seed also draws every layer. For every run: final accuracy, accuracy on the task-1 classes and on
-the later classes, seconds to build the layer and to fit (all tasks plus the head solve), and the
-condition number of G + lambda I at the chosen lambda (LAPACK estimate from its Cholesky factor).
-Summaries average over seeds. Results are written after every run, so an interrupted run keeps
-what it did (and a rerun skips what is there).
+Protocols, on features from a frozen encoder (cached) of a stratified subset of each dataset, with
+the class order drawn from the seed: ``5-equal`` splits the classes into 5 equal class-incremental
+tasks; ``half-first`` gives task 1 half of the classes (as B50 protocols do) and splits the rest
+into 5 tasks. Each learner sees the tasks in turn through ``partial_fit`` (``alpha="auto"``, the
+library default) and is scored on the test split of all classes at the end. The guided layer is
+built on task 1 only and then frozen (variants: ``guided``, the default kernel method with 2 M
+landmarks up to 4000; ``guided-nm``, N = M landmarks; ``guided-units``, the earlier data-shaped
+random units; ``guided-select``, pure SCN selection, whose width is capped by task 1's sample
+count); the seed also draws every layer. For every run: final accuracy, accuracy on the task-1
+classes and on the later classes, seconds to build the layer and to fit (all tasks plus the head
+solve), and the condition number of G + lambda I at the chosen lambda (LAPACK estimate from its
+Cholesky factor). Summaries average over seeds. Results are written after every run, so an
+interrupted run keeps what it did (and a rerun skips what is there).
 """
 
 from __future__ import annotations
@@ -72,8 +74,15 @@ PROTOCOLS = ("5-equal", "half-first")
 RANDOM = ("gaussian", "orthogonal", "hadamard")
 # guided variants: name -> projection_params (the default first)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "guided": {},
-    "guided-select": {"base": 0.0, "input_norm": "none", "weights": "isotropic"},
+    "guided": {},  # method "kernel", n_landmarks = 2 M (up to 4000)
+    "guided-nm": {"n_landmarks": "M"},  # the kernel method with N = M landmarks (one Cholesky)
+    "guided-units": {"method": "units"},  # the previous default: data-shaped random units
+    "guided-select": {
+        "method": "units",
+        "base": 0.0,
+        "input_norm": "none",
+        "weights": "isotropic",
+    },
 }
 OWN_CACHE = "/tmp/fl-cache-guided"
 
@@ -150,7 +159,8 @@ def run(
     first = np.unique(ytr[masks[0]])
     kw: dict[str, Any] = {"alpha": 1.0} if head == "owm" else {}
     if projection in VARIANTS:
-        kw["projection_params"] = VARIANTS[projection] or None
+        settings = {k: (m if v == "M" else v) for k, v in VARIANTS[projection].items()}
+        kw["projection_params"] = settings or None
     clf = ContinualClassifier(
         projection="guided" if projection in VARIANTS else projection,
         n_components=m,
@@ -443,6 +453,9 @@ def main() -> None:
         choices=[*VARIANTS, *RANDOM, "owm"],
     )
     parser.add_argument("--max-m", type=int, default=8000, help="largest M for random layers")
+    parser.add_argument(
+        "--m", type=int, nargs="+", help="only these widths, for every layer (a cheaper run)"
+    )
     parser.add_argument("--min-m", type=int, default=0, help="smallest M for random layers")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -476,7 +489,8 @@ def main() -> None:
             "5-equal": "5 equal class-incremental tasks",
             "half-first": "task 1 = half of the classes, then 5 equal tasks",
         },
-        method="alpha by GCV; guided selected on task 1 and frozen; seed = class order + layer",
+        method="alpha='auto' (the library default); guided built on task 1 and frozen; "
+        "seed = class order + layer; condition = cond(centred G + lambda I)",
     )
     for name in args.datasets:
         try:
@@ -504,7 +518,7 @@ def main() -> None:
                     (v, m)
                     for v in VARIANTS
                     if v in args.layers
-                    for m in (GUIDED_GRID if v == "guided" else SELECT_GRID)
+                    for m in (GUIDED_GRID if v in ("guided", "guided-nm") else SELECT_GRID)
                 ]
                 for kind in RANDOM:
                     limit = 8000 if kind == "gaussian" else args.max_m_others
@@ -515,6 +529,8 @@ def main() -> None:
                         if args.min_m <= m <= limit and kind in args.layers
                     ]
                 plan += [("owm", 1000)] if "owm" in args.layers else []
+                if args.m:
+                    plan = [(kind, m) for kind, m in plan if m in args.m]
                 done = {(r["projection"], r["head"], r["M_requested"], r["seed"]) for r in runs}
                 # A random layer with the ridge head ends at the joint model whatever the task
                 # split (exactness), so its run under another protocol is reused, not redone.

@@ -150,7 +150,8 @@ def test_3_merge_of_different_widths_is_refused_before_any_change(data):
     before the receiving learner's class columns are touched: it must still predict and learn
     exactly."""
     X, y = data
-    params = dict(projection="guided", n_components=20, alpha=1.0, projection_params={"base": 0.0})
+    selection = {"method": "units", "base": 0.0}
+    params = dict(projection="guided", n_components=20, alpha=1.0, projection_params=selection)
     first = np.flatnonzero(y[:12] < 2)  # 8 rows of classes 0 and 1 only
     a = ContinualClassifier(**params).fit(X[first], y[first])
     b = ContinualClassifier(**params).fit(X[12:], y[12:])  # classes 0, 1, 2

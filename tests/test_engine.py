@@ -52,19 +52,26 @@ def _layers(d=24, m=40):
     X, y = _data(d=d)
     for kind in KINDS:
         yield make_layer(kind, d, m, seed=3, X=X, y_index=y, params=_small(kind))
+    yield make_layer("guided", d, m, seed=3, X=X, y_index=y)  # the kernel method
     for activation in ACTIVATIONS:
         if activation not in ("cos", "relu"):
             yield make_layer("gaussian", d, m, seed=3, activation=activation, bias=True)
             yield make_layer("hadamard", d, m, seed=3, activation=activation, bias=True)
-            yield make_layer("guided", d, m, seed=3, activation=activation, X=X, y_index=y)
+            yield make_layer(
+                "guided", d, m, seed=3, activation=activation, X=X, y_index=y, params=UNITS
+            )
 
 
 def _small(kind):
-    return {"block_size": 10} if kind == "guided" else None
+    return {**UNITS, "block_size": 10} if kind == "guided" else None
+
+
+UNITS = {"method": "units"}
 
 
 def _label(layer):
-    return f"{layer.kind}-{layer.activation}"
+    method = layer.config().get("method", "")
+    return f"{layer.kind}{'-' + method if method else ''}-{layer.activation}"
 
 
 LAYERS = list(_layers())

@@ -21,7 +21,10 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(
     "settings, transform",
-    [({"block_size": 16}, None), ({"block_size": 16, "base": 0.5}, (32, 32))],
+    [
+        ({"method": "units", "block_size": 16}, None),
+        ({"method": "units", "block_size": 16, "base": 0.5}, (32, 32)),
+    ],
     ids=["default", "hybrid"],
 )
 def test_save_and_load_without_pickle(digits, tmp_path, settings, transform):
@@ -48,6 +51,34 @@ def test_save_and_load_without_pickle(digits, tmp_path, settings, transform):
     assert (tmp_path / "twin.fl").read_bytes() == path.read_bytes()  # same model, same bytes
 
 
+def test_kernel_layer_saves_and_loads_without_pickle(digits, tmp_path):
+    X, y = digits
+    clf = ContinualClassifier(projection="guided", n_components=64, alpha=1.0, random_state=3)
+    clf.partial_fit(X[y < 3], y[y < 3])
+    clf.partial_fit(X[y >= 3], y[y >= 3])
+    path = tmp_path / "kernel.fl"
+    clf.save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive["layer.landmarks"].shape == (128, 64)  # N = 2 M landmarks
+        assert archive["layer.transform"].shape == (128, 64)
+    loaded = ContinualClassifier.load(path)
+    assert loaded.projection_.same_as(clf.projection_)
+    np.testing.assert_array_equal(loaded.decision_function(X), clf.decision_function(X))
+    twin = ContinualClassifier(**clf.get_params())
+    twin.partial_fit(X[y < 3], y[y < 3])
+    twin.partial_fit(X[y >= 3], y[y >= 3])
+    twin.save(tmp_path / "twin.fl")
+    assert (tmp_path / "twin.fl").read_bytes() == path.read_bytes()  # same model, same bytes
+
+
+def test_units_settings_without_their_method_are_refused_by_name(digits):
+    X, y = digits[0][:100], digits[1][:100]
+    with pytest.raises(ValueError, match=r"\['block_size'\] belong to the guided method 'units'"):
+        ContinualClassifier(projection="guided", projection_params={"block_size": 5}).fit(X, y)
+    with pytest.raises(ValueError, match="ReLU layer's kernel"):
+        ContinualClassifier(projection="guided", activation="tanh").fit(X, y)
+
+
 def test_bad_settings_are_refused(digits):
     X, y = digits[0][:100], digits[1][:100]
     with pytest.raises(ValueError, match="only to projection='guided'"):
@@ -57,7 +88,15 @@ def test_bad_settings_are_refused(digits):
 
 
 @pytest.mark.parametrize(
-    "settings", [None, {"base": 0.5}, {"base": 0.0}], ids=["default", "hybrid", "selection"]
+    "settings",
+    [
+        None,
+        {"n_landmarks": 120},
+        {"method": "units"},
+        {"method": "units", "base": 0.5},
+        {"method": "units", "base": 0.0},
+    ],
+    ids=["kernel", "kernel-cholesky", "units", "hybrid", "selection"],
 )
 def test_later_partial_fit_is_exact_with_the_frozen_layer(digits, settings):
     """Task 1 selects the layer; tasks 2..5 stream in. The result equals one fit on the union
@@ -80,7 +119,7 @@ def test_later_partial_fit_is_exact_with_the_frozen_layer(digits, settings):
     assert stream.projection_.report["n_guiding_classes"] == 2  # selected on task 1 only
 
     joint = ContinualClassifier(**params).fit(X[tasks[0]], y[tasks[0]])
-    np.testing.assert_array_equal(joint.projection_.weights, stream.projection_.weights)
+    assert joint.projection_.same_as(stream.projection_)
     joint.forget(X[tasks[0]], y[tasks[0]])
     assert joint.n_samples_seen_ == 0
     order = np.random.default_rng(0).permutation(len(y))

@@ -91,15 +91,18 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     projection : ``"orthogonal"`` (default), ``"gaussian"``, ``"hadamard"``, ``"fourier"``,
-        ``"guided"`` (units selected on the first batch) or ``"none"`` (a linear probe on the
-        encoder features). See :mod:`forgetless.layers`.
+        ``"guided"`` (built from the first batch, then frozen: by default the wide ReLU layer's
+        kernel compressed to M features, :mod:`forgetless.layers.kernel`) or ``"none"`` (a
+        linear probe on the encoder features). See :mod:`forgetless.layers`.
     n_components : width M of the layer.
     activation : ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``, ``"identity"``; ``None`` picks
         the layer's default (relu; cos for fourier; identity for none).
     bias : add a random bias before the activation.
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
-    projection_params : settings of ``projection="guided"``.
+    projection_params : settings of ``projection="guided"``: ``{"method": "kernel"}`` (the
+        default; ``n_landmarks``, ``draws_per_class``, ``max_samples``) or ``{"method":
+        "units", ...}`` (data-shaped and SCN-selected random units).
     head : ``"ridge"`` (default), ``"rls"``, ``"ncm"``, ``"lda"`` or ``"owm"`` (orthogonal
         weight modification, a task-order-dependent comparison head). See
         :mod:`forgetless.heads`.

@@ -178,7 +178,14 @@ def test_bad_layer_settings():
 
 def test_check_layer_params_refuses_what_cannot_go_together():
     check_layer_params("fourier", None, None)
-    check_layer_params("guided", "tanh", {"block_size": 5})
+    check_layer_params("guided", "tanh", {"method": "units", "block_size": 5})
+    check_layer_params("guided", None, {"n_landmarks": 50})
+    with pytest.raises(ValueError, match="ReLU layer's kernel"):
+        check_layer_params("guided", "tanh")
+    with pytest.raises(ValueError, match="belong to the guided method 'units'"):
+        check_layer_params("guided", None, {"block_size": 5})
+    with pytest.raises(ValueError, match="unknown guided method"):
+        check_layer_params("guided", None, {"method": "magic"})
     with pytest.raises(ValueError, match="unknown projection"):
         check_layer_params("gauss")
     with pytest.raises(ValueError, match="unknown activation"):
@@ -192,7 +199,7 @@ def test_check_layer_params_refuses_what_cannot_go_together():
     with pytest.raises(ValueError, match="unknown projection_params"):
         check_layer_params("guided", None, {"radius": 5})
     with pytest.raises(ValueError, match="block_size"):
-        check_layer_params("guided", None, {"block_size": 0})
+        check_layer_params("guided", None, {"method": "units", "block_size": 0})
 
 
 def test_registry_builds_and_rebuilds_every_kind():

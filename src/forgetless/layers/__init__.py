@@ -23,6 +23,8 @@ import numpy as np
 from forgetless.layers.base import ACTIVATIONS, Layer, check_activation, default_activation
 from forgetless.layers.guided import DEFAULTS as GUIDED_DEFAULTS
 from forgetless.layers.guided import GuidedProjection, check_settings, supervisory_scores
+from forgetless.layers.kernel import DEFAULTS as KERNEL_DEFAULTS
+from forgetless.layers.kernel import GuidedKernelProjection, check_kernel_settings
 from forgetless.layers.random import RANDOM_KINDS, RandomProjection
 from forgetless.layers.xp import NUMPY, NumpyOps, TorchOps, fwht
 
@@ -31,9 +33,12 @@ KINDS = (*RANDOM_KINDS, "guided")
 __all__ = [
     "ACTIVATIONS",
     "GUIDED_DEFAULTS",
+    "GUIDED_METHODS",
+    "KERNEL_DEFAULTS",
     "KINDS",
     "NUMPY",
     "RANDOM_KINDS",
+    "GuidedKernelProjection",
     "GuidedProjection",
     "Layer",
     "NumpyOps",
@@ -50,9 +55,30 @@ __all__ = [
 ]
 
 
-def layer_class(kind: Any) -> type[Layer]:
-    """The class that builds layers of ``kind``."""
+GUIDED_METHODS = ("kernel", "units")
+"""How ``projection="guided"`` uses its first batch (``projection_params={"method": ...}``):
+``"kernel"`` (default) the ReLU layer's kernel on landmarks drawn from the batch's class
+population (:mod:`.kernel`); ``"units"`` random units shaped and selected on the batch
+(:mod:`.guided`)."""
+
+
+def guided_method(settings: Any, default: str = "kernel") -> str:
+    """The guided method named in ``settings`` (projection_params, or a saved layer config,
+    whose default is ``"units"``: files saved before the kernel method existed)."""
+    method = (settings or {}).get("method", default) if isinstance(settings, dict) else default
+    if method not in GUIDED_METHODS:
+        raise ValueError(
+            f"unknown guided method {method!r}; choose one of {', '.join(GUIDED_METHODS)}"
+        )
+    return method
+
+
+def layer_class(kind: Any, settings: Any = None, default_method: str = "kernel") -> type[Layer]:
+    """The class that builds layers of ``kind`` (for ``guided``, of the method in
+    ``settings``)."""
     if kind == "guided":
+        if guided_method(settings, default_method) == "kernel":
+            return GuidedKernelProjection
         return GuidedProjection
     if kind in RANDOM_KINDS:
         return RandomProjection
@@ -72,12 +98,23 @@ def check_layer_params(
             raise ValueError("the fourier projection uses cos; leave activation=None")
         if kind != "fourier" and activation == "cos":
             raise ValueError("activation='cos' belongs to projection='fourier'")
-    if params:
+    if kind == "guided" and layer_class(kind, params) is GuidedKernelProjection:
+        if activation not in (None, "relu"):
+            raise ValueError(
+                "projection='guided' (method 'kernel') is the ReLU layer's kernel; leave "
+                "activation=None, or choose projection_params={'method': 'units'}"
+            )
+        check_kernel_settings({"method": "kernel", **dict(params or {})})
+    elif params:
         if kind != "guided":
             raise ValueError(
                 f"projection_params {sorted(params)} apply only to projection='guided'"
             )
-        check_settings(dict(params))
+        check_settings(_without_method(params))
+
+
+def _without_method(params: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (params or {}).items() if k != "method"}
 
 
 def make_layer(
@@ -93,21 +130,19 @@ def make_layer(
     X: np.ndarray | None = None,
     y_index: np.ndarray | None = None,
 ) -> Layer:
-    """Build a layer. Random kinds need only their settings; ``guided`` selects its units on
+    """Build a layer. Random kinds need only their settings; ``guided`` is built from
     (X, y_index), the data of the first batch, and is frozen afterwards (it ignores ``bias``,
-    ``scale`` and ``gamma``; ``params`` are its settings, ``GUIDED_DEFAULTS``)."""
-    if layer_class(kind) is GuidedProjection:
+    ``scale`` and ``gamma``; ``params`` are its settings: ``{"method": ...}`` and that
+    method's settings, ``KERNEL_DEFAULTS`` or ``GUIDED_DEFAULTS``)."""
+    if kind == "guided":
         if X is None or y_index is None:
-            raise ValueError("the guided projection is selected on labelled data (X, y)")
+            raise ValueError("the guided projection is built from labelled data (X, y)")
         if np.ndim(X) == 2 and np.shape(X)[1] != n_features:
             raise ValueError(f"X has {np.shape(X)[1]} features, not n_features={n_features}")
-        return GuidedProjection.fit(
-            X,
-            y_index,
-            n_components=n_components,
-            seed=seed,
-            activation=activation,
-            **(params or {}),
+        cls = layer_class(kind, params)
+        settings = dict(params or {}) if cls is GuidedKernelProjection else _without_method(params)
+        return cls.fit(
+            X, y_index, n_components=n_components, seed=seed, activation=activation, **settings
         )
     if params:
         raise ValueError(f"projection_params {sorted(params)} apply only to projection='guided'")
@@ -119,11 +154,17 @@ def build_bytes(config: dict[str, Any]) -> int:
     ValueError for a config that names no known kind or no valid widths)."""
     if not isinstance(config, dict):
         raise ValueError(f"a layer config is a dict, got {type(config).__name__}")
-    return layer_class(config.get("kind")).build_bytes(config)
+    return _saved_class(config).build_bytes(config)
 
 
 def layer_from_config(config: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Layer:
     """Rebuild a saved layer from its JSON configuration and arrays."""
     if not isinstance(config, dict):
         raise ValueError(f"a layer config is a dict, got {type(config).__name__}")
-    return layer_class(config.get("kind")).from_config(config, arrays or {})
+    return _saved_class(config).from_config(config, arrays or {})
+
+
+def _saved_class(config: dict[str, Any]) -> type[Layer]:
+    """The class of a saved layer: a guided config without ``method`` predates the kernel
+    method, so it holds units."""
+    return layer_class(config.get("kind"), config, default_method="units")

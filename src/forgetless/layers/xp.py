@@ -78,6 +78,12 @@ class NumpyOps:
     def cos(self, Z: np.ndarray) -> np.ndarray:
         return np.cos(Z, out=Z)
 
+    def arc_cosine(self, C: np.ndarray) -> np.ndarray:
+        """``sqrt(1 - c^2) + (pi - arccos c) c`` of cosines C (clipped in place): the shape of
+        the ReLU layer's kernel (:mod:`forgetless.layers.kernel`)."""
+        np.clip(C, -1.0, 1.0, out=C)
+        return np.sqrt(1.0 - C * C) + (math.pi - np.arccos(C)) * C
+
 
 class TorchOps:
     """The same namespace on a torch device; ``torch`` is passed in (it is an optional extra)."""
@@ -140,6 +146,10 @@ class TorchOps:
 
     def cos(self, Z: Any) -> Any:
         return Z.cos_()
+
+    def arc_cosine(self, C: Any) -> Any:
+        C = C.clamp_(-1.0, 1.0)
+        return self.torch.sqrt(1.0 - C * C) + (math.pi - self.torch.arccos(C)) * C
 
 
 NUMPY = NumpyOps()
