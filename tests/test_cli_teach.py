@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -487,3 +489,87 @@ def test_help_of_every_command_has_an_example(command, capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and f"forgetless {command} " in out
+
+
+# ------------------------------------------------------------------------------ stage lines
+def _digit_folder(root: Path) -> Path:
+    """40 scikit-learn digits (0 and 1) as PNGs in class folders: no optional package needed."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    for name in ("zero", "one"):
+        (root / name).mkdir(parents=True)
+    for i in [*np.flatnonzero(data.target == 0)[:20], *np.flatnonzero(data.target == 1)[:20]]:
+        name = "zero" if data.target[i] == 0 else "one"
+        Image.fromarray((data.images[i] * 15).astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def _learn_in_a_process(model: Path, folder: Path, stderr: Any) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    argv = ["learn", str(model), str(folder), "--encoder", "raw", "--width", "32"]
+    return subprocess.run(
+        [sys.executable, "-m", "forgetless.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=300,
+    )
+
+
+STAGES = [
+    "learn: read 40 images of 2 classes (one 20, zero 20): 40 new, 0 already learned",
+    "learn: encoded 40 images with raw in ",
+    "learn: added the sums of 40 samples in ",
+    "learn: refit the head in ",
+    "learn: saved ",
+]
+
+
+def test_learn_writes_a_line_per_stage_to_logs_and_none_to_a_terminal(tmp_path):
+    """stderr a pipe (a log, CI): one timestamped line per stage; a terminal: none, and what
+    learn prints on stdout is the same either way."""
+    import pty
+
+    folder = _digit_folder(tmp_path / "digits")
+    logged = _learn_in_a_process(tmp_path / "logged.model", folder, subprocess.PIPE)
+    assert logged.returncode == 0, logged.stderr
+    lines = logged.stderr.splitlines()
+    assert len(lines) == len(STAGES), lines
+    for line, stage in zip(lines, STAGES, strict=True):
+        clock, name, message = line.split(" ", 2)
+        assert time.strptime(clock, "%H:%M:%S") and name == "forgetless"
+        assert message.startswith(stage), (message, stage)
+    assert f"saved {tmp_path / 'logged.model'} (generation 1: " in lines[-1]
+    assert "learn:" not in logged.stdout
+
+    leader, follower = pty.openpty()
+    try:
+        shown = _learn_in_a_process(tmp_path / "terminal.model", folder, follower)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert shown.returncode == 0
+    on_terminal = b"".join(chunks).decode(errors="replace")
+    assert "forgetless learn:" not in on_terminal and "saved" not in on_terminal
+
+    def steady(out: str) -> list[str]:  # the output without times, sizes and paths
+        words = re.sub(r"[0-9.]+ (s|KiB|MiB)\b", "#", out).replace("logged", "terminal")
+        return re.sub(r"fingerprint [0-9a-f]+", "fingerprint #", words).splitlines()
+
+    assert steady(logged.stdout) == steady(shown.stdout)
+    assert steady(logged.stdout)[0].startswith(f"created {tmp_path / 'terminal.model'}: raw")

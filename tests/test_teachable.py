@@ -4,7 +4,9 @@ of optional packages; tests/test_cli_teach.py runs real encoders through the com
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +343,154 @@ def test_calibration_at_learn_time_lowers_the_calibration_error(tmp_path, digits
     before = expected_calibration_error(softmax(scores), truth)
     after = expected_calibration_error(softmax(scores / model.temperature), truth)
     assert after < before / 2
+
+
+# ------------------------------------------------------------------------ calibration at forget
+def day1_day2(digits):
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})
+    X2, y2 = pick(digits, {"digit2", "digit3"}, start=30, n=40)
+    return X1, y1, X2, y2
+
+
+def test_forgetting_refits_the_temperature_of_a_model_never_taught_it(tmp_path, digits):
+    """While every class keeps its features, a forget refits T on them, in the canonical order
+    a learn uses: T equals that of a model taught everything but what was forgotten (digit2 is
+    taught on both days, so its rows come in another order to the two models)."""
+    X1, y1, X2, y2 = day1_day2(digits)
+    model = make(tmp_path / "m")
+    model.learn(X1, y1)
+    model.learn(X2, y2)
+    learned_t = model.temperature
+    report = model.forget_classes(["digit3"])
+    keep1, keep2 = y1 != "digit3", y2 != "digit3"
+    fresh = make(tmp_path / "fresh")
+    fresh.learn(X1[keep1], y1[keep1])
+    fresh.learn(X2[keep2], y2[keep2])
+    assert fresh.temperature != pytest.approx(learned_t, rel=1e-3)  # forgetting changes T
+    reopened = TeachableModel.open(tmp_path / "m")
+    assert reopened.temperature == pytest.approx(fresh.temperature, rel=1e-9)
+    assert report.calibration["refitted"] and report.calibration["before"] == learned_t
+    assert reopened.calibration["event"] == 3 and "stale_since" not in reopened.calibration
+    assert reopened.info()["journal"][-1]["calibration"]["held_out"] >= 8
+    # Samples too: the same T as a model never taught them.
+    some = np.flatnonzero(y2 == "digit2")[:6]
+    report = model.forget(X2[some])
+    assert report.calibration["refitted"]
+    keep2[some] = False
+    again = make(tmp_path / "again")
+    again.learn(X1[keep1], y1[keep1])
+    again.learn(X2[keep2], y2[keep2])
+    assert model.temperature == pytest.approx(again.temperature, rel=1e-9)
+
+
+def test_a_temperature_that_cannot_be_refitted_is_kept_and_marked(tmp_path, digits, capsys):
+    """Statistics records keep no features: T cannot be refitted at a forget. It is kept,
+    marked as fitted before the forget (journal, info, forget's output) until a learn."""
+    from forgetless.cli import main
+    from forgetless.persistence import read_model_file, write_model_file
+    from forgetless.teachable import KIND, VERSION
+
+    X1, y1, X2, y2 = day1_day2(digits)
+    model = make(tmp_path / "m", width=16)  # 16 x 17 / 64: records hold statistics
+    model.learn(X1, y1)
+    model.learn(X2, y2)
+    learned = dict(model.calibration)
+    assert main(["forget", str(tmp_path / "m"), "--class", "digit2"]) == 0
+    out = capsys.readouterr().out
+    assert f"temperature {learned['temperature']:.3g} kept from journal event #2" in out
+    assert "no features of the remaining classes" in out
+    assert "(fitted before forgetting)" in out  # the summary line
+    reopened = TeachableModel.open(tmp_path / "m")
+    assert reopened.temperature == learned["temperature"]
+    assert reopened.calibration == {**learned, "stale_since": 3}
+    note = reopened.info()["journal"][-1]["calibration"]
+    assert note["refitted"] is False and note["fitted_at"] == 2
+    reopened.forget_classes(["digit3"])  # still stale since the first forget
+    assert TeachableModel.open(tmp_path / "m").calibration["stale_since"] == 3
+    assert main(["info", str(tmp_path / "m")]) == 0
+    info = capsys.readouterr().out
+    assert "at journal event #2); fitted before forgetting at #3, #4 and not refitted" in info
+    # A learn that can hold samples out refits it, and the mark goes.
+    X3, y3 = pick(digits, {"digit4", "digit5"}, n=20)
+    reopened.learn(X3, y3)
+    assert reopened.calibration["event"] == 5 and "stale_since" not in reopened.calibration
+    assert reopened.temperature != learned["temperature"]
+    # The mark is checked on opening like every other value.
+    current = tmp_path / "m" / "CURRENT"
+    meta, arrays = read_model_file(current, kind=KIND, version=VERSION)
+    meta["calibration"]["stale_since"] = 99
+    write_model_file(current, meta, arrays, kind=KIND, version=VERSION)
+    with pytest.raises(ModelFileError, match="stale_since"):
+        TeachableModel.open(tmp_path / "m")
+
+
+# ------------------------------------------------------------------------------ stage logs
+def forgetless_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "forgetless"]
+
+
+def test_learn_logs_one_info_line_per_stage(tmp_path, digits, caplog):
+    X, y = pick(digits, {"digit0", "digit1"})
+    model = make(tmp_path / "m")
+    with caplog.at_level(logging.INFO, logger="forgetless"):
+        model.learn(X, y)
+    lines = forgetless_lines(caplog)
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "forgetless")
+    assert len(lines) == 5, lines
+    assert lines[0] == (
+        "learn: read 60 images of 2 classes (digit0 30, digit1 30): 60 new, 0 already learned"
+    )
+    assert re.fullmatch(
+        r"learn: encoded 60 images with raw in \d+\.\d s \([\d.]+ images/s\)", lines[1]
+    )
+    assert re.fullmatch(
+        r"learn: added the sums of 60 samples in \d+\.\d s \(layer width 96; 2 classes, "
+        r"60 samples in all\)",
+        lines[2],
+    )
+    t = f"{model.temperature:.3g}"
+    held = model.calibration["held_out"]
+    assert re.fullmatch(
+        r"learn: refit the head in \d+\.\d s \(λ = [-+.e\d]+, chosen from the sums\); "
+        rf"calibration in \d+\.\d s: temperature {re.escape(t)} fitted on {held} held-out "
+        r"samples",
+        lines[3],
+    )
+    assert f"λ = {model.alpha:.3g}," in lines[3]
+    files = [p for p in (tmp_path / "m").iterdir() if p.name != ".lock"]
+    size = sum(p.stat().st_size for p in files) / 2**10
+    assert re.fullmatch(
+        rf"learn: saved {re.escape(str(tmp_path / 'm'))} \(generation 1: {size:.1f} KiB in "
+        rf"{len(files)} files\) in \d+\.\d s",
+        lines[4],
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="forgetless"):
+        model.learn(X, y)  # nothing new: read, and nothing else
+    assert forgetless_lines(caplog) == [
+        "learn: read 60 images of 2 classes (digit0 30, digit1 30): 0 new, 60 already learned"
+    ]
+
+
+def test_the_stage_lines_say_when_nothing_is_encoded_or_calibrated(tmp_path, digits, caplog):
+    X, y = pick(digits, {"digit0", "digit1"})
+    small = make(tmp_path / "small", width=16)  # statistics records: no features to calibrate
+    small.learn(X, y)
+    t = f"{small.temperature:.3g}"
+    X2, y2 = pick(digits, {"digit2"}, n=3)
+    with caplog.at_level(logging.INFO, logger="forgetless"):
+        small.learn(small.encode(X2), y2)
+    lines = forgetless_lines(caplog)
+    assert len(lines) == 5
+    assert lines[0] == "learn: read 3 images of 1 class (digit2 3): 3 new, 0 already learned"
+    assert lines[1] == "learn: 3 images came as features of raw: nothing to encode"
+    assert lines[3].endswith(
+        f"too few samples in hand to hold 8 out: temperature {t} kept from journal event #1"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="forgetless"):
+        make(tmp_path / "tiny").learn(X[:4], y[:4])
+    assert forgetless_lines(caplog)[3].endswith("hold 8 out: not calibrated yet")
 
 
 # ------------------------------------------------------------------------------ unknown inputs

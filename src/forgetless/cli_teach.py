@@ -8,13 +8,15 @@ mistake is one line on stderr naming it and what to do, exit code 2, and the mod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,29 @@ def _guarded(command: str, work: Callable[[], int]) -> int:
         return 1
 
 
+@contextlib.contextmanager
+def _stage_lines() -> Iterator[None]:
+    """While a command runs, show the ``forgetless`` logger's INFO lines (one per stage of a
+    learn) on stderr when it is not a terminal (a log file, a pipe, CI), unless the program
+    set up logging itself. On a terminal (or in a notebook) the output stays as it is."""
+    from forgetless.encoders.base import progress_mode
+
+    log = logging.getLogger("forgetless")
+    if progress_mode(None) != "log" or log.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s forgetless %(message)s", "%H:%M:%S"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def _open(path: str) -> Any:
     from forgetless.teachable import TeachableModel
 
@@ -238,6 +263,7 @@ def _summary(model: Any) -> str:
     t = model.temperature
     calibrated = (
         f"temperature {t:.3g}"
+        + (" (fitted before forgetting)" if (model.calibration or {}).get("stale_since") else "")
         if t is not None
         else "not calibrated yet (needs about 20 samples in hand at a learn)"
     )
@@ -250,7 +276,8 @@ def _summary(model: Any) -> str:
 
 # ------------------------------------------------------------------------------ learn
 def _run_learn(args: argparse.Namespace) -> int:
-    return _guarded("learn", lambda: _learn(args))
+    with _stage_lines():
+        return _guarded("learn", lambda: _learn(args))
 
 
 def _learn(args: argparse.Namespace) -> int:
@@ -422,7 +449,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ forget
 def _run_forget(args: argparse.Namespace) -> int:
-    return _guarded("forget", lambda: _forget(args))
+    with _stage_lines():
+        return _guarded("forget", lambda: _forget(args))
 
 
 def _forget(args: argparse.Namespace) -> int:
@@ -449,8 +477,29 @@ def _forget(args: argparse.Namespace) -> int:
             print(f"classes with no samples left, removed: {', '.join(report.classes_removed)}")
     left = model.classes
     print(f"{len(left)} classes left: {', '.join(left) if left else 'none'}")
+    note = _temperature_note(report.calibration)
+    if note:
+        print(note)
     print(_summary(model))
     return 0
+
+
+def _temperature_note(note: dict[str, Any] | None) -> str:
+    """What a forget did with the temperature, in a sentence ('' when there is none)."""
+    if not note:
+        return ""
+    if note["refitted"]:
+        before = note.get("before")
+        was = f" (was {before:.3g})" if before is not None else ""
+        return (
+            f"temperature refitted: {note['temperature']:.3g}{was}, on {note['held_out']} "
+            "held-out samples of the features the deletion records keep"
+        )
+    return (
+        f"temperature {note['temperature']:.3g} kept from journal event #{note['fitted_at']}: "
+        f"fitted before this forget and not refitted ({note['reason']}); the next learn "
+        "refits it"
+    )
 
 
 # ------------------------------------------------------------------------------ info
@@ -482,16 +531,7 @@ def _info(args: argparse.Namespace) -> int:
         f"({'given' if learner['width_rule'].startswith('given') else 'default'}), ridge "
         + (f"λ = {alpha:.4g} (chosen from the sums)" if alpha is not None else "(no classes)")
     )
-    t = info["temperature"]
-    print(
-        "calibration "
-        + (
-            f"temperature {t:.4g} (fitted on {info['calibration']['held_out']} held-out samples "
-            f"at journal event #{info['calibration']['event']})"
-            if t is not None
-            else "none yet (a learn fits a temperature once about 20 samples are in hand)"
-        )
-    )
+    print("calibration " + _calibration_line(info))
     novelty = info["novelty"]
     if novelty is None:
         print("unknown     not available (the model was made before forgetless kept it)")
@@ -541,6 +581,35 @@ def _info(args: argparse.Namespace) -> int:
     if events:
         print(format_table(["event", "time (UTC)", "action", "counts"], events))
     return 0
+
+
+def _calibration_line(info: dict[str, Any]) -> str:
+    t, calibration = info["temperature"], info["calibration"]
+    if t is None:
+        return "none yet (a learn fits a temperature once about 20 samples are in hand)"
+    event = calibration["event"]
+    actions = {e.get("id"): e.get("action") for e in info["journal"]}
+    line = (
+        f"temperature {t:.4g} (fitted on {calibration['held_out']} held-out samples at journal "
+        f"event #{event}"
+        + (
+            ", a forget: on the features the deletion records keep"
+            if actions.get(event) == "forget"
+            else ""
+        )
+        + ")"
+    )
+    stale = calibration.get("stale_since")
+    if stale:
+        forgets = [e for e in info["journal"] if e.get("action") == "forget" and e["id"] >= stale]
+        reasons = [e["calibration"].get("reason") for e in forgets if e.get("calibration")]
+        ids = ", ".join(f"#{e['id']}" for e in forgets)
+        line += (
+            f"; fitted before forgetting at {ids} and not "
+            f"refitted since ({reasons[-1] if reasons else 'no features kept to refit it'}): "
+            "the next learn refits it"
+        )
+    return line
 
 
 # ------------------------------------------------------------------------------ evaluate

@@ -19,11 +19,20 @@ and keeps, in one folder, everything needed to learn more, predict, forget and a
   can be inverted to some extent: keep the folder as private as the data;
 * a **temperature** for calibrated probabilities, fitted at each learn on held-out samples
   of the data in hand (the new batch plus the features small models keep): a copy of the
-  learner forgets them, scores them, and T minimises their negative log-likelihood;
+  learner forgets them, scores them, and T minimises their negative log-likelihood. A forget
+  refits it the same way on the features the deletion records still keep (rows in a canonical
+  order, so while every class keeps its features the temperature equals that of a model never
+  taught what was forgotten); when they keep too few to hold 8 out, the earlier temperature is
+  kept and marked as fitted before the forget (``calibration["stale_since"]``, shown by ``info``
+  and ``forget``) until a learn refits it;
 * an **unknown-input test**: per class, the sum of its samples' unit-length encoder features
   (added at learn, subtracted at forget, a forgotten class's row zeroed: exact, no samples kept);
   an input farther (1 - cosine) from every class mean than the 99th percentile of the learned
   samples' leave-one-out distances is ``unknown`` (:meth:`TeachableModel.predict`).
+
+:meth:`TeachableModel.learn` logs one INFO line per stage to the ``forgetless`` logger (inputs
+read, encoding, sums added, head and temperature refit, saved); the command line shows them on
+stderr when it is not a terminal.
 
 On disk a model is a folder. ``CURRENT`` is a model file (:mod:`forgetless.persistence`:
 no pickle, sha256 over every array and all metadata) holding the spec, settings, labels,
@@ -58,6 +67,7 @@ import difflib
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -84,6 +94,8 @@ __all__ = [
     "ProvenanceError",
     "TeachableModel",
 ]
+
+logger = logging.getLogger("forgetless")
 
 KIND, VERSION = "forgetless-teachable", 1
 RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
@@ -282,6 +294,9 @@ class Report:
     classes_removed: list[str] = field(default_factory=list)
     temperature: float | None = None
     event: int | None = None
+    # What a forget did with the temperature: {"refitted": True, "temperature", "held_out"} or
+    # {"refitted": False, "temperature", "fitted_at", "reason"} (None: a learn, or never fitted).
+    calibration: dict[str, Any] | None = None
 
     @property
     def learned(self) -> int:
@@ -545,6 +560,9 @@ class TeachableModel:
             t = calibration.get("temperature") if isinstance(calibration, dict) else None
             if not isinstance(t, (int, float)) or not 0 < t < 1e6:
                 raise ModelFileError("the temperature must be a positive number")
+            stale = calibration.get("stale_since")
+            if stale is not None and not (type(stale) is int and 1 <= stale <= len(events)):
+                raise ModelFileError("the temperature's stale_since names no journal event")
             model.temperature, model.calibration = float(t), calibration
         learner = meta["learner"]
         model._learner_ref = None if learner is None else _Ref.check(learner, "learner")
@@ -838,42 +856,49 @@ class TeachableModel:
         repeats within the batch. ``describe`` names the inputs in the journal.
         """
         start = time.perf_counter()
+        noun = "images" if self.spec.modality == "image" else "texts"
         if not isinstance(inputs, Encoded):
             batch = self._batch(inputs, labels)
             if any(lab is None for lab in batch.labels):
                 raise InputError("every sample needs a label to be learned")
             keep, skipped = self._new_samples(batch)
+            self._log_read(batch, keep, skipped)
             if not keep:
                 return Report("learn", skipped=skipped, seconds=time.perf_counter() - start)
             encode_start = time.perf_counter()
             encoded = self._encode(batch.subset(keep))
             encode_seconds = time.perf_counter() - encode_start
+            logger.info(
+                "learn: encoded %d %s with %s in %.1f s (%.1f %s/s)",
+                len(keep),
+                noun,
+                self.spec.name,
+                encode_seconds,
+                len(keep) / max(encode_seconds, 1e-9),
+                noun,
+            )
         else:
             encoded = self._features_of(inputs, labels)
             if any(lab is None for lab in encoded.batch.labels):
                 raise InputError("every sample needs a label to be learned")
             keep, skipped = self._new_samples(encoded.batch)
+            self._log_read(encoded.batch, keep, skipped)
             if not keep:
                 return Report("learn", skipped=skipped, seconds=time.perf_counter() - start)
             encoded, encode_seconds = encoded.subset(keep), 0.0
+            logger.info(
+                "learn: %d %s came as features of %s: nothing to encode",
+                len(keep),
+                noun,
+                self.spec.name,
+            )
         X, names = encoded.features, np.array(encoded.batch.labels)
 
         # Compute everything aside, then commit.
         settings = self.settings
+        sums_start = time.perf_counter()
         clf = self._learner_for_update(settings)
         clf.partial_fit(X, names)
-        alpha = float(clf.alpha_)
-        temperature, calibration = self.temperature, self.calibration
-        pool_X, pool_y = self._calibration_pool(X, names)
-        fitted = fit_temperature_held_out(clf, pool_X, pool_y)
-        if fitted is not None:
-            temperature, held_out, nll = fitted
-            calibration = {
-                "temperature": temperature,
-                "held_out": held_out,
-                "nll": nll,
-                "event": len(self.events) + 1,
-            }
         labels_table = list(self.labels)
         position = {name: i for i, name in enumerate(labels_table)}
         for name in dict.fromkeys(str(n) for n in names):
@@ -883,6 +908,8 @@ class TeachableModel:
         index = np.array([position[str(n)] for n in names], np.int32)
         event_id = len(self.events) + 1
         records = self._records_after_learn(clf, encoded, index, labels_table, settings["width"])
+        fps = np.frombuffer(b"".join(encoded.batch.fingerprints), np.uint8).reshape(-1, 32)
+        pool_X, pool_y = self._calibration_pool(X, names, fps)
         novelty = None
         if self.novelty_sums is not None or self.generation == 0:
             sums = np.zeros((len(labels_table), X.shape[1]))
@@ -895,6 +922,49 @@ class TeachableModel:
             )
             pool_index = np.array([position[str(n)] for n in pool_y], np.int64)
             novelty = self._novelty_state(sums, counts, pool_X, pool_index)
+        logger.info(
+            "learn: added the sums of %d samples in %.1f s (layer width %d; %d %s, "
+            "%d samples in all)",
+            len(index),
+            time.perf_counter() - sums_start,
+            settings["width"],
+            clf.classes_.size,
+            "class" if clf.classes_.size == 1 else "classes",
+            self.n_samples + len(index),
+        )
+        head_start = time.perf_counter()
+        alpha = float(clf.alpha_)
+        head_seconds = time.perf_counter() - head_start
+        calibration_start = time.perf_counter()
+        temperature, calibration = self.temperature, self.calibration
+        fitted = fit_temperature_held_out(clf, pool_X, pool_y)
+        if fitted is not None:
+            temperature, held_out, nll = fitted
+            calibration = {
+                "temperature": temperature,
+                "held_out": held_out,
+                "nll": nll,
+                "event": event_id,
+            }
+            how = f"temperature {temperature:.3g} fitted on {held_out} held-out samples"
+        elif temperature is not None:
+            how = (
+                f"too few samples in hand to hold {CALIBRATION_MIN_HELD_OUT} out: temperature "
+                f"{temperature:.3g} kept from journal event #{calibration['event']}"
+            )
+        else:
+            how = (
+                f"too few samples in hand to hold {CALIBRATION_MIN_HELD_OUT} out: not "
+                "calibrated yet"
+            )
+        logger.info(
+            "learn: refit the head in %.1f s (λ = %.3g, chosen from the sums); calibration in "
+            "%.1f s: %s",
+            head_seconds,
+            alpha,
+            time.perf_counter() - calibration_start,
+            how,
+        )
         report = Report(
             "learn",
             counts=encoded.batch.counts(),
@@ -914,7 +984,6 @@ class TeachableModel:
             "skipped": skipped,
             "seconds": round(report.seconds, 3),
         }
-        fps = np.frombuffer(b"".join(encoded.batch.fingerprints), np.uint8).reshape(-1, 32)
         state = {
             "labels": labels_table,
             "sample_sha": np.concatenate([self.sample_sha, fps]),
@@ -941,15 +1010,19 @@ class TeachableModel:
         self,
         X: np.ndarray | None = None,
         names: np.ndarray | None = None,
+        fingerprints: np.ndarray | None = None,
         changed: dict[int, _Record | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The new batch plus the rows kept in features records, as ``changed`` leaves them
         (while the total stays under :data:`CALIBRATION_POOL`): labelled features the learner
-        has learned."""
+        has learned, sorted by (label, fingerprint). The order is canonical, so the same
+        samples give the same held-out split whichever learns and forgets brought them."""
         if X is None:
             X, names = np.zeros((0, self.spec.dim), np.float32), np.zeros(0, str)
+            fingerprints = np.zeros((0, 32), np.uint8)
         changed = changed or {}
         xs, ys, total = [X], [np.asarray(names).astype(str)], len(names)
+        fps = [np.asarray(fingerprints, np.uint8).reshape(-1, 32)]
         for label, (kind, rows, _) in sorted(self._record_refs.items()):
             record = changed[label] if label in changed else None
             if label not in changed:
@@ -964,8 +1037,11 @@ class TeachableModel:
                 continue
             xs.append(record.features)
             ys.append(np.full(record.rows, self.labels[label]))
+            fps.append(record.samples)
             total += record.rows
-        return np.concatenate(xs), np.concatenate(ys)
+        pool_X, pool_y, pool_fp = np.concatenate(xs), np.concatenate(ys), np.concatenate(fps)
+        order = sorted(range(len(pool_y)), key=lambda i: (pool_y[i], pool_fp[i].tobytes()))
+        return pool_X[order], pool_y[order]
 
     def _novelty_state(
         self, sums: np.ndarray, counts: np.ndarray, pool_X: np.ndarray, pool_index: np.ndarray
@@ -983,12 +1059,13 @@ class TeachableModel:
     def _novelty_after_forget(
         self,
         forgotten: np.ndarray,
-        changed: dict[int, _Record | None],
+        pool: tuple[np.ndarray, np.ndarray],
         features: np.ndarray | None = None,
         labels: np.ndarray | None = None,
     ) -> dict[str, np.ndarray] | None:
         """The novelty state once the samples ``forgotten`` marks are gone (``features`` of
-        removed samples with their ``labels``; a class with none left is zeroed whole)."""
+        removed samples with their ``labels``; a class with none left is zeroed whole), its
+        calibration from ``pool`` (:meth:`_calibration_pool` after the forget)."""
         if self.novelty_sums is None:
             return None
         sums = self.novelty_sums.copy()
@@ -996,9 +1073,68 @@ class TeachableModel:
             np.subtract.at(sums, labels, _unit_rows(features))
         counts = np.bincount(self.sample_label[forgotten < 0], minlength=len(self.labels))
         sums[counts == 0] = 0.0
-        pool_X, pool_y = self._calibration_pool(changed=changed)
+        pool_X, pool_y = pool
         pool_index = np.array([self.labels.index(n) for n in pool_y], np.int64)
         return self._novelty_state(sums, counts, pool_X, pool_index)
+
+    def _calibration_after_forget(
+        self, clf: ContinualClassifier, pool: tuple[np.ndarray, np.ndarray], event_id: int
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The temperature once ``clf`` has forgotten: refitted on ``pool`` (the features the
+        deletion records still keep, learned by ``clf``) as a learn fits it; when they cannot
+        hold :data:`CALIBRATION_MIN_HELD_OUT` out, the earlier one, marked as fitted before
+        this forget (``stale_since``: the first forget since it was fitted). Returns (the new
+        calibration, what was done for the journal and the report); (None, None) when the
+        model was never calibrated and cannot be now."""
+        pool_X, pool_y = pool
+        fitted = fit_temperature_held_out(clf, pool_X, pool_y) if clf.classes_.size >= 2 else None
+        if fitted is not None:
+            temperature, held_out, nll = fitted
+            calibration = {
+                "temperature": temperature,
+                "held_out": held_out,
+                "nll": nll,
+                "event": event_id,
+            }
+            return calibration, {
+                "refitted": True,
+                "temperature": temperature,
+                "held_out": held_out,
+                "before": self.temperature,
+            }
+        if self.calibration is None:
+            return None, None
+        if clf.classes_.size < 2:
+            reason = "fewer than two classes are left"
+        elif not len(pool_y):
+            reason = "the deletion records keep no features of the remaining classes"
+        else:
+            reason = (
+                f"the deletion records keep the features of {len(pool_y)} samples of the "
+                f"remaining classes, too few to hold {CALIBRATION_MIN_HELD_OUT} out"
+            )
+        calibration = dict(self.calibration)
+        calibration.setdefault("stale_since", event_id)
+        return calibration, {
+            "refitted": False,
+            "temperature": self.temperature,
+            "fitted_at": calibration["event"],
+            "reason": reason,
+        }
+
+    def _log_read(self, batch: Batch, keep: list[int], skipped: int) -> None:
+        counts = batch.counts()
+        shown = _brief_list([f"{name} {n}" for name, n in counts.items()], limit=10)
+        logger.info(
+            "learn: read %d %s of %d %s (%s): %d new, %d already learned",
+            len(batch),
+            "images" if self.spec.modality == "image" else "texts",
+            len(counts),
+            "class" if len(counts) == 1 else "classes",
+            ", ".join(shown),
+            len(keep),
+            skipped,
+        )
 
     def _new_samples(self, batch: Batch) -> tuple[list[int], int]:
         """Rows of ``batch`` not yet learned with their label (nor repeated in the batch)."""
@@ -1134,9 +1270,16 @@ class TeachableModel:
                 ) from err
             changed[label] = None
             forgotten[self._active() & (self.sample_label == label)] = event_id
-        novelty = self._novelty_after_forget(forgotten, changed)
+        pool = self._calibration_pool(changed=changed)
+        novelty = self._novelty_after_forget(forgotten, pool)
+        calibration, note = self._calibration_after_forget(clf, pool, event_id)
         report = Report(
-            "forget", counts={n: counts[n] for n in names}, classes_removed=names, event=event_id
+            "forget",
+            counts={n: counts[n] for n in names},
+            classes_removed=names,
+            event=event_id,
+            temperature=None if calibration is None else calibration["temperature"],
+            calibration=note,
         )
         report.seconds = time.perf_counter() - start
         event = {
@@ -1147,7 +1290,7 @@ class TeachableModel:
             "counts": report.counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(clf, forgotten, changed, event, novelty)
+        self._commit_forget(clf, forgotten, changed, event, novelty, calibration, note)
         return report
 
     def forget(
@@ -1239,7 +1382,9 @@ class TeachableModel:
             else:
                 stats = record.stats.minus(_class_statistics(clf, feats[rows]))
                 changed[label_idx] = _Record("statistics", record.samples[keep], stats=stats)
-        novelty = self._novelty_after_forget(forgotten, changed, feats, target_labels)
+        pool = self._calibration_pool(changed=changed)
+        novelty = self._novelty_after_forget(forgotten, pool, feats, target_labels)
+        calibration, note = self._calibration_after_forget(clf, pool, event_id)
         counts = {}
         for n in names:
             counts[str(n)] = counts.get(str(n), 0) + 1
@@ -1251,6 +1396,8 @@ class TeachableModel:
             classes_removed=emptied,
             event=event_id,
             encode_seconds=encode_seconds,
+            temperature=None if calibration is None else calibration["temperature"],
+            calibration=note,
         )
         report.seconds = time.perf_counter() - start
         event = {
@@ -1261,11 +1408,13 @@ class TeachableModel:
             "counts": counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(clf, forgotten, changed, event, novelty)
+        self._commit_forget(clf, forgotten, changed, event, novelty, calibration, note)
         return report
 
-    def _commit_forget(self, clf, forgotten, changed, event, novelty) -> None:
+    def _commit_forget(self, clf, forgotten, changed, event, novelty, calibration, note) -> None:
         alpha = float(clf.alpha_) if clf.classes_.size else None
+        if note is not None:
+            event = {**event, "calibration": note}
         self._commit(
             self._state(
                 sample_forgotten=forgotten,
@@ -1274,6 +1423,8 @@ class TeachableModel:
                 clf=clf,
                 records=changed,
                 novelty=novelty,
+                temperature=None if calibration is None else calibration["temperature"],
+                calibration=calibration,
             )
         )
 
@@ -1451,15 +1602,10 @@ class TeachableModel:
     def info(self) -> dict[str, Any]:
         """Everything ``forgetless info`` shows, JSON-able."""
         counts = self.class_counts()
-        files: dict[str, int] = {}
-        if (self.path / POINTER).is_file():
-            files[POINTER] = (self.path / POINTER).stat().st_size
-        if self._learner_ref is not None:
-            files[self._learner_ref.file] = self._learner_ref.bytes
+        files = self._files()
         records = {}
         for label, (kind, rows, ref) in sorted(self._record_refs.items()):
             records[self.labels[label]] = {"kind": kind, "rows": rows, "bytes": ref.bytes}
-            files[ref.file] = ref.bytes
         m, d = self.settings["width"], self.spec.dim
         return {
             "path": str(self.path),
@@ -1497,6 +1643,17 @@ class TeachableModel:
             "journal": self.events,
         }
 
+    def _files(self) -> dict[str, int]:
+        """The files of the model (``CURRENT`` and those it names) with their sizes."""
+        files: dict[str, int] = {}
+        if (self.path / POINTER).is_file():
+            files[POINTER] = (self.path / POINTER).stat().st_size
+        if self._learner_ref is not None:
+            files[self._learner_ref.file] = self._learner_ref.bytes
+        for _, (_, _, ref) in sorted(self._record_refs.items()):
+            files[ref.file] = ref.bytes
+        return files
+
     def _novelty_info(self) -> dict[str, Any] | None:
         if self.novelty_sums is None:
             return None
@@ -1521,6 +1678,7 @@ class TeachableModel:
                 raise InputError(f"{folder} is not an empty model folder; choose another name")
             made_folder = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
         try:
             with _locked(folder):
                 self._write(state)
@@ -1528,6 +1686,16 @@ class TeachableModel:
             if made_folder and not (folder / POINTER).exists():
                 shutil.rmtree(folder, ignore_errors=True)
             raise
+        files = self._files()
+        logger.info(
+            "%s: saved %s (generation %d: %s in %d files) in %.1f s",
+            state["events"][-1]["action"],
+            folder,
+            self.generation,
+            _size(sum(files.values())),
+            len(files),
+            time.perf_counter() - start,
+        )
 
     def _write(self, state: dict[str, Any]) -> None:
         from forgetless import __version__
@@ -1732,6 +1900,11 @@ def _row_of(samples: np.ndarray, fingerprint: np.ndarray) -> int:
     return int(hits[0])
 
 
+def _size(n: int) -> str:
+    """Bytes in words: 8.4 MiB, 76.6 KiB."""
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
 def _brief_list(items: Sequence[str], limit: int = 20) -> list[str]:
     items = [str(x) for x in items]
     if len(items) <= limit:
@@ -1795,6 +1968,8 @@ def fit_temperature_held_out(
     be held out or fewer than two classes remain. Returns (T, samples held out, NLL)."""
     from forgetless.data.base import stratified_split
 
+    if len(names) < CALIBRATION_MIN_HELD_OUT:
+        return None
     _, y = np.unique(names, return_inverse=True)
     fraction = max(0.2, min(0.5, 1.5 * CALIBRATION_MIN_HELD_OUT / max(len(y), 1)))
     _, held = stratified_split(y, fraction, seed=seed)

@@ -1,0 +1,454 @@
+"""The teachable model on small data: width against accuracy and size; writes JSON. Not a test.
+
+    python benchmarks/teachable_small.py              # -> benchmarks/results/teachable_small.json
+    python benchmarks/teachable_small.py --splits 1 --no-guided      # a quick look
+
+The README's small case: openclipart's 6 top folders (animals, food, geography, people, tools,
+transportation) as classes, 105 images drawn from each (seed 0; symlinks and images over 4 MP
+skipped, as ``load_openclipart`` does), EfficientNet-Lite0 at its default 224 px, features
+through the feature cache (``forgetless.cache``; read from the shared cache when it holds them,
+else encoded once into ``$FORGETLESS_SMALL_CACHE``, default /tmp/fl-cache-teachable-small). Each
+split (seed = split) draws 30 test images per class and orders the other 75; a learn takes the
+first 10, 33 or 75 of them per class (60, 198, 450 samples). Measured on the test split, with
+nothing tuned on it (lambda is chosen from the sums, the temperature on held-out training rows):
+
+* **width**: a learner with the teachable model's settings (gaussian ReLU layer, ridge head,
+  ``alpha="auto"``, layer seed = split) at M = 128 ... 2048, the learner file's size
+  (``ContinualClassifier.save``) and the seconds to fit; ``projection="guided"`` (the ReLU
+  layer's kernel on landmarks drawn from the first batch's class population) at M = 128, 256,
+  512; scikit-learn's LogisticRegression on the same features (C = 1, and standardised with
+  C = 0.1);
+* **predict right after learn**: a :class:`~forgetless.TeachableModel` at the default width
+  learns the 450 rows (as features of its encoder, from the cache), then predicts one test
+  image given as a path (encoding included): the seconds of that first call, one per split
+  (the median is reported), with the encoding of one image and a fresh ``open`` + predict
+  timed apart;
+* **temperature after forgetting a class**: that model forgets one class (class ``split mod
+  6``); expected calibration error (15 bins) on the test images of the classes left with the
+  temperature the forget refits (on the features the deletion records keep), with the one
+  fitted at learn time (what a model that cannot refit keeps), with T = 1, and for a model
+  taught the same data without the class.
+
+Threads are limited to ``--threads`` (default 1) for BLAS and torch: this measures a shared
+machine politely, and the timings say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CLASSES = ("animals", "food", "geography", "people", "tools", "transportation")
+PER_CLASS, TEST_PER_CLASS = 105, 30
+SIZES = (10, 33, 75)  # training images per class in a learn
+WIDTHS = (128, 256, 512, 1024, 2048)
+GUIDED_WIDTHS = (128, 256, 512)
+OWN_CACHE = "/tmp/fl-cache-teachable-small"
+
+
+# ------------------------------------------------------------------------------ data
+def images() -> tuple[list[str], np.ndarray]:
+    """The 105 image paths drawn from each class (seed 0) and their class indices."""
+    from forgetless.data.openclipart import load_openclipart
+
+    ds = load_openclipart(depth=1, min_images=PER_CLASS)
+    paths = np.array(list(ds.train.inputs) + list(ds.test.inputs))
+    labels = np.concatenate([ds.train.labels, ds.test.labels])
+    rng = np.random.default_rng(0)
+    chosen, y = [], []
+    for k, name in enumerate(CLASSES):
+        rows = np.sort(np.flatnonzero(labels == ds.classes.index(name)))
+        pick = np.sort(rng.choice(rows, PER_CLASS, replace=False))
+        chosen += sorted(paths[pick].tolist())
+        y += [k] * PER_CLASS
+    return chosen, np.array(y)
+
+
+def features(encoder: Any, paths: list[str]) -> tuple[np.ndarray, str]:
+    """Cached features of ``paths``: from the shared cache when it holds them complete, else
+    from (or encoded into) this benchmark's own cache. Returns (features, the cache used)."""
+    from forgetless.cache import FeatureCache
+
+    shared = FeatureCache()
+    manifest = shared.root / shared.key(encoder, paths)[:32] / "manifest.json"
+    try:
+        complete = bool(json.loads(manifest.read_text()).get("complete"))
+    except (OSError, ValueError):
+        complete = False
+    cache = (
+        shared if complete else FeatureCache(os.environ.get("FORGETLESS_SMALL_CACHE", OWN_CACHE))
+    )
+    X = cache.features(encoder, paths, tag="openclipart-top6/105")
+    return np.asarray(X, dtype=np.float32), str(cache.root)
+
+
+def split_rows(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows in learning order per class, shape (classes, 75)), test rows."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in range(len(CLASSES)):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        test.append(rows[:TEST_PER_CLASS])
+        train.append(rows[TEST_PER_CLASS:])
+    return np.stack(train), np.sort(np.concatenate(test))
+
+
+# ------------------------------------------------------------------------------ width
+def learner_row(projection: str, m: int, seed: int, data: tuple) -> dict[str, Any]:
+    from forgetless import ContinualClassifier
+
+    X_train, y_train, X_test, y_test = data
+    clf = ContinualClassifier(
+        projection=projection, n_components=m, alpha="auto", random_state=seed
+    )
+    start = time.perf_counter()
+    clf.partial_fit(X_train, y_train)
+    alpha = clf.alpha_  # the head's solve, lambda chosen from the sums
+    seconds = time.perf_counter() - start
+    accuracy = float(np.mean(clf.predict(X_test) == y_test))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "learner.fl"
+        clf.save(path)
+        size = path.stat().st_size
+    return {
+        "method": projection,
+        "M": int(clf.projection_.n_outputs),
+        "accuracy": accuracy,
+        "bytes": size,
+        "alpha": float(alpha),
+        "fit_seconds": round(seconds, 3),
+    }
+
+
+def logistic_rows(data: tuple) -> list[dict[str, Any]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, y_train, X_test, y_test = data
+    rows = []
+    for name, model in (
+        ("logistic-regression", LogisticRegression(max_iter=5000)),
+        (
+            "logistic-regression-standardised-C0.1",
+            make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000)),
+        ),
+    ):
+        start = time.perf_counter()
+        model.fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+        accuracy = float(np.mean(model.predict(X_test) == y_test))
+        rows.append({"method": name, "M": None, "accuracy": accuracy, "fit_seconds": seconds})
+    return rows
+
+
+# ------------------------------------------------------------------------------ teachable
+def encoded(model: Any, paths: list[str], X: np.ndarray, names: list[str] | None) -> Any:
+    """``X`` as features of ``model``'s encoder (they come from the cache, keyed by the same
+    encoder fingerprint), with the paths' fingerprints, as ``model.encode(paths)`` would."""
+    from forgetless.teach_inputs import Batch
+    from forgetless.teachable import Encoded
+
+    batch = Batch("image")
+    for i, path in enumerate(paths):
+        digest = hashlib.sha256(Path(path).read_bytes()).digest()
+        batch.add(path, path, None if names is None else names[i], digest)
+    return Encoded(np.ascontiguousarray(X, dtype=np.float32), model.spec, batch)
+
+
+def ece_with(scores: np.ndarray, truth: np.ndarray, temperature: float) -> float:
+    from forgetless.teachable import _softmax, expected_calibration_error
+
+    return expected_calibration_error(_softmax(scores / temperature), truth)
+
+
+def teachable_split(
+    split: int, folder: Path, paths: np.ndarray, X: np.ndarray, y: np.ndarray
+) -> dict[str, Any]:
+    """Learn 450 rows at the default width, predict one image right after, then forget a
+    class and measure the calibration error with each temperature."""
+    from forgetless import TeachableModel
+    from forgetless.teachable import DEFAULT_WIDTH
+
+    train_rows, test_rows = split_rows(y, split)
+    train = np.sort(train_rows.ravel())
+    names = np.array(CLASSES)
+    model = TeachableModel.create(folder / f"split{split}", "efficientnet-lite0")
+    encoder = model.encoder()
+    train_set = encoded(model, paths[train].tolist(), X[train], names[y[train]].tolist())
+    start = time.perf_counter()
+    model.learn(train_set)
+    learn_seconds = time.perf_counter() - start
+    one = str(paths[test_rows[split]])
+    start = time.perf_counter()
+    model.predict([one])  # the first predict after learn: encoding one image, one solve
+    predict_first = time.perf_counter() - start
+    start = time.perf_counter()
+    model.predict([str(paths[test_rows[split + 1]])])
+    predict_again = time.perf_counter() - start
+    start = time.perf_counter()
+    encoder.encode([str(paths[test_rows[split + 2]])], progress=False)
+    encode_one = time.perf_counter() - start
+    start = time.perf_counter()
+    TeachableModel.open(model.path).predict([one])
+    open_predict = time.perf_counter() - start
+
+    test_set = encoded(model, paths[test_rows].tolist(), X[test_rows], None)
+    truth = np.searchsorted(model.classes, names[y[test_rows]])
+    scores, _ = model.scores(test_set)
+    learned_t = model.temperature
+    before = {
+        "accuracy": float(np.mean(scores.argmax(1) == truth)),
+        "temperature": learned_t,
+        "ece": ece_with(scores, truth, learned_t),
+        "ece_t1": ece_with(scores, truth, 1.0),
+    }
+    gone = CLASSES[split % len(CLASSES)]
+    start = time.perf_counter()
+    report = model.forget_classes([gone])
+    forget_seconds = time.perf_counter() - start
+    left = y[test_rows] != CLASSES.index(gone)
+    rest = encoded(model, paths[test_rows[left]].tolist(), X[test_rows[left]], None)
+    truth = np.searchsorted(model.classes, names[y[test_rows[left]]])
+    scores, _ = model.scores(rest)
+    keep = train[y[train] != CLASSES.index(gone)]
+    fresh = TeachableModel.create(folder / f"split{split}-without", "efficientnet-lite0")
+    fresh.learn(encoded(fresh, paths[keep].tolist(), X[keep], names[y[keep]].tolist()))
+    fresh_scores, _ = fresh.scores(rest)
+    after = {
+        "forgotten": gone,
+        "accuracy": float(np.mean(scores.argmax(1) == truth)),
+        "temperature_refitted": report.calibration["refitted"],
+        "temperature": model.temperature,
+        "held_out": report.calibration.get("held_out"),
+        "ece_refitted": ece_with(scores, truth, model.temperature),
+        "ece_kept_from_learn": ece_with(scores, truth, learned_t),
+        "ece_t1": ece_with(scores, truth, 1.0),
+        "fresh_temperature": fresh.temperature,
+        "fresh_ece": ece_with(fresh_scores, truth, fresh.temperature),
+        "fresh_accuracy": float(np.mean(fresh_scores.argmax(1) == truth)),
+        "forget_seconds": round(forget_seconds, 3),
+    }
+    files = sum(p.stat().st_size for p in model.path.iterdir() if p.name != ".lock")
+    return {
+        "split": split,
+        "width": DEFAULT_WIDTH,
+        "samples": int(train.size),
+        "learn_seconds": round(learn_seconds, 3),
+        "predict_first_seconds": predict_first,
+        "predict_again_seconds": predict_again,
+        "encode_one_seconds": encode_one,
+        "open_and_predict_seconds": open_predict,
+        "bytes_after_forget": files,
+        "before_forgetting": before,
+        "after_forgetting": after,
+    }
+
+
+# ------------------------------------------------------------------------------ summary
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "n": len(values),
+    }
+
+
+def summarise(runs: list[dict], teach: list[dict]) -> dict[str, Any]:
+    table = []
+    for per_class in SIZES:
+        cell: dict[str, Any] = {"per_class": per_class, "samples": per_class * len(CLASSES)}
+        keys = sorted({(r["method"], r["M_requested"]) for r in runs}, key=str)
+        for method, m in keys:
+            hits = [
+                r
+                for r in runs
+                if (r["method"], r["M_requested"], r["per_class"])
+                == (
+                    method,
+                    m,
+                    per_class,
+                )
+            ]
+            if not hits:
+                continue
+            name = method if m is None else f"{method} M={m}"
+            cell[name] = {
+                "accuracy": mean_std([r["accuracy"] for r in hits]),
+                "bytes": hits[0].get("bytes"),
+                "fit_seconds": float(np.median([r["fit_seconds"] for r in hits])),
+            }
+        table.append(cell)
+    guided = []
+    for cell in table:
+        reference = cell.get("gaussian M=1024", {}).get("accuracy", {}).get("mean")
+        for m in GUIDED_WIDTHS:
+            g, r = cell.get(f"guided M={m}"), cell.get(f"gaussian M={m}")
+            if g is None or r is None:
+                continue
+            guided.append(
+                {
+                    "samples": cell["samples"],
+                    "M": m,
+                    "guided": g["accuracy"]["mean"],
+                    "gaussian_same_M": r["accuracy"]["mean"],
+                    "gaussian_M1024": reference,
+                    "guided_minus_gaussian_same_M": g["accuracy"]["mean"] - r["accuracy"]["mean"],
+                    "guided_minus_gaussian_M1024": None
+                    if reference is None
+                    else g["accuracy"]["mean"] - reference,
+                    "guided_bytes": g["bytes"],
+                }
+            )
+    out: dict[str, Any] = {"width_table": table, "guided_at_small_widths": guided}
+    if teach:
+        first = [t["predict_first_seconds"] for t in teach]
+        after = [t["after_forgetting"] for t in teach]
+        before = [t["before_forgetting"] for t in teach]
+        out["predict_after_learn"] = {
+            "width": teach[0]["width"],
+            "samples": teach[0]["samples"],
+            "repeats": len(first),
+            "first_predict_seconds_median": statistics.median(first),
+            "first_predict_seconds_max": max(first),
+            "again_seconds_median": statistics.median(t["predict_again_seconds"] for t in teach),
+            "encode_one_seconds_median": statistics.median(t["encode_one_seconds"] for t in teach),
+            "open_and_predict_seconds_median": statistics.median(
+                t["open_and_predict_seconds"] for t in teach
+            ),
+            "learn_seconds_median": statistics.median(t["learn_seconds"] for t in teach),
+        }
+        out["forget_one_class"] = {
+            "splits": len(after),
+            "ece_before": mean_std([b["ece"] for b in before]),
+            "ece_before_t1": mean_std([b["ece_t1"] for b in before]),
+            "accuracy_before": mean_std([b["accuracy"] for b in before]),
+            "refitted_in": sum(a["temperature_refitted"] for a in after),
+            "ece_after_refitted": mean_std([a["ece_refitted"] for a in after]),
+            "ece_after_kept_from_learn": mean_std([a["ece_kept_from_learn"] for a in after]),
+            "ece_after_t1": mean_std([a["ece_t1"] for a in after]),
+            "ece_model_never_taught_it": mean_std([a["fresh_ece"] for a in after]),
+            "accuracy_after": mean_std([a["accuracy"] for a in after]),
+            "max_relative_gap_refitted_vs_never_taught_temperature": max(
+                abs(a["temperature"] - a["fresh_temperature"]) / a["fresh_temperature"]
+                for a in after
+            ),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=5, help="random splits (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
+    parser.add_argument("--no-guided", action="store_true", help="skip the guided layer")
+    parser.add_argument("--no-teachable", action="store_true", help="skip predict and forget")
+    parser.add_argument("--out", default=str(RESULTS / "teachable_small.json"))
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    import forgetless
+    from forgetless.linalg import IllConditionedWarning
+    from forgetless.teachable import build_encoder
+
+    started = time.time()
+    with threadpool_limits(args.threads):
+        import torch
+
+        torch.set_num_threads(args.threads)
+        paths, y = images()
+        encoder = build_encoder("efficientnet-lite0", {})  # the instance TeachableModel uses
+        start = time.perf_counter()
+        X, cache_root = features(encoder, paths)
+        encode_seconds = time.perf_counter() - start
+        print(f"{len(paths)} images, features {X.shape} in {encode_seconds:.0f} s", flush=True)
+        paths_array = np.array(paths)
+        runs, teach = [], []
+        for split in range(args.splits):
+            train_rows, test_rows = split_rows(y, split)
+            for per_class in SIZES:
+                train = np.sort(train_rows[:, :per_class].ravel())
+                data = (X[train], y[train], X[test_rows], y[test_rows])
+                grid = [("gaussian", m) for m in WIDTHS]
+                grid += [] if args.no_guided else [("guided", m) for m in GUIDED_WIDTHS]
+                for projection, m in grid:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", IllConditionedWarning)
+                        row = learner_row(projection, m, split, data)
+                    runs.append({"split": split, "per_class": per_class, "M_requested": m, **row})
+                for row in logistic_rows(data):
+                    runs.append(
+                        {"split": split, "per_class": per_class, "M_requested": None, **row}
+                    )
+                line = ", ".join(
+                    f"{r['method'][:8]} {r['M_requested'] or ''} {100 * r['accuracy']:.1f}"
+                    for r in runs
+                    if r["split"] == split and r["per_class"] == per_class
+                )
+                print(f"split {split}, {per_class}/class: {line}", flush=True)
+            if not args.no_teachable:
+                with tempfile.TemporaryDirectory() as folder:
+                    result = teachable_split(split, Path(folder), paths_array, X, y)
+                teach.append(result)
+                a = result["after_forgetting"]
+                print(
+                    f"split {split}: predict after learn {result['predict_first_seconds']:.3f} s;"
+                    f" forgot {a['forgotten']}: ECE {100 * a['ece_refitted']:.1f} % (refitted)"
+                    f" / {100 * a['ece_kept_from_learn']:.1f} % (learn's T) / "
+                    f"{100 * a['fresh_ece']:.1f} % (never taught)",
+                    flush=True,
+                )
+    doc = {
+        "benchmark": "teachable_small",
+        "command": "python benchmarks/teachable_small.py"
+        + (f" --splits {args.splits}" if args.splits != 5 else "")
+        + (" --no-guided" if args.no_guided else "")
+        + (" --no-teachable" if args.no_teachable else ""),
+        "library_version": forgetless.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), {args.threads} "
+        "thread(s) used",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "settings": {
+            "dataset": "openclipart, depth 1 (top folders)",
+            "classes": list(CLASSES),
+            "images_per_class": PER_CLASS,
+            "test_per_class": TEST_PER_CLASS,
+            "train_per_class": list(SIZES),
+            "encoder": encoder.describe(),
+            "feature_cache": cache_root,
+            "encode_seconds": round(encode_seconds, 1),
+            "widths": list(WIDTHS),
+            "guided_widths": [] if args.no_guided else list(GUIDED_WIDTHS),
+            "learner": "ContinualClassifier(projection, n_components=M, alpha='auto', "
+            "random_state=split)",
+            "logistic_regression": "LogisticRegression(max_iter=5000); StandardScaler + "
+            "LogisticRegression(C=0.1, max_iter=5000)",
+            "splits": args.splits,
+        },
+        "summary": summarise(runs, teach),
+        "runs": runs,
+        "teachable": teach,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
