@@ -22,7 +22,8 @@ many centred rows (``sum_i z_i (x_i - m_c(i)) / sqrt(n - C)`` has covariance exa
 landmark is a training sample and none can be read back as one.
 
 The layer is frozen after the first batch: every later statistic is exact. It is saved as its
-arrays (landmarks and T), since they depend on the guiding data.
+arrays (landmarks and T, float32: the layer is defined by the rounded arrays), since they depend
+on the guiding data.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -76,7 +77,7 @@ def default_landmarks(m: int) -> int:
     return max(m, min(2 * m, _LANDMARK_CAP))
 
 
-_FLOAT = 8  # bytes per float64
+_FLOAT = 8  # bytes per float64 (what an engine derives from the float32 arrays)
 _JITTER = 1e-10  # relative diagonal shift keeping the landmarks' Cholesky factor defined
 
 
@@ -190,8 +191,14 @@ class GuidedKernelProjection(Layer):
         settings: dict[str, Any],
         report: dict[str, Any] | None = None,
     ) -> None:
-        landmarks = np.ascontiguousarray(landmarks, dtype=np.float64)
-        transform = np.ascontiguousarray(transform, dtype=np.float64)
+        landmarks, transform = np.asarray(landmarks), np.asarray(transform)
+        if landmarks.dtype != np.float32 or transform.dtype != np.float32:
+            raise ValueError(
+                "guided kernel layer: landmarks and transform are stored as float32, got "
+                f"{landmarks.dtype} and {transform.dtype}"
+            )
+        landmarks = np.ascontiguousarray(landmarks)
+        transform = np.ascontiguousarray(transform)
         if landmarks.ndim != 2 or transform.ndim != 2 or transform.shape[0] != landmarks.shape[0]:
             raise ValueError(
                 f"guided kernel layer: landmarks {landmarks.shape} and transform "
@@ -252,17 +259,20 @@ class GuidedKernelProjection(Layer):
         # scale-free; this keeps float32 engines and condition numbers readable)
         transform *= math.sqrt(m / max(float(np.mean(np.diag(K))), 1e-300))
         report.update(n_guiding_samples=int(X.shape[0]), n_landmarks=n_landmarks, route=route)
-        layer = cls(landmarks, transform, seed, s, report)
+        # The layer *is* its float32 arrays (half the file; a layer is any fixed map, so the
+        # rounding changes which layer, never the exactness of its statistics).
+        layer = cls(landmarks.astype(np.float32), transform.astype(np.float32), seed, s, report)
         layer.fit_seconds = time.perf_counter() - tic  # kept out of config(): files stay stable
         return layer
 
     # ------------------------------------------------------------------ application
     def parameters(self) -> dict[str, np.ndarray]:
-        norms = np.sqrt(np.einsum("ij,ij->i", self.landmarks, self.landmarks))
+        landmarks = self.landmarks.astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", landmarks, landmarks))
         return {
             # unit landmark directions (d, N) and their norms folded into T
-            "directions": (self.landmarks / np.maximum(norms, 1e-300)[:, None]).T.copy(),
-            "transform": self.transform_matrix * norms[:, None],
+            "directions": (landmarks / np.maximum(norms, 1e-300)[:, None]).T.copy(),
+            "transform": self.transform_matrix.astype(np.float64) * norms[:, None],
             "ones": np.ones(self.n_features),
         }
 
@@ -288,7 +298,7 @@ class GuidedKernelProjection(Layer):
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The landmarks (N, d) and the Nystroem transform T (N, M)."""
+        """The landmarks (N, d) and the Nystroem transform T (N, M), float32."""
         return {"landmarks": self.landmarks, "transform": self.transform_matrix}
 
     @classmethod
