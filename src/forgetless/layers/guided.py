@@ -1,4 +1,6 @@
-"""Guided random projection: random units shaped, and optionally selected, by the first batch.
+"""Guided projection, method "units": random units shaped, and optionally selected, by the first
+batch (``projection_params={"method": "units", ...}``; the default method is
+:mod:`forgetless.layers.kernel`).
 
 A plain random layer needs a large width M to be expressive, and a large M makes ``G = H^T H``
 ill-conditioned and the solve slow (M^3). This layer uses the first batch the learner sees (at
@@ -37,7 +39,7 @@ The layer is ``h = act((x / |x|) W + b) [T on the selected units]``:
 ``base=0, input_norm="none", weights="isotropic"`` is the pure selection of earlier versions
 (``LEGACY``: files saved before these settings existed load with it). Why the default draws and
 does not select: on held-out data the selected units overfit the first task's residual and help
-no later class (``benchmarks/results/guided.json``; README "Guided projection"). The width is
+no later class (measured by ``benchmarks/guided.py``, variant ``guided-select``). The width is
 capped by the guiding rows only for the selected part. ``fit_seconds`` holds the build time (not
 saved, so files stay stable).
 
@@ -90,7 +92,8 @@ DEFAULTS: dict[str, Any] = {
     "base": 1.0,
     "base_bias": 1.0,
 }
-"""Settings of ``projection="guided"`` (``projection_params`` of the learner)."""
+"""Settings of ``projection="guided"`` with ``method="units"`` (``projection_params`` of the
+learner, besides ``"method"``)."""
 
 LEGACY = {"input_norm": "none", "weights": "isotropic", "base": 0.0}
 """What a layer saved before these settings existed used (filled in when such a file loads);
