@@ -232,3 +232,25 @@ def test_bad_arguments_are_refused():
         select_alpha(H.T @ H, H.T @ Y, 100, criterion="loo")
     with pytest.raises(ValueError, match="method"):
         select_alpha(H.T @ H, H.T @ Y, 100, method="lanczos")
+
+
+def test_more_units_than_samples_keeps_residual_degrees_of_freedom():
+    """With more units than samples the fit interpolates as lambda -> 0: every leverage nears 1
+    and leave-one-out extrapolates from nothing (its floored estimate used to tie there, and
+    GCV then chose lambda ~ 1e-4: df = 99 of 100 samples on digits). The chosen lambda leaves
+    at least max(C, 10) residual degrees of freedom and classifies held-out digits better
+    than the interpolating choice did (90.2 %; now 90.9 %)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    rng = np.random.default_rng(0)
+    train = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:10] for c in range(10)])
+    held = np.setdiff1d(np.arange(y.size), train)
+    clf = ContinualClassifier(projection="gaussian", n_components=512, random_state=0)
+    clf.fit(X[train], y[train])
+    G, _, n = _centred(clf)
+    s = np.maximum(np.linalg.eigvalsh(G), 0.0)
+    df = float(np.sum(s / (s + clf.alpha_)))
+    assert n - 1 - df >= 10
+    assert clf.score(X[held], y[held]) >= 0.905

@@ -469,8 +469,10 @@ def loo_error(
     with the average leverage h = (df + 1) / n (1 for the intercept, ``extra_df``), the margin
     of class k over class j is a_kj = m_kk - m_jk - h, with variance v_kj = S_kk + S_jj - 2 S_kj.
     The error is estimated as sum_k (n_k / n) max_j Phi(-a_kj / sqrt(v_kj)): the chance, under
-    a Gaussian model, that the nearest rival outscores the true class. inf where the average
-    leverage reaches 1, or (given ``target_energy`` = ||Y||^2) where the residual
+    a Gaussian model, that the nearest rival outscores the true class. inf where fewer than
+    max(C, 10) residual degrees of freedom n - df - 1 remain (near interpolation the average
+    leverage is ~1 and the estimate extrapolates from nothing), or (given ``target_energy`` =
+    ||Y||^2) where the residual
     ||Y||^2 - 2 tr K + tr K2 is below its rounding: the fit interpolates, leverages -> 1, and
     the estimate says nothing. Estimates below half a sample (0.5 / n) are floored there:
     leave-one-out cannot resolve smaller error rates, so separable classes leave a plateau of
@@ -543,7 +545,13 @@ def _loo_from_moments(
     # Gaussian tails of separable classes (often the first task, with more units than samples)
     # give estimates like exp(-5000) that only rank rounding. Below half a sample, all are ties.
     scores = np.maximum(scores, math.log(0.5 / n))
-    return np.where((leverage < 1.0) & ~unresolved, scores, math.inf)
+    # The estimate needs residual degrees of freedom, as many as it needs to exist at all
+    # (criterion_for: n - C >= max(C, 10)). Nearer to interpolation (more units than samples,
+    # lambda -> 0) the average leverage is ~1 and leave-one-out extrapolates from a handful of
+    # degrees of freedom: there its floored plateau chose lambda ~ 1e-5 where 18 classifies
+    # 20 points better (6 classes, 450 samples, 512 units; benchmarks/teachable_small.py).
+    residual = n - df - extra_df
+    return np.where((residual >= max(c, 10)) & ~unresolved, scores, math.inf)
 
 
 def _warm_walk(
