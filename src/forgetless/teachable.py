@@ -939,13 +939,8 @@ class TeachableModel:
         temperature, calibration = self.temperature, self.calibration
         fitted = fit_temperature_held_out(clf, pool_X, pool_y)
         if fitted is not None:
-            temperature, held_out, nll = fitted
-            calibration = {
-                "temperature": temperature,
-                "held_out": held_out,
-                "nll": nll,
-                "event": event_id,
-            }
+            calibration = _calibration_record(fitted, event_id)
+            temperature, held_out = calibration["temperature"], calibration["held_out"]
             how = f"temperature {temperature:.3g} fitted on {held_out} held-out samples"
         elif temperature is not None:
             how = (
@@ -1089,17 +1084,11 @@ class TeachableModel:
         pool_X, pool_y = pool
         fitted = fit_temperature_held_out(clf, pool_X, pool_y) if clf.classes_.size >= 2 else None
         if fitted is not None:
-            temperature, held_out, nll = fitted
-            calibration = {
-                "temperature": temperature,
-                "held_out": held_out,
-                "nll": nll,
-                "event": event_id,
-            }
+            calibration = _calibration_record(fitted, event_id)
             return calibration, {
                 "refitted": True,
-                "temperature": temperature,
-                "held_out": held_out,
+                "temperature": calibration["temperature"],
+                "held_out": calibration["held_out"],
                 "before": self.temperature,
             }
         if self.calibration is None:
@@ -1957,6 +1946,12 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     best = minimize_scalar(loss, bounds=(np.log(1e-3), np.log(1e2)), method="bounded")
     return float(np.exp(best.x)), float(best.fun)
+
+
+def _calibration_record(fitted: tuple[float, int, float], event_id: int) -> dict[str, Any]:
+    """What the model keeps of a fitted temperature: T, held-out count, their NLL, the event."""
+    temperature, held_out, nll = fitted
+    return {"temperature": temperature, "held_out": held_out, "nll": nll, "event": event_id}
 
 
 def fit_temperature_held_out(

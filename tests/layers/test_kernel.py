@@ -133,3 +133,11 @@ def test_saved_layer_round_trip_and_hostile_arrays():
         layer_from_config(dict(config, n_components=24), arrays)
     with pytest.raises(ValueError, match="unknown projection_params"):
         layer_from_config(dict(config, settings={"radius": 1}), arrays)
+
+
+def test_degenerate_landmarks_are_refused_by_either_route():
+    """Rank-1 landmark kernels have one direction: asking for 3 is refused whether the layer
+    would factorise (N = M) or decompose (N > M), never answered with a blown-up transform."""
+    for n in (3, 4):
+        with pytest.raises(ValueError, match="independent directions"):
+            nystroem_transform(np.ones((n, n)), 3)

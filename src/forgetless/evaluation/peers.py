@@ -182,6 +182,12 @@ def _grow(classes: np.ndarray, y: np.ndarray, *arrays: np.ndarray) -> tuple:
     return (grown, *out)
 
 
+def _check_gamma(gamma: object) -> None:
+    """The RBF width of RanDumb and KLDA: ``"scale"`` or a positive number."""
+    if gamma != "scale" and not (isinstance(gamma, (int, float)) and gamma > 0):
+        raise ValueError(f'gamma must be "scale" or > 0, got {gamma!r}')
+
+
 def _scale_gamma(X: np.ndarray) -> float:
     """scikit-learn's ``gamma="scale"`` of ``RBFSampler``: 1 / (d * Var(X)) over all entries."""
     var = float(np.asarray(X, dtype=np.float64).var())
@@ -254,8 +260,7 @@ class RanDumb:
         chunk_size: int = 2048,
     ) -> None:
         self.n_components, self.seed = _check_width(n_components), int(seed)
-        if gamma != "scale" and not (isinstance(gamma, (int, float)) and gamma > 0):
-            raise ValueError(f'gamma must be "scale" or > 0, got {gamma!r}')
+        _check_gamma(gamma)
         self.gamma, self.chunk_size = gamma, int(chunk_size)
         self.classes_ = np.array([])
         self.n_features_in_: int | None = None
@@ -346,8 +351,7 @@ class KLDA:
         chunk_size: int = 2048,
     ) -> None:
         self.n_components, self.seed = _check_width(n_components), int(seed)
-        if gamma != "scale" and not (isinstance(gamma, (int, float)) and gamma > 0):
-            raise ValueError(f'gamma must be "scale" or > 0, got {gamma!r}')
+        _check_gamma(gamma)
         if int(n_ensembles) < 1:
             raise ValueError(f"n_ensembles must be >= 1, got {n_ensembles}")
         self.gamma, self.n_ensembles = gamma, int(n_ensembles)

@@ -131,6 +131,17 @@ class Layer(ABC):
         """Bytes building the layer from ``config`` would allocate at its peak (an upper
         estimate; checked before building, so hostile files are refused cheaply)."""
 
+    def check_config_shape(self, config: dict[str, Any]) -> None:
+        """A ValueError unless this layer (rebuilt from saved arrays) has the config's widths."""
+        if (self.n_features, self.n_components) != (
+            config.get("n_features"),
+            config.get("n_components"),
+        ):
+            raise ValueError(
+                f"{self.kind} layer arrays ({self.n_features} x {self.n_components}) do not "
+                f"match the config ({config.get('n_features')} x {config.get('n_components')})"
+            )
+
     def same_as(self, other: Any) -> bool:
         """The same layer: same kind, config and arrays bit for bit.
 

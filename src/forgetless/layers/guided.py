@@ -695,14 +695,7 @@ class GuidedProjection(Layer):
             settings,
             config.get("report"),
         )
-        if (layer.n_features, layer.n_components) != (
-            config.get("n_features"),
-            config.get("n_components"),
-        ):
-            raise ValueError(
-                f"guided projection arrays ({layer.n_features} x {layer.n_components}) do not "
-                f"match the config ({config.get('n_features')} x {config.get('n_components')})"
-            )
+        layer.check_config_shape(config)
         return layer
 
     def __repr__(self) -> str:

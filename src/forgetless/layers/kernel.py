@@ -60,16 +60,16 @@ DEFAULTS: dict[str, Any] = {
 ``n_landmarks`` N (None: :func:`default_landmarks`), ``draws_per_class`` points per
 pseudo-class, ``max_samples`` rows of the first batch the class population is estimated from
 (drawn at random beyond it)."""
-_LANDMARK_CAP = 4000  # the eigendecomposition of N = 4000 takes ~7 s on 2 cores
+_LANDMARK_CAP = 4000  # build 6-9 s at M = 2000 on 2 cores (benchmarks/guided.py --timing)
 
 
 def default_landmarks(m: int) -> int:
     """N for ``n_landmarks=None``: ``max(M, min(2 M, 4000))``.
 
-    Twice as many landmarks as directions estimate the M directions better (on the project's
-    benchmarks, a final accuracy 0.4-1.0 points steadier across seeds) for one N x N
-    eigendecomposition; past 4000 landmarks that costs more than it gives, and N = M needs only
-    one Cholesky factorisation.
+    Twice as many landmarks as directions estimate the M directions better
+    (``benchmarks/guided.py``, M = 2000, mean of 3 seeds: 0.0-0.8 points above N = M on five
+    datasets) for one N x N eigendecomposition; past 4000 landmarks that costs more than it
+    gives, and N = M needs only one Cholesky factorisation.
 
     >>> default_landmarks(500), default_landmarks(3000), default_landmarks(8000)
     (1000, 4000, 8000)
@@ -160,13 +160,13 @@ def nystroem_transform(K: np.ndarray, m: int) -> tuple[np.ndarray, str]:
     ``L^-T`` from a Cholesky factor when m = N (one factorisation), else the top m eigenpairs.
     Directions with a non-positive eigenvalue (a degenerate draw) are refused."""
     n = K.shape[0]
-    K = K + _JITTER * (np.trace(K) / n) * np.eye(n)
-    if m == n:
-        try:
-            L = linalg.cholesky(K, lower=True)
-            return linalg.solve_triangular(L, np.eye(n), lower=True).T, "cholesky"
-        except linalg.LinAlgError:
-            pass  # numerically singular: the eigendecomposition says which directions exist
+    shift = _JITTER * np.trace(K) / n
+    K = K + shift * np.eye(n)
+    L = _cholesky_or_none(K) if m == n else None
+    # every pivot above the shift: n independent directions, and L^-T is their basis; else
+    # (a degenerate draw) the eigendecomposition below says which directions exist
+    if L is not None and np.diag(L).min() ** 2 > 10 * shift:
+        return linalg.solve_triangular(L, np.eye(n), lower=True).T, "cholesky"
     values, vectors = np.linalg.eigh(K)
     values, vectors = values[::-1][:m], vectors[:, ::-1][:, :m]
     if not values[-1] > _JITTER * values[0]:
@@ -175,6 +175,14 @@ def nystroem_transform(K: np.ndarray, m: int) -> tuple[np.ndarray, str]:
             "landmarks; lower n_components or raise n_landmarks"
         )
     return vectors / np.sqrt(values), "eigh"
+
+
+def _cholesky_or_none(K: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of K, or None where rounding leaves K not positive definite."""
+    try:
+        return linalg.cholesky(K, lower=True)
+    except linalg.LinAlgError:
+        return None
 
 
 class GuidedKernelProjection(Layer):
@@ -334,14 +342,7 @@ class GuidedKernelProjection(Layer):
             settings,
             report if isinstance(report, dict) else None,
         )
-        if (layer.n_features, layer.n_components) != (
-            config.get("n_features"),
-            config.get("n_components"),
-        ):
-            raise ValueError(
-                f"guided kernel layer arrays ({layer.n_features} x {layer.n_components}) do not "
-                f"match the config ({config.get('n_features')} x {config.get('n_components')})"
-            )
+        layer.check_config_shape(config)
         return layer
 
     def __repr__(self) -> str:
