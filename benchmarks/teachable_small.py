@@ -12,22 +12,35 @@ split (seed = split) draws 30 test images per class and orders the other 75; a l
 first 10, 33 or 75 of them per class (60, 198, 450 samples). Measured on the test split, with
 nothing tuned on it (lambda is chosen from the sums, the temperature on held-out training rows):
 
+* **validation** (what chose the width rule; no test image is used): 5-fold cross-validation
+  inside each split's training images at each training size (inner training sets of 48, 158
+  and 360 samples), for the guided layer at M = 32 ... 1024 and the 1024-wide gaussian layer;
+* **larger counts** (``--no-larger`` skips it): the built-in datasets' 3,000-row *training*
+  subsets (openclipart and Fashion-MNIST through EfficientNet-Lite0 at 112 px, WordNet through
+  MiniLM; 38, 10 and 45 classes; their test subsets are not read): 1,000 rows held out
+  (stratified, seed = split), the first 256 ... 2,000 of the others (random order) learned, for
+  the gaussian layer at M = 1024 and the guided one at M = 256, 512, 1024, the rule's pick
+  among them marked;
 * **width**: a learner with the teachable model's settings (gaussian ReLU layer, ridge head,
   ``alpha="auto"``, layer seed = split) at M = 128 ... 2048, the learner file's size
   (``ContinualClassifier.save``) and the seconds to fit; ``projection="guided"`` (the ReLU
-  layer's kernel on landmarks drawn from the first batch's class population) at M = 128, 256,
-  512; scikit-learn's LogisticRegression on the same features (C = 1, and standardised with
-  C = 0.1);
-* **predict right after learn**: a :class:`~forgetless.TeachableModel` at the default width
-  learns the 450 rows (as features of its encoder, from the cache), then predicts one test
-  image given as a path (encoding included): the seconds of that first call, one per split
-  (the median is reported), with the encoding of one image and a fresh ``open`` + predict
-  timed apart;
-* **temperature after forgetting a class**: that model forgets one class (class ``split mod
-  6``); expected calibration error (15 bins) on the test images of the classes left with the
-  temperature the forget refits (on the features the deletion records keep), with the one
-  fitted at learn time (what a model that cannot refit keeps), with T = 1, and for a model
-  taught the same data without the class.
+  layer's kernel on landmarks drawn from the class population of the samples learned) at
+  M = 64 ... 512; scikit-learn's LogisticRegression on the same features (C = 1, and
+  standardised with C = 0.1);
+* **the teachable model**: a :class:`~forgetless.TeachableModel` made without a width (its
+  width from the samples in hand, :func:`~forgetless.teachable.width_for`) and one made with
+  ``width=1024`` (what models made before the rule have: the gaussian layer at M = 1024) learn
+  the same rows: accuracy, the folder's bytes on disk (learner, records, journal), seconds;
+* **predict right after learn**: each of those two models learns the 450 rows (as features of
+  its encoder, from the cache), then predicts one test image given as a path (encoding
+  included): the seconds of that first call, one per split (the median is reported), with
+  the encoding of one image and a fresh ``open`` + predict timed apart;
+* **temperature after forgetting a class**: the model made without a width forgets one class
+  (class ``split mod 6``); expected calibration error (15 bins) on the test images of the
+  classes left with the temperature the forget refits (on the features the deletion records
+  keep), with the one fitted at learn time (what a model that cannot refit keeps), with T = 1,
+  and for a model taught the same data without the class (while the layer grows the forget
+  rebuilds it, so the two are the same model: ``identical_to_never_taught``).
 
 Threads are limited to ``--threads`` (default 1) for BLAS and torch: this measures a shared
 machine politely, and the timings say so.
@@ -40,6 +53,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -55,7 +69,15 @@ CLASSES = ("animals", "food", "geography", "people", "tools", "transportation")
 PER_CLASS, TEST_PER_CLASS = 105, 30
 SIZES = (10, 33, 75)  # training images per class in a learn
 WIDTHS = (128, 256, 512, 1024, 2048)
-GUIDED_WIDTHS = (128, 256, 512)
+GUIDED_WIDTHS = (64, 128, 256, 512)
+VALIDATION_WIDTHS = (32, 64, 96, 128, 192, 256, 384, 512, 1024)  # guided, inner CV
+LARGER_SETS = {  # name: (dataset, encoder, options)
+    "openclipart": ("openclipart", "efficientnet-lite0", {"image_size": 112}),
+    "fashion-mnist": ("fashion-mnist", "efficientnet-lite0", {"image_size": 112}),
+    "wordnet": ("wordnet", "minilm", {}),
+}
+LARGER_SIZES = (256, 512, 1024, 2000)
+LARGER_WIDTHS = (256, 512, 1024)
 OWN_CACHE = "/tmp/fl-cache-teachable-small"
 
 
@@ -155,6 +177,104 @@ def logistic_rows(data: tuple) -> list[dict[str, Any]]:
     return rows
 
 
+def quiet_fit(clf: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    from forgetless.linalg import IllConditionedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        clf.partial_fit(X, y)
+        clf.alpha_  # noqa: B018  (the head's solve, lambda chosen from the sums)
+    return clf
+
+
+# ------------------------------------------------------------------------------ validation
+def validation_rows(X: np.ndarray, y: np.ndarray, splits: int) -> list[dict[str, Any]]:
+    """5-fold cross-validation inside each split's training images (no test image used)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from forgetless import ContinualClassifier
+    from forgetless.teachable import width_for
+
+    rows = []
+    for split in range(splits):
+        train_rows, _ = split_rows(y, split)
+        for per_class in SIZES:
+            train = np.sort(train_rows[:, :per_class].ravel())
+            folds = StratifiedKFold(5, shuffle=True, random_state=split)
+            for fold, (a, b) in enumerate(folds.split(X[train], y[train])):
+                fit, held = train[a], train[b]
+                rule = width_for(fit.size, np.unique(y[fit]).size)
+                grid = [("guided", m) for m in VALIDATION_WIDTHS] + [("gaussian", 1024)]
+                for projection, m in grid:
+                    clf = ContinualClassifier(
+                        projection=projection, n_components=m, alpha="auto", random_state=split
+                    )
+                    start = time.perf_counter()
+                    quiet_fit(clf, X[fit], y[fit])
+                    rows.append(
+                        {
+                            "split": split,
+                            "per_class": per_class,
+                            "fold": fold,
+                            "n": int(fit.size),
+                            "method": projection,
+                            "M": m,
+                            "rule_pick": projection == "guided" and m == rule,
+                            "accuracy": float(np.mean(clf.predict(X[held]) == y[held])),
+                            "fit_seconds": round(time.perf_counter() - start, 3),
+                        }
+                    )
+            print(f"validation: split {split}, {per_class}/class done", flush=True)
+    return rows
+
+
+def larger_rows(splits: int) -> list[dict[str, Any]]:
+    """The rule at larger counts, inside the built-in datasets' training subsets only."""
+    from forgetless import ContinualClassifier
+    from forgetless.cache import FeatureCache
+    from forgetless.data import load_dataset
+    from forgetless.data.base import stratified_sample, stratified_split
+    from forgetless.encoders import load_encoder
+    from forgetless.teachable import width_for
+
+    rows = []
+    for name, (data, encoder_name, options) in LARGER_SETS.items():
+        dataset = load_dataset(data)
+        whole = dataset.train
+        if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)
+            whole = whole.subset(stratified_sample(whole.labels, 3000, seed=0))
+        encoder = load_encoder(encoder_name, **options)
+        X = FeatureCache().features(encoder, whole.inputs, tag=f"{data}/train", progress=False)
+        X, y = np.asarray(X, dtype=np.float32), np.asarray(whole.labels)
+        for split in range(splits):
+            fit_rows, held = stratified_split(y, 1000 / len(y), seed=split)
+            order = np.random.default_rng(split).permutation(fit_rows)
+            for n in LARGER_SIZES:
+                fit = order[:n]
+                rule = width_for(n, np.unique(y[fit]).size)
+                for projection, m in [("gaussian", 1024)] + [("guided", m) for m in LARGER_WIDTHS]:
+                    clf = ContinualClassifier(
+                        projection=projection, n_components=m, alpha="auto", random_state=split
+                    )
+                    start = time.perf_counter()
+                    quiet_fit(clf, X[fit], y[fit])
+                    rows.append(
+                        {
+                            "data": name,
+                            "classes": int(np.unique(y).size),
+                            "split": split,
+                            "n": n,
+                            "method": projection,
+                            "M": m,
+                            "rule_pick": projection == "guided" and m == rule,
+                            "accuracy": float(np.mean(clf.predict(X[held]) == y[held])),
+                            "fit_seconds": round(time.perf_counter() - start, 3),
+                        }
+                    )
+            print(f"larger counts: {name}, split {split} done", flush=True)
+    return rows
+
+
 # ------------------------------------------------------------------------------ teachable
 def encoded(model: Any, paths: list[str], X: np.ndarray, names: list[str] | None) -> Any:
     """``X`` as features of ``model``'s encoder (they come from the cache, keyed by the same
@@ -175,18 +295,70 @@ def ece_with(scores: np.ndarray, truth: np.ndarray, temperature: float) -> float
     return expected_calibration_error(_softmax(scores / temperature), truth)
 
 
-def teachable_split(
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir() if p.name != ".lock")
+
+
+def teachable_rows(
     split: int, folder: Path, paths: np.ndarray, X: np.ndarray, y: np.ndarray
-) -> dict[str, Any]:
-    """Learn 450 rows at the default width, predict one image right after, then forget a
-    class and measure the calibration error with each temperature."""
+) -> list[dict[str, Any]]:
+    """The model made without a width and one made with width=1024 (the gaussian layer of
+    models made before the rule) learn each training size: accuracy, bytes on disk, seconds."""
     from forgetless import TeachableModel
-    from forgetless.teachable import DEFAULT_WIDTH
+
+    train_rows, test_rows = split_rows(y, split)
+    names = np.array(CLASSES)
+    rows = []
+    for per_class in SIZES:
+        train = np.sort(train_rows[:, :per_class].ravel())
+        for kind, width in (("rule", None), ("gaussian-1024", 1024)):
+            path = folder / f"split{split}-{per_class}-{kind}"
+            model = TeachableModel.create(path, "efficientnet-lite0", width=width)
+            data = encoded(model, paths[train].tolist(), X[train], names[y[train]].tolist())
+            start = time.perf_counter()
+            model.learn(data)
+            seconds = time.perf_counter() - start
+            test = encoded(model, paths[test_rows].tolist(), X[test_rows], None)
+            scores, _ = model.scores(test)
+            truth = np.searchsorted(model.classes, names[y[test_rows]])
+            info = model.info()
+            rows.append(
+                {
+                    "split": split,
+                    "per_class": per_class,
+                    "samples": int(train.size),
+                    "model": kind,
+                    "projection": model.settings["projection"],
+                    "M": model.settings["width"],
+                    "accuracy": float(np.mean(scores.argmax(1) == truth)),
+                    "bytes_on_disk": folder_bytes(path),
+                    "learner_bytes": info["files"][model._learner_ref.file],
+                    "learn_seconds": round(seconds, 3),
+                }
+            )
+            shutil.rmtree(path)
+    return rows
+
+
+def teachable_split(
+    split: int,
+    folder: Path,
+    paths: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    width: int | None = None,
+    forget: bool = True,
+) -> dict[str, Any]:
+    """Learn 450 rows (``width`` None: the width from the samples), predict one image right
+    after, then (``forget``) forget a class and measure the calibration error with each
+    temperature."""
+    from forgetless import TeachableModel
 
     train_rows, test_rows = split_rows(y, split)
     train = np.sort(train_rows.ravel())
     names = np.array(CLASSES)
-    model = TeachableModel.create(folder / f"split{split}", "efficientnet-lite0")
+    tag = "rule" if width is None else f"width{width}"
+    model = TeachableModel.create(folder / f"split{split}-{tag}", "efficientnet-lite0", width=width)
     encoder = model.encoder()
     train_set = encoded(model, paths[train].tolist(), X[train], names[y[train]].tolist())
     start = time.perf_counter()
@@ -206,6 +378,21 @@ def teachable_split(
     TeachableModel.open(model.path).predict([one])
     open_predict = time.perf_counter() - start
 
+    timing = {
+        "split": split,
+        "model": tag,
+        "projection": model.settings["projection"],
+        "width": model.settings["width"],
+        "samples": int(train.size),
+        "learn_seconds": round(learn_seconds, 3),
+        "predict_first_seconds": predict_first,
+        "predict_again_seconds": predict_again,
+        "encode_one_seconds": encode_one,
+        "open_and_predict_seconds": open_predict,
+        "bytes_after_learn": folder_bytes(model.path),
+    }
+    if not forget:
+        return timing
     test_set = encoded(model, paths[test_rows].tolist(), X[test_rows], None)
     truth = np.searchsorted(model.classes, names[y[test_rows]])
     scores, _ = model.scores(test_set)
@@ -225,7 +412,9 @@ def teachable_split(
     truth = np.searchsorted(model.classes, names[y[test_rows[left]]])
     scores, _ = model.scores(rest)
     keep = train[y[train] != CLASSES.index(gone)]
-    fresh = TeachableModel.create(folder / f"split{split}-without", "efficientnet-lite0")
+    fresh = TeachableModel.create(
+        folder / f"split{split}-{tag}-without", "efficientnet-lite0", width=width
+    )
     fresh.learn(encoded(fresh, paths[keep].tolist(), X[keep], names[y[keep]].tolist()))
     fresh_scores, _ = fresh.scores(rest)
     after = {
@@ -241,18 +430,16 @@ def teachable_split(
         "fresh_ece": ece_with(fresh_scores, truth, fresh.temperature),
         "fresh_accuracy": float(np.mean(fresh_scores.argmax(1) == truth)),
         "forget_seconds": round(forget_seconds, 3),
+        "width_after": model.settings["width"],
+        "fresh_width": fresh.settings["width"],
+        # while the layer grows, the forget rebuilds it: exactly the model never taught it
+        "identical_to_never_taught": bool(
+            np.array_equal(scores, fresh_scores) and model.temperature == fresh.temperature
+        ),
     }
-    files = sum(p.stat().st_size for p in model.path.iterdir() if p.name != ".lock")
     return {
-        "split": split,
-        "width": DEFAULT_WIDTH,
-        "samples": int(train.size),
-        "learn_seconds": round(learn_seconds, 3),
-        "predict_first_seconds": predict_first,
-        "predict_again_seconds": predict_again,
-        "encode_one_seconds": encode_one,
-        "open_and_predict_seconds": open_predict,
-        "bytes_after_forget": files,
+        **timing,
+        "bytes_after_forget": folder_bytes(model.path),
         "before_forgetting": before,
         "after_forgetting": after,
     }
@@ -267,7 +454,115 @@ def mean_std(values: list[float]) -> dict[str, float]:
     }
 
 
-def summarise(runs: list[dict], teach: list[dict]) -> dict[str, Any]:
+def summarise_validation(rows: list[dict]) -> list[dict[str, Any]]:
+    """Per training size: mean held-out accuracy (over splits and folds) of each width, the
+    best guided width, and the rule's pick."""
+    out = []
+    for per_class in SIZES:
+        cell = [r for r in rows if r["per_class"] == per_class]
+        if not cell:
+            continue
+        entry: dict[str, Any] = {"per_class": per_class, "inner_n": cell[0]["n"]}
+        scores = {}
+        for method, m in sorted({(r["method"], r["M"]) for r in cell}):
+            hits = [100 * r["accuracy"] for r in cell if (r["method"], r["M"]) == (method, m)]
+            scores[f"{method} M={m}"] = round(float(np.mean(hits)), 2)
+        entry["accuracy"] = scores
+        guided = {k: v for k, v in scores.items() if k.startswith("guided")}
+        entry["best_guided"] = max(guided, key=guided.get)
+        picks = [r for r in cell if r["rule_pick"]]
+        entry["rule_pick"] = f"guided M={picks[0]['M']}"
+        entry["rule_accuracy"] = round(float(np.mean([100 * r["accuracy"] for r in picks])), 2)
+        entry["rule_minus_best_guided"] = round(
+            entry["rule_accuracy"] - guided[entry["best_guided"]], 2
+        )
+        entry["rule_minus_gaussian_M1024"] = round(
+            entry["rule_accuracy"] - scores["gaussian M=1024"], 2
+        )
+        out.append(entry)
+    return out
+
+
+def summarise_larger(rows: list[dict]) -> list[dict[str, Any]]:
+    out = []
+    for name in LARGER_SETS:
+        for n in LARGER_SIZES:
+            cell = [r for r in rows if r["data"] == name and r["n"] == n]
+            if not cell:
+                continue
+            scores = {}
+            for method, m in sorted({(r["method"], r["M"]) for r in cell}):
+                hits = [100 * r["accuracy"] for r in cell if (r["method"], r["M"]) == (method, m)]
+                scores[f"{method} M={m}"] = round(float(np.mean(hits)), 2)
+            picks = [r for r in cell if r["rule_pick"]]
+            rule = round(float(np.mean([100 * r["accuracy"] for r in picks])), 2)
+            out.append(
+                {
+                    "data": name,
+                    "classes": cell[0]["classes"],
+                    "n": n,
+                    "accuracy": scores,
+                    "rule_pick": f"guided M={picks[0]['M']}",
+                    "rule_accuracy": rule,
+                    "rule_minus_gaussian_M1024": round(rule - scores["gaussian M=1024"], 2),
+                    "rule_fit_seconds": float(np.median([r["fit_seconds"] for r in picks])),
+                    "gaussian_M1024_fit_seconds": float(
+                        np.median([r["fit_seconds"] for r in cell if r["method"] == "gaussian"])
+                    ),
+                }
+            )
+    return out
+
+
+def summarise_models(rows: list[dict]) -> list[dict[str, Any]]:
+    out = []
+    for per_class in SIZES:
+        entry: dict[str, Any] = {"per_class": per_class}
+        for kind in ("rule", "gaussian-1024"):
+            hits = [r for r in rows if r["per_class"] == per_class and r["model"] == kind]
+            if not hits:
+                continue
+            entry["samples"] = hits[0]["samples"]
+            entry[kind] = {
+                "M": sorted({r["M"] for r in hits}),
+                "projection": sorted({r["projection"] for r in hits}),
+                "accuracy": mean_std([r["accuracy"] for r in hits]),
+                "bytes_on_disk_median": float(np.median([r["bytes_on_disk"] for r in hits])),
+                "learner_bytes_median": float(np.median([r["learner_bytes"] for r in hits])),
+                "learn_seconds_median": float(np.median([r["learn_seconds"] for r in hits])),
+            }
+        out.append(entry)
+    return out
+
+
+def summarise_timing(teach: list[dict]) -> dict[str, Any]:
+    first = [t["predict_first_seconds"] for t in teach]
+    return {
+        "model": teach[0]["model"],
+        "projection": teach[0]["projection"],
+        "width": teach[0]["width"],
+        "samples": teach[0]["samples"],
+        "repeats": len(first),
+        "first_predict_seconds_median": statistics.median(first),
+        "first_predict_seconds_max": max(first),
+        "again_seconds_median": statistics.median(t["predict_again_seconds"] for t in teach),
+        "encode_one_seconds_median": statistics.median(t["encode_one_seconds"] for t in teach),
+        "open_and_predict_seconds_median": statistics.median(
+            t["open_and_predict_seconds"] for t in teach
+        ),
+        "learn_seconds_median": statistics.median(t["learn_seconds"] for t in teach),
+        "bytes_after_learn_median": statistics.median(t["bytes_after_learn"] for t in teach),
+    }
+
+
+def summarise(
+    runs: list[dict],
+    teach: list[dict],
+    old_default: list[dict] | None = None,
+    models: list[dict] | None = None,
+    validation: list[dict] | None = None,
+    larger: list[dict] | None = None,
+) -> dict[str, Any]:
     table = []
     for per_class in SIZES:
         cell: dict[str, Any] = {"per_class": per_class, "samples": per_class * len(CLASSES)}
@@ -314,24 +609,23 @@ def summarise(runs: list[dict], teach: list[dict]) -> dict[str, Any]:
                 }
             )
     out: dict[str, Any] = {"width_table": table, "guided_at_small_widths": guided}
+    if validation:
+        out["validation"] = summarise_validation(validation)
+    if larger:
+        out["larger_counts"] = summarise_larger(larger)
+    if models:
+        out["rule_vs_old_default"] = summarise_models(models)
     if teach:
-        first = [t["predict_first_seconds"] for t in teach]
         after = [t["after_forgetting"] for t in teach]
         before = [t["before_forgetting"] for t in teach]
-        out["predict_after_learn"] = {
-            "width": teach[0]["width"],
-            "samples": teach[0]["samples"],
-            "repeats": len(first),
-            "first_predict_seconds_median": statistics.median(first),
-            "first_predict_seconds_max": max(first),
-            "again_seconds_median": statistics.median(t["predict_again_seconds"] for t in teach),
-            "encode_one_seconds_median": statistics.median(t["encode_one_seconds"] for t in teach),
-            "open_and_predict_seconds_median": statistics.median(
-                t["open_and_predict_seconds"] for t in teach
-            ),
-            "learn_seconds_median": statistics.median(t["learn_seconds"] for t in teach),
-        }
+        out["predict_after_learn"] = summarise_timing(teach)
+        if old_default:
+            out["predict_after_learn_old_default"] = summarise_timing(old_default)
         out["forget_one_class"] = {
+            "model": teach[0]["model"],
+            "width_before": teach[0]["width"],
+            "width_after": sorted({a["width_after"] for a in after}),
+            "identical_to_never_taught_in": sum(a["identical_to_never_taught"] for a in after),
             "splits": len(after),
             "ece_before": mean_std([b["ece"] for b in before]),
             "ece_before_t1": mean_std([b["ece_t1"] for b in before]),
@@ -357,13 +651,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
     parser.add_argument("--no-guided", action="store_true", help="skip the guided layer")
     parser.add_argument("--no-teachable", action="store_true", help="skip predict and forget")
+    parser.add_argument(
+        "--no-validation", action="store_true", help="skip the cross-validation in training"
+    )
+    parser.add_argument(
+        "--no-larger", action="store_true", help="skip the built-in datasets' larger counts"
+    )
     parser.add_argument("--out", default=str(RESULTS / "teachable_small.json"))
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
     import forgetless
     from forgetless.linalg import IllConditionedWarning
-    from forgetless.teachable import build_encoder
+    from forgetless.teachable import WIDTH_RULE, build_encoder
 
     started = time.time()
     with threadpool_limits(args.threads):
@@ -377,7 +677,9 @@ def main() -> None:
         encode_seconds = time.perf_counter() - start
         print(f"{len(paths)} images, features {X.shape} in {encode_seconds:.0f} s", flush=True)
         paths_array = np.array(paths)
-        runs, teach = [], []
+        runs, teach, old_default, models = [], [], [], []
+        validation = [] if args.no_validation else validation_rows(X, y, args.splits)
+        larger = [] if args.no_larger else larger_rows(min(args.splits, 2))
         for split in range(args.splits):
             train_rows, test_rows = split_rows(y, split)
             for per_class in SIZES:
@@ -402,11 +704,19 @@ def main() -> None:
                 print(f"split {split}, {per_class}/class: {line}", flush=True)
             if not args.no_teachable:
                 with tempfile.TemporaryDirectory() as folder:
+                    models += teachable_rows(split, Path(folder), paths_array, X, y)
                     result = teachable_split(split, Path(folder), paths_array, X, y)
+                    old_default.append(
+                        teachable_split(
+                            split, Path(folder), paths_array, X, y, width=1024, forget=False
+                        )
+                    )
                 teach.append(result)
                 a = result["after_forgetting"]
                 print(
-                    f"split {split}: predict after learn {result['predict_first_seconds']:.3f} s;"
+                    f"split {split}: width {result['width']}, predict after learn "
+                    f"{result['predict_first_seconds']:.3f} s (width 1024: "
+                    f"{old_default[-1]['predict_first_seconds']:.3f} s);"
                     f" forgot {a['forgotten']}: ECE {100 * a['ece_refitted']:.1f} % (refitted)"
                     f" / {100 * a['ece_kept_from_learn']:.1f} % (learn's T) / "
                     f"{100 * a['fresh_ece']:.1f} % (never taught)",
@@ -417,7 +727,9 @@ def main() -> None:
         "command": "python benchmarks/teachable_small.py"
         + (f" --splits {args.splits}" if args.splits != 5 else "")
         + (" --no-guided" if args.no_guided else "")
-        + (" --no-teachable" if args.no_teachable else ""),
+        + (" --no-teachable" if args.no_teachable else "")
+        + (" --no-validation" if args.no_validation else "")
+        + (" --no-larger" if args.no_larger else ""),
         "library_version": forgetless.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), {args.threads} "
@@ -440,10 +752,25 @@ def main() -> None:
             "logistic_regression": "LogisticRegression(max_iter=5000); StandardScaler + "
             "LogisticRegression(C=0.1, max_iter=5000)",
             "splits": args.splits,
+            "width_rule": WIDTH_RULE,
+            "validation_widths": list(VALIDATION_WIDTHS),
+            "validation": "5-fold StratifiedKFold(shuffle, random_state=split) inside each "
+            "split's training images",
+            "larger_counts": {
+                "sets": {k: list(v[:2]) + [v[2]] for k, v in LARGER_SETS.items()},
+                "sizes": list(LARGER_SIZES),
+                "guided_widths": list(LARGER_WIDTHS),
+                "held_out": "1000 rows of the 3,000-row training subset, stratified, seed=split",
+                "splits": min(args.splits, 2),
+            },
         },
-        "summary": summarise(runs, teach),
+        "summary": summarise(runs, teach, old_default, models, validation, larger),
         "runs": runs,
         "teachable": teach,
+        "teachable_old_default": old_default,
+        "teachable_models": models,
+        "validation": validation,
+        "larger_counts": larger,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")

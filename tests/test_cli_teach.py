@@ -454,8 +454,9 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
         code, out, err = cli(capsys, *argv)
         assert code == 0, err
         outs.append(out)
-    assert "minilm" in outs[0] and "width 1024" in outs[0]
+    assert "minilm" in outs[0] and "width 64 (from the samples in hand)" in outs[0]
     assert "learned 3 texts" in outs[1]
+    assert "layer rebuilt at width 64 from all 6 samples; it grows with the samples" in outs[1]
     code, out, err = cli(
         capsys,
         "predict",
@@ -480,6 +481,36 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
     info = TeachableModel.open(model).info()
     assert info["classes"] == {"bye": 3, "greet": 2}
     assert info["journal"][0]["inputs"] == ["--text (3)"]
+
+
+def test_the_layer_grows_with_the_samples_and_info_says_so(capsys, tmp_path):
+    """No --width: the width follows the samples, each learn and forget rebuilds the layer
+    (said on stdout and in the stage lines), info tells the rule, the state and the memory,
+    and --width is refused on such a model."""
+    folder = _digit_folder(tmp_path)
+    model = tmp_path / "digits.model"
+    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw")
+    assert code == 0, err
+    assert "width 64 (from the samples in hand)" in out.splitlines()[0]
+    before = snapshot(model)
+    code, _, err = cli(capsys, "learn", model, folder, "--width", "64")
+    assert code == 2 and "chooses its width from the samples" in one_error_line(err, "learn")
+    assert snapshot(model) == before
+    code, out, err = cli(capsys, "forget", model, "--class", "zero")
+    assert code == 0, err
+    assert "layer rebuilt at width 64 from all 20 samples; it grows with the samples" in out
+    code, out, _ = cli(capsys, "info", model)
+    lines = {line[:12].strip(): line[12:] for line in out.splitlines() if line[:1].isalpha()}
+    assert (
+        "guided kernel ReLU layer, width M = 64 (from 20 samples: the largest power of two"
+        in (lines["learner"])
+    )
+    assert lines["layer"].startswith("growing: rebuilt from every sample's features")
+    assert "all of them while the layer grows" in lines["deletion"]
+    code, out, _ = cli(capsys, "info", model, "--format", "json")
+    layer = json.loads(out)["learner"]["layer"]
+    assert layer["state"] == "growing" and layer["built_on_samples"] == 20
+    assert layer["bytes_per_sample_while_growing"] == 4 * 32 * 32 * 3
 
 
 @pytest.mark.parametrize("command", ["learn", "predict", "forget", "info", "evaluate"])

@@ -612,15 +612,219 @@ def test_leave_one_out_distances_match_a_refit_without_the_sample():
 
 
 # ------------------------------------------------------------------------------ width
-def test_the_default_width_is_recorded_and_fixed(tmp_path, digits):
-    from forgetless.teachable import DEFAULT_WIDTH
+def make_default(path: Path, **kw) -> TeachableModel:
+    """A model made without a width: it follows the samples in hand."""
+    return TeachableModel.create(path, "raw", encoder_options={}, **kw)
 
-    images, labels = digits
-    model = TeachableModel.create(tmp_path / "m", "raw", encoder_options={})
-    model.learn(images[:60], labels[:60])
+
+def learner_bytes(model: TeachableModel) -> bytes:
+    return (model.path / model._learner_ref.file).read_bytes()
+
+
+def test_the_width_follows_the_samples_and_the_layer_is_rebuilt(tmp_path, digits, caplog):
+    from forgetless.teachable import WIDTH_FLOOR, width_for
+
+    sizes = (0, 1, 63, 64, 127, 128, 450, 1023, 1024, 10**6)
+    assert [width_for(n) for n in sizes] == [WIDTH_FLOOR, 64, 64, 64, 64, 128, 256, 512, 1024, 1024]
+    assert [width_for(n, 40) for n in (10, 512, 700, 1024)] == [512, 512, 512, 1024]
+    X1, y1 = pick(digits, {"digit0", "digit1"}, n=40)
+    X2, y2 = pick(digits, {"digit2", "digit3"}, n=40)
+    model = make_default(tmp_path / "m")
+    assert model.learn(X1, y1).layer == {"width": 64, "samples": 80, "state": "growing"}
+    with caplog.at_level(logging.INFO, logger="forgetless"):
+        report = model.learn(X2, y2)
+    assert report.layer == {"width": 128, "samples": 160, "state": "growing"}
+    assert "learn: rebuilt the layer at width 128 on all 160 samples" in caplog.text
     reopened = TeachableModel.open(tmp_path / "m")
-    assert reopened.settings["width"] == reopened.learner().n_components == DEFAULT_WIDTH
-    assert reopened.info()["learner"]["width_rule"].startswith("the default: 1024")
-    assert make(tmp_path / "given").info()["learner"]["width_rule"].startswith("given")
+    clf = reopened.learner()
+    assert clf.projection == "guided" and clf.n_components == reopened.settings["width"] == 128
+    assert clf.projection_.report["n_guiding_samples"] == 160  # guided by every sample
+    assert reopened.settings["layer"] == {
+        "state": "growing",
+        "event": 2,
+        "samples": 160,
+        "reason": None,
+    }
+    assert reopened.info()["journal"][-1]["layer"]["width"] == 128
+    info = reopened.info()
+    assert info["learner"]["layer"]["state"] == "growing"
+    assert info["learner"]["layer"]["bytes_per_sample_while_growing"] == 4 * 64
+    assert info["learner"]["width_rule"].startswith("chosen from the n samples of C classes")
+    # Records keep features past n_c x d < M x (M + 1) while the layer grows (it needs them).
+    assert {r["kind"] for r in info["deletion_records"]["classes"].values()} == {"features"}
+    assert info["deletion_records"]["max_feature_rows"] is None
+    # The same samples in one learn give the same learner, bit for bit.
+    once = make_default(tmp_path / "once")
+    once.learn(np.concatenate([X1, X2]), np.concatenate([y1, y2]))
+    assert learner_bytes(once) == learner_bytes(reopened)
+
+
+def test_forgetting_while_the_layer_grows_equals_a_model_never_taught_it(tmp_path, digits):
+    """A, B, C then D, then B forgotten (and then samples of A) is, bit for bit, the model
+    taught A, C then D (without those samples): the layer is rebuilt on the samples left."""
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"}, n=35)  # 105 samples: width 64
+    X2, y2 = pick(digits, {"digit3", "digit2"}, start=35, n=15)  # 135: width 128
+    model = make_default(tmp_path / "m")
+    model.learn(X1, y1)
+    model.learn(X2, y2)
+    assert model.settings["width"] == 128
+    report = model.forget_classes(["digit1"])
+    assert report.layer == {"width": 64, "samples": 100, "state": "growing"}
+    keep1, keep2 = y1 != "digit1", y2 != "digit1"
+    fresh = make_default(tmp_path / "fresh")
+    fresh.learn(X1[keep1], y1[keep1])
+    fresh.learn(X2[keep2], y2[keep2])
+    images, _ = digits
+    probe = images[:300]
+
+    def same(a: TeachableModel, b: TeachableModel) -> None:
+        assert learner_bytes(a) == learner_bytes(b)  # the saved learners, byte for byte
+        assert np.array_equal(a.learner().coef_, b.learner().coef_)
+        assert a.alpha == b.alpha and a.temperature == b.temperature
+        assert np.array_equal(a.predict_proba(probe), b.predict_proba(probe))
+        assert a.predict(probe) == b.predict(probe)
+        assert a.novelty_threshold() == b.novelty_threshold()
+        assert np.array_equal(a.novelty(probe), b.novelty(probe))
+        assert a.settings["width"] == b.settings["width"]
+
+    same(TeachableModel.open(tmp_path / "m"), fresh)
+    # Samples too: their features come from the records; the layer is rebuilt without them.
+    some = np.flatnonzero(y1 == "digit0")[:6]
+    report = model.forget(X1[some])
+    assert report.layer["samples"] == 94
+    keep1[some] = False
+    again = make_default(tmp_path / "again")
+    again.learn(X1[keep1], y1[keep1])
+    again.learn(X2[keep2], y2[keep2])
+    same(TeachableModel.open(tmp_path / "m"), again)
+    # Everything forgotten: no learner is kept (nor its layer); a learn starts afresh.
+    model.forget_classes(model.classes)
+    assert model._learner_ref is None and model.learner() is None
+    assert not any(n.startswith("learner") for n in os.listdir(tmp_path / "m"))
+    assert TeachableModel.open(tmp_path / "m").n_samples == 0
+    model.learn(X2, y2)
+    assert model.classes == ["digit2", "digit3"] and model.settings["width"] == 64
+
+
+def test_the_layer_freezes_past_the_cap_and_goes_on_as_a_fixed_one(tmp_path, digits, monkeypatch):
+    import copy
+
+    from forgetless import teachable
+
+    monkeypatch.setattr(teachable, "GROWING_UNTIL", 100)
+    X1, y1 = pick(digits, {"digit0", "digit1"}, n=30)
+    X2, y2 = pick(digits, {"digit2", "digit3"}, n=30)
+    X3, y3 = pick(digits, {"digit4"}, n=30)
+    model = make_default(tmp_path / "m")
+    model.learn(X1, y1)
+    report = model.learn(X2, y2)  # 120 samples >= 100: rebuilt one last time, then frozen
+    assert report.layer == {"width": 64, "samples": 120, "state": "frozen"}
+    layer = model.settings["layer"]
+    assert layer["state"] == "frozen" and "120 samples reached 100" in layer["reason"]
+    frozen = copy.deepcopy(model.learner())
+    report = model.learn(X3, y3)  # as today: the sums added, the layer kept
+    assert report.layer is None and "layer" not in model.info()["journal"][-1]
+    clf = TeachableModel.open(tmp_path / "m").learner()
+    assert clf.projection_.same_as(frozen.projection_)
+    expected = copy.deepcopy(frozen).partial_fit(model.encode(X3).features, y3)
+    assert np.array_equal(clf.statistics_.gram, expected.statistics_.gram)
+    model.forget_classes(["digit4"])  # exact, from its record, on the frozen layer
+    clf = TeachableModel.open(tmp_path / "m").learner()
+    assert clf.projection_.same_as(frozen.projection_)
+    scale = np.abs(frozen.statistics_.gram).max()
+    assert np.allclose(clf.statistics_.gram, frozen.statistics_.gram, atol=1e-9 * scale)
+    info = TeachableModel.open(tmp_path / "m").info()
+    assert info["learner"]["layer"]["state"] == "frozen"
+    assert info["deletion_records"]["max_feature_rows"] == 64  # 64 x 65 / 64 features, as today
+    # A first learn past the cap freezes at once, with today's records (statistics past 64 rows).
+    big = make_default(tmp_path / "big")
+    Xa, ya = pick(digits, {"digit5"}, n=70)
+    Xb, yb = pick(digits, {"digit6"}, n=40)
+    assert big.learn(np.concatenate([Xa, Xb]), np.concatenate([ya, yb])).layer["state"] == "frozen"
+    kinds = {k: r["kind"] for k, r in big.info()["deletion_records"]["classes"].items()}
+    assert kinds == {"digit5": "statistics", "digit6": "features"}
+    assert big.settings["width"] == 64
+    big.forget_classes(["digit5"])  # from its statistics, exactly, as today
+    assert big.classes == ["digit6"]
+
+
+def test_without_deletion_records_the_layer_is_built_on_the_first_learn(tmp_path, digits):
+    X1, y1 = pick(digits, {"digit0", "digit1"}, n=40)
+    X2, y2 = pick(digits, {"digit2"}, n=100)
+    model = make_default(tmp_path / "m", deletion_records=False)
+    assert model.learn(X1, y1).layer == {"width": 64, "samples": 80, "state": "frozen"}
+    assert "no deletion records" in model.settings["layer"]["reason"]
+    first = model.learner().projection_
+    assert model.learn(X2, y2).layer is None  # 180 samples, but the layer stays as built
+    reopened = TeachableModel.open(tmp_path / "m")
+    assert reopened.settings["width"] == 64 and reopened.learner().projection_.same_as(first)
+    # Dropping the records of a growing model freezes its layer as it is.
+    growing = make_default(tmp_path / "g")
+    growing.learn(X1, y1)
+    growing.drop_deletion_records()
+    layer = TeachableModel.open(tmp_path / "g").settings["layer"]
+    assert layer["state"] == "frozen" and "dropped at journal event #2" in layer["reason"]
+    assert growing.learn(X2, y2).layer is None
+
+
+def test_a_growing_model_with_malformed_layer_settings_is_refused(tmp_path, digits):
+    from forgetless.persistence import read_model_file, write_model_file
+    from forgetless.teachable import KIND, VERSION
+
+    X, y = pick(digits, {"digit0", "digit1"}, n=20)
+    model = make_default(tmp_path / "m")
+    model.learn(X, y)
+    meta, arrays = read_model_file(tmp_path / "m" / "CURRENT", kind=KIND, version=VERSION)
+    for bad in ({"state": "melting"}, {"state": "frozen"}, {"samples": "many"}):
+        broken = {**meta, "settings": {**meta["settings"]}}
+        broken["settings"]["layer"] = {**meta["settings"]["layer"], **bad}
+        write_model_file(tmp_path / "m" / "CURRENT", broken, arrays, kind=KIND, version=VERSION)
+        with pytest.raises(ModelFileError, match="width rule are malformed"):
+            TeachableModel.open(tmp_path / "m")
+    write_model_file(tmp_path / "m" / "CURRENT", meta, arrays, kind=KIND, version=VERSION)
+    assert TeachableModel.open(tmp_path / "m").n_samples == 40
+
+
+def test_one_sample_gets_the_gaussian_layer_until_more_come(tmp_path, digits):
+    X, y = pick(digits, {"digit0", "digit1"}, n=20)
+    model = make_default(tmp_path / "m")
+    report = model.learn(X[:1], y[:1])
+    assert report.layer["projection"] == "gaussian" and model.settings["projection"] == "gaussian"
+    model.learn(X, y)
+    assert model.settings["projection"] == "guided" and model.learner().projection == "guided"
+
+
+def test_a_given_width_and_models_made_before_the_rule_are_unchanged(tmp_path, digits):
+    import copy
+
+    X1, y1 = pick(digits, {"digit0", "digit1"})
+    X2, y2 = pick(digits, {"digit2"})
+    given = make(tmp_path / "given")
+    given.learn(X1, y1)
+    assert given.learn(X2, y2).layer is None
+    assert given.settings == {
+        "width": WIDTH,
+        "width_rule": "given",
+        "random_state": 0,
+        "deletion_records": True,
+        "projection": "gaussian",
+    }
+    assert given.learner().projection == "gaussian"
+    assert given.info()["learner"]["layer"]["state"] == "fixed"
     with pytest.raises(InputError, match="--width must be an integer in"):
         make(tmp_path / "bad", width=8)
+    # A model made before the rule: its settings say width 1024, "default", gaussian.
+    old = TeachableModel.create(tmp_path / "old", "raw", encoder_options={}, width=1024)
+    old.settings["width_rule"] = "default"
+    old_settings = dict(old.settings)
+    old.learn(X1, y1)
+    reopened = TeachableModel.open(tmp_path / "old")
+    assert reopened.settings == old_settings
+    assert reopened.info()["learner"]["width_rule"].startswith("the default of models made")
+    before = copy.deepcopy(reopened.learner())
+    assert reopened.learn(X2, y2).layer is None  # the sums added, as before
+    clf = TeachableModel.open(tmp_path / "old").learner()
+    assert clf.projection == "gaussian" and clf.n_components == 1024
+    expected = before.partial_fit(reopened.encode(X2).features, y2)
+    assert np.array_equal(clf.statistics_.gram, expected.statistics_.gram)
+    assert TeachableModel.open(tmp_path / "old").settings == old_settings

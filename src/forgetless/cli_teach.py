@@ -28,9 +28,12 @@ LEARN_EXAMPLES = """examples:
   forgetless learn topics.model --text "refund my order" --text "card declined" --label billing
 
 MODEL is created on first use (its encoder from --encoder, else efficientnet-lite0 for images
-and minilm for texts) and must keep that encoder. Its layer width (--width; default {rule})
-is fixed for the model's life. Samples already learned with the same label
-(same file bytes or text) are skipped."""
+and minilm for texts) and must keep that encoder. Its layer width follows the samples in hand
+(n samples of C classes: {rule},
+from {floor} to {top}): the guided kernel layer, rebuilt from every sample's features at each
+learn and forget until {until} samples, then frozen.
+--width N fixes the width at N (gaussian ReLU layer) for the model's life. Samples already
+learned with the same label (same file bytes or text) are skipped."""
 
 PREDICT_EXAMPLES = """examples:
   forgetless predict pets.model photos/new                # every image under the folder
@@ -97,9 +100,11 @@ def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
 
 def add_teach_commands(subparsers: Any) -> None:
     """Register learn, predict, forget, info and evaluate."""
-    from forgetless.teachable import WIDTH_RULE
+    from forgetless.teachable import DEFAULT_WIDTH, GROWING_UNTIL, WIDTH_FLOOR, WIDTH_RULE_SHORT
 
-    examples = LEARN_EXAMPLES.format(rule=WIDTH_RULE)
+    examples = LEARN_EXAMPLES.format(
+        rule=WIDTH_RULE_SHORT, floor=WIDTH_FLOOR, top=DEFAULT_WIDTH, until=GROWING_UNTIL
+    )
     p = _parser(subparsers, "learn", "teach a model labelled images or texts", examples)
     p.add_argument("model", metavar="MODEL", help="model folder (created on first use)")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="folder, table or files")
@@ -108,7 +113,8 @@ def add_teach_commands(subparsers: Any) -> None:
     p.add_argument(
         "--width",
         type=int,
-        help=f"width M of a new model's layer (default: {WIDTH_RULE})",
+        help="fixed width M of a new model's layer (default: chosen from the samples in hand, "
+        "see below)",
     )
     _input_flags(p, "the class of every INPUT (needed for single files)")
     p.add_argument(
@@ -290,6 +296,12 @@ def _learn(args: argparse.Namespace) -> int:
         model = TeachableModel.open(path)
         options = encoder_options(model.spec.name, args.image_size) if args.image_size else None
         model.check_encoder_request(args.encoder, options)
+        if args.width is not None and model.settings.get("width_rule") == "samples":
+            raise InputError(
+                f"{path} chooses its width from the samples it has (now "
+                f"{model.settings['width']}); leave --width out (or teach a new model with "
+                "--width)"
+            )
         if args.width is not None and args.width != model.settings["width"]:
             raise InputError(
                 f"{path} has width {model.settings['width']}; the width is fixed when a model is "
@@ -347,7 +359,11 @@ def _learn(args: argparse.Namespace) -> int:
     described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
     report = model.learn(batch, describe=described)
     if not exists:
-        print(f"created {path}: {model.spec.describe()}, width {model.settings['width']}")
+        rule = model.settings.get("width_rule") == "samples"
+        print(
+            f"created {path}: {model.spec.describe()}, width {model.settings['width']}"
+            + (" (from the samples in hand)" if rule else "")
+        )
     if dropped:
         print("deletion records dropped: forgetting a class now needs its data")
     if not report.learned:
@@ -363,6 +379,8 @@ def _learn(args: argparse.Namespace) -> int:
         totals = model.class_counts()
         rows = [[c, str(n), str(totals.get(c, 0))] for c, n in report.counts.items()]
         print(format_table(["class", "new", "total"], rows))
+        if report.layer is not None and exists:
+            print(_layer_line(report.layer))
     print(_summary(model))
     for t, test in zip(args.test or [], tests, strict=True):
         result = model.evaluate(test)
@@ -477,11 +495,27 @@ def _forget(args: argparse.Namespace) -> int:
             print(f"classes with no samples left, removed: {', '.join(report.classes_removed)}")
     left = model.classes
     print(f"{len(left)} classes left: {', '.join(left) if left else 'none'}")
+    if report.layer is not None:
+        print(_layer_line(report.layer))
     note = _temperature_note(report.calibration)
     if note:
         print(note)
     print(_summary(model))
     return 0
+
+
+def _layer_line(layer: dict[str, Any]) -> str:
+    """What a learn or forget did with a layer whose width follows the samples."""
+    from forgetless.teachable import GROWING_UNTIL
+
+    if layer["width"] is None:
+        return "layer: no sample left; the next learn builds it afresh"
+    line = f"layer rebuilt at width {layer['width']} from all {layer['samples']} samples"
+    if layer.get("projection"):
+        line += f" ({layer['projection']}: too few samples to guide it)"
+    if layer["state"] == "growing":
+        return f"{line}; it grows with the samples until {GROWING_UNTIL}"
+    return f"{line}; frozen from now on"
 
 
 def _temperature_note(note: dict[str, Any] | None) -> str:
@@ -509,6 +543,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from forgetless.evaluation.report import format_table
+    from forgetless.teachable import DEFAULT_WIDTH, WIDTH_FLOOR, WIDTH_RULE_SHORT
 
     model = _open(args.model)
     info = model.info()
@@ -526,11 +561,30 @@ def _info(args: argparse.Namespace) -> int:
         + f"; fingerprint {enc['fingerprint'][:16]}"
     )
     alpha = learner["alpha"]
+    layer = learner["layer"]
+    kind = "guided kernel" if learner["projection"] == "guided" else learner["projection"]
+    if layer["state"] == "fixed":
+        how = "given" if learner["width_rule"].startswith("given") else "default"
+    else:
+        how = f"from {layer['built_on_samples']} samples: {WIDTH_RULE_SHORT}"
     print(
-        f"learner     {learner['projection']} ReLU layer, width M = {learner['width']} "
-        f"({'given' if learner['width_rule'].startswith('given') else 'default'}), ridge "
+        f"learner     {kind} ReLU layer, width M = {learner['width']} ({how}), ridge "
         + (f"λ = {alpha:.4g} (chosen from the sums)" if alpha is not None else "(no classes)")
     )
+    if layer["state"] == "growing":
+        print(
+            f"layer       growing: rebuilt from every sample's features at each learn and "
+            f"forget (last at journal event #{layer['built_at_event']}), width {WIDTH_FLOOR} "
+            f"to {DEFAULT_WIDTH} with the samples; frozen from {layer['grows_until_samples']} "
+            "samples "
+            f"({layer['bytes_per_sample_while_growing']} B of features per sample until then: "
+            f"{_mib(layer['features_bytes_now'])} now)"
+        )
+    elif layer["state"] == "frozen":
+        print(
+            f"layer       frozen at journal event #{layer['built_at_event']} (built on "
+            f"{layer['built_on_samples']} samples): {layer['reason']}"
+        )
     print("calibration " + _calibration_line(info))
     novelty = info["novelty"]
     if novelty is None:
@@ -548,7 +602,14 @@ def _info(args: argparse.Namespace) -> int:
         )
     print(f"size        {_mib(info['bytes_on_disk'])} on disk in {len(info['files'])} files")
     d, m = enc["dim"], learner["width"]
-    if records["kept"]:
+    if records["kept"] and records["max_feature_rows"] is None:
+        print(
+            f"deletion    per class: its features ({records['bytes_per_sample_features']} B per "
+            "sample), all of them while the layer grows; once frozen, features while "
+            f"n_c x {d} < M x (M + 1), then its statistics; stored features are derived from "
+            "the data and can be partly inverted"
+        )
+    elif records["kept"]:
         print(
             f"deletion    per class: its features ({records['bytes_per_sample_features']} B per "
             f"sample) up to {records['max_feature_rows']} samples (n_c x {d} < {m} x {m + 1}), "

@@ -11,12 +11,23 @@ and keeps, in one folder, everything needed to learn more, predict, forget and a
   sample its fingerprint (sha256 of the image file's bytes, or of the text) with its label, the
   event that learned it and the one that forgot it. Learning a sample already learned with the
   same label is skipped; forgetting one checks that it was learned and not yet forgotten;
+* a **layer whose width follows the data** (a model made without ``width``): the guided kernel
+  layer (:mod:`forgetless.layers.kernel`) at M = :func:`width_for` (n samples of C classes in
+  hand: the largest power of two <= max(n, 16 C), between 64 and 1024). While the deletion
+  records keep every sample's features (fewer than :data:`GROWING_UNTIL` samples) the layer
+  *grows*: each learn and forget builds it afresh on all of them (guided by every sample, in
+  the sample table's order) and recomputes the sums, so a forget gives, bit for bit, the
+  model taught only what is left. At :data:`GROWING_UNTIL` samples (or without deletion
+  records: at the first learn; or when they are dropped) it freezes, and the model goes on as
+  one of a fixed width: sums added, exact forgetting from the records. A model made with
+  ``width`` (and every model made before this rule) keeps the gaussian layer of that width;
 * a **deletion record** per class, so a class is forgotten exactly without its data and without
   planning ahead: the class's encoder features while ``n_c x d < M x (M + 1)`` (the cheaper of
-  the two), beyond that its statistics in the layer's space (G_c's upper triangle, the class
-  sum and count: ``4 M (M + 1)`` bytes). ``deletion_records=False`` keeps none (forgetting a
-  class then needs its data). Stored features are derived from the data, and encoder features
-  can be inverted to some extent: keep the folder as private as the data;
+  the two; always while the layer grows), beyond that its statistics in the layer's space
+  (G_c's upper triangle, the class sum and count: ``4 M (M + 1)`` bytes).
+  ``deletion_records=False`` keeps none (forgetting a class then needs its data). Stored
+  features are derived from the data, and encoder features can be inverted to some extent:
+  keep the folder as private as the data;
 * a **temperature** for calibrated probabilities, fitted at each learn on held-out samples
   of the data in hand (the new batch plus the features small models keep): a copy of the
   learner forgets them, scores them, and T minimises their negative log-likelihood. A forget
@@ -31,8 +42,8 @@ and keeps, in one folder, everything needed to learn more, predict, forget and a
   samples' leave-one-out distances is ``unknown`` (:meth:`TeachableModel.predict`).
 
 :meth:`TeachableModel.learn` logs one INFO line per stage to the ``forgetless`` logger (inputs
-read, encoding, sums added, head and temperature refit, saved); the command line shows them on
-stderr when it is not a terminal.
+read, encoding, sums added or the layer rebuilt at its width, head and temperature refit,
+saved); the command line shows them on stderr when it is not a terminal.
 
 On disk a model is a folder. ``CURRENT`` is a model file (:mod:`forgetless.persistence`:
 no pickle, sha256 over every array and all metadata) holding the spec, settings, labels,
@@ -87,12 +98,16 @@ from forgetless.teach_inputs import Batch, InputError, check_label, text_fingerp
 
 __all__ = [
     "DEFAULT_WIDTH",
+    "GROWING_UNTIL",
+    "WIDTH_FLOOR",
+    "WIDTH_RULE",
     "Encoded",
     "EncoderSpec",
     "NOVELTY_QUANTILE",
     "InputError",
     "ProvenanceError",
     "TeachableModel",
+    "width_for",
 ]
 
 logger = logging.getLogger("forgetless")
@@ -101,11 +116,30 @@ KIND, VERSION = "forgetless-teachable", 1
 RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
 POINTER = "CURRENT"
 LOCK = ".lock"
-# The layer width of a new model. Not chosen from the first learn's sample count: narrower
-# layers lost 1-8 accuracy points at every sample count measured (60-600 samples, four datasets,
-# README "Width"), and a first learn does not tell how much a model will learn later.
-DEFAULT_WIDTH = 1024
-WIDTH_RULE = "1024, whatever the first learn's size: narrower layers lost accuracy on small data"
+# The layer of a new model (no width given): the guided kernel layer (the ReLU layer's kernel,
+# Nystroem features on landmarks drawn from the class population of the samples in hand) at a
+# width chosen from the samples in hand: n samples of C classes give M = the largest power of
+# two <= max(n, 16 C), kept within [WIDTH_FLOOR, DEFAULT_WIDTH] (:func:`width_for`). Chosen on
+# data held out from training images only (README "Width"): cross-validation inside the
+# training part of benchmarks/teachable_small.py (6 classes: the guided layer was best, or level
+# with the best, at M ~ n: n = 158 -> 128, n = 360 -> 256, where 512 lost 4 points; flat at
+# n = 48), and hold-outs inside the training subsets of three built-in datasets with 10-45
+# classes, where M = n lost 2-3 points to the 1024-wide gaussian layer at n = 256 and
+# 16 directions per class won them back. While the model keeps every sample's features the
+# layer *grows*: each learn and forget rebuilds it from all of them (so forgetting gives
+# exactly the model never taught the samples); once n reaches GROWING_UNTIL (where M reaches
+# its maximum; the features kept until then: GROWING_UNTIL x d x 4 bytes) it freezes and the
+# model goes on as one of a given width.
+DEFAULT_WIDTH = 1024  # the rule's maximum, and the fixed width of models made before the rule
+WIDTH_FLOOR = 64
+CLASS_DIRECTIONS = 16  # the width is at least this many per class (up to DEFAULT_WIDTH)
+GROWING_UNTIL = DEFAULT_WIDTH  # samples: M(n) reaches DEFAULT_WIDTH here and the layer freezes
+WIDTH_RULE_SHORT = f"the largest power of two <= max(n, {CLASS_DIRECTIONS} C)"
+WIDTH_RULE = (
+    f"chosen from the n samples of C classes in hand: {WIDTH_RULE_SHORT}, between "
+    f"{WIDTH_FLOOR} and {DEFAULT_WIDTH} (guided kernel layer, rebuilt at each learn and forget "
+    f"until {GROWING_UNTIL} samples, then frozen)"
+)
 # A temperature is fitted at each learn on held-out samples of the data in hand (the new batch,
 # plus the features kept by small models' deletion records, up to CALIBRATION_POOL rows) when at
 # least this many can be held out.
@@ -120,6 +154,20 @@ _TEMP = re.compile(r"\..*\.tmp-[0-9]+-[0-9a-f]{8}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # Encoder options that change the features (part of the spec); speed options are not.
 _FEATURE_OPTIONS = {"efficientnet-lite0": {"image_size", "resize"}, "raw": {"size", "color"}}
+
+
+def width_for(n: int, classes: int = 0) -> int:
+    """The width of a model that has ``n`` samples of ``classes`` classes in hand (no
+    ``--width`` given): the largest power of two <= max(n, 16 x classes), between
+    :data:`WIDTH_FLOOR` and :data:`DEFAULT_WIDTH`.
+
+    >>> [width_for(n, 6) for n in (1, 60, 198, 450, 1000, 1024, 5000)]
+    [64, 64, 128, 256, 512, 1024, 1024]
+    >>> [width_for(n, 38) for n in (60, 256, 512, 1024)]  # 16 directions per class at least
+    [512, 512, 512, 1024]
+    """
+    size = max(int(n), CLASS_DIRECTIONS * int(classes), 1)
+    return int(min(DEFAULT_WIDTH, max(WIDTH_FLOOR, 1 << (size.bit_length() - 1))))
 
 
 class ProvenanceError(ValueError):
@@ -297,6 +345,9 @@ class Report:
     # What a forget did with the temperature: {"refitted": True, "temperature", "held_out"} or
     # {"refitted": False, "temperature", "fitted_at", "reason"} (None: a learn, or never fitted).
     calibration: dict[str, Any] | None = None
+    # The layer rebuilt (models whose width follows the samples): {"width", "samples", "state"}
+    # (width None: no sample left), None: the layer was kept.
+    layer: dict[str, Any] | None = None
 
     @property
     def learned(self) -> int:
@@ -444,8 +495,12 @@ class TeachableModel:
 
         ``encoder`` is a registry name (:func:`forgetless.encoders.load_encoder`) with
         ``encoder_options`` (e.g. ``{"image_size": 112}``), or an encoder object whose ``name``
-        is a registry name. ``width`` is the layer's M, fixed for the model's life (None:
-        :data:`DEFAULT_WIDTH`).
+        is a registry name. ``width`` is the layer's M, fixed for the model's life, with the
+        gaussian ReLU layer; None (the default): the guided kernel layer at the width
+        :func:`width_for` gives for the samples in hand, rebuilt from every sample's features at
+        each learn and forget while the deletion records keep them all (the layer *grows*)
+        until :data:`GROWING_UNTIL` samples, then frozen (at the first learn without deletion
+        records).
         """
         path = Path(path)
         if path.exists() and not _reusable_folder(path):
@@ -459,15 +514,27 @@ class TeachableModel:
         else:
             name, instance = str(encoder.name), encoder
         spec = EncoderSpec.of(instance, name, options)
-        settings = {
-            "width": DEFAULT_WIDTH if width is None else width,
-            "width_rule": "given" if width is not None else "default",
-            "random_state": int(random_state),
-            "deletion_records": bool(deletion_records),
-            # Gaussian rather than orthogonal: as accurate here, and rebuilding it from its seed
-            # at every load costs no d x d QR factorisation (0.3 s for 1280-d images).
-            "projection": "gaussian",
-        }
+        if width is None:  # the width follows the samples in hand (width_for)
+            settings = {
+                "width": WIDTH_FLOOR,  # set by the first learn
+                "width_rule": "samples",
+                "random_state": int(random_state),
+                "deletion_records": bool(deletion_records),
+                "projection": "guided",
+                # "growing": rebuilt from every sample's features at each learn and forget;
+                # "frozen": fixed since journal event ``event`` (built on ``samples``), why.
+                "layer": {"state": "growing", "event": None, "samples": 0, "reason": None},
+            }
+        else:
+            settings = {
+                "width": width,
+                "width_rule": "given",
+                "random_state": int(random_state),
+                "deletion_records": bool(deletion_records),
+                # Gaussian rather than orthogonal: as accurate here, and rebuilding it from its
+                # seed at every load costs no d x d QR factorisation (0.3 s for 1280-d images).
+                "projection": "gaussian",
+            }
         model = cls(path, spec, settings)
         model._encoder = instance
         return model
@@ -507,9 +574,23 @@ class TeachableModel:
             and 1 <= settings["width"] <= 1 << 16
             and type(settings.get("random_state")) is int
             and isinstance(settings.get("deletion_records"), bool)
-            and settings.get("projection") in ("gaussian", "orthogonal")
+            and settings.get("projection") in ("gaussian", "orthogonal", "guided")
         ):
             raise ModelFileError("the settings are malformed")
+        by_rule = settings.get("width_rule") == "samples"
+        layer = settings.get("layer")
+        if by_rule and not (
+            isinstance(layer, dict)
+            and sorted(layer) == ["event", "reason", "samples", "state"]
+            and layer["state"] in ("growing", "frozen")
+            and type(layer["samples"]) is int
+            and (layer["event"] is None or type(layer["event"]) is int)
+            and (layer["reason"] is None or isinstance(layer["reason"], str))
+            and (layer["state"] == "frozen") == (layer["reason"] is not None)
+        ):
+            raise ModelFileError("the settings of the layer's width rule are malformed")
+        if not by_rule and settings["projection"] == "guided":
+            raise ModelFileError("the settings are malformed (a guided layer without its rule)")
         model = cls(path, spec, settings)
         model.generation, model.created = meta["generation"], meta["created"]
         if type(model.generation) is not int or model.generation < 1:
@@ -586,6 +667,11 @@ class TeachableModel:
             model._record_refs[int(key)] = (kind, rows, ref)
         if settings["deletion_records"] and set(model._record_refs) != active_labels:
             raise ModelFileError("a class has no deletion record")
+        if model._growing() and (
+            not settings["deletion_records"]
+            or any(kind != "features" for kind, _, _ in model._record_refs.values())
+        ):
+            raise ModelFileError("a growing layer needs every sample's features in the records")
         if "novelty.sums" in arrays:
             model._check_novelty(arrays, np.bincount(lab[active], minlength=len(labels)))
         return model
@@ -838,6 +924,106 @@ class TeachableModel:
             random_state=settings["random_state"],
         )
 
+    # -------------------------------------------------------------- the growing layer
+    def _by_rule(self) -> bool:
+        """Whether the width follows the samples in hand (a model made without a width)."""
+        return self.settings.get("width_rule") == "samples"
+
+    def _growing(self) -> bool:
+        """Whether the next learn or forget rebuilds the layer from every sample's features."""
+        return self._by_rule() and self.settings["layer"]["state"] == "growing"
+
+    def _stored_features(
+        self,
+        changed: dict[int, _Record | None] | None = None,
+        forgotten: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The features and label indices of every sample learned and not ``forgotten`` (the
+        sample table's, by default), in the sample table's order, from the deletion records as
+        ``changed`` leaves them (all of them features while the layer grows)."""
+        forgotten = self.sample_forgotten if forgotten is None else forgotten
+        rows = np.flatnonzero(forgotten < 0)
+        X = np.empty((rows.size, self.spec.dim), np.float32)
+        lookup: dict[int, tuple[_Record, dict[bytes, int]]] = {}
+        for k, i in enumerate(rows):
+            label = int(self.sample_label[i])
+            if label not in lookup:
+                record = changed[label] if changed and label in changed else self._record(label)
+                if record is None or record.kind != "features":
+                    raise ModelFileError(
+                        f"the deletion record of {self.labels[label]!r} keeps no features, but "
+                        "the growing layer is rebuilt from them"
+                    )
+                lookup[label] = (record, {bytes(s): j for j, s in enumerate(record.samples)})
+            record, where = lookup[label]
+            j = where.get(bytes(self.sample_sha[i]))
+            if j is None:
+                raise ModelFileError("a deletion record does not hold a learned sample")
+            X[k] = record.features[j]
+        return X, self.sample_label[rows].astype(np.int32)
+
+    def _rebuilt(
+        self, X: np.ndarray, index: np.ndarray, labels: list[str], event_id: int
+    ) -> tuple[ContinualClassifier | None, dict[str, Any], dict[str, Any]]:
+        """A learner built afresh on (X, labels[index]), all the samples in hand in the sample
+        table's order: the guided kernel layer at ``width_for(n, C)`` (the gaussian layer where
+        the guided one cannot be built, e.g. on one sample), frozen from now on when ``n``
+        reached :data:`GROWING_UNTIL` or no deletion records are kept. Returns (the learner,
+        None when no sample is left; the settings; what was done, for the log and journal)."""
+        n = int(len(index))
+        m = width_for(n, np.unique(index).size)
+        reason = None
+        if n >= GROWING_UNTIL:
+            reason = (
+                f"{n} samples reached {GROWING_UNTIL}, the most whose features are kept to "
+                f"rebuild the layer (where its width reaches {DEFAULT_WIDTH})"
+            )
+        elif not self.settings["deletion_records"]:
+            reason = "no deletion records are kept, so the layer cannot be rebuilt"
+        layer = {
+            "state": "growing" if reason is None else "frozen",
+            "event": event_id,
+            "samples": n,
+            "reason": reason,
+        }
+        settings = {**self.settings, "width": m, "projection": "guided", "layer": layer}
+        if n == 0:
+            settings["width"] = WIDTH_FLOOR
+            return None, settings, {"width": None, "samples": 0, "state": layer["state"]}
+        names = np.array([labels[int(i)] for i in index])
+        seed = self.settings["random_state"]
+        try:
+            clf = ContinualClassifier(
+                projection="guided", n_components=m, alpha="auto", random_state=seed
+            )
+            clf.partial_fit(X, names)
+        except ValueError:  # one sample, or samples too alike to guide M directions
+            settings["projection"] = "gaussian"
+            clf = ContinualClassifier(
+                projection="gaussian", n_components=m, alpha="auto", random_state=seed
+            )
+            clf.partial_fit(X, names)
+        note = {"width": m, "samples": n, "state": layer["state"]}
+        if settings["projection"] != "guided":
+            note["projection"] = settings["projection"]
+        return clf, settings, note
+
+    def _records_at_freeze(
+        self, clf: ContinualClassifier, changed: dict[int, _Record | None], width: int
+    ) -> dict[int, _Record | None]:
+        """``changed`` with every class's record as a frozen layer keeps it: features while
+        ``n_c x d < M x (M + 1)``, else its statistics in ``clf``'s (now frozen) layer."""
+        out = dict(changed)
+        for label in sorted(set(self._record_refs) | set(changed)):
+            record = changed[label] if label in changed else self._record(label)
+            if record is None or record.kind != "features":
+                continue
+            if record.rows > self._record_limit(width):
+                out[label] = _Record(
+                    "statistics", record.samples, stats=_class_statistics(clf, record.features)
+                )
+        return out
+
     def _learner_for_update(self, settings: dict[str, Any] | None = None) -> ContinualClassifier:
         clf = self.learner()
         if clf is None:
@@ -897,8 +1083,6 @@ class TeachableModel:
         # Compute everything aside, then commit.
         settings = self.settings
         sums_start = time.perf_counter()
-        clf = self._learner_for_update(settings)
-        clf.partial_fit(X, names)
         labels_table = list(self.labels)
         position = {name: i for i, name in enumerate(labels_table)}
         for name in dict.fromkeys(str(n) for n in names):
@@ -907,31 +1091,62 @@ class TeachableModel:
                 labels_table.append(name)
         index = np.array([position[str(n)] for n in names], np.int32)
         event_id = len(self.events) + 1
-        records = self._records_after_learn(clf, encoded, index, labels_table, settings["width"])
+        no_learner = self._learner_ref is None and self._clf is None
+        rebuild = self._by_rule() and (self._growing() or no_learner)
+        layer_note = None
+        if rebuild:  # the layer grows: built afresh on every sample in hand, in table order
+            stored_X, stored_index = self._stored_features()
+            all_X = np.concatenate([stored_X, X])
+            all_index = np.concatenate([stored_index, index])
+            clf, settings, layer_note = self._rebuilt(all_X, all_index, labels_table, event_id)
+        else:
+            clf = self._learner_for_update(settings)
+            clf.partial_fit(X, names)
+        growing = rebuild and settings["layer"]["state"] == "growing"
+        records = self._records_after_learn(
+            clf, encoded, index, labels_table, settings["width"], convert=not growing
+        )
+        if rebuild and not growing and settings["deletion_records"]:
+            records = self._records_at_freeze(clf, records, settings["width"])
         fps = np.frombuffer(b"".join(encoded.batch.fingerprints), np.uint8).reshape(-1, 32)
         pool_X, pool_y = self._calibration_pool(X, names, fps)
         novelty = None
         if self.novelty_sums is not None or self.generation == 0:
             sums = np.zeros((len(labels_table), X.shape[1]))
-            if self.novelty_sums is not None:
-                sums[: self.novelty_sums.shape[0]] = self.novelty_sums
-            np.add.at(sums, index, _unit_rows(X))
+            if rebuild:  # recomputed from every sample in hand, as a fresh model would
+                np.add.at(sums, all_index, _unit_rows(all_X))
+            else:
+                if self.novelty_sums is not None:
+                    sums[: self.novelty_sums.shape[0]] = self.novelty_sums
+                np.add.at(sums, index, _unit_rows(X))
             counts = np.bincount(
                 np.concatenate([self.sample_label[self._active()], index]),
                 minlength=len(labels_table),
             )
             pool_index = np.array([position[str(n)] for n in pool_y], np.int64)
             novelty = self._novelty_state(sums, counts, pool_X, pool_index)
-        logger.info(
-            "learn: added the sums of %d samples in %.1f s (layer width %d; %d %s, "
-            "%d samples in all)",
-            len(index),
-            time.perf_counter() - sums_start,
-            settings["width"],
-            clf.classes_.size,
-            "class" if clf.classes_.size == 1 else "classes",
-            self.n_samples + len(index),
-        )
+        if layer_note is None:
+            logger.info(
+                "learn: added the sums of %d samples in %.1f s (layer width %d; %d %s, "
+                "%d samples in all)",
+                len(index),
+                time.perf_counter() - sums_start,
+                settings["width"],
+                clf.classes_.size,
+                "class" if clf.classes_.size == 1 else "classes",
+                self.n_samples + len(index),
+            )
+        else:
+            logger.info(
+                "learn: rebuilt the layer at width %d on all %d samples and computed their sums "
+                "in %.1f s (%d %s; %s)",
+                settings["width"],
+                len(all_index),
+                time.perf_counter() - sums_start,
+                clf.classes_.size,
+                "class" if clf.classes_.size == 1 else "classes",
+                _layer_words(settings),
+            )
         head_start = time.perf_counter()
         alpha = float(clf.alpha_)
         head_seconds = time.perf_counter() - head_start
@@ -968,6 +1183,7 @@ class TeachableModel:
             created=self.generation == 0,
             temperature=temperature,
             event=event_id,
+            layer=layer_note,
         )
         report.seconds = time.perf_counter() - start
         event = {
@@ -979,6 +1195,8 @@ class TeachableModel:
             "skipped": skipped,
             "seconds": round(report.seconds, 3),
         }
+        if layer_note is not None:
+            event["layer"] = layer_note
         state = {
             "labels": labels_table,
             "sample_sha": np.concatenate([self.sample_sha, fps]),
@@ -1057,15 +1275,18 @@ class TeachableModel:
         pool: tuple[np.ndarray, np.ndarray],
         features: np.ndarray | None = None,
         labels: np.ndarray | None = None,
+        sums: np.ndarray | None = None,
     ) -> dict[str, np.ndarray] | None:
         """The novelty state once the samples ``forgotten`` marks are gone (``features`` of
         removed samples with their ``labels``; a class with none left is zeroed whole), its
-        calibration from ``pool`` (:meth:`_calibration_pool` after the forget)."""
+        calibration from ``pool`` (:meth:`_calibration_pool` after the forget). ``sums``: the
+        sums already recomputed from the samples left (the layer grows)."""
         if self.novelty_sums is None:
             return None
-        sums = self.novelty_sums.copy()
-        if features is not None:
-            np.subtract.at(sums, labels, _unit_rows(features))
+        if sums is None:
+            sums = self.novelty_sums.copy()
+            if features is not None:
+                np.subtract.at(sums, labels, _unit_rows(features))
         counts = np.bincount(self.sample_label[forgotten < 0], minlength=len(self.labels))
         sums[counts == 0] = 0.0
         pool_X, pool_y = pool
@@ -1082,7 +1303,8 @@ class TeachableModel:
         calibration, what was done for the journal and the report); (None, None) when the
         model was never calibrated and cannot be now."""
         pool_X, pool_y = pool
-        fitted = fit_temperature_held_out(clf, pool_X, pool_y) if clf.classes_.size >= 2 else None
+        n_classes = 0 if clf is None else clf.classes_.size
+        fitted = fit_temperature_held_out(clf, pool_X, pool_y) if n_classes >= 2 else None
         if fitted is not None:
             calibration = _calibration_record(fitted, event_id)
             return calibration, {
@@ -1093,7 +1315,7 @@ class TeachableModel:
             }
         if self.calibration is None:
             return None, None
-        if clf.classes_.size < 2:
+        if n_classes < 2:
             reason = "fewer than two classes are left"
         elif not len(pool_y):
             reason = "the deletion records keep no features of the remaining classes"
@@ -1152,8 +1374,10 @@ class TeachableModel:
         index: np.ndarray,
         labels: list[str],
         width: int,
+        convert: bool = True,
     ) -> dict[int, _Record | None]:
-        """The changed classes' deletion records (None: keep none)."""
+        """The changed classes' deletion records (None: keep none); ``convert=False`` (the
+        layer grows) keeps features past ``n_c x d < M x (M + 1)``."""
         if not self.settings["deletion_records"]:
             return {}
         changed: dict[int, _Record | None] = {}
@@ -1174,7 +1398,7 @@ class TeachableModel:
                 stats = old.stats.copy()
                 stats += _class_statistics(clf, feats)
                 record = _Record("statistics", np.concatenate([old.samples, samples]), stats=stats)
-            if record.kind == "features" and record.rows > self._record_limit(width):
+            if convert and record.kind == "features" and record.rows > self._record_limit(width):
                 record = _Record(
                     "statistics", record.samples, stats=_class_statistics(clf, record.features)
                 )
@@ -1187,12 +1411,19 @@ class TeachableModel:
         if not self.settings["deletion_records"]:
             return
         event = {"id": len(self.events) + 1, "action": "drop-deletion-records", "time": _now()}
+        settings = {**self.settings, "deletion_records": False}
+        if self._growing():  # it cannot be rebuilt without the features: frozen as it is
+            settings["layer"] = {
+                **settings["layer"],
+                "state": "frozen",
+                "reason": f"the deletion records were dropped at journal event #{event['id']}",
+            }
         self._commit(
             self._state(
                 clf=None,
                 events=[*self.events, event],
                 records={label: None for label in self._record_refs},
-                settings={**self.settings, "deletion_records": False},
+                settings=settings,
             )
         )
 
@@ -1235,7 +1466,8 @@ class TeachableModel:
         for name in names:
             if name not in counts:
                 raise InputError(self._unknown_class(name))
-        clf = self._learner_for_update()
+        growing = self._growing()
+        clf = None if growing else self._learner_for_update()
         changed: dict[int, _Record | None] = {}
         forgotten = self.sample_forgotten.copy()
         event_id = len(self.events) + 1
@@ -1249,7 +1481,9 @@ class TeachableModel:
                     f"{self.path} <its files or table>"
                 )
             try:
-                if record.kind == "features":
+                if clf is None:  # the layer grows: rebuilt below without the class
+                    pass
+                elif record.kind == "features":
                     clf.forget(record.features, np.full(record.rows, name))
                 else:
                     clf.forget_statistics(record.stats, [name])
@@ -1259,8 +1493,13 @@ class TeachableModel:
                 ) from err
             changed[label] = None
             forgotten[self._active() & (self.sample_label == label)] = event_id
+        settings, layer_note, sums = self.settings, None, None
+        if growing:
+            clf, settings, layer_note, sums = self._rebuilt_after_forget(
+                changed, forgotten, event_id
+            )
         pool = self._calibration_pool(changed=changed)
-        novelty = self._novelty_after_forget(forgotten, pool)
+        novelty = self._novelty_after_forget(forgotten, pool, sums=sums)
         calibration, note = self._calibration_after_forget(clf, pool, event_id)
         report = Report(
             "forget",
@@ -1269,6 +1508,7 @@ class TeachableModel:
             event=event_id,
             temperature=None if calibration is None else calibration["temperature"],
             calibration=note,
+            layer=layer_note,
         )
         report.seconds = time.perf_counter() - start
         event = {
@@ -1279,8 +1519,28 @@ class TeachableModel:
             "counts": report.counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(clf, forgotten, changed, event, novelty, calibration, note)
+        self._commit_forget(
+            clf, forgotten, changed, event, novelty, calibration, note, settings, layer_note
+        )
         return report
+
+    def _rebuilt_after_forget(
+        self, changed: dict[int, _Record | None], forgotten: np.ndarray, event_id: int
+    ) -> tuple[ContinualClassifier | None, dict[str, Any], dict[str, Any], np.ndarray]:
+        """While the layer grows: the learner rebuilt on the samples left (exactly the model
+        never taught those forgotten), its settings, what was done, and the novelty sums
+        recomputed from the samples left."""
+        X, index = self._stored_features(changed, forgotten)
+        clf, settings, note = self._rebuilt(X, index, self.labels, event_id)
+        sums = np.zeros((len(self.labels), self.spec.dim))
+        np.add.at(sums, index, _unit_rows(X))
+        logger.info(
+            "forget: rebuilt the layer at width %d on the %d samples left (%s)",
+            settings["width"],
+            len(index),
+            _layer_words(settings),
+        )
+        return clf, settings, note, sums
 
     def forget(
         self, inputs: Any, label: str | None = None, *, describe: Sequence[str] = ()
@@ -1340,9 +1600,11 @@ class TeachableModel:
                     feats[k] = enc.features[position[batch.sources[rows_of[k]]]]
             encode_seconds = time.perf_counter() - t
         names = np.array([self.labels[int(c)] for c in target_labels])
-        clf = self._learner_for_update()
+        growing = self._growing()
+        clf = None if growing else self._learner_for_update()
         try:
-            clf.forget(feats, names)
+            if clf is not None:  # (the growing layer is rebuilt below without the samples)
+                clf.forget(feats, names)
         except ValueError as err:
             raise InputError(
                 f"the features of these inputs are not those that were learned ({err}); was "
@@ -1371,14 +1633,20 @@ class TeachableModel:
             else:
                 stats = record.stats.minus(_class_statistics(clf, feats[rows]))
                 changed[label_idx] = _Record("statistics", record.samples[keep], stats=stats)
+        settings, layer_note, sums = self.settings, None, None
+        if growing:
+            clf, settings, layer_note, sums = self._rebuilt_after_forget(
+                changed, forgotten, event_id
+            )
         pool = self._calibration_pool(changed=changed)
-        novelty = self._novelty_after_forget(forgotten, pool, feats, target_labels)
+        novelty = self._novelty_after_forget(forgotten, pool, feats, target_labels, sums=sums)
         calibration, note = self._calibration_after_forget(clf, pool, event_id)
         counts = {}
         for n in names:
             counts[str(n)] = counts.get(str(n), 0) + 1
         counts = dict(sorted(counts.items()))
-        emptied = [n for n in counts if n not in clf.classes_]
+        left = [] if clf is None else clf.classes_
+        emptied = [n for n in counts if n not in left]
         report = Report(
             "forget",
             counts=counts,
@@ -1387,6 +1655,7 @@ class TeachableModel:
             encode_seconds=encode_seconds,
             temperature=None if calibration is None else calibration["temperature"],
             calibration=note,
+            layer=layer_note,
         )
         report.seconds = time.perf_counter() - start
         event = {
@@ -1397,23 +1666,40 @@ class TeachableModel:
             "counts": counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(clf, forgotten, changed, event, novelty, calibration, note)
+        self._commit_forget(
+            clf, forgotten, changed, event, novelty, calibration, note, settings, layer_note
+        )
         return report
 
-    def _commit_forget(self, clf, forgotten, changed, event, novelty, calibration, note) -> None:
-        alpha = float(clf.alpha_) if clf.classes_.size else None
+    def _commit_forget(
+        self,
+        clf,
+        forgotten,
+        changed,
+        event,
+        novelty,
+        calibration,
+        note,
+        settings=None,
+        layer_note=None,
+    ) -> None:
+        alpha = float(clf.alpha_) if clf is not None and clf.classes_.size else None
         if note is not None:
             event = {**event, "calibration": note}
+        if layer_note is not None:
+            event = {**event, "layer": layer_note}
         self._commit(
             self._state(
                 sample_forgotten=forgotten,
                 events=[*self.events, event],
                 alpha=alpha,
                 clf=clf,
+                drop_learner=clf is None,
                 records=changed,
                 novelty=novelty,
                 temperature=None if calibration is None else calibration["temperature"],
                 calibration=calibration,
+                settings=settings or self.settings,
             )
         )
 
@@ -1596,6 +1882,21 @@ class TeachableModel:
         for label, (kind, rows, ref) in sorted(self._record_refs.items()):
             records[self.labels[label]] = {"kind": kind, "rows": rows, "bytes": ref.bytes}
         m, d = self.settings["width"], self.spec.dim
+        rule = self.settings.get("width_rule")
+        if rule == "samples":
+            width_rule = WIDTH_RULE
+        elif rule == "given":
+            width_rule = "given when the model was made"
+        else:
+            width_rule = "the default of models made before the width followed the samples: 1024"
+        growing = self._growing()
+        if growing:
+            record_rule = (
+                "features of every sample while the layer grows (it is rebuilt from them), "
+                "then features while n_c x d < M x (M + 1), else statistics"
+            )
+        else:
+            record_rule = "features while n_c x d < M x (M + 1), else statistics"
         return {
             "path": str(self.path),
             "generation": self.generation,
@@ -1605,9 +1906,8 @@ class TeachableModel:
                 "projection": self.settings["projection"],
                 "activation": "relu",
                 "width": m,
-                "width_rule": "given when the model was made"
-                if self.settings.get("width_rule") == "given"
-                else f"the default: {WIDTH_RULE}",
+                "width_rule": width_rule,
+                "layer": self._layer_info(),
                 "head": "ridge",
                 "alpha": self.alpha,
                 "alpha_rule": "leave-one-out error estimate over the sums (alpha='auto')",
@@ -1620,8 +1920,8 @@ class TeachableModel:
             "samples": int(sum(counts.values())),
             "deletion_records": {
                 "kept": self.settings["deletion_records"],
-                "rule": "features while n_c x d < M x (M + 1), else statistics",
-                "max_feature_rows": self._record_limit(),
+                "rule": record_rule,
+                "max_feature_rows": None if growing else self._record_limit(),
                 "bytes_per_sample_features": 4 * d,
                 "bytes_per_class_statistics": 4 * m * (m + 1) + 8 * m,
                 "classes": records,
@@ -1631,6 +1931,31 @@ class TeachableModel:
             "files": files,
             "journal": self.events,
         }
+
+    def _layer_info(self) -> dict[str, Any]:
+        """The layer's state: fixed (a width given, or made before the rule), growing or
+        frozen (the width follows the samples), with the memory growing costs."""
+        if not self._by_rule():
+            return {"state": "fixed", "reason": "the width is fixed when the model is made"}
+        layer = self.settings["layer"]
+        d = self.spec.dim
+        out = {
+            "state": layer["state"],
+            "reason": layer["reason"]
+            if layer["state"] == "frozen"
+            else (
+                "every sample's features are kept: each learn and forget rebuilds the layer "
+                f"from all of them, until {GROWING_UNTIL} samples"
+            ),
+            "built_at_event": layer["event"],
+            "built_on_samples": layer["samples"],
+            "grows_until_samples": GROWING_UNTIL,
+        }
+        if layer["state"] == "growing":
+            out["bytes_per_sample_while_growing"] = 4 * d
+            out["features_bytes_now"] = 4 * d * self.n_samples
+            out["features_bytes_at_most"] = 4 * d * (GROWING_UNTIL - 1)
+        return out
 
     def _files(self) -> dict[str, int]:
         """The files of the model (``CURRENT`` and those it names) with their sizes."""
@@ -1694,7 +2019,9 @@ class TeachableModel:
         self._check_not_stale()
         generation = self.generation + 1
         clf: ContinualClassifier | None = state["clf"]
-        if clf is None:  # the learner is unchanged: keep its file
+        if state.get("drop_learner"):  # no sample left in a growing layer: no learner
+            clf, learner_ref = None, None
+        elif clf is None:  # the learner is unchanged: keep its file
             clf, learner_ref = self._clf, self._learner_ref
         else:
             learner_name = f"learner-{generation:06d}.fl"
@@ -1730,7 +2057,7 @@ class TeachableModel:
             "alpha": state["alpha"],
             "calibration": state["calibration"],
             "novelty": None if state["novelty"] is None else {"distance": NOVELTY_DISTANCE},
-            "learner": learner_ref.as_dict(),
+            "learner": None if learner_ref is None else learner_ref.as_dict(),
             "records": {
                 str(label): {"kind": kind, "rows": rows, **ref.as_dict()}
                 for label, (kind, rows, ref) in sorted(record_refs.items())
@@ -1764,8 +2091,18 @@ class TeachableModel:
             self.novelty_distance, self.novelty_label = novelty["distance"], novelty["label"]
         self._clf, self._learner_ref = clf, learner_ref
         self._record_refs, self._records = record_refs, records
-        named = {learner_ref.file} | {ref.file for _, _, ref in record_refs.values()}
+        named = {ref.file for _, _, ref in record_refs.values()}
+        if learner_ref is not None:
+            named.add(learner_ref.file)
         _collect_garbage(folder, named)
+
+
+def _layer_words(settings: dict[str, Any]) -> str:
+    """The growing layer's state in words, for the log."""
+    layer = settings["layer"]
+    if layer["state"] == "growing":
+        return f"the layer grows with the samples until {GROWING_UNTIL}"
+    return f"the layer is frozen from now on: {layer['reason']}"
 
 
 def _sample_of(model: TeachableModel, item: Any, i: int) -> tuple[Any, str, bytes]:
