@@ -1,0 +1,259 @@
+"""Few-shot subsets: the library's defaults against NCM, LDA and logistic regression. Not a test.
+
+    python benchmarks/small_data.py                  # -> benchmarks/results/small_data.json
+    python benchmarks/small_data.py --datasets digits/raw --shots 5 --seeds 0   # a quick look
+    python benchmarks/small_data.py --tables         # print the tables of the JSON and stop
+    python benchmarks/small_data.py --validation --shots 5 20 --seeds 0 1   # lambda-rule study
+
+Issue 11's small-data goal: with 5-50 samples per class, ``ContinualClassifier()`` (its
+defaults) should reach max(NCM, LDA, LogisticRegression) - 1 point. The datasets and encoder
+features are those of ``benchmarks/lambda_selection.py`` (same cached subsets). For each seed,
+K samples per class are drawn from the training subset (``stratified`` by class, seed = seed)
+and every method is trained on them at once (the analytic learners end at the joint model
+whatever the task split, so one fit stands for any class-incremental order); all are scored
+on the whole test subset. Nothing is tuned on the test rows: the ridge penalty comes from the
+sums (``alpha="auto"``), the references use their libraries' defaults
+(``NearestCentroid``; ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")``, the
+Ledoit-Wolf shrunk covariance; ``LogisticRegression(max_iter=5000)``, C = 1, on standardised
+features), and the candidate defaults are fixed settings, not searched per dataset. The file
+size is what ``ContinualClassifier.save`` writes.
+
+``--validation`` studies a change of the lambda rule without looking at the test rows: the
+default learner is fitted on the K-shot rows and scored on 1,500 other rows of the *training*
+subset (stratified), at the lambda its search chooses when only lambdas whose average leverage
+(df + 1) / n is at most a cap are scored (cap 1: today's rule); df comes from the spectrum of
+the centred G, the scores from the search's own path (``gcv_path_``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from lambda_selection import DATASETS, load  # noqa: E402
+
+from forgetless import ContinualClassifier, __version__  # noqa: E402
+from forgetless.linalg import IllConditionedWarning  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "small_data.json"
+SHOTS = (5, 10, 20, 50)
+# name -> ContinualClassifier settings (random_state = seed is added); "default" is the library's
+LEARNERS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "orthogonal-500": {"n_components": 500},
+    "guided-500": {"projection": "guided", "n_components": 500},
+    "guided-1000": {"projection": "guided", "n_components": 1000},
+    "linear": {"projection": "none"},
+}
+REFERENCES = ("ncm", "lda", "logistic")
+LEVERAGE_CAPS = (1.0, 0.75, 0.5)
+
+
+def few_shot(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Row indices: k per class (all of a class with fewer), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    rows = [rng.permutation(np.flatnonzero(y == c))[:k] for c in np.unique(y)]
+    return np.sort(np.concatenate(rows))
+
+
+def reference(name: str, X: np.ndarray, y: np.ndarray, Xt: np.ndarray) -> np.ndarray:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import NearestCentroid
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = {
+        "ncm": NearestCentroid(),
+        "lda": LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+        "logistic": make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+    }[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, y).predict(Xt)
+
+
+def learner(settings: dict[str, Any], seed: int, X: np.ndarray, y: np.ndarray, Xt: np.ndarray):
+    clf = ContinualClassifier(random_state=seed, **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        tic = time.perf_counter()
+        clf.fit(X, y)
+        pred = clf.predict(Xt)
+        seconds = time.perf_counter() - tic
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.fl"
+        clf.save(path)
+        size = path.stat().st_size
+    alpha = getattr(clf, "alpha_", None)
+    return pred, {"seconds": seconds, "file_bytes": size, "alpha": alpha}
+
+
+def run(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    X, y, Xt, yt, _, _ = load(name)
+    entry = doc["datasets"].setdefault(name, {"runs": {}})
+    entry.update(n_features=int(X.shape[1]), n_classes=int(np.unique(y).size), n_test=len(yt))
+    for k in shots:
+        for seed in seeds:
+            key = f"{k}/{seed}"
+            if key in entry["runs"]:
+                continue
+            rows = few_shot(y, k, seed)
+            out: dict[str, Any] = {"shots": k, "seed": seed, "n_train": int(rows.size)}
+            for ref in REFERENCES:
+                out[ref] = {"accuracy": float((reference(ref, X[rows], y[rows], Xt) == yt).mean())}
+            for method, settings in LEARNERS.items():
+                pred, info = learner(settings, seed, X[rows], y[rows], Xt)
+                out[method] = {"accuracy": float((pred == yt).mean()), **info}
+            entry["runs"][key] = out
+            print(name, key, {m: round(v["accuracy"], 4) for m, v in out.items()
+                              if isinstance(v, dict)}, flush=True)  # fmt: skip
+            save()
+
+
+def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy of the default learner at the lambda chosen under each leverage cap."""
+    from forgetless.data import stratified_sample
+
+    X, y, _, _, _, _ = load(name)
+    entry = doc.setdefault("validation", {}).setdefault(name, {})
+    for k in shots:
+        for seed in seeds:
+            key = f"{k}/{seed}"
+            if key in entry:
+                continue
+            rows = few_shot(y, k, seed)
+            rest = np.setdiff1d(np.arange(y.size), rows)
+            held = rest[np.sort(stratified_sample(y[rest], min(1500, rest.size), seed=seed))]
+            clf = ContinualClassifier(random_state=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IllConditionedWarning)
+                clf.fit(X[rows], y[rows])
+                stats = clf.statistics_
+                n = stats.n_samples
+                mean = stats.feature_sum / n
+                spectrum = np.linalg.eigvalsh(stats.gram - n * np.outer(mean, mean))
+                spectrum = np.maximum(spectrum, 0.0)
+                path = [(p.alpha, p.score) for p in clf.head_.gcv_path_ if np.isfinite(p.score)]
+                out: dict[str, Any] = {"n": int(n), "chosen": float(clf.alpha_), "caps": {}}
+                accuracy: dict[float, float] = {}
+                for cap in LEVERAGE_CAPS:
+                    allowed = [
+                        (score, -alpha, alpha)
+                        for alpha, score in path
+                        if (spectrum / (spectrum + alpha)).sum() + 1 <= cap * n
+                    ]
+                    if not allowed:
+                        continue
+                    alpha = min(allowed)[2]
+                    if alpha not in accuracy:
+                        clf.set_params(alpha=float(alpha))
+                        accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
+                    out["caps"][str(cap)] = {"alpha": alpha, "accuracy": accuracy[alpha]}
+            entry[key] = out
+            print(name, key, json.dumps(out["caps"]), flush=True)
+            save()
+
+
+def validation_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset: the mean and worst change (points) of each cap against today's rule."""
+    out: dict[str, Any] = {}
+    for name, entry in doc.get("validation", {}).items():
+        gains: dict[str, list[float]] = {}
+        for r in entry.values():
+            base = r["caps"]["1.0"]["accuracy"]
+            for cap, v in r["caps"].items():
+                gains.setdefault(cap, []).append(100 * (v["accuracy"] - base))
+        out[name] = {
+            cap: {"mean_points": round(float(np.mean(g)), 2), "worst_points": round(min(g), 2)}
+            for cap, g in gains.items()
+        }
+    return out
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset and K: mean accuracy over seeds, and the default's gap to the best reference."""
+    out: dict[str, Any] = {}
+    for name, entry in doc["datasets"].items():
+        by_k: dict[int, list[dict[str, Any]]] = {}
+        for r in entry["runs"].values():
+            by_k.setdefault(r["shots"], []).append(r)
+        rows = {}
+        for k, runs in sorted(by_k.items()):
+            methods = [m for m in (*REFERENCES, *LEARNERS) if all(m in r for r in runs)]
+            mean = {m: 100 * float(np.mean([r[m]["accuracy"] for r in runs])) for m in methods}
+            best_ref = max(mean[m] for m in REFERENCES)
+            rows[str(k)] = {
+                "seeds": sorted(r["seed"] for r in runs),
+                "accuracy": {m: round(v, 2) for m, v in mean.items()},
+                "best_reference": round(best_ref, 2),
+                "gap": {m: round(mean[m] - best_ref, 2) for m in LEARNERS if m in mean},
+                "file_mb": {
+                    m: round(float(np.mean([r[m]["file_bytes"] for r in runs])) / 1e6, 2)
+                    for m in LEARNERS
+                    if m in mean
+                },
+            }
+        out[name] = rows
+    return out
+
+
+def tables(doc: dict[str, Any]) -> str:
+    lines = []
+    for name, rows in doc.get("summary", {}).items():
+        lines.append(f"\n{name}\n")
+        methods = [*REFERENCES, *LEARNERS]
+        lines.append("| K | " + " | ".join(methods) + " |")
+        lines.append("|---" * (len(methods) + 1) + "|")
+        for k, row in sorted(rows.items(), key=lambda kv: int(kv[0])):
+            acc = row["accuracy"]
+            cells = " | ".join(f"{acc.get(m, float('nan')):.1f}" for m in methods)
+            lines.append(f"| {k} | {cells} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--shots", nargs="+", type=int, default=list(SHOTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--tables", action="store_true")
+    parser.add_argument("--validation", action="store_true", help="the leverage-cap study")
+    args = parser.parse_args()
+    path = Path(args.out)
+    doc = json.loads(path.read_text()) if path.exists() else {"datasets": {}}
+    if args.tables:
+        print(tables(doc))
+        return
+    doc.update(
+        library_version=__version__,
+        machine=platform.platform(),
+        method=__doc__.split("\n\n", 2)[2].strip(),
+    )
+
+    def save() -> None:
+        doc["summary"] = summary(doc)
+        doc["validation_summary"] = validation_summary(doc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    for name in args.datasets:
+        (leverage_caps if args.validation else run)(name, args.shots, args.seeds, doc, save)
+
+
+if __name__ == "__main__":
+    main()
