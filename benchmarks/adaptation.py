@@ -4,6 +4,12 @@
     python benchmarks/adaptation.py --seeds 0 1 2           # more seeds (done entries are kept)
     python benchmarks/adaptation.py --datasets wordnet --method last-layers
     python benchmarks/adaptation.py --cost                  # time adapting on a 3,000-image task
+    python benchmarks/adaptation.py --validation --datasets latin-glyphs --keep-plain true
+
+``--validation`` chooses between recipes without the test split: each dataset's test split is
+replaced by a stratified fifth held out of its training subset (fixed, drawn with seed 0), the
+learners train on the other four fifths (class order from the seed as usual), and the entries
+are stored under ``validation/<dataset>/<seed>/<recipe>``; the summary keeps them apart.
 
 Each dataset runs as its config in configs/ does (same subsets, class-incremental steps, class
 order from the seed, orthogonal layer of width 2000), for ``forgetless`` (ridge), ``ncm`` and
@@ -18,6 +24,7 @@ adapted features apart (the plain features are read from the same cache).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -28,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from forgetless import __version__
-from forgetless.experiment import RunConfig, run
+from forgetless.experiment import RunConfig, encode_dataset, prepare_dataset, run
 
 RESULTS = Path(__file__).parent / "results" / "adaptation.json"
 METHODS = ["forgetless", "ncm", "lda"]
@@ -73,21 +80,65 @@ def _accuracies(results: dict[str, Any], seed: int, suffix: str = "") -> dict[st
     return out
 
 
+def recipe_label(name: str, adaptation: dict[str, Any]) -> str:
+    """The whole recipe ``adaptation`` resolves to for ``name``'s encoder, as a key part (so a
+    validation entry keeps its meaning when the defaults change)."""
+    from forgetless.adaptation import adaptable_methods
+
+    recipes = adaptable_methods(DATASETS[name][0])
+    recipe = recipes[adaptation.get("method") or next(iter(recipes))]
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in adaptation.items() if k != "method"})
+    return (
+        f"{recipe.method},epochs={recipe.epochs},lr={recipe.learning_rate:g},"
+        f"refresh_norms={recipe.refresh_norms},keep_plain={recipe.keep_plain}"
+    )
+
+
+def validation_data(config: RunConfig, encoded: bool) -> dict[str, Any]:
+    """The run's data with its test split replaced by a stratified fifth of its training subset
+    (held out with seed 0; the other four fifths train), encoded or not."""
+    from forgetless.adaptation import _validation_split
+    from forgetless.encoders import load_encoder
+
+    dataset = prepare_dataset(config)
+    train = dataset.train
+    rows, held_out = _validation_split(np.asarray(train.labels), 0.2, seed=0)
+    dataset = dataclasses.replace(dataset, train=train.subset(rows), test=train.subset(held_out))
+    if encoded:
+        return encode_dataset(config, dataset)
+    return {
+        "dataset": dataset,
+        "encoder": load_encoder(config.encoder, **config.encoder_options),
+        "y_train": np.asarray(dataset.train.labels),
+        "y_test": np.asarray(dataset.test.labels),
+    }
+
+
 def run_entry(
-    name: str, seed: int, adaptation: dict[str, Any], plain_cache: str | None
+    name: str,
+    seed: int,
+    adaptation: dict[str, Any],
+    plain_cache: str | None,
+    validation: bool = False,
 ) -> dict[str, Any]:
-    """One dataset and seed: the plain run, then the adapted one (same class order)."""
+    """One dataset and seed: the plain run, then the adapted one (same class order).
+    ``validation``: both on a held-out fifth of the training subset instead of the test split."""
     began = time.perf_counter()
-    plain = run(_config(name, seed, None, plain_cache))
+    config = _config(name, seed, None, plain_cache)
+    plain = run(config, validation_data(config, True) if validation else None)
     plain_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    adapted = run(_config(name, seed, {**adaptation, "compare": False}))
+    config = _config(name, seed, {**adaptation, "compare": False})
+    adapted = run(config, validation_data(config, False) if validation else None)
     info = adapted["adaptation"][str(seed)]
     without = _accuracies(plain, seed)
     with_ = _accuracies(adapted, seed, "+adapted")
     assert plain["scenarios"] == adapted["scenarios"], "both runs must see one class order"
     return {
         "dataset": name,
+        "split": "validation (a fifth of the training subset)" if validation else "test",
+        "n_train": plain["dataset"]["n_train"],
+        "n_test": plain["dataset"]["n_test"],
         "encoder": DATASETS[name][0],
         "encoder_options": DATASETS[name][1],
         "seed": seed,
@@ -107,7 +158,7 @@ def run_entry(
     }
 
 
-def cost_entry(method: str | None, n: int = 3000) -> dict[str, Any]:
+def cost_entry(adaptation: dict[str, Any], n: int = 3000) -> dict[str, Any]:
     """Wall time of adapting EfficientNet-Lite0 (112 px) on a 3,000-image first task."""
     from forgetless.adaptation import adapt_encoder
     from forgetless.data import load_dataset
@@ -116,7 +167,7 @@ def cost_entry(method: str | None, n: int = 3000) -> dict[str, Any]:
     data = load_dataset("fashion-mnist").subset(train=n, test=10, seed=0)
     encoder = load_encoder("efficientnet-lite0", **IMAGES)
     began = time.perf_counter()
-    adapted = adapt_encoder(encoder, data.train.inputs, data.train.labels, method=method)
+    adapted = adapt_encoder(encoder, data.train.inputs, data.train.labels, **adaptation)
     return {
         "dataset": "fashion-mnist (all 10 classes)",
         "images": n,
@@ -125,11 +176,18 @@ def cost_entry(method: str | None, n: int = 3000) -> dict[str, Any]:
     }
 
 
-def summarise(entries: dict[str, Any]) -> dict[str, Any]:
-    """Per dataset: mean final / average incremental accuracy with and without, and the goal."""
+def summarise(entries: dict[str, Any], prefix: str = "", label: str = "") -> dict[str, Any]:
+    """Per dataset: mean final / average incremental accuracy with and without, and the goal,
+    over the entries keyed ``<prefix><dataset>/<seed><label>`` (default recipe: no label)."""
     out: dict[str, Any] = {}
     for name in DATASETS:
-        runs = [e for k, e in entries.items() if k.startswith(name + "/")]
+        runs = [
+            e
+            for k, e in entries.items()
+            if k.startswith(prefix + name + "/")
+            and k.removeprefix(prefix + name + "/").split("/", 1)[0].isdigit()
+            and k.endswith(f"/{e['seed']}{label}")
+        ]
         if not runs:
             continue
         row: dict[str, Any] = {"seeds": sorted(e["seed"] for e in runs), "methods": {}}
@@ -161,6 +219,13 @@ def main() -> None:
     parser.add_argument("--method", help="adaptation method (default: the encoder's default)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--keep-plain", choices=["true", "false"], help="plain features beside")
+    parser.add_argument("--refresh-norms", choices=["true", "false"], help="AdaBN first")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="held-out fifth of the training subset instead of the test split (to choose)",
+    )
     parser.add_argument("--cost", action="store_true", help="also time a 3,000-image first task")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument(
@@ -178,6 +243,8 @@ def main() -> None:
             ("method", args.method),
             ("epochs", args.epochs),
             ("learning_rate", args.learning_rate),
+            ("keep_plain", None if args.keep_plain is None else args.keep_plain == "true"),
+            ("refresh_norms", None if args.refresh_norms is None else args.refresh_norms == "true"),
         )
         if v is not None
     }
@@ -185,6 +252,10 @@ def main() -> None:
 
     def save() -> None:
         doc["summary"] = summarise(doc["entries"])
+        labels = {k.split("/", 3)[3] for k in doc["entries"] if k.startswith("validation/")}
+        doc["validation_summary"] = {
+            lab: summarise(doc["entries"], "validation/", "/" + lab) for lab in sorted(labels)
+        }
         doc["machine"] = {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -197,15 +268,17 @@ def main() -> None:
     for seed in args.seeds:
         for name in args.datasets:
             key = f"{name}/{seed}" + ("" if label == "default" else f"/{label}")
+            if args.validation:
+                key = f"validation/{name}/{seed}/{recipe_label(name, adaptation)}"
             if key in doc["entries"]:
                 print(f"{key}: done already")
                 continue
-            entry = run_entry(name, seed, adaptation, args.plain_cache)
+            entry = run_entry(name, seed, adaptation, args.plain_cache, args.validation)
             doc["entries"][key] = entry
             save()
             print(key, json.dumps(entry["delta_final_points"]), flush=True)
     if args.cost and f"cost/{label}" not in doc:
-        doc[f"cost/{label}"] = cost_entry(args.method)
+        doc[f"cost/{label}"] = cost_entry(adaptation)
         save()
         print(f"cost/{label}", doc[f"cost/{label}"]["seconds"])
 

@@ -77,6 +77,8 @@ def test_unsupported_encoders_and_bad_inputs_are_refused(tiny_effnet, digits_tas
         adapt_encoder(tiny_effnet, images[first[:16]], y[first[:16]])
     with pytest.raises(ValueError, match="epochs must be"):
         adapt_encoder(tiny_effnet, images[first], y[first], epochs=0)
+    with pytest.raises(ValueError, match="refresh_norms must be True or False"):
+        adapt_encoder(tiny_effnet, images[first], y[first], refresh_norms=1)
 
 
 def test_same_seed_same_weights_and_features(adapted, tiny_effnet, digits_task) -> None:
@@ -207,6 +209,16 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
     )
     with pytest.raises(ConfigError, match="cannot adapt encoder"):
         bad.validate(output=False)
+    bad = RunConfig(
+        dataset="digits", encoder="minilm", first_session_adaptation={"refresh_norms": True}
+    )
+    with pytest.raises(ConfigError, match="needs an encoder with batch norms"):
+        bad.validate(output=False)
+    bad = RunConfig(
+        dataset="digits", encoder="efficientnet-lite0", first_session_adaptation={"keep_plain": 1}
+    )
+    with pytest.raises(ConfigError, match="keep_plain"):
+        bad.validate(output=False)
 
 
 def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:
@@ -222,6 +234,86 @@ def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> N
     assert "--adapt" in err and "cannot be adapted" in err
 
 
+def test_keep_plain_puts_the_plain_features_beside_the_adapted_ones(
+    adapted, tiny_effnet, digits_task, tmp_path
+) -> None:
+    images, y, first, later = digits_task
+    both = adapt_encoder(tiny_effnet, images[first], y[first], keep_plain=True, **SSF)
+    # the same training: only the encoding differs
+    assert both.tensors_sha256 == adapted.tensors_sha256 and both.keep_plain
+    assert both.dim == 2 * tiny_effnet.dim and both.name == "efficientnet-lite0+ssf+plain"
+    features = both.encode(images[later])
+    assert features.shape == (len(later), 2 * tiny_effnet.dim)
+    d = tiny_effnet.dim
+    assert features[:, :d].tobytes() == tiny_effnet.encode(images[later]).tobytes()
+    assert features[:, d:].tobytes() == adapted.encode(images[later]).tobytes()
+    assert both.fingerprint() != adapted.fingerprint()
+    assert both.describe()["adapted"]["keep_plain"] is True
+    assert adapted.describe()["adapted"]["keep_plain"] is False
+    again = adapt_encoder(tiny_effnet, images[first], y[first], keep_plain=True, **SSF)
+    assert again.fingerprint() == both.fingerprint()
+    assert again.encode(images[later]).tobytes() == features.tobytes()
+    meta = both.save(tmp_path / "both")
+    assert json.loads(meta.read_text())["keep_plain"] is True
+    loaded = load_adapted_encoder(meta.parent)
+    assert loaded.keep_plain and loaded.fingerprint() == both.fingerprint()
+    assert loaded.encode(images[later]).tobytes() == features.tobytes()
+    with pytest.raises(ValueError, match="keep_plain must be True or False"):
+        adapt_encoder(tiny_effnet, images[first], y[first], keep_plain="yes", **SSF)
+
+
+def test_keep_plain_with_nothing_adapted_gives_the_plain_features_once(
+    tiny_effnet, digits_task, monkeypatch
+) -> None:
+    import forgetless.adaptation as adaptation
+
+    images, y, first, later = digits_task
+    # no epoch beat the unchanged encoder: the best weights are the ones it started from
+    monkeypatch.setattr(adaptation, "_train", lambda *args: (0, [{"epoch": 0}]))
+    same = adapt_encoder(tiny_effnet, images[first], y[first], keep_plain=True, **SSF)
+    assert not same.tensors and not same.keep_plain and same.dim == tiny_effnet.dim
+    assert same.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
+
+
+def test_an_adapter_saved_before_keep_plain_still_loads(adapted, digits_task, tmp_path) -> None:
+    images, _, _, later = digits_task
+    meta = adapted.save(tmp_path / "old")
+    record = json.loads(meta.read_text())
+    assert record["format"] == 1
+    del record["keep_plain"]  # what earlier versions wrote
+    meta.write_text(json.dumps(record))
+    loaded = load_adapted_encoder(meta.parent)
+    assert not loaded.keep_plain and loaded.fingerprint() == adapted.fingerprint()
+    assert loaded.encode(images[later]).tobytes() == adapted.encode(images[later]).tobytes()
+
+
+def test_refreshed_norms_change_only_statistics_and_are_deterministic(
+    tiny_effnet, digits_task, tmp_path
+) -> None:
+    images, y, first, later = digits_task
+    options = {"method": "norms", "validation_fraction": 0.0, "progress": False}
+    a = adapt_encoder(tiny_effnet, images[first], y[first], **options)
+    b = adapt_encoder(tiny_effnet, images[first], y[first], **options)
+    assert a.tensors and a.tensors_sha256 == b.tensors_sha256
+    assert all(k.endswith(("running_mean", "running_var")) for k in a.tensors)
+    assert a.info["epochs_run"] == 0 and a.info["recipe"]["refresh_norms"] is True
+    assert a.encode(images[later]).tobytes() == b.encode(images[later]).tobytes()
+    assert not np.array_equal(a.encode(images[later]), tiny_effnet.encode(images[later]))
+    a.save(tmp_path / "norms")
+    loaded = load_adapted_encoder(tmp_path / "norms")
+    assert loaded.encode(images[later]).tobytes() == a.encode(images[later]).tobytes()
+    # refreshed statistics, then trained weights, plain features beside: all in one
+    c = adapt_encoder(
+        tiny_effnet, images[first], y[first], refresh_norms=True, keep_plain=True, **SSF
+    )
+    d = tiny_effnet.dim
+    features = c.encode(images[later])
+    assert features[:, :d].tobytes() == tiny_effnet.encode(images[later]).tobytes()
+    assert any(k.startswith("_blocks.0.") for k in c.tensors)  # the front's statistics too
+    with pytest.raises(ValueError, match="trains no weight"):
+        adapt_encoder(tiny_effnet, images[first], y[first], epochs=2, **options)
+
+
 def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> None:
     require("sentence_transformers", TEXT_HINT)
     encoder = require_loader(lambda: load_encoder("minilm"), TEXT_HINT)
@@ -231,6 +323,8 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     a = adapt_encoder(encoder, texts, labels, epochs=1, seed=0, progress=False)
     b = adapt_encoder(encoder, texts, labels, epochs=1, seed=0, progress=False)
     assert a.method == "lora" and a.tensors_sha256 == b.tensors_sha256
+    with pytest.raises(AdaptationNotSupportedError, match="refresh_norms needs batch norms"):
+        adapt_encoder(encoder, texts, labels, refresh_norms=True)
     assert a.encode(texts).tobytes() == b.encode(texts).tobytes()
     a.save(tmp_path / "text")
     assert load_adapted_encoder(tmp_path / "text").encode(texts).tobytes() == (

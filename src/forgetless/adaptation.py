@@ -12,13 +12,20 @@ only the trained part, which keeps adaptation CPU-friendly. A temporary linear h
 with cross-entropy beside it, with early stopping on a stratified validation fifth; the head is
 then discarded.
 
+Two options apply to any method: ``refresh_norms`` first replaces the running statistics of
+every batch norm by the first task's (AdaBN; the ``norms`` method does only that), and
+``keep_plain`` returns the plain encoder's features beside the adapted ones (APER's
+aggregation; width ``2 * dim``), so classes unlike the first task's keep the generic features.
+Neither is on by default: on a held-out fifth of the training data (benchmarks/adaptation.py
+``--validation``) neither beat the plain ``last-stage`` recipe on every learner.
+
 >>> from forgetless.encoders import load_encoder
 >>> adapt_encoder(load_encoder("raw"), [np.zeros((2, 2))] * 2, [0, 1])
 Traceback (most recent call last):
 ...
 forgetless.adaptation.AdaptationNotSupportedError: encoder 'raw' cannot be adapted: ...
 >>> sorted(adaptable_methods("efficientnet-lite0"))
-['last-stage', 'ssf']
+['last-stage', 'norms', 'ssf']
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.persistence import write_json_atomic as _write_json
 
 FORMAT = 1
+FORMAT_KEEP_PLAIN = 2  # the files of an encoder with keep_plain (format 1 has no such key)
 METADATA = "adapter.json"
 
 
@@ -64,14 +72,23 @@ class Recipe:
     weight_decay: float = 1e-4
     patience: int = 3  # epochs without a better validation loss before stopping
     label_smoothing: float = 0.1
+    # Refresh every batch norm's running statistics on the first task's inputs before training
+    # (AdaBN: no gradient step; batch-norm networks only).
+    refresh_norms: bool = False
+    # Encode as [plain features, adapted features] (width 2 d), as APER does: classes unlike
+    # the first task's keep the generic features.
+    keep_plain: bool = False
 
 
 # encoder family -> method -> its default recipe (the first method is the family's default).
-# The defaults were measured with benchmarks/adaptation.py (see README, first-session adaptation).
+# The defaults were measured with benchmarks/adaptation.py (see README, first-session adaptation);
+# the image default was chosen with its --validation mode (held-out training data, not test).
 _RECIPES: dict[str, dict[str, Recipe]] = {
     "efficientnet": {
         "last-stage": Recipe("last-stage", epochs=6, learning_rate=1e-4),
         "ssf": Recipe("ssf", epochs=10, learning_rate=3e-3),
+        # batch-norm statistics only: no weight is trained (epochs=0)
+        "norms": Recipe("norms", epochs=0, learning_rate=0.0, refresh_norms=True),
     },
     "transformer": {
         "lora": Recipe("lora", epochs=10, learning_rate=1e-3),
@@ -79,8 +96,8 @@ _RECIPES: dict[str, dict[str, Recipe]] = {
     },
 }
 _CAN_ADAPT = (
-    "efficientnet-lite0 (methods: last-stage, ssf) and sentence-transformers encoders with a "
-    "BERT-like transformer such as minilm (methods: lora, last-layers)"
+    "efficientnet-lite0 (methods: last-stage, ssf, norms) and sentence-transformers encoders "
+    "with a BERT-like transformer such as minilm (methods: lora, last-layers)"
 )
 
 
@@ -153,6 +170,13 @@ class _Backend(ABC):
         """Fold anything the method added back into the network's own weights."""
         return None
 
+    def refresh_norms(self, inputs: Sequence[Any], progress: bool | None) -> None:
+        """Replace the batch norms' running statistics by the first task's (AdaBN)."""
+        raise AdaptationNotSupportedError(
+            f"refresh_norms needs batch norms, and {self.encoder.name!r} has none; "
+            "it applies to efficientnet-lite0"
+        )
+
 
 class _EfficientNetBackend(_Backend):
     """EfficientNet-Lite0: the frozen front is the stem and the first blocks.
@@ -160,13 +184,15 @@ class _EfficientNetBackend(_Backend):
     ``last-stage`` trains every weight of the last blocks and the head convolution; ``ssf``
     trains only the scale and shift of their batch norms, which is SSF's scale-and-shift after
     each normalisation, folded into the norms' own affine weights (nothing is added to the
-    network). Batch norms keep their ImageNet running statistics (evaluation mode) while
-    training: the cached front outputs arrive in small class-sorted batches whose statistics
-    would differ from the whole data's, and a frozen norm is an affine map, so the features
-    do not depend on how a batch is composed.
+    network); ``norms`` trains nothing and only refreshes the running statistics of every
+    batch norm on the first task's inputs (AdaBN), which any method can do first. Batch norms
+    keep their running statistics (evaluation mode) while training: the cached front outputs
+    arrive in small class-sorted batches whose statistics would differ from the whole data's,
+    and a frozen norm is an affine map, so the features do not depend on how a batch is
+    composed.
     """
 
-    first_trained = {"ssf": 8, "last-stage": 11}  # block where training starts
+    first_trained = {"ssf": 8, "last-stage": 11, "norms": 16}  # block where training starts
     bn_train = False  # batch statistics while training (measured worse; kept for benchmarks)
 
     def module(self) -> Any:
@@ -209,7 +235,9 @@ class _EfficientNetBackend(_Backend):
     def trainable(self) -> list[Any]:
         import torch
 
-        params = []
+        params: list[Any] = []
+        if self.method == "norms":
+            return params
         for part in self._parts():
             for module in part.modules():
                 is_norm = isinstance(module, torch.nn.BatchNorm2d)
@@ -218,6 +246,31 @@ class _EfficientNetBackend(_Backend):
                         p.requires_grad_(True)
                         params.append(p)
         return params
+
+    def refresh_norms(self, inputs: Sequence[Any], progress: bool | None) -> None:
+        import torch
+
+        m = self.encoder.model.eval()
+        norms = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+        momenta = [mod.momentum for mod in norms]
+        for mod in norms:  # a plain average over the batches (momentum None), batch statistics
+            mod.reset_running_stats()
+            mod.momentum = None
+            mod.train()
+        # equal batches, as the plain average weighs every batch alike
+        size = math.ceil(len(inputs) / math.ceil(len(inputs) / self.encoder.batch_size))
+        try:
+            with (
+                torch.no_grad(),
+                progress_bar(len(inputs), "refreshing norms", progress, "img") as bar,
+            ):
+                for begin in range(0, len(inputs), size):
+                    m.extract_features(self.encoder._tensor(inputs[begin : begin + size]))
+                    bar.update(min(size, len(inputs) - begin))
+        finally:
+            for mod, momentum in zip(norms, momenta, strict=True):
+                mod.momentum = momentum
+            m.eval()
 
     def train_mode(self, training: bool) -> None:
         import torch
@@ -457,9 +510,11 @@ def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
 class AdaptedEncoder(Encoder):
     """A base encoder with adapted tensors in place of some of its weights; frozen.
 
-    Encodes like its base (same preprocessing, width, modality). Its fingerprint covers the
-    base encoder's fingerprint, the method and a sha256 of the adapted tensors, so the feature
-    cache never mixes adapted and plain features, nor two adaptations.
+    Encodes like its base (same preprocessing, width, modality); with ``keep_plain`` it
+    returns ``[plain features, adapted features]`` (width ``2 * base.dim``; for EfficientNet the
+    shared frozen front runs once per batch and both tails run on it). Its fingerprint covers
+    the base encoder's fingerprint, the method, ``keep_plain`` and a sha256 of the adapted
+    tensors, so the feature cache never mixes adapted and plain features, nor two adaptations.
     """
 
     adapted = True
@@ -470,7 +525,11 @@ class AdaptedEncoder(Encoder):
         method: str,
         tensors: dict[str, np.ndarray],
         info: dict[str, Any] | None = None,
+        *,
+        keep_plain: bool = False,
     ) -> None:
+        if not isinstance(keep_plain, (bool, np.bool_)):
+            raise ValueError(f"keep_plain must be True or False, got {keep_plain!r}")
         self.base_name = base.name
         self.base_fingerprint = base.fingerprint()
         self.base_spec = _registry_spec(base)
@@ -478,10 +537,14 @@ class AdaptedEncoder(Encoder):
         self.tensors = {k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}
         self.tensors_sha256 = tensors_digest(self.tensors)
         self.info = dict(info or {})
+        self.keep_plain = bool(keep_plain)
         self._inner = copy.deepcopy(base)
         _apply(_backend_module(self._inner), self.tensors, self.base_name)
-        self.name = f"{base.name}+{method}"
-        self.dim = base.dim
+        # with keep_plain: the unchanged network, and the first block the tensors change
+        self._plain = copy.deepcopy(base) if self.keep_plain else None
+        self._shared = _shared_front(base, self.tensors) if self.keep_plain else 0
+        self.name = f"{base.name}+{method}" + ("+plain" if self.keep_plain else "")
+        self.dim = None if base.dim is None else base.dim * (2 if self.keep_plain else 1)
         self.modality = base.modality
         self.batch_size = base.batch_size
 
@@ -489,11 +552,13 @@ class AdaptedEncoder(Encoder):
         return self._inner.preprocessing()
 
     def weights_id(self) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "base": self.base_fingerprint,
             "method": self.method,
             "tensors": self.tensors_sha256,
         }
+        if self.keep_plain:  # absent otherwise: earlier adapters keep their fingerprints
+            payload["keep_plain"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
@@ -503,12 +568,26 @@ class AdaptedEncoder(Encoder):
                 "base": self.base_name,
                 "base_fingerprint": self.base_fingerprint,
                 "method": self.method,
+                "keep_plain": self.keep_plain,
                 "tensors_sha256": self.tensors_sha256,
             },
         }
 
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
-        return self._inner._encode_batch(batch)
+        if self._plain is None:
+            return self._inner._encode_batch(batch)
+        if self._shared > 0:  # EfficientNet: the unchanged front once, then both tails
+            import torch
+
+            plain, adapted = self._plain.model, self._inner.model
+            x = plain._swish(plain._bn0(plain._conv_stem(self._plain._tensor(batch))))
+            for block in plain._blocks[: self._shared]:
+                x = block(x)
+            both = [_effnet_tail(net, x, self._shared) for net in (plain, adapted)]
+            return torch.cat(both, dim=1).float().cpu().numpy()
+        return np.concatenate(
+            [self._plain._encode_batch(batch), self._inner._encode_batch(batch)], axis=1
+        )
 
     @contextlib.contextmanager
     def _runtime(self) -> Iterator[None]:
@@ -530,10 +609,12 @@ class AdaptedEncoder(Encoder):
         _write_tensors(folder / name, self.tensors, fmt)
         base_name, options = self.base_spec
         payload = {
-            "format": FORMAT,
+            # format 2 adds keep_plain, which a format-1 reader would ignore: it refuses it
+            "format": FORMAT_KEEP_PLAIN if self.keep_plain else FORMAT,
             "kind": "forgetless adapted encoder",
             "base": {"name": base_name, "options": options, "fingerprint": self.base_fingerprint},
             "method": self.method,
+            "keep_plain": self.keep_plain,
             "fingerprint": self.fingerprint(),
             "tensors": {
                 "file": name,
@@ -554,6 +635,32 @@ class AdaptedEncoder(Encoder):
     def load(cls, path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:
         """See :func:`load_adapted_encoder`."""
         return load_adapted_encoder(path, **runtime)
+
+
+def _effnet_tail(model: Any, x: Any, start: int) -> Any:
+    """EfficientNet blocks ``start:`` and the head on front outputs ``x``, pooled; the same
+    operations as the model's own ``extract_features`` (stochastic depth is off: eval mode)."""
+    rate = model._global_params.drop_connect_rate
+    for idx in range(start, len(model._blocks)):
+        scaled = rate * float(idx) / len(model._blocks) if rate else rate
+        x = model._blocks[idx](x, drop_connect_rate=scaled)
+    return model._swish(model._bn1(model._conv_head(x))).mean(dim=(2, 3))
+
+
+def _shared_front(base: Encoder, tensors: dict[str, np.ndarray]) -> int:
+    """How many EfficientNet blocks come before the first one ``tensors`` change (0: the stem
+    changes, or another family, whose plain and adapted networks then run apart)."""
+    if _family(base) != "efficientnet":
+        return 0
+    blocks = len(base.model._blocks)
+    first = blocks
+    for name in tensors:
+        parts = name.split(".")
+        if parts[0] == "_blocks":
+            first = min(first, int(parts[1]))
+        elif parts[0] not in ("_conv_head", "_bn1", "_fc"):
+            return 0
+    return first
 
 
 def _backend_module(encoder: Encoder) -> Any:
@@ -610,7 +717,10 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         raise AdaptedWeightsError(f"{meta_path} is not readable JSON: {err}") from None
     try:
         base, tensors_meta, method = meta["base"], meta["tensors"], meta["method"]
-        if meta.get("format") != FORMAT:
+        keep_plain = meta.get("keep_plain", False)
+        if meta.get("format") not in (FORMAT, FORMAT_KEEP_PLAIN) or not isinstance(
+            keep_plain, bool
+        ):
             raise AdaptedWeightsError(f"{meta_path} has format {meta.get('format')!r}")
         file = folder / Path(tensors_meta["file"]).name
         fmt = tensors_meta["format"]
@@ -641,7 +751,7 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
             f"{base['fingerprint'][:16]}..., but {base_name} here has "
             f"{encoder.fingerprint()[:16]}... (other weights or preprocessing)"
         )
-    return AdaptedEncoder(encoder, method, tensors, meta.get("info", {}))
+    return AdaptedEncoder(encoder, method, tensors, meta.get("info", {}), keep_plain=keep_plain)
 
 
 # --------------------------------------------------------------------------------------------
@@ -717,14 +827,22 @@ def adapt_encoder(
     seed: int = 0,
     validation_fraction: float = 0.2,
     progress: bool | None = None,
+    *,
+    keep_plain: bool | None = None,
+    refresh_norms: bool | None = None,
 ) -> AdaptedEncoder:
     """Adapt ``encoder`` on the first task (``inputs``, ``labels``); return it frozen.
 
-    ``method``, ``epochs`` and ``learning_rate`` default to the measured best for the encoder
-    (:func:`adaptable_methods` lists them). A stratified ``validation_fraction`` of the inputs
-    is held out: training stops once its loss has not improved for a few epochs, and the best
-    epoch's weights are kept (epoch 0, the unchanged encoder, included). The same seed gives
-    the same weights on the same machine. ``encoder`` itself is not changed.
+    ``method``, ``epochs``, ``learning_rate``, ``keep_plain`` and ``refresh_norms`` default to
+    the measured best for the encoder (:func:`adaptable_methods` lists the recipes). A
+    stratified ``validation_fraction`` of the inputs is held out: training stops once its loss
+    has not improved for a few epochs, and the best epoch's weights are kept (epoch 0, the
+    unchanged encoder, included). ``refresh_norms`` first replaces every batch norm's running
+    statistics by the first task's (AdaBN, no gradient step); ``keep_plain`` makes the adapted
+    encoder return the plain encoder's features beside the adapted ones (width ``2 * dim``,
+    plain first, as APER does; when no weight changed, the plain features once). The same seed
+    gives the same weights on the same machine.
+    ``encoder`` itself is not changed.
 
     Raises :class:`AdaptationNotSupportedError` for an encoder (or method) that cannot be
     adapted, including an already adapted one, and ``ValueError`` for unusable inputs.
@@ -746,6 +864,18 @@ def adapt_encoder(
         if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
             raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
         recipe = _replace(recipe, learning_rate=float(learning_rate))
+    if recipes[method].epochs == 0 and (epochs is not None or learning_rate is not None):
+        raise ValueError(f"method {method!r} trains no weight; leave epochs and learning_rate out")
+    for key, value in (("keep_plain", keep_plain), ("refresh_norms", refresh_norms)):
+        if value is not None:
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{key} must be True or False, got {value!r}")
+            recipe = _replace(recipe, **{key: bool(value)})
+    if recipe.refresh_norms and _family(encoder) != "efficientnet":
+        raise AdaptationNotSupportedError(
+            f"refresh_norms needs batch norms, and {encoder.name!r} has none; "
+            "it applies to efficientnet-lite0"
+        )
     if not (0 <= validation_fraction < 1):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     y = _check_inputs(encoder, inputs, labels)
@@ -758,28 +888,33 @@ def adapt_encoder(
         before = {k: v.detach().clone() for k, v in network.state_dict().items()}
         for p in network.parameters():
             p.requires_grad_(False)
-        cached = backend.front(inputs, progress)
-        _check_split(backend, encoder, inputs, cached)
-        cache_seconds = time.perf_counter() - began
-        params = backend.trainable()
-        trained, history = _train(
-            backend,
-            params,
-            cached,
-            y,
-            n_classes,
-            recipe,
-            seed,
-            validation_fraction,
-            progress,
-            encoder.name,
-        )
-        backend.finish()
+        _check_split(backend, encoder, inputs)
+        if recipe.refresh_norms:  # in a seeded order, so batches mix the classes
+            order = np.random.default_rng(seed).permutation(len(y))
+            backend.refresh_norms(_take(inputs, order), progress)
+        trained, history, cache_seconds = 0, [], 0.0
+        if recipe.epochs > 0:
+            cached = backend.front(inputs, progress)
+            cache_seconds = time.perf_counter() - began
+            params = backend.trainable()
+            trained, history = _train(
+                backend,
+                params,
+                cached,
+                y,
+                n_classes,
+                recipe,
+                seed,
+                validation_fraction,
+                progress,
+                encoder.name,
+            )
+            backend.finish()
         after = network.state_dict()
         tensors = {
             k: after[k].detach().cpu().numpy().copy()
-            for k in after
-            if not torch.equal(after[k], before[k])
+            for k in after  # a norm's batch counter does not change what it computes
+            if not torch.equal(after[k], before[k]) and not k.endswith("num_batches_tracked")
         }
     info = {
         "method": method,
@@ -789,24 +924,35 @@ def adapt_encoder(
         "classes": n_classes,
         "validation_fraction": validation_fraction,
         "best_epoch": trained,
-        "epochs_run": len(history) - 1,
+        "epochs_run": max(0, len(history) - 1),
         "history": history,
         "cache_seconds": round(cache_seconds, 3),
         "seconds": round(time.perf_counter() - began, 3),
     }
-    return AdaptedEncoder(encoder, method, tensors, info)
+    # Nothing changed (no epoch beat the plain encoder): the plain features, once, not twice.
+    keep_plain = recipe.keep_plain and bool(tensors)
+    return AdaptedEncoder(encoder, method, tensors, info, keep_plain=keep_plain)
 
 
-def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any], cached: list) -> None:
+def _take(inputs: Sequence[Any], rows: np.ndarray) -> Sequence[Any]:
+    """``inputs`` at ``rows`` (an array indexed at once, any other sequence item by item)."""
+    if isinstance(inputs, np.ndarray):
+        return inputs[rows]
+    return [inputs[int(i)] for i in rows]
+
+
+def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any]) -> None:
     """The front and tail together must give the encoder's own features; a library update
     that changed the network's structure is caught here, not by silently worse features."""
     import torch
 
-    rows = list(range(min(4, len(cached))))
+    rows = list(range(min(4, len(inputs))))
+    sample = _take(inputs, np.asarray(rows))
+    cached = backend.front(sample, False)
     backend.train_mode(False)
     with torch.no_grad():
-        ours = backend.tail([cached[i] for i in rows]).cpu().numpy()
-    theirs = encoder.encode([inputs[i] for i in rows], progress=False)
+        ours = backend.tail(cached).cpu().numpy()
+    theirs = encoder.encode(sample, progress=False)
     err = float(np.abs(ours - theirs).max() / (np.abs(theirs).max() + 1e-12))
     if not err < 1e-3:
         raise RuntimeError(

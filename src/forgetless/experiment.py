@@ -221,6 +221,8 @@ _ADAPTATION_RANGES: dict[str, Any] = {
     "epochs": _Number(1, integer=True, optional=True),
     "learning_rate": _Number(0, open_low=True, optional=True),
     "validation_fraction": _Number(0, 1, open_high=True),
+    "keep_plain": _BOOL,
+    "refresh_norms": _BOOL,
     "compare": _BOOL,
 }
 ADAPTED_SUFFIX = "+adapted"  # results name of a method run on the adapted encoder's features
@@ -471,6 +473,20 @@ class RunConfig:
                 "(or leave it out for the default)",
                 "first_session_adaptation.method",
             )
+        if table.get("refresh_norms") and "norms" not in methods:  # batch-norm networks only
+            raise ConfigError(
+                f"first_session_adaptation.refresh_norms = true needs an encoder with batch "
+                f"norms, and {self.encoder!r} has none; remove the key",
+                "first_session_adaptation.refresh_norms",
+            )
+        if (method or next(iter(methods))) == "norms" and (
+            table.get("epochs") is not None or table.get("learning_rate") is not None
+        ):
+            raise ConfigError(
+                "first_session_adaptation.method = 'norms' trains no weight; remove epochs "
+                "and learning_rate",
+                "first_session_adaptation.method",
+            )
 
     def _validate_learner(self) -> None:
         """Known ContinualClassifier keys, then each analytic method's settings through the
@@ -696,6 +712,8 @@ def adapt_first_session(
         seed=seed,
         validation_fraction=table.get("validation_fraction", 0.2),
         progress=config.progress,
+        keep_plain=table.get("keep_plain"),
+        refresh_norms=table.get("refresh_norms"),
     )
     adapt_seconds = time.perf_counter() - began
     out = encode_dataset(config, data["dataset"], encoder)
