@@ -248,7 +248,7 @@ def main() -> None:
         doc["validation_summary"] = validation_summary(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")  # compact
         tmp.replace(path)
 
     for name in args.datasets:

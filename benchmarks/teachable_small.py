@@ -192,7 +192,6 @@ def validation_rows(X: np.ndarray, y: np.ndarray, splits: int) -> list[dict[str,
     """5-fold cross-validation inside each split's training images (no test image used)."""
     from sklearn.model_selection import StratifiedKFold
 
-    from forgetless import ContinualClassifier
     from forgetless.teachable import width_for
 
     rows = []
@@ -206,31 +205,49 @@ def validation_rows(X: np.ndarray, y: np.ndarray, splits: int) -> list[dict[str,
                 rule = width_for(fit.size, np.unique(y[fit]).size)
                 grid = [("guided", m) for m in VALIDATION_WIDTHS] + [("gaussian", 1024)]
                 for projection, m in grid:
-                    clf = ContinualClassifier(
-                        projection=projection, n_components=m, alpha="auto", random_state=split
-                    )
-                    start = time.perf_counter()
-                    quiet_fit(clf, X[fit], y[fit])
                     rows.append(
                         {
                             "split": split,
                             "per_class": per_class,
                             "fold": fold,
                             "n": int(fit.size),
-                            "method": projection,
-                            "M": m,
-                            "rule_pick": projection == "guided" and m == rule,
-                            "accuracy": float(np.mean(clf.predict(X[held]) == y[held])),
-                            "fit_seconds": round(time.perf_counter() - start, 3),
+                            **held_out_score(projection, m, rule, split, X, y, fit, held),
                         }
                     )
             print(f"validation: split {split}, {per_class}/class done", flush=True)
     return rows
 
 
+def held_out_score(
+    projection: str,
+    m: int,
+    rule: int,
+    seed: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    fit: np.ndarray,
+    held: np.ndarray,
+) -> dict[str, Any]:
+    """A learner with the teachable model's settings fitted on rows ``fit``, scored on ``held``
+    (training rows only: this chooses the width rule)."""
+    from forgetless import ContinualClassifier
+
+    clf = ContinualClassifier(
+        projection=projection, n_components=m, alpha="auto", random_state=seed
+    )
+    start = time.perf_counter()
+    quiet_fit(clf, X[fit], y[fit])
+    return {
+        "method": projection,
+        "M": m,
+        "rule_pick": projection == "guided" and m == rule,
+        "accuracy": float(np.mean(clf.predict(X[held]) == y[held])),
+        "fit_seconds": round(time.perf_counter() - start, 3),
+    }
+
+
 def larger_rows(splits: int) -> list[dict[str, Any]]:
     """The rule at larger counts, inside the built-in datasets' training subsets only."""
-    from forgetless import ContinualClassifier
     from forgetless.cache import FeatureCache
     from forgetless.data import load_dataset
     from forgetless.data.base import stratified_sample, stratified_split
@@ -253,22 +270,13 @@ def larger_rows(splits: int) -> list[dict[str, Any]]:
                 fit = order[:n]
                 rule = width_for(n, np.unique(y[fit]).size)
                 for projection, m in [("gaussian", 1024)] + [("guided", m) for m in LARGER_WIDTHS]:
-                    clf = ContinualClassifier(
-                        projection=projection, n_components=m, alpha="auto", random_state=split
-                    )
-                    start = time.perf_counter()
-                    quiet_fit(clf, X[fit], y[fit])
                     rows.append(
                         {
                             "data": name,
                             "classes": int(np.unique(y).size),
                             "split": split,
                             "n": n,
-                            "method": projection,
-                            "M": m,
-                            "rule_pick": projection == "guided" and m == rule,
-                            "accuracy": float(np.mean(clf.predict(X[held]) == y[held])),
-                            "fit_seconds": round(time.perf_counter() - start, 3),
+                            **held_out_score(projection, m, rule, split, X, y, fit, held),
                         }
                     )
             print(f"larger counts: {name}, split {split} done", flush=True)
@@ -773,7 +781,7 @@ def main() -> None:
         "larger_counts": larger,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")  # compact
     print(f"wrote {args.out}")
 
 

@@ -195,30 +195,18 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
     assert info["fingerprint"] != load_encoder("efficientnet-lite0", image_size=32).fingerprint()
     for name in results["methods"]:
         assert results["methods"][name]["seeds"]["0"]["final_accuracy"] > 0.3
-    # a bad key, encoder or method is refused before any work
-    bad = RunConfig(dataset="digits", encoder="raw", first_session_adaptation={})
-    with pytest.raises(ConfigError, match="'raw' cannot be adapted"):
-        bad.validate(output=False)
-    bad = RunConfig(
-        dataset="digits", encoder="efficientnet-lite0", first_session_adaptation={"epoch": 2}
-    )
-    with pytest.raises(ConfigError, match="unknown key first_session_adaptation.epoch"):
-        bad.validate(output=False)
-    bad = RunConfig(
-        dataset="digits", encoder="efficientnet-lite0", first_session_adaptation={"method": "x"}
-    )
-    with pytest.raises(ConfigError, match="cannot adapt encoder"):
-        bad.validate(output=False)
-    bad = RunConfig(
-        dataset="digits", encoder="minilm", first_session_adaptation={"refresh_norms": True}
-    )
-    with pytest.raises(ConfigError, match="needs an encoder with batch norms"):
-        bad.validate(output=False)
-    bad = RunConfig(
-        dataset="digits", encoder="efficientnet-lite0", first_session_adaptation={"keep_plain": 1}
-    )
-    with pytest.raises(ConfigError, match="keep_plain"):
-        bad.validate(output=False)
+    # a bad key, encoder, method or option is refused before any work
+    refused = [
+        ("raw", {}, "'raw' cannot be adapted"),
+        ("efficientnet-lite0", {"epoch": 2}, "unknown key first_session_adaptation.epoch"),
+        ("efficientnet-lite0", {"method": "x"}, "cannot adapt encoder"),
+        ("minilm", {"refresh_norms": True}, "needs an encoder with batch norms"),
+        ("efficientnet-lite0", {"keep_plain": 1}, "keep_plain"),
+    ]
+    for encoder, table, message in refused:
+        bad = RunConfig(dataset="digits", encoder=encoder, first_session_adaptation=table)
+        with pytest.raises(ConfigError, match=message):
+            bad.validate(output=False)
 
 
 def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:
