@@ -108,12 +108,15 @@ def normalised(X: np.ndarray, Xt: np.ndarray, first: np.ndarray) -> tuple:
 
 
 @contextlib.contextmanager
-def previous_default():
-    """The lambda search before this benchmark's change: GCV, one eigendecomposition."""
+def previous_default(**settings):
+    """The lambda search before this benchmark's change: GCV, one eigendecomposition (or the
+    ``select_alpha`` settings given: ``method="krylov"`` is the plain Krylov quadrature the
+    default used before the rational one)."""
     original = heads_module.select_alpha
+    settings = settings or {"criterion": "gcv", "method": "spectral"}
 
     def gcv(*args, **kwargs):
-        kwargs.update(criterion="gcv", method="spectral")
+        kwargs.update(settings)
         return original(*args, **kwargs)
 
     heads_module.select_alpha = gcv
@@ -265,7 +268,9 @@ def one(name: str, m: int, seed: int) -> dict:
 
 def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3) -> list[dict]:
     """One refit (``head.fit`` of the final sums) against one Cholesky of the same centred G,
-    interleaved, best of ``repeats``: factorisation-equivalents."""
+    interleaved, best of ``repeats``: factorisation-equivalents. ``default`` is the rational
+    quadrature, ``krylov`` the plain Krylov quadrature (the default before it), ``gcv`` the
+    eigendecomposition route (the first default; once at M = 10,000)."""
     from forgetless.heads import RidgeHead
 
     X, y, _, _, _, _ = load(name)
@@ -277,7 +282,8 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
         mean = stats.feature_sum / n
         gram = stats.gram - n * np.outer(mean, mean)
         gram[np.diag_indices(m)] += clf.alpha_
-        times: dict[str, list[float]] = {"cholesky": [], "default": [], "gcv": []}
+        times: dict[str, list[float]] = {"cholesky": [], "default": [], "krylov": [], "gcv": []}
+        alphas: dict[str, float] = {}
         for r in range(repeats):
             start = time.perf_counter()
             linalg.cho_factor(gram, check_finite=False)
@@ -285,23 +291,51 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
             start = time.perf_counter()
             head = RidgeHead().fit(stats)
             times["default"].append(time.perf_counter() - start)
-            if r == 0 or m <= 4000:
-                with previous_default():
+            alphas["default"] = head.alpha_
+            for label, settings in (("krylov", {"method": "krylov"}), ("gcv", {})):
+                if label == "gcv" and r > 0 and m > 4000:
+                    continue
+                with previous_default(**settings):
                     start = time.perf_counter()
-                    RidgeHead().fit(stats)
-                    times["gcv"].append(time.perf_counter() - start)
+                    alphas[label] = RidgeHead().fit(stats).alpha_
+                    times[label].append(time.perf_counter() - start)
         chol = min(times["cholesky"])
         out.append({
             "M": m, "dataset": name, "n": int(n), "classes": int(stats.n_classes),
             "cholesky_seconds": chol,
-            "default_refit_seconds": min(times["default"]),
-            "gcv_refit_seconds": min(times["gcv"]),
-            "default_factorisations": min(times["default"]) / chol,
-            "gcv_factorisations": min(times["gcv"]) / chol,
+            **{f"{k}_refit_seconds": min(times[k]) for k in ("default", "krylov", "gcv")},
+            **{f"{k}_factorisations": min(times[k]) / chol for k in ("default", "krylov", "gcv")},
+            "alphas": alphas,
             "default_points_scored": len(head.gcv_path_),
             "all_seconds": times,
         })  # fmt: skip
         print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def speed(name: str, m: int, seed: int, repeats: int = 2) -> dict:
+    """Whole 6-step runs, timed back to back in this process, best of ``repeats`` (rounds
+    alternate the methods): the default, the plain Krylov quadrature it replaced, and RanPAC's
+    own procedure."""
+    X, y, Xt, yt, initial, increment = load(name)
+    scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    X, Xt = normalised(X, Xt, scenario.steps[0].train)
+    makers = {
+        "default": lambda: ContinualClassifier(n_components=m, random_state=seed),
+        "krylov": lambda: ContinualClassifier(n_components=m, random_state=seed),
+        "ranpac": lambda: RanPAC(n_components=m, seed=seed),
+    }
+    runs: dict[str, list[dict]] = {k: [] for k in makers}
+    for _ in range(repeats):
+        for label, make in makers.items():
+            settings = {"method": "krylov"} if label == "krylov" else None
+            with previous_default(**settings) if settings else contextlib.nullcontext():
+                runs[label].append(whole_run(make(), X, y, Xt, yt, scenario))
+    out: dict = {"dataset": name, "M": m, "seed": seed, "repeats": repeats}
+    for label, done in runs.items():
+        best = min(done, key=lambda r: r["total_seconds"])
+        out[label] = {**best, "all_totals": [r["total_seconds"] for r in done]}
+    out["ranpac_over_default"] = out["ranpac"]["total_seconds"] / out["default"]["total_seconds"]
     return out
 
 
@@ -378,8 +412,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--refit-sizes", type=int, nargs="+", default=[2000, 4000, 10000])
-    parser.add_argument("--only", choices=["final", "runs", "refit", "profile"], nargs="+",
-                        default=["final", "runs", "refit", "profile"])  # fmt: skip
+    parser.add_argument("--only", choices=["final", "runs", "refit", "profile", "speed"],
+                        nargs="+", default=["final", "runs", "refit", "profile"])  # fmt: skip
+    parser.add_argument("--refit-datasets", nargs="+", default=["wordnet/minilm"])
+    parser.add_argument("--speed", nargs="+", help="NAME:M whole runs for --only speed (seed 0)",
+                        default=["wordnet/minilm:4000", "wordnet/minilm:2000"])  # fmt: skip
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--fresh", action="store_true", help="rerun entries already written")
     args = parser.parse_args()
@@ -435,11 +472,25 @@ def main() -> None:
                         for k in ("default", "gcv", "ranpac")
                     ) + f" ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     if "refit" in args.only:
-        done = {e["M"] for e in results.get("refit", [])}
-        todo = [m for m in args.refit_sizes if m not in done]
-        if todo:
-            results["refit"] = results.get("refit", []) + refit_cost(todo)
+        for name in args.refit_datasets:
+            done = {e["M"] for e in results.get("refit", []) if e["dataset"] == name}
+            todo = [m for m in args.refit_sizes if m not in done]
+            if todo:
+                results["refit"] = results.get("refit", []) + refit_cost(todo, name)
+                save()
+    if "speed" in args.only:
+        for spec in args.speed:
+            name, m = spec.rsplit(":", 1)
+            entries = results.setdefault("speed", [])
+            if any((e["dataset"], e["M"]) == (name, int(m)) for e in entries):
+                continue
+            entries.append(speed(name, int(m), seed=0))
             save()
+            e = entries[-1]
+            print(f"{name} M={m}: " + ", ".join(
+                f"{k} {e[k]['total_seconds']:.1f} s {100 * e[k]['final_accuracy']:.2f} %"
+                for k in ("default", "krylov", "ranpac")
+            ) + f"; RanPAC / default {e['ranpac_over_default']:.2f}x", flush=True)  # fmt: skip
     if "profile" in args.only and ("profile" not in results or args.fresh):
         name, m = ("digits/raw", 600) if args.quick else ("wordnet/minilm", 4000)
         results["profile"] = {"dataset": name, "M": m, "cprofile": profile(name, m)}

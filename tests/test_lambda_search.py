@@ -19,6 +19,7 @@ from forgetless._lambda_search import (
     loo_error,
     quadrature_moments,
     select_alpha,
+    shift_invert_nodes,
 )
 
 
@@ -106,14 +107,36 @@ def test_block_lanczos_quadrature_is_gauss_quadrature():
         assert df[i] == pytest.approx(expected, rel=1e-8)
 
 
+def test_shift_invert_quadrature_is_exact_once_the_space_is_invariant():
+    """Nodes and coordinates from the factor of G + sigma I reproduce K, K2 and the probes'
+    trace at every lambda once the steps span the space, and K at lambda = sigma after one."""
+    H, y, Y, counts = relu_problem(n=200, m=60, c=3)
+    G, Q = H.T @ H, H.T @ Y
+    probes = np.random.default_rng(1).choice([-1.0, 1.0], size=(60, 4))
+    start = np.hstack([Q, probes])
+    upper = np.linalg.cholesky(G + 3.0 * np.eye(60)).T
+    for steps, alphas in ((1, [3.0]), (9, [0.5, 3.0, 80.0])):
+        s, C = shift_invert_nodes(upper, 3.0, start, steps=steps)
+        for a in alphas:
+            R = np.linalg.inv(G + a * np.eye(60))
+            weighted = C[:, :3] / (s + a)[:, None]
+            np.testing.assert_allclose(C[:, :3].T @ weighted, Q.T @ R @ Q, rtol=1e-8)
+            if steps > 1:
+                K2 = weighted.T @ (weighted * s[:, None])
+                np.testing.assert_allclose(K2, Q.T @ R @ G @ R @ Q, rtol=1e-7)
+                df = np.sum(C[:, 3:] ** 2 * (s / (s + a))[:, None]) / 4
+                assert df == pytest.approx(np.trace(probes.T @ G @ R @ probes) / 4, rel=1e-8)
+
+
+@pytest.mark.parametrize("method", ["auto", "krylov"])
 @pytest.mark.parametrize("criterion", ["loo", "gcv"])
-def test_krylov_search_chooses_what_the_exact_spectrum_chooses(criterion):
+def test_quadrature_search_chooses_what_the_exact_spectrum_chooses(criterion, method):
     H, y, Y, counts = relu_problem()
     G, Q, n = H.T @ H, H.T @ Y, H.shape[0]
     kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
     exact, exact_path = select_alpha(G, Q, n, method="spectral", criterion=criterion, **kwargs)
-    fast, fast_path = select_alpha(G, Q, n, criterion=criterion, **kwargs)
-    assert fast.coef is not None  # the Krylov route ran (it returns its factorisation's W)
+    fast, fast_path = select_alpha(G, Q, n, criterion=criterion, method=method, **kwargs)
+    assert fast.coef is not None  # a quadrature ran (it returns its factorisation's W)
     assert fast.alpha == exact.alpha
     near = {p.alpha: p.score for p in exact_path}
     for p in fast_path:  # the curve near the choice, within the check's 2 %
@@ -162,7 +185,7 @@ def blobs():
     return X, y
 
 
-def test_auto_alpha_is_a_function_of_the_sums_on_the_krylov_route(blobs):
+def test_auto_alpha_is_a_function_of_the_sums_on_the_quadrature_route(blobs):
     """The guarantee of alpha="auto" where the quadrature decides (M >= 1024): the same lambda
     and the same model whatever the batching, after a merge and after a forget, as a fresh fit
     on the net data; a fixed alpha equal to alpha_ gives that model."""
