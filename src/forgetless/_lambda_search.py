@@ -519,8 +519,26 @@ def loo_error(
     """
     counts = np.asarray(counts, dtype=np.float64)
     nodes = np.asarray(nodes, dtype=np.float64)
-    inverse = 1.0 / (nodes[None, :] + alphas[:, None])  # (L, r)
     positive = np.all(nodes[None, :] + alphas[:, None] > 0, axis=1)
+    cross, cross2, df = moments_from_nodes(nodes, rotated, alphas, multiplicities)
+    scores = _loo_from_moments(cross, cross2, df, counts, extra_df)
+    if target_energy is not None:
+        rss = target_energy - 2.0 * np.einsum("lcc->l", cross) + np.einsum("lcc->l", cross2)
+        size = nodes.size if multiplicities is None else float(multiplicities.sum())
+        positive &= rss > _RESOLUTION * size * target_energy
+    return np.where(positive, scores, math.inf)
+
+
+def moments_from_nodes(
+    nodes: np.ndarray,
+    rotated: np.ndarray,
+    alphas: np.ndarray,
+    multiplicities: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K = B^T diag(1/(s+l)) B, K2 = B^T diag(s/(s+l)^2) B (L x C x C) and
+    df = sum w s/(s+l) (L,) for each lambda l, from nodes s, B (``rotated``) and trace weights w
+    (``multiplicities``; ones for an exact spectrum)."""
+    inverse = 1.0 / (nodes[None, :] + alphas[:, None])  # (L, r)
     c = rotated.shape[1]
     cross, cross2 = np.empty((alphas.size, c, c)), np.empty((alphas.size, c, c))
     for i, row in enumerate(inverse):  # one (C x r)(r x C) product per lambda, in BLAS
@@ -528,13 +546,7 @@ def loo_error(
         cross[i] = rotated.T @ weighted
         cross2[i] = weighted.T @ (weighted * nodes[:, None])
     counted = nodes if multiplicities is None else nodes * multiplicities
-    df = (counted[None, :] * inverse).sum(axis=1)
-    scores = _loo_from_moments(cross, cross2, df, counts, extra_df)
-    if target_energy is not None:
-        rss = target_energy - 2.0 * np.einsum("lcc->l", cross) + np.einsum("lcc->l", cross2)
-        size = nodes.size if multiplicities is None else float(multiplicities.sum())
-        positive &= rss > _RESOLUTION * size * target_energy
-    return np.where(positive, scores, math.inf)
+    return cross, cross2, (counted[None, :] * inverse).sum(axis=1)
 
 
 def _loo_from_moments(
@@ -891,12 +903,26 @@ def _rational_search(
     if 2 * _RATIONAL_STEPS * block > m:
         return None  # too many classes for this width: the quadrature would cost more
 
-    def choose(nodes: np.ndarray, coordinates: np.ndarray) -> tuple[GCVPoint, list[GCVPoint]]:
+    def choose(
+        nodes: np.ndarray, coordinates: np.ndarray, anchor: tuple[float, float] | None = None
+    ) -> tuple[GCVPoint, list[GCVPoint]]:
+        """The curve from quadrature nodes; with ``anchor`` = (sigma, df at sigma from the
+        factorisation), the trace estimate is shifted to agree there."""
         nodes = _without_rounding_noise(nodes, floor)
         rotated = coordinates[:, :c] @ rotation.T
         weights = np.einsum("ij,ij->i", coordinates[:, c:], coordinates[:, c:]) / _KRYLOV_PROBES
-        scores = scorer.curve(nodes, rotated, grid, weights)
-        tiebreak = scorer.curve(nodes, rotated, grid, weights, criterion="gcv")
+        cross, cross2, df = moments_from_nodes(nodes, rotated, grid, weights)
+        if anchor is not None:
+            # The quadrature's trace has 8 probes' error, correlated across lambdas (the same
+            # probes): scaled to agree with the factorisation's own at sigma (64 probes, or
+            # exact where those cannot resolve n - df), the curve near sigma keeps only the
+            # error of the change (a scale, not a shift: df still vanishes as lambda grows).
+            sigma, exact_df = anchor
+            estimate = float((nodes * weights / (nodes + sigma)).sum())
+            if estimate > 0 and exact_df > 0:
+                df = df * (exact_df / estimate)
+        scores = scorer.from_moments(grid, cross, cross2, df)
+        tiebreak = scorer.from_moments(grid, cross, cross2, df, criterion="gcv")
         points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
         return _choose(points, interior=True, tiebreak=tiebreak), points
 
@@ -923,7 +949,9 @@ def _rational_search(
         factored = ops.shifted_cholesky(gram, sigma)
         if factored is None:
             return None
-        chosen, points = choose(*shift_invert_nodes(factored[0], sigma, start, ops))
+        moments = factorised.moments_from_factor(factored[0], sigma)
+        nodes, coordinates = shift_invert_nodes(factored[0], sigma, start, ops)
+        chosen, points = choose(nodes, coordinates, anchor=(sigma, moments[3]))
         if not math.isfinite(chosen.score):
             return None
         if abs(math.log10(chosen.alpha / sigma)) <= _RATIONAL_REACH:
@@ -935,10 +963,10 @@ def _rational_search(
         factored = ops.shifted_cholesky(gram, chosen.alpha)
         if factored is None:
             return None
+        moments = factorised.moments_from_factor(factored[0], chosen.alpha)
     # Check the curve at the choice against the factorised criterion (exact K and K2, the trace
     # from 64 probes), whose W is a fixed alpha's solve, bit for bit. No condition estimate:
     # lambda >= 1e-10 trace(G) bounds it by 1e10 + 1.
-    moments = factorised.moments_from_factor(factored[0], chosen.alpha)
     if not _agrees(scorer.point(chosen.alpha, moments), chosen.score, scorer.criterion):
         return None
     return GCVPoint(chosen.alpha, chosen.score, moments[0]), points

@@ -51,13 +51,35 @@ def _gram_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
 def _max_abs(stats: SufficientStatistics) -> float:
     if stats.n_components == 0:
         return 0.0
-    return float(max(np.abs(stats.gram_upper).max(), np.abs(stats.class_sums).max(initial=0.0)))
+    return max(_largest_magnitude(stats.gram_upper), _largest_magnitude(stats.class_sums))
+
+
+def _largest_magnitude(array: np.ndarray) -> float:
+    """max |a| without a temporary array (two passes over G instead of an M x M copy)."""
+    if array.size == 0:
+        return 0.0
+    return float(max(-array.min(), array.max()))
+
+
+_BLOCK = 256  # tile size for the transpose: both tiles stay in cache
 
 
 def symmetrize_upper(upper: np.ndarray) -> np.ndarray:
-    """Full symmetric matrix from one whose upper triangle holds the values."""
-    full = np.triu(upper)
-    full += np.triu(upper, 1).T
+    """Full symmetric matrix from one whose upper triangle holds the values (copied tile by
+    tile: a whole-matrix transpose strides through memory and costs several times more).
+
+    >>> symmetrize_upper(np.array([[1.0, 2.0], [9.0, 3.0]])).tolist()
+    [[1.0, 2.0], [2.0, 3.0]]
+    """
+    m = upper.shape[0]
+    full = np.array(upper, dtype=np.float64, order="F", copy=True)
+    for start in range(0, m, _BLOCK):
+        stop = min(start + _BLOCK, m)
+        # Within a diagonal tile, its upper triangle mirrored; below it, the tiles above it.
+        tile = full[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, -1)
+        tile[lower] = tile.T[lower]
+        full[stop:, start:stop] = upper[start:stop, stop:].T
     return full
 
 
@@ -178,8 +200,9 @@ class SufficientStatistics:
                 f"statistics of shape (M={other.n_components}, C={other.n_classes}) cannot be "
                 f"combined with (M={self.n_components}, C={self.n_classes})"
             )
-        self._gram_upper += sign * other._gram_upper
-        self.class_sums += sign * other.class_sums
+        combine = np.add if sign > 0 else np.subtract  # in place, without a temporary
+        combine(self._gram_upper, other._gram_upper, out=self._gram_upper)
+        combine(self.class_sums, other.class_sums, out=self.class_sums)
         self.counts += int(sign) * other.counts
         if self.per_class_gram:
             if not other.per_class_gram:
