@@ -16,9 +16,9 @@ Ways to score the lattice of lambdas:
 - rational quadrature (the default where it is cheaper): six block steps of plain Lanczos
   (products G @ U) place the minimum roughly; one Cholesky factorisation there and six block
   steps of shift-invert Lanczos with it (:func:`shift_invert_nodes`) give the curve accurately
-  within a decade; the solve at the chosen lambda (the same factorisation when the choice is
-  where it was factorised) checks the curve there and gives the coefficients. Typically one or
-  two factorisations and a few dozen products or triangular solves with C + 8 columns.
+  near it; the factorised lambda moves until its curve chooses it, and that factorisation
+  checks the curve and gives the coefficients. Typically one or two factorisations and a few
+  dozen products or triangular solves with C + 8 columns.
 - Krylov quadrature (``method="krylov"``): plain block Lanczos grown until the curve settles
   (:func:`krylov_spectrum`), many more steps where G's spectrum is steep.
 - spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
@@ -49,7 +49,6 @@ _KRYLOV_RTOL = 1e-3  # the curve near its minimum moves less than this between t
 _KRYLOV_CHECK = 0.02  # the curve and the factorised criterion must agree this well there
 _RATIONAL_STEPS = 6  # shift-invert block steps per factorisation (and plain steps before)
 _RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
-_RATIONAL_REACH = 1.0  # decades around the factorised lambda where its curve decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
 _MAX_LEVERAGE = 0.75  # the loo criterion scores lambdas whose average leverage is at most this
@@ -204,10 +203,11 @@ def select_alpha(
       C + 8 columns fit in M dimensions, C the number of classes): six plain block Lanczos
       steps (:func:`krylov_spectrum`) locate the minimum roughly; G + sigma I is factorised two
       lattice steps below it and six shift-invert steps (:func:`shift_invert_nodes`) give the
-      curve, accurate within a decade of sigma. A choice within that decade stands (else sigma
-      moves there, up to 4 factorisations). The chosen lambda's Cholesky factorisation (sigma's
-      own when they coincide) gives the coefficients (returned with the best point) and the
-      criterion there from exact K = Q^T W; if the curve is off by more than 2 % at the choice,
+      curve, accurate near sigma (its trace scaled to the factorisation's own there). sigma
+      moves to the curve's choice until the curve from the factorisation at sigma chooses sigma
+      itself (usually one or two factorisations; after 4, or on a cycle, the exact spectral
+      curve decides). That factorisation gives the coefficients (returned with the best point)
+      and the criterion there from exact K = Q^T W; if the curve is off by more than 2 % there,
       the exact spectral curve decides instead.
     - ``method="krylov"``: plain block Lanczos quadrature grown until the curve near its
       minimum moves by less than 1e-3 between tests, then checked the same way.
@@ -892,9 +892,9 @@ def _rational_search(
     ops: HostLinalg,
 ) -> tuple[GCVPoint, list[GCVPoint]] | None:
     """The curve by shift-invert quadrature around a factorised lambda, moved until the curve
-    chooses within a decade of where it was factorised (see :func:`select_alpha`); None where
-    the spectral route must decide (too small or too many classes to pay, no such choice within
-    _RATIONAL_ROUNDS factorisations, a failed check)."""
+    from the factorisation at lambda chooses lambda itself (see :func:`select_alpha`); None
+    where the spectral route must decide (too small or too many classes to pay, no such fixed
+    point within _RATIONAL_ROUNDS factorisations, a failed check)."""
     m = class_sums.shape[0]
     if m < _KRYLOV_MIN_UNITS:
         return None
@@ -954,22 +954,17 @@ def _rational_search(
         chosen, points = choose(nodes, coordinates, anchor=(sigma, moments[3]))
         if not math.isfinite(chosen.score):
             return None
-        if abs(math.log10(chosen.alpha / sigma)) <= _RATIONAL_REACH:
-            break  # chosen where this factorisation's curve is accurate
+        if chosen.alpha == sigma:
+            break  # the curve from the factorisation at sigma chooses sigma itself
         sigma = chosen.alpha
     else:
         return None
-    if chosen.alpha != sigma:
-        factored = ops.shifted_cholesky(gram, chosen.alpha)
-        if factored is None:
-            return None
-        moments = factorised.moments_from_factor(factored[0], chosen.alpha)
     # Check the curve at the choice against the factorised criterion (exact K and K2, the trace
     # from 64 probes), whose W is a fixed alpha's solve, bit for bit. No condition estimate:
     # lambda >= 1e-10 trace(G) bounds it by 1e10 + 1.
-    if not _agrees(scorer.point(chosen.alpha, moments), chosen.score, scorer.criterion):
+    if not _agrees(scorer.point(sigma, moments), chosen.score, scorer.criterion):
         return None
-    return GCVPoint(chosen.alpha, chosen.score, moments[0]), points
+    return GCVPoint(sigma, chosen.score, moments[0]), points
 
 
 def _agrees(exact: float, estimate: float, criterion: str) -> bool:
