@@ -100,7 +100,14 @@ def learner(settings: dict[str, Any], seed: int, X: np.ndarray, y: np.ndarray, X
     return pred, {"seconds": seconds, "file_bytes": size, "alpha": alpha}
 
 
-def run(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+def run(
+    name: str,
+    shots: list[int],
+    seeds: list[int],
+    doc: dict[str, Any],
+    save,
+    learners: tuple[str, ...] = tuple(LEARNERS),
+) -> None:
     X, y, Xt, yt, _, _ = load(name)
     entry = doc["datasets"].setdefault(name, {"runs": {}})
     entry.update(n_features=int(X.shape[1]), n_classes=int(np.unique(y).size), n_test=len(yt))
@@ -113,8 +120,8 @@ def run(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save
             out: dict[str, Any] = {"shots": k, "seed": seed, "n_train": int(rows.size)}
             for ref in REFERENCES:
                 out[ref] = {"accuracy": float((reference(ref, X[rows], y[rows], Xt) == yt).mean())}
-            for method, settings in LEARNERS.items():
-                pred, info = learner(settings, seed, X[rows], y[rows], Xt)
+            for method in learners:
+                pred, info = learner(LEARNERS[method], seed, X[rows], y[rows], Xt)
                 out[method] = {"accuracy": float((pred == yt).mean()), **info}
             entry["runs"][key] = out
             print(name, key, {m: round(v["accuracy"], 4) for m, v in out.items()
@@ -231,6 +238,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--validation", action="store_true", help="the leverage-cap study")
+    parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=list(LEARNERS))
     args = parser.parse_args()
     path = Path(args.out)
     doc = json.loads(path.read_text()) if path.exists() else {"datasets": {}}
@@ -252,7 +260,10 @@ def main() -> None:
         tmp.replace(path)
 
     for name in args.datasets:
-        (leverage_caps if args.validation else run)(name, args.shots, args.seeds, doc, save)
+        if args.validation:
+            leverage_caps(name, args.shots, args.seeds, doc, save)
+        else:
+            run(name, args.shots, args.seeds, doc, save, tuple(args.learners))
 
 
 if __name__ == "__main__":
