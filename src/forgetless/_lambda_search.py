@@ -50,6 +50,7 @@ _KRYLOV_CHECK = 0.02  # the curve and the factorised criterion must agree this w
 _RATIONAL_STEPS = 6  # shift-invert block steps per factorisation (and plain steps before)
 _RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
+_NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
 _MAX_LEVERAGE = 0.75  # the loo criterion scores lambdas whose average leverage is at most this
 
@@ -208,7 +209,9 @@ def select_alpha(
       itself (usually one or two factorisations; after 4, or on a cycle, the exact spectral
       curve decides). That factorisation gives the coefficients (returned with the best point)
       and the criterion there from exact K = Q^T W; if the curve is off by more than 2 % there,
-      the exact spectral curve decides instead.
+      the exact spectral curve decides instead. A neighbouring lattice value scoring within
+      0.5 % of the choice on the curve (a near-tie the quadrature cannot order) is factorised
+      too, and the lower factorised score is chosen.
     - ``method="krylov"``: plain block Lanczos quadrature grown until the curve near its
       minimum moves by less than 1e-3 between tests, then checked the same way.
     - ``method="spectral"``: one eigendecomposition G = V diag(s) V^T scores every lambda exactly
@@ -962,9 +965,33 @@ def _rational_search(
     # Check the curve at the choice against the factorised criterion (exact K and K2, the trace
     # from 64 probes), whose W is a fixed alpha's solve, bit for bit. No condition estimate:
     # lambda >= 1e-10 trace(G) bounds it by 1e10 + 1.
-    if not _agrees(scorer.point(sigma, moments), chosen.score, scorer.criterion):
+    exact = scorer.point(sigma, moments)
+    if not _agrees(exact, chosen.score, scorer.criterion):
         return None
-    return GCVPoint(sigma, chosen.score, moments[0]), points
+    # A neighbour within the quadrature's error of the choice (a near-tie, not a plateau of
+    # equal scores, which GCV decides) is factorised too, and the lower factorised score wins.
+    # The path then holds the factorised scores where there are some.
+    at = int(np.argmin(np.abs(grid - sigma)))
+    points[at] = GCVPoint(sigma, exact)
+    for j in (at - 1, at + 1):
+        if not 0 <= j < grid.size:
+            continue
+        score = points[j].score
+        gap = abs(score - chosen.score)
+        if not (
+            math.isfinite(score)
+            and _TIE * abs(chosen.score) < gap <= _NEAR_TIE * max(abs(chosen.score), 1.0)
+        ):
+            continue
+        factored = ops.shifted_cholesky(gram, float(grid[j]))
+        if factored is None:
+            continue
+        other = factorised.moments_from_factor(factored[0], float(grid[j]))
+        other_exact = scorer.point(float(grid[j]), other)
+        points[j] = GCVPoint(float(grid[j]), other_exact)
+        if _below(other_exact, exact):
+            sigma, moments, exact = float(grid[j]), other, other_exact
+    return GCVPoint(sigma, exact, moments[0]), points
 
 
 def _agrees(exact: float, estimate: float, criterion: str) -> bool:
