@@ -910,7 +910,7 @@ def _rational_search(
         nodes: np.ndarray, coordinates: np.ndarray, anchor: tuple[float, float] | None = None
     ) -> tuple[GCVPoint, list[GCVPoint]]:
         """The curve from quadrature nodes; with ``anchor`` = (sigma, df at sigma from the
-        factorisation), the trace estimate is shifted to agree there."""
+        factorisation), the trace estimate is scaled to agree there."""
         nodes = _without_rounding_noise(nodes, floor)
         rotated = coordinates[:, :c] @ rotation.T
         weights = np.einsum("ij,ij->i", coordinates[:, c:], coordinates[:, c:]) / _KRYLOV_PROBES
