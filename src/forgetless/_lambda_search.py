@@ -877,13 +877,11 @@ def shift_invert_nodes(
     room = (steps + 1) * start.shape[1]  # T's size after ``steps`` steps, and a block to spare
     T, E, _ = next(krylov_spectrum(None, start, ops, max_dim=room, apply=solve, first=steps))
     inverse, vectors = np.linalg.eigh(T)
-    # (G + sigma I)^-1 has eigenvalues in (0, 1/sigma]; one rounded to <= 0 stands for a
-    # direction of huge s, where every f of the ridge moments vanishes.
+    # (G + sigma I)^-1 has eigenvalues in (0, 1/sigma]; one rounded to ~0 stands for a
+    # direction of huge s, where every f of the ridge moments vanishes: it is dropped.
     top = float(inverse.max(initial=0.0))
     valid = inverse > top * T.shape[0] * np.finfo(np.float64).eps
-    nodes = np.where(valid, 1.0 / np.where(valid, inverse, 1.0) - sigma, np.inf)
-    coordinates = vectors.T @ E
-    return nodes[valid], coordinates[valid]
+    return 1.0 / inverse[valid] - sigma, (vectors.T @ E)[valid]
 
 
 def _rational_search(
