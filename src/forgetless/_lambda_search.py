@@ -698,7 +698,13 @@ def krylov_spectrum(
         new = product - basis @ coefficients
         if np.linalg.norm(new) < 0.7 * np.linalg.norm(product - block @ coefficients[done:size]):
             new -= basis @ (basis.T @ new)  # a second pass where the first lost digits
-        directions = _orthonormal_columns(new, drop)[:, : max(max_dim - size, 0)]
+        directions = _orthonormal_columns(new, drop)
+        if directions.shape[1]:
+            # Normalising a tiny remainder magnifies what rounding left of the basis in it:
+            # project once more, and drop what was mostly that (near invariance).
+            directions -= basis @ (basis.T @ directions)
+            directions = _orthonormal_columns(directions, 0.5)
+        directions = directions[:, : max(max_dim - size, 0)]
         done = size
         # Invariant (G maps the space into itself, or it is all of R^M): the quadrature is exact.
         exact = size >= m or (directions.shape[1] == 0 and size < max_dim)
