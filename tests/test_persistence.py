@@ -43,13 +43,13 @@ def test_file_is_plain_npz_without_pickle(tmp_path, data):
     path = tmp_path / "model.fl"
     ContinualClassifier(n_components=50).fit(X, y).save(path)
     with np.load(path, allow_pickle=False) as archive:
-        assert "statistics.gram_upper" in archive.files
+        assert "statistics.gram_packed" in archive.files  # 1797 samples > M // 2
     with zipfile.ZipFile(path) as archive:
         meta = json.loads(archive.read("metadata.json"))
     assert meta["library_version"] and meta["params"]["n_components"] == 50
     assert set(meta["arrays"]) == {
         "classes",
-        "statistics.gram_upper",
+        "statistics.gram_packed",
         "statistics.class_sums",
         "statistics.counts",
     }
@@ -130,3 +130,62 @@ def test_crash_mid_save_keeps_previous_file(tmp_path, data, monkeypatch):
 def test_saving_unfitted_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unfitted"):
         ContinualClassifier().save(tmp_path / "m.fl")
+
+
+def test_files_grow_with_what_was_learned(tmp_path, data):
+    """200 samples at M = 2000: G is stored as its 200 x 2000 factor, not as 2000 x 2000."""
+    X, y = data
+    small, large = tmp_path / "small.fl", tmp_path / "large.fl"
+    few = ContinualClassifier(n_components=2000, random_state=0).fit(X[:200], y[:200])
+    few.save(small)
+    ContinualClassifier(n_components=2000, random_state=0).fit(X[:1200], y[:1200]).save(large)
+    assert small.stat().st_size < 4.0e6  # 200 x 2000 float64 = 3.2 MB
+    assert 15.9e6 < large.stat().st_size < 16.5e6  # G's packed triangle: 16.0 MB, not 32
+    loaded = ContinualClassifier.load(small)
+    assert loaded.statistics_.factored
+    assert np.array_equal(loaded.coef_, few.coef_) and loaded.alpha_ == few.alpha_
+    np.testing.assert_array_equal(loaded.decision_function(X), few.decision_function(X))
+    # learning on from the file is learning on from the model: the same bits
+    loaded.partial_fit(X[200:400], y[200:400])
+    few.partial_fit(X[200:400], y[200:400])
+    assert np.array_equal(loaded.coef_, few.coef_)
+
+
+def test_factor_files_no_data_can_give_are_refused(tmp_path, data):
+    X, y = data
+    path = tmp_path / "model.fl"
+    ContinualClassifier(n_components=100, random_state=0).fit(X[:40], y[:40]).save(path)
+    metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
+    factor = arrays["statistics.gram_factor"]
+    bad = {
+        "lower": factor + np.tril(np.ones_like(factor), -1),
+        "rows": factor[:-1].copy(),
+        "inf": np.where(factor == factor.max(), np.inf, factor),
+        "overflow": factor * 1e200,
+    }
+    for case, value in bad.items():
+        forged = tmp_path / f"{case}.fl"
+        persistence.write_model_file(
+            forged, metadata, {**arrays, "statistics.gram_factor": value},
+            kind="forgetless-model", version=3,
+        )  # fmt: skip
+        with pytest.raises(ModelFileError):
+            ContinualClassifier.load(forged)
+
+
+def test_files_of_format_version_2_still_load(tmp_path, data):
+    """Version 2 stored G as a full upper triangle; this version reads it as the same model."""
+    from forgetless.statistics import unpack_upper
+
+    X, y = data
+    clf = ContinualClassifier(n_components=60, random_state=0).fit(X[:500], y[:500])
+    path, old = tmp_path / "new.fl", tmp_path / "old.fl"
+    clf.save(path)
+    metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
+    packed = arrays.pop("statistics.gram_packed")
+    arrays["statistics.gram_upper"] = unpack_upper(packed, 60)
+    persistence.write_model_file(old, metadata, arrays, kind="forgetless-model", version=2)
+    loaded = ContinualClassifier.load(old)
+    assert np.array_equal(loaded.coef_, clf.coef_)
+    loaded.save(tmp_path / "again.fl")  # re-saved in this version's form
+    assert (tmp_path / "again.fl").read_bytes() == path.read_bytes()

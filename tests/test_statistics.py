@@ -32,3 +32,78 @@ def test_adding_and_subtracting_sums_is_exact():
     a -= b
     np.testing.assert_array_equal(a.class_sums, (sums_a + b.class_sums) - b.class_sums)
     assert a.counts.tolist() == np.bincount(y[:200], minlength=3).tolist()
+
+
+# ---------------------------------------------------------------- few samples: G as its factor
+def _rows(n: int, m: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.standard_normal((n, m)), 0.0), rng.integers(0, 3, n)
+
+
+def test_factor_is_kept_while_samples_are_at_most_half_the_width():
+    H, y = _rows(25)
+    stats = SufficientStatistics(40, 3)
+    stats.add(H[:8], y[:8])
+    stats.add(H[8:20], y[8:20])
+    assert stats.factored and stats.to_arrays()["gram_factor"].shape == (20, 40)
+    np.testing.assert_allclose(stats.gram, H[:20].T @ H[:20], rtol=1e-13, atol=1e-12)
+    stats.add(H[20:], y[20:])  # 25 > 40 // 2: G is kept as its triangle from here on
+    assert not stats.factored and "gram_packed" in stats.to_arrays()
+    np.testing.assert_allclose(stats.gram, H.T @ H, rtol=1e-13, atol=1e-12)
+
+
+def test_merging_factors_equals_one_batch_and_subtracting_leaves_the_factor():
+    H, y = _rows(18)
+    a, b, joint = (SufficientStatistics(40, 3) for _ in range(3))
+    a.add(H[:7], y[:7])
+    b.add(H[7:], y[7:])
+    joint.add(H, y)
+    a += b
+    assert a.factored and a.n_samples == 18
+    np.testing.assert_allclose(a.gram, joint.gram, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(a.class_sums, joint.class_sums, rtol=1e-14)
+    a -= b  # a subtraction has no factor to keep: G is dense and still exact
+    assert not a.factored
+    np.testing.assert_allclose(a.gram, H[:7].T @ H[:7], rtol=1e-12, atol=1e-11)
+
+
+def test_round_trip_through_arrays_is_bit_for_bit_in_both_forms():
+    for n in (6, 30):  # factored, then packed triangle
+        H, y = _rows(n)
+        stats = SufficientStatistics(40, 3)
+        stats.add(H, y)
+        back = SufficientStatistics.from_arrays(stats.to_arrays())
+        assert back.factored == stats.factored
+        assert np.array_equal(back.gram_upper, stats.gram_upper)
+        assert back.gram.tobytes() == stats.gram.tobytes()
+
+
+def test_float32_rows_keep_their_float32_update():
+    H, y = _rows(6)
+    stats = SufficientStatistics(40, 3)
+    stats.add(H.astype(np.float32), y)
+    assert not stats.factored
+    np.testing.assert_allclose(stats.gram, H.T @ H, rtol=1e-5, atol=1e-5)
+
+
+def test_a_factor_that_no_data_gives_is_refused():
+    H, y = _rows(6)
+    stats = SufficientStatistics(40, 3)
+    stats.add(H, y)
+    arrays = stats.to_arrays()
+    factor, sums, counts = arrays["gram_factor"], arrays["class_sums"], arrays["counts"]
+    with pytest.raises(ValueError, match="upper trapezoidal"):
+        SufficientStatistics.from_factor(factor + np.tril(np.ones_like(factor), -1), sums, counts)
+    with pytest.raises(ValueError, match="one row per sample"):
+        SufficientStatistics.from_factor(factor[:-1], sums, counts)
+
+
+def test_packing_the_triangle_is_lossless():
+    from forgetless.statistics import pack_upper, packed_diagonal, unpack_upper
+
+    upper = np.triu(np.random.default_rng(1).standard_normal((7, 7)))
+    packed = pack_upper(upper)
+    assert packed.shape == (28,) and np.array_equal(packed[packed_diagonal(7)], np.diag(upper))
+    assert np.array_equal(unpack_upper(packed, 7), upper)
+    with pytest.raises(ValueError, match="28 values"):
+        unpack_upper(packed[:-1], 7)

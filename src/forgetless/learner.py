@@ -43,7 +43,7 @@ from forgetless.layers import (
     make_layer,
 )
 from forgetless.persistence import ModelFileError, read_model_file, write_model_file
-from forgetless.statistics import SufficientStatistics
+from forgetless.statistics import SufficientStatistics, packed_diagonal
 from forgetless.validation import (
     check_feature_names,
     check_features,
@@ -79,7 +79,8 @@ _FITTED = (
     "_fitted_params",
 )
 MODEL_KIND = "forgetless-model"
-MODEL_VERSION = 2
+MODEL_VERSION = 3  # 3: G stored as its factor (few samples) or packed triangle
+READABLE_VERSIONS = (2,)  # older versions this one still reads (2: G as a full upper triangle)
 # Building a layer from a model file may allocate at most this much unless the caller allows
 # more: the file holds only the layer's seed, so its size does not bound the cost.
 MAX_LAYER_BYTES = 2 << 30
@@ -774,7 +775,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         ``max_layer_bytes`` bounds what rebuilding the layer from its seed may allocate.
         """
         path = os.fspath(path)
-        metadata, arrays = read_model_file(path, kind=MODEL_KIND, version=MODEL_VERSION)
+        metadata, arrays = read_model_file(
+            path, kind=MODEL_KIND, version=MODEL_VERSION, also=READABLE_VERSIONS
+        )
         try:
             return cls._assemble(metadata, arrays, device, max_layer_bytes)
         except ModelFileError as err:
@@ -915,11 +918,23 @@ def _json_ready(value: Any) -> Any:
 
 def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> Any:
     """Statistics from a model file's arrays, refusing what no data could produce."""
-    expected = {"gram_upper", "class_sums", "counts"} | (
-        {"class_grams_upper"} if per_class_gram else set()
-    )
-    if set(arrays) != expected:
-        raise ModelFileError(f"statistics arrays {sorted(arrays)}, expected {sorted(expected)}")
+    gram_forms = {"gram_factor", "gram_packed", "gram_upper"}  # upper: files of version 2
+    class_forms = {"class_grams_packed", "class_grams_upper"}
+    names = set(arrays)
+    stored = names & gram_forms
+    extra = names - gram_forms - class_forms - {"class_sums", "counts"}
+    class_stored = names & class_forms
+    if (
+        len(stored) != 1
+        or extra
+        or not {"class_sums", "counts"} <= names
+        or len(class_stored) != (1 if per_class_gram else 0)
+        or ("gram_factor" in names and per_class_gram)
+    ):
+        raise ModelFileError(
+            f"statistics arrays {sorted(arrays)}: expected one of {sorted(gram_forms)}, "
+            "class_sums, counts" + (" and per-class Gram matrices" if per_class_gram else "")
+        )
     counts = arrays["counts"]
     if counts.dtype.kind not in "iu" or counts.ndim != 1:
         raise ModelFileError("class counts must be a 1-D integer array")
@@ -930,16 +945,44 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             raise ModelFileError(f"statistics array {name!r} must be floating point")
         if not np.isfinite(array).all():
             raise ModelFileError(f"statistics array {name!r} is not finite")
-    gram = arrays["gram_upper"]
-    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
-        raise ModelFileError(f"G must be square, not {gram.shape}")
+    sums = arrays["class_sums"]
+    if sums.ndim != 2:
+        raise ModelFileError(f"class sums must be a matrix, not of shape {sums.shape}")
+    m = sums.shape[0]
+    if "gram_factor" in arrays:
+        try:
+            stats = SufficientStatistics.from_factor(arrays["gram_factor"], sums, counts)
+        except ValueError as err:
+            raise ModelFileError(str(err)) from None
+        if not stats.all_finite():
+            raise ModelFileError("G overflows: the factor's values are too large")
+        return stats
+    if "gram_packed" in arrays:
+        packed = arrays["gram_packed"]
+        if packed.shape != (m * (m + 1) // 2,):
+            raise ModelFileError(
+                f"packed G has shape {packed.shape}, not ({m * (m + 1) // 2},) for width {m}"
+            )
+        diagonal, magnitude = packed[packed_diagonal(m)], packed
+    else:
+        gram = arrays["gram_upper"]
+        if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+            raise ModelFileError(f"G must be square, not {gram.shape}")
+        if np.any(np.tril(gram, -1)):
+            raise ModelFileError("G must be stored as an upper triangle")
+        diagonal, magnitude = np.diag(gram), gram
     # Rounding after a forget can leave -1e-16 on the diagonal; real data never leave more.
-    rounding = 1e-9 * max(float(np.abs(gram).max(initial=0.0)), 1.0)
-    if np.any(np.tril(gram, -1)) or np.any(np.diag(gram) < -rounding):
-        raise ModelFileError("G must be stored as an upper triangle with a non-negative diagonal")
-    return SufficientStatistics.from_sums(
-        gram, arrays["class_sums"], counts, arrays.get("class_grams_upper")
-    )
+    rounding = 1e-9 * max(float(np.abs(magnitude).max(initial=0.0)), 1.0)
+    if np.any(diagonal < -rounding):
+        raise ModelFileError("G must have a non-negative diagonal")
+    if "class_grams_packed" in arrays:
+        packed = arrays["class_grams_packed"]
+        if packed.shape != (counts.size, m * (m + 1) // 2):
+            raise ModelFileError(f"packed per-class Gram matrices have shape {packed.shape}")
+    try:
+        return SufficientStatistics.from_arrays(arrays)
+    except ValueError as err:
+        raise ModelFileError(str(err)) from None
 
 
 def _checked_labels(classes: Any, n_classes: int) -> np.ndarray:

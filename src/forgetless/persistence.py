@@ -58,6 +58,7 @@ import os
 import re
 import secrets
 import struct
+import tokenize
 import zlib
 from collections.abc import Mapping
 from typing import Any, BinaryIO, NamedTuple
@@ -349,9 +350,13 @@ def read_model_file(
     *,
     kind: str,
     version: int,
+    also: tuple[int, ...] = (),
     max_metadata_bytes: int = MAX_METADATA_BYTES,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The caller's metadata (without :data:`WRITER_KEYS`) and the arrays of a model file.
+
+    ``version`` is the caller's current format version; ``also`` lists older versions it still
+    reads (the metadata then says which one under ``format_version``).
 
     Raises ``FileNotFoundError`` (and other ``OSError``) when the file cannot be opened, and
     :class:`ModelFileError` for anything wrong with its content, found before anything larger
@@ -361,7 +366,7 @@ def read_model_file(
     path = os.fspath(path)
     with open(path, "rb") as handle:
         try:
-            return _read(_File(handle, path), kind, version, max_metadata_bytes)
+            return _read(_File(handle, path), kind, version, also, max_metadata_bytes)
         except ModelFileError:
             raise
         except Exception as err:  # backstop for whatever the checks missed: still a bad file
@@ -410,7 +415,7 @@ class _File:
 
 
 def _read(
-    file: _File, kind: str, version: int, max_metadata_bytes: int
+    file: _File, kind: str, version: int, also: tuple[int, ...], max_metadata_bytes: int
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     count, directory_size, directory_offset = _end_of_archive(file)
     entries = _central_directory(file, count, directory_size, directory_offset)
@@ -430,7 +435,7 @@ def _read(
         doc = _parse_json(raw)
     except ModelFileError as err:
         raise file.error(str(err)) from None
-    _check_format(file, doc, kind, version)
+    _check_format(file, doc, kind, version, also)
     table = _checked_table(file, doc)
     if doc["metadata_sha256"] != _metadata_sha256(doc):
         raise file.error("metadata checksum mismatch (metadata or its array table was edited)")
@@ -445,6 +450,8 @@ def _read(
     # Last, so that content errors (and files of older versions) are named as such.
     _check_layout(file, entries, directory_size, directory_offset)
     metadata = {k: v for k, v in doc.items() if k not in WRITER_KEYS}
+    if also:
+        metadata["format_version"] = doc["format_version"]
     return metadata, arrays
 
 
@@ -671,11 +678,11 @@ def _metadata_sha256(doc: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-def _check_format(file: _File, doc: Any, kind: str, version: int) -> None:
+def _check_format(file: _File, doc: Any, kind: str, version: int, also: tuple[int, ...]) -> None:
     if not isinstance(doc, dict):
         raise file.error(f"{_METADATA} must hold a JSON object, not {type(doc).__name__}")
     found, found_version = doc.get("format"), doc.get("format_version")
-    if found == kind and type(found_version) is int and found_version == version:
+    if found == kind and type(found_version) is int and found_version in (version, *also):
         return
     message = f"format {found!r} version {found_version!r}, expected {kind!r} version {version}"
     if found == kind and type(found_version) is int and found_version < version:
@@ -773,7 +780,7 @@ def _read_array(
         found_shape, fortran, found_dtype = np.lib.format.read_array_header_1_0(
             io.BytesIO(prefix[8:] + header), max_header_size=_MAX_NPY_HEADER + 1
         )
-    except (ValueError, SyntaxError, TypeError) as err:
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as err:
         raise file.error(f"{where}: invalid .npy header ({err})") from None
     if found_shape != shape or found_dtype.str != dtype or fortran is not False:
         raise file.error(

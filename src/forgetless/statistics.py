@@ -11,6 +11,13 @@ With one-hot targets Y, everything the heads need is a sum over samples:
 All sums are float64. Adding a batch adds its sums, forgetting subtracts them, and two learners
 with the same projection merge by adding: no sample is stored.
 
+While fewer samples than half the width have been added, G is kept as its triangular factor R
+(``G = R^T R``, R of n x M, the R of a QR factorisation of the stacked rows): a model file then
+holds n x M values instead of G's M (M + 1) / 2, so files grow with what was learned. R reveals
+exactly what G does (any rotation of the rows gives the same G), and G is always computed from
+it the same way, so a saved and reloaded model is the same model, bit for bit. Past that size,
+and after any subtraction, G is kept as its upper triangle.
+
 >>> import numpy as np
 >>> H = np.arange(12.0).reshape(4, 3)
 >>> a = SufficientStatistics(3); a.add(H[:2], np.array([0, 1]), n_classes=2)
@@ -22,9 +29,12 @@ with the same projection merge by adding: no sample is stored.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import linalg, sparse
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
+from threadpoolctl import ThreadpoolController
 
 
 def _gram_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
@@ -48,10 +58,107 @@ def _gram_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
         acc[...] = out
 
 
+def _stacked_factor(R: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """The triangular factor of ``[R; H]``: R' (r + k, M) with ``R'^T R' = R^T R + H^T H``.
+
+    R (r, M) is upper trapezoidal and r + k <= M. The first r columns are a triangle plus new
+    rows (LAPACK's triangular-pentagonal QR), the same rotation is applied to the rest, and what
+    is left of the new rows is factorised on its own: O(k r M), not O((r + k)^2 M).
+
+    >>> rng = np.random.default_rng(0)
+    >>> H = rng.standard_normal((5, 8))
+    >>> R = _stacked_factor(_stacked_factor(np.zeros((0, 8)), H[:2]), H[2:])
+    >>> R.shape, bool(np.allclose(R.T @ R, H.T @ H)), bool(np.tril(R, -1).any())
+    ((5, 8), True, False)
+    """
+    # LAPACK's Householder updates round differently with the BLAS thread count; the sums are
+    # promised bit for bit whatever it is, so they run on one thread (small: rows <= M / 2).
+    with _one_thread():
+        return _stacked_factor_here(R, H)
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _one_thread() -> Any:
+    if not _CONTROLLER:  # inspecting the thread pools costs a millisecond: once
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+def _stacked_factor_here(R: np.ndarray, H: np.ndarray) -> np.ndarray:
+    r, m = R.shape
+    k = H.shape[0]
+    H = np.array(H, dtype=np.float64, order="F")
+    if r == 0:
+        return np.ascontiguousarray(linalg.qr(H, mode="r", check_finite=False)[0])
+    block = min(32, r)
+    head, v, t, info = lapack.dtpqrt(
+        0, block, np.asfortranarray(R[:, :r]), H[:, :r], overwrite_a=1, overwrite_b=1
+    )
+    if info != 0:  # pragma: no cover - LAPACK argument errors only
+        raise RuntimeError(f"dtpqrt failed (info={info})")
+    out = np.zeros((r + k, m))
+    out[:r, :r] = np.triu(head)
+    if r < m:
+        top, rest, info = lapack.dtpmqrt(
+            0, v, t, np.asfortranarray(R[:, r:]), H[:, r:], trans="T", overwrite_a=1,
+            overwrite_b=1,
+        )  # fmt: skip
+        if info != 0:  # pragma: no cover
+            raise RuntimeError(f"dtpmqrt failed (info={info})")
+        out[:r, r:] = top
+        out[r:, r:] = linalg.qr(rest, mode="r", check_finite=False)[0]
+    return out
+
+
+def _gram_of_factor(R: np.ndarray) -> np.ndarray:
+    """``R^T R``'s upper triangle, Fortran-ordered (the lower triangle is zero)."""
+    m = R.shape[1]
+    if R.shape[0] == 0:
+        return np.zeros((m, m), order="F")
+    return blas.dsyrk(1.0, np.asfortranarray(R.T), trans=0, lower=0)
+
+
+def pack_upper(upper: np.ndarray) -> np.ndarray:
+    """The upper triangle column by column (LAPACK's packed storage): M (M + 1) / 2 values.
+
+    >>> pack_upper(np.array([[1.0, 2.0], [9.0, 3.0]])).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    m = upper.shape[0]
+    packed = np.empty(m * (m + 1) // 2)
+    for j in range(m):
+        start = j * (j + 1) // 2
+        packed[start : start + j + 1] = upper[: j + 1, j]
+    return packed
+
+
+def unpack_upper(packed: np.ndarray, m: int) -> np.ndarray:
+    """Inverse of :func:`pack_upper`: an (M, M) Fortran-ordered matrix, zero below the diagonal."""
+    if packed.shape != (m * (m + 1) // 2,):
+        raise ValueError(f"a packed triangle of width {m} has {m * (m + 1) // 2} values")
+    upper = np.zeros((m, m), order="F")
+    for j in range(m):
+        start = j * (j + 1) // 2
+        upper[: j + 1, j] = packed[start : start + j + 1]
+    return upper
+
+
+def packed_diagonal(m: int) -> np.ndarray:
+    """Positions of the diagonal in :func:`pack_upper`'s order."""
+    j = np.arange(m)
+    return j * (j + 3) // 2
+
+
 def _max_abs(stats: SufficientStatistics) -> float:
     if stats.n_components == 0:
         return 0.0
-    return max(_largest_magnitude(stats.gram_upper), _largest_magnitude(stats.class_sums))
+    if stats._factor is not None:  # |G_ij| <= max_j G_jj, the squared column norms of R
+        gram = float(np.einsum("ij,ij->j", stats._factor, stats._factor).max(initial=0.0))
+    else:
+        gram = _largest_magnitude(stats._upper())
+    return max(gram, _largest_magnitude(stats.class_sums))
 
 
 def _largest_magnitude(array: np.ndarray) -> float:
@@ -86,7 +193,8 @@ def symmetrize_upper(upper: np.ndarray) -> np.ndarray:
 class SufficientStatistics:
     """Float64 sums over the projected samples seen so far, with one column per class.
 
-    Only the upper triangle of G is maintained (``gram`` returns the full matrix).
+    Only the upper triangle of G is maintained (``gram`` returns the full matrix); while few
+    samples are in, it is computed from their triangular factor (see the module docstring).
     Columns follow the learner's sorted ``classes_``; :meth:`insert_classes` and
     :meth:`remove_classes` keep them aligned when labels appear or disappear.
     """
@@ -96,6 +204,9 @@ class SufficientStatistics:
         self.n_components = m
         self.per_class_gram = bool(per_class_gram)
         self._gram_upper = np.zeros((m, m), order="F")
+        # R with G = R^T R while it has at most M // 2 rows (none with per-class matrices)
+        self._factor: np.ndarray | None = None if per_class_gram else np.zeros((0, m))
+        self._gram_stale = False  # G not yet recomputed from a changed factor
         self.class_sums = np.zeros((m, n_classes))
         self.counts = np.zeros(n_classes, dtype=np.int64)
         self._class_grams: list[np.ndarray] = (
@@ -116,20 +227,52 @@ class SufficientStatistics:
         Gram matrices, when given, are stacked (C, M, M) the same way. Shapes are checked.
         """
         gram = np.asarray(gram_upper, dtype=np.float64)
+        m = gram.shape[0] if gram.ndim == 2 else -1
+        if gram.shape != (m, m):
+            raise ValueError(f"inconsistent statistics: gram {gram.shape} is not square")
+        new = cls._with_sums(m, class_sums, counts, class_grams_upper)
+        new._gram_upper = np.triu(gram).copy(order="F")
+        new._factor = None
+        return new
+
+    @classmethod
+    def from_factor(
+        cls, factor: np.ndarray, class_sums: np.ndarray, counts: np.ndarray
+    ) -> SufficientStatistics:
+        """Statistics whose G is ``factor^T factor`` (a model file's compact form): ``factor``
+        (n, M) is upper trapezoidal with one row per sample and n <= M // 2."""
+        factor = np.asarray(factor, dtype=np.float64)
+        m = factor.shape[1] if factor.ndim == 2 else -1
+        new = cls._with_sums(m, class_sums, counts, None)
+        if factor.shape != (new.n_samples, m) or new.n_samples > m // 2:
+            raise ValueError(
+                f"a factor of G has one row per sample and at most M // 2 rows: got "
+                f"{factor.shape} for {new.n_samples} samples and M = {m}"
+            )
+        if np.tril(factor, -1).any():
+            raise ValueError("the factor of G must be upper trapezoidal")
+        new._factor = np.ascontiguousarray(factor.copy())
+        new._gram_stale = True
+        return new
+
+    @classmethod
+    def _with_sums(
+        cls, m: int, class_sums: Any, counts: Any, class_grams_upper: Any
+    ) -> SufficientStatistics:
         sums = np.asarray(class_sums, dtype=np.float64)
         counts = np.asarray(counts)
         if counts.ndim != 1 or counts.dtype.kind not in "iu":
             raise ValueError(
                 f"counts must be a 1-D integer array, got {counts.dtype} {counts.shape}"
             )
-        m, c = gram.shape[0] if gram.ndim == 2 else -1, counts.shape[0]
-        if gram.shape != (m, m) or sums.shape != (m, c):
+        c = counts.shape[0]
+        if m < 0 or sums.shape != (m, c):
             raise ValueError(
-                f"inconsistent statistics: gram {gram.shape}, class_sums {sums.shape}, "
+                f"inconsistent statistics: width {m}, class_sums {sums.shape}, "
                 f"counts {counts.shape}"
             )
-        new = cls(m, 0, class_grams_upper is not None)
-        new._gram_upper = np.triu(gram).copy(order="F")
+        new = cls(0, 0, class_grams_upper is not None)
+        new.n_components = m
         new.class_sums = sums.copy()
         new.counts = counts.astype(np.int64)
         if class_grams_upper is not None:
@@ -142,12 +285,24 @@ class SufficientStatistics:
         return new
 
     # ------------------------------------------------------------------ views
+    def _upper(self) -> np.ndarray:
+        """G's upper triangle, recomputed from the factor when that changed."""
+        if self._gram_stale:
+            self._gram_upper = _gram_of_factor(self._factor)
+            self._gram_stale = False
+        return self._gram_upper
+
     @property
     def gram_upper(self) -> np.ndarray:
         """G's upper triangle (Fortran order; below the diagonal is unspecified). Read-only."""
-        view = self._gram_upper.view()
+        view = self._upper().view()
         view.flags.writeable = False
         return view
+
+    @property
+    def factored(self) -> bool:
+        """Whether G is kept as its triangular factor (few samples: a compact model file)."""
+        return self._factor is not None
 
     @property
     def n_classes(self) -> int:
@@ -160,7 +315,7 @@ class SufficientStatistics:
     @property
     def gram(self) -> np.ndarray:
         """G = H^T H, symmetric (a fresh array)."""
-        return symmetrize_upper(self._gram_upper)
+        return symmetrize_upper(self._upper())
 
     @property
     def feature_sum(self) -> np.ndarray:
@@ -174,13 +329,29 @@ class SufficientStatistics:
         return symmetrize_upper(self._class_grams[index])
 
     # ------------------------------------------------------------------ accumulation
+    def _factor_fits(self, extra_rows: int) -> bool:
+        return (
+            self._factor is not None
+            and self._factor.shape[0] + extra_rows <= self.n_components // 2
+        )
+
+    def _densify(self) -> np.ndarray:
+        """Keep G as its upper triangle from now on; returns it."""
+        upper = self._upper()
+        self._factor = None
+        return upper
+
     def add(self, H: np.ndarray, y_index: np.ndarray, n_classes: int | None = None) -> None:
         """Add a chunk of projected rows ``H`` (k, M) with class column indices ``y_index``."""
         if n_classes is not None and n_classes > self.n_classes:
             self.insert_classes(np.full(n_classes - self.n_classes, self.n_classes))
-        _gram_into(self._gram_upper, H)
         if H.shape[0] == 0:
             return
+        if H.dtype == np.float64 and self._factor_fits(H.shape[0]):
+            self._factor = _stacked_factor(self._factor, H)
+            self._gram_stale = True
+        else:  # float32 rows keep their float32 update (compute_dtype="float32")
+            _gram_into(self._densify(), H)
         # Class sums through a sparse (present classes x k) indicator: O(k M), and no dense
         # (k x C) one-hot matrix however many classes there are.
         present, inverse = np.unique(y_index, return_inverse=True)
@@ -200,13 +371,20 @@ class SufficientStatistics:
                 f"statistics of shape (M={other.n_components}, C={other.n_classes}) cannot be "
                 f"combined with (M={self.n_components}, C={self.n_classes})"
             )
-        combine = np.add if sign > 0 else np.subtract  # in place, without a temporary
-        combine(self._gram_upper, other._gram_upper, out=self._gram_upper)
-        combine(self.class_sums, other.class_sums, out=self.class_sums)
+        if self.per_class_gram and not other.per_class_gram:
+            raise ValueError("the other statistics keep no per-class Gram matrices")
+        if sign > 0 and other._factor is not None and self._factor_fits(other._factor.shape[0]):
+            if other._factor.shape[0]:
+                self._factor = _stacked_factor(self._factor, other._factor)
+                self._gram_stale = True
+        else:
+            combine = np.add if sign > 0 else np.subtract  # in place, without a temporary
+            upper = self._densify()
+            combine(upper, other._upper(), out=upper)
+        combine_sums = np.add if sign > 0 else np.subtract
+        combine_sums(self.class_sums, other.class_sums, out=self.class_sums)
         self.counts += int(sign) * other.counts
         if self.per_class_gram:
-            if not other.per_class_gram:
-                raise ValueError("the other statistics keep no per-class Gram matrices")
             for mine, theirs in zip(self._class_grams, other._class_grams, strict=True):
                 mine += sign * theirs
 
@@ -247,6 +425,7 @@ class SufficientStatistics:
         """Remove every sample of one class exactly, using its kept G_c."""
         if not self.per_class_gram:
             raise ValueError("exact class removal needs per_class_gram=True")
+        self._densify()
         self._gram_upper -= self._class_grams[index]
         self._class_grams[index][:] = 0.0
         self.class_sums[:, index] = 0.0
@@ -254,8 +433,12 @@ class SufficientStatistics:
 
     def all_finite(self) -> bool:
         """Whether every sum is finite (a batch of huge features can overflow G)."""
+        if self._factor is not None:
+            gram_finite = bool(np.isfinite(_max_abs(self)))  # G's entries are below its diagonal's
+        else:
+            gram_finite = bool(np.isfinite(self._gram_upper).all())
         return bool(
-            np.isfinite(self._gram_upper).all()
+            gram_finite
             and np.isfinite(self.class_sums).all()
             and all(np.isfinite(g).all() for g in self._class_grams)
         )
@@ -269,7 +452,7 @@ class SufficientStatistics:
         widened = self.copy()
         widened.insert_classes(positions)
         return bool(
-            np.isfinite(widened._gram_upper + other._gram_upper).all()
+            np.isfinite(widened._upper() + other._upper()).all()
             and np.isfinite(widened.class_sums + other.class_sums).all()
         )
 
@@ -278,7 +461,8 @@ class SufficientStatistics:
         if other.n_components != self.n_components or other.n_classes != self.n_classes:
             raise ValueError("statistics of different shapes cannot be subtracted")
         new = SufficientStatistics(self.n_components, 0, self.per_class_gram)
-        new._gram_upper = self._gram_upper - other._gram_upper
+        new._gram_upper = self._upper() - other._upper()
+        new._factor = None
         new.class_sums = self.class_sums - other.class_sums
         new.counts = self.counts - other.counts
         if self.per_class_gram:
@@ -301,15 +485,15 @@ class SufficientStatistics:
             raise ValueError(
                 f"class column {int(bad[0])} would have {int(self.counts[bad[0]])} samples"
             )
-        diagonal = np.diag(self._gram_upper)
+        diagonal = np.diag(self._upper())
         # Rounding is relative to the largest sums the subtractions went through, not to each
         # entry (an entry already near zero carries the residue of earlier removals).
-        margin = 1e-9 * max(float(np.diag(before._gram_upper).max(initial=0.0)), 1e-300)
+        margin = 1e-9 * max(float(np.diag(before._upper()).max(initial=0.0)), 1e-300)
         if np.any(diagonal < -margin):
             raise ValueError("the diagonal of G would become negative")
         m, c = self.n_components, self.n_classes
         moment = np.zeros((m + c, m + c), order="F")
-        moment[:m, :m] = self._gram_upper
+        moment[:m, :m] = self._upper()
         moment[:m, m:] = self.class_sums
         moment[m:, m:] = np.diag(self.counts.astype(np.float64))
         shift = np.concatenate([np.full(m, margin), np.full(c, 1e-9 * max(before.n_samples, 1))])
@@ -324,6 +508,8 @@ class SufficientStatistics:
     def copy(self) -> SufficientStatistics:
         new = SufficientStatistics(self.n_components, 0, self.per_class_gram)
         new._gram_upper = self._gram_upper.copy(order="F")
+        new._factor = None if self._factor is None else self._factor.copy()
+        new._gram_stale = self._gram_stale
         new.class_sums = self.class_sums.copy()
         new.counts = self.counts.copy()
         new._class_grams = [g.copy(order="F") for g in self._class_grams]
@@ -331,25 +517,35 @@ class SufficientStatistics:
 
     # ------------------------------------------------------------------ storage
     def to_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {
-            "gram_upper": np.triu(self._gram_upper),
-            "class_sums": self.class_sums,
-            "counts": self.counts,
-        }
+        """The sums as named arrays: G as its factor (few samples) or packed upper triangle."""
+        if self._factor is not None:
+            arrays = {"gram_factor": self._factor}
+        else:
+            arrays = {"gram_packed": pack_upper(self._gram_upper)}
+        arrays.update(class_sums=self.class_sums, counts=self.counts)
         if self.per_class_gram:
-            arrays["class_grams_upper"] = (
-                np.stack([np.triu(g) for g in self._class_grams])
+            m = self.n_components
+            arrays["class_grams_packed"] = (
+                np.stack([pack_upper(g) for g in self._class_grams])
                 if self._class_grams
-                else np.zeros((0, self.n_components, self.n_components))
+                else np.zeros((0, m * (m + 1) // 2))
             )
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SufficientStatistics:
-        """Inverse of :meth:`to_arrays`."""
-        return cls.from_sums(
-            arrays["gram_upper"],
-            arrays["class_sums"],
-            arrays["counts"],
-            arrays.get("class_grams_upper"),
-        )
+        """Inverse of :meth:`to_arrays` (also reads the full upper triangles of older files)."""
+        sums, counts = arrays["class_sums"], arrays["counts"]
+        if "gram_factor" in arrays:
+            return cls.from_factor(arrays["gram_factor"], sums, counts)
+        m = np.shape(sums)[0]
+        grams = arrays.get("class_grams_upper")
+        if "class_grams_packed" in arrays:
+            packed = np.asarray(arrays["class_grams_packed"])
+            grams = np.stack([unpack_upper(p, m) for p in packed]) if len(packed) else (
+                np.zeros((0, m, m))
+            )
+        gram = arrays.get("gram_upper")
+        if gram is None:
+            gram = unpack_upper(np.asarray(arrays["gram_packed"], dtype=np.float64), m)
+        return cls.from_sums(gram, sums, counts, grams)
