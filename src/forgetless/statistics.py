@@ -542,8 +542,10 @@ class SufficientStatistics:
         grams = arrays.get("class_grams_upper")
         if "class_grams_packed" in arrays:
             packed = np.asarray(arrays["class_grams_packed"])
-            grams = np.stack([unpack_upper(p, m) for p in packed]) if len(packed) else (
-                np.zeros((0, m, m))
+            grams = (
+                np.stack([unpack_upper(p, m) for p in packed])
+                if len(packed)
+                else (np.zeros((0, m, m)))
             )
         gram = arrays.get("gram_upper")
         if gram is None:
