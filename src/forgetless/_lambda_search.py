@@ -688,7 +688,8 @@ def krylov_spectrum(
         )
         steps += 1
         if drop is None:  # directions whose image is below this are G's rounding noise
-            drop = 1e-10 * max(float(np.linalg.norm(product, axis=0).max()), 1e-300)
+            scale = max(float(np.linalg.norm(product, axis=0).max()), 1e-300)
+            drop = 1e-10 * scale
         # Classical Gram-Schmidt (twice where needed); the first pass's coefficients are T's new
         # columns.
         size = basis.shape[1]
@@ -698,10 +699,11 @@ def krylov_spectrum(
         new = product - basis @ coefficients
         if np.linalg.norm(new) < 0.7 * np.linalg.norm(product - block @ coefficients[done:size]):
             new -= basis @ (basis.T @ new)  # a second pass where the first lost digits
-        directions = _orthonormal_columns(new, drop)
-        if directions.shape[1]:
-            # Normalising a tiny remainder magnifies what rounding left of the basis in it:
-            # project once more, and drop what was mostly that (near invariance).
+        directions, smallest = _orthonormal_columns(new, drop, smallest=True)
+        if directions.shape[1] and smallest < 1e-6 * scale:
+            # Normalising a tiny remainder magnifies what rounding left of the basis in it
+            # (~1e-16 of the product): near invariance, project once more and drop what was
+            # mostly that. Elsewhere the magnification stays below 1e6: nothing to do.
             directions -= basis @ (basis.T @ directions)
             directions = _orthonormal_columns(directions, 0.5)
         directions = directions[:, : max(max_dim - size, 0)]
@@ -763,16 +765,20 @@ def _threads() -> ThreadpoolController:
     return _CONTROLLER[0]
 
 
-def _orthonormal_columns(vectors: np.ndarray, drop: float) -> np.ndarray:
+def _orthonormal_columns(vectors: np.ndarray, drop: float, smallest: bool = False) -> Any:
     """An orthonormal basis of the columns' span, without directions of size below ``drop``:
     two passes of Cholesky-QR through the small Gram matrix's eigendecomposition (matrix
-    products, which stay fast where a tall QR or SVD does not)."""
-    for _ in range(2):
+    products, which stay fast where a tall QR or SVD does not). With ``smallest``, also the
+    size of the smallest direction kept (how much normalising magnified it)."""
+    least = np.inf
+    for attempt in range(2):
         sizes, rotation = np.linalg.eigh(vectors.T @ vectors)
         keep = sizes > drop**2
+        if attempt == 0 and keep.any():
+            least = float(np.sqrt(sizes[keep].min()))
         vectors = vectors @ (rotation[:, keep] / np.sqrt(sizes[keep]))
         drop = 1e-8  # the second pass only restores orthogonality (columns have norm ~1)
-    return vectors
+    return (vectors, least) if smallest else vectors
 
 
 def _krylov_search(
