@@ -157,19 +157,19 @@ def test_factor_files_no_data_can_give_are_refused(tmp_path, data):
     ContinualClassifier(n_components=100, random_state=0).fit(X[:40], y[:40]).save(path)
     metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
     factor = arrays["statistics.gram_factor"]
-    bad = {
-        "lower": factor + np.tril(np.ones_like(factor), -1),
-        "rows": factor[:-1].copy(),
-        "inf": np.where(factor == factor.max(), np.inf, factor),
-        "overflow": factor * 1e200,
+    bad = {  # case: (factor, the problem the error names)
+        "lower": (factor + np.tril(np.ones_like(factor), -1), "upper trapezoidal"),
+        "rows": (factor[:-1].copy(), "one row per sample"),
+        "inf": (np.where(factor == factor.max(), np.inf, factor), "not finite"),
+        "overflow": (factor * 1e200, "overflows"),
     }
-    for case, value in bad.items():
+    for case, (value, problem) in bad.items():
         forged = tmp_path / f"{case}.fl"
         persistence.write_model_file(
             forged, metadata, {**arrays, "statistics.gram_factor": value},
             kind="forgetless-model", version=3,
         )  # fmt: skip
-        with pytest.raises(ModelFileError):
+        with pytest.raises(ModelFileError, match=problem):
             ContinualClassifier.load(forged)
 
 
@@ -189,3 +189,11 @@ def test_files_of_format_version_2_still_load(tmp_path, data):
     assert np.array_equal(loaded.coef_, clf.coef_)
     loaded.save(tmp_path / "again.fl")  # re-saved in this version's form
     assert (tmp_path / "again.fl").read_bytes() == path.read_bytes()
+    # what version 2 refused, it still refuses: values below G's diagonal
+    lower = arrays["statistics.gram_upper"] + np.tril(np.ones((60, 60)), -1)
+    persistence.write_model_file(
+        old, metadata, {**arrays, "statistics.gram_upper": lower},
+        kind="forgetless-model", version=2,
+    )  # fmt: skip
+    with pytest.raises(ModelFileError, match="upper triangle"):
+        ContinualClassifier.load(old)

@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 from scipy.special import log_ndtr, logsumexp
-from threadpoolctl import ThreadpoolController
 
-from forgetless.linalg import HOST, HostLinalg
+from forgetless.linalg import HOST, HostLinalg, one_thread
 
 _PROBES = 64  # Hutchinson probes for tr((G + lambda I)^-1) when M is larger than this
 _KRYLOV_PROBES = 8  # Rademacher probes of the quadrature's trace (degrees of freedom)
@@ -738,7 +737,7 @@ def quadrature_moments(
     cross2 = np.full((alphas.size, c, c), np.nan)
     df = np.full(alphas.size, np.nan)
     # Small factorisations: one BLAS thread (threads would spend more time meeting than working).
-    with _threads().limit(limits=1):
+    with one_thread():
         for i, alpha in enumerate(alphas):
             shifted = band.copy()
             shifted[u] += alpha
@@ -753,16 +752,6 @@ def quadrature_moments(
                 probes = E[:, c:]
                 df[i] = (np.sum(probes * probes) - alpha * np.sum(probes * solved[:, c:])) / k
     return cross, cross2, df
-
-
-_CONTROLLER: list[ThreadpoolController] = []
-
-
-def _threads() -> ThreadpoolController:
-    """The BLAS thread pools, inspected once (inspecting costs a millisecond)."""
-    if not _CONTROLLER:
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
 
 
 def _orthonormal_columns(vectors: np.ndarray, drop: float, smallest: bool = False) -> Any:

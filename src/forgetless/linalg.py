@@ -20,9 +20,22 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
+from threadpoolctl import ThreadpoolController
 
 # Above this condition number of G + lambda I the solve is flagged (float64 keeps ~4 digits).
 CONDITION_WARNING = 1e12
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def one_thread() -> Any:
+    """A context in which BLAS runs on one thread: for small factorisations (threads would
+    spend more time meeting than working) and where the bits must not depend on the thread
+    count. The thread pools are inspected once (that costs a millisecond)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)
 
 
 class IllConditionedWarning(UserWarning):

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg, sparse
 from scipy.linalg import blas, lapack
-from threadpoolctl import ThreadpoolController
+
+from forgetless.linalg import one_thread
 
 
 def _gram_into(acc: np.ndarray, H: np.ndarray, sign: float = 1.0) -> None:
@@ -73,17 +74,8 @@ def _stacked_factor(R: np.ndarray, H: np.ndarray) -> np.ndarray:
     """
     # LAPACK's Householder updates round differently with the BLAS thread count; the sums are
     # promised bit for bit whatever it is, so they run on one thread (small: rows <= M / 2).
-    with _one_thread():
+    with one_thread():
         return _stacked_factor_here(R, H)
-
-
-_CONTROLLER: list[ThreadpoolController] = []
-
-
-def _one_thread() -> Any:
-    if not _CONTROLLER:  # inspecting the thread pools costs a millisecond: once
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _stacked_factor_here(R: np.ndarray, H: np.ndarray) -> np.ndarray:
