@@ -53,6 +53,7 @@ import forgetless.heads as heads_module
 from forgetless import ContinualClassifier, __version__
 from forgetless._lambda_search import select_alpha
 from forgetless.evaluation.peers import RanPAC
+from forgetless.heads import discriminant_transform
 from forgetless.scenarios import class_incremental
 
 RESULTS = Path(__file__).parent / "results"
@@ -149,7 +150,9 @@ def whole_run(model, X, y, Xt, yt, scenario) -> dict:
 
 def lattice_accuracy(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -> dict:
     """Every lattice lambda's accuracy on (Xt, yt) for the final sums of ``clf`` (a fixed lambda's
-    model is the fresh fit on these sums), from one eigendecomposition."""
+    model is the fresh fit on these sums), from one eigendecomposition: ``accuracy`` scoring by
+    the regression, ``accuracy_discriminant`` by the discriminant from the same solve (the
+    ridge head's two ``decision`` rules; None where the discriminant is undefined)."""
     stats = clf.statistics_
     n = stats.n_samples
     mean = stats.feature_sum / n
@@ -161,10 +164,18 @@ def lattice_accuracy(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -
     HtV = (clf.projection_.transform(Xt) - mean) @ V
     truth = np.searchsorted(clf.classes_, yt)
     lattice = sorted(p.alpha for p in clf.head_.gcv_path_)
-    accuracy = [
-        float(((HtV @ (B / (s + a)[:, None]) + prior).argmax(1) == truth).mean()) for a in lattice
-    ]
-    return {"alphas": lattice, "accuracy": accuracy}
+    accuracy, discriminant = [], []
+    for a in lattice:
+        coefs = B / (s + a)[:, None]
+        regression = HtV @ coefs
+        accuracy.append(float(((regression + prior).argmax(1) == truth).mean()))
+        found = discriminant_transform(B.T @ coefs, stats.counts)
+        discriminant.append(
+            None
+            if found is None
+            else float(((regression @ found[0] + found[1]).argmax(1) == truth).mean())
+        )
+    return {"alphas": lattice, "accuracy": accuracy, "accuracy_discriminant": discriminant}
 
 
 def validation(name: str, m: int, seed: int) -> dict:
@@ -224,10 +235,13 @@ def final(name: str, m: int, seed: int) -> dict:
         scale=float(np.diag(stats.gram_upper).max()),
     )  # fmt: skip
     chosen["gcv"] = best.alpha
+    decision = clf.head_.decision_
     return {
-        "dataset": name, "M": m, "seed": seed, **curve, "chosen": chosen,
+        "dataset": name, "M": m, "seed": seed, **curve, "chosen": chosen, "decision": decision,
         "chosen_accuracy": {
-            k: curve["accuracy"][index[round(np.log10(a) * 4)]] for k, a in chosen.items()
+            # the shipped model itself; gcv (the earlier default) scored by the regression
+            "default": float((clf.predict(Xt) == yt).mean()),
+            "gcv": curve["accuracy"][index[round(np.log10(chosen["gcv"]) * 4)]],
         },
     }  # fmt: skip
 
@@ -243,6 +257,16 @@ def summarise_final(entries: list[dict]) -> list[dict]:
         for k in ("default", "gcv"):
             row[k] = _ms([e["chosen_accuracy"][k] for e in es])
             row[k]["minus_best_fixed"] = row[k]["mean"] - best["final_accuracy"]["mean"]
+        decisions = {e.get("decision", "regression") for e in es}
+        if decisions == {"discriminant"} and all("accuracy_discriminant" in e for e in es):
+            # The default scores by the discriminant here: its lambda against the best fixed
+            # lambda under the same rule, too.
+            same = _best_fixed(es, key="accuracy_discriminant")
+            row["best_fixed_discriminant"] = same
+            row["default"]["minus_best_fixed_same_rule"] = (
+                row["default"]["mean"] - same["final_accuracy"]["mean"]
+            )
+        row["default"]["decision"] = "/".join(sorted(decisions))
         table.append(row)
     return table
 
@@ -388,11 +412,17 @@ def _ms(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
 
-def _best_fixed(curves: list[dict]) -> dict:
+def _best_fixed(curves: list[dict], key: str = "accuracy") -> dict:
     """The one lattice lambda with the best accuracy averaged over seeds (lattices are quarter
-    decades: aligned by their exponent)."""
+    decades: aligned by their exponent); ``key`` names the curve (a decision rule's)."""
     per = [
-        dict(zip((round(np.log10(a) * 4) for a in c["alphas"]), c["accuracy"], strict=True))
+        {
+            exponent: value
+            for exponent, value in zip(
+                (round(np.log10(a) * 4) for a in c["alphas"]), c[key], strict=True
+            )
+            if value is not None
+        }
         for c in curves
     ]
     common = sorted(set.intersection(*(set(p) for p in per)))

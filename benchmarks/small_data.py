@@ -4,6 +4,7 @@
     python benchmarks/small_data.py --datasets digits/raw --shots 5 --seeds 0   # a quick look
     python benchmarks/small_data.py --tables         # print the tables of the JSON and stop
     python benchmarks/small_data.py --validation --shots 5 20 --seeds 0 1   # lambda-rule study
+    python benchmarks/small_data.py --decisions --shots 5 10 20 50 0   # decision-rule study
 
 Issue 11's small-data goal: with 5-50 samples per class, ``ContinualClassifier()`` (its
 defaults) should reach max(NCM, LDA, LogisticRegression) - 1 point. The datasets and encoder
@@ -23,6 +24,12 @@ default learner is fitted on the K-shot rows and scored on 1,500 other rows of t
 subset (stratified), at the lambda its search chooses when only lambdas whose average leverage
 (df + 1) / n is at most a cap are scored (cap 1: today's rule); df comes from the spectrum of
 the centred G, the scores from the search's own path (``gcv_path_``).
+
+``--decisions`` studies the ridge head's decision rule the same way (validation rows of the
+training subset only): ``decision="regression"`` against ``"discriminant"`` at the lambda the
+search chooses, for K shots per class and for K = 0 (four fifths of the training subset fitted,
+the other fifth scored). ``decision="auto"``'s threshold (15 samples per class on average)
+comes from it.
 """
 
 from __future__ import annotations
@@ -173,6 +180,65 @@ def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, 
             save()
 
 
+def decisions(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy of the ridge head's two decision rules at the lambda it chooses.
+
+    The rows are as in :func:`leverage_caps` (K-shot fit, 1,500 other training rows scored);
+    K = 0 stands for the whole training subset less a stratified fifth, which is scored.
+    """
+    from forgetless.data import stratified_sample
+
+    X, y, _, _, _, _ = load(name)
+    entry = doc.setdefault("decisions", {}).setdefault(name, {})
+    for k in shots:
+        for seed in seeds:
+            key = f"{k}/{seed}"
+            if key in entry:
+                continue
+            if k:
+                rows = few_shot(y, k, seed)
+                rest = np.setdiff1d(np.arange(y.size), rows)
+                if rest.size == 0:
+                    continue
+                held = rest[np.sort(stratified_sample(y[rest], min(1500, rest.size), seed=seed))]
+            else:
+                held = np.sort(stratified_sample(y, y.size // 5, seed=seed))
+                rows = np.setdiff1d(np.arange(y.size), held)
+            out: dict[str, Any] = {"n": int(rows.size), "classes": int(np.unique(y[rows]).size)}
+            for rule in ("regression", "discriminant"):
+                clf = ContinualClassifier(random_state=seed, decision=rule)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", IllConditionedWarning)
+                    clf.fit(X[rows], y[rows])
+                    out[rule] = float((clf.predict(X[held]) == y[held]).mean())
+                out["alpha"] = float(clf.alpha_)
+            entry[key] = out
+            print(name, key, json.dumps(out), flush=True)
+            save()
+
+
+def decisions_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset and K: mean validation accuracy of each rule and the discriminant's gain."""
+    out: dict[str, Any] = {}
+    for name, entry in doc.get("decisions", {}).items():
+        by_k: dict[str, list[dict[str, Any]]] = {}
+        for key, r in entry.items():
+            by_k.setdefault(key.split("/")[0], []).append(r)
+        out[name] = {
+            k: {
+                "samples_per_class": round(float(np.mean([r["n"] / r["classes"] for r in rs])), 1),
+                "regression": round(100 * float(np.mean([r["regression"] for r in rs])), 2),
+                "discriminant": round(100 * float(np.mean([r["discriminant"] for r in rs])), 2),
+                "gain_points": round(
+                    100 * float(np.mean([r["discriminant"] - r["regression"] for r in rs])), 2
+                ),
+                "seeds": len(rs),
+            }
+            for k, rs in sorted(by_k.items(), key=lambda kv: int(kv[0]))
+        }
+    return out
+
+
 def validation_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """Per dataset: the mean and worst change (points) of each cap against today's rule."""
     out: dict[str, Any] = {}
@@ -238,6 +304,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--validation", action="store_true", help="the leverage-cap study")
+    parser.add_argument("--decisions", action="store_true", help="the decision-rule study")
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=list(LEARNERS))
     args = parser.parse_args()
     path = Path(args.out)
@@ -254,13 +321,16 @@ def main() -> None:
     def save() -> None:
         doc["summary"] = summary(doc)
         doc["validation_summary"] = validation_summary(doc)
+        doc["decisions_summary"] = decisions_summary(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")  # compact
         tmp.replace(path)
 
     for name in args.datasets:
-        if args.validation:
+        if args.decisions:
+            decisions(name, args.shots, args.seeds, doc, save)
+        elif args.validation:
             leverage_caps(name, args.shots, args.seeds, doc, save)
         else:
             run(name, args.shots, args.seeds, doc, save, tuple(args.learners))

@@ -124,7 +124,7 @@ def test_ridge_intercept_from_centred_sums_matches_scikit_learn(problem):
 
     H, y, stats = problem
     Y = np.eye(4)[y]
-    ours = RidgeHead(alpha=2.0).fit(stats)
+    ours = RidgeHead(alpha=2.0, decision="regression").fit(stats)
     theirs = Ridge(alpha=2.0).fit(H, Y)
     np.testing.assert_allclose(ours.coef_, theirs.coef_.T, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-9, atol=1e-12)
@@ -234,3 +234,57 @@ def test_a_minimum_at_the_lattice_edge_yields_to_an_interior_one():
     assert scores[chosen] < scores[chosen - 1] and scores[chosen] <= scores[chosen + 1]
     interior = [i for i in range(1, len(path) - 1) if scores[i] < scores[i - 1]]
     assert scores[chosen] == min(scores[i] for i in interior if scores[i] <= scores[i + 1])
+
+
+def test_discriminant_is_penalised_lda_by_hand(problem):
+    """decision="discriminant": LDA with covariance (S_W + lambda I) / (n - C) and the class
+    priors, obtained from the ridge solve (Woodbury) instead of a second factorisation."""
+    H, y, stats = problem
+    n, m, c = H.shape[0], H.shape[1], 4
+    head = RidgeHead(alpha=2.0, decision="discriminant").fit(stats)
+    assert head.decision_ == "discriminant"
+    counts = np.bincount(y, minlength=c).astype(float)
+    means = np.stack([H[y == k].mean(0) for k in range(c)], 1)
+    within = sum((H[y == k] - means[:, k]).T @ (H[y == k] - means[:, k]) for k in range(c))
+    covariance = (within + 2.0 * np.eye(m)) / (n - c)
+    coef = np.linalg.solve(covariance, means)
+    intercept = -0.5 * np.einsum("mc,mc->c", means, coef) + np.log(counts / n)
+    # Scores agree up to a constant per sample (centring the means moves every class alike).
+    ours = head.decision_function(H)
+    theirs = H @ coef + intercept
+    np.testing.assert_allclose(head.coef_ - head.coef_[:, :1], coef - coef[:, :1], atol=1e-10)
+    np.testing.assert_allclose(ours - ours[:, :1], theirs - theirs[:, :1], rtol=1e-9, atol=1e-9)
+
+
+def test_auto_decision_switches_on_samples_per_class():
+    """decision="auto" scores by the discriminant from 15 samples per class on average."""
+    from forgetless.heads import DISCRIMINANT_MIN_PER_CLASS
+
+    rng = np.random.default_rng(1)
+    chosen = {}
+    for per_class in (DISCRIMINANT_MIN_PER_CLASS - 1, DISCRIMINANT_MIN_PER_CLASS):
+        y = np.repeat(np.arange(3), per_class)
+        H = rng.standard_normal((y.size, 8)) + np.eye(3, 8)[y]
+        stats = SufficientStatistics(8)
+        stats.add(H, y, n_classes=3)
+        chosen[per_class] = RidgeHead(alpha=1.0).fit(stats).decision_
+        assert RidgeHead(alpha=1.0, decision="regression").fit(stats).decision_ == "regression"
+    assert chosen == {14: "regression", 15: "discriminant"}
+    with pytest.raises(ValueError, match="decision must be one of"):
+        RidgeHead(decision="vote")
+
+
+def test_discriminant_is_undefined_where_the_fit_interpolates():
+    """With lambda -> 0 and more units than samples I - R is singular: the head keeps the
+    regression's scores and says so instead of inverting rounding residue."""
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 4)
+    H = rng.standard_normal((12, 50))
+    stats = SufficientStatistics(50)
+    stats.add(H, y, n_classes=3)
+    head = RidgeHead(alpha=1e-14, decision="discriminant")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        head.fit(stats)
+    assert head.decision_ == "regression"
+    assert np.isfinite(head.coef_).all()

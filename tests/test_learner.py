@@ -357,3 +357,40 @@ def test_forget_statistics_recorded_per_class_is_exact(digits):
     clf.forget_statistics(record, [3])
     joint = ContinualClassifier(n_components=200, alpha=1.0).fit(X[y != 3], y[y != 3])
     assert_same_model(clf, joint, rtol=1e-7)
+
+
+@pytest.mark.parametrize("decision", ["regression", "discriminant"])
+def test_both_decisions_are_exact_through_tasks_merge_and_forget(digits, decision):
+    """Both of the ridge head's decision rules are functions of the sums: partial fits, a merge
+    and a forget give the fresh fit on the net data."""
+    X, y, Xt, _ = digits
+    params = dict(n_components=300, alpha=3.0, decision=decision, random_state=1)
+    inc = ContinualClassifier(**params)
+    for idx in tasks(y, FIVE[:3]):
+        inc.partial_fit(X[idx], y[idx])
+    other = ContinualClassifier(**params)
+    for idx in tasks(y, FIVE[3:]):
+        other.partial_fit(X[idx], y[idx])
+    inc.merge(other)
+    assert_same_model(inc, ContinualClassifier(**params).fit(X, y))
+    assert inc.head_.decision_ == decision
+    drop = np.arange(50, 250)
+    inc.forget(X[drop], y[drop])
+    keep = np.setdiff1d(np.arange(len(y)), drop)
+    joint = ContinualClassifier(**params).fit(X[keep], y[keep])
+    assert_same_model(inc, joint, rtol=1e-7)
+    np.testing.assert_array_equal(inc.predict(Xt), joint.predict(Xt))
+
+
+def test_decision_setting_is_checked_and_changes_after_fitting(digits):
+    X, y, Xt, yt = digits
+    with pytest.raises(ValueError, match="'decision' parameter .* among"):
+        ContinualClassifier(decision="vote").fit(X, y)
+    with pytest.raises(ValueError, match="decision='discriminant' needs fit_intercept=True"):
+        ContinualClassifier(decision="discriminant", fit_intercept=False).fit(X, y)
+    clf = ContinualClassifier(n_components=300, alpha=3.0, decision="regression").fit(X, y)
+    regression = clf.coef_.copy()
+    clf.set_params(decision="discriminant")  # rebuilt from the sums at the next prediction
+    assert clf.score(Xt, yt) > 0.9
+    assert clf.head_.decision_ == "discriminant"
+    assert not np.allclose(clf.coef_, regression)

@@ -197,3 +197,19 @@ def test_files_of_format_version_2_still_load(tmp_path, data):
     )  # fmt: skip
     with pytest.raises(ModelFileError, match="upper triangle"):
         ContinualClassifier.load(old)
+
+
+def test_files_from_before_the_decision_setting_score_by_the_regression(tmp_path, data):
+    """Files written before the ridge head had ``decision`` scored by the regression: they
+    still do, whatever today's default."""
+    X, y = data
+    clf = ContinualClassifier(n_components=60, random_state=0, decision="regression")
+    clf.fit(X[:500], y[:500])
+    path, old = tmp_path / "new.fl", tmp_path / "old.fl"
+    clf.save(path)
+    metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
+    del metadata["params"]["decision"]
+    persistence.write_model_file(old, metadata, arrays, kind="forgetless-model", version=3)
+    loaded = ContinualClassifier.load(old)
+    assert loaded.get_params()["decision"] == "regression"
+    assert np.array_equal(loaded.coef_, clf.coef_)
