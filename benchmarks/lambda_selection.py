@@ -466,7 +466,7 @@ def main() -> None:
         if results.get("final"):
             results["final_summary"] = summarise_final(results["final"])
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1) + "\n")
+        out.write_text(json.dumps(results, separators=(",", ":")) + "\n")  # compact
 
     if "final" in args.only:
         results.setdefault("final", [])

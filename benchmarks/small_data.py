@@ -136,10 +136,23 @@ def run(
             save()
 
 
-def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
-    """Validation accuracy of the default learner at the lambda chosen under each leverage cap."""
+def validation_split(y: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fitted rows, scored rows) of the training subset: k per class and 1,500 other rows
+    (stratified); k = 0, four fifths and the other fifth. Empty scored rows: nothing is left."""
     from forgetless.data import stratified_sample
 
+    if k == 0:
+        held = np.sort(stratified_sample(y, y.size // 5, seed=seed))
+        return np.setdiff1d(np.arange(y.size), held), held
+    rows = few_shot(y, k, seed)
+    rest = np.setdiff1d(np.arange(y.size), rows)
+    if rest.size == 0:
+        return rows, rest
+    return rows, rest[np.sort(stratified_sample(y[rest], min(1500, rest.size), seed=seed))]
+
+
+def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy of the default learner at the lambda chosen under each leverage cap."""
     X, y, _, _, _, _ = load(name)
     entry = doc.setdefault("validation", {}).setdefault(name, {})
     for k in shots:
@@ -147,9 +160,7 @@ def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, 
             key = f"{k}/{seed}"
             if key in entry:
                 continue
-            rows = few_shot(y, k, seed)
-            rest = np.setdiff1d(np.arange(y.size), rows)
-            held = rest[np.sort(stratified_sample(y[rest], min(1500, rest.size), seed=seed))]
+            rows, held = validation_split(y, k, seed)
             clf = ContinualClassifier(random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", IllConditionedWarning)
@@ -181,13 +192,8 @@ def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, 
 
 
 def decisions(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
-    """Validation accuracy of the ridge head's two decision rules at the lambda it chooses.
-
-    The rows are as in :func:`leverage_caps` (K-shot fit, 1,500 other training rows scored);
-    K = 0 stands for the whole training subset less a stratified fifth, which is scored.
-    """
-    from forgetless.data import stratified_sample
-
+    """Validation accuracy of the ridge head's two decision rules at the lambda it chooses, on
+    the rows of :func:`validation_split`."""
     X, y, _, _, _, _ = load(name)
     entry = doc.setdefault("decisions", {}).setdefault(name, {})
     for k in shots:
@@ -195,15 +201,9 @@ def decisions(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any]
             key = f"{k}/{seed}"
             if key in entry:
                 continue
-            if k:
-                rows = few_shot(y, k, seed)
-                rest = np.setdiff1d(np.arange(y.size), rows)
-                if rest.size == 0:
-                    continue
-                held = rest[np.sort(stratified_sample(y[rest], min(1500, rest.size), seed=seed))]
-            else:
-                held = np.sort(stratified_sample(y, y.size // 5, seed=seed))
-                rows = np.setdiff1d(np.arange(y.size), held)
+            rows, held = validation_split(y, k, seed)
+            if held.size == 0:  # latin-glyphs' subset has 50 per class: none left at K = 50
+                continue
             out: dict[str, Any] = {"n": int(rows.size), "classes": int(np.unique(y[rows]).size)}
             for rule in ("regression", "discriminant"):
                 clf = ContinualClassifier(random_state=seed, decision=rule)

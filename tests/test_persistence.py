@@ -213,3 +213,10 @@ def test_files_from_before_the_decision_setting_score_by_the_regression(tmp_path
     loaded = ContinualClassifier.load(old)
     assert loaded.get_params()["decision"] == "regression"
     assert np.array_equal(loaded.coef_, clf.coef_)
+    # 500 samples of 10 classes: today's default would score by the discriminant instead
+    today = ContinualClassifier.load(path).set_params(decision="auto")
+    assert today.head_ is not None and not np.allclose(today.coef_, clf.coef_)
+    metadata["params"]["decision"] = "vote"  # a value no version wrote
+    persistence.write_model_file(old, metadata, arrays, kind="forgetless-model", version=3)
+    with pytest.raises(ModelFileError, match="'decision' parameter"):
+        ContinualClassifier.load(old)
