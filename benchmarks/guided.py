@@ -200,6 +200,7 @@ def run(
         "build_seconds": build,
         "fit_seconds": total - build,
         "coef_norm": float(np.linalg.norm(coef)),
+        "decision": getattr(clf.head_, "decision_", None),  # the ridge head's rule in use
         "per_class_correct": per_class,
     }
     if head == "ridge":

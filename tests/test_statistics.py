@@ -47,9 +47,31 @@ def test_factor_is_kept_while_samples_are_at_most_half_the_width():
     stats.add(H[8:20], y[8:20])
     assert stats.factored and stats.to_arrays()["gram_factor"].shape == (20, 40)
     np.testing.assert_allclose(stats.gram, H[:20].T @ H[:20], rtol=1e-13, atol=1e-12)
+    assert not stats.stays_compact(5)
     stats.add(H[20:], y[20:])  # 25 > 40 // 2: G is kept as its triangle from here on
     assert not stats.factored and "gram_packed" in stats.to_arrays()
     np.testing.assert_allclose(stats.gram, H.T @ H, rtol=1e-13, atol=1e-12)
+
+
+def test_a_batch_bound_for_whole_sums_builds_no_factor(monkeypatch):
+    """A learner whose G is already whole sums a batch by one rank-k update: QR updates of a
+    factor (on one BLAS thread) would only be thrown away."""
+    from forgetless import ContinualClassifier, statistics
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((300, 8)), rng.integers(0, 3, 300)
+    clf = ContinualClassifier(n_components=200, random_state=0).partial_fit(X[:120], y[:120])
+    assert not clf.statistics_.factored  # 120 > 200 // 2
+    calls = []
+    original = statistics._stacked_factor
+    monkeypatch.setattr(statistics, "_stacked_factor", lambda *a: calls.append(1) or original(*a))
+    clf.partial_fit(X[120:160], y[120:160])  # 40 rows alone would fit a factor
+    assert calls == []
+    fresh = ContinualClassifier(n_components=200, random_state=0).fit(X[:160], y[:160])
+    np.testing.assert_allclose(clf.statistics_.gram, fresh.statistics_.gram, rtol=1e-12)
+    np.testing.assert_allclose(clf.predict_proba(X), fresh.predict_proba(X), atol=1e-9)
+    small = ContinualClassifier(n_components=200, random_state=0).partial_fit(X[:30], y[:30])
+    assert small.statistics_.factored and calls  # few samples: the compact factor, as before
 
 
 def test_merging_factors_equals_one_batch_and_subtracting_leaves_the_factor():

@@ -171,13 +171,17 @@ class Engine:
         n_classes: int,
         per_class_gram: bool = False,
         chunk_size: int | None = None,
+        compact: bool = True,
     ) -> SufficientStatistics:
-        """The sums of one batch: G, the class sums and counts (and per-class G_c), float64."""
+        """The sums of one batch: G, the class sums and counts (and per-class G_c), float64.
+        ``compact=False`` when they will join sums that keep G whole: no factor is built."""
         X = layer.check_input(X)
         y_index = _check_labels(y_index, X.shape[0], int(n_classes))
-        return self._statistics(layer, X, y_index, int(n_classes), bool(per_class_gram), chunk_size)
+        return self._statistics(
+            layer, X, y_index, int(n_classes), bool(per_class_gram), chunk_size, bool(compact)
+        )
 
-    def _statistics(self, layer, X, y_index, n_classes, per_class_gram, chunk_size) -> Any:
+    def _statistics(self, layer, X, y_index, n_classes, per_class_gram, chunk_size, compact) -> Any:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -194,8 +198,8 @@ class NumpyEngine(Engine):
         super().__init__(NUMPY, compute_dtype)
         self.linalg = HOST
 
-    def _statistics(self, layer, X, y_index, n_classes, per_class_gram, chunk_size) -> Any:
-        batch = SufficientStatistics(layer.n_outputs, n_classes, per_class_gram)
+    def _statistics(self, layer, X, y_index, n_classes, per_class_gram, chunk_size, compact) -> Any:
+        batch = SufficientStatistics(layer.n_outputs, n_classes, per_class_gram, compact)
         for start, stop, H in self.features(layer, X, chunk_size):
             batch.add(H, y_index[start:stop])  # a symmetric rank-k update per chunk
         return batch
@@ -230,8 +234,8 @@ class TorchEngine(Engine):
             S = torch.addmm(b, self.project(layer, X[start:stop]).to(torch.float64), W)
             yield start, stop, (S.argmax(1) if argmax else S).cpu().numpy()
 
-    def _statistics(self, layer, X, y_index, n_classes, per_class_gram, chunk_size) -> Any:
-        torch = self.torch
+    def _statistics(self, layer, X, y_index, n_classes, per_class_gram, chunk_size, compact) -> Any:
+        torch = self.torch  # G whole: the device computes it as one product
         m = layer.n_outputs
         gram = torch.zeros((m, m), dtype=torch.float64, device=self.place)
         sums = torch.zeros((m, n_classes), dtype=torch.float64, device=self.place)

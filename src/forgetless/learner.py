@@ -390,7 +390,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if head.recursive:  # kept current row by row, on a copy until everything succeeded
             head = copy.deepcopy(head)
             head.insert_classes(positions)
-            batch = SufficientStatistics(layer.n_outputs, new_classes.size, stats.per_class_gram)
+            batch = SufficientStatistics(
+                layer.n_outputs,
+                new_classes.size,
+                stats.per_class_gram,
+                compact=stats.stays_compact(X.shape[0]),
+            )
             for start, stop, H in engine.features(layer, X, self.chunk_size):
                 batch.add(H, index[start:stop])
                 if not batch.all_finite():  # before the head multiplies overflowing rows
@@ -401,7 +406,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 raise _overflow()
         else:
             batch = engine.statistics(
-                layer, X, index, new_classes.size, stats.per_class_gram, self.chunk_size
+                layer,
+                X,
+                index,
+                new_classes.size,
+                stats.per_class_gram,
+                self.chunk_size,
+                compact=stats.stays_compact(X.shape[0]),
             )
         if not batch.all_finite() or not stats.can_absorb(batch, positions):
             raise _overflow()
@@ -601,6 +612,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self.classes_.size,
             self.statistics_.per_class_gram,
             self.chunk_size,
+            compact=False,  # subtracting keeps G whole
         )
         self._subtract(params, batch, "these samples")
         return self

@@ -13,7 +13,8 @@ with the same projection merge by adding: no sample is stored.
 
 While fewer samples than half the width have been added, G is kept as its triangular factor R
 (``G = R^T R``, R of n x M, the R of a QR factorisation of the stacked rows): a model file then
-holds n x M values instead of G's M (M + 1) / 2, so files grow with what was learned. R reveals
+holds n x M values instead of G's M (M + 1) / 2, so files grow with what was learned. A batch
+bound for sums that keep G whole is summed by a rank-k update, never factorised. R reveals
 exactly what G does (any rotation of the rows gives the same G), and G is always computed from
 it the same way, so a saved and reloaded model is the same model, bit for bit. Past that size,
 and after any subtraction, G is kept as its upper triangle.
@@ -191,13 +192,21 @@ class SufficientStatistics:
     :meth:`remove_classes` keep them aligned when labels appear or disappear.
     """
 
-    def __init__(self, n_components: int, n_classes: int = 0, per_class_gram: bool = False):
+    def __init__(
+        self,
+        n_components: int,
+        n_classes: int = 0,
+        per_class_gram: bool = False,
+        compact: bool = True,
+    ):
         m = int(n_components)
         self.n_components = m
         self.per_class_gram = bool(per_class_gram)
         self._gram_upper = np.zeros((m, m), order="F")
-        # R with G = R^T R while it has at most M // 2 rows (none with per-class matrices)
-        self._factor: np.ndarray | None = None if per_class_gram else np.zeros((0, m))
+        # R with G = R^T R while it has at most M // 2 rows (none with per-class matrices, nor
+        # for a batch headed for sums that are no longer compact: compact=False)
+        keep_factor = compact and not per_class_gram
+        self._factor: np.ndarray | None = np.zeros((0, m)) if keep_factor else None
         self._gram_stale = False  # G not yet recomputed from a changed factor
         self.class_sums = np.zeros((m, n_classes))
         self.counts = np.zeros(n_classes, dtype=np.int64)
@@ -321,7 +330,9 @@ class SufficientStatistics:
         return symmetrize_upper(self._class_grams[index])
 
     # ------------------------------------------------------------------ accumulation
-    def _factor_fits(self, extra_rows: int) -> bool:
+    def stays_compact(self, extra_rows: int) -> bool:
+        """Whether G is still kept as its factor after ``extra_rows`` more samples (a batch
+        bound for these sums is then computed as a factor too; otherwise as a rank-k update)."""
         return (
             self._factor is not None
             and self._factor.shape[0] + extra_rows <= self.n_components // 2
@@ -339,7 +350,7 @@ class SufficientStatistics:
             self.insert_classes(np.full(n_classes - self.n_classes, self.n_classes))
         if H.shape[0] == 0:
             return
-        if H.dtype == np.float64 and self._factor_fits(H.shape[0]):
+        if H.dtype == np.float64 and self.stays_compact(H.shape[0]):
             self._factor = _stacked_factor(self._factor, H)
             self._gram_stale = True
         else:  # float32 rows keep their float32 update (compute_dtype="float32")
@@ -365,7 +376,7 @@ class SufficientStatistics:
             )
         if self.per_class_gram and not other.per_class_gram:
             raise ValueError("the other statistics keep no per-class Gram matrices")
-        if sign > 0 and other._factor is not None and self._factor_fits(other._factor.shape[0]):
+        if sign > 0 and other._factor is not None and self.stays_compact(other._factor.shape[0]):
             if other._factor.shape[0]:
                 self._factor = _stacked_factor(self._factor, other._factor)
                 self._gram_stale = True
