@@ -584,12 +584,11 @@ def main() -> None:
                         r = dict(same_end[projection, m, seed], reused_from_other_protocol=True)
                         r.pop("accuracy_task1_classes"), r.pop("accuracy_later_classes")
                         r.update(_split_accuracy(data, r, protocol, seed))
-                        runs.append(r)
-                        continue
-                    r = run(data, projection, m, head, seed, protocol)
+                    else:
+                        r = run(data, projection, m, head, seed, protocol)
+                        print(name, protocol, json.dumps(r), flush=True)
                     runs.append(r)
-                    print(name, protocol, json.dumps(r), flush=True)
-                    block["summary"] = summarize(runs)
+                    block["summary"] = summarize(runs)  # reused runs are written too
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(
                         json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n"
