@@ -60,16 +60,17 @@ DEFAULTS: dict[str, Any] = {
 ``n_landmarks`` N (None: :func:`default_landmarks`), ``draws_per_class`` points per
 pseudo-class, ``max_samples`` rows of the first batch the class population is estimated from
 (drawn at random beyond it)."""
-_LANDMARK_CAP = 4000  # build 6-9 s at M = 2000 on 2 cores (benchmarks/guided.py --timing)
+_LANDMARK_CAP = 4000  # build 6-11 s at M = 2000 on 2 cores (benchmarks/guided.py --timing)
 
 
 def default_landmarks(m: int) -> int:
     """N for ``n_landmarks=None``: ``max(M, min(2 M, 4000))``.
 
     Twice as many landmarks as directions estimate the M directions better
-    (``benchmarks/guided.py``, M = 2000, mean of 3 seeds: 0.0-0.8 points above N = M on five
-    datasets) for one N x N eigendecomposition; past 4000 landmarks that costs more than it
-    gives, and N = M needs only one Cholesky factorisation.
+    (``benchmarks/guided.py``, M = 2000, mean of 3 seeds, five datasets: -0.2 to +0.4 points
+    against N = M with the default head, 0.0 to +0.8 with the regression rule) for one N x N
+    eigendecomposition; past 4000 landmarks that costs more than it gives, and N = M needs only
+    one Cholesky factorisation.
 
     >>> default_landmarks(500), default_landmarks(3000), default_landmarks(8000)
     (1000, 4000, 8000)
