@@ -5,6 +5,7 @@
     python benchmarks/small_data.py --tables         # print the tables of the JSON and stop
     python benchmarks/small_data.py --validation --shots 5 20 --seeds 0 1   # lambda-rule study
     python benchmarks/small_data.py --decisions --shots 5 10 20 50 0   # decision-rule study
+    python benchmarks/small_data.py --criteria --shots 5 10 20 50   # lambda rules vs exact LOO
 
 Issue 11's small-data goal: with 5-50 samples per class, ``ContinualClassifier()`` (its
 defaults) should reach max(NCM, LDA, LogisticRegression) - 1 point. The datasets and encoder
@@ -30,12 +31,24 @@ training subset only): ``decision="regression"`` against ``"discriminant"`` at t
 search chooses, for K shots per class and for K = 0 (four fifths of the training subset fitted,
 the other fifth scored). ``decision="auto"``'s threshold (15 samples per class on average)
 comes from it.
+
+``--criteria`` asks whether another lambda rule would have chosen better, on the same validation
+rows: the sums' estimate (today's choice) against exact leave-one-out on the fitted rows
+themselves (what a rule that looks at the batch in hand could compute: the leverages h_i and
+scores of the centred ridge from one n x n eigendecomposition; the discriminant rule maps the
+leave-one-out regression scores through the full fit's C x C transform) and the one-standard-
+error rule (the largest lambda at or above the choice whose estimated error is within one
+standard error, sqrt(p (1 - p) / n), of the chosen one); ``exact_loo_admissible`` is exact
+leave-one-out among the lambdas the sums' criterion scores (average leverage at most 3/4).
+Every lambda of the search's lattice is scored on the validation rows, so the best one (an
+oracle) is reported too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -217,6 +230,125 @@ def decisions(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any]
             save()
 
 
+def exact_loo_errors(
+    H: np.ndarray, y: np.ndarray, alphas: list[float], discriminant: bool
+) -> dict[float, float]:
+    """Exact leave-one-out error of the centred ridge (with intercept) on its own rows, per
+    lambda: f_-i = (f_i - h_i y_i) / (1 - h_i) from the n x n kernel's eigendecomposition; with
+    ``discriminant``, the leave-one-out scores are mapped through the full fit's transform."""
+    from forgetless.heads import discriminant_transform
+
+    classes, index = np.unique(y, return_inverse=True)
+    n = index.size
+    Y = np.eye(classes.size)[index]
+    counts = Y.sum(axis=0)
+    prior = counts / n
+    centred = H - H.mean(axis=0)
+    values, vectors = np.linalg.eigh(centred @ centred.T)
+    values = np.maximum(values, 0.0)
+    rotated = vectors.T @ Y
+    errors: dict[float, float] = {}
+    for alpha in alphas:
+        shrink = values / (values + alpha)
+        leverage = (vectors**2) @ shrink + 1.0 / n
+        fitted = vectors @ (shrink[:, None] * rotated) + prior
+        left_out = (fitted - leverage[:, None] * Y) / (1.0 - leverage)[:, None]
+        if discriminant:
+            found = discriminant_transform(rotated.T @ (shrink[:, None] * rotated), counts)
+            if found is None:
+                errors[alpha] = 1.0
+                continue
+            transform, offsets = found
+            left_out = (left_out - prior) @ transform + offsets
+        errors[alpha] = float((left_out.argmax(axis=1) != index).mean())
+    return errors
+
+
+def criteria(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy at the lambda each rule chooses (see ``--criteria`` above)."""
+    X, y, _, _, _, _ = load(name)
+    entry = doc.setdefault("criteria", {}).setdefault(name, {})
+    for k in shots:
+        for seed in seeds:
+            key = f"{k}/{seed}"
+            if key in entry:
+                continue
+            rows, held = validation_split(y, k, seed)
+            if held.size == 0 or k == 0:  # k = 0: an n x n eigendecomposition of whole subsets
+                continue
+            clf = ContinualClassifier(random_state=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IllConditionedWarning)
+                clf.fit(X[rows], y[rows])
+                chosen, decision = float(clf.alpha_), clf.head_.decision_
+                path = [(float(p.alpha), float(p.score)) for p in clf.head_.gcv_path_]
+                alphas = [a for a, _ in path]
+                accuracy = {}
+                for alpha in alphas:
+                    clf.set_params(alpha=alpha)
+                    accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
+            H = clf.projection_.transform(X[rows])
+            loo = exact_loo_errors(H, y[rows], alphas, decision == "discriminant")
+            lowest = min(loo.values())
+            exact_choice = max(a for a in alphas if loo[a] <= lowest)
+            # The same, among the lambdas the sums' criterion scores (finite: average leverage
+            # at most 3/4, enough residual degrees of freedom).
+            admissible = [a for a, score in path if math.isfinite(score)] or alphas
+            lowest_admissible = min(loo[a] for a in admissible)
+            capped_choice = max(a for a in admissible if loo[a] <= lowest_admissible)
+            n = rows.size
+            at = int(np.argmin([abs(math.log(a / chosen)) for a in alphas]))
+            p = math.exp(path[at][1])
+            limit = p + math.sqrt(p * (1.0 - p) / n)
+            one_se = chosen
+            for alpha, score in path[at + 1 :]:
+                if not (math.isfinite(score) and math.exp(score) <= limit):
+                    break
+                one_se = alpha
+            out = {
+                "n": int(n), "classes": int(np.unique(y[rows]).size), "decision": decision,
+                "accuracy": {
+                    "sums": accuracy[chosen],
+                    "exact_loo": accuracy[exact_choice],
+                    "exact_loo_admissible": accuracy[capped_choice],
+                    "one_se": accuracy[one_se],
+                    "oracle": max(accuracy.values()),
+                },
+                "alpha": {
+                    "sums": chosen, "exact_loo": exact_choice,
+                    "exact_loo_admissible": capped_choice, "one_se": one_se,
+                },
+                "path": [
+                    {"alpha": a, "log_error_estimate": score, "exact_loo_error": loo[a],
+                     "validation_accuracy": accuracy[a]}
+                    for a, score in path
+                ],
+            }  # fmt: skip
+            entry[key] = out
+            print(name, key, decision, json.dumps(out["accuracy"]), flush=True)
+            save()
+
+
+def criteria_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per rule and decision: mean and worst change (points) of validation accuracy against the
+    sums' choice."""
+    out: dict[str, Any] = {}
+    runs = [r for entry in doc.get("criteria", {}).values() for r in entry.values()]
+    for group in ("regression", "discriminant", "all"):
+        chosen = [r for r in runs if group in ("all", r["decision"])]
+        if not chosen:
+            continue
+        out[group] = {"runs": len(chosen)}
+        for rule in ("exact_loo", "exact_loo_admissible", "one_se", "oracle"):
+            gains = [100 * (r["accuracy"][rule] - r["accuracy"]["sums"]) for r in chosen]
+            out[group][rule] = {
+                "mean_points": round(float(np.mean(gains)), 2),
+                "worst_points": round(min(gains), 2),
+                "best_points": round(max(gains), 2),
+            }
+    return out
+
+
 def decisions_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """Per dataset and K: mean validation accuracy of each rule and the discriminant's gain."""
     out: dict[str, Any] = {}
@@ -305,6 +437,7 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--validation", action="store_true", help="the leverage-cap study")
     parser.add_argument("--decisions", action="store_true", help="the decision-rule study")
+    parser.add_argument("--criteria", action="store_true", help="the lambda-rule study")
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=list(LEARNERS))
     args = parser.parse_args()
     path = Path(args.out)
@@ -322,13 +455,16 @@ def main() -> None:
         doc["summary"] = summary(doc)
         doc["validation_summary"] = validation_summary(doc)
         doc["decisions_summary"] = decisions_summary(doc)
+        doc["criteria_summary"] = criteria_summary(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")  # compact
         tmp.replace(path)
 
     for name in args.datasets:
-        if args.decisions:
+        if args.criteria:
+            criteria(name, args.shots, args.seeds, doc, save)
+        elif args.decisions:
             decisions(name, args.shots, args.seeds, doc, save)
         elif args.validation:
             leverage_caps(name, args.shots, args.seeds, doc, save)
