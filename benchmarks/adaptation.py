@@ -262,7 +262,7 @@ def main() -> None:
             "library_version": __version__,
         }
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")  # compact
         os.replace(tmp, path)
 
     for seed in args.seeds:

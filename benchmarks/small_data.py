@@ -164,70 +164,69 @@ def validation_split(y: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.n
     return rows, rest[np.sort(stratified_sample(y[rest], min(1500, rest.size), seed=seed))]
 
 
-def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
-    """Validation accuracy of the default learner at the lambda chosen under each leverage cap."""
+def validation_cases(name: str, shots: list[int], seeds: list[int], entry: dict[str, Any]):
+    """(key, K, seed, X, y, fitted rows, scored rows) for each K and seed not yet in ``entry``:
+    the cases of the studies on validation rows (:func:`validation_split`)."""
     X, y, _, _, _, _ = load(name)
-    entry = doc.setdefault("validation", {}).setdefault(name, {})
     for k in shots:
         for seed in seeds:
             key = f"{k}/{seed}"
-            if key in entry:
-                continue
-            rows, held = validation_split(y, k, seed)
-            clf = ContinualClassifier(random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", IllConditionedWarning)
-                clf.fit(X[rows], y[rows])
-                stats = clf.statistics_
-                n = stats.n_samples
-                mean = stats.feature_sum / n
-                spectrum = np.linalg.eigvalsh(stats.gram - n * np.outer(mean, mean))
-                spectrum = np.maximum(spectrum, 0.0)
-                path = [(p.alpha, p.score) for p in clf.head_.gcv_path_ if np.isfinite(p.score)]
-                out: dict[str, Any] = {"n": int(n), "chosen": float(clf.alpha_), "caps": {}}
-                accuracy: dict[float, float] = {}
-                for cap in LEVERAGE_CAPS:
-                    allowed = [
-                        (score, -alpha, alpha)
-                        for alpha, score in path
-                        if (spectrum / (spectrum + alpha)).sum() + 1 <= cap * n
-                    ]
-                    if not allowed:
-                        continue
-                    alpha = min(allowed)[2]
-                    if alpha not in accuracy:
-                        clf.set_params(alpha=float(alpha))
-                        accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
-                    out["caps"][str(cap)] = {"alpha": alpha, "accuracy": accuracy[alpha]}
-            entry[key] = out
-            print(name, key, json.dumps(out["caps"]), flush=True)
-            save()
+            if key not in entry:
+                yield key, k, seed, X, y, *validation_split(y, k, seed)
+
+
+def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy of the default learner at the lambda chosen under each leverage cap."""
+    entry = doc.setdefault("validation", {}).setdefault(name, {})
+    for key, _, seed, X, y, rows, held in validation_cases(name, shots, seeds, entry):
+        clf = ContinualClassifier(random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IllConditionedWarning)
+            clf.fit(X[rows], y[rows])
+            stats = clf.statistics_
+            n = stats.n_samples
+            mean = stats.feature_sum / n
+            spectrum = np.linalg.eigvalsh(stats.gram - n * np.outer(mean, mean))
+            spectrum = np.maximum(spectrum, 0.0)
+            path = [(p.alpha, p.score) for p in clf.head_.gcv_path_ if np.isfinite(p.score)]
+            out: dict[str, Any] = {"n": int(n), "chosen": float(clf.alpha_), "caps": {}}
+            accuracy: dict[float, float] = {}
+            for cap in LEVERAGE_CAPS:
+                allowed = [
+                    (score, -alpha, alpha)
+                    for alpha, score in path
+                    if (spectrum / (spectrum + alpha)).sum() + 1 <= cap * n
+                ]
+                if not allowed:
+                    continue
+                alpha = min(allowed)[2]
+                if alpha not in accuracy:
+                    clf.set_params(alpha=float(alpha))
+                    accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
+                out["caps"][str(cap)] = {"alpha": alpha, "accuracy": accuracy[alpha]}
+        entry[key] = out
+        print(name, key, json.dumps(out["caps"]), flush=True)
+        save()
 
 
 def decisions(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
     """Validation accuracy of the ridge head's two decision rules at the lambda it chooses, on
     the rows of :func:`validation_split`."""
-    X, y, _, _, _, _ = load(name)
     entry = doc.setdefault("decisions", {}).setdefault(name, {})
-    for k in shots:
-        for seed in seeds:
-            key = f"{k}/{seed}"
-            if key in entry:
-                continue
-            rows, held = validation_split(y, k, seed)
-            if held.size == 0:  # latin-glyphs' subset has 50 per class: none left at K = 50
-                continue
-            out: dict[str, Any] = {"n": int(rows.size), "classes": int(np.unique(y[rows]).size)}
-            for rule in ("regression", "discriminant"):
-                clf = ContinualClassifier(random_state=seed, decision=rule)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", IllConditionedWarning)
-                    clf.fit(X[rows], y[rows])
-                    out[rule] = float((clf.predict(X[held]) == y[held]).mean())
-                out["alpha"] = float(clf.alpha_)
-            entry[key] = out
-            print(name, key, json.dumps(out), flush=True)
-            save()
+    for key, _, seed, X, y, rows, held in validation_cases(name, shots, seeds, entry):
+        if held.size == 0:  # latin-glyphs' subset has 50 per class: none left at K = 50
+            continue
+        out: dict[str, Any] = {"n": int(rows.size), "classes": int(np.unique(y[rows]).size)}
+        for rule in ("regression", "discriminant"):
+            clf = ContinualClassifier(random_state=seed, decision=rule)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IllConditionedWarning)
+                clf.fit(X[rows], y[rows])
+                out[rule] = float((clf.predict(X[held]) == y[held]).mean())
+            out["alpha"] = float(clf.alpha_)
+        entry[key] = out
+        print(name, key, json.dumps(out), flush=True)
+        save()
 
 
 def exact_loo_errors(
@@ -266,67 +265,61 @@ def exact_loo_errors(
 
 def criteria(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
     """Validation accuracy at the lambda each rule chooses (see ``--criteria`` above)."""
-    X, y, _, _, _, _ = load(name)
     entry = doc.setdefault("criteria", {}).setdefault(name, {})
-    for k in shots:
-        for seed in seeds:
-            key = f"{k}/{seed}"
-            if key in entry:
-                continue
-            rows, held = validation_split(y, k, seed)
-            if held.size == 0 or k == 0:  # k = 0: an n x n eigendecomposition of whole subsets
-                continue
-            clf = ContinualClassifier(random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", IllConditionedWarning)
-                clf.fit(X[rows], y[rows])
-                chosen, decision = float(clf.alpha_), clf.head_.decision_
-                path = [(float(p.alpha), float(p.score)) for p in clf.head_.gcv_path_]
-                alphas = [a for a, _ in path]
-                accuracy = {}
-                for alpha in alphas:
-                    clf.set_params(alpha=alpha)
-                    accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
-            H = clf.projection_.transform(X[rows])
-            loo = exact_loo_errors(H, y[rows], alphas, decision == "discriminant")
-            lowest = min(loo.values())
-            exact_choice = max(a for a in alphas if loo[a] <= lowest)
-            # The same, among the lambdas the sums' criterion scores (finite: average leverage
-            # at most 3/4, enough residual degrees of freedom).
-            admissible = [a for a, score in path if math.isfinite(score)] or alphas
-            lowest_admissible = min(loo[a] for a in admissible)
-            capped_choice = max(a for a in admissible if loo[a] <= lowest_admissible)
-            n = rows.size
-            at = int(np.argmin([abs(math.log(a / chosen)) for a in alphas]))
-            p = math.exp(path[at][1])
-            limit = p + math.sqrt(p * (1.0 - p) / n)
-            one_se = chosen
-            for alpha, score in path[at + 1 :]:
-                if not (math.isfinite(score) and math.exp(score) <= limit):
-                    break
-                one_se = alpha
-            out = {
-                "n": int(n), "classes": int(np.unique(y[rows]).size), "decision": decision,
-                "accuracy": {
-                    "sums": accuracy[chosen],
-                    "exact_loo": accuracy[exact_choice],
-                    "exact_loo_admissible": accuracy[capped_choice],
-                    "one_se": accuracy[one_se],
-                    "oracle": max(accuracy.values()),
-                },
-                "alpha": {
-                    "sums": chosen, "exact_loo": exact_choice,
-                    "exact_loo_admissible": capped_choice, "one_se": one_se,
-                },
-                "path": [
-                    {"alpha": a, "log_error_estimate": score, "exact_loo_error": loo[a],
-                     "validation_accuracy": accuracy[a]}
-                    for a, score in path
-                ],
-            }  # fmt: skip
-            entry[key] = out
-            print(name, key, decision, json.dumps(out["accuracy"]), flush=True)
-            save()
+    for key, k, seed, X, y, rows, held in validation_cases(name, shots, seeds, entry):
+        if held.size == 0 or k == 0:  # k = 0: an n x n eigendecomposition of whole subsets
+            continue
+        clf = ContinualClassifier(random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IllConditionedWarning)
+            clf.fit(X[rows], y[rows])
+            chosen, decision = float(clf.alpha_), clf.head_.decision_
+            path = [(float(p.alpha), float(p.score)) for p in clf.head_.gcv_path_]
+            alphas = [a for a, _ in path]
+            accuracy = {}
+            for alpha in alphas:
+                clf.set_params(alpha=alpha)
+                accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
+        H = clf.projection_.transform(X[rows])
+        loo = exact_loo_errors(H, y[rows], alphas, decision == "discriminant")
+        lowest = min(loo.values())
+        exact_choice = max(a for a in alphas if loo[a] <= lowest)
+        # The same, among the lambdas the sums' criterion scores (finite: average leverage
+        # at most 3/4, enough residual degrees of freedom).
+        admissible = [a for a, score in path if math.isfinite(score)] or alphas
+        lowest_admissible = min(loo[a] for a in admissible)
+        capped_choice = max(a for a in admissible if loo[a] <= lowest_admissible)
+        n = rows.size
+        at = int(np.argmin([abs(math.log(a / chosen)) for a in alphas]))
+        p = math.exp(path[at][1])
+        limit = p + math.sqrt(p * (1.0 - p) / n)
+        one_se = chosen
+        for alpha, score in path[at + 1 :]:
+            if not (math.isfinite(score) and math.exp(score) <= limit):
+                break
+            one_se = alpha
+        out = {
+            "n": int(n), "classes": int(np.unique(y[rows]).size), "decision": decision,
+            "accuracy": {
+                "sums": accuracy[chosen],
+                "exact_loo": accuracy[exact_choice],
+                "exact_loo_admissible": accuracy[capped_choice],
+                "one_se": accuracy[one_se],
+                "oracle": max(accuracy.values()),
+            },
+            "alpha": {
+                "sums": chosen, "exact_loo": exact_choice,
+                "exact_loo_admissible": capped_choice, "one_se": one_se,
+            },
+            "path": [
+                {"alpha": a, "log_error_estimate": score, "exact_loo_error": loo[a],
+                 "validation_accuracy": accuracy[a]}
+                for a, score in path
+            ],
+        }  # fmt: skip
+        entry[key] = out
+        print(name, key, decision, json.dumps(out["accuracy"]), flush=True)
+        save()
 
 
 def criteria_summary(doc: dict[str, Any]) -> dict[str, Any]:
