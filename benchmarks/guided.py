@@ -211,8 +211,9 @@ def run(
             ("condition", stats.gram - stats.n_samples * np.outer(mean, mean)),
             ("condition_raw", stats.gram),
         ):
-            factored = HOST.shifted_cholesky(gram, clf.alpha_)
-            out[key] = math.inf if factored is None else HOST.condition(*factored)
+            upper = HOST.shifted_cholesky(gram, clf.alpha_)
+            norm1 = HOST.norm1(gram) + clf.alpha_
+            out[key] = math.inf if upper is None else HOST.condition(upper, norm1)
     if projection in VARIANTS:
         out["guided_stop_reason"] = layer.report.get("stop_reason")
         out["guided_selected_units"] = layer.report.get("n_selected_units")

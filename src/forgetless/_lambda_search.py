@@ -141,7 +141,7 @@ class GCV:
         factored = self.ops.shifted_cholesky(self.gram, alpha)
         if factored is None:
             return None
-        return self.moments_from_factor(factored[0], alpha)
+        return self.moments_from_factor(factored, alpha)
 
     def moments_from_factor(
         self, upper: Any, alpha: float
@@ -361,6 +361,7 @@ class _Scorer:
             scores = _loo_from_moments(cross, cross2, df, self.counts, self.extra_df)
             return np.where(resolved, scores, math.inf)
         residual_df = self.n - df - self.extra_df
+        resolved &= rss > _GCV_RESOLUTION * self.units * self.energy
         ok = (residual_df > 0) & resolved & np.isfinite(rss)
         return np.where(
             ok, self.n * np.maximum(rss, 0.0) / np.where(ok, residual_df, 1.0) ** 2, math.inf
@@ -417,6 +418,10 @@ def _below(a: float, b: float) -> bool:
 
 
 _RESOLUTION = 1e4 * np.finfo(np.float64).eps  # per unit, relative to ||Y||^2
+# GCV divides RSS by (n - df)^2, both -> 0 as the fit interpolates: RSS's rounding (about
+# eps M ||Y||^2) must stay far below a tie (_TIE) of the score, or rounding decides between
+# routes to the same sums (a forget, a merge). From this RSS on, it is below 1e-7 (relative).
+_GCV_RESOLUTION = 1e7 * np.finfo(np.float64).eps  # per unit, relative to ||Y||^2
 
 
 def _without_rounding_noise(eigenvalues: np.ndarray, floor: float = 0.0) -> np.ndarray:
@@ -468,10 +473,10 @@ def gcv_from_spectrum(
     rss = target_energy - w_dot_q - alphas * w_norm2
     counted = eigenvalues if multiplicities is None else eigenvalues * multiplicities
     residual_df = n - ((counted * inverse).sum(axis=1) + extra_df)
-    # A residual below the rounding of ||Y||^2 is not resolved (the fit interpolates): GCV says
+    # A residual near the rounding of ||Y||^2 is not resolved (the fit interpolates): GCV says
     # nothing there, and rounding would decide between routes to the same sums.
     size = eigenvalues.size if multiplicities is None else float(multiplicities.sum())
-    resolved = rss > _RESOLUTION * size * target_energy
+    resolved = rss > _GCV_RESOLUTION * size * target_energy
     ok = positive & (residual_df > 0) & resolved
     return np.where(ok, n * np.maximum(rss, 0.0) / np.where(ok, residual_df, 1.0) ** 2, math.inf)
 
@@ -683,7 +688,8 @@ def krylov_spectrum(
         block = basis[:, done:]
         moved = ops.asarray(block)
         product = np.asarray(
-            ops.to_numpy(gram @ moved if apply is None else apply(moved)), dtype=np.float64
+            ops.to_numpy(ops.product(gram, moved) if apply is None else apply(moved)),
+            dtype=np.float64,
         )
         steps += 1
         if drop is None:  # directions whose image is below this are G's rounding noise
@@ -951,8 +957,8 @@ def _rational_search(
         factored = ops.shifted_cholesky(gram, sigma)
         if factored is None:
             return None
-        moments = factorised.moments_from_factor(factored[0], sigma)
-        nodes, coordinates = shift_invert_nodes(factored[0], sigma, start, ops)
+        moments = factorised.moments_from_factor(factored, sigma)
+        nodes, coordinates = shift_invert_nodes(factored, sigma, start, ops)
         chosen, points = choose(nodes, coordinates, anchor=(sigma, moments[3]))
         if not math.isfinite(chosen.score):
             return None
@@ -985,7 +991,7 @@ def _rational_search(
         factored = ops.shifted_cholesky(gram, float(grid[j]))
         if factored is None:
             continue
-        other = factorised.moments_from_factor(factored[0], float(grid[j]))
+        other = factorised.moments_from_factor(factored, float(grid[j]))
         other_exact = scorer.point(float(grid[j]), other)
         points[j] = GCVPoint(float(grid[j]), other_exact)
         if _below(other_exact, exact):

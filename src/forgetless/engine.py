@@ -326,6 +326,12 @@ class TorchLinalg:
     def trace(self, gram: Any) -> float:
         return float(gram.diagonal().sum())
 
+    def product(self, gram: Any, block: Any) -> Any:
+        return gram @ block
+
+    def norm1(self, gram: Any) -> float:
+        return float(gram.abs().sum(dim=0).max())
+
     def spectrum(self, gram: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
         eigenvalues, vectors = self.torch.linalg.eigh(self.asarray(gram))
         rotated = vectors.T @ self.asarray(targets)
@@ -337,7 +343,7 @@ class TorchLinalg:
         upper, info = self.torch.linalg.cholesky_ex(A, upper=True)
         if int(info) != 0:
             return None
-        return upper, A
+        return upper
 
     def cho_solve(self, upper: Any, targets: Any) -> Any:
         return self.torch.cholesky_solve(targets, upper, upper=True)
@@ -354,7 +360,7 @@ class TorchLinalg:
     def vdot(self, a: Any, b: Any) -> float:
         return float((a * b).sum())
 
-    def condition(self, upper: Any, matrix: Any) -> float:
+    def condition(self, upper: Any, norm1: float) -> float:
         diagonal = upper.diagonal().abs()
         low = float(diagonal.min())
         return math.inf if low <= 0 else (float(diagonal.max()) / low) ** 2

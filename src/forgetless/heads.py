@@ -36,7 +36,7 @@ import numpy as np
 from scipy import linalg
 
 from forgetless._lambda_search import GCVPoint, criterion_for, select_alpha
-from forgetless.linalg import HOST, HostLinalg, ridge_solve
+from forgetless.linalg import HOST, HostLinalg, numpy_blas_quiet, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
 
@@ -137,6 +137,11 @@ class RidgeHead(Head):
         self.gcv_path_: list[GCVPoint] = []
 
     def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RidgeHead:
+        # The factorisations are scipy's; numpy's BLAS threads would compete for the cores.
+        with numpy_blas_quiet():
+            return self._fit(stats, ops)
+
+    def _fit(self, stats: SufficientStatistics, ops: HostLinalg) -> RidgeHead:
         sums, n = stats.class_sums, stats.n_samples
         energy, extra_df = float(n), 0.0
         centre = self.fit_intercept and n > 0

@@ -37,6 +37,8 @@ import warnings
 import numpy as np
 from scipy import linalg
 
+from forgetless.linalg import numpy_blas_quiet
+
 RANPAC_LAMBDAS = 10.0 ** np.arange(-8, 9)
 """RanPAC's candidate ridge penalties (17 values, one per decade)."""
 
@@ -97,13 +99,17 @@ class RanPAC:
             held.append((H, _one_hot(index[take], classes.size)))
         H_val = np.concatenate([h for h, _ in held])
         Y_val = np.concatenate([t for _, t in held])
-        self.alpha_ = _ranpac_lambda(G_fit, Q_fit, H_val, Y_val)
+        # The factorisations are scipy's: numpy's BLAS threads kept quiet meanwhile, as the
+        # library's own heads do (forgetless.linalg.numpy_blas_quiet), so both run at full speed.
+        with numpy_blas_quiet():
+            self.alpha_ = _ranpac_lambda(G_fit, Q_fit, H_val, Y_val)
         self.alphas_.append(self.alpha_)
         self.G += G_fit
         self.G += H_val.T @ H_val
         self.Q += Q_fit
         self.Q += H_val.T @ Y_val
-        self.coef_ = _solve(self.G, self.Q, self.alpha_)
+        with numpy_blas_quiet():
+            self.coef_ = _solve(self.G, self.Q, self.alpha_)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

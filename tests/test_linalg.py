@@ -1,0 +1,79 @@
+"""Host linear algebra: the operations read only G's upper triangle; numpy's BLAS kept quiet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+from forgetless.linalg import HOST, numpy_blas_quiet, ridge_solve
+from forgetless.statistics import SufficientStatistics
+
+
+def _upper_with_noise_below(sym: np.ndarray, seed: int = 0) -> np.ndarray:
+    """sym's upper triangle, with random values below the diagonal (which must not be read)."""
+    noise = np.random.default_rng(seed).standard_normal(sym.shape)
+    return np.asfortranarray(np.triu(sym) + np.tril(noise, -1))
+
+
+@pytest.mark.parametrize("m", [1, 7, 256, 300, 513])
+def test_operations_read_only_the_upper_triangle(m):
+    rng = np.random.default_rng(m)
+    H = rng.standard_normal((m + 5, m))
+    sym = H.T @ H
+    upper = _upper_with_noise_below(sym)
+    block = rng.standard_normal((m, 3))
+    np.testing.assert_allclose(HOST.product(upper, block), sym @ block, rtol=1e-12, atol=1e-9)
+    assert HOST.norm1(upper) == pytest.approx(np.abs(sym).sum(axis=0).max(), rel=1e-12)
+    factor = np.triu(HOST.shifted_cholesky(upper, 0.5))  # below its diagonal: not the factor
+    np.testing.assert_allclose(factor.T @ factor, sym + 0.5 * np.eye(m), rtol=1e-10, atol=1e-9)
+    targets = rng.standard_normal((m, 2))
+    np.testing.assert_allclose(
+        ridge_solve(upper, targets, 0.5),
+        np.linalg.solve(sym + 0.5 * np.eye(m), targets),
+        rtol=1e-8,
+        atol=1e-10,
+    )
+
+
+def test_centred_gram_is_the_upper_triangle_of_the_centred_sums():
+    rng = np.random.default_rng(0)
+    H = rng.standard_normal((40, 12)) + 3.0
+    stats = SufficientStatistics(12)
+    stats.add(H, rng.integers(0, 3, 40), n_classes=3)
+    mean = H.mean(axis=0)
+    centred = HOST.gram(stats, mean)
+    expected = (H - mean).T @ (H - mean)
+    np.testing.assert_allclose(np.triu(centred), np.triu(expected), rtol=1e-10, atol=1e-9)
+    assert centred.flags.f_contiguous and not np.shares_memory(centred, stats.gram_upper)
+
+
+def test_numpy_blas_quiet_limits_numpy_only_and_restores():
+    def threads() -> dict[str, int]:
+        return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+    before = threads()
+    with numpy_blas_quiet():
+        inside = threads()
+        np.ones((64, 64)) @ np.ones((64, 64))  # numpy still computes, on one thread
+    assert threads() == before
+    changed = {path for path in before if inside[path] != before[path]}
+    # Only a BLAS that numpy ships itself is limited (none where numpy and scipy share one).
+    assert all("numpy" in path for path in changed)
+    assert all(inside[path] == 1 for path in changed)
+    own = {p for p, n in before.items() if "numpy.libs" in p and n > 1}  # numpy's wheel's BLAS
+    assert own <= changed
+
+
+def test_numpy_blas_quiet_nested_and_from_threads_restores_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+    def work(_: int) -> None:
+        with numpy_blas_quiet(), numpy_blas_quiet():
+            np.ones((32, 32)) @ np.ones((32, 32))
+
+    with numpy_blas_quiet(), ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(16)))
+    assert {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()} == before
