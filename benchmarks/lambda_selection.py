@@ -29,7 +29,9 @@ Each method's time is the whole run: six ``partial_fit`` calls and the refit the
 prediction after each triggers (``predict`` of one row), as ``forgetless run`` counts it.
 ``refit`` measures one refit of the default (and of the previous default) against one Cholesky
 factorisation of the same G, in factorisation-equivalents, at several M; ``profile`` is
-cProfile of one whole default run at M = 4000.
+cProfile of one whole default run at M = 4000; ``blas`` (``--only blas``) times a triangular
+solve alone, after a numpy product and after one under ``numpy_blas_quiet``, and the centred G's
+two constructions (why the head fits as it does).
 """
 
 from __future__ import annotations
@@ -366,6 +368,65 @@ def speed(name: str, m: int, seed: int, repeats: int = 2) -> dict:
     return out
 
 
+def blas_contention(m: int = 4000, columns: int = 53, repeats: int = 7) -> dict:
+    """Why the head fits under ``numpy_blas_quiet``: one triangular solve pair (scipy) with C + 8
+    columns, alone, right after a numpy product, and right after one inside the context; and
+    the centred G built as before (mirrored, outer product, subtraction) against the upper
+    triangle's copy and rank-one update. Best of ``repeats``, one process."""
+    from scipy.linalg import blas, lapack
+
+    from forgetless.linalg import HOST
+    from forgetless.statistics import symmetrize_upper
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((m + m // 2, m))
+    upper = blas.dsyrk(1.0, np.asfortranarray(rows.T), trans=0, lower=0)
+    factor = lapack.dpotrf(np.array(upper, order="F"), lower=0)[0]
+    block = np.asfortranarray(rng.standard_normal((m, columns)))
+    basis = rng.standard_normal((m, 7 * columns))
+    mean, n = rows.mean(axis=0), float(rows.shape[0])
+
+    def best(run) -> float:
+        return min(run() for _ in range(repeats))
+
+    def solve(before=None, quiet=False) -> float:
+        with numpy_blas_quiet() if quiet else contextlib.nullcontext():
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            linalg.cho_solve((factor, False), block, check_finite=False)
+            return time.perf_counter() - start
+
+    def timed(work) -> float:
+        start = time.perf_counter()
+        work()
+        return time.perf_counter() - start
+
+    class Stats:  # what HostLinalg.gram reads
+        gram_upper, n_samples = upper, n
+
+    def before_centring():
+        full = symmetrize_upper(upper)
+        full -= n * np.outer(mean, mean)
+
+    numpy_product = lambda: basis.T @ block  # noqa: E731  (a Lanczos step's small product)
+    out = {
+        "M": m, "columns": columns,
+        "solve_alone_seconds": best(solve),
+        "solve_after_numpy_product_seconds": best(lambda: solve(numpy_product)),
+        "solve_after_numpy_product_quiet_seconds": best(lambda: solve(numpy_product, quiet=True)),
+        "centred_gram_before_seconds": best(lambda: timed(before_centring)),
+        "centred_gram_upper_seconds": best(lambda: timed(lambda: HOST.gram(Stats, mean))),
+    }  # fmt: skip
+    out["slowdown_after_numpy"] = (
+        out["solve_after_numpy_product_seconds"] / out["solve_alone_seconds"]
+    )
+    out["slowdown_after_numpy_quiet"] = (
+        out["solve_after_numpy_product_quiet_seconds"] / out["solve_alone_seconds"]
+    )
+    return out
+
+
 def profile(name: str = "wordnet/minilm", m: int = 4000) -> str:
     X, y, Xt, yt, initial, increment = load(name)
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=0)
@@ -445,7 +506,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--refit-sizes", type=int, nargs="+", default=[2000, 4000, 10000])
-    parser.add_argument("--only", choices=["final", "runs", "refit", "profile", "speed"],
+    parser.add_argument("--only", choices=["final", "runs", "refit", "profile", "speed", "blas"],
                         nargs="+", default=["final", "runs", "refit", "profile"])  # fmt: skip
     parser.add_argument("--refit-datasets", nargs="+", default=["wordnet/minilm"])
     parser.add_argument("--speed", nargs="+", help="NAME:M whole runs for --only speed (seed 0)",
@@ -524,6 +585,10 @@ def main() -> None:
                 f"{k} {e[k]['total_seconds']:.1f} s {100 * e[k]['final_accuracy']:.2f} %"
                 for k in ("default", "krylov", "ranpac")
             ) + f"; RanPAC / default {e['ranpac_over_default']:.2f}x", flush=True)  # fmt: skip
+    if "blas" in args.only:
+        results["blas_contention"] = blas_contention()
+        save()
+        print(json.dumps(results["blas_contention"]), flush=True)
     if "profile" in args.only and ("profile" not in results or args.fresh):
         name, m = ("digits/raw", 600) if args.quick else ("wordnet/minilm", 4000)
         results["profile"] = {"dataset": name, "M": m, "cprofile": profile(name, m)}

@@ -54,14 +54,15 @@ def _numpy_own_blas() -> Any:
         import scipy.linalg  # noqa: F401  (its BLAS is loaded before the pools are listed)
 
         numpy_home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+        controller = ThreadpoolController()
         own = [
             info["filepath"]
-            for info in ThreadpoolController().info()
+            for info in controller.info()
             if info["user_api"] == "blas"
             and os.path.basename(os.path.dirname(info["filepath"])) in ("numpy.libs", "numpy")
             and os.path.dirname(os.path.dirname(info["filepath"])) == numpy_home
         ]
-        _NUMPY_BLAS.append(ThreadpoolController().select(filepath=own) if own else None)
+        _NUMPY_BLAS.append(controller.select(filepath=own) if own else None)
     return _NUMPY_BLAS[0]
 
 
@@ -70,7 +71,8 @@ def numpy_blas_quiet() -> Iterator[None]:
     """A context in which numpy's own BLAS runs on one thread, where numpy and scipy each bring
     a BLAS of their own (as their wheels do): between calls, a BLAS keeps its threads spinning
     for a while, on the cores the other one's threads need. A triangular solve by scipy right
-    after a numpy product took twice as long (0.095 s against 0.05 s at M = 4000, two cores).
+    after a numpy product took 1.9 times as long at M = 4000 on two cores, 1.08 times inside
+    this context (``benchmarks/lambda_selection.py --only blas``).
     The heads factorise with scipy; numpy's products there are small. Where numpy and scipy
     share one BLAS, nothing changes. Nested and concurrent uses (threads) share one limit,
     lifted when the last one leaves.
