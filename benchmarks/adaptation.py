@@ -91,6 +91,7 @@ def recipe_label(name: str, adaptation: dict[str, Any]) -> str:
     return (
         f"{recipe.method},epochs={recipe.epochs},lr={recipe.learning_rate:g},"
         f"refresh_norms={recipe.refresh_norms},keep_plain={recipe.keep_plain}"
+        + (f",views={recipe.views}" if recipe.views > 1 else "")  # labels before views had 1
     )
 
 
@@ -221,6 +222,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--keep-plain", choices=["true", "false"], help="plain features beside")
     parser.add_argument("--refresh-norms", choices=["true", "false"], help="AdaBN first")
+    parser.add_argument("--views", type=int, help="training copies of each image (moved)")
     parser.add_argument(
         "--validation",
         action="store_true",
@@ -245,6 +247,7 @@ def main() -> None:
             ("learning_rate", args.learning_rate),
             ("keep_plain", None if args.keep_plain is None else args.keep_plain == "true"),
             ("refresh_norms", None if args.refresh_norms is None else args.refresh_norms == "true"),
+            ("views", args.views),
         )
         if v is not None
     }

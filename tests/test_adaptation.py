@@ -202,6 +202,9 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         ("efficientnet-lite0", {"method": "x"}, "cannot adapt encoder"),
         ("minilm", {"refresh_norms": True}, "needs an encoder with batch norms"),
         ("efficientnet-lite0", {"keep_plain": 1}, "keep_plain"),
+        ("minilm", {"views": 2}, "views > 1 makes moved copies of images"),
+        ("efficientnet-lite0", {"views": 0}, "first_session_adaptation.views"),
+        ("efficientnet-lite0", {"method": "norms", "views": 2}, "remove epochs"),
     ]
     for encoder, table, message in refused:
         bad = RunConfig(dataset="digits", encoder=encoder, first_session_adaptation=table)
@@ -308,9 +311,10 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     texts = [f"a small {w} animal that lives in the {p}" for w in ("brown", "grey") for p in "ab"]
     texts += [f"a tool made of {m} used for {u}" for m in ("iron", "wood") for u in "xy"]
     labels = [0] * 4 + [1] * 4
-    a = adapt_encoder(encoder, texts, labels, epochs=1, seed=0, progress=False)
-    b = adapt_encoder(encoder, texts, labels, epochs=1, seed=0, progress=False)
-    assert a.method == "lora" and a.tensors_sha256 == b.tensors_sha256
+    options = {"epochs": 1, "seed": 0, "progress": False, "min_classes": 2}
+    a = adapt_encoder(encoder, texts, labels, **options)
+    b = adapt_encoder(encoder, texts, labels, **options)
+    assert a.method == "lora" and a.tensors and a.tensors_sha256 == b.tensors_sha256
     with pytest.raises(AdaptationNotSupportedError, match="refresh_norms needs batch norms"):
         adapt_encoder(encoder, texts, labels, refresh_norms=True)
     assert a.encode(texts).tobytes() == b.encode(texts).tobytes()
@@ -318,3 +322,52 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     assert load_adapted_encoder(tmp_path / "text").encode(texts).tobytes() == (
         a.encode(texts).tobytes()
     )
+
+
+def test_moved_copies_train_deterministically_and_are_refused_where_meaningless(
+    tiny_effnet, digits_task
+) -> None:
+    images, y, first, later = digits_task
+    a = adapt_encoder(tiny_effnet, images[first], y[first], views=3, **SSF)
+    b = adapt_encoder(tiny_effnet, images[first], y[first], views=3, **SSF)
+    assert a.info["views"] == 3 and a.info["recipe"]["views"] == 3
+    assert a.tensors_sha256 == b.tensors_sha256
+    assert a.encode(images[later]).tobytes() == b.encode(images[later]).tobytes()
+    plain = adapt_encoder(tiny_effnet, images[first], y[first], views=1, **SSF)
+    assert plain.info["views"] == 1 and plain.tensors_sha256 != a.tensors_sha256
+    for bad in (0, True, 2.5, "3"):
+        with pytest.raises(ValueError, match="views must be an integer >= 1"):
+            adapt_encoder(tiny_effnet, images[first], y[first], views=bad, **SSF)
+    with pytest.raises(ValueError, match="trains no weight; leave views out"):
+        adapt_encoder(tiny_effnet, images[first], y[first], method="norms", views=2)
+
+
+def test_views_for_caps_the_cached_copies() -> None:
+    from forgetless.adaptation import VIEW_BUDGET, views_for
+
+    assert views_for(8, 100) == 8
+    assert views_for(8, VIEW_BUDGET // 3) == 3
+    assert views_for(8, 10 * VIEW_BUDGET) == 1  # a large task: its inputs once each
+    assert views_for(1, 5) == 1
+
+
+def test_text_encoders_refuse_moved_copies() -> None:
+    class SentenceTransformerEncoder:  # only its family matters: refused before any work
+        name = "minilm"
+
+    with pytest.raises(AdaptationNotSupportedError, match="does not encode images; use views=1"):
+        adapt_encoder(SentenceTransformerEncoder(), ["a", "b"], [0, 1], views=2)
+
+
+def test_a_two_class_first_task_trains_no_weight_unless_asked(tiny_effnet, digits_task) -> None:
+    images, y, first, later = digits_task
+    two = first[y[first] != 2]
+    with pytest.warns(UserWarning, match="2 classes, fewer than min_classes=3"):
+        same = adapt_encoder(tiny_effnet, images[two], y[two], **SSF)
+    assert not same.tensors and same.info["best_epoch"] == 0 and same.info["skipped"]
+    assert same.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
+    forced = adapt_encoder(tiny_effnet, images[two], y[two], min_classes=2, **SSF)
+    assert forced.tensors and forced.info["skipped"] is None
+    for bad in (1, 2.0, False):
+        with pytest.raises(ValueError, match="min_classes must be an integer >= 2"):
+            adapt_encoder(tiny_effnet, images[two], y[two], min_classes=bad, **SSF)

@@ -17,7 +17,9 @@ every batch norm by the first task's (AdaBN; the ``norms`` method does only that
 ``keep_plain`` returns the plain encoder's features beside the adapted ones (APER's
 aggregation; width ``2 * dim``), so classes unlike the first task's keep the generic features.
 Neither is on by default: on a held-out fifth of the training data (benchmarks/adaptation.py
-``--validation``) neither beat the plain ``last-stage`` recipe on every learner.
+``--validation``) neither beat the plain ``last-stage`` recipe on every learner. For images the
+default, ``last-stages``, trains the last three stages on each first-task image and seven moved
+copies of it (``views``), which let it train longer before it overfits a few hundred images.
 
 >>> from forgetless.encoders import load_encoder
 >>> adapt_encoder(load_encoder("raw"), [np.zeros((2, 2))] * 2, [0, 1])
@@ -25,7 +27,7 @@ Traceback (most recent call last):
 ...
 forgetless.adaptation.AdaptationNotSupportedError: encoder 'raw' cannot be adapted: ...
 >>> sorted(adaptable_methods("efficientnet-lite0"))
-['last-stage', 'norms', 'ssf']
+['last-stage', 'last-stages', 'norms', 'ssf']
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import json
 import math
 import os
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +52,11 @@ from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.persistence import write_json_atomic as _write_json
 
 FORMAT = 1
+VIEW_BUDGET = 3000  # at most this many cached training copies (inputs x views) in all
+# Fewer first-task classes than this train no weight: a classifier of two classes learns one
+# decision, and tuning the encoder to it made later classes worse (README, first-session
+# adaptation: Fashion-MNIST's two-class first task, validation rows).
+MIN_CLASSES = 3
 FORMAT_KEEP_PLAIN = 2  # the files of an encoder with keep_plain (format 1 has no such key)
 METADATA = "adapter.json"
 
@@ -78,6 +86,10 @@ class Recipe:
     # Encode as [plain features, adapted features] (width 2 d), as APER does: classes unlike
     # the first task's keep the generic features.
     keep_plain: bool = False
+    # Training copies of each input: the input itself and views - 1 randomly moved ones
+    # (:func:`random_affine`; images only), cached through the frozen front once, at most
+    # VIEW_BUDGET copies in all (fewer views for larger first tasks).
+    views: int = 1
 
 
 # encoder family -> method -> its default recipe (the first method is the family's default).
@@ -85,6 +97,7 @@ class Recipe:
 # the image default was chosen with its --validation mode (held-out training data, not test).
 _RECIPES: dict[str, dict[str, Recipe]] = {
     "efficientnet": {
+        "last-stages": Recipe("last-stages", epochs=10, learning_rate=3e-4, views=8),
         "last-stage": Recipe("last-stage", epochs=6, learning_rate=1e-4),
         "ssf": Recipe("ssf", epochs=10, learning_rate=3e-3),
         # batch-norm statistics only: no weight is trained (epochs=0)
@@ -96,8 +109,9 @@ _RECIPES: dict[str, dict[str, Recipe]] = {
     },
 }
 _CAN_ADAPT = (
-    "efficientnet-lite0 (methods: last-stage, ssf, norms) and sentence-transformers encoders "
-    "with a BERT-like transformer such as minilm (methods: lora, last-layers)"
+    "efficientnet-lite0 (methods: last-stages, last-stage, ssf, norms) and "
+    "sentence-transformers encoders with a BERT-like transformer such as minilm (methods: lora, "
+    "last-layers)"
 )
 
 
@@ -150,9 +164,15 @@ class _Backend(ABC):
     def module(self) -> Any:
         """The torch module whose state dict the adapted tensors are part of."""
 
+    # Whether :meth:`front` can make randomly moved copies of its inputs (``views`` > 1).
+    augments = False
+
     @abstractmethod
-    def front(self, inputs: Sequence[Any], progress: bool | None) -> list[Any]:
-        """Per-sample outputs of the frozen front (computed once, without gradients)."""
+    def front(
+        self, inputs: Sequence[Any], progress: bool | None, views: int = 1, seed: int = 0
+    ) -> list[Any]:
+        """Per-sample outputs of the frozen front (computed once, without gradients); with
+        ``views`` > 1, those of each input and of views - 1 moved copies (view after view)."""
 
     @abstractmethod
     def tail(self, items: list[Any]) -> Any:
@@ -181,7 +201,8 @@ class _Backend(ABC):
 class _EfficientNetBackend(_Backend):
     """EfficientNet-Lite0: the frozen front is the stem and the first blocks.
 
-    ``last-stage`` trains every weight of the last blocks and the head convolution; ``ssf``
+    ``last-stages`` trains every weight of blocks 8-15 (the last three stages) and the head
+    convolution, ``last-stage`` those of blocks 11-15 and the head convolution; ``ssf``
     trains only the scale and shift of their batch norms, which is SSF's scale-and-shift after
     each normalisation, folded into the norms' own affine weights (nothing is added to the
     network); ``norms`` trains nothing and only refreshes the running statistics of every
@@ -192,7 +213,8 @@ class _EfficientNetBackend(_Backend):
     composed.
     """
 
-    first_trained = {"ssf": 8, "last-stage": 11, "norms": 16}  # block where training starts
+    # block where training starts
+    first_trained = {"ssf": 8, "last-stages": 8, "last-stage": 11, "norms": 16}
     bn_train = False  # batch statistics while training (measured worse; kept for benchmarks)
 
     def module(self) -> Any:
@@ -202,21 +224,30 @@ class _EfficientNetBackend(_Backend):
         m = self.encoder.model
         return [*m._blocks[self.first_trained[self.method] :], m._conv_head, m._bn1]
 
-    def front(self, inputs: Sequence[Any], progress: bool | None) -> list[Any]:
+    augments = True
+
+    def front(
+        self, inputs: Sequence[Any], progress: bool | None, views: int = 1, seed: int = 0
+    ) -> list[Any]:
         import torch
 
         m = self.encoder.model.eval()
         start = self.first_trained[self.method]
         out = []
         size = self.encoder.batch_size
-        with torch.no_grad(), progress_bar(len(inputs), "caching inputs", progress, "img") as bar:
-            for begin in range(0, len(inputs), size):
-                x = self.encoder._tensor(inputs[begin : begin + size])
-                x = m._swish(m._bn0(m._conv_stem(x)))
-                for block in m._blocks[:start]:
-                    x = block(x)
-                out.extend(x.unbind(0))
-                bar.update(len(x))
+        generator = torch.Generator().manual_seed(seed)
+        total = views * len(inputs)
+        with torch.no_grad(), progress_bar(total, "caching inputs", progress, "img") as bar:
+            for view in range(views):
+                for begin in range(0, len(inputs), size):
+                    x = self.encoder._tensor(inputs[begin : begin + size])
+                    if view:
+                        x = random_affine(x, generator)
+                    x = m._swish(m._bn0(m._conv_stem(x)))
+                    for block in m._blocks[:start]:
+                        x = block(x)
+                    out.extend(x.unbind(0))
+                    bar.update(len(x))
         return out
 
     def tail(self, items: list[Any]) -> Any:
@@ -242,7 +273,7 @@ class _EfficientNetBackend(_Backend):
             for module in part.modules():
                 is_norm = isinstance(module, torch.nn.BatchNorm2d)
                 for p in module.parameters(recurse=False):
-                    if self.method == "last-stage" or is_norm:
+                    if self.method in ("last-stage", "last-stages") or is_norm:
                         p.requires_grad_(True)
                         params.append(p)
         return params
@@ -280,6 +311,49 @@ class _EfficientNetBackend(_Backend):
             for module in part.modules():  # frozen statistics: see the class docstring
                 if isinstance(module, torch.nn.BatchNorm2d) and not self.bn_train:
                     module.eval()
+
+
+def random_affine(
+    images: Any,
+    generator: Any,
+    rotation: float = 15.0,
+    scale: float = 0.1,
+    shift: float = 0.08,
+) -> Any:
+    """Each image of a batch ``(n, channels, height, width)`` rotated by up to ``rotation``
+    degrees, scaled by up to ``scale`` and shifted by up to ``shift`` of its size, each drawn
+    uniformly from ``generator``; the border's pixels fill what moves in. A few hundred
+    first-task images train the last stage of a network for more epochs before it overfits
+    when each is seen in several such copies (no flips: they change glyphs and text).
+
+    >>> import torch
+    >>> x = torch.rand(4, 3, 16, 16)
+    >>> same = random_affine(x, torch.Generator().manual_seed(0), rotation=0, scale=0, shift=0)
+    >>> bool(torch.allclose(same, x, atol=1e-5))
+    True
+    >>> a = random_affine(x, torch.Generator().manual_seed(1))
+    >>> bool(torch.equal(a, random_affine(x, torch.Generator().manual_seed(1))))
+    True
+    """
+    import torch
+
+    n = images.shape[0]
+
+    def uniform(*shape: int) -> Any:
+        return torch.rand(*shape, generator=generator, dtype=images.dtype) * 2.0 - 1.0
+
+    angle = uniform(n) * (rotation * math.pi / 180.0)
+    zoom = 1.0 + uniform(n) * scale
+    theta = torch.zeros(n, 2, 3, dtype=images.dtype)
+    theta[:, 0, 0] = torch.cos(angle) / zoom
+    theta[:, 0, 1] = -torch.sin(angle) / zoom
+    theta[:, 1, 0] = torch.sin(angle) / zoom
+    theta[:, 1, 1] = torch.cos(angle) / zoom
+    theta[:, :, 2] = uniform(n, 2) * (2.0 * shift)  # grid coordinates span 2 per image side
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(
+        images, grid.to(images.device), padding_mode="border", align_corners=False
+    )
 
 
 class _LoRA:
@@ -345,9 +419,13 @@ class _TransformerBackend(_Backend):
         prepare = getattr(st, "preprocess", None) or st.tokenize
         return prepare(texts)
 
-    def front(self, inputs: Sequence[Any], progress: bool | None) -> list[Any]:
+    def front(
+        self, inputs: Sequence[Any], progress: bool | None, views: int = 1, seed: int = 0
+    ) -> list[Any]:
         import torch
 
+        if views != 1:
+            raise AdaptationNotSupportedError("text inputs have no moved copies: use views = 1")
         st = self.encoder.model.eval()
         captured: list[Any] = []
 
@@ -830,11 +908,17 @@ def adapt_encoder(
     *,
     keep_plain: bool | None = None,
     refresh_norms: bool | None = None,
+    views: int | None = None,
+    min_classes: int = MIN_CLASSES,
 ) -> AdaptedEncoder:
     """Adapt ``encoder`` on the first task (``inputs``, ``labels``); return it frozen.
 
-    ``method``, ``epochs``, ``learning_rate``, ``keep_plain`` and ``refresh_norms`` default to
-    the measured best for the encoder (:func:`adaptable_methods` lists the recipes). A
+    ``method``, ``epochs``, ``learning_rate``, ``keep_plain``, ``refresh_norms`` and ``views``
+    default to the measured best for the encoder (:func:`adaptable_methods` lists the recipes).
+    ``views`` > 1 (images) trains on each input and ``views`` - 1 randomly moved copies
+    (:func:`random_affine`), fewer where that would exceed VIEW_BUDGET copies (:func:`views_for`).
+    A first task with fewer than ``min_classes`` classes trains no weight (a warning says so;
+    ``refresh_norms`` still applies), so the encoder comes back unchanged. A
     stratified ``validation_fraction`` of the inputs is held out: training stops once its loss
     has not improved for a few epochs, and the best epoch's weights are kept (epoch 0, the
     unchanged encoder, included). ``refresh_norms`` first replaces every batch norm's running
@@ -871,6 +955,19 @@ def adapt_encoder(
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"{key} must be True or False, got {value!r}")
             recipe = _replace(recipe, **{key: bool(value)})
+    if views is not None:
+        if isinstance(views, (bool, np.bool_)) or not isinstance(views, (int, np.integer)):
+            raise ValueError(f"views must be an integer >= 1, got {views!r}")
+        if views < 1:
+            raise ValueError(f"views must be an integer >= 1, got {views!r}")
+        recipe = _replace(recipe, views=int(views))
+    if recipe.views > 1 and _family(encoder) != "efficientnet":
+        raise AdaptationNotSupportedError(
+            f"views > 1 makes moved copies of images, and {encoder.name!r} does not encode "
+            "images; use views=1"
+        )
+    if recipes[method].epochs == 0 and views is not None and views > 1:
+        raise ValueError(f"method {method!r} trains no weight; leave views out")
     if recipe.refresh_norms and _family(encoder) != "efficientnet":
         raise AdaptationNotSupportedError(
             f"refresh_norms needs batch norms, and {encoder.name!r} has none; "
@@ -878,8 +975,21 @@ def adapt_encoder(
         )
     if not (0 <= validation_fraction < 1):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    if isinstance(min_classes, (bool, np.bool_)) or not isinstance(min_classes, (int, np.integer)):
+        raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
+    if min_classes < 2:
+        raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
     y = _check_inputs(encoder, inputs, labels)
     n_classes = int(y.max()) + 1
+    skipped = None
+    if recipe.epochs > 0 and n_classes < min_classes:
+        skipped = (
+            f"the first task has {n_classes} classes, fewer than min_classes={min_classes}: "
+            "no weight was trained (tuned to so few classes, an encoder served later classes "
+            "worse); pass min_classes=2 to train anyway"
+        )
+        warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
+        recipe = _replace(recipe, epochs=0)
     began = time.perf_counter()
     threads = getattr(encoder, "threads", None)
     with _deterministic(seed, threads):
@@ -892,20 +1002,25 @@ def adapt_encoder(
         if recipe.refresh_norms:  # in a seeded order, so batches mix the classes
             order = np.random.default_rng(seed).permutation(len(y))
             backend.refresh_norms(_take(inputs, order), progress)
-        trained, history, cache_seconds = 0, [], 0.0
+        trained, history, cache_seconds, views = 0, [], 0.0, 1
         if recipe.epochs > 0:
-            cached = backend.front(inputs, progress)
+            train_rows, val_rows = _validation_split(y, validation_fraction, seed)
+            if len(val_rows) == 0:
+                val_rows = train_rows  # nothing held out: select on the training loss
+            views = views_for(recipe.views, len(train_rows))
+            # The moved copies are drawn from their own seeded generator (seed + 2).
+            train_cache = backend.front(_take(inputs, train_rows), progress, views, seed + 2)
+            val_cache = backend.front(_take(inputs, val_rows), progress)
             cache_seconds = time.perf_counter() - began
             params = backend.trainable()
             trained, history = _train(
                 backend,
                 params,
-                cached,
-                y,
+                (train_cache, np.tile(y[train_rows], views)),
+                (val_cache, y[val_rows]),
                 n_classes,
                 recipe,
                 seed,
-                validation_fraction,
                 progress,
                 encoder.name,
             )
@@ -923,6 +1038,8 @@ def adapt_encoder(
         "samples": len(y),
         "classes": n_classes,
         "validation_fraction": validation_fraction,
+        "views": views,
+        "skipped": skipped,
         "best_epoch": trained,
         "epochs_run": max(0, len(history) - 1),
         "history": history,
@@ -966,27 +1083,37 @@ def _replace(recipe: Recipe, **changes: Any) -> Recipe:
     return Recipe(**{**asdict(recipe), **changes})
 
 
+def views_for(views: int, n_train: int) -> int:
+    """How many copies of each of ``n_train`` inputs train: ``views``, fewer where that would
+    cache more than VIEW_BUDGET (an epoch's cost grows with the copies; a large first task
+    needs them less), at least one.
+
+    >>> views_for(8, 320), views_for(8, 480), views_for(8, 3000), views_for(1, 10)
+    (8, 6, 1, 1)
+    """
+    return max(1, min(int(views), VIEW_BUDGET // max(int(n_train), 1)))
+
+
 def _train(
     backend: _Backend,
     params: list[Any],
-    cached: list[Any],
-    y: np.ndarray,
+    train: tuple[list[Any], np.ndarray],
+    validation: tuple[list[Any], np.ndarray],
     n_classes: int,
     recipe: Recipe,
     seed: int,
-    validation_fraction: float,
     progress: bool | None,
     name: str,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Train the tail and a temporary head; restore the best epoch. Returns (best, history)."""
+    """Train the tail and a temporary head on ``train`` (front outputs, labels), keeping the
+    epoch of lowest loss on ``validation``; restore it. Returns (best epoch, history)."""
     import torch
 
-    train_rows, val_rows = _validation_split(y, validation_fraction, seed)
-    if len(val_rows) == 0:
-        val_rows = train_rows  # nothing held out: select on the training loss
-    targets = torch.from_numpy(y.astype(np.int64))
+    train_cache, val_cache = train[0], validation[0]
+    train_targets = torch.from_numpy(train[1].astype(np.int64))
+    val_targets = torch.from_numpy(validation[1].astype(np.int64))
 
-    def features(rows: np.ndarray) -> Any:
+    def features(cached: list[Any], rows: np.ndarray) -> Any:
         out = []
         for begin in range(0, len(rows), 128):
             out.append(backend.tail([cached[i] for i in rows[begin : begin + 128]]))
@@ -996,20 +1123,20 @@ def _train(
     # adapt the encoder to a sensible classifier instead of a random one (LP-FT).
     backend.train_mode(False)
     with torch.no_grad():
-        probe = features(train_rows)
+        probe = features(train_cache, np.arange(len(train_cache)))
     dim = probe.shape[1]
     head = torch.nn.Linear(dim, n_classes)
     with torch.no_grad():
         head.weight.normal_(0.0, 0.01)
         head.bias.zero_()
-    _fit_probe(head, probe, targets[train_rows], recipe)
+    _fit_probe(head, probe, train_targets, recipe)
 
     def evaluate() -> tuple[float, float]:
         backend.train_mode(False)
         with torch.no_grad():
-            logits = head(features(val_rows))
-            loss = torch.nn.functional.cross_entropy(logits, targets[val_rows])
-            acc = (logits.argmax(1) == targets[val_rows]).double().mean()
+            logits = head(features(val_cache, np.arange(len(val_cache))))
+            loss = torch.nn.functional.cross_entropy(logits, val_targets)
+            acc = (logits.argmax(1) == val_targets).double().mean()
         return float(loss), float(acc)
 
     def snapshot() -> list[Any]:
@@ -1025,7 +1152,7 @@ def _train(
         lr=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(train_rows) / recipe.batch_size)
+    steps_per_epoch = math.ceil(len(train_cache) / recipe.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=recipe.epochs * steps_per_epoch
     )
@@ -1036,11 +1163,12 @@ def _train(
     ) as bar:
         for epoch in range(1, recipe.epochs + 1):
             backend.train_mode(True)
-            order = train_rows[rng.permutation(len(train_rows))]
+            order = rng.permutation(len(train_cache))
             total = 0.0
             for begin in range(0, len(order), recipe.batch_size):
                 rows = order[begin : begin + recipe.batch_size]
-                loss = loss_fn(head(backend.tail([cached[i] for i in rows])), targets[rows])
+                batch = backend.tail([train_cache[i] for i in rows])
+                loss = loss_fn(head(batch), train_targets[torch.from_numpy(rows)])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

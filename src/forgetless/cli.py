@@ -98,7 +98,7 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
         const="",
         metavar="METHOD",
         help="also run every method on the encoder adapted on each seed's first task "
-        "(first-session adaptation; METHOD defaults to the encoder's best: last-stage for "
+        "(first-session adaptation; METHOD defaults to the encoder's best: last-stages for "
         "efficientnet-lite0, lora for minilm)",
     )
     parser.add_argument("--output", help="run directory (default runs/latest)")

@@ -223,6 +223,8 @@ _ADAPTATION_RANGES: dict[str, Any] = {
     "validation_fraction": _Number(0, 1, open_high=True),
     "keep_plain": _BOOL,
     "refresh_norms": _BOOL,
+    "views": _Number(1, integer=True, optional=True),
+    "min_classes": _Number(2, integer=True, optional=True),
     "compare": _BOOL,
 }
 ADAPTED_SUFFIX = "+adapted"  # results name of a method run on the adapted encoder's features
@@ -479,12 +481,20 @@ class RunConfig:
                 f"norms, and {self.encoder!r} has none; remove the key",
                 "first_session_adaptation.refresh_norms",
             )
+        if (table.get("views") or 1) > 1 and "norms" not in methods:  # images only
+            raise ConfigError(
+                f"first_session_adaptation.views > 1 makes moved copies of images, and "
+                f"{self.encoder!r} does not encode images; remove the key",
+                "first_session_adaptation.views",
+            )
         if (method or next(iter(methods))) == "norms" and (
-            table.get("epochs") is not None or table.get("learning_rate") is not None
+            table.get("epochs") is not None
+            or table.get("learning_rate") is not None
+            or (table.get("views") or 1) > 1
         ):
             raise ConfigError(
-                "first_session_adaptation.method = 'norms' trains no weight; remove epochs "
-                "and learning_rate",
+                "first_session_adaptation.method = 'norms' trains no weight; remove epochs, "
+                "learning_rate and views",
                 "first_session_adaptation.method",
             )
 
@@ -714,6 +724,8 @@ def adapt_first_session(
         progress=config.progress,
         keep_plain=table.get("keep_plain"),
         refresh_norms=table.get("refresh_norms"),
+        views=table.get("views"),
+        **({} if table.get("min_classes") is None else {"min_classes": table["min_classes"]}),
     )
     adapt_seconds = time.perf_counter() - began
     out = encode_dataset(config, data["dataset"], encoder)
