@@ -16,9 +16,11 @@ import pytest
 # The same rule as tests/conftest.py.
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
-# Module (or package) whose doctests need an optional package -> (import name, install line).
+# Module (or package, or one function) whose doctests need an optional package
+# -> (import name, install line).
 OPTIONAL_DOCTESTS: dict[str, tuple[str, str]] = {
     "forgetless.distributed": ("dask", "pip install 'forgetless[dask]'"),
+    "forgetless.adaptation.random_affine": ("torch", "pip install 'forgetless[torch]'"),
 }
 
 
@@ -29,7 +31,8 @@ def doctest_requirement(item: pytest.Item) -> tuple[str, str] | None:
         return None
     module = str(test.globs.get("__name__", ""))
     for name, requirement in OPTIONAL_DOCTESTS.items():
-        if module == name or module.startswith(name + "."):
+        # a whole module, or one function's doctest (the test's qualified name)
+        if module == name or module.startswith(name + ".") or test.name == name:
             return requirement
     return None
 
