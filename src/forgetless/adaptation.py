@@ -164,9 +164,6 @@ class _Backend(ABC):
     def module(self) -> Any:
         """The torch module whose state dict the adapted tensors are part of."""
 
-    # Whether :meth:`front` can make randomly moved copies of its inputs (``views`` > 1).
-    augments = False
-
     @abstractmethod
     def front(
         self, inputs: Sequence[Any], progress: bool | None, views: int = 1, seed: int = 0
@@ -223,8 +220,6 @@ class _EfficientNetBackend(_Backend):
     def _parts(self) -> list[Any]:
         m = self.encoder.model
         return [*m._blocks[self.first_trained[self.method] :], m._conv_head, m._bn1]
-
-    augments = True
 
     def front(
         self, inputs: Sequence[Any], progress: bool | None, views: int = 1, seed: int = 0
@@ -956,9 +951,7 @@ def adapt_encoder(
                 raise ValueError(f"{key} must be True or False, got {value!r}")
             recipe = _replace(recipe, **{key: bool(value)})
     if views is not None:
-        if isinstance(views, (bool, np.bool_)) or not isinstance(views, (int, np.integer)):
-            raise ValueError(f"views must be an integer >= 1, got {views!r}")
-        if views < 1:
+        if not _is_int(views) or views < 1:
             raise ValueError(f"views must be an integer >= 1, got {views!r}")
         recipe = _replace(recipe, views=int(views))
     if recipe.views > 1 and _family(encoder) != "efficientnet":
@@ -975,9 +968,7 @@ def adapt_encoder(
         )
     if not (0 <= validation_fraction < 1):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
-    if isinstance(min_classes, (bool, np.bool_)) or not isinstance(min_classes, (int, np.integer)):
-        raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
-    if min_classes < 2:
+    if not _is_int(min_classes) or min_classes < 2:
         raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
     y = _check_inputs(encoder, inputs, labels)
     n_classes = int(y.max()) + 1
@@ -1077,6 +1068,11 @@ def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any]) -> 
             f"does not reproduce its features (relative difference {err:.2g}); the model "
             "library may have changed its structure"
         )
+
+
+def _is_int(value: Any) -> bool:
+    """An integer, and not a bool (which Python counts as one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _replace(recipe: Recipe, **changes: Any) -> Recipe:
