@@ -87,11 +87,13 @@ def recipe_label(name: str, adaptation: dict[str, Any]) -> str:
 
     recipes = adaptable_methods(DATASETS[name][0])
     recipe = recipes[adaptation.get("method") or next(iter(recipes))]
-    recipe = dataclasses.replace(recipe, **{k: v for k, v in adaptation.items() if k != "method"})
+    fields = {k: v for k, v in adaptation.items() if k not in ("method", "significance")}
+    recipe = dataclasses.replace(recipe, **fields)
     return (
         f"{recipe.method},epochs={recipe.epochs},lr={recipe.learning_rate:g},"
         f"refresh_norms={recipe.refresh_norms},keep_plain={recipe.keep_plain}"
         + (f",views={recipe.views}" if recipe.views > 1 else "")  # labels before views had 1
+        + (f",significance={adaptation['significance']:g}" if "significance" in adaptation else "")
     )
 
 
@@ -224,6 +226,9 @@ def main() -> None:
     parser.add_argument("--refresh-norms", choices=["true", "false"], help="AdaBN first")
     parser.add_argument("--views", type=int, help="training copies of each image (moved)")
     parser.add_argument(
+        "--significance", type=float, help="keep an adaptation only at this evidence level"
+    )
+    parser.add_argument(
         "--validation",
         action="store_true",
         help="held-out fifth of the training subset instead of the test split (to choose)",
@@ -248,6 +253,7 @@ def main() -> None:
             ("keep_plain", None if args.keep_plain is None else args.keep_plain == "true"),
             ("refresh_norms", None if args.refresh_norms is None else args.refresh_norms == "true"),
             ("views", args.views),
+            ("significance", args.significance),
         )
         if v is not None
     }

@@ -177,7 +177,7 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         "[subset]\ntrain = 120\ntest = 60\n"
         '[scenario]\nkind = "class-incremental"\nincrement = 5\n'
         "[learner]\nn_components = 64\n"
-        "[first_session_adaptation]\nepochs = 1\n"
+        "[first_session_adaptation]\nepochs = 1\nsignificance = 1.0\n"
     )
     # the flag adds a method to the file's table (the run itself is checked below, without
     # the report the command would also draw)
@@ -187,7 +187,11 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         sys, "argv", ["forgetless", "run", "--config", str(config), "--adapt", "ssf"]
     )
     cli.main()
-    assert seen["config"].first_session_adaptation == {"epochs": 1, "method": "ssf"}
+    assert seen["config"].first_session_adaptation == {
+        "epochs": 1,
+        "significance": 1.0,
+        "method": "ssf",
+    }
     results = run(seen["config"])
     assert set(results["methods"]) == {"forgetless", "ncm", "forgetless+adapted", "ncm+adapted"}
     info = results["adaptation"]["0"]
@@ -204,6 +208,7 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         ("efficientnet-lite0", {"keep_plain": 1}, "keep_plain"),
         ("minilm", {"views": 2}, "views > 1 makes moved copies of images"),
         ("efficientnet-lite0", {"views": 0}, "first_session_adaptation.views"),
+        ("efficientnet-lite0", {"significance": 0}, "first_session_adaptation.significance"),
         ("efficientnet-lite0", {"method": "norms", "views": 2}, "remove epochs"),
     ]
     for encoder, table, message in refused:
@@ -260,7 +265,7 @@ def test_keep_plain_with_nothing_adapted_gives_the_plain_features_once(
 
     images, y, first, later = digits_task
     # no epoch beat the unchanged encoder: the best weights are the ones it started from
-    monkeypatch.setattr(adaptation, "_train", lambda *args: (0, [{"epoch": 0}]))
+    monkeypatch.setattr(adaptation, "_train", lambda *args: (0, [{"epoch": 0}], {"rejected": False}))
     same = adapt_encoder(tiny_effnet, images[first], y[first], keep_plain=True, **SSF)
     assert not same.tensors and not same.keep_plain and same.dim == tiny_effnet.dim
     assert same.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
@@ -295,12 +300,19 @@ def test_refreshed_norms_change_only_statistics_and_are_deterministic(
     assert loaded.encode(images[later]).tobytes() == a.encode(images[later]).tobytes()
     # refreshed statistics, then trained weights, plain features beside: all in one
     c = adapt_encoder(
-        tiny_effnet, images[first], y[first], refresh_norms=True, keep_plain=True, **SSF
+        tiny_effnet,
+        images[first],
+        y[first],
+        refresh_norms=True,
+        keep_plain=True,
+        significance=1.0,
+        **SSF,
     )
     d = tiny_effnet.dim
     features = c.encode(images[later])
     assert features[:, :d].tobytes() == tiny_effnet.encode(images[later]).tobytes()
     assert any(k.startswith("_blocks.0.") for k in c.tensors)  # the front's statistics too
+    assert c.info["best_epoch"] > 0 and not c.info["evidence"]["rejected"]
     with pytest.raises(ValueError, match="trains no weight"):
         adapt_encoder(tiny_effnet, images[first], y[first], epochs=2, **options)
 
@@ -371,3 +383,48 @@ def test_a_two_class_first_task_trains_no_weight_unless_asked(tiny_effnet, digit
     for bad in (1, 2.0, False):
         with pytest.raises(ValueError, match="min_classes must be an integer >= 2"):
             adapt_encoder(tiny_effnet, images[two], y[two], min_classes=bad, **SSF)
+
+
+def test_an_adaptation_the_validation_rows_do_not_support_is_not_kept(
+    tiny_effnet, digits_task
+) -> None:
+    images, y, first, later = digits_task
+    options = {**SSF, "validation_fraction": 0.25}
+    kept = adapt_encoder(tiny_effnet, images[first], y[first], significance=1.0, **options)
+    evidence = kept.info["evidence"]
+    assert kept.tensors and kept.info["best_epoch"] > 0 and not evidence["rejected"]
+    assert evidence["adapted_loss"] < evidence["plain_loss"] and 0 < evidence["p_value"] < 0.5
+    # the same run asked for stronger evidence than it has: the unchanged encoder comes back
+    with pytest.warns(UserWarning, match="did not beat the unchanged encoder's"):
+        same = adapt_encoder(
+            tiny_effnet, images[first], y[first], significance=evidence["p_value"], **options
+        )
+    assert same.info["evidence"]["rejected"] and same.info["best_epoch"] == 0
+    assert not same.tensors and same.info["skipped"].startswith("the adapted encoder's")
+    assert same.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
+    for bad in (0, 1.5, True, float("nan"), "0.05"):
+        with pytest.raises(ValueError, match=r"significance must be a number in \(0, 1\]"):
+            adapt_encoder(tiny_effnet, images[first], y[first], significance=bad, **options)
+
+
+def test_runner_reuses_the_plain_features_when_adaptation_changes_nothing(tmp_path) -> None:
+    require("efficientnet_lite_pytorch", VISION_HINT)
+    from forgetless.experiment import RunConfig, run
+
+    config = RunConfig(
+        dataset="digits",
+        encoder="efficientnet-lite0",
+        encoder_options={"image_size": 32},
+        methods=["ncm"],
+        seeds=[0],
+        subset={"train": 100, "test": 50},
+        scenario={"kind": "class-incremental", "increment": 2},  # a two-class first task
+        first_session_adaptation={"epochs": 1},
+        cache_dir=str(tmp_path / "cache"),
+        progress=False,
+    )
+    with pytest.warns(UserWarning, match="fewer than min_classes"):
+        results = run(config)
+    assert results["adaptation"]["0"]["unchanged"] is True
+    plain, adapted = (results["methods"][m]["seeds"]["0"] for m in ("ncm", "ncm+adapted"))
+    assert plain["final_accuracy"] == adapted["final_accuracy"] > 0.3

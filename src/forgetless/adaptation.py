@@ -57,6 +57,11 @@ VIEW_BUDGET = 3000  # at most this many cached training copies (inputs x views) 
 # decision, and tuning the encoder to it made later classes worse (README, first-session
 # adaptation: Fashion-MNIST's two-class first task, validation rows).
 MIN_CLASSES = 3
+# The adapted encoder is kept only when the validation rows show it beats the unchanged one
+# beyond chance: a one-sided paired test of the per-row losses at this level. On a small first
+# task a slightly lower validation loss is noise, and an encoder tuned on noise served later
+# classes worse (openclipart, 123-183 first-task images).
+SIGNIFICANCE = 0.05
 FORMAT_KEEP_PLAIN = 2  # the files of an encoder with keep_plain (format 1 has no such key)
 METADATA = "adapter.json"
 
@@ -905,6 +910,7 @@ def adapt_encoder(
     refresh_norms: bool | None = None,
     views: int | None = None,
     min_classes: int = MIN_CLASSES,
+    significance: float = SIGNIFICANCE,
 ) -> AdaptedEncoder:
     """Adapt ``encoder`` on the first task (``inputs``, ``labels``); return it frozen.
 
@@ -916,7 +922,9 @@ def adapt_encoder(
     ``refresh_norms`` still applies), so the encoder comes back unchanged. A
     stratified ``validation_fraction`` of the inputs is held out: training stops once its loss
     has not improved for a few epochs, and the best epoch's weights are kept (epoch 0, the
-    unchanged encoder, included). ``refresh_norms`` first replaces every batch norm's running
+    unchanged encoder, included), but only when their per-row validation losses beat the
+    unchanged encoder's beyond chance (one-sided paired test at ``significance``; 1.0 keeps
+    any improvement); otherwise a warning says so and the encoder comes back unchanged. ``refresh_norms`` first replaces every batch norm's running
     statistics by the first task's (AdaBN, no gradient step); ``keep_plain`` makes the adapted
     encoder return the plain encoder's features beside the adapted ones (width ``2 * dim``,
     plain first, as APER does; when no weight changed, the plain features once). The same seed
@@ -970,6 +978,10 @@ def adapt_encoder(
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     if not _is_int(min_classes) or min_classes < 2:
         raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
+    if not (isinstance(significance, (int, float)) and not isinstance(significance, bool)) or not (
+        0 < significance <= 1
+    ):
+        raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
     y = _check_inputs(encoder, inputs, labels)
     n_classes = int(y.max()) + 1
     skipped = None
@@ -993,7 +1005,7 @@ def adapt_encoder(
         if recipe.refresh_norms:  # in a seeded order, so batches mix the classes
             order = np.random.default_rng(seed).permutation(len(y))
             backend.refresh_norms(_take(inputs, order), progress)
-        trained, history, cache_seconds, views = 0, [], 0.0, 1
+        trained, history, cache_seconds, views, evidence = 0, [], 0.0, 1, None
         if recipe.epochs > 0:
             train_rows, val_rows = _validation_split(y, validation_fraction, seed)
             if len(val_rows) == 0:
@@ -1004,7 +1016,7 @@ def adapt_encoder(
             val_cache = backend.front(_take(inputs, val_rows), progress)
             cache_seconds = time.perf_counter() - began
             params = backend.trainable()
-            trained, history = _train(
+            trained, history, evidence = _train(
                 backend,
                 params,
                 (train_cache, np.tile(y[train_rows], views)),
@@ -1014,8 +1026,18 @@ def adapt_encoder(
                 seed,
                 progress,
                 encoder.name,
+                significance,
             )
             backend.finish()
+            if evidence["rejected"]:
+                skipped = (
+                    f"the adapted encoder's validation loss ({evidence['adapted_loss']:.4f}, "
+                    f"epoch {evidence['best_epoch']}) did not beat the unchanged encoder's "
+                    f"({evidence['plain_loss']:.4f}) beyond chance (one-sided p = "
+                    f"{evidence['p_value']:.3f} >= significance={significance}): no weight "
+                    "was kept; pass significance=1.0 to keep any improvement"
+                )
+                warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
         after = network.state_dict()
         tensors = {
             k: after[k].detach().cpu().numpy().copy()
@@ -1032,6 +1054,7 @@ def adapt_encoder(
         "views": views,
         "skipped": skipped,
         "best_epoch": trained,
+        "evidence": evidence,
         "epochs_run": max(0, len(history) - 1),
         "history": history,
         "cache_seconds": round(cache_seconds, 3),
@@ -1100,9 +1123,12 @@ def _train(
     seed: int,
     progress: bool | None,
     name: str,
-) -> tuple[int, list[dict[str, Any]]]:
+    significance: float = SIGNIFICANCE,
+) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
     """Train the tail and a temporary head on ``train`` (front outputs, labels), keeping the
-    epoch of lowest loss on ``validation``; restore it. Returns (best epoch, history)."""
+    epoch of lowest loss on ``validation``; restore it, or epoch 0 (the unchanged encoder) when
+    that epoch's per-row losses do not beat epoch 0's beyond chance (:func:`_paired_evidence`).
+    Returns (kept epoch, history, evidence)."""
     import torch
 
     train_cache, val_cache = train[0], validation[0]
@@ -1127,22 +1153,23 @@ def _train(
         head.bias.zero_()
     _fit_probe(head, probe, train_targets, recipe)
 
-    def evaluate() -> tuple[float, float]:
+    def evaluate() -> tuple[float, float, np.ndarray]:
         backend.train_mode(False)
         with torch.no_grad():
             logits = head(features(val_cache, np.arange(len(val_cache))))
-            loss = torch.nn.functional.cross_entropy(logits, val_targets)
+            rows = torch.nn.functional.cross_entropy(logits, val_targets, reduction="none")
             acc = (logits.argmax(1) == val_targets).double().mean()
-        return float(loss), float(acc)
+        return float(rows.mean()), float(acc), rows.double().numpy()
 
     def snapshot() -> list[Any]:
         return [p.detach().clone() for p in [*params, *head.parameters()]]
 
-    val_loss, val_acc = evaluate()
+    val_loss, val_acc, plain_rows = evaluate()
     history: list[dict[str, Any]] = [  # epoch 0: the unchanged encoder (no training loss)
         {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_accuracy": val_acc}
     ]
-    best, best_loss, best_state = 0, val_loss, snapshot()
+    best, best_loss, best_state, best_rows = 0, val_loss, snapshot(), plain_rows
+    plain_state = best_state
     optimizer = torch.optim.AdamW(
         [{"params": params}, {"params": list(head.parameters()), "lr": recipe.learning_rate}],
         lr=recipe.learning_rate,
@@ -1170,7 +1197,7 @@ def _train(
                 optimizer.step()
                 schedule.step()
                 total += float(loss.detach()) * len(rows)
-            val_loss, val_acc = evaluate()
+            val_loss, val_acc, val_rows = evaluate()
             history.append(
                 {
                     "epoch": epoch,
@@ -1184,14 +1211,43 @@ def _train(
                 postfix(loss=f"{total / len(order):.3f}", val_acc=f"{val_acc:.3f}")
             bar.update(1)
             if val_loss < best_loss - 1e-6:
-                best, best_loss, best_state = epoch, val_loss, snapshot()
+                best, best_loss, best_state, best_rows = epoch, val_loss, snapshot(), val_rows
             elif epoch - best >= recipe.patience:
                 break
+    evidence = {"best_epoch": best, **_paired_evidence(plain_rows, best_rows)}
+    evidence["rejected"] = best > 0 and evidence["p_value"] >= significance
+    kept = plain_state if evidence["rejected"] else best_state
     with torch.no_grad():
-        for p, value in zip([*params, *head.parameters()], best_state, strict=True):
+        for p, value in zip([*params, *head.parameters()], kept, strict=True):
             p.copy_(value)
     backend.train_mode(False)
-    return best, history
+    return (0 if evidence["rejected"] else best), history, evidence
+
+
+def _paired_evidence(plain: np.ndarray, adapted: np.ndarray) -> dict[str, Any]:
+    """How surely ``adapted``'s per-row losses beat ``plain``'s on the same rows: the mean
+    loss of each, and the one-sided p-value of a paired z-test (normal approximation).
+
+    >>> e = _paired_evidence(np.array([1.0, 1.2, 0.9, 1.1]), np.array([0.5, 0.6, 0.4, 0.6]))
+    >>> e["p_value"] < 0.001
+    True
+    >>> _paired_evidence(np.array([1.0, 0.2]), np.array([0.2, 1.0]))["p_value"]
+    0.5
+    """
+    gain = plain - adapted
+    spread = float(gain.std(ddof=1)) if len(gain) > 1 else 0.0
+    mean = float(gain.mean())
+    if spread == 0.0:
+        p_value = 0.0 if mean > 0 else (0.5 if mean == 0 else 1.0)
+    else:
+        z = mean / (spread / math.sqrt(len(gain)))
+        p_value = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return {
+        "plain_loss": float(plain.mean()),
+        "adapted_loss": float(adapted.mean()),
+        "rows": len(gain),
+        "p_value": p_value,
+    }
 
 
 def _fit_probe(head: Any, features: Any, targets: Any, recipe: Recipe, steps: int = 200) -> None:

@@ -225,6 +225,7 @@ _ADAPTATION_RANGES: dict[str, Any] = {
     "refresh_norms": _BOOL,
     "views": _Number(1, integer=True, optional=True),
     "min_classes": _Number(2, integer=True, optional=True),
+    "significance": _Number(0, 1, open_low=True, optional=True),
     "compare": _BOOL,
 }
 ADAPTED_SUFFIX = "+adapted"  # results name of a method run on the adapted encoder's features
@@ -725,16 +726,24 @@ def adapt_first_session(
         keep_plain=table.get("keep_plain"),
         refresh_norms=table.get("refresh_norms"),
         views=table.get("views"),
-        **({} if table.get("min_classes") is None else {"min_classes": table["min_classes"]}),
+        **{
+            key: table[key]
+            for key in ("min_classes", "significance")
+            if table.get(key) is not None
+        },
     )
     adapt_seconds = time.perf_counter() - began
-    out = encode_dataset(config, data["dataset"], encoder)
+    # Nothing changed (too few classes, or no gain beyond chance): the plain features are the
+    # adapted ones bit for bit, so they come from the plain encoder's cache entry.
+    unchanged = not encoder.tensors and not encoder.keep_plain
+    out = encode_dataset(config, data["dataset"], data["encoder"] if unchanged else encoder)
     info = {k: v for k, v in encoder.info.items() if k != "history"}
     out["adaptation"] = {
         **info,
         "encoder": encoder.name,
         "fingerprint": encoder.fingerprint(),
         "tensors_sha256": encoder.tensors_sha256,
+        "unchanged": unchanged,
         "adapt_seconds": adapt_seconds,
         "encode_seconds": time.perf_counter() - began - adapt_seconds,
         "history": encoder.info.get("history", []),
