@@ -265,7 +265,8 @@ def test_keep_plain_with_nothing_adapted_gives_the_plain_features_once(
 
     images, y, first, later = digits_task
     # no epoch beat the unchanged encoder: the best weights are the ones it started from
-    monkeypatch.setattr(adaptation, "_train", lambda *args: (0, [{"epoch": 0}], {"rejected": False}))
+    untrained = (0, [{"epoch": 0}], {"rejected": False})
+    monkeypatch.setattr(adaptation, "_train", lambda *args: untrained)
     same = adapt_encoder(tiny_effnet, images[first], y[first], keep_plain=True, **SSF)
     assert not same.tensors and not same.keep_plain and same.dim == tiny_effnet.dim
     assert same.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()

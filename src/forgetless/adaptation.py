@@ -924,8 +924,9 @@ def adapt_encoder(
     has not improved for a few epochs, and the best epoch's weights are kept (epoch 0, the
     unchanged encoder, included), but only when their per-row validation losses beat the
     unchanged encoder's beyond chance (one-sided paired test at ``significance``; 1.0 keeps
-    any improvement); otherwise a warning says so and the encoder comes back unchanged. ``refresh_norms`` first replaces every batch norm's running
-    statistics by the first task's (AdaBN, no gradient step); ``keep_plain`` makes the adapted
+    any improvement); otherwise a warning says so and the encoder comes back unchanged.
+    ``refresh_norms`` first replaces every batch norm's running statistics by the first
+    task's (AdaBN, no gradient step); ``keep_plain`` makes the adapted
     encoder return the plain encoder's features beside the adapted ones (width ``2 * dim``,
     plain first, as APER does; when no weight changed, the plain features once). The same seed
     gives the same weights on the same machine.

@@ -727,9 +727,7 @@ def adapt_first_session(
         refresh_norms=table.get("refresh_norms"),
         views=table.get("views"),
         **{
-            key: table[key]
-            for key in ("min_classes", "significance")
-            if table.get(key) is not None
+            key: table[key] for key in ("min_classes", "significance") if table.get(key) is not None
         },
     )
     adapt_seconds = time.perf_counter() - began
