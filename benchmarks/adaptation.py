@@ -5,6 +5,11 @@
     python benchmarks/adaptation.py --datasets wordnet --method last-layers
     python benchmarks/adaptation.py --cost                  # time adapting on a 3,000-image task
     python benchmarks/adaptation.py --validation --datasets latin-glyphs --keep-plain true
+    python benchmarks/adaptation.py --protocol half-first --datasets fashion-mnist
+
+``--protocol half-first`` gives the first task half of the classes and splits the rest into 5
+equal tasks (entries ``half-first/<dataset>/<seed>``, summary ``half_first_summary``): a first
+task with more classes to adapt on than the configs' protocol gives (Fashion-MNIST's has 2).
 
 ``--validation`` chooses between recipes without the test split: each dataset's test split is
 replaced by a stratified fifth held out of its training subset (fixed, drawn with seed 0), the
@@ -47,13 +52,27 @@ DATASETS: dict[str, tuple[str, dict[str, Any], int, int, int]] = {
     "openclipart": ("efficientnet-lite0", IMAGES, 3000, 1000, 5),
     "wordnet": ("minilm", {}, 3000, 1000, 5),
 }
+CLASSES = {"latin-glyphs": 62, "fashion-mnist": 10, "openclipart": 38, "wordnet": 45}
 GOALS = {"latin-glyphs": 3.0, "fashion-mnist": 3.0, "wordnet": 1.0, "openclipart": 0.0}
 
 
+def _scenario(name: str, protocol: str) -> dict[str, Any]:
+    """The configs' steps, or half of the classes first and the rest in 5 equal tasks."""
+    if protocol == "half-first":
+        initial = CLASSES[name] // 2
+        rest = CLASSES[name] - initial
+        return {"kind": "class-incremental", "initial": initial, "increment": -(-rest // 5)}
+    return {"kind": "class-incremental", "initial": 0, "increment": DATASETS[name][4]}
+
+
 def _config(
-    name: str, seed: int, adaptation: dict[str, Any] | None, cache_dir: str | None = None
+    name: str,
+    seed: int,
+    adaptation: dict[str, Any] | None,
+    cache_dir: str | None = None,
+    protocol: str = "configs",
 ) -> RunConfig:
-    encoder, options, train, test, increment = DATASETS[name]
+    encoder, options, train, test, _ = DATASETS[name]
     return RunConfig(
         dataset=name,
         encoder=encoder,
@@ -61,7 +80,7 @@ def _config(
         methods=list(METHODS),
         seeds=[seed],
         subset={"train": train, "test": test},
-        scenario={"kind": "class-incremental", "initial": 0, "increment": increment},
+        scenario=_scenario(name, protocol),
         learner={"projection": "orthogonal", "n_components": 2000},
         first_session_adaptation=adaptation,
         cache_dir=cache_dir,
@@ -123,15 +142,16 @@ def run_entry(
     adaptation: dict[str, Any],
     plain_cache: str | None,
     validation: bool = False,
+    protocol: str = "configs",
 ) -> dict[str, Any]:
     """One dataset and seed: the plain run, then the adapted one (same class order).
     ``validation``: both on a held-out fifth of the training subset instead of the test split."""
     began = time.perf_counter()
-    config = _config(name, seed, None, plain_cache)
+    config = _config(name, seed, None, plain_cache, protocol)
     plain = run(config, validation_data(config, True) if validation else None)
     plain_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    config = _config(name, seed, {**adaptation, "compare": False})
+    config = _config(name, seed, {**adaptation, "compare": False}, protocol=protocol)
     adapted = run(config, validation_data(config, False) if validation else None)
     info = adapted["adaptation"][str(seed)]
     without = _accuracies(plain, seed)
@@ -140,6 +160,8 @@ def run_entry(
     return {
         "dataset": name,
         "split": "validation (a fifth of the training subset)" if validation else "test",
+        "protocol": protocol,
+        "scenario": config.scenario,
         "n_train": plain["dataset"]["n_train"],
         "n_test": plain["dataset"]["n_test"],
         "encoder": DATASETS[name][0],
@@ -233,6 +255,12 @@ def main() -> None:
         action="store_true",
         help="held-out fifth of the training subset instead of the test split (to choose)",
     )
+    parser.add_argument(
+        "--protocol",
+        choices=["configs", "half-first"],
+        default="configs",
+        help="the configs' class-incremental steps, or half of the classes first",
+    )
     parser.add_argument("--cost", action="store_true", help="also time a 3,000-image first task")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument(
@@ -262,6 +290,7 @@ def main() -> None:
     def save() -> None:
         doc["summary"] = summarise(doc["entries"])
         labels = {k.split("/", 3)[3] for k in doc["entries"] if k.startswith("validation/")}
+        doc["half_first_summary"] = summarise(doc["entries"], "half-first/")
         doc["validation_summary"] = {
             lab: summarise(doc["entries"], "validation/", "/" + lab) for lab in sorted(labels)
         }
@@ -279,10 +308,14 @@ def main() -> None:
             key = f"{name}/{seed}" + ("" if label == "default" else f"/{label}")
             if args.validation:
                 key = f"validation/{name}/{seed}/{recipe_label(name, adaptation)}"
+            if args.protocol != "configs":
+                key = f"{args.protocol}/{key}"
             if key in doc["entries"]:
                 print(f"{key}: done already")
                 continue
-            entry = run_entry(name, seed, adaptation, args.plain_cache, args.validation)
+            entry = run_entry(
+                name, seed, adaptation, args.plain_cache, args.validation, args.protocol
+            )
             doc["entries"][key] = entry
             save()
             print(key, json.dumps(entry["delta_final_points"]), flush=True)
