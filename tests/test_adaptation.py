@@ -199,6 +199,9 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
     assert info["fingerprint"] != load_encoder("efficientnet-lite0", image_size=32).fingerprint()
     for name in results["methods"]:
         assert results["methods"][name]["seeds"]["0"]["final_accuracy"] > 0.3
+    from forgetless.evaluation.report import adaptation_lines
+
+    assert adaptation_lines(results)[0].startswith("seed 0: efficientnet-lite0+ssf, epoch 1 of 1")
     # a bad key, encoder, method or option is refused before any work
     refused = [
         ("raw", {}, "'raw' cannot be adapted"),
@@ -429,3 +432,7 @@ def test_runner_reuses_the_plain_features_when_adaptation_changes_nothing(tmp_pa
     assert results["adaptation"]["0"]["unchanged"] is True
     plain, adapted = (results["methods"][m]["seeds"]["0"] for m in ("ncm", "ncm+adapted"))
     assert plain["final_accuracy"] == adapted["final_accuracy"] > 0.3
+    from forgetless.evaluation.report import adaptation_lines
+
+    (line,) = adaptation_lines(results)  # what `forgetless run` prints under its table
+    assert line.startswith("seed 0: nothing kept, the encoder is unchanged: the first task has 2")

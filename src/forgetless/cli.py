@@ -144,7 +144,12 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     """
     from forgetless.data import DatasetNotFoundError
     from forgetless.encoders import EncoderNotAvailableError
-    from forgetless.evaluation.report import format_table, summary_table, write_report
+    from forgetless.evaluation.report import (
+        adaptation_lines,
+        format_table,
+        summary_table,
+        write_report,
+    )
     from forgetless.experiment import ConfigError, run, save_results
 
     try:
@@ -167,6 +172,8 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
         f"seeds {config.seeds}"
     )
     print(format_table(*summary_table(results)))
+    for line in adaptation_lines(results):
+        print(f"first-session adaptation, {line}")
     print(f"\nwrote {path} and {', '.join(files)} in {path.parent}")
     return 0
 

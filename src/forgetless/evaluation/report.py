@@ -67,6 +67,49 @@ def summary_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def adaptation_lines(results: dict[str, Any]) -> list[str]:
+    """One line per seed saying what first-session adaptation did: the epoch it kept and the
+    evidence for it, or why the encoder came back unchanged (``+adapted`` rows then equal the
+    plain ones). Empty for a run without adaptation.
+
+    >>> kept = {"encoder": "minilm+lora", "best_epoch": 6, "epochs_run": 9, "adapt_seconds": 42,
+    ...         "evidence": {"plain_loss": 0.307, "adapted_loss": 0.242, "rows": 117,
+    ...                      "p_value": 1.3e-08}}
+    >>> line = adaptation_lines({"adaptation": {"0": kept}})[0]
+    >>> line.startswith("seed 0: minilm+lora, epoch 6 of 9 kept (validation loss 0.307 -> 0.242")
+    True
+    >>> line.endswith("on 117 rows, p = 1.3e-08), 42 s")
+    True
+    >>> adaptation_lines({"adaptation": {"1": {"best_epoch": 0, "skipped": "too few classes"}}})
+    ['seed 1: nothing kept, the encoder is unchanged: too few classes']
+    """
+    lines = []
+    for seed, info in (results.get("adaptation") or {}).items():
+        if info.get("best_epoch", 0) > 0:
+            e = info.get("evidence") or {}
+            why = (
+                f" (validation loss {e['plain_loss']:.3f} -> {e['adapted_loss']:.3f} on "
+                f"{e['rows']} rows, p = {e['p_value']:.2g})"
+                if "p_value" in e
+                else ""
+            )
+            lines.append(
+                f"seed {seed}: {info.get('encoder', 'adapted encoder')}, epoch "
+                f"{info['best_epoch']} of {info.get('epochs_run', '?')} kept{why}, "
+                f"{float(info.get('adapt_seconds', 0)):.0f} s"
+            )
+        elif info.get("unchanged") is False:  # batch-norm statistics only (refresh_norms)
+            reason = f" ({info['skipped']})" if info.get("skipped") else ""
+            lines.append(
+                f"seed {seed}: {info.get('encoder', 'adapted encoder')}, batch-norm statistics "
+                f"refreshed, no weight trained{reason}"
+            )
+        else:
+            reason = info.get("skipped") or "no epoch beat the unchanged encoder"
+            lines.append(f"seed {seed}: nothing kept, the encoder is unchanged: {reason}")
+    return lines
+
+
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     """A plain-text table for the terminal."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -204,6 +247,14 @@ def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> N
         data = base64.b64encode((out / name).read_bytes()).decode("ascii")
         figures += f'<figure><img src="data:image/png;base64,{data}" alt="{name}"></figure>'
     config = html.escape(json.dumps(results["config"], indent=1))
+    adapted = adaptation_lines(results)
+    adaptation = (
+        "<h2>First-session adaptation</h2><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in adapted)
+        + "</ul>"
+        if adapted
+        else ""
+    )
     ds = results["dataset"]
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>forgetless report: {html.escape(ds["name"])}</title>
@@ -220,6 +271,7 @@ img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</styl
 <h2>Summary (mean ± std over seeds)</h2>{table}
 <p>Accuracies in %. Forgetting and BWT from the accuracy matrix A[i][j]; min-ACC, WC-ACC and the
 stability gap from evaluations during training (De Lange et al.).</p>
+{adaptation}
 {("<p><b>" + html.escape(note) + "</b></p>") if note else ""}
 <h2>Plots</h2>{figures}
 <h2>Configuration</h2><pre>{config}</pre></body></html>"""
