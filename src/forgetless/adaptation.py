@@ -979,9 +979,9 @@ def adapt_encoder(
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     if not _is_int(min_classes) or min_classes < 2:
         raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
-    if not (isinstance(significance, (int, float)) and not isinstance(significance, bool)) or not (
-        0 < significance <= 1
-    ):
+    if isinstance(significance, bool) or not isinstance(significance, (int, float)):
+        raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
+    if not 0 < significance <= 1:  # NaN fails this too
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
     y = _check_inputs(encoder, inputs, labels)
     n_classes = int(y.max()) + 1
