@@ -236,6 +236,11 @@ def test_torch_linalg_matches_the_host(device):
     )
     solved = ridge_solve(ops.gram(stats), stats.class_sums, 0.5, ops)
     np.testing.assert_allclose(solved, ridge_solve(HOST.gram(stats), stats.class_sums, 0.5))
+    # The rough float32 products that place the lambda search's first factorisation.
+    block = np.random.default_rng(0).standard_normal((30, 4))
+    rough = ops.to_numpy(ops.product(ops.single(ops.gram(stats)), ops.asarray(block)))
+    exact = HOST.product(HOST.gram(stats), block)
+    assert np.abs(rough - exact).max() <= 1e-5 * np.abs(exact).max()
 
 
 # ---------------------------------------------------------------------- through the learner
@@ -290,7 +295,8 @@ def test_gcv_search_on_the_device_matches_the_host(digits, device):
     """The ridge head's lambda search and solve run on the device: same lambda, same W (GCV
     scores agree to rounding, amplified where lambda is far below the small eigenvalues)."""
     X, y = digits
-    for n_components, n in ((40, 1797), (300, 1797), (600, 400)):  # exact, probes, M > n
+    # exact trace, probes, M > n, and the rational quadrature (M >= 1024)
+    for n_components, n in ((40, 1797), (300, 1797), (600, 400), (1100, 1797)):
         ref = ContinualClassifier(n_components=n_components, random_state=1).fit(X[:n], y[:n])
         dev = ContinualClassifier(n_components=n_components, random_state=1, device=device)
         dev.fit(X[:n], y[:n])

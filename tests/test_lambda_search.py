@@ -96,6 +96,9 @@ def test_block_lanczos_quadrature_is_gauss_quadrature():
     start = np.hstack([H.T @ Y, probes])
     *_, (T, E, exact) = krylov_spectrum(G, start)
     assert exact
+    # The start's QR factors, when passed in (several runs from one start), change nothing.
+    *_, (T2, E2, _) = krylov_spectrum(G, start, start_qr=np.linalg.qr(start))
+    assert np.array_equal(T, T2) and np.array_equal(E, E2)
     alphas = np.array([0.5, 20.0])
     cross, cross2, df = quadrature_moments(T, E, 3, alphas, T.shape[0] - 1)
     for i, a in enumerate(alphas):

@@ -77,3 +77,24 @@ def test_numpy_blas_quiet_nested_and_from_threads_restores_once():
     with numpy_blas_quiet(), ThreadPoolExecutor(4) as pool:
         list(pool.map(work, range(16)))
     assert {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()} == before
+
+
+def test_single_precision_products_and_factorising_into_a_buffer():
+    """The rough products (float32 G, for placing the first factorisation) stay within float32
+    rounding of the exact ones; a factorisation written into a reused buffer is bit for bit the
+    fresh one, and a failed one returns None."""
+    rng = np.random.default_rng(3)
+    H = rng.standard_normal((400, 300))
+    sym = H.T @ H
+    upper = _upper_with_noise_below(sym)
+    block = rng.standard_normal((300, 5))
+    rough = HOST.single(upper)
+    assert rough.dtype == np.float32 and rough.flags.f_contiguous
+    exact = sym @ block
+    error = np.abs(HOST.product(rough, block) - exact).max()
+    assert error <= 1e-5 * np.abs(exact).max()
+    fresh = HOST.shifted_cholesky(upper, 0.5)
+    buffer = np.asfortranarray(rng.standard_normal((300, 300)))
+    reused = HOST.shifted_cholesky(upper, 0.5, out=buffer)
+    assert np.array_equal(np.triu(reused), np.triu(fresh))
+    assert HOST.shifted_cholesky(-upper, 0.5, out=buffer) is None

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import blas
 from scipy.special import log_ndtr, logsumexp
 
 from forgetless.linalg import HOST, HostLinalg, one_thread
@@ -653,6 +654,7 @@ def krylov_spectrum(
     max_dim: int | None = None,
     apply: Callable[[Any], Any] | None = None,
     first: int = _KRYLOV_FIRST,
+    start_qr: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
     """Block Lanczos of G from the columns of ``start`` (M x b), for quadrature.
 
@@ -669,6 +671,7 @@ def krylov_spectrum(
 
     which is exact for polynomials of degree < 2 x steps, and exact for every f once the space
     is invariant (``exact``: nothing new to add). Stops at ``max_dim`` dimensions.
+    ``start_qr``: the QR factors of ``start`` when already in hand (several runs from one start).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); A = rng.standard_normal((60, 30)); G = A.T @ A
@@ -681,35 +684,41 @@ def krylov_spectrum(
     """
     m, b = start.shape
     max_dim = m if max_dim is None else min(max_dim, m)
-    basis, r0 = np.linalg.qr(np.asarray(start, dtype=np.float64))
+    first_block, r0 = start_qr or np.linalg.qr(np.asarray(start, dtype=np.float64))
+    # The basis in one Fortran-ordered array, filled a block at a time: its leading columns are
+    # contiguous, so the Gram-Schmidt products run in BLAS (scipy's, on every core) with no copy.
+    # Room for 8 blocks to start with, doubled when full.
+    basis = np.empty((m, min(8 * b, max_dim + b)), order="F")
+    size = first_block.shape[1]
+    basis[:, :size] = first_block
     projected = np.zeros((max_dim + b, max_dim + b))  # T = U^T G U, filled block by block
     done, steps, drop = 0, 0, None
     while True:
-        block = basis[:, done:]
+        block = basis[:, done:size]
         moved = ops.asarray(block)
-        product = np.asarray(
-            ops.to_numpy(ops.product(gram, moved) if apply is None else apply(moved)),
-            dtype=np.float64,
-        )
+        raw = ops.to_numpy(ops.product(gram, moved) if apply is None else apply(moved))
+        product = np.asarray(raw, dtype=np.float64, order="F")
         steps += 1
         if drop is None:  # directions whose image is below this are G's rounding noise
             scale = max(float(np.linalg.norm(product, axis=0).max()), 1e-300)
-            drop = 1e-10 * scale
+            drop = max(1e-10, 100 * float(np.finfo(raw.dtype).eps)) * scale
         # Classical Gram-Schmidt (twice where needed); the first pass's coefficients are T's new
         # columns.
-        size = basis.shape[1]
-        coefficients = basis.T @ product
+        spanned = basis[:, :size]
+        coefficients = blas.dgemm(1.0, spanned, product, trans_a=1)
         projected[:size, done:size] = coefficients
         projected[done:size, :size] = coefficients.T
-        new = product - basis @ coefficients
-        if np.linalg.norm(new) < 0.7 * np.linalg.norm(product - block @ coefficients[done:size]):
-            new -= basis @ (basis.T @ new)  # a second pass where the first lost digits
+        within = np.linalg.norm(product - block @ coefficients[done:size])
+        new = blas.dgemm(-1.0, spanned, coefficients, beta=1.0, c=product, overwrite_c=1)
+        if np.linalg.norm(new) < 0.7 * within:  # a second pass where the first lost digits
+            again = blas.dgemm(1.0, spanned, new, trans_a=1)
+            new = blas.dgemm(-1.0, spanned, again, beta=1.0, c=new, overwrite_c=1)
         directions, smallest = _orthonormal_columns(new, drop, smallest=True)
         if directions.shape[1] and smallest < 1e-6 * scale:
             # Normalising a tiny remainder magnifies what rounding left of the basis in it
             # (~1e-16 of the product): near invariance, project once more and drop what was
             # mostly that. Elsewhere the magnification stays below 1e6: nothing to do.
-            directions -= basis @ (basis.T @ directions)
+            directions -= spanned @ (spanned.T @ directions)
             directions = _orthonormal_columns(directions, 0.5)
         directions = directions[:, : max(max_dim - size, 0)]
         done = size
@@ -722,7 +731,13 @@ def krylov_spectrum(
             yield projected[:size, :size], start_coordinates, exact
         if last:
             return
-        basis = np.hstack([basis, directions])
+        grown = size + directions.shape[1]
+        if grown > basis.shape[1]:
+            wider = np.empty((m, min(2 * grown, max_dim + b)), order="F")
+            wider[:, :size] = basis[:, :size]
+            basis = wider
+        basis[:, size:grown] = directions
+        size = grown
 
 
 def quadrature_moments(
@@ -852,7 +867,12 @@ def _quadrature_start(class_sums: Any, ops: HostLinalg) -> tuple[np.ndarray, np.
 
 
 def shift_invert_nodes(
-    upper: Any, sigma: float, start: np.ndarray, ops: HostLinalg = HOST, steps: int = 6
+    upper: Any,
+    sigma: float,
+    start: np.ndarray,
+    ops: HostLinalg = HOST,
+    steps: int = 6,
+    start_qr: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rational Gauss quadrature of G's spectrum, from the Cholesky factor U of G + sigma I.
 
@@ -882,7 +902,9 @@ def shift_invert_nodes(
         return ops.cho_solve(upper, block)
 
     room = (steps + 1) * start.shape[1]  # T's size after ``steps`` steps, and a block to spare
-    T, E, _ = next(krylov_spectrum(None, start, ops, max_dim=room, apply=solve, first=steps))
+    T, E, _ = next(
+        krylov_spectrum(None, start, ops, max_dim=room, apply=solve, first=steps, start_qr=start_qr)
+    )
     inverse, vectors = np.linalg.eigh(T)
     # (G + sigma I)^-1 has eigenvalues in (0, 1/sigma]; one rounded to ~0 stands for a
     # direction of huge s, where every f of the ridge moments vanishes: it is dropped.
@@ -940,7 +962,12 @@ def _rational_search(
     # choice most often lies, so that one factorisation often serves both the curve and the
     # solve.
     room = (_RATIONAL_STEPS + 1) * block
-    T, E, _ = next(krylov_spectrum(gram, start, ops, max_dim=room, first=_RATIONAL_STEPS))
+    rough = ops.single(gram)  # only places sigma: float32 products serve
+    start_qr = np.linalg.qr(start)  # every run below starts from it
+    T, E, _ = next(
+        krylov_spectrum(rough, start, ops, max_dim=room, first=_RATIONAL_STEPS, start_qr=start_qr)
+    )
+    del rough
     plain, vectors = np.linalg.eigh(T)
     chosen, _ = choose(np.maximum(plain, 0.0), vectors.T @ E)
     if not math.isfinite(chosen.score):
@@ -950,15 +977,17 @@ def _rational_search(
         gram, class_sums, scorer.n, target_energy=scorer.energy, extra_df=scorer.extra_df, ops=ops
     )
     tried: set[float] = set()
+    work = None  # one buffer for every factorisation here (each is used up before the next)
     for _ in range(_RATIONAL_ROUNDS):
         if sigma in tried:
             return None  # a cycle: the exact spectrum decides
         tried.add(sigma)
-        factored = ops.shifted_cholesky(gram, sigma)
+        factored = ops.shifted_cholesky(gram, sigma, out=work)
+        work = factored if isinstance(factored, np.ndarray) else None
         if factored is None:
             return None
         moments = factorised.moments_from_factor(factored, sigma)
-        nodes, coordinates = shift_invert_nodes(factored, sigma, start, ops)
+        nodes, coordinates = shift_invert_nodes(factored, sigma, start, ops, start_qr=start_qr)
         chosen, points = choose(nodes, coordinates, anchor=(sigma, moments[3]))
         if not math.isfinite(chosen.score):
             return None
@@ -988,7 +1017,7 @@ def _rational_search(
             and _TIE * abs(chosen.score) < gap <= _NEAR_TIE * max(abs(chosen.score), 1.0)
         ):
             continue
-        factored = ops.shifted_cholesky(gram, float(grid[j]))
+        factored = ops.shifted_cholesky(gram, float(grid[j]), out=work)
         if factored is None:
             continue
         other = factorised.moments_from_factor(factored, float(grid[j]))

@@ -327,7 +327,10 @@ class TorchLinalg:
         return float(gram.diagonal().sum())
 
     def product(self, gram: Any, block: Any) -> Any:
-        return gram @ block
+        return gram @ block.to(gram.dtype)
+
+    def single(self, gram: Any) -> Any:
+        return gram.float()
 
     def norm1(self, gram: Any) -> float:
         return float(gram.abs().sum(dim=0).max())
@@ -337,8 +340,8 @@ class TorchLinalg:
         rotated = vectors.T @ self.asarray(targets)
         return self.to_numpy(eigenvalues), self.to_numpy((rotated * rotated).sum(dim=1))
 
-    def shifted_cholesky(self, gram: Any, alpha: float) -> tuple | None:
-        A = gram.clone()
+    def shifted_cholesky(self, gram: Any, alpha: float, out: Any = None) -> tuple | None:
+        A = gram.clone()  # ``out`` (a reusable host buffer) is for the host's copies only
         A.diagonal().add_(alpha)
         upper, info = self.torch.linalg.cholesky_ex(A, upper=True)
         if int(info) != 0:

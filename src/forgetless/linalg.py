@@ -126,8 +126,15 @@ class HostLinalg:
         return gram
 
     def product(self, gram: np.ndarray, block: np.ndarray) -> np.ndarray:
-        """G @ block from G's upper triangle (BLAS symm)."""
+        """G @ block from G's upper triangle (BLAS symm; in float32 for :meth:`single`'s G)."""
+        if gram.dtype == np.float32:
+            return blas.ssymm(1.0, gram, np.asarray(block, dtype=np.float32), side=0, lower=0)
         return blas.dsymm(1.0, gram, block, side=0, lower=0)
+
+    def single(self, gram: np.ndarray) -> np.ndarray:
+        """G in float32, for products whose rounding does not matter (a rough first look at
+        the spectrum): symm in single precision takes about two thirds of the time."""
+        return gram.astype(np.float32, order="F")
 
     def norm1(self, gram: np.ndarray) -> float:
         """The 1-norm (largest absolute column sum) of the symmetric G held in its upper
@@ -160,10 +167,19 @@ class HostLinalg:
         eigenvalues, vectors = linalg.eigh(gram, lower=False, driver="evd", check_finite=False)
         return eigenvalues, vectors.T @ targets
 
-    def shifted_cholesky(self, gram: np.ndarray, alpha: float) -> np.ndarray | None:
+    def shifted_cholesky(
+        self, gram: np.ndarray, alpha: float, out: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """U with G + alpha I = U^T U (from G's upper triangle), or None when that is not
-        positive definite. One copy of G, factorised in place."""
-        A = np.array(gram, dtype=np.float64, order="F", copy=True)
+        positive definite. One copy of G, factorised in place; into ``out`` (an M x M
+        Fortran-ordered float64 array, overwritten) when given, as when several lambdas are
+        factorised in turn: writing into memory already in use is about 3x faster than a fresh
+        copy."""
+        if out is None:
+            A = np.array(gram, dtype=np.float64, order="F", copy=True)
+        else:
+            A = out
+            np.copyto(A, gram)
         A[np.diag_indices(A.shape[0])] += alpha
         try:
             upper, _ = linalg.cho_factor(A, lower=False, overwrite_a=True, check_finite=False)
