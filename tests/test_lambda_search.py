@@ -150,6 +150,30 @@ def test_quadrature_search_chooses_what_the_exact_spectrum_chooses(criterion, me
     np.testing.assert_allclose(fast.coef, W, rtol=1e-7, atol=1e-10 * np.abs(W).max())
 
 
+@pytest.mark.parametrize("seed, separation", [(14, 0.5), (39, 1.0)])
+def test_quadrature_search_factorises_each_lambda_once(monkeypatch, seed, separation):
+    """A near-tie neighbour the search already factorised on its way (here: the first lambda
+    tried) reuses those moments: every lambda is factorised once, and the choice is the exact
+    spectrum's."""
+    from forgetless.linalg import HostLinalg
+
+    factorised = []
+    original = HostLinalg.shifted_cholesky
+
+    def counted(self, gram, alpha, out=None):
+        factorised.append(float(alpha))
+        return original(self, gram, alpha, out=out)
+
+    monkeypatch.setattr(HostLinalg, "shifted_cholesky", counted)
+    H, y, Y, counts = relu_problem(seed=seed, separation=separation)
+    G, Q, n = H.T @ H, H.T @ Y, H.shape[0]
+    kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
+    best, _ = select_alpha(G, Q, n, **kwargs)
+    assert best.coef is not None and len(factorised) >= 2  # the quadrature ran, and moved
+    assert len(factorised) == len(set(factorised))
+    assert best.alpha == select_alpha(G, Q, n, method="spectral", **kwargs)[0].alpha
+
+
 def test_separable_classes_leave_ties_that_gcv_decides():
     """Well separated classes and more units than samples: the loo estimate would fall to
     exp(-thousands); it is floored at half a sample, and among the tied lambdas GCV decides."""

@@ -47,7 +47,8 @@ _KRYLOV_FIRST, _KRYLOV_EVERY = 6, 2  # block steps before the first convergence 
 _KRYLOV_STEPS = 16  # the quadrature is tried where M/2 dimensions allow this many block steps
 _KRYLOV_RTOL = 1e-3  # the curve near its minimum moves less than this between tests: converged
 _KRYLOV_CHECK = 0.02  # the curve and the factorised criterion must agree this well there
-_RATIONAL_STEPS = 6  # shift-invert block steps per factorisation (and plain steps before)
+_RATIONAL_STEPS = 6  # shift-invert block steps per factorisation
+_PLAIN_STEPS = 6  # plain (float32) block steps that place the first factorisation
 _RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
 _NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
@@ -961,11 +962,11 @@ def _rational_search(
     # 10 times on the benchmarks' data): start _RATIONAL_BELOW lattice steps lower, where the
     # choice most often lies, so that one factorisation often serves both the curve and the
     # solve.
-    room = (_RATIONAL_STEPS + 1) * block
+    room = (_PLAIN_STEPS + 1) * block
     rough = ops.single(gram)  # only places sigma: float32 products serve
     start_qr = np.linalg.qr(start)  # every run below starts from it
     T, E, _ = next(
-        krylov_spectrum(rough, start, ops, max_dim=room, first=_RATIONAL_STEPS, start_qr=start_qr)
+        krylov_spectrum(rough, start, ops, max_dim=room, first=_PLAIN_STEPS, start_qr=start_qr)
     )
     del rough
     plain, vectors = np.linalg.eigh(T)
@@ -976,17 +977,16 @@ def _rational_search(
     factorised = GCV(
         gram, class_sums, scorer.n, target_energy=scorer.energy, extra_df=scorer.extra_df, ops=ops
     )
-    tried: set[float] = set()
+    tried: dict[float, tuple] = {}  # the moments of every lambda factorised so far
     work = None  # one buffer for every factorisation here (each is used up before the next)
     for _ in range(_RATIONAL_ROUNDS):
         if sigma in tried:
             return None  # a cycle: the exact spectrum decides
-        tried.add(sigma)
         factored = ops.shifted_cholesky(gram, sigma, out=work)
         work = factored if isinstance(factored, np.ndarray) else None
         if factored is None:
             return None
-        moments = factorised.moments_from_factor(factored, sigma)
+        moments = tried[sigma] = factorised.moments_from_factor(factored, sigma)
         nodes, coordinates = shift_invert_nodes(factored, sigma, start, ops, start_qr=start_qr)
         chosen, points = choose(nodes, coordinates, anchor=(sigma, moments[3]))
         if not math.isfinite(chosen.score):
@@ -1017,10 +1017,12 @@ def _rational_search(
             and _TIE * abs(chosen.score) < gap <= _NEAR_TIE * max(abs(chosen.score), 1.0)
         ):
             continue
-        factored = ops.shifted_cholesky(gram, float(grid[j]), out=work)
-        if factored is None:
-            continue
-        other = factorised.moments_from_factor(factored, float(grid[j]))
+        other = tried.get(float(grid[j]))  # factorised on the way here: the same moments
+        if other is None:
+            factored = ops.shifted_cholesky(gram, float(grid[j]), out=work)
+            if factored is None:
+                continue
+            other = factorised.moments_from_factor(factored, float(grid[j]))
         other_exact = scorer.point(float(grid[j]), other)
         points[j] = GCVPoint(float(grid[j]), other_exact)
         if _below(other_exact, exact):
