@@ -144,6 +144,11 @@ def adaptable_methods(encoder: Any) -> dict[str, Recipe]:
             "instead, or use this one frozen as it is"
         )
     family = _family(encoder)
+    if getattr(encoder, "readout", "head") != "head":
+        raise AdaptationNotSupportedError(
+            f"encoder {encoder.name!r} with readout={encoder.readout!r} cannot be adapted: "
+            "adaptation trains the network behind its last map only; use readout='head'"
+        )
     if family is None:
         name = encoder if isinstance(encoder, str) else getattr(encoder, "name", encoder)
         raise AdaptationNotSupportedError(

