@@ -218,6 +218,14 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         bad = RunConfig(dataset="digits", encoder=encoder, first_session_adaptation=table)
         with pytest.raises(ConfigError, match=message):
             bad.validate(output=False)
+    stages = RunConfig(  # the stages readout pools what adaptation does not train
+        dataset="digits",
+        encoder="efficientnet-lite0",
+        encoder_options={"readout": "stages"},
+        first_session_adaptation={},
+    )
+    with pytest.raises(ConfigError, match='readout = "stages": remove the table, or the readout'):
+        stages.validate(output=False)
 
 
 def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:

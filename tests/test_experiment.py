@@ -195,6 +195,10 @@ def test_bad_config_file(tmp_path, capsys):
             '"digits": test_fraction, seed',
         ),
         (dict(encoder_options={"sise": 8}), "unknown key encoder_options.sise; .*: size, color"),
+        (
+            dict(encoder="efficientnet-lite0", encoder_options={"readout": "layers"}),
+            'encoder_options.readout = "layers" must be one of "head", "stages"',
+        ),
         (dict(learner={"alpha": -1}), "learner.alpha .*'alpha' parameter .* Got -1"),
         (dict(learner={"projection": "orthogonl"}), "learner.projection .*among .*gaussian"),
         (dict(learner={"random_state": 3}), "learner.random_state is set from seeds"),

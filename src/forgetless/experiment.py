@@ -214,6 +214,7 @@ _ENCODER_RANGES: dict[str, Any] = {
     "image_size": _INT1,
     "size": _Number(1, integer=True, optional=True),
     "threads": _Number(1, integer=True, optional=True),
+    "readout": _OneOf(("head", "stages")),  # efficientnet-lite0
 }
 # [first_session_adaptation]: adapt the encoder on each seed's first task (forgetless.adaptation).
 _ADAPTATION_RANGES: dict[str, Any] = {
@@ -468,6 +469,13 @@ class RunConfig:
                 f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
                 "first_session_adaptation",
             ) from None
+        readout = (self.encoder_options or {}).get("readout", "head")
+        if readout != "head":  # what adaptation trains lies behind the last map only
+            raise ConfigError(
+                f"[first_session_adaptation] cannot adapt encoder {self.encoder!r} with "
+                f"encoder_options.readout = {_show(readout)}: remove the table, or the readout",
+                "first_session_adaptation",
+            )
         method = table.get("method")
         if method is not None and method not in methods:
             raise ConfigError(
