@@ -5,6 +5,7 @@ Kept cheap: EfficientNet-Lite0 at 32 px on a few dozen digits, one or two epochs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -226,6 +227,11 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
     )
     with pytest.raises(ConfigError, match='readout = "stages": remove the table, or the readout'):
         stages.validate(output=False)
+    layers = dataclasses.replace(stages, encoder="minilm", encoder_options={"readout": "layers"})
+    with pytest.raises(ConfigError, match='readout = "layers": remove the table, or the readout'):
+        layers.validate(output=False)
+    last = dataclasses.replace(layers, encoder_options={"readout": "last"})
+    last.validate(output=False)  # the default readout, named, is adapted as usual
 
 
 def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:

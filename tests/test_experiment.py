@@ -199,6 +199,10 @@ def test_bad_config_file(tmp_path, capsys):
             dict(encoder="efficientnet-lite0", encoder_options={"readout": "layers"}),
             'encoder_options.readout = "layers" must be one of "head", "stages"',
         ),
+        (
+            dict(dataset="wordnet", encoder="minilm", encoder_options={"readout": "stages"}),
+            'encoder_options.readout = "stages" must be one of "last", "layers"',
+        ),
         (dict(learner={"alpha": -1}), "learner.alpha .*'alpha' parameter .* Got -1"),
         (dict(learner={"projection": "orthogonl"}), "learner.projection .*among .*gaussian"),
         (dict(learner={"random_state": 3}), "learner.random_state is set from seeds"),

@@ -144,10 +144,12 @@ def adaptable_methods(encoder: Any) -> dict[str, Recipe]:
             "instead, or use this one frozen as it is"
         )
     family = _family(encoder)
-    if getattr(encoder, "readout", "head") != "head":
+    readouts = getattr(encoder, "READOUTS", None)
+    if readouts and encoder.readout != readouts[0]:
         raise AdaptationNotSupportedError(
             f"encoder {encoder.name!r} with readout={encoder.readout!r} cannot be adapted: "
-            "adaptation trains the network behind its last map only; use readout='head'"
+            "adaptation trains the network behind its last map or layer only; use "
+            f"readout={readouts[0]!r}"
         )
     if family is None:
         name = encoder if isinstance(encoder, str) else getattr(encoder, "name", encoder)

@@ -214,7 +214,6 @@ _ENCODER_RANGES: dict[str, Any] = {
     "image_size": _INT1,
     "size": _Number(1, integer=True, optional=True),
     "threads": _Number(1, integer=True, optional=True),
-    "readout": _OneOf(("head", "stages")),  # efficientnet-lite0
 }
 # [first_session_adaptation]: adapt the encoder on each seed's first task (forgetless.adaptation).
 _ADAPTATION_RANGES: dict[str, Any] = {
@@ -430,7 +429,7 @@ class RunConfig:
         """``dataset_options`` / ``encoder_options`` against the loader's or built-in encoder's
         keyword arguments (adapters take free-form options, checked when they are built)."""
         from forgetless.data import _LOADERS
-        from forgetless.encoders import _BUILTIN, _builtin
+        from forgetless.encoders import _BUILTIN, READOUTS, _builtin
 
         loader = _keywords(_LOADERS[self.dataset])
         _check_table(
@@ -449,11 +448,15 @@ class RunConfig:
             _ENCODER_RANGES,
             context=f" for encoder {_show(self.encoder)}",
         )
+        readout = (self.encoder_options or {}).get("readout")
+        if readout is not None and self.encoder in READOUTS:  # each encoder names its own
+            _check("encoder_options.readout", readout, _OneOf(READOUTS[self.encoder]))
 
     def _validate_adaptation(self) -> None:
         """``[first_session_adaptation]``: known keys in range, an encoder that can be adapted,
         and a method that can adapt it; checked by name, before any model is loaded."""
         from forgetless.adaptation import AdaptationNotSupportedError, adaptable_methods
+        from forgetless.encoders import READOUTS
 
         table = self.first_session_adaptation
         _check("first_session_adaptation", table, _Type(dict, "a table", optional=True))
@@ -469,8 +472,9 @@ class RunConfig:
                 f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
                 "first_session_adaptation",
             ) from None
-        readout = (self.encoder_options or {}).get("readout", "head")
-        if readout != "head":  # what adaptation trains lies behind the last map only
+        readout = (self.encoder_options or {}).get("readout")
+        if readout not in (None, READOUTS.get(self.encoder, (None,))[0]):
+            # what adaptation trains lies behind the last map or layer only
             raise ConfigError(
                 f"[first_session_adaptation] cannot adapt encoder {self.encoder!r} with "
                 f"encoder_options.readout = {_show(readout)}: remove the table, or the readout",

@@ -137,6 +137,30 @@ def test_minilm_shape_norm_and_meaning(minilm) -> None:
     assert e[0] @ e[1] > e[0] @ e[2] + 0.3 and e[0] @ e[1] > e[1] @ e[2] + 0.3
 
 
+def test_minilm_layers_readout(minilm) -> None:
+    """readout="layers": every layer's mean-pooled output, each of unit norm; the last part is
+    the default embedding, whatever the batch's order. Its own cache key; adapting it is refused."""
+    from forgetless.adaptation import AdaptationNotSupportedError, adaptable_methods
+    from forgetless.encoders.sentence import minilm as build
+
+    layers = build(readout="layers")
+    texts = ["The cat sat on the mat.", "Quarterly revenue rose.", "a", "Kittens sleep a lot."]
+    feats = layers.encode(texts)
+    assert feats.shape == (4, 6 * 384) == (4, layers.dim) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats[:, -384:], minilm.encode(texts), atol=1e-5)
+    parts = feats.reshape(4, 6, 384)
+    np.testing.assert_allclose(np.linalg.norm(parts, axis=2), 1.0, rtol=1e-5)
+    assert np.abs(parts[:, 0] - parts[:, -1]).max() > 0.1  # an earlier layer is another view
+    np.testing.assert_allclose(layers.encode(texts[::-1])[::-1], feats, atol=1e-5)
+    assert layers.fingerprint() != minilm.fingerprint()
+    assert "readout" not in minilm.preprocessing()
+    assert layers.preprocessing()["readout"] == "layers"
+    with pytest.raises(ValueError, match="readout must be one of 'last', 'layers'"):
+        build(readout="stages")
+    with pytest.raises(AdaptationNotSupportedError, match="readout='layers' cannot be adapted"):
+        adaptable_methods(layers)
+
+
 def test_efficientnet_stages_readout(efficientnet, fashion_mnist) -> None:
     """readout="stages": the head's average and three earlier stages' (112, 192, 320 channels),
     each divided by its own norm; the head part is today's feature, normalised. Its own cache

@@ -29,6 +29,13 @@ from forgetless.encoders.base import Encoder, EncoderNotAvailableError
 
 _BUILTIN = ("efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw")
 _ADAPTERS = ("timm", "torchvision", "hf", "open_clip", "sentence-transformers", "onnx")
+# What a built-in encoder can read out, its default first: the last map or layer only, or
+# earlier ones too (each part divided by its own norm). Read by the config check, which runs
+# without torch.
+READOUTS: dict[str, tuple[str, ...]] = {
+    "efficientnet-lite0": ("head", "stages"),
+    "minilm": ("last", "layers"),
+}
 
 
 def list_encoders() -> list[str]:
@@ -92,4 +99,4 @@ def load_encoder(name: str, /, **kwargs: Any) -> Encoder:
     return OnnxEncoder(path, output=output, **kwargs)
 
 
-__all__ = ["Encoder", "EncoderNotAvailableError", "list_encoders", "load_encoder"]
+__all__ = ["READOUTS", "Encoder", "EncoderNotAvailableError", "list_encoders", "load_encoder"]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from forgetless.encoders import READOUTS
 from forgetless.encoders.base import TorchEncoder, file_digest, missing_package
 from forgetless.encoders.images import ImagePreprocessing
 
@@ -35,7 +36,7 @@ class EfficientNetLite0(TorchEncoder):
 
     modality = "image"
     dim = 1280
-    READOUTS = ("head", "stages")
+    READOUTS = READOUTS["efficientnet-lite0"]
     STAGE_ENDS = (10, 14, 15)  # blocks whose outputs (112, 192, 320 channels) "stages" pools
 
     def __init__(

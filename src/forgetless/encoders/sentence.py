@@ -1,13 +1,20 @@
-"""Text encoders through sentence-transformers, including the bundled all-MiniLM-L6-v2."""
+"""Text encoders through sentence-transformers, including the bundled all-MiniLM-L6-v2.
+
+The features are the model's own sentence embedding, pooled from its last layer
+(``readout="last"``), or, with ``readout="layers"``, the same pooling of every layer's output,
+each divided by its own norm and concatenated (6 x 384 = 2,304 values for MiniLM). Earlier
+layers keep word-level cues the last one has averaged away; a linear head reads both.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from forgetless.encoders import READOUTS
 from forgetless.encoders.base import TorchEncoder, missing_package, tree_digest
 from forgetless.encoders.hub import local_hf_model, quiet_loading
 
@@ -21,6 +28,7 @@ class SentenceTransformerEncoder(TorchEncoder):
     """
 
     modality = "text"
+    READOUTS = READOUTS["minilm"]
 
     def __init__(
         self,
@@ -30,7 +38,12 @@ class SentenceTransformerEncoder(TorchEncoder):
         device: str = "cpu",
         threads: int | None = None,
         normalize: bool = False,
+        readout: Literal["last", "layers"] = "last",
     ) -> None:
+        if readout not in self.READOUTS:
+            raise ValueError(
+                f"readout must be one of {', '.join(map(repr, self.READOUTS))}, got {readout!r}"
+            )
         super().__init__(device=device, threads=threads)
         try:
             from sentence_transformers import SentenceTransformer
@@ -50,14 +63,26 @@ class SentenceTransformerEncoder(TorchEncoder):
         get_dim = getattr(model, "get_embedding_dimension", None)
         dim = get_dim() if get_dim else model.get_sentence_embedding_dimension()
         self.dim = int(dim) if dim else None
+        self.readout = readout
+        if readout == "layers":
+            self.layers = _transformer_layers(self.model, self.name)
+            self.dim = len(self.layers) * int(dim) if dim else None
 
     def preprocessing(self) -> dict[str, Any]:
-        return {"max_seq_length": int(self.model.max_seq_length), "normalize": self.normalize}
+        # "last" adds nothing, so the features (and cache entries) of earlier releases stay valid.
+        readout = {} if self.readout == "last" else {"readout": self.readout}
+        return {
+            "max_seq_length": int(self.model.max_seq_length),
+            "normalize": self.normalize,
+            **readout,
+        }
 
     def weights_id(self) -> str:
         return tree_digest(self.folder)
 
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
+        if self.readout == "layers":
+            return self._encode_layers([str(t) for t in batch])
         # sentence-transformers sorts a call's texts by length and pads per mini-batch of 32,
         # so a large outer batch wastes less compute on padding.
         return self.model.encode(
@@ -67,6 +92,61 @@ class SentenceTransformerEncoder(TorchEncoder):
             show_progress_bar=False,
             normalize_embeddings=self.normalize,
         )
+
+    def _encode_layers(self, texts: list[str]) -> np.ndarray:
+        """Every layer's output through the model's own pooling, each part of unit norm."""
+        import torch
+
+        st = self.model
+        prepare = getattr(st, "preprocess", None) or st.tokenize  # renamed in version 6
+        outputs: list[Any] = []
+
+        def keep(module: Any, args: Any, output: Any) -> None:
+            outputs.append(output[0] if isinstance(output, tuple) else output)
+
+        hooks = [layer.register_forward_hook(keep) for layer in self.layers]
+        # By length, in groups of 32 as sentence-transformers does, so little is padding.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        chunks = []
+        try:
+            with torch.no_grad():
+                for begin in range(0, len(texts), 32):
+                    chosen = order[begin : begin + 32]
+                    features = prepare([texts[i] for i in chosen])
+                    features = {
+                        k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()
+                    }
+                    outputs.clear()
+                    st[0](features)
+                    parts = []
+                    for hidden in outputs:
+                        mask = features["attention_mask"]
+                        pooled = {"token_embeddings": hidden, "attention_mask": mask}
+                        for module in list(st)[1:]:  # pooling (and normalisation, if any)
+                            pooled = module(pooled)
+                        part = pooled["sentence_embedding"]
+                        parts.append(part / part.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                    chunks.append(torch.cat(parts, dim=1).float().cpu().numpy())
+        finally:
+            for hook in hooks:
+                hook.remove()
+        by_length = np.concatenate(chunks)
+        rows = np.empty_like(by_length)
+        rows[order] = by_length
+        return rows
+
+
+def _transformer_layers(model: Any, name: str) -> Any:
+    """The layers of a BERT-like sentence-transformers model, or a clear error."""
+    transformer = model[0]
+    network = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+    layers = getattr(getattr(network, "encoder", None), "layer", None)
+    if layers is None or len(layers) == 0:
+        raise ValueError(
+            f"encoder {name!r}: readout='layers' needs a BERT-like transformer (encoder.layer); "
+            "use readout='last'"
+        )
+    return list(layers)
 
 
 def minilm(**kwargs: Any) -> SentenceTransformerEncoder:

@@ -1,0 +1,157 @@
+"""What the encoder reads out: its last map only, or earlier stages too. Not a test.
+
+    python benchmarks/readout.py                               # 3 image datasets, seeds 0-2
+    python benchmarks/readout.py --datasets wordnet --seeds 0
+    python benchmarks/readout.py --validation                  # a fifth of the training subset
+
+Each dataset runs as in ``benchmarks/adaptation.py`` (the configs' subsets and class-incremental
+steps, class order from the seed, orthogonal layer of width 2000, images at 112 px) for
+``forgetless`` (ridge), ``ncm`` and ``lda``, once with the encoder's default readout and once
+with the other one (``EfficientNetLite0(readout="stages")``: the head's average and three
+earlier stages' averages, each divided by its own norm; ``MiniLM(readout="layers")``: the mean
+of the last layer and of earlier layers, each divided by its own norm). Both runs see the same
+class order. Results go to ``benchmarks/results/readout.json`` after every entry (key
+``<protocol>/<dataset>/<seed>``, ``validation/...`` for ``--validation``), so an interrupted
+run keeps what it did and a rerun skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from adaptation import DATASETS, METHODS, _accuracies, _scenario, validation_data
+
+from forgetless import __version__
+from forgetless.experiment import RunConfig, run
+
+RESULTS = Path(__file__).parent / "results" / "readout.json"
+# encoder: (its default readout, the one compared with it)
+READOUTS = {"efficientnet-lite0": ("head", "stages"), "minilm": ("last", "layers")}
+
+
+def _config(name: str, seed: int, readout: str, protocol: str) -> RunConfig:
+    encoder, options, train, test, _ = DATASETS[name]
+    return RunConfig(
+        dataset=name,
+        encoder=encoder,
+        encoder_options={**options, "readout": readout},
+        methods=list(METHODS),
+        seeds=[seed],
+        subset={"train": train, "test": test},
+        scenario=_scenario(name, protocol),
+        learner={"projection": "orthogonal", "n_components": 2000},
+        progress=None,
+    )
+
+
+def run_entry(name: str, seed: int, protocol: str, validation: bool) -> dict[str, Any]:
+    """One dataset and seed: the default readout, then the other one (same class order)."""
+    readouts = READOUTS[DATASETS[name][0]]
+    results, seconds = {}, {}
+    for readout in readouts:
+        config = _config(name, seed, readout, protocol)
+        began = time.perf_counter()
+        results[readout] = run(config, validation_data(config, True) if validation else None)
+        seconds[readout] = time.perf_counter() - began
+    base, other = (results[r] for r in readouts)
+    assert base["scenarios"] == other["scenarios"], "both runs must see one class order"
+    accuracies = {r: _accuracies(results[r], seed) for r in readouts}
+    return {
+        "dataset": name,
+        "split": "validation (a fifth of the training subset)" if validation else "test",
+        "protocol": protocol,
+        "scenario": _scenario(name, protocol),
+        "n_train": base["dataset"]["n_train"],
+        "n_test": base["dataset"]["n_test"],
+        "encoder": DATASETS[name][0],
+        "encoder_options": DATASETS[name][1],
+        "seed": seed,
+        "readouts": list(readouts),
+        "accuracy": accuracies,
+        "delta_final_points": {
+            m: round(
+                100
+                * (
+                    accuracies[readouts[1]][m]["final_accuracy"]
+                    - accuracies[readouts[0]][m]["final_accuracy"]
+                ),
+                2,
+            )
+            for m in METHODS
+        },
+        "seconds_with_encoding_if_not_cached": seconds,
+    }
+
+
+def summarise(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Per dataset: mean final and average incremental accuracy of both readouts, and the change."""
+    out: dict[str, Any] = {}
+    for name in DATASETS:
+        runs = [e for k, e in entries.items() if k.startswith(f"{prefix}{name}/")]
+        if not runs:
+            continue
+        base, other = runs[0]["readouts"]
+        row: dict[str, Any] = {"seeds": sorted(e["seed"] for e in runs), "methods": {}}
+        for m in METHODS:
+            row["methods"][m] = {
+                f"{metric}_{r}": round(
+                    float(np.mean([100 * e["accuracy"][r][m][metric] for e in runs])), 2
+                )
+                for metric in ("final_accuracy", "average_incremental_accuracy")
+                for r in (base, other)
+            }
+            row["methods"][m]["delta_final_points"] = round(
+                float(np.mean([e["delta_final_points"][m] for e in runs])), 2
+            )
+            row["methods"][m]["delta_final_points_per_seed"] = [
+                e["delta_final_points"][m] for e in sorted(runs, key=lambda e: e["seed"])
+            ]
+        out[name] = row
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = [n for n in DATASETS if DATASETS[n][0] == "efficientnet-lite0"]
+    parser.add_argument("--datasets", nargs="+", default=default, choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--protocol", choices=["configs", "half-first"], default="configs")
+    parser.add_argument("--validation", action="store_true", help="score on a training fifth")
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args()
+    path = Path(args.output)
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc.setdefault("entries", {})
+    prefixes = ("configs/", "half-first/", "validation/configs/", "validation/half-first/")
+
+    def save() -> None:
+        doc["summary"] = {p.rstrip("/"): summarise(doc["entries"], p) for p in prefixes}
+        doc["machine"] = {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "library_version": __version__,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        os.replace(tmp, path)
+
+    for seed in args.seeds:
+        for name in args.datasets:
+            key = ("validation/" if args.validation else "") + f"{args.protocol}/{name}/{seed}"
+            if key in doc["entries"]:
+                print(f"{key}: done already")
+                continue
+            doc["entries"][key] = run_entry(name, seed, args.protocol, args.validation)
+            save()
+            print(key, json.dumps(doc["entries"][key]["delta_final_points"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
