@@ -71,12 +71,13 @@ def _config(
     adaptation: dict[str, Any] | None,
     cache_dir: str | None = None,
     protocol: str = "configs",
+    readout: str | None = None,
 ) -> RunConfig:
     encoder, options, train, test, _ = DATASETS[name]
     return RunConfig(
         dataset=name,
         encoder=encoder,
-        encoder_options=dict(options),
+        encoder_options={**options, **({"readout": readout} if readout else {})},
         methods=list(METHODS),
         seeds=[seed],
         subset={"train": train, "test": test},
@@ -143,15 +144,19 @@ def run_entry(
     plain_cache: str | None,
     validation: bool = False,
     protocol: str = "configs",
+    readout: str | None = None,
 ) -> dict[str, Any]:
     """One dataset and seed: the plain run, then the adapted one (same class order).
-    ``validation``: both on a held-out fifth of the training subset instead of the test split."""
+    ``validation``: both on a held-out fifth of the training subset instead of the test split.
+    ``readout``: the encoder's readout in both runs (default: the encoder's own)."""
     began = time.perf_counter()
-    config = _config(name, seed, None, plain_cache, protocol)
+    config = _config(name, seed, None, plain_cache, protocol, readout)
     plain = run(config, validation_data(config, True) if validation else None)
     plain_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    config = _config(name, seed, {**adaptation, "compare": False}, protocol=protocol)
+    config = _config(
+        name, seed, {**adaptation, "compare": False}, protocol=protocol, readout=readout
+    )
     adapted = run(config, validation_data(config, False) if validation else None)
     info = adapted["adaptation"][str(seed)]
     without = _accuracies(plain, seed)
@@ -165,7 +170,7 @@ def run_entry(
         "n_train": plain["dataset"]["n_train"],
         "n_test": plain["dataset"]["n_test"],
         "encoder": DATASETS[name][0],
-        "encoder_options": DATASETS[name][1],
+        "encoder_options": config.encoder_options,
         "seed": seed,
         "class_order": plain["scenarios"][str(seed)].get("class_order"),
         "without": without,
@@ -261,6 +266,10 @@ def main() -> None:
         default="configs",
         help="the configs' class-incremental steps, or half of the classes first",
     )
+    parser.add_argument(
+        "--readout",
+        help="the encoders' readout in both runs (stages / layers; entries readout-<r>/...)",
+    )
     parser.add_argument("--cost", action="store_true", help="also time a 3,000-image first task")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument(
@@ -291,6 +300,10 @@ def main() -> None:
         doc["summary"] = summarise(doc["entries"])
         labels = {k.split("/", 3)[3] for k in doc["entries"] if k.startswith("validation/")}
         doc["half_first_summary"] = summarise(doc["entries"], "half-first/")
+        for readout in sorted(
+            {k.split("/")[0] for k in doc["entries"] if k.startswith("readout-")}
+        ):
+            doc[f"{readout}_summary"] = summarise(doc["entries"], readout + "/")
         doc["validation_summary"] = {
             lab: summarise(doc["entries"], "validation/", "/" + lab) for lab in sorted(labels)
         }
@@ -310,11 +323,19 @@ def main() -> None:
                 key = f"validation/{name}/{seed}/{recipe_label(name, adaptation)}"
             if args.protocol != "configs":
                 key = f"{args.protocol}/{key}"
+            if args.readout:
+                key = f"readout-{args.readout}/{key}"
             if key in doc["entries"]:
                 print(f"{key}: done already")
                 continue
             entry = run_entry(
-                name, seed, adaptation, args.plain_cache, args.validation, args.protocol
+                name,
+                seed,
+                adaptation,
+                args.plain_cache,
+                args.validation,
+                args.protocol,
+                args.readout,
             )
             doc["entries"][key] = entry
             save()

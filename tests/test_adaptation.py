@@ -5,7 +5,6 @@ Kept cheap: EfficientNet-Lite0 at 32 px on a few dozen digits, one or two epochs
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 
@@ -109,7 +108,7 @@ def test_fingerprint_and_cache_key_cover_the_adapted_weights(
     plain = cache.features(tiny_effnet, images[later], progress=False)
     ours = cache.features(adapted, images[later], progress=False)
     assert len(cache.entries()) == 2 and not np.array_equal(plain, ours)
-    assert adapted.name == "efficientnet-lite0+ssf" and adapted.dim == 1280
+    assert adapted.name == "efficientnet-lite0+ssf" and adapted.dim == 1904
     assert adapted.describe()["adapted"]["base_fingerprint"] == tiny_effnet.fingerprint()
 
 
@@ -219,19 +218,14 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         bad = RunConfig(dataset="digits", encoder=encoder, first_session_adaptation=table)
         with pytest.raises(ConfigError, match=message):
             bad.validate(output=False)
-    stages = RunConfig(  # the stages readout pools what adaptation does not train
-        dataset="digits",
-        encoder="efficientnet-lite0",
-        encoder_options={"readout": "stages"},
-        first_session_adaptation={},
-    )
-    with pytest.raises(ConfigError, match='readout = "stages": remove the table, or the readout'):
-        stages.validate(output=False)
-    layers = dataclasses.replace(stages, encoder="minilm", encoder_options={"readout": "layers"})
-    with pytest.raises(ConfigError, match='readout = "layers": remove the table, or the readout'):
-        layers.validate(output=False)
-    last = dataclasses.replace(layers, encoder_options={"readout": "last"})
-    last.validate(output=False)  # the default readout, named, is adapted as usual
+    for encoder, readout in (("efficientnet-lite0", "stages"), ("minilm", "layers")):
+        other_readout = RunConfig(  # adapted as usual; the readout pools the adapted network
+            dataset="digits",
+            encoder=encoder,
+            encoder_options={"readout": readout},
+            first_session_adaptation={},
+        )
+        other_readout.validate(output=False)
 
 
 def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:
@@ -273,6 +267,35 @@ def test_keep_plain_puts_the_plain_features_beside_the_adapted_ones(
     assert loaded.encode(images[later]).tobytes() == features.tobytes()
     with pytest.raises(ValueError, match="keep_plain must be True or False"):
         adapt_encoder(tiny_effnet, images[first], y[first], keep_plain="yes", **SSF)
+
+
+def test_training_serves_the_head_and_the_readout_pools_the_adapted_network(
+    adapted, tiny_effnet, digits_task, tmp_path
+) -> None:
+    """Training serves the last map whatever the readout, so the "head" readout gets the same
+    adapted weights; the default readout pools earlier stages of the adapted network too. An
+    adapter file written before readouts (no readout recorded) means "head" and still loads."""
+    images, y, first, later = digits_task
+    assert tiny_effnet.readout == "stages" and adapted.dim == tiny_effnet.dim == 1904
+    head_encoder = load_encoder("efficientnet-lite0", image_size=32, readout="head")
+    head = adapt_encoder(head_encoder, images[first], y[first], **SSF)
+    assert head.tensors_sha256 == adapted.tensors_sha256 and head.dim == 1280
+    assert head.fingerprint() != adapted.fingerprint()
+    features = adapted.encode(images[later])
+    only_head = head.encode(images[later])
+    unit = only_head / np.linalg.norm(only_head, axis=1, keepdims=True)
+    np.testing.assert_allclose(features[:, :1280], unit, rtol=1e-4, atol=1e-5)
+    # the earlier stages are read out of the adapted network (SSF trains blocks 8-15)
+    assert not np.allclose(features[:, 1280:], tiny_effnet.encode(images[later])[:, 1280:])
+    meta = adapted.save(tmp_path / "stages")
+    assert json.loads(meta.read_text())["base"]["options"]["readout"] == "stages"
+    meta = head.save(tmp_path / "head")
+    record = json.loads(meta.read_text())
+    del record["base"]["options"]["readout"]  # as files written before readouts
+    meta.write_text(json.dumps(record))
+    loaded = load_adapted_encoder(meta.parent)
+    assert loaded.fingerprint() == head.fingerprint() and loaded.dim == 1280
+    assert loaded.encode(images[later]).tobytes() == only_head.tobytes()
 
 
 def test_keep_plain_with_nothing_adapted_gives_the_plain_features_once(

@@ -197,11 +197,11 @@ def test_bad_config_file(tmp_path, capsys):
         (dict(encoder_options={"sise": 8}), "unknown key encoder_options.sise; .*: size, color"),
         (
             dict(encoder="efficientnet-lite0", encoder_options={"readout": "layers"}),
-            'encoder_options.readout = "layers" must be one of "head", "stages"',
+            'encoder_options.readout = "layers" must be one of "stages", "head"',
         ),
         (
             dict(dataset="wordnet", encoder="minilm", encoder_options={"readout": "stages"}),
-            'encoder_options.readout = "stages" must be one of "last", "layers"',
+            'encoder_options.readout = "stages" must be one of "layers", "last"',
         ),
         (dict(learner={"alpha": -1}), "learner.alpha .*'alpha' parameter .* Got -1"),
         (dict(learner={"projection": "orthogonl"}), "learner.projection .*among .*gaussian"),

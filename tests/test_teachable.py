@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from forgetless import ModelFileError, TeachableModel
 from forgetless.encoders.raw import RawPixels
 from forgetless.teachable import (
+    EncoderSpec,
     InputError,
     ProvenanceError,
     expected_calibration_error,
@@ -220,6 +221,23 @@ def test_other_encoders_and_features_are_refused_naming_both(tmp_path, digits):
     assert [r["label"] for r in model.predict(own)] == list(y[:5])
     with pytest.raises(ProvenanceError):
         model.check_encoder_request("minilm", None)
+
+
+def test_a_model_taught_before_readouts_rebuilds_the_last_map_only():
+    """Models record their encoder's options and preprocessing; one taught when the built-in
+    encoders read out their last map or layer only recorded no readout, and must get that
+    readout back (the default now reads out several depths: other features)."""
+
+    def spec(name, options, preprocessing):
+        return EncoderSpec(name, options, "0" * 64, "w", preprocessing, 1280, "image")
+
+    old = spec("efficientnet-lite0", {"image_size": 112}, {"size": 112, "resize": "squash"})
+    assert old.rebuild_options() == {"image_size": 112, "readout": "head"}
+    new = spec("efficientnet-lite0", {"image_size": 112}, {"size": 112, "readout": "stages"})
+    assert new.rebuild_options() == {"image_size": 112, "readout": "stages"}
+    assert spec("minilm", {}, {"max_seq_length": 256}).rebuild_options() == {"readout": "last"}
+    assert spec("raw", {"size": 32}, {"size": 32}).rebuild_options() == {"size": 32}
+    assert old.options == {"image_size": 112}  # the spec itself is left as it was
 
 
 def test_a_stale_handle_cannot_overwrite_a_newer_model(tmp_path, digits):

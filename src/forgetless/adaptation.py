@@ -21,6 +21,10 @@ Neither is on by default: on a held-out fifth of the training data (benchmarks/a
 default, ``last-stages``, trains the last three stages on each first-task image and seven moved
 copies of it (``views``), which let it train longer before it overfits a few hundred images.
 
+Training always serves the last map or layer (the temporary head reads the default readout's
+features); an encoder built with another readout (``readout="stages"`` or ``"layers"``) then
+reads that out of the adapted network, earlier stages or layers included.
+
 >>> from forgetless.encoders import load_encoder
 >>> adapt_encoder(load_encoder("raw"), [np.zeros((2, 2))] * 2, [0, 1])
 Traceback (most recent call last):
@@ -144,13 +148,6 @@ def adaptable_methods(encoder: Any) -> dict[str, Recipe]:
             "instead, or use this one frozen as it is"
         )
     family = _family(encoder)
-    readouts = getattr(encoder, "READOUTS", None)
-    if readouts and encoder.readout != readouts[0]:
-        raise AdaptationNotSupportedError(
-            f"encoder {encoder.name!r} with readout={encoder.readout!r} cannot be adapted: "
-            "adaptation trains the network behind its last map or layer only; use "
-            f"readout={readouts[0]!r}"
-        )
     if family is None:
         name = encoder if isinstance(encoder, str) else getattr(encoder, "name", encoder)
         raise AdaptationNotSupportedError(
@@ -583,8 +580,11 @@ def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
     """The registry name and options that rebuild ``encoder`` (what decides its features)."""
     if _family(encoder) == "efficientnet":
         prep = encoder.prep
-        return encoder.name, {"image_size": prep.size, "resize": prep.resize}
-    options = {"normalize": bool(getattr(encoder, "normalize", False))}
+        options: dict[str, Any] = {"image_size": prep.size, "resize": prep.resize}
+    else:
+        options = {"normalize": bool(getattr(encoder, "normalize", False))}
+    if encoder.readout is not None:  # files written before readouts name none: "head"/"last"
+        options["readout"] = encoder.readout
     return encoder.name, options
 
 
@@ -735,8 +735,8 @@ def _effnet_tail(model: Any, x: Any, start: int) -> Any:
 def _shared_front(base: Encoder, tensors: dict[str, np.ndarray]) -> int:
     """How many EfficientNet blocks come before the first one ``tensors`` change (0: the stem
     changes, or another family, whose plain and adapted networks then run apart)."""
-    if _family(base) != "efficientnet":
-        return 0
+    if _family(base) != "efficientnet" or base.last_only() is not base:
+        return 0  # (the shared tail pools the last map only)
     blocks = len(base.model._blocks)
     first = blocks
     for name in tensors:
@@ -787,7 +787,7 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
     checked before use: a damaged or altered file, or other base weights, raise
     :class:`AdaptedWeightsError`.
     """
-    from forgetless.encoders import load_encoder
+    from forgetless.encoders import READOUTS, load_encoder
 
     folder = Path(path)
     meta_path = folder / METADATA if folder.is_dir() else folder
@@ -829,6 +829,8 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         raise AdaptedWeightsError(f"{file} cannot be read: {err}") from None
     if tensors_digest(tensors) != expected_tensors:
         raise AdaptedWeightsError(f"{file}: its tensors do not match their recorded sha256")
+    if base_name in READOUTS:  # written before readouts: the last map or layer only
+        options.setdefault("readout", READOUTS[base_name][1])
     encoder = load_encoder(base_name, **{**options, **runtime})
     if encoder.fingerprint() != base["fingerprint"]:
         raise AdaptedWeightsError(
@@ -1091,7 +1093,7 @@ def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any]) -> 
     backend.train_mode(False)
     with torch.no_grad():
         ours = backend.tail(cached).cpu().numpy()
-    theirs = encoder.encode(sample, progress=False)
+    theirs = encoder.last_only().encode(sample, progress=False)
     err = float(np.abs(ours - theirs).max() / (np.abs(theirs).max() + 1e-12))
     if not err < 1e-3:
         raise RuntimeError(

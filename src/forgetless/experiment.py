@@ -456,7 +456,6 @@ class RunConfig:
         """``[first_session_adaptation]``: known keys in range, an encoder that can be adapted,
         and a method that can adapt it; checked by name, before any model is loaded."""
         from forgetless.adaptation import AdaptationNotSupportedError, adaptable_methods
-        from forgetless.encoders import READOUTS
 
         table = self.first_session_adaptation
         _check("first_session_adaptation", table, _Type(dict, "a table", optional=True))
@@ -472,14 +471,6 @@ class RunConfig:
                 f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
                 "first_session_adaptation",
             ) from None
-        readout = (self.encoder_options or {}).get("readout")
-        if readout not in (None, READOUTS.get(self.encoder, (None,))[0]):
-            # what adaptation trains lies behind the last map or layer only
-            raise ConfigError(
-                f"[first_session_adaptation] cannot adapt encoder {self.encoder!r} with "
-                f"encoder_options.readout = {_show(readout)}: remove the table, or the readout",
-                "first_session_adaptation",
-            )
         method = table.get("method")
         if method is not None and method not in methods:
             raise ConfigError(

@@ -236,6 +236,17 @@ class EncoderSpec:
             raise ModelFileError("the encoder spec has a value of the wrong type")
         return cls(**doc)
 
+    def rebuild_options(self) -> dict[str, Any]:
+        """The options that rebuild this encoder: its own, and its readout, which the
+        preprocessing records (a model taught before readouts existed read the last map or
+        layer only, and records none)."""
+        from forgetless.encoders import READOUTS
+
+        options = dict(self.options)
+        if self.name in READOUTS and "readout" not in options:
+            options["readout"] = self.preprocessing.get("readout", READOUTS[self.name][1])
+        return options
+
     def describe(self) -> str:
         """One line: name, what changes features, weights (short)."""
         parts = [self.name]
@@ -723,7 +734,7 @@ class TeachableModel:
     def encoder(self) -> Any:
         """The model's encoder, loaded on first use and checked against the spec."""
         if self._encoder is None:
-            self.use_encoder(build_encoder(self.spec.name, self.spec.options))
+            self.use_encoder(build_encoder(self.spec.name, self.spec.rebuild_options()))
         return self._encoder
 
     def use_encoder(self, encoder: Any) -> None:

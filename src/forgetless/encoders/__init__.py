@@ -29,12 +29,13 @@ from forgetless.encoders.base import Encoder, EncoderNotAvailableError
 
 _BUILTIN = ("efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw")
 _ADAPTERS = ("timm", "torchvision", "hf", "open_clip", "sentence-transformers", "onnx")
-# What a built-in encoder can read out, its default first: the last map or layer only, or
-# earlier ones too (each part divided by its own norm). Read by the config check, which runs
-# without torch.
-READOUTS: dict[str, tuple[str, ...]] = {
-    "efficientnet-lite0": ("head", "stages"),
-    "minilm": ("last", "layers"),
+# What a built-in encoder can read out: its default (the last map or layer and earlier ones,
+# each part divided by its own norm), then the last map or layer only (the only readout of
+# earlier releases, so files that name no readout mean it). Read by the config check, without
+# torch.
+READOUTS: dict[str, tuple[str, str]] = {
+    "efficientnet-lite0": ("stages", "head"),
+    "minilm": ("layers", "last"),
 }
 
 

