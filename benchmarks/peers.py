@@ -65,11 +65,11 @@ def load(case: str) -> tuple[RunConfig, dict]:
     return config, load_features(config)
 
 
-def _save(results: dict) -> None:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
+def _save(results: dict, out: Path = OUT) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(OUT)
+    tmp.replace(out)
 
 
 def main() -> None:
@@ -79,11 +79,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--table", action="store_true", help="print the markdown table only")
+    parser.add_argument("--out", type=Path, default=OUT, help="the JSON file to extend")
     args = parser.parse_args()
+    out_path = args.out
     if args.table:
-        print(table(json.loads(OUT.read_text())))
+        print(table(json.loads(out_path.read_text())))
         return
-    results = {} if args.fresh or not OUT.exists() else json.loads(OUT.read_text())
+    results = {} if args.fresh or not out_path.exists() else json.loads(out_path.read_text())
     results["meta"] = {
         "library_version": __version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -114,7 +116,7 @@ def main() -> None:
                     "n_test": out["dataset"]["n_test"],
                     "encoder_dim": out["encoder"]["dim"],
                 }
-                _save(results)
+                _save(results, out_path)
                 print(
                     f"{case:34s} {method:11s} seed {seed}: final "
                     f"{100 * kept['final_accuracy']:.2f} %, {kept['total_seconds']:.1f} s "

@@ -26,29 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from adaptation import DATASETS, METHODS, _accuracies, _scenario, validation_data
+from adaptation import DATASETS, METHODS, _accuracies, _config, _scenario, validation_data
 
 from forgetless import __version__
-from forgetless.experiment import RunConfig, run
+from forgetless.experiment import run
 
 RESULTS = Path(__file__).parent / "results" / "readout.json"
 # encoder: (its default readout, the one compared with it)
 READOUTS = {"efficientnet-lite0": ("head", "stages"), "minilm": ("last", "layers")}
-
-
-def _config(name: str, seed: int, readout: str, protocol: str) -> RunConfig:
-    encoder, options, train, test, _ = DATASETS[name]
-    return RunConfig(
-        dataset=name,
-        encoder=encoder,
-        encoder_options={**options, "readout": readout},
-        methods=list(METHODS),
-        seeds=[seed],
-        subset={"train": train, "test": test},
-        scenario=_scenario(name, protocol),
-        learner={"projection": "orthogonal", "n_components": 2000},
-        progress=None,
-    )
 
 
 def run_entry(name: str, seed: int, protocol: str, validation: bool) -> dict[str, Any]:
@@ -56,7 +41,7 @@ def run_entry(name: str, seed: int, protocol: str, validation: bool) -> dict[str
     readouts = READOUTS[DATASETS[name][0]]
     results, seconds = {}, {}
     for readout in readouts:
-        config = _config(name, seed, readout, protocol)
+        config = _config(name, seed, None, protocol=protocol, readout=readout)
         began = time.perf_counter()
         results[readout] = run(config, validation_data(config, True) if validation else None)
         seconds[readout] = time.perf_counter() - began
