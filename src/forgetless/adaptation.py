@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
+from forgetless.encoders.sentence import tokenize, transformer_network
 from forgetless.persistence import write_json_atomic as _write_json
 
 FORMAT = 1
@@ -402,9 +403,7 @@ class _TransformerBackend(_Backend):
 
     def __init__(self, encoder: Encoder, method: str) -> None:
         super().__init__(encoder, method)
-        st = encoder.model
-        transformer = st[0]
-        bert = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+        bert = transformer_network(encoder.model)
         layers = getattr(getattr(bert, "encoder", None), "layer", None)
         if layers is None or not hasattr(layers[0], "attention"):
             raise AdaptationNotSupportedError(
@@ -419,9 +418,7 @@ class _TransformerBackend(_Backend):
         return self.bert
 
     def _tokenize(self, texts: list[str]) -> dict[str, Any]:
-        st = self.encoder.model
-        prepare = getattr(st, "preprocess", None) or st.tokenize
-        return prepare(texts)
+        return tokenize(self.encoder.model, texts)
 
     def front(
         self, inputs: Sequence[Any], progress: bool | None, views: int = 1, seed: int = 0
@@ -752,8 +749,7 @@ def _backend_module(encoder: Encoder) -> Any:
     """The torch module the adapted tensors' names refer to (as the backends define it)."""
     if _family(encoder) == "efficientnet":
         return encoder.model
-    transformer = encoder.model[0]
-    return getattr(transformer, "auto_model", None) or transformer.model
+    return transformer_network(encoder.model)
 
 
 def _apply(module: Any, tensors: dict[str, np.ndarray], base_name: str) -> None:

@@ -8,6 +8,7 @@ on it, so a changed model or preprocessing never reuses old features.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -225,6 +226,12 @@ class Encoder(ABC):
         """This encoder reading out its last map or layer only: the same network, not a copy
         (what first-session adaptation trains for). An encoder without a choice is that."""
         return self
+
+    def _reading(self, readout: str, dim: int | None) -> Encoder:
+        """A view of this encoder reading out ``readout`` (width ``dim``); shares the network."""
+        view = copy.copy(self)
+        view.readout, view.dim = readout, dim
+        return view
 
     @abstractmethod
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:

@@ -12,7 +12,6 @@ average alone, unnormalised (the features of earlier releases).
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -75,11 +74,7 @@ class EfficientNetLite0(TorchEncoder):
         self.dim = 1280 + 112 + 192 + 320 if readout == "stages" else 1280
 
     def last_only(self) -> EfficientNetLite0:
-        if self.readout == "head":
-            return self
-        view = copy.copy(self)  # shares the network
-        view.readout, view.dim = "head", 1280
-        return view
+        return self if self.readout == "head" else self._reading("head", 1280)
 
     def preprocessing(self) -> dict[str, Any]:
         # "head" adds nothing, so the features (and cache entries) of earlier releases stay valid.

@@ -9,7 +9,6 @@ one has averaged away; a linear head reads both.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -72,11 +71,7 @@ class SentenceTransformerEncoder(TorchEncoder):
         self._last_dim = int(dim) if dim else None
 
     def last_only(self) -> SentenceTransformerEncoder:
-        if self.readout == "last":
-            return self
-        view = copy.copy(self)  # shares the network
-        view.readout, view.dim = "last", self._last_dim
-        return view
+        return self if self.readout == "last" else self._reading("last", self._last_dim)
 
     def preprocessing(self) -> dict[str, Any]:
         # "last" adds nothing, so the features (and cache entries) of earlier releases stay valid.
@@ -108,7 +103,6 @@ class SentenceTransformerEncoder(TorchEncoder):
         import torch
 
         st = self.model
-        prepare = getattr(st, "preprocess", None) or st.tokenize  # renamed in version 6
         outputs: list[Any] = []
 
         def keep(module: Any, args: Any, output: Any) -> None:
@@ -122,7 +116,7 @@ class SentenceTransformerEncoder(TorchEncoder):
             with torch.no_grad():
                 for begin in range(0, len(texts), 32):
                     chosen = order[begin : begin + 32]
-                    features = prepare([texts[i] for i in chosen])
+                    features = tokenize(st, [texts[i] for i in chosen])
                     features = {
                         k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()
                     }
@@ -146,11 +140,21 @@ class SentenceTransformerEncoder(TorchEncoder):
         return rows
 
 
+def transformer_network(model: Any) -> Any:
+    """The transformer inside a sentence-transformers model (its attribute was renamed)."""
+    transformer = model[0]
+    return getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+
+
+def tokenize(model: Any, texts: list[str]) -> dict[str, Any]:
+    """A sentence-transformers model's own tokenisation (renamed ``preprocess`` in version 6)."""
+    prepare = getattr(model, "preprocess", None) or model.tokenize
+    return prepare(texts)
+
+
 def _transformer_layers(model: Any, name: str) -> Any:
     """The layers of a BERT-like sentence-transformers model, or a clear error."""
-    transformer = model[0]
-    network = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
-    layers = getattr(getattr(network, "encoder", None), "layer", None)
+    layers = getattr(getattr(transformer_network(model), "encoder", None), "layer", None)
     if layers is None or len(layers) == 0:
         raise ValueError(
             f"encoder {name!r}: readout='layers' needs a BERT-like transformer (encoder.layer); "
