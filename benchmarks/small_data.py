@@ -6,6 +6,7 @@
     python benchmarks/small_data.py --validation --shots 5 20 --seeds 0 1   # lambda-rule study
     python benchmarks/small_data.py --decisions --shots 5 10 20 50 0   # decision-rule study
     python benchmarks/small_data.py --criteria --shots 5 10 20 50   # lambda rules vs exact LOO
+    python benchmarks/small_data.py --layers --shots 5 10 20 50 0   # layer or none, per K
 
 Issue 11's small-data goal: with 5-50 samples per class, ``ContinualClassifier()`` (its
 defaults) should reach max(NCM, LDA, LogisticRegression) - 1 point. The datasets and encoder
@@ -42,6 +43,12 @@ standard error, sqrt(p (1 - p) / n), of the chosen one); ``exact_loo_admissible`
 leave-one-out among the lambdas the sums' criterion scores (average leverage at most 3/4).
 Every lambda of the search's lattice is scored on the validation rows, so the best one (an
 oracle) is reported too.
+
+``--layers`` asks whether the default's random layer (orthogonal, M = 2000, ReLU) earns its place
+on these features, on the same validation rows: the default against the layer-free ridge
+(``projection="none"``), each with the decision rule ``"auto"`` picks and with the discriminant,
+and NCM and LDA (scikit-learn's, as above) for reference; K = 0 fits four fifths of the training
+subset and scores the other fifth.
 """
 
 from __future__ import annotations
@@ -227,6 +234,51 @@ def decisions(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any]
         entry[key] = out
         print(name, key, json.dumps(out), flush=True)
         save()
+
+
+LAYER_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "default-discriminant": {"decision": "discriminant"},
+    "linear": {"projection": "none"},
+    "linear-discriminant": {"projection": "none", "decision": "discriminant"},
+}
+
+
+def layers(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy of the default layer against none (see ``--layers`` above)."""
+    entry = doc.setdefault("layers", {}).setdefault(name, {})
+    for key, _, seed, X, y, rows, held in validation_cases(name, shots, seeds, entry):
+        if held.size == 0:
+            continue
+        out: dict[str, Any] = {"n": int(rows.size), "classes": int(np.unique(y[rows]).size)}
+        for ref in ("ncm", "lda"):
+            out[ref] = float((reference(ref, X[rows], y[rows], X[held]) == y[held]).mean())
+        for variant, settings in LAYER_VARIANTS.items():
+            pred, _ = learner(settings, seed, X[rows], y[rows], X[held])
+            out[variant] = float((pred == y[held]).mean())
+        entry[key] = out
+        print(name, key, json.dumps(out), flush=True)
+        save()
+
+
+def layers_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset and K: mean validation accuracy (%) of each variant and reference."""
+    out: dict[str, Any] = {}
+    for name, entry in doc.get("layers", {}).items():
+        by_k: dict[str, list[dict[str, Any]]] = {}
+        for key, r in entry.items():
+            by_k.setdefault(key.split("/")[0], []).append(r)
+        out[name] = {
+            k: {
+                "seeds": len(rs),
+                **{
+                    m: round(100 * float(np.mean([r[m] for r in rs])), 2)
+                    for m in ("ncm", "lda", *LAYER_VARIANTS)
+                },
+            }
+            for k, rs in sorted(by_k.items(), key=lambda kv: int(kv[0]))
+        }
+    return out
 
 
 def exact_loo_errors(
@@ -431,6 +483,7 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true", help="the leverage-cap study")
     parser.add_argument("--decisions", action="store_true", help="the decision-rule study")
     parser.add_argument("--criteria", action="store_true", help="the lambda-rule study")
+    parser.add_argument("--layers", action="store_true", help="the layer-or-none study")
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=list(LEARNERS))
     args = parser.parse_args()
     path = Path(args.out)
@@ -449,13 +502,16 @@ def main() -> None:
         doc["validation_summary"] = validation_summary(doc)
         doc["decisions_summary"] = decisions_summary(doc)
         doc["criteria_summary"] = criteria_summary(doc)
+        doc["layers_summary"] = layers_summary(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")  # compact
         tmp.replace(path)
 
     for name in args.datasets:
-        if args.criteria:
+        if args.layers:
+            layers(name, args.shots, args.seeds, doc, save)
+        elif args.criteria:
             criteria(name, args.shots, args.seeds, doc, save)
         elif args.decisions:
             decisions(name, args.shots, args.seeds, doc, save)
