@@ -72,17 +72,19 @@ def _config(
     cache_dir: str | None = None,
     protocol: str = "configs",
     readout: str | None = None,
+    learner: dict[str, Any] | None = None,
+    methods: list[str] | None = None,
 ) -> RunConfig:
     encoder, options, train, test, _ = DATASETS[name]
     return RunConfig(
         dataset=name,
         encoder=encoder,
         encoder_options={**options, **({"readout": readout} if readout else {})},
-        methods=list(METHODS),
+        methods=list(methods or METHODS),
         seeds=[seed],
         subset={"train": train, "test": test},
         scenario=_scenario(name, protocol),
-        learner={"projection": "orthogonal", "n_components": 2000},
+        learner=learner or {"projection": "orthogonal", "n_components": 2000},
         first_session_adaptation=adaptation,
         cache_dir=cache_dir,
         progress=None,

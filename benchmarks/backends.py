@@ -70,7 +70,12 @@ def bench(backend: dict, m: int, n: int, d: int = 768, classes: int = 100) -> di
     # warm_start=True: the first refit is the default (a search from the sums alone), the
     # second one is warm-started from the first lambda.
     params = dict(
-        n_components=m, compute_dtype=dtype, device=device, random_state=0, warm_start=True
+        projection="orthogonal",
+        n_components=m,
+        compute_dtype=dtype,
+        device=device,
+        random_state=0,
+        warm_start=True,
     )
     clf = ContinualClassifier(**params)
     t_first = _timed(lambda: clf.partial_fit(X[:256], y[:256]), device)  # layer build + warm-up

@@ -70,7 +70,7 @@ def bench_gram(n: int, m: int, d: int = 768) -> dict:
     # As a rate of the full matrix product it replaces (2 n m^2 flops for numpy's H^T H):
     effective_rate = 2.0 * n * m * m / t_syrk
     X = rng.standard_normal((n, d))
-    clf = ContinualClassifier(n_components=m, random_state=0)
+    clf = ContinualClassifier(projection="orthogonal", n_components=m, random_state=0)
     _, t_e2e = _timed(lambda: clf.partial_fit(X, y))
     return {
         "n": n,
@@ -191,7 +191,9 @@ def bench_float32(m: int, n_train: int) -> dict:
     out: dict = {"M": m, "n_train": n_train}
     models = {}
     for dtype in ("float64", "float32"):
-        clf = ContinualClassifier(n_components=m, alpha=1.0, compute_dtype=dtype, random_state=0)
+        clf = ContinualClassifier(
+            projection="orthogonal", n_components=m, alpha=1.0, compute_dtype=dtype, random_state=0
+        )
         tic = time.perf_counter()
         clf.fit(Xtr, ytr)
         out[f"{dtype}_fit_seconds"] = time.perf_counter() - tic
@@ -217,7 +219,7 @@ def bench_classes(class_counts: list[int], m: int = 2048, d: int = 768) -> list[
         y = np.arange(n) % c
         X = centers[y] + 5.0 * rng.standard_normal((n, d))
         Xt = centers[np.arange(5_000) % c] + 5.0 * rng.standard_normal((5_000, d))
-        clf = ContinualClassifier(n_components=m, random_state=0)
+        clf = ContinualClassifier(projection="orthogonal", n_components=m, random_state=0)
         tic = time.perf_counter()
         clf.partial_fit(X, y)
         t_stats = time.perf_counter() - tic
@@ -245,7 +247,7 @@ def bench_classes(class_counts: list[int], m: int = 2048, d: int = 768) -> list[
 
 def _memory_child(n: int, m: int, d: int, path: str) -> None:
     y = np.arange(n) % 100
-    clf = ContinualClassifier(n_components=m, alpha=1.0, random_state=0)
+    clf = ContinualClassifier(projection="orthogonal", n_components=m, alpha=1.0, random_state=0)
     chunk = 8192
     start_time = time.perf_counter()
     for s in range(0, n, chunk):

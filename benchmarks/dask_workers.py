@@ -102,7 +102,7 @@ def main() -> None:
 
     X, y = _data(args.n, args.d, args.chunk, args.classes)
     Xn, yn = (a.compute() for a in (X, y))
-    params = dict(n_components=args.m, alpha=1.0, random_state=0)
+    params = dict(projection="orthogonal", n_components=args.m, alpha=1.0, random_state=0)
 
     baselines = {}
     for threads in (1, 2):

@@ -13,8 +13,9 @@ on-disk cache), each seed (class order and layer) and each width M, on the same 
 on the first step's mean and scaled, as ``forgetless run`` does) and the same 6-step
 class-incremental order:
 
-- ``default``: ``ContinualClassifier(n_components=M)`` as shipped: lambda by the leave-one-out
-  error estimate (``loo``), scored by Krylov quadrature, one factorisation per refit.
+- ``default``: ``ContinualClassifier(projection="orthogonal", n_components=M)``: lambda by
+  the leave-one-out error estimate (``loo``), scored by Krylov quadrature, one factorisation
+  per refit.
 - ``gcv``: the previous default, GCV scored by one eigendecomposition per refit.
 - ``ranpac``: RanPAC's own procedure (:class:`forgetless.evaluation.peers.RanPAC`).
 - ``final`` (``--only final``, cheap): each criterion's final accuracy from the final sums, a
@@ -78,6 +79,12 @@ DATASETS = {
     "digits/raw": ("digits", "raw", {}, None, None, 5, 1),
     "fashion-mnist/raw": ("fashion-mnist", "raw", {}, 12000, 2000, 5, 1),
 }  # fmt: skip
+
+
+def learner_at(m: int, seed: int) -> ContinualClassifier:
+    """The default learner with the random layer these runs study, M units wide (explicit:
+    ``projection="auto"`` builds no layer where M is less than twice the features' width)."""
+    return ContinualClassifier(projection="orthogonal", n_components=m, random_state=seed)
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -192,7 +199,7 @@ def validation(name: str, m: int, seed: int) -> dict:
         held[rng.permutation(rows)[: max(1, rows.size // 5)]] = True
     scenario = class_incremental(y[~held], y[held], initial=initial, increment=increment, seed=seed)
     Xf, Xv = normalised(X[~held], X[held], scenario.steps[0].train)
-    clf = ContinualClassifier(n_components=m, random_state=seed).fit(Xf, y[~held])
+    clf = learner_at(m, seed).fit(Xf, y[~held])
     curve = lattice_accuracy(clf, Xv, y[held])
     stats = clf.statistics_
     n = stats.n_samples
@@ -223,7 +230,7 @@ def final(name: str, m: int, seed: int) -> dict:
     X, y, Xt, yt, initial, increment = load(name)
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
-    clf = ContinualClassifier(n_components=m, random_state=seed).fit(X, y)
+    clf = learner_at(m, seed).fit(X, y)
     curve = lattice_accuracy(clf, Xt, yt)
     stats = clf.statistics_
     n = stats.n_samples
@@ -280,13 +287,11 @@ def one(name: str, m: int, seed: int) -> dict:
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
     out: dict = {"dataset": name, "M": m, "seed": seed, "n_train": int(y.size),
                  "n_test": int(yt.size), "classes": int(np.unique(y).size)}  # fmt: skip
-    default = ContinualClassifier(n_components=m, random_state=seed)
+    default = learner_at(m, seed)
     out["default"] = whole_run(default, X, y, Xt, yt, scenario)
     out["default"]["criterion"] = default.head_.criterion_
     with previous_default():
-        out["gcv"] = whole_run(
-            ContinualClassifier(n_components=m, random_state=seed), X, y, Xt, yt, scenario
-        )
+        out["gcv"] = whole_run(learner_at(m, seed), X, y, Xt, yt, scenario)
     out["ranpac"] = whole_run(RanPAC(n_components=m, seed=seed), X, y, Xt, yt, scenario)
     out["fixed"] = lattice_accuracy(default, Xt, yt)
     out["validation"] = validation(name, m, seed)
@@ -303,7 +308,7 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
     X, y, _, _, _, _ = load(name)
     out = []
     for m in sizes:
-        clf = ContinualClassifier(n_components=m, random_state=0).fit(X, y)
+        clf = learner_at(m, 0).fit(X, y)
         stats = clf.statistics_
         n = stats.n_samples
         mean = stats.feature_sum / n
@@ -350,8 +355,8 @@ def speed(name: str, m: int, seed: int, repeats: int = 2) -> dict:
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
     makers = {
-        "default": lambda: ContinualClassifier(n_components=m, random_state=seed),
-        "krylov": lambda: ContinualClassifier(n_components=m, random_state=seed),
+        "default": lambda: learner_at(m, seed),
+        "krylov": lambda: learner_at(m, seed),
         "ranpac": lambda: RanPAC(n_components=m, seed=seed),
     }
     runs: dict[str, list[dict]] = {k: [] for k in makers}
@@ -431,7 +436,7 @@ def profile(name: str = "wordnet/minilm", m: int = 4000) -> str:
     X, y, Xt, yt, initial, increment = load(name)
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=0)
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
-    clf = ContinualClassifier(n_components=m, random_state=0)
+    clf = learner_at(m, 0)
     profiler = cProfile.Profile()
     profiler.enable()
     for step in scenario.steps:

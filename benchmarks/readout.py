@@ -3,6 +3,7 @@
     python benchmarks/readout.py                               # 3 image datasets, seeds 0-2
     python benchmarks/readout.py --datasets wordnet --seeds 0
     python benchmarks/readout.py --validation                  # a fifth of the training subset
+    python benchmarks/readout.py --layers --datasets latin-glyphs wordnet   # layer or none
 
 Each dataset runs as in ``benchmarks/adaptation.py`` (the configs' subsets and class-incremental
 steps, class order from the seed, orthogonal layer of width 2000, images at 112 px) for
@@ -13,6 +14,10 @@ of the last layer and of earlier layers, each divided by its own norm). Both run
 class order. Results go to ``benchmarks/results/readout.json`` after every entry (key
 ``<protocol>/<dataset>/<seed>``, ``validation/...`` for ``--validation``), so an interrupted
 run keeps what it did and a rerun skips it.
+
+``--layers`` keeps the default readout and compares the ridge (``forgetless``) with the
+configs' layer (orthogonal, M = 2000) against no layer (``projection = "none"``), same class
+order (key ``layers/<protocol>/<dataset>/<seed>``; summary ``layers/<protocol>``).
 """
 
 from __future__ import annotations
@@ -75,6 +80,58 @@ def run_entry(name: str, seed: int, protocol: str, validation: bool) -> dict[str
     }
 
 
+LAYERS = {"orthogonal-2000": {"projection": "orthogonal", "n_components": 2000},
+          "none": {"projection": "none"}}  # fmt: skip
+
+
+def layers_entry(name: str, seed: int, protocol: str, validation: bool) -> dict[str, Any]:
+    """One dataset and seed, default readout: the ridge with the configs' layer, then none."""
+    results, seconds = {}, {}
+    for label, learner in LAYERS.items():
+        config = _config(name, seed, None, protocol=protocol, learner=learner,
+                         methods=["forgetless"])  # fmt: skip
+        began = time.perf_counter()
+        results[label] = run(config, validation_data(config, True) if validation else None)
+        seconds[label] = time.perf_counter() - began
+    first, second = results.values()
+    assert first["scenarios"] == second["scenarios"], "both runs must see one class order"
+    accuracy = {}
+    for label, result in results.items():
+        entry = result["methods"]["forgetless"]["seeds"][str(seed)]
+        accuracy[label] = {k: entry[k] for k in ("final_accuracy", "average_incremental_accuracy")}
+    return {
+        "dataset": name,
+        "split": "validation (a fifth of the training subset)" if validation else "test",
+        "protocol": protocol,
+        "encoder": DATASETS[name][0],
+        "readout": "the encoder's default",
+        "seed": seed,
+        "accuracy": accuracy,
+        "seconds_with_encoding_if_not_cached": seconds,
+    }
+
+
+def summarise_layers(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Per dataset: mean final and average incremental accuracy (%) per layer, and the change."""
+    out: dict[str, Any] = {}
+    for name in DATASETS:
+        runs = [e for k, e in entries.items() if k.startswith(f"{prefix}{name}/")]
+        if not runs:
+            continue
+        row: dict[str, Any] = {"seeds": sorted(e["seed"] for e in runs)}
+        for label in LAYERS:
+            for metric in ("final_accuracy", "average_incremental_accuracy"):
+                values = [100 * e["accuracy"][label][metric] for e in runs]
+                row[f"{metric}_{label}"] = round(float(np.mean(values)), 2)
+        row["none_minus_layer_final_per_seed"] = [
+            round(100 * (e["accuracy"]["none"]["final_accuracy"]
+                         - e["accuracy"]["orthogonal-2000"]["final_accuracy"]), 2)
+            for e in sorted(runs, key=lambda e: e["seed"])
+        ]  # fmt: skip
+        out[name] = row
+    return out
+
+
 def summarise(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Per dataset: mean final and average incremental accuracy of both readouts, and the change."""
     out: dict[str, Any] = {}
@@ -109,6 +166,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--protocol", choices=["configs", "half-first"], default="configs")
     parser.add_argument("--validation", action="store_true", help="score on a training fifth")
+    parser.add_argument("--layers", action="store_true", help="the configs' layer against none")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     path = Path(args.output)
@@ -118,6 +176,10 @@ def main() -> None:
 
     def save() -> None:
         doc["summary"] = {p.rstrip("/"): summarise(doc["entries"], p) for p in prefixes}
+        doc["summary"].update(
+            {f"layers/{p}".rstrip("/"): summarise_layers(doc["entries"], f"layers/{p}")
+             for p in prefixes}
+        )  # fmt: skip
         doc["machine"] = {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -130,12 +192,18 @@ def main() -> None:
     for seed in args.seeds:
         for name in args.datasets:
             key = ("validation/" if args.validation else "") + f"{args.protocol}/{name}/{seed}"
+            key = ("layers/" if args.layers else "") + key
             if key in doc["entries"]:
                 print(f"{key}: done already")
                 continue
-            doc["entries"][key] = run_entry(name, seed, args.protocol, args.validation)
+            entry = (layers_entry if args.layers else run_entry)(
+                name, seed, args.protocol, args.validation
+            )
+            doc["entries"][key] = entry
             save()
-            print(key, json.dumps(doc["entries"][key]["delta_final_points"]), flush=True)
+            print(
+                key, json.dumps(entry.get("accuracy", entry.get("delta_final_points"))), flush=True
+            )
 
 
 if __name__ == "__main__":

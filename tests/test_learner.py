@@ -394,3 +394,30 @@ def test_decision_setting_is_checked_and_changes_after_fitting(digits):
     assert clf.score(Xt, yt) > 0.9
     assert clf.head_.decision_ == "discriminant"
     assert not np.allclose(clf.coef_, regression)
+
+
+def test_auto_projection_lifts_narrow_features_and_keeps_wide_ones(digits, tmp_path):
+    """The default layer exists where it is at least twice as wide as the features (digits'
+    64 pixels, 300 units) and not on wider features, where the default is the linear probe."""
+    X, y, Xt, _ = digits
+    narrow = ContinualClassifier(n_components=300, random_state=1).fit(X, y)
+    assert narrow.projection_.kind == "orthogonal" and narrow.projection_.n_outputs == 300
+    same = ContinualClassifier(projection="orthogonal", n_components=300, random_state=1)
+    np.testing.assert_array_equal(narrow.coef_, same.fit(X, y).coef_)
+
+    wide = ContinualClassifier(n_components=100, random_state=1).fit(X, y)  # 100 < 2 x 64
+    assert wide.projection_.kind == "none" and wide.statistics_.n_components == 64
+    linear = ContinualClassifier(projection="none", random_state=1).fit(X, y)
+    np.testing.assert_array_equal(wide.coef_, linear.coef_)
+    assert wide.get_params()["projection"] == "auto"
+
+    path = tmp_path / "wide.fl"
+    wide.save(path)
+    again = ContinualClassifier.load(path)
+    assert again.projection_.kind == "none" and again.get_params()["projection"] == "auto"
+    np.testing.assert_array_equal(again.decision_function(Xt), wide.decision_function(Xt))
+    # Learners of one setting on features of one width build the same layer, so they merge.
+    half = len(y) // 2
+    a = ContinualClassifier(n_components=100).fit(X[:half], y[:half])
+    b = ContinualClassifier(n_components=100).fit(X[half:], y[half:])
+    assert_same_model(a.merge(b), ContinualClassifier(n_components=100).fit(X, y))

@@ -154,7 +154,9 @@ def test_files_grow_with_what_was_learned(tmp_path, data):
 def test_factor_files_no_data_can_give_are_refused(tmp_path, data):
     X, y = data
     path = tmp_path / "model.fl"
-    ContinualClassifier(n_components=100, random_state=0).fit(X[:40], y[:40]).save(path)
+    ContinualClassifier(projection="orthogonal", n_components=100, random_state=0).fit(
+        X[:40], y[:40]
+    ).save(path)
     metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
     factor = arrays["statistics.gram_factor"]
     bad = {  # case: (factor, the problem the error names)
@@ -178,7 +180,9 @@ def test_files_of_format_version_2_still_load(tmp_path, data):
     from forgetless.statistics import unpack_upper
 
     X, y = data
-    clf = ContinualClassifier(n_components=60, random_state=0).fit(X[:500], y[:500])
+    clf = ContinualClassifier(projection="orthogonal", n_components=60, random_state=0).fit(
+        X[:500], y[:500]
+    )
     path, old = tmp_path / "new.fl", tmp_path / "old.fl"
     clf.save(path)
     metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
@@ -203,7 +207,9 @@ def test_files_from_before_the_decision_setting_score_by_the_regression(tmp_path
     """Files written before the ridge head had ``decision`` scored by the regression: they
     still do, whatever today's default."""
     X, y = data
-    clf = ContinualClassifier(n_components=60, random_state=0, decision="regression")
+    clf = ContinualClassifier(
+        projection="orthogonal", n_components=60, random_state=0, decision="regression"
+    )
     clf.fit(X[:500], y[:500])
     path, old = tmp_path / "new.fl", tmp_path / "old.fl"
     clf.save(path)

@@ -36,11 +36,12 @@ from forgetless.engine import make_engine
 from forgetless.heads import DECISIONS, HEADS, OWM_ORDER_ERROR, Head, head_params, make_head
 from forgetless.layers import (
     ACTIVATIONS,
-    KINDS,
+    PROJECTIONS,
     build_bytes,
     check_layer_params,
     layer_from_config,
     make_layer,
+    resolve_projection,
 )
 from forgetless.persistence import ModelFileError, read_model_file, write_model_file
 from forgetless.statistics import SufficientStatistics, packed_diagonal
@@ -91,10 +92,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    projection : ``"orthogonal"`` (default), ``"gaussian"``, ``"hadamard"``, ``"fourier"``,
-        ``"guided"`` (built from the first batch, then frozen: by default the wide ReLU layer's
-        kernel compressed to M features, :mod:`forgetless.layers.kernel`) or ``"none"`` (a
-        linear probe on the encoder features). See :mod:`forgetless.layers`.
+    projection : ``"auto"`` (default: an orthogonal ReLU layer of M units where it is at least
+        twice as wide as the features, none on wider features;
+        :func:`forgetless.layers.resolve_projection` says why), ``"orthogonal"``,
+        ``"gaussian"``, ``"hadamard"``, ``"fourier"``, ``"guided"`` (built from the first
+        batch, then frozen: by default the wide ReLU layer's kernel compressed to M features,
+        :mod:`forgetless.layers.kernel`) or ``"none"`` (a linear probe on the encoder
+        features). See :mod:`forgetless.layers`. ``projection_.kind`` says which was built.
     n_components : width M of the layer.
     activation : ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``, ``"identity"``; ``None`` picks
         the layer's default (relu; cos for fourier; identity for none).
@@ -153,7 +157,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "projection": [StrOptions(set(KINDS))],
+        "projection": [StrOptions(set(PROJECTIONS))],
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS)), None],
         "bias": ["boolean"],
@@ -176,7 +180,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        projection: str = "orthogonal",
+        projection: str = "auto",
         n_components: int = 2000,
         activation: str | None = None,
         bias: bool = False,
@@ -303,7 +307,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
         layer = make_layer(
-            params["projection"],
+            resolve_projection(params["projection"], X.shape[1], params["n_components"]),
             n_features=X.shape[1],
             n_components=params["n_components"],
             seed=int(seed),
@@ -853,12 +857,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         config = metadata["layer"]
         if not isinstance(config, dict):
             raise ModelFileError("the layer's configuration is not a table")
-        if config.get("kind") != params["projection"] or config.get("n_features") != n_features:
+        kind = resolve_projection(params["projection"], n_features, params["n_components"])
+        if config.get("kind") != kind or config.get("n_features") != n_features:
             raise ModelFileError(
                 f"the layer ({config.get('kind')!r}, {config.get('n_features')!r} inputs) does "
-                f"not match the parameters ({params['projection']!r}, {n_features} inputs)"
+                f"not match the parameters ({kind!r}, {n_features} inputs)"
             )
-        if config.get("n_components") != m and params["projection"] != "none":
+        if config.get("n_components") != m and kind != "none":
             raise ModelFileError(
                 f"the layer has {config.get('n_components')!r} units but the statistics {m}"
             )

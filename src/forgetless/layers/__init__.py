@@ -29,6 +29,12 @@ from forgetless.layers.random import RANDOM_KINDS, RandomProjection
 from forgetless.layers.xp import NUMPY, NumpyOps, TorchOps, fwht
 
 KINDS = (*RANDOM_KINDS, "guided")
+PROJECTIONS = ("auto", *KINDS)
+"""What a learner's ``projection`` may be: a layer kind, or ``"auto"``
+(:func:`resolve_projection`)."""
+AUTO_LIFT = 2
+"""``projection="auto"`` adds the random layer only when it is at least this many times as wide
+as the features (:func:`resolve_projection`)."""
 
 __all__ = [
     "ACTIVATIONS",
@@ -37,6 +43,7 @@ __all__ = [
     "KERNEL_DEFAULTS",
     "KINDS",
     "NUMPY",
+    "PROJECTIONS",
     "RANDOM_KINDS",
     "GuidedKernelProjection",
     "GuidedProjection",
@@ -51,6 +58,7 @@ __all__ = [
     "layer_class",
     "layer_from_config",
     "make_layer",
+    "resolve_projection",
     "supervisory_scores",
 ]
 
@@ -85,12 +93,39 @@ def layer_class(kind: Any, settings: Any = None, default_method: str = "kernel")
     raise ValueError(f"unknown projection {kind!r}; choose one of {', '.join(KINDS)}")
 
 
+def resolve_projection(kind: str, n_features: int, n_components: int) -> str:
+    """The layer kind a learner's ``projection`` setting builds on features of ``n_features``.
+
+    ``"auto"`` is an orthogonal random ReLU layer when it lifts the features, being at least
+    :data:`AUTO_LIFT` times as wide, and no layer otherwise: a random layer earns its place by
+    lifting narrow features into a wider space, and on features about as wide as itself it did
+    not pay.
+    Measured on validation rows of the built-in datasets: on raw pixels (64 and 784 values) the
+    2000-unit layer is ahead by up to 4 points; on the built-in encoders' several-depth
+    features (1,904 and 2,304 values) the ridge without it is ahead at almost every sample
+    size, by up to 4 points on latin-glyphs. Other kinds are returned as they are.
+
+    >>> resolve_projection("auto", n_features=784, n_components=2000)
+    'orthogonal'
+    >>> resolve_projection("auto", n_features=1904, n_components=2000)
+    'none'
+    >>> resolve_projection("gaussian", n_features=1904, n_components=2000)
+    'gaussian'
+    """
+    if kind != "auto":
+        return kind
+    return "orthogonal" if n_components >= AUTO_LIFT * n_features else "none"
+
+
 def check_layer_params(
     kind: str, activation: str | None = None, params: dict[str, Any] | None = None
 ) -> None:
     """Refuse layer settings that cannot go together, before any work: an unknown kind or
     activation, cos outside the fourier layer (or another activation inside it), and
-    ``projection_params`` for a layer other than guided or with unknown or invalid settings."""
+    ``projection_params`` for a layer other than guided or with unknown or invalid settings.
+    ``"auto"`` is checked as the random kinds it resolves to."""
+    if kind == "auto":
+        kind = "orthogonal"
     layer_class(kind)
     if activation is not None:
         check_activation(activation)
