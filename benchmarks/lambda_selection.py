@@ -3,6 +3,7 @@
     python benchmarks/lambda_selection.py            # 6 datasets x 3 seeds x M = 2000, 4000
     python benchmarks/lambda_selection.py --quick    # digits, one seed, M = 600: a minute
     python benchmarks/lambda_selection.py --only refit --refit-sizes 2000 4000 10000
+    python benchmarks/lambda_selection.py --projection auto --sizes 2000 --only final runs
 
 Writes ``benchmarks/results/lambda_selection.json`` (resumable: entries already there are kept
 and not run again unless ``--fresh``). Timings depend on the machine and its load; every ratio
@@ -81,10 +82,14 @@ DATASETS = {
 }  # fmt: skip
 
 
+PROJECTION = {"projection": "orthogonal"}  # --projection auto: today's default layer rule
+
+
 def learner_at(m: int, seed: int) -> ContinualClassifier:
     """The default learner with the random layer these runs study, M units wide (explicit:
-    ``projection="auto"`` builds no layer where M is less than twice the features' width)."""
-    return ContinualClassifier(projection="orthogonal", n_components=m, random_state=seed)
+    ``projection="auto"`` builds no layer where M is less than twice the features' width;
+    ``--projection auto`` runs that rule instead)."""
+    return ContinualClassifier(**PROJECTION, n_components=m, random_state=seed)
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -518,13 +523,23 @@ def main() -> None:
                         default=["wordnet/minilm:4000", "wordnet/minilm:2000"])  # fmt: skip
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--fresh", action="store_true", help="rerun entries already written")
+    parser.add_argument(
+        "--projection",
+        choices=["orthogonal", "auto"],
+        default="orthogonal",
+        help="the default learner's layer (auto: to lambda_selection_auto.json)",
+    )
     args = parser.parse_args()
+    PROJECTION["projection"] = args.projection
+    if args.projection == "auto" and args.out == str(OUT):
+        args.out = str(RESULTS / "lambda_selection_auto.json")
     if args.quick:
         args.datasets, args.sizes, args.seeds, args.refit_sizes = ["digits/raw"], [600], [0], [600]
         args.out = str(RESULTS / "lambda_selection_quick.json")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     results.setdefault("runs", [])
+    results["projection"] = args.projection
     results["machine"] = {
         "platform": platform.platform(), "cpus": os.cpu_count(), "library_version": __version__,
         "note": "2 shared cores; timings vary with the load of other processes",
