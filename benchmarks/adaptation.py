@@ -147,18 +147,21 @@ def run_entry(
     validation: bool = False,
     protocol: str = "configs",
     readout: str | None = None,
+    learner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One dataset and seed: the plain run, then the adapted one (same class order).
     ``validation``: both on a held-out fifth of the training subset instead of the test split.
-    ``readout``: the encoder's readout in both runs (default: the encoder's own)."""
+    ``readout``: the encoder's readout in both runs (default: the encoder's own).
+    ``learner``: the learner settings of both runs (default: the orthogonal layer, M = 2000)."""
     began = time.perf_counter()
-    config = _config(name, seed, None, plain_cache, protocol, readout)
+    config = _config(name, seed, None, plain_cache, protocol, readout, learner)
     plain = run(config, validation_data(config, True) if validation else None)
     plain_seconds = time.perf_counter() - began
     began = time.perf_counter()
     config = _config(
-        name, seed, {**adaptation, "compare": False}, protocol=protocol, readout=readout
-    )
+        name, seed, {**adaptation, "compare": False}, protocol=protocol, readout=readout,
+        learner=learner,
+    )  # fmt: skip
     adapted = run(config, validation_data(config, False) if validation else None)
     info = adapted["adaptation"][str(seed)]
     without = _accuracies(plain, seed)
@@ -272,6 +275,12 @@ def main() -> None:
         "--readout",
         help="the encoders' readout in both runs (stages / layers; entries readout-<r>/...)",
     )
+    parser.add_argument(
+        "--projection",
+        choices=["orthogonal", "auto"],
+        default="orthogonal",
+        help="the learners' layer in both runs (auto: today's default; projection-auto/...)",
+    )
     parser.add_argument("--cost", action="store_true", help="also time a 3,000-image first task")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument(
@@ -303,7 +312,7 @@ def main() -> None:
         labels = {k.split("/", 3)[3] for k in doc["entries"] if k.startswith("validation/")}
         doc["half_first_summary"] = summarise(doc["entries"], "half-first/")
         for readout in sorted(
-            {k.split("/")[0] for k in doc["entries"] if k.startswith("readout-")}
+            {k.split("/")[0] for k in doc["entries"] if k.startswith(("readout-", "projection-"))}
         ):
             doc[f"{readout}_summary"] = summarise(doc["entries"], readout + "/")
         doc["validation_summary"] = {
@@ -327,6 +336,8 @@ def main() -> None:
                 key = f"{args.protocol}/{key}"
             if args.readout:
                 key = f"readout-{args.readout}/{key}"
+            if args.projection != "orthogonal":
+                key = f"projection-{args.projection}/{key}"
             if key in doc["entries"]:
                 print(f"{key}: done already")
                 continue
@@ -338,6 +349,7 @@ def main() -> None:
                 args.validation,
                 args.protocol,
                 args.readout,
+                {"projection": args.projection, "n_components": 2000},
             )
             doc["entries"][key] = entry
             save()
