@@ -265,13 +265,19 @@ def layers(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], s
         save()
 
 
+def by_shots(entry: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A study's runs (keyed ``<K>/<seed>``) grouped by K, in increasing K."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for key, run_ in entry.items():
+        groups.setdefault(key.split("/")[0], []).append(run_)
+    return dict(sorted(groups.items(), key=lambda kv: int(kv[0])))
+
+
 def layers_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """Per dataset and K: mean validation accuracy (%) of each variant and reference."""
     out: dict[str, Any] = {}
     for name, entry in doc.get("layers", {}).items():
-        by_k: dict[str, list[dict[str, Any]]] = {}
-        for key, r in entry.items():
-            by_k.setdefault(key.split("/")[0], []).append(r)
+        by_k = by_shots(entry)
         out[name] = {
             k: {
                 "seeds": len(rs),
@@ -280,7 +286,7 @@ def layers_summary(doc: dict[str, Any]) -> dict[str, Any]:
                     for m in ("ncm", "lda", *LAYER_VARIANTS)
                 },
             }
-            for k, rs in sorted(by_k.items(), key=lambda kv: int(kv[0]))
+            for k, rs in by_k.items()
         }
     return out
 
@@ -402,9 +408,7 @@ def decisions_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """Per dataset and K: mean validation accuracy of each rule and the discriminant's gain."""
     out: dict[str, Any] = {}
     for name, entry in doc.get("decisions", {}).items():
-        by_k: dict[str, list[dict[str, Any]]] = {}
-        for key, r in entry.items():
-            by_k.setdefault(key.split("/")[0], []).append(r)
+        by_k = by_shots(entry)
         out[name] = {
             k: {
                 "samples_per_class": round(float(np.mean([r["n"] / r["classes"] for r in rs])), 1),
@@ -415,7 +419,7 @@ def decisions_summary(doc: dict[str, Any]) -> dict[str, Any]:
                 ),
                 "seeds": len(rs),
             }
-            for k, rs in sorted(by_k.items(), key=lambda kv: int(kv[0]))
+            for k, rs in by_k.items()
         }
     return out
 

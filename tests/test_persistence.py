@@ -226,3 +226,19 @@ def test_files_from_before_the_decision_setting_score_by_the_regression(tmp_path
     persistence.write_model_file(old, metadata, arrays, kind="forgetless-model", version=3)
     with pytest.raises(ModelFileError, match="'decision' parameter"):
         ContinualClassifier.load(old)
+
+
+def test_a_file_whose_layer_is_not_what_auto_builds_is_refused(tmp_path, data):
+    """``projection="auto"`` on 64 pixels with 100 units means no layer; a file that claims
+    an orthogonal layer for those settings is refused, naming both."""
+    X, y = data
+    path, forged = tmp_path / "model.fl", tmp_path / "forged.fl"
+    ContinualClassifier(n_components=100, random_state=0).fit(X[:300], y[:300]).save(path)
+    metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
+    assert metadata["params"]["projection"] == "auto" and metadata["layer"]["kind"] == "none"
+    layer = {**metadata["layer"], "kind": "orthogonal", "n_components": 100}
+    persistence.write_model_file(
+        forged, {**metadata, "layer": layer}, arrays, kind="forgetless-model", version=3
+    )
+    with pytest.raises(ModelFileError, match=r"\('orthogonal'.*does not match.*\('none'"):
+        ContinualClassifier.load(forged)
