@@ -2,6 +2,7 @@
 
     python benchmarks/teachable_small.py              # -> benchmarks/results/teachable_small.json
     python benchmarks/teachable_small.py --splits 1 --no-guided      # a quick look
+    python benchmarks/teachable_small.py --layers   # -> benchmarks/results/teachable_layers.json
 
 The README's small case: openclipart's 6 top folders (animals, food, geography, people, tools,
 transportation) as classes, 105 images drawn from each (seed 0; symlinks and images over 4 MP
@@ -41,6 +42,18 @@ nothing tuned on it (lambda is chosen from the sums, the temperature on held-out
   keep), with the one fitted at learn time (what a model that cannot refit keeps), with T = 1,
   and for a model taught the same data without the class (while the layer grows the forget
   rebuilds it, so the two are the same model: ``identical_to_never_taught``).
+
+``--layers`` asks which layer a model made without a width should have on today's features
+(the encoders' default readouts: 1,904 values per image, 2,304 per text; raw 28 x 28 pixels,
+784, for the other side of the rule), with the teachable model's learner (ridge, regression
+decision, ``alpha="auto"``, layer seed = split): the guided kernel layer at the width rule's M
+(:func:`~forgetless.teachable.width_for`), the gaussian layer at M = 1024 (models made with
+``--width 1024``, and before the rule) and no layer (``projection="none"``), on held-out
+*training* rows only: 5-fold cross-validation inside each split's training images of the small
+case (10, 33 and 75 per class), and the larger counts above from 32 samples on (2 splits). Then,
+for the record, the same three on the small case's test images (5 splits), with the learner
+file's size. :func:`forgetless.teachable.layer_for` (no layer on features wider than 1,000
+values) comes from it.
 
 Threads are limited to ``--threads`` (default 1) for BLAS and torch: this measures a shared
 machine politely, and the timings say so.
@@ -281,6 +294,148 @@ def larger_rows(splits: int) -> list[dict[str, Any]]:
                     )
             print(f"larger counts: {name}, split {split} done", flush=True)
     return rows
+
+
+# ------------------------------------------------------------------------------ layers
+LAYER_SETS = {**LARGER_SETS, "fashion-mnist-raw": ("fashion-mnist", "raw", {})}
+LAYER_SIZES = (32, 64, 128, 256, 512, 1024, 2000)
+
+
+def layer_choices(n: int, classes: int) -> dict[str, tuple[str, int]]:
+    """The candidate layers of a model made without a width, for n samples of C classes."""
+    from forgetless.teachable import DEFAULT_WIDTH, width_for
+
+    return {
+        "guided (rule's M)": ("guided", width_for(n, classes)),
+        f"gaussian {DEFAULT_WIDTH}": ("gaussian", DEFAULT_WIDTH),
+        "none": ("none", 1),
+    }
+
+
+def teachable_learner_score(
+    projection: str, m: int, seed: int, X: np.ndarray, y: np.ndarray, fit: np.ndarray, held
+) -> dict[str, Any]:
+    """The teachable model's learner (its decision rule) on rows ``fit``, scored on ``held``;
+    the learner file's size."""
+    from forgetless import ContinualClassifier
+    from forgetless.teachable import TEACHABLE_DECISION
+
+    clf = ContinualClassifier(
+        projection=projection,
+        n_components=m,
+        alpha="auto",
+        decision=TEACHABLE_DECISION,
+        random_state=seed,
+    )
+    start = time.perf_counter()
+    quiet_fit(clf, X[fit], y[fit])
+    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "learner.fl"
+        clf.save(path)
+        size = path.stat().st_size
+    return {
+        "M": int(clf.projection_.n_outputs),
+        "accuracy": float(np.mean(clf.predict(X[held]) == y[held])),
+        "fit_seconds": round(seconds, 3),
+        "learner_bytes": size,
+    }
+
+
+def layer_rows(X: np.ndarray, y: np.ndarray, splits: int) -> dict[str, list[dict[str, Any]]]:
+    """The three layers on held-out training rows (small case by 5-fold CV, larger counts on
+    1,000 held-out rows), then on the small case's test images."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from forgetless.cache import FeatureCache
+    from forgetless.data import load_dataset
+    from forgetless.data.base import stratified_sample, stratified_split
+    from forgetless.encoders import load_encoder
+    from forgetless.teachable import layer_for
+
+    out: dict[str, list[dict[str, Any]]] = {"validation": [], "larger": [], "test": []}
+
+    def run(rows, base, fit, held, seed, data_dim):
+        rule_name = "none" if layer_for(data_dim) == "none" else "guided (rule's M)"
+        for name, (projection, m) in layer_choices(fit.size, np.unique(y_[fit]).size).items():
+            rows.append(
+                {
+                    **base,
+                    "layer": name,
+                    "rule_pick": name == rule_name,
+                    **teachable_learner_score(projection, m, seed, X_, y_, fit, held),
+                }
+            )
+
+    X_, y_ = X, y
+    for split in range(splits):
+        train_rows, test_rows = split_rows(y, split)
+        for per_class in SIZES:
+            train = np.sort(train_rows[:, :per_class].ravel())
+            folds = StratifiedKFold(5, shuffle=True, random_state=split)
+            for fold, (a, b) in enumerate(folds.split(X[train], y[train])):
+                base = {"split": split, "per_class": per_class, "fold": fold, "n": len(a)}
+                run(out["validation"], base, train[a], train[b], split, X.shape[1])
+            base = {"split": split, "per_class": per_class, "n": int(train.size)}
+            run(out["test"], base, train, test_rows, split, X.shape[1])
+        print(f"layers: small case, split {split} done", flush=True)
+    for name, (data, encoder_name, options) in LAYER_SETS.items():
+        whole = load_dataset(data).train
+        if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)
+            whole = whole.subset(stratified_sample(whole.labels, 3000, seed=0))
+        encoder = load_encoder(encoder_name, **options)
+        feats = FeatureCache().features(encoder, whole.inputs, tag=f"{data}/train", progress=False)
+        X_, y_ = np.asarray(feats, dtype=np.float32), np.asarray(whole.labels)
+        for split in range(min(splits, 2)):
+            fit_rows, held = stratified_split(y_, 1000 / len(y_), seed=split)
+            order = np.random.default_rng(split).permutation(fit_rows)
+            for n in LAYER_SIZES:
+                base = {"data": name, "d": int(X_.shape[1]), "split": split, "n": n}
+                run(out["larger"], base, order[:n], held, split, X_.shape[1])
+            print(f"layers: {name}, split {split} done", flush=True)
+    return out
+
+
+def summarise_layers(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Mean accuracy (%) of each layer per cell, and no layer minus the guided rule."""
+
+    def percent(rows: list[dict]) -> float:
+        return round(float(np.mean([100 * r["accuracy"] for r in rows])), 2)
+
+    def cells(group: list[dict], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        out = []
+        for key in sorted({tuple(r[k] for k in keys) for r in group}, key=str):
+            cell = [r for r in group if tuple(r[k] for k in keys) == key]
+            layers = dict.fromkeys(r["layer"] for r in cell)
+            acc = {layer: percent([r for r in cell if r["layer"] == layer]) for layer in layers}
+            size = {
+                layer: int(np.median([r["learner_bytes"] for r in cell if r["layer"] == layer]))
+                for layer in acc
+            }
+            rule = next(r["layer"] for r in cell if r["rule_pick"])
+            out.append(
+                {
+                    **dict(zip(keys, key, strict=True)),
+                    "n": int(np.median([r["n"] for r in cell])),
+                    "accuracy": acc,
+                    "learner_bytes": size,
+                    "none_minus_guided": round(acc["none"] - acc["guided (rule's M)"], 2),
+                    "rule": rule,
+                }
+            )
+        return out
+
+    larger = cells(rows["larger"], ("data", "d", "n"))
+    wide = [c for c in larger if c["d"] > 1000] + cells(rows["validation"], ("per_class",))
+    return {
+        "validation_small_case": cells(rows["validation"], ("per_class",)),
+        "larger_counts": larger,
+        "test_small_case": cells(rows["test"], ("per_class",)),
+        "wide_features_cells": len(wide),
+        "wide_none_ahead_by_0_1": sum(c["none_minus_guided"] > 0.1 for c in wide),
+        "wide_none_within_0_1": sum(abs(c["none_minus_guided"]) <= 0.1 for c in wide),
+        "wide_none_mean_gain": round(float(np.mean([c["none_minus_guided"] for c in wide])), 2),
+    }
 
 
 # ------------------------------------------------------------------------------ teachable
@@ -665,8 +820,13 @@ def main() -> None:
     parser.add_argument(
         "--no-larger", action="store_true", help="skip the built-in datasets' larger counts"
     )
-    parser.add_argument("--out", default=str(RESULTS / "teachable_small.json"))
+    parser.add_argument(
+        "--layers", action="store_true", help="which layer on today's features (its own JSON)"
+    )
+    parser.add_argument("--out", default=None, help="the JSON file (default: by mode)")
     args = parser.parse_args()
+    default = "teachable_layers.json" if args.layers else "teachable_small.json"
+    args.out = args.out or str(RESULTS / default)
     from threadpoolctl import threadpool_limits
 
     import forgetless
@@ -684,6 +844,35 @@ def main() -> None:
         X, cache_root = features(encoder, paths)
         encode_seconds = time.perf_counter() - start
         print(f"{len(paths)} images, features {X.shape} in {encode_seconds:.0f} s", flush=True)
+        if args.layers:
+            rows = layer_rows(X, y, args.splits)
+            doc = {
+                "benchmark": "teachable_small --layers",
+                "command": "python benchmarks/teachable_small.py --layers"
+                + (f" --splits {args.splits}" if args.splits != 5 else ""),
+                "library_version": forgetless.__version__,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} "
+                "thread(s) used",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+                "seconds": round(time.time() - started, 1),
+                "settings": {
+                    "small_case": f"openclipart top folders {list(CLASSES)}, {encoder.describe()}, "
+                    f"features {X.shape[1]}; 5-fold CV inside each split's training images "
+                    f"({list(SIZES)} per class), then its {TEST_PER_CLASS} test images per class",
+                    "larger_counts": {k: list(v[:2]) + [v[2]] for k, v in LAYER_SETS.items()},
+                    "sizes": list(LAYER_SIZES),
+                    "held_out": "1000 rows of the 3,000-row training subset, stratified, "
+                    "seed=split (test subsets unread)",
+                    "learner": "ContinualClassifier(projection, n_components=M, alpha='auto', "
+                    "decision='regression', random_state=split): the teachable model's",
+                },
+                "summary": summarise_layers(rows),
+                "rows": rows,
+            }
+            Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+            print(json.dumps(doc["summary"], indent=1))
+            print(f"wrote {args.out}")
+            return
         paths_array = np.array(paths)
         runs, teach, old_default, models = [], [], [], []
         validation = [] if args.no_validation else validation_rows(X, y, args.splits)

@@ -454,9 +454,9 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
         code, out, err = cli(capsys, *argv)
         assert code == 0, err
         outs.append(out)
-    assert "minilm" in outs[0] and "width 64 (from the samples in hand)" in outs[0]
-    assert "learned 3 texts" in outs[1]
-    assert "layer rebuilt at width 64 from all 6 samples; it grows with the samples" in outs[1]
+    # MiniLM's 2,304 features are wide: no layer, as forgetless run's default learner.
+    assert "minilm" in outs[0] and "no layer (2304 features)" in outs[0]
+    assert "learned 3 texts" in outs[1] and "layer" not in outs[1]
     code, out, err = cli(
         capsys,
         "predict",
@@ -489,7 +489,8 @@ def test_the_layer_grows_with_the_samples_and_info_says_so(capsys, tmp_path):
     and --width is refused on such a model."""
     folder = _digit_folder(tmp_path)
     model = tmp_path / "digits.model"
-    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw")
+    # 8 x 8 colour pixels (192 values) are narrow: the layer follows the samples.
+    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--image-size", "8")
     assert code == 0, err
     assert "width 64 (from the samples in hand)" in out.splitlines()[0]
     before = snapshot(model)
@@ -510,7 +511,31 @@ def test_the_layer_grows_with_the_samples_and_info_says_so(capsys, tmp_path):
     code, out, _ = cli(capsys, "info", model, "--format", "json")
     layer = json.loads(out)["learner"]["layer"]
     assert layer["state"] == "growing" and layer["built_on_samples"] == 20
-    assert layer["bytes_per_sample_while_growing"] == 4 * 32 * 32 * 3
+    assert layer["bytes_per_sample_while_growing"] == 4 * 8 * 8 * 3
+
+
+def test_wide_features_need_no_layer_and_info_says_so(capsys, tmp_path):
+    """Raw 32 x 32 colour pixels (3,072 values) are wider than 1,000: the model learns on them
+    directly (no layer, no rebuild), refuses --width, and info says why."""
+    folder = _digit_folder(tmp_path)
+    model = tmp_path / "wide.model"
+    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw")
+    assert code == 0, err
+    assert "no layer (3072 features)" in out.splitlines()[0]
+    before = snapshot(model)
+    code, _, err = cli(capsys, "learn", model, folder, "--width", "64")
+    assert code == 2 and "features directly (no layer)" in one_error_line(err, "learn")
+    assert snapshot(model) == before
+    code, out, err = cli(capsys, "forget", model, "--class", "zero")
+    assert code == 0 and "layer" not in out, err
+    code, out, _ = cli(capsys, "info", model)
+    lines = {line[:12].strip(): line[12:] for line in out.splitlines() if line[:1].isalpha()}
+    assert lines["learner"].startswith("no layer (the encoder's 3072 features are wide enough")
+    assert "layer" not in lines
+    code, out, _ = cli(capsys, "info", model, "--format", "json")
+    learner = json.loads(out)["learner"]
+    assert learner["projection"] == "none" and learner["activation"] == "identity"
+    assert learner["layer"]["state"] == "none" and learner["width"] == 3072
 
 
 @pytest.mark.parametrize("command", ["learn", "predict", "forget", "info", "evaluate"])

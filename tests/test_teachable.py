@@ -846,3 +846,83 @@ def test_a_given_width_and_models_made_before_the_rule_are_unchanged(tmp_path, d
     expected = before.partial_fit(reopened.encode(X2).features, y2)
     assert np.array_equal(clf.statistics_.gram, expected.statistics_.gram)
     assert TeachableModel.open(tmp_path / "old").settings == old_settings
+
+
+def make_wide(path: Path, **kw) -> TeachableModel:
+    """A model made without a width on raw 32 x 32 pixels: 1,024 features, wide enough to be
+    learned without a layer."""
+    return TeachableModel.create(path, "raw", encoder_options={"size": 32}, **kw)
+
+
+def test_wide_features_are_learned_without_a_layer(tmp_path, digits):
+    from forgetless.teachable import LAYER_FREE_ABOVE, layer_for
+
+    assert layer_for(LAYER_FREE_ABOVE) == "guided" and layer_for(LAYER_FREE_ABOVE + 1) == "none"
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})
+    X2, y2 = pick(digits, {"digit3"})
+    model = make_wide(tmp_path / "m")
+    assert model.learn(X1, y1).layer is None  # nothing to build or rebuild
+    assert model.settings == {
+        "width": 1024,
+        "width_rule": "features",
+        "random_state": 0,
+        "deletion_records": True,
+        "projection": "none",
+    }
+    assert model.learn(X2, y2).layer is None
+    reopened = TeachableModel.open(tmp_path / "m")
+    clf = reopened.learner()
+    assert clf.projection_.kind == "none" and clf.n_features_in_ == 1024
+    info = reopened.info()["learner"]
+    assert info["layer"]["state"] == "none" and info["activation"] == "identity"
+    assert info["width_rule"].startswith("no layer")
+    # Two learns equal one, and forgetting a class equals a model never taught it.
+    once = make_wide(tmp_path / "once")
+    once.learn(np.concatenate([X1, X2]), np.concatenate([y1, y2]))
+    assert_same_model(reopened, once, X2)
+    reopened.forget_classes(["digit3"])
+    never = make_wide(tmp_path / "never")
+    never.learn(X1, y1)
+    assert_same_model(TeachableModel.open(tmp_path / "m"), never, X1[::5])
+    # A width given when the model is made keeps its gaussian layer on wide features too.
+    given = make_wide(tmp_path / "given", width=64)
+    given.learn(X1, y1)
+    assert given.settings["projection"] == "gaussian" and given.learner().n_components == 64
+
+
+def test_a_model_without_a_layer_whose_settings_disagree_is_refused(tmp_path, digits):
+    from forgetless.persistence import read_model_file, write_model_file
+    from forgetless.teachable import KIND, VERSION
+
+    X, y = pick(digits, {"digit0", "digit1"}, n=20)
+    make_wide(tmp_path / "m").learn(X, y)
+    meta, arrays = read_model_file(tmp_path / "m" / "CURRENT", kind=KIND, version=VERSION)
+    for bad in ({"width": 512}, {"width_rule": "samples"}, {"projection": "gaussian"}):
+        broken = {**meta, "settings": {**meta["settings"], **bad}}
+        write_model_file(tmp_path / "m" / "CURRENT", broken, arrays, kind=KIND, version=VERSION)
+        with pytest.raises(ModelFileError, match="settings"):
+            TeachableModel.open(tmp_path / "m")
+    write_model_file(tmp_path / "m" / "CURRENT", meta, arrays, kind=KIND, version=VERSION)
+    assert TeachableModel.open(tmp_path / "m").n_samples == 40
+
+
+def test_a_wide_model_made_before_the_rule_keeps_its_layer_until_emptied(
+    tmp_path, digits, monkeypatch
+):
+    import forgetless.teachable as teachable
+
+    X1, y1 = pick(digits, {"digit0", "digit1"}, n=20)
+    X2, y2 = pick(digits, {"digit2"}, n=20)
+    model = make_wide(tmp_path / "m")
+    with monkeypatch.context() as patched:  # taught by a release that built the layer here
+        patched.setattr(teachable, "layer_for", lambda dim: "guided")
+        model.learn(X1, y1)
+    assert model.settings["projection"] == "guided"
+    model.learn(X2, y2)  # it keeps growing its guided layer
+    assert model.settings["projection"] == "guided" and model.settings["width_rule"] == "samples"
+    model.forget_classes(["digit0", "digit1", "digit2"])
+    model.learn(X2, y2)  # emptied, it starts afresh as a new model would
+    assert model.settings["projection"] == "none"
+    fresh = make_wide(tmp_path / "fresh")
+    fresh.learn(X2, y2)
+    assert learner_bytes(TeachableModel.open(tmp_path / "m")) == learner_bytes(fresh)

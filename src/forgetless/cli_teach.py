@@ -28,7 +28,10 @@ LEARN_EXAMPLES = """examples:
   forgetless learn topics.model --text "refund my order" --text "card declined" --label billing
 
 MODEL is created on first use (its encoder from --encoder, else efficientnet-lite0 for images
-and minilm for texts) and must keep that encoder. Its layer width follows the samples in hand
+and minilm for texts) and must keep that encoder. On features wider than {half} values
+(the built-in encoders' 1,904 and 2,304) it learns on the features themselves, with no
+layer, as forgetless run does.
+On narrower ones its layer width follows the samples in hand
 (n samples of C classes: {rule},
 from {floor} to {top}): the guided kernel layer, rebuilt from every sample's features at each
 learn and forget until {until} samples, then frozen.
@@ -100,10 +103,20 @@ def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
 
 def add_teach_commands(subparsers: Any) -> None:
     """Register learn, predict, forget, info and evaluate."""
-    from forgetless.teachable import DEFAULT_WIDTH, GROWING_UNTIL, WIDTH_FLOOR, WIDTH_RULE_SHORT
+    from forgetless.teachable import (
+        DEFAULT_WIDTH,
+        GROWING_UNTIL,
+        LAYER_FREE_ABOVE,
+        WIDTH_FLOOR,
+        WIDTH_RULE_SHORT,
+    )
 
     examples = LEARN_EXAMPLES.format(
-        rule=WIDTH_RULE_SHORT, floor=WIDTH_FLOOR, top=DEFAULT_WIDTH, until=GROWING_UNTIL
+        rule=WIDTH_RULE_SHORT,
+        floor=WIDTH_FLOOR,
+        top=DEFAULT_WIDTH,
+        until=GROWING_UNTIL,
+        half=LAYER_FREE_ABOVE,
     )
     p = _parser(subparsers, "learn", "teach a model labelled images or texts", examples)
     p.add_argument("model", metavar="MODEL", help="model folder (created on first use)")
@@ -296,6 +309,11 @@ def _learn(args: argparse.Namespace) -> int:
         model = TeachableModel.open(path)
         options = encoder_options(model.spec.name, args.image_size) if args.image_size else None
         model.check_encoder_request(args.encoder, options)
+        if args.width is not None and model.settings.get("width_rule") == "features":
+            raise InputError(
+                f"{path} learns on its encoder's {model.spec.dim} features directly (no layer); "
+                "leave --width out (or teach a new model with --width)"
+            )
         if args.width is not None and model.settings.get("width_rule") == "samples":
             raise InputError(
                 f"{path} chooses its width from the samples it has (now "
@@ -359,11 +377,14 @@ def _learn(args: argparse.Namespace) -> int:
     described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
     report = model.learn(batch, describe=described)
     if not exists:
-        rule = model.settings.get("width_rule") == "samples"
-        print(
-            f"created {path}: {model.spec.describe()}, width {model.settings['width']}"
-            + (" (from the samples in hand)" if rule else "")
+        rule = model.settings.get("width_rule")
+        layer = (
+            f"no layer ({model.spec.dim} features)"
+            if rule == "features"
+            else f"width {model.settings['width']}"
+            + (" (from the samples in hand)" if rule == "samples" else "")
         )
+        print(f"created {path}: {model.spec.describe()}, {layer}")
     if dropped:
         print("deletion records dropped: forgetting a class now needs its data")
     if not report.learned:
@@ -563,12 +584,19 @@ def _info(args: argparse.Namespace) -> int:
     alpha = learner["alpha"]
     layer = learner["layer"]
     kind = "guided kernel" if learner["projection"] == "guided" else learner["projection"]
-    if layer["state"] == "fixed":
-        how = "given" if learner["width_rule"].startswith("given") else "default"
+    if layer["state"] == "none":
+        what = (
+            f"no layer (the encoder's {learner['width']} features are wide enough, as in "
+            "forgetless run), ridge "
+        )
     else:
-        how = f"from {layer['built_on_samples']} samples: {WIDTH_RULE_SHORT}"
+        if layer["state"] == "fixed":
+            how = "given" if learner["width_rule"].startswith("given") else "default"
+        else:
+            how = f"from {layer['built_on_samples']} samples: {WIDTH_RULE_SHORT}"
+        what = f"{kind} ReLU layer, width M = {learner['width']} ({how}), ridge "
     print(
-        f"learner     {kind} ReLU layer, width M = {learner['width']} ({how}), ridge "
+        f"learner     {what}"
         + (f"λ = {alpha:.4g} (chosen from the sums)" if alpha is not None else "(no classes)")
     )
     if layer["state"] == "growing":
