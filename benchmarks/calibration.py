@@ -1,6 +1,7 @@
 """Calibration of the teachable model's probabilities: ECE before and after its temperature.
 
     python benchmarks/calibration.py            # -> benchmarks/results/calibration.json
+    python benchmarks/calibration.py --learner default   # -> calibration_default.json
 
 For each built-in dataset (stratified 3,000 / 1,000 subsets, seed 0, as the README's other
 benchmarks, so the feature cache is shared), a learner with the teachable model's settings
@@ -9,6 +10,11 @@ temperature is fitted exactly as ``forgetless learn`` fits it (a copy of the lea
 stratified fifth of the data in hand and scores it); expected calibration error (15 equal-width
 bins), negative log-likelihood and mean top probability are measured on the test subset with
 T = 1 (plain softmax of the scores) and with the fitted T.
+
+``--learner default`` uses the learner a model made without a width builds on those 3,000
+samples instead (:func:`forgetless.teachable.layer_for`: no layer on the encoders' 1,904 and
+2,304 features; the guided kernel layer at the width rule's M on raw 8 x 8 digits), with the
+teachable model's regression decision.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ from forgetless.encoders import load_encoder
 from forgetless.learner import ContinualClassifier
 from forgetless.teachable import (
     DEFAULT_WIDTH,
+    TEACHABLE_DECISION,
     _full_scores,
     _softmax,
     expected_calibration_error,
     fit_temperature_held_out,
+    layer_for,
+    width_for,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,14 +70,32 @@ def subset(dataset, train: int = 3000, test: int = 1000):
     return dataset
 
 
-def measure(name: str, data: str, encoder_name: str, options: dict) -> dict:
+def make_learner(kind: str, n_features: int, n: int, classes: int) -> ContinualClassifier:
+    """``"gaussian-1024"``: models made with ``--width 1024`` (and before the width rule);
+    ``"default"``: what a model made without a width builds for these samples."""
+    if kind == "gaussian-1024":
+        return ContinualClassifier(
+            projection="gaussian", n_components=DEFAULT_WIDTH, random_state=0
+        )
+    layer = layer_for(n_features)
+    return ContinualClassifier(
+        projection=layer,
+        n_components=width_for(n, classes) if layer == "guided" else n_features,
+        decision=TEACHABLE_DECISION,
+        random_state=0,
+    )
+
+
+def measure(
+    name: str, data: str, encoder_name: str, options: dict, learner: str = "gaussian-1024"
+) -> dict:
     dataset = subset(load_dataset(data))
     encoder = load_encoder(encoder_name, **options)
     X_train, X_test = dataset_features(encoder, dataset, progress=False)
     names = np.array(dataset.classes, dtype=object).astype(str)
     y_train, y_test = names[dataset.train.labels], names[dataset.test.labels]
     start = time.perf_counter()
-    clf = ContinualClassifier(projection="gaussian", n_components=DEFAULT_WIDTH, random_state=0)
+    clf = make_learner(learner, X_train.shape[1], len(y_train), np.unique(y_train).size)
     clf.partial_fit(X_train, y_train)
     clf.alpha_  # noqa: B018  (the refit)
     fit_seconds = time.perf_counter() - start
@@ -78,6 +105,7 @@ def measure(name: str, data: str, encoder_name: str, options: dict) -> dict:
     scores = _full_scores(clf, X_test)
     truth = np.searchsorted(clf.classes_, y_test)
     result = {
+        "learner": {"projection": clf.projection, "M": int(clf.projection_.n_outputs)},
         "train": len(y_train),
         "test": len(y_test),
         "classes": int(clf.classes_.size),
@@ -106,9 +134,12 @@ def measure(name: str, data: str, encoder_name: str, options: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=list(CASES))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/calibration.json"))
+    parser.add_argument("--learner", choices=["gaussian-1024", "default"], default="gaussian-1024")
+    parser.add_argument("--out", help="default: calibration.json, or calibration_default.json")
     args = parser.parse_args()
-    results = {name: measure(name, *CASES[name]) for name in args.cases}
+    name = "calibration.json" if args.learner == "gaussian-1024" else "calibration_default.json"
+    args.out = args.out or str(ROOT / "benchmarks/results" / name)
+    results = {name: measure(name, *CASES[name], learner=args.learner) for name in args.cases}
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
