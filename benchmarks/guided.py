@@ -475,7 +475,8 @@ def main() -> None:
         "--layers",
         nargs="+",
         default=[*VARIANTS, *RANDOM, "owm"],
-        choices=[*VARIANTS, *RANDOM, "owm"],
+        choices=[*VARIANTS, *RANDOM, "owm", "none"],
+        help="none: the ridge on the features themselves (no layer; M = their width)",
     )
     parser.add_argument("--max-m", type=int, default=8000, help="largest M for random layers")
     parser.add_argument(
@@ -565,6 +566,7 @@ def main() -> None:
                 plan += [("owm", 1000)] if "owm" in args.layers else []
                 if args.m:
                     plan = [(kind, m) for kind, m in plan if m in args.m]
+                plan += [("none", int(data[0].shape[1]))] if "none" in args.layers else []
                 done = {(r["projection"], r["head"], r["M_requested"], r["seed"]) for r in runs}
                 # A random layer with the ridge head ends at the joint model whatever the task
                 # split (exactness), so its run under another protocol is reused, not redone.

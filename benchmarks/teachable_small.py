@@ -201,32 +201,39 @@ def quiet_fit(clf: Any, X: np.ndarray, y: np.ndarray) -> Any:
 
 
 # ------------------------------------------------------------------------------ validation
-def validation_rows(X: np.ndarray, y: np.ndarray, splits: int) -> list[dict[str, Any]]:
-    """5-fold cross-validation inside each split's training images (no test image used)."""
+def inner_folds(y: np.ndarray, splits: int):
+    """(split, images per class, fold, fitted rows, held-out rows): 5-fold cross-validation
+    inside each split's training images at each training size (no test image used)."""
     from sklearn.model_selection import StratifiedKFold
 
-    from forgetless.teachable import width_for
-
-    rows = []
     for split in range(splits):
         train_rows, _ = split_rows(y, split)
         for per_class in SIZES:
             train = np.sort(train_rows[:, :per_class].ravel())
             folds = StratifiedKFold(5, shuffle=True, random_state=split)
-            for fold, (a, b) in enumerate(folds.split(X[train], y[train])):
-                fit, held = train[a], train[b]
-                rule = width_for(fit.size, np.unique(y[fit]).size)
-                grid = [("guided", m) for m in VALIDATION_WIDTHS] + [("gaussian", 1024)]
-                for projection, m in grid:
-                    rows.append(
-                        {
-                            "split": split,
-                            "per_class": per_class,
-                            "fold": fold,
-                            "n": int(fit.size),
-                            **held_out_score(projection, m, rule, split, X, y, fit, held),
-                        }
-                    )
+            for fold, (a, b) in enumerate(folds.split(train, y[train])):
+                yield split, per_class, fold, train[a], train[b]
+
+
+def validation_rows(X: np.ndarray, y: np.ndarray, splits: int) -> list[dict[str, Any]]:
+    """5-fold cross-validation inside each split's training images (no test image used)."""
+    from forgetless.teachable import width_for
+
+    rows = []
+    for split, per_class, fold, fit, held in inner_folds(y, splits):
+        rule = width_for(fit.size, np.unique(y[fit]).size)
+        grid = [("guided", m) for m in VALIDATION_WIDTHS] + [("gaussian", 1024)]
+        for projection, m in grid:
+            rows.append(
+                {
+                    "split": split,
+                    "per_class": per_class,
+                    "fold": fold,
+                    "n": int(fit.size),
+                    **held_out_score(projection, m, rule, split, X, y, fit, held),
+                }
+            )
+        if fold == 4:
             print(f"validation: split {split}, {per_class}/class done", flush=True)
     return rows
 
@@ -345,8 +352,6 @@ def teachable_learner_score(
 def layer_rows(X: np.ndarray, y: np.ndarray, splits: int) -> dict[str, list[dict[str, Any]]]:
     """The three layers on held-out training rows (small case by 5-fold CV, larger counts on
     1,000 held-out rows), then on the small case's test images."""
-    from sklearn.model_selection import StratifiedKFold
-
     from forgetless.cache import FeatureCache
     from forgetless.data import load_dataset
     from forgetless.data.base import stratified_sample, stratified_split
@@ -368,17 +373,16 @@ def layer_rows(X: np.ndarray, y: np.ndarray, splits: int) -> dict[str, list[dict
             )
 
     X_, y_ = X, y
+    for split, per_class, fold, fit, held in inner_folds(y, splits):
+        base = {"split": split, "per_class": per_class, "fold": fold, "n": int(fit.size)}
+        run(out["validation"], base, fit, held, split, X.shape[1])
     for split in range(splits):
         train_rows, test_rows = split_rows(y, split)
         for per_class in SIZES:
             train = np.sort(train_rows[:, :per_class].ravel())
-            folds = StratifiedKFold(5, shuffle=True, random_state=split)
-            for fold, (a, b) in enumerate(folds.split(X[train], y[train])):
-                base = {"split": split, "per_class": per_class, "fold": fold, "n": len(a)}
-                run(out["validation"], base, train[a], train[b], split, X.shape[1])
             base = {"split": split, "per_class": per_class, "n": int(train.size)}
             run(out["test"], base, train, test_rows, split, X.shape[1])
-        print(f"layers: small case, split {split} done", flush=True)
+    print("layers: small case done", flush=True)
     for name, (data, encoder_name, options) in LAYER_SETS.items():
         whole = load_dataset(data).train
         if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)

@@ -483,6 +483,25 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
     assert info["journal"][0]["inputs"] == ["--text (3)"]
 
 
+def _taught_then_width_refused(capsys, model, folder, options, created, refusal) -> None:
+    """Teach ``folder`` to a new raw-pixel model (``options``), check the first line says
+    ``created``, and that --width is then refused with ``refusal``, the model unchanged."""
+    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw", *options)
+    assert code == 0, err
+    assert created in out.splitlines()[0]
+    before = snapshot(model)
+    code, _, err = cli(capsys, "learn", model, folder, "--width", "64")
+    assert code == 2 and refusal in one_error_line(err, "learn")
+    assert snapshot(model) == before
+
+
+def _info_lines(capsys, model) -> dict[str, str]:
+    """``info``'s text lines by their left-hand name."""
+    code, out, _ = cli(capsys, "info", model)
+    assert code == 0
+    return {line[:12].strip(): line[12:] for line in out.splitlines() if line[:1].isalpha()}
+
+
 def test_the_layer_grows_with_the_samples_and_info_says_so(capsys, tmp_path):
     """No --width: the width follows the samples, each learn and forget rebuilds the layer
     (said on stdout and in the stage lines), info tells the rule, the state and the memory,
@@ -490,18 +509,18 @@ def test_the_layer_grows_with_the_samples_and_info_says_so(capsys, tmp_path):
     folder = _digit_folder(tmp_path)
     model = tmp_path / "digits.model"
     # 8 x 8 colour pixels (192 values) are narrow: the layer follows the samples.
-    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--image-size", "8")
-    assert code == 0, err
-    assert "width 64 (from the samples in hand)" in out.splitlines()[0]
-    before = snapshot(model)
-    code, _, err = cli(capsys, "learn", model, folder, "--width", "64")
-    assert code == 2 and "chooses its width from the samples" in one_error_line(err, "learn")
-    assert snapshot(model) == before
+    _taught_then_width_refused(
+        capsys,
+        model,
+        folder,
+        ["--image-size", "8"],
+        "width 64 (from the samples in hand)",
+        "chooses its width from the samples",
+    )
     code, out, err = cli(capsys, "forget", model, "--class", "zero")
     assert code == 0, err
     assert "layer rebuilt at width 64 from all 20 samples; it grows with the samples" in out
-    code, out, _ = cli(capsys, "info", model)
-    lines = {line[:12].strip(): line[12:] for line in out.splitlines() if line[:1].isalpha()}
+    lines = _info_lines(capsys, model)
     assert (
         "guided kernel ReLU layer, width M = 64 (from 20 samples: the largest power of two"
         in (lines["learner"])
@@ -519,17 +538,12 @@ def test_wide_features_need_no_layer_and_info_says_so(capsys, tmp_path):
     directly (no layer, no rebuild), refuses --width, and info says why."""
     folder = _digit_folder(tmp_path)
     model = tmp_path / "wide.model"
-    code, out, err = cli(capsys, "learn", model, folder, "--encoder", "raw")
-    assert code == 0, err
-    assert "no layer (3072 features)" in out.splitlines()[0]
-    before = snapshot(model)
-    code, _, err = cli(capsys, "learn", model, folder, "--width", "64")
-    assert code == 2 and "features directly (no layer)" in one_error_line(err, "learn")
-    assert snapshot(model) == before
+    _taught_then_width_refused(
+        capsys, model, folder, [], "no layer (3072 features)", "features directly (no layer)"
+    )
     code, out, err = cli(capsys, "forget", model, "--class", "zero")
     assert code == 0 and "layer" not in out, err
-    code, out, _ = cli(capsys, "info", model)
-    lines = {line[:12].strip(): line[12:] for line in out.splitlines() if line[:1].isalpha()}
+    lines = _info_lines(capsys, model)
     assert lines["learner"].startswith("no layer (the encoder's 3072 features are wide enough")
     assert "layer" not in lines
     code, out, _ = cli(capsys, "info", model, "--format", "json")
