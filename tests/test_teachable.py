@@ -854,7 +854,7 @@ def make_wide(path: Path, **kw) -> TeachableModel:
     return TeachableModel.create(path, "raw", encoder_options={"size": 32}, **kw)
 
 
-def test_wide_features_are_learned_without_a_layer(tmp_path, digits):
+def test_wide_features_are_learned_without_a_layer(tmp_path, digits, caplog):
     from forgetless.teachable import LAYER_FREE_ABOVE, layer_for
 
     assert layer_for(LAYER_FREE_ABOVE) == "guided" and layer_for(LAYER_FREE_ABOVE + 1) == "none"
@@ -869,7 +869,9 @@ def test_wide_features_are_learned_without_a_layer(tmp_path, digits):
         "deletion_records": True,
         "projection": "none",
     }
-    assert model.learn(X2, y2).layer is None
+    with caplog.at_level(logging.INFO, logger="forgetless"):
+        assert model.learn(X2, y2).layer is None
+    assert "(no layer, 1024 features; 4 classes, 120 samples in all)" in caplog.text
     reopened = TeachableModel.open(tmp_path / "m")
     clf = reopened.learner()
     assert clf.projection_.kind == "none" and clf.n_features_in_ == 1024

@@ -28,7 +28,7 @@ LEARN_EXAMPLES = """examples:
   forgetless learn topics.model --text "refund my order" --text "card declined" --label billing
 
 MODEL is created on first use (its encoder from --encoder, else efficientnet-lite0 for images
-and minilm for texts) and must keep that encoder. On features wider than {half} values
+and minilm for texts) and must keep that encoder. On features wider than {layer_free} values
 (the built-in encoders' 1,904 and 2,304) it learns on the features themselves, with no
 layer, as forgetless run does.
 On narrower ones its layer width follows the samples in hand
@@ -116,7 +116,7 @@ def add_teach_commands(subparsers: Any) -> None:
         floor=WIDTH_FLOOR,
         top=DEFAULT_WIDTH,
         until=GROWING_UNTIL,
-        half=LAYER_FREE_ABOVE,
+        layer_free=LAYER_FREE_ABOVE,
     )
     p = _parser(subparsers, "learn", "teach a model labelled images or texts", examples)
     p.add_argument("model", metavar="MODEL", help="model folder (created on first use)")

@@ -1215,11 +1215,12 @@ class TeachableModel:
             novelty = self._novelty_state(sums, counts, pool_X, pool_index)
         if layer_note is None:
             logger.info(
-                "learn: added the sums of %d samples in %.1f s (layer width %d; %d %s, "
-                "%d samples in all)",
+                "learn: added the sums of %d samples in %.1f s (%s; %d %s, %d samples in all)",
                 len(index),
                 time.perf_counter() - sums_start,
-                settings["width"],
+                f"no layer, {settings['width']} features"
+                if settings["projection"] == "none"
+                else f"layer width {settings['width']}",
                 clf.classes_.size,
                 "class" if clf.classes_.size == 1 else "classes",
                 self.n_samples + len(index),
