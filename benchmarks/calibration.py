@@ -70,7 +70,9 @@ def subset(dataset, train: int = 3000, test: int = 1000):
     return dataset
 
 
-def make_learner(kind: str, n_features: int, n: int, classes: int) -> ContinualClassifier:
+def make_learner(
+    kind: str, n_features: int, n: int, classes: int, decision: str = TEACHABLE_DECISION
+) -> ContinualClassifier:
     """``"gaussian-1024"``: models made with ``--width 1024`` (and before the width rule);
     ``"default"``: what a model made without a width builds for these samples."""
     if kind == "gaussian-1024":
@@ -81,13 +83,18 @@ def make_learner(kind: str, n_features: int, n: int, classes: int) -> ContinualC
     return ContinualClassifier(
         projection=layer,
         n_components=width_for(n, classes) if layer == "guided" else n_features,
-        decision=TEACHABLE_DECISION,
+        decision=decision,
         random_state=0,
     )
 
 
 def measure(
-    name: str, data: str, encoder_name: str, options: dict, learner: str = "gaussian-1024"
+    name: str,
+    data: str,
+    encoder_name: str,
+    options: dict,
+    learner: str = "gaussian-1024",
+    decision: str = TEACHABLE_DECISION,
 ) -> dict:
     dataset = subset(load_dataset(data))
     encoder = load_encoder(encoder_name, **options)
@@ -95,7 +102,7 @@ def measure(
     names = np.array(dataset.classes, dtype=object).astype(str)
     y_train, y_test = names[dataset.train.labels], names[dataset.test.labels]
     start = time.perf_counter()
-    clf = make_learner(learner, X_train.shape[1], len(y_train), np.unique(y_train).size)
+    clf = make_learner(learner, X_train.shape[1], len(y_train), np.unique(y_train).size, decision)
     clf.partial_fit(X_train, y_train)
     clf.alpha_  # noqa: B018  (the refit)
     fit_seconds = time.perf_counter() - start
@@ -105,7 +112,11 @@ def measure(
     scores = _full_scores(clf, X_test)
     truth = np.searchsorted(clf.classes_, y_test)
     result = {
-        "learner": {"projection": clf.projection, "M": int(clf.projection_.n_outputs)},
+        "learner": {
+            "projection": clf.projection,
+            "M": int(clf.projection_.n_outputs),
+            "decision": clf.head_.decision_,
+        },
         "train": len(y_train),
         "test": len(y_test),
         "classes": int(clf.classes_.size),
@@ -135,11 +146,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=list(CASES))
     parser.add_argument("--learner", choices=["gaussian-1024", "default"], default="gaussian-1024")
+    parser.add_argument(
+        "--decision",
+        choices=["regression", "auto"],
+        default=TEACHABLE_DECISION,
+        help="the ridge head's decision rule (--learner default only; the teachable model's: "
+        "regression)",
+    )
     parser.add_argument("--out", help="default: calibration.json, or calibration_default.json")
     args = parser.parse_args()
     name = "calibration.json" if args.learner == "gaussian-1024" else "calibration_default.json"
     args.out = args.out or str(ROOT / "benchmarks/results" / name)
-    results = {name: measure(name, *CASES[name], learner=args.learner) for name in args.cases}
+    results = {
+        name: measure(name, *CASES[name], learner=args.learner, decision=args.decision)
+        for name in args.cases
+    }
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
