@@ -456,7 +456,8 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
         outs.append(out)
     # MiniLM's 2,304 features are wide: no layer, as forgetless run's default learner.
     assert "minilm" in outs[0] and "no layer (2304 features)" in outs[0]
-    assert "learned 3 texts" in outs[1] and "layer" not in outs[1]
+    assert "classes, 3 samples, no layer, λ = " in outs[0]
+    assert "learned 3 texts" in outs[1] and "rebuilt" not in outs[1]
     code, out, err = cli(
         capsys,
         "predict",
@@ -542,7 +543,7 @@ def test_wide_features_need_no_layer_and_info_says_so(capsys, tmp_path):
         capsys, model, folder, [], "no layer (3072 features)", "features directly (no layer)"
     )
     code, out, err = cli(capsys, "forget", model, "--class", "zero")
-    assert code == 0 and "layer" not in out, err
+    assert code == 0 and "rebuilt" not in out, err
     lines = _info_lines(capsys, model)
     assert lines["learner"].startswith("no layer (the encoder's 3072 features are wide enough")
     assert "layer" not in lines

@@ -885,7 +885,16 @@ def test_wide_features_are_learned_without_a_layer(tmp_path, digits, caplog):
     reopened.forget_classes(["digit3"])
     never = make_wide(tmp_path / "never")
     never.learn(X1, y1)
-    assert_same_model(TeachableModel.open(tmp_path / "m"), never, X1[::5])
+    forgot = TeachableModel.open(tmp_path / "m")
+    assert_same_model(forgot, never, X1[::5])
+    # With at most d / 2 samples left the sums are rebuilt from the records' features: the
+    # learner keeps its compact n x d form, the same file as the model never taught the class.
+    assert learner_bytes(forgot) == learner_bytes(never)
+    assert len(learner_bytes(forgot)) < 90 * 1024 * 8 + 100_000  # not the 4 MB d x d triangle
+    forgot.forget(X1[:5])
+    fewer = make_wide(tmp_path / "fewer")
+    fewer.learn(X1[5:], y1[5:])
+    assert learner_bytes(TeachableModel.open(tmp_path / "m")) == learner_bytes(fewer)
     # A width given when the model is made keeps its gaussian layer on wide features too.
     given = make_wide(tmp_path / "given", width=64)
     given.learn(X1, y1)

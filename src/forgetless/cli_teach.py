@@ -287,9 +287,11 @@ def _summary(model: Any) -> str:
         else "not calibrated yet (needs about 20 samples in hand at a learn)"
     )
     lam = f"λ = {alpha:.3g}" if alpha is not None else "no classes"
+    learner = info["learner"]
+    layer = "no layer" if learner["projection"] == "none" else f"width {learner['width']}"
     return (
-        f"model: {len(info['classes'])} classes, {info['samples']} samples, width "
-        f"{info['learner']['width']}, {lam}, {calibrated}; {_mib(info['bytes_on_disk'])} on disk"
+        f"model: {len(info['classes'])} classes, {info['samples']} samples, {layer}, {lam}, "
+        f"{calibrated}; {_mib(info['bytes_on_disk'])} on disk"
     )
 
 

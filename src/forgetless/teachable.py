@@ -14,7 +14,9 @@ and keeps, in one folder, everything needed to learn more, predict, forget and a
 * **no layer on wide features** (a model made without ``width`` whose encoder gives more than
   :data:`LAYER_FREE_ABOVE` values, as the built-in encoders' default readouts do): the ridge
   learns on the features themselves, as ``forgetless run``'s default learner does
-  (:func:`layer_for`); nothing grows or is rebuilt. The choice is made at the first learn
+  (:func:`layer_for`); nothing grows or freezes, and a forget that leaves at most d / 2 samples
+  sums the records' features afresh (the learner keeps its compact n x d form, equal to a
+  model never taught what was forgotten). The choice is made at the first learn
   (and at a learn after every sample was forgotten, which starts afresh): models made before
   this rule keep the layer they have;
 * on narrower features, a **layer whose width follows the data**: the guided kernel
@@ -1587,6 +1589,7 @@ class TeachableModel:
                 ) from err
             changed[label] = None
             forgotten[self._active() & (self.sample_label == label)] = event_id
+        clf = self._compacted(clf, changed, forgotten)
         settings, layer_note, sums = self.settings, None, None
         if growing:
             clf, settings, layer_note, sums = self._rebuilt_after_forget(
@@ -1617,6 +1620,34 @@ class TeachableModel:
             clf, forgotten, changed, event, novelty, calibration, note, settings, layer_note
         )
         return report
+
+    def _compacted(
+        self,
+        clf: ContinualClassifier | None,
+        changed: dict[int, _Record | None],
+        forgotten: np.ndarray,
+    ) -> ContinualClassifier | None:
+        """After a forget, a model without a layer whose samples left are at most d / 2 and
+        whose records keep all their features: the learner summed afresh from those features
+        (in the sample table's order), so its file keeps G as the compact n x d factor instead
+        of the d x d triangle that subtracting leaves. Else ``clf`` as it is."""
+        left = np.flatnonzero(forgotten < 0)
+        if (
+            clf is None
+            or self.settings.get("width_rule") != "features"
+            or left.size == 0
+            or 2 * left.size > self.spec.dim
+        ):
+            return clf
+        for label in np.unique(self.sample_label[left]):
+            label = int(label)
+            record = changed[label] if label in changed else self._record(label)
+            if record is None or record.kind != "features":
+                return clf  # subtracting was the exact route
+        X, index = self._stored_features(changed, forgotten)
+        fresh = self._new_learner(self.settings)
+        fresh.partial_fit(X, np.array([self.labels[int(i)] for i in index]))
+        return fresh
 
     def _rebuilt_after_forget(
         self, changed: dict[int, _Record | None], forgotten: np.ndarray, event_id: int
@@ -1727,6 +1758,7 @@ class TeachableModel:
             else:
                 stats = record.stats.minus(_class_statistics(clf, feats[rows]))
                 changed[label_idx] = _Record("statistics", record.samples[keep], stats=stats)
+        clf = self._compacted(clf, changed, forgotten)
         settings, layer_note, sums = self.settings, None, None
         if growing:
             clf, settings, layer_note, sums = self._rebuilt_after_forget(
