@@ -111,13 +111,18 @@ def layers_entry(name: str, seed: int, protocol: str, validation: bool) -> dict[
     }
 
 
+def runs_by_dataset(entries: dict[str, Any], prefix: str):
+    """(dataset, its entries keyed ``<prefix><dataset>/...``) for each dataset that has some."""
+    for name in DATASETS:
+        runs = [e for k, e in entries.items() if k.startswith(f"{prefix}{name}/")]
+        if runs:
+            yield name, runs
+
+
 def summarise_layers(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Per dataset: mean final and average incremental accuracy (%) per layer, and the change."""
     out: dict[str, Any] = {}
-    for name in DATASETS:
-        runs = [e for k, e in entries.items() if k.startswith(f"{prefix}{name}/")]
-        if not runs:
-            continue
+    for name, runs in runs_by_dataset(entries, prefix):
         row: dict[str, Any] = {"seeds": sorted(e["seed"] for e in runs)}
         for label in LAYERS:
             for metric in ("final_accuracy", "average_incremental_accuracy"):
@@ -135,10 +140,7 @@ def summarise_layers(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
 def summarise(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Per dataset: mean final and average incremental accuracy of both readouts, and the change."""
     out: dict[str, Any] = {}
-    for name in DATASETS:
-        runs = [e for k, e in entries.items() if k.startswith(f"{prefix}{name}/")]
-        if not runs:
-            continue
+    for name, runs in runs_by_dataset(entries, prefix):
         base, other = runs[0]["readouts"]
         row: dict[str, Any] = {"seeds": sorted(e["seed"] for e in runs), "methods": {}}
         for m in METHODS:

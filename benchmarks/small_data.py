@@ -273,22 +273,25 @@ def by_shots(entry: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(groups.items(), key=lambda kv: int(kv[0])))
 
 
+def per_shots(doc: dict[str, Any], study: str, cell) -> dict[str, Any]:
+    """``{dataset: {K: cell(runs at K)}}`` for the runs of ``doc[study]``."""
+    return {
+        name: {k: cell(rs) for k, rs in by_shots(entry).items()}
+        for name, entry in doc.get(study, {}).items()
+    }
+
+
 def layers_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """Per dataset and K: mean validation accuracy (%) of each variant and reference."""
-    out: dict[str, Any] = {}
-    for name, entry in doc.get("layers", {}).items():
-        by_k = by_shots(entry)
-        out[name] = {
-            k: {
-                "seeds": len(rs),
-                **{
-                    m: round(100 * float(np.mean([r[m] for r in rs])), 2)
-                    for m in ("ncm", "lda", *LAYER_VARIANTS)
-                },
-            }
-            for k, rs in by_k.items()
+
+    def cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        means = {
+            m: round(100 * float(np.mean([r[m] for r in rs])), 2)
+            for m in ("ncm", "lda", *LAYER_VARIANTS)
         }
-    return out
+        return {"seeds": len(rs), **means}
+
+    return per_shots(doc, "layers", cell)
 
 
 def exact_loo_errors(
@@ -406,22 +409,19 @@ def criteria_summary(doc: dict[str, Any]) -> dict[str, Any]:
 
 def decisions_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """Per dataset and K: mean validation accuracy of each rule and the discriminant's gain."""
-    out: dict[str, Any] = {}
-    for name, entry in doc.get("decisions", {}).items():
-        by_k = by_shots(entry)
-        out[name] = {
-            k: {
-                "samples_per_class": round(float(np.mean([r["n"] / r["classes"] for r in rs])), 1),
-                "regression": round(100 * float(np.mean([r["regression"] for r in rs])), 2),
-                "discriminant": round(100 * float(np.mean([r["discriminant"] for r in rs])), 2),
-                "gain_points": round(
-                    100 * float(np.mean([r["discriminant"] - r["regression"] for r in rs])), 2
-                ),
-                "seeds": len(rs),
-            }
-            for k, rs in by_k.items()
+
+    def cell(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "samples_per_class": round(float(np.mean([r["n"] / r["classes"] for r in rs])), 1),
+            "regression": round(100 * float(np.mean([r["regression"] for r in rs])), 2),
+            "discriminant": round(100 * float(np.mean([r["discriminant"] for r in rs])), 2),
+            "gain_points": round(
+                100 * float(np.mean([r["discriminant"] - r["regression"] for r in rs])), 2
+            ),
+            "seeds": len(rs),
         }
-    return out
+
+    return per_shots(doc, "decisions", cell)
 
 
 def validation_summary(doc: dict[str, Any]) -> dict[str, Any]:
