@@ -17,6 +17,13 @@ classes and on the later classes, seconds to build the layer and to fit (all tas
 solve), and the condition number of G + lambda I at the chosen lambda (LAPACK estimate from its
 Cholesky factor). Summaries average over seeds. Results are written after every run, so an
 interrupted run keeps what it did (and a rerun skips what is there).
+
+``--validation`` never reads the test split: each seed holds out a stratified fifth of the
+training subset (seed = seed), runs the protocol on the other four fifths and scores the fifth
+(how the guided layer's settings, e.g. ``flatten``, are chosen):
+
+    python benchmarks/guided.py --validation --layers guided guided-plain guided-whitened \
+        --m 1000 2000 --protocols 5-equal --out benchmarks/results/guided_flatten_validation.json
 """
 
 from __future__ import annotations
@@ -76,6 +83,8 @@ RANDOM = ("gaussian", "orthogonal", "hadamard")
 VARIANTS: dict[str, dict[str, Any]] = {
     "guided": {},  # method "kernel", n_landmarks = 2 M (up to 4000)
     "guided-nm": {"n_landmarks": "M"},  # the kernel method with N = M landmarks (one Cholesky)
+    "guided-flatten": {"flatten": 0.5},  # the kept directions' spectrum to the power 1/2
+    "guided-whitened": {"flatten": 1.0},  # the kept directions whitened on the landmarks
     "guided-units": {"method": "units"},  # the previous default: data-shaped random units
     "guided-select": {
         "method": "units",
@@ -144,6 +153,17 @@ def tasks_of(y: np.ndarray, protocol: str, seed: int) -> list[np.ndarray]:
     else:
         parts = np.array_split(classes, 5)
     return [np.isin(y, part) for part in parts]
+
+
+def validation_data(data: tuple[np.ndarray, ...], seed: int) -> tuple[np.ndarray, ...]:
+    """(four fifths of the training subset, its labels, the other fifth, its labels): the
+    fifth stratified by class and drawn with ``seed``; the test split is not used."""
+    from forgetless.data import stratified_sample
+
+    X, y = data[0], data[1]
+    held = np.zeros(y.size, dtype=bool)
+    held[stratified_sample(y, y.size // 5, seed=seed)] = True
+    return X[~held], y[~held], X[held], y[held]
 
 
 def run(
@@ -486,6 +506,11 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default=str(RESULTS / "guided.json"))
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score a held-out fifth of the training subset, not the test split",
+    )
     parser.add_argument("--tables", action="store_true", help="print the tables of --out and stop")
     parser.add_argument(
         "--timing",
@@ -513,6 +538,11 @@ def main() -> None:
         print(markdown(result))
         return
     result.update(
+        scored_on=(
+            "validation: a stratified fifth of the training subset held out per seed"
+            if args.validation
+            else "the test split"
+        ),
         library_version=__version__,
         numpy=np.__version__,
         machine=platform.platform(),
@@ -547,13 +577,16 @@ def main() -> None:
             block = entry.setdefault("protocols", {}).setdefault(protocol, {})
             runs = block.setdefault("runs", [])
             for seed in args.seeds:
-                n_first = int(tasks_of(data[1], protocol, seed)[0].sum())
+                seed_data = validation_data(data, seed) if args.validation else data
+                n_first = int(tasks_of(seed_data[1], protocol, seed)[0].sum())
                 block.setdefault("n_task1", n_first)
                 plan = [
                     (v, m)
                     for v in VARIANTS
                     if v in args.layers
-                    for m in (GUIDED_GRID if v in ("guided", "guided-nm") else SELECT_GRID)
+                    for m in (
+                        SELECT_GRID if v in ("guided-units", "guided-select") else GUIDED_GRID
+                    )
                 ]
                 for kind in RANDOM:
                     limit = 8000 if kind == "gaussian" else args.max_m_others
@@ -586,9 +619,9 @@ def main() -> None:
                     if head == "ridge" and (projection, m, seed) in same_end:
                         r = dict(same_end[projection, m, seed], reused_from_other_protocol=True)
                         r.pop("accuracy_task1_classes"), r.pop("accuracy_later_classes")
-                        r.update(_split_accuracy(data, r, protocol, seed))
+                        r.update(_split_accuracy(seed_data, r, protocol, seed))
                     else:
-                        r = run(data, projection, m, head, seed, protocol)
+                        r = run(seed_data, projection, m, head, seed, protocol)
                         print(name, protocol, json.dumps(r), flush=True)
                     runs.append(r)
                     block["summary"] = summarize(runs)  # reused runs are written too

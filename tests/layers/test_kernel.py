@@ -56,7 +56,8 @@ def test_landmarks_are_not_training_rows():
 def test_features_reproduce_the_kernel_on_its_landmarks(n_landmarks):
     """With N = M the Nystroem features are exact on the landmarks: h(s) . h(s') = c k(s, s')
     (up to the float32 rounding of the stored T, amplified by cond(K_SS)). With N > M they are
-    its best rank-M approximation: the error is the (M+1)-th eigenvalue."""
+    its best rank-M approximation: the error is the (M+1)-th eigenvalue (plain Nystroem, the
+    default flatten=0)."""
     X, y = _data()
     layer = GuidedKernelProjection.fit(X, y, n_components=60, seed=2, n_landmarks=n_landmarks)
     S = layer.landmarks.astype(np.float64)
@@ -71,6 +72,48 @@ def test_features_reproduce_the_kernel_on_its_landmarks(n_landmarks):
     tolerance = rounding if exact else 1.01 * values[60] + rounding
     assert np.linalg.norm(approx - K, 2) <= tolerance
     assert layer.report["route"] == ("cholesky" if exact else "eigh")
+
+
+def test_flattening_takes_the_landmarks_spectrum_to_a_power():
+    """With flatten=0.5 (N > M) the features of the landmarks are orthogonal with variances
+    proportional to the kernel's top eigenvalues to the power 1/2: their condition is the
+    square root of plain Nystroem's (the default, flatten=0), the directions are the same, and
+    the features' mean square on the landmarks is unchanged. With N = M (the Cholesky route)
+    nothing is flattened."""
+    X, y = _data()
+    flat = GuidedKernelProjection.fit(X, y, n_components=40, seed=3, flatten=0.5)
+    plain = GuidedKernelProjection.fit(X, y, n_components=40, seed=3)
+    assert plain.settings["flatten"] == 0.0 and np.array_equal(flat.landmarks, plain.landmarks)
+    S = flat.landmarks.astype(np.float64)
+    top = np.linalg.eigvalsh(arc_cosine_kernel(S, S))[::-1][:40]
+    Hf, Hp = flat.transform(S), plain.transform(S)
+    variances = np.linalg.eigvalsh(Hf.T @ Hf)
+    np.testing.assert_allclose(
+        variances.max() / variances.min(), np.sqrt(top[0] / top[-1]), rtol=1e-3
+    )
+    np.testing.assert_allclose((Hf**2).sum(), (Hp**2).sum(), rtol=1e-4)
+    # the same column space: each flattened feature is a plain one rescaled
+    ratio = np.linalg.norm(Hf, axis=0) / np.linalg.norm(Hp, axis=0)
+    np.testing.assert_allclose(Hf, Hp * ratio, rtol=1e-3, atol=1e-4 * np.abs(Hp).max())
+    square = GuidedKernelProjection.fit(X, y, n_components=40, seed=3, n_landmarks=40, flatten=1)
+    same = GuidedKernelProjection.fit(X, y, n_components=40, seed=3, n_landmarks=40)
+    assert square.report["route"] == "cholesky"
+    np.testing.assert_array_equal(square.transform_matrix, same.transform_matrix)
+
+
+def test_a_file_written_before_flattening_reads_as_plain_nystroem():
+    """Layers saved without the setting were plain Nystroem: they load as flatten=0, so they
+    still describe (and merge with) what their arrays compute."""
+    X, y = _data()
+    layer = GuidedKernelProjection.fit(X, y, n_components=20, seed=0)
+    config = layer.config()
+    old = dict(config, settings={k: v for k, v in config["settings"].items() if k != "flatten"})
+    again = layer_from_config(old, layer.arrays())
+    assert again.settings["flatten"] == 0.0 and again.same_as(layer)
+    with pytest.raises(ValueError, match="flatten"):
+        layer_from_config(
+            dict(config, settings=dict(config["settings"], flatten=2)), layer.arrays()
+        )
 
 
 def test_same_seed_same_layer_bit_for_bit_and_another_seed_differs():
@@ -106,6 +149,10 @@ def test_bad_settings_and_data_are_refused_by_name():
         GuidedKernelProjection.fit(X, y, n_components=30, radius=2)
     with pytest.raises(ValueError, match="NaN"):
         GuidedKernelProjection.fit(np.full((5, 3), np.nan), np.zeros(5, dtype=int), 3)
+    with pytest.raises(ValueError, match="flatten"):
+        GuidedKernelProjection.fit(X, y, n_components=30, flatten=-0.5)
+    with pytest.raises(ValueError, match="flatten"):
+        GuidedKernelProjection.fit(X, y, n_components=30, flatten="half")
     with pytest.raises(ValueError, match="ReLU"):
         GuidedKernelProjection.fit(X, y, n_components=30, activation="tanh")
     with pytest.raises(ValueError, match="independent directions"):
