@@ -242,3 +242,23 @@ def test_a_file_whose_layer_is_not_what_auto_builds_is_refused(tmp_path, data):
     )
     with pytest.raises(ModelFileError, match=r"\('orthogonal'.*does not match.*\('none'"):
         ContinualClassifier.load(forged)
+
+
+def test_settings_given_as_numpy_numbers_save_as_plain_numbers(tmp_path, data):
+    """``projection_params`` holding numpy numbers or fractions (as a grid search may pass them)
+    save, and the learner loads to the same layer and scores."""
+    from fractions import Fraction
+
+    X, y = data
+    for params in (
+        {"flatten": np.float32(0.5)},
+        {"flatten": Fraction(1, 2)},
+        {"n_landmarks": np.int64(64)},
+    ):
+        clf = ContinualClassifier(
+            projection="guided", n_components=32, random_state=0, projection_params=params
+        ).fit(X, y)
+        clf.save(tmp_path / "m.fl")
+        again = ContinualClassifier.load(tmp_path / "m.fl")
+        assert again.projection_.same_as(clf.projection_)
+        np.testing.assert_array_equal(again.decision_function(X), clf.decision_function(X))

@@ -901,6 +901,37 @@ def test_wide_features_are_learned_without_a_layer(tmp_path, digits, caplog):
     assert given.settings["projection"] == "gaussian" and given.learner().n_components == 64
 
 
+def test_a_wide_model_emptied_by_forgetting_starts_afresh(tmp_path, digits):
+    """Forgetting every sample drops the learner (no empty d x d sums left in the folder), and
+    the next learn is a new model's: the same learner file, and no temperature fitted on the
+    forgotten samples (too few are taught again to fit one)."""
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})
+    X2, y2 = pick(digits, {"digit3", "digit4"}, n=5)
+    model = make_wide(tmp_path / "m")
+    model.learn(X1, y1)
+    assert model.temperature is not None
+    model.forget_classes(["digit0", "digit1", "digit2"])
+    assert model.learner() is None and not list((tmp_path / "m").glob("learner-*"))
+    model.learn(X2, y2)
+    fresh = make_wide(tmp_path / "fresh")
+    fresh.learn(X2, y2)
+    assert learner_bytes(TeachableModel.open(tmp_path / "m")) == learner_bytes(fresh)
+    assert model.temperature is None and model.calibration is None
+    assert fresh.temperature is None
+
+
+def test_empty_inputs_to_forget_and_predict_are_refused_by_name(tmp_path, digits):
+    X, y = pick(digits, {"digit0", "digit1"}, n=20)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    generation = model.generation
+    with pytest.raises(InputError, match="nothing to forget"):
+        model.forget(np.empty((0, 8, 8)))
+    with pytest.raises(InputError, match="nothing to predict"):
+        model.predict(np.empty((0, 8, 8)))
+    assert TeachableModel.open(tmp_path / "m").generation == generation
+
+
 def test_a_model_without_a_layer_whose_settings_disagree_is_refused(tmp_path, digits):
     from forgetless.persistence import read_model_file, write_model_file
     from forgetless.teachable import KIND, VERSION
@@ -908,11 +939,22 @@ def test_a_model_without_a_layer_whose_settings_disagree_is_refused(tmp_path, di
     X, y = pick(digits, {"digit0", "digit1"}, n=20)
     make_wide(tmp_path / "m").learn(X, y)
     meta, arrays = read_model_file(tmp_path / "m" / "CURRENT", kind=KIND, version=VERSION)
-    for bad in ({"width": 512}, {"width_rule": "samples"}, {"projection": "gaussian"}):
+    for bad in (
+        {"width": 512},
+        {"width_rule": "samples"},
+        {"projection": "gaussian"},
+        {"width_rule": "bogus", "projection": "gaussian"},
+    ):
         broken = {**meta, "settings": {**meta["settings"], **bad}}
         write_model_file(tmp_path / "m" / "CURRENT", broken, arrays, kind=KIND, version=VERSION)
         with pytest.raises(ModelFileError, match="settings"):
             TeachableModel.open(tmp_path / "m")
+    # Settings that are well formed but not what the learner file holds: refused on first use.
+    given = {"width_rule": "given", "projection": "gaussian"}
+    broken = {**meta, "settings": {**meta["settings"], **given}}
+    write_model_file(tmp_path / "m" / "CURRENT", broken, arrays, kind=KIND, version=VERSION)
+    with pytest.raises(ModelFileError, match="the learner's layer is 'none'"):
+        TeachableModel.open(tmp_path / "m").learner()
     write_model_file(tmp_path / "m" / "CURRENT", meta, arrays, kind=KIND, version=VERSION)
     assert TeachableModel.open(tmp_path / "m").n_samples == 40
 

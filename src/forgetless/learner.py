@@ -943,12 +943,18 @@ def _fitted_state(clf: ContinualClassifier) -> dict[str, Any]:
 
 
 def _json_ready(value: Any) -> Any:
+    """A parameter as JSON holds it, nested settings included (``projection_params`` given
+    numpy numbers or fractions save as plain numbers, which is what the layer used)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (np.integer, np.floating)):
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
         return value.item()
-    if isinstance(value, tuple):
-        return list(value)
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, Real) and not isinstance(value, (bool, int, float)):
+        return float(value)
     return value
 
 

@@ -223,6 +223,12 @@ FEATURES_RULE = (
 )
 
 
+# How a model's width was set: "default" (models made before the width rule: 1,024), "given"
+# (--width), "samples" (the guided layer follows them), "features" (no layer); None (absent) in
+# the first model files.
+_WIDTH_RULES = (None, "default", "given", "samples", "features")
+
+
 def _features_settings(settings: dict[str, Any], dim: int) -> dict[str, Any]:
     """``settings`` of a model made without a width, turned into those of one that learns on
     the encoder's ``dim`` features directly (no layer; :func:`layer_for`)."""
@@ -646,6 +652,7 @@ class TeachableModel:
             and type(settings.get("random_state")) is int
             and isinstance(settings.get("deletion_records"), bool)
             and settings.get("projection") in ("gaussian", "orthogonal", "guided", "none")
+            and settings.get("width_rule") in _WIDTH_RULES
         ):
             raise ModelFileError("the settings are malformed")
         no_layer = settings["projection"] == "none" or settings.get("width_rule") == "features"
@@ -847,6 +854,12 @@ class TeachableModel:
                 )
             if clf.n_features_in_ != self.spec.dim:
                 raise ModelFileError(f"{path}: the learner reads {clf.n_features_in_} features")
+            kind = clf.projection_.kind if clf.projection_ is not None else None
+            if kind is not None and kind != self.settings["projection"]:
+                raise ModelFileError(
+                    f"{path}: the learner's layer is {kind!r}, the model's settings say "
+                    f"{self.settings['projection']!r}"
+                )
             self._clf = clf
         return self._clf
 
@@ -1247,7 +1260,10 @@ class TeachableModel:
         alpha = float(clf.alpha_)
         head_seconds = time.perf_counter() - head_start
         calibration_start = time.perf_counter()
-        temperature, calibration = self.temperature, self.calibration
+        # A model whose every sample was forgotten starts afresh: no temperature of theirs.
+        temperature, calibration = (
+            (None, None) if no_learner else (self.temperature, self.calibration)
+        )
         fitted = fit_temperature_held_out(clf, pool_X, pool_y)
         if fitted is not None:
             calibration = _calibration_record(fitted, event_id)
@@ -1630,14 +1646,14 @@ class TeachableModel:
         """After a forget, a model without a layer whose samples left are at most d / 2 and
         whose records keep all their features: the learner summed afresh from those features
         (in the sample table's order), so its file keeps G as the compact n x d factor instead
-        of the d x d triangle that subtracting leaves. Else ``clf`` as it is."""
+        of the d x d triangle that subtracting leaves; None when no sample is left (the next
+        learn starts afresh, as a new model). Else ``clf`` as it is."""
         left = np.flatnonzero(forgotten < 0)
-        if (
-            clf is None
-            or self.settings.get("width_rule") != "features"
-            or left.size == 0
-            or 2 * left.size > self.spec.dim
-        ):
+        if clf is None or self.settings.get("width_rule") != "features":
+            return clf
+        if left.size == 0:
+            return None
+        if 2 * left.size > self.spec.dim:
             return clf
         for label in np.unique(self.sample_label[left]):
             label = int(label)
@@ -1677,6 +1693,10 @@ class TeachableModel:
             batch = self._checked_encoded(inputs).batch
         else:
             batch = self._batch(inputs, None)
+        if len(batch) == 0:
+            raise InputError(
+                "nothing to forget: no inputs were given (name files, texts or a class)"
+            )
         active = self._active()
         by_fp: dict[bytes, list[int]] = {}
         for i in np.flatnonzero(active):
@@ -1879,6 +1899,8 @@ class TeachableModel:
     def scores(self, inputs: Any) -> tuple[np.ndarray, Encoded]:
         """Raw head scores (n, C) for the sorted :attr:`classes`, and the encoded inputs."""
         encoded = self._features_of(inputs, None)
+        if len(encoded.batch) == 0:
+            raise InputError("nothing to predict: no inputs were given")
         clf = self._predictor()
         return _full_scores(clf, encoded.features), encoded
 
