@@ -421,3 +421,33 @@ def test_auto_projection_lifts_narrow_features_and_keeps_wide_ones(digits, tmp_p
     a = ContinualClassifier(n_components=100).fit(X[:half], y[:half])
     b = ContinualClassifier(n_components=100).fit(X[half:], y[half:])
     assert_same_model(a.merge(b), ContinualClassifier(n_components=100).fit(X, y))
+
+
+def test_unsigned_labels_that_would_turn_classes_into_floats_are_refused():
+    """int64 classes and uint64 labels have no common integer type: numpy would make every
+    class a float. Such a batch (or merge) is refused, naming the cast, and nothing changes."""
+    X, y = load_digits(return_X_y=True)
+    clf = ContinualClassifier(projection="gaussian", n_components=64, alpha=1.0, random_state=0)
+    clf.fit(X[:300], y[:300])
+    before = clf.decision_function(X[:20])
+    with pytest.raises(ValueError, match="cast them to int64"):
+        clf.partial_fit(X[300:400], y[300:400].astype(np.uint64))
+    other = ContinualClassifier(projection="gaussian", n_components=64, alpha=1.0, random_state=0)
+    other.fit(X[300:400], y[300:400].astype(np.uint64))
+    with pytest.raises(ValueError, match="cast them to"):
+        clf.merge(other)
+    assert clf.classes_.dtype == np.int64
+    np.testing.assert_array_equal(clf.decision_function(X[:20]), before)
+    # narrower unsigned labels join as integers
+    clf.partial_fit(X[300:400], y[300:400].astype(np.uint8))
+    assert clf.classes_.dtype == np.int64
+
+
+def test_the_lda_head_works_on_features_of_any_finite_size():
+    """The OAS shrinkage is computed scale-free: features ~1e80 (squares past float64) fit and
+    predict as the same features at unit scale do."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    small = ContinualClassifier(projection="none", head="lda").fit(X[:500], y[:500])
+    large = ContinualClassifier(projection="none", head="lda").fit(X[:500] * 1e80, y[:500])
+    np.testing.assert_array_equal(large.predict(X[500:] * 1e80), small.predict(X[500:]))

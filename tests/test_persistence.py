@@ -262,3 +262,46 @@ def test_settings_given_as_numpy_numbers_save_as_plain_numbers(tmp_path, data):
         again = ContinualClassifier.load(tmp_path / "m.fl")
         assert again.projection_.same_as(clf.projection_)
         np.testing.assert_array_equal(again.decision_function(X), clf.decision_function(X))
+
+
+def test_forged_sums_that_no_data_can_produce_are_refused(tmp_path, data):
+    """Files with valid checksums but impossible statistics: counts past any data set (or
+    wrapping around int64), an entry of G above the root of its diagonal's product, class sums
+    above sqrt(n_c G_jj). Each is refused on load, naming the problem; the genuine file loads."""
+    X, y = data
+    for rows, name in ((300, "packed"), (20, "factor")):  # packed triangle, compact factor
+        path = tmp_path / f"{name}.fl"
+        ContinualClassifier(projection="gaussian", n_components=100, random_state=0).fit(
+            X[:rows], y[:rows]
+        ).save(path)
+        metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
+        counts = arrays["statistics.counts"]
+        forgeries = {
+            "uint64 count 2**63": (
+                {"statistics.counts": np.full_like(counts, 2**63, dtype=np.uint64)},
+                "larger than any data set",
+            ),
+            "int64 counts wrapping": (
+                {"statistics.counts": np.full_like(counts, 2**62)},
+                "larger than any data set",
+            ),
+            "class sums x 1e300": (
+                {"statistics.class_sums": arrays["statistics.class_sums"] * 1e300},
+                "class sums are larger than G allows",
+            ),
+        }
+        if name == "packed":
+            packed = arrays["statistics.gram_packed"].copy()
+            packed[1] = 1e6  # G[0, 1]
+            forgeries["G off its diagonal"] = (
+                {"statistics.gram_packed": packed},
+                "not the Gram matrix of any data",
+            )
+        for case, (changed, problem) in forgeries.items():
+            forged = tmp_path / f"{name} {case}.fl"
+            persistence.write_model_file(
+                forged, metadata, {**arrays, **changed}, kind="forgetless-model", version=3
+            )
+            with pytest.raises(ModelFileError, match=problem):
+                ContinualClassifier.load(forged)
+        assert ContinualClassifier.load(path).statistics_.n_samples == rows

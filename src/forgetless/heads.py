@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, ClassVar
 
@@ -400,6 +401,12 @@ def oas_shrinkage(covariance: np.ndarray, n_samples: int) -> float:
     True
     """
     p = covariance.shape[0]
+    # The estimate is scale-free: computed on the covariance divided by its largest entry, so
+    # features of any finite size (even ~1e80, whose squares overflow) give the same rho.
+    scale = float(np.abs(covariance).max(initial=0.0))
+    if not scale > 0 or not math.isfinite(scale):
+        return 1.0
+    covariance = covariance / scale
     mu = float(np.trace(covariance)) / p
     mean_sq = float(np.mean(covariance**2))  # tr(S^2) / p^2
     num = mean_sq + mu**2

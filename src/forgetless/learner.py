@@ -982,6 +982,10 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
         raise ModelFileError("class counts must be a 1-D integer array")
     if np.any(counts <= 0):
         raise ModelFileError("every class must have a positive sample count")
+    # Counts are exact in float64 up to 2**53 samples; past that (or wrapping around int64)
+    # they are no count of real data.
+    if np.any(counts > 2**53) or sum(int(c) for c in counts) > 2**53:
+        raise ModelFileError("the class counts are larger than any data set")
     for name, array in arrays.items():
         if array.dtype.kind != "f" and name != "counts":
             raise ModelFileError(f"statistics array {name!r} must be floating point")
@@ -998,6 +1002,9 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             raise ModelFileError(str(err)) from None
         if not stats.all_finite():
             raise ModelFileError("G overflows: the factor's values are too large")
+        factor = arrays["gram_factor"]
+        diagonal = np.einsum("ij,ij->j", factor, factor)  # G = R^T R: only Q can be forged
+        _check_cauchy_schwarz(np.diag(diagonal), stats.class_sums, stats.counts)
         return stats
     if "gram_packed" in arrays:
         packed = arrays["gram_packed"]
@@ -1022,9 +1029,42 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
         if packed.shape != (counts.size, m * (m + 1) // 2):
             raise ModelFileError(f"packed per-class Gram matrices have shape {packed.shape}")
     try:
-        return SufficientStatistics.from_arrays(arrays)
+        stats = SufficientStatistics.from_arrays(arrays)
     except ValueError as err:
         raise ModelFileError(str(err)) from None
+    _check_cauchy_schwarz(stats._upper(), stats.class_sums, stats.counts)
+    return stats
+
+
+def _check_cauchy_schwarz(upper: np.ndarray, class_sums: np.ndarray, counts: np.ndarray) -> None:
+    """Refuse sums that no rows can produce, by two inequalities every real G and Q obey:
+    ``|G_jk| <= sqrt(G_jj G_kk)`` and ``Q_jc^2 <= n_c G_jj`` (Cauchy-Schwarz), checked in
+    O(M^2) with a margin for rounding. (A full check, a factorisation of the moment matrix,
+    would cost as much as a solve on every load.)
+
+    >>> import numpy as np
+    >>> H = np.random.default_rng(0).standard_normal((5, 3)); Q = H[:, :1].sum(0)[:, None]
+    >>> _check_cauchy_schwarz(np.triu(H.T @ H), H.T @ np.ones((5, 1)), np.array([5]))
+    >>> _check_cauchy_schwarz(np.triu(H.T @ H), 1e6 * np.ones((3, 1)), np.array([5]))
+    Traceback (most recent call last):
+    ...
+    forgetless.persistence.ModelFileError: the class sums are larger than G allows ...
+    """
+    root = np.sqrt(np.maximum(np.diag(upper), 0.0))
+    slack = 1e-9 * max(float(root.max(initial=0.0)) ** 2, 1e-300)  # rounding of the sums
+    for start in range(0, upper.shape[0], 512):  # blocks of rows: no M x M temporary
+        block = upper[start : start + 512]
+        bound = np.outer(root[start : start + 512], root) * (1 + 1e-9) + slack
+        if np.any(np.abs(block) > bound):
+            raise ModelFileError(
+                "G is not the Gram matrix of any data (an entry exceeds the root of its "
+                "diagonal entries' product)"
+            )
+    bound = root[:, None] * np.sqrt(counts.astype(np.float64))[None, :]
+    if np.any(np.abs(class_sums) > bound * (1 + 1e-9) + np.sqrt(slack)):
+        raise ModelFileError(
+            "the class sums are larger than G allows (|Q_jc| <= sqrt(n_c G_jj) for real data)"
+        )
 
 
 def _checked_labels(classes: Any, n_classes: int) -> np.ndarray:

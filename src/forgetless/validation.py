@@ -100,6 +100,18 @@ def check_label_family(labels: np.ndarray, learned: np.ndarray, what: str = "y")
             f"{what} has {label_family(labels)} labels ({labels.dtype}) but this learner was "
             f"trained on {label_family(learned)} labels ({learned.dtype}); unseen label type"
         )
+    if (
+        learned.size
+        and labels.size
+        and label_family(labels) == "int"
+        and np.result_type(labels.dtype, learned.dtype).kind != labels.dtype.kind
+        and np.result_type(labels.dtype, learned.dtype).kind != learned.dtype.kind
+    ):  # uint64 with signed integers: numpy would make every class a float
+        raise ValueError(
+            f"{what} has {labels.dtype} labels, which cannot join this learner's "
+            f"{learned.dtype} classes without turning them into floats; cast them to "
+            f"{learned.dtype}"
+        )
 
 
 def feature_names(X: Any) -> np.ndarray | None:
