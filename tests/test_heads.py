@@ -288,3 +288,19 @@ def test_discriminant_is_undefined_where_the_fit_interpolates():
         head.fit(stats)
     assert head.decision_ == "regression"
     assert np.isfinite(head.coef_).all()
+
+
+def test_the_rls_update_refuses_features_it_cannot_hold_by_name():
+    """Features ~1e80: the recursive update's I + H P H^T loses I to rounding. The batch is
+    refused with a message naming the remedy, and the learner is unchanged."""
+    from sklearn.datasets import load_digits
+
+    from forgetless import ContinualClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = ContinualClassifier(projection="gaussian", n_components=64, head="rls", alpha=1.0)
+    clf.partial_fit(X[:200], y[:200])
+    before = clf.decision_function(X[:10])
+    with pytest.raises(ValueError, match="recursive least-squares update failed"):
+        clf.partial_fit(X[200:300] * 1e80, y[200:300])
+    np.testing.assert_array_equal(clf.decision_function(X[:10]), before)
