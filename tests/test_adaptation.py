@@ -138,6 +138,27 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
         load_adapted_encoder(meta.parent)
     with pytest.raises(AdaptedWeightsError, match="does not exist"):
         load_adapted_encoder(tmp_path / "nowhere")
+    # metadata altered elsewhere: refused by name, never loaded as another encoder
+    adapted.save(meta.parent)
+    good = json.loads(meta.read_text())
+    altered = {
+        "method bogus": ({"method": "bogus"}, "the file was altered"),
+        "method not text": ({"method": 5}, "must be strings"),
+        "keep_plain in format 1": ({"keep_plain": True, "format": 1}, "has no keep_plain"),
+        "unknown base": (
+            {"base": {**good["base"], "name": "nosuch-encoder"}},
+            "cannot be built",
+        ),
+        "options not a table": ({"base": {**good["base"], "options": "x"}}, "must be tables"),
+        "hash not text": (
+            {"tensors": {**good["tensors"], "file_sha256": 5}},
+            "must be strings",
+        ),
+    }
+    for change, problem in altered.values():
+        meta.write_text(json.dumps({**good, **change}))
+        with pytest.raises(AdaptedWeightsError, match=problem):
+            load_adapted_encoder(meta.parent)
 
 
 def test_an_adapted_encoder_is_not_adapted_again(adapted, digits_task) -> None:

@@ -334,3 +334,29 @@ def test_cli_lists_and_clears(tmp_path, digits, capsys) -> None:
     assert main(["cache", "--dir", str(tmp_path), "clear", "--yes"]) == 0
     assert cache.entries() == [] and (tmp_path / "keep-me.txt").exists()
     assert "deleted 2 entries" in capsys.readouterr().out
+
+
+def test_features_are_mapped_while_the_entry_is_locked(tmp_path, monkeypatch):
+    """Another process may start the entry afresh (another chunk size: it unlinks the file and
+    writes a new, unfilled one) the moment the lock is free. The features returned are those
+    filled under the lock, never the rival's file."""
+    import contextlib
+
+    import forgetless.cache as cache_module
+
+    encoder = load_encoder("raw")
+    X = np.random.default_rng(1).integers(0, 255, (40, 16, 16), dtype=np.uint8)
+    truth = np.asarray(encoder.encode(X))
+    real = cache_module._locked
+
+    @contextlib.contextmanager
+    def rival_restarts_after(path):
+        with real(path):
+            yield
+        features = path.parent / cache_module.FEATURES
+        features.unlink()
+        np.save(features, np.zeros_like(truth))  # the rival's file, not filled yet
+
+    monkeypatch.setattr(cache_module, "_locked", rival_restarts_after)
+    got = np.array(FeatureCache(tmp_path / "cache").features(encoder, X, progress=False))
+    np.testing.assert_array_equal(got, truth)

@@ -207,6 +207,7 @@ def test_bad_config_file(tmp_path, capsys):
         (dict(learner={"projection": "orthogonl"}), "learner.projection .*among .*gaussian"),
         (dict(learner={"random_state": 3}), "learner.random_state is set from seeds"),
         (dict(sgd={"momentum": 1.0}), "sgd.momentum = 1.0 must be a number in \\[0, 1\\)"),
+        (dict(seeds=[2**32]), "seeds = \\[4294967296\\] must be a list of integers from 0 to"),
     ],
 )
 def test_bad_values_name_the_key_and_the_valid_range(change, message):
@@ -232,6 +233,12 @@ def test_scenarios_the_labels_cannot_make_are_config_errors():
         make_scenarios(config, y, y)
     config.scenario = {"kind": "class-incremental", "increment": 2}
     assert sorted(make_scenarios(config, y, y)) == [0, 1]
+    config.scenario = {"kind": "class-incremental", "increment": 100}
+    with pytest.raises(ConfigError, match="scenario.increment = 100 is too large: .* 4 classes"):
+        make_scenarios(config, y, y)
+    config.scenario = {"kind": "class-incremental", "increment": 2, "order": [{"a": 1}, {"a": 2}]}
+    with pytest.raises(ConfigError, match="scenario: '<' not supported"):
+        make_scenarios(config, y, y)
 
 
 def test_yaml_config(tmp_path):

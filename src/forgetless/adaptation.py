@@ -803,10 +803,21 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
             keep_plain, bool
         ):
             raise AdaptedWeightsError(f"{meta_path} has format {meta.get('format')!r}")
+        if keep_plain and meta["format"] != FORMAT_KEEP_PLAIN:
+            raise AdaptedWeightsError(
+                f"{meta_path} has format {FORMAT}, which has no keep_plain (altered?)"
+            )
         file = folder / Path(tensors_meta["file"]).name
         fmt = tensors_meta["format"]
         expected_file, expected_tensors = tensors_meta["file_sha256"], tensors_meta["sha256"]
-        base_name, options = base["name"], dict(base["options"])
+        base_name, options = base["name"], base["options"]
+        info = meta.get("info", {})
+        texts = (method, base_name, expected_file, expected_tensors, base["fingerprint"])
+        if not all(isinstance(value, str) for value in texts):
+            raise TypeError("method, base name, hashes and fingerprints must be strings")
+        if not (isinstance(options, dict) and isinstance(info, dict)):
+            raise TypeError("base options and info must be tables")
+        options = dict(options)
     except (KeyError, TypeError) as err:
         raise AdaptedWeightsError(f"{meta_path} is not an adapted-encoder file ({err})") from None
     if fmt not in ("safetensors", "npz"):
@@ -827,14 +838,31 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         raise AdaptedWeightsError(f"{file}: its tensors do not match their recorded sha256")
     if base_name in READOUTS:  # written before readouts: the last map or layer only
         options.setdefault("readout", READOUTS[base_name][1])
-    encoder = load_encoder(base_name, **{**options, **runtime})
+    try:
+        encoder = load_encoder(base_name, **{**options, **runtime})
+    except (TypeError, ValueError) as err:
+        raise AdaptedWeightsError(
+            f"{meta_path} names base encoder {base_name!r} with options {options}, which cannot "
+            f"be built: {err}"
+        ) from None
     if encoder.fingerprint() != base["fingerprint"]:
         raise AdaptedWeightsError(
             f"{meta_path} was adapted from {base_name} with fingerprint "
             f"{base['fingerprint'][:16]}..., but {base_name} here has "
             f"{encoder.fingerprint()[:16]}... (other weights or preprocessing)"
         )
-    return AdaptedEncoder(encoder, method, tensors, meta.get("info", {}), keep_plain=keep_plain)
+    try:
+        adapted = AdaptedEncoder(encoder, method, tensors, info, keep_plain=keep_plain)
+    except (TypeError, ValueError) as err:
+        raise AdaptedWeightsError(f"{meta_path}: {err}") from None
+    # Everything that shapes the features is in the fingerprint: metadata altered anywhere
+    # (method, keep_plain, ...) gives another one than the file recorded.
+    if "fingerprint" in meta and adapted.fingerprint() != meta["fingerprint"]:
+        raise AdaptedWeightsError(
+            f"{meta_path} records fingerprint {str(meta['fingerprint'])[:16]}..., but what it "
+            f"describes has {adapted.fingerprint()[:16]}...: the file was altered"
+        )
+    return adapted
 
 
 # --------------------------------------------------------------------------------------------

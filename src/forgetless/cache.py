@@ -272,9 +272,11 @@ class FeatureCache:
                 }
                 (folder / FEATURES).unlink(missing_ok=True)
             self._fill(encoder, inputs, folder, manifest, progress, verify)
-        if n == 0:
-            return np.empty((0, encoder.dim or 0), dtype=np.float32)
-        return np.load(folder / FEATURES, mmap_mode="r", allow_pickle=False)
+            if n == 0:
+                return np.empty((0, encoder.dim or 0), dtype=np.float32)
+            # Mapped while the lock is held: a writer that then starts the entry afresh (another
+            # chunk size) unlinks the file and makes a new one; this map keeps the filled one.
+            return np.load(folder / FEATURES, mmap_mode="r", allow_pickle=False)
 
     def _usable_manifest(
         self, folder: Path, key: str, n: int, chunk_size: int

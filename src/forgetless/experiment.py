@@ -174,6 +174,7 @@ class _Type:
 
 _INT0 = _Number(0, integer=True)
 _INT1 = _Number(1, integer=True)
+_SEED = _Number(0, 2**32 - 1, integer=True)  # what numpy's and scikit-learn's seeds accept
 _BOOL = _Type(bool, "true or false")
 _LIST = _Type(list, "a list")
 _TABLE = _Type(dict, "a table")
@@ -207,7 +208,7 @@ _SGD_RANGES: dict[str, Any] = {
 _SUBSET_RANGES: dict[str, Any] = {"train": _INT1, "test": _INT1}
 _DATASET_RANGES: dict[str, Any] = {
     "test_fraction": _Number(0, 1, open_low=True, open_high=True),
-    "seed": _INT0,
+    "seed": _SEED,
 }
 _ENCODER_RANGES: dict[str, Any] = {
     "batch_size": _INT1,
@@ -413,9 +414,10 @@ class RunConfig:
                 else f"no methods given; known: {', '.join(METHODS)}",
                 "methods",
             )
-        if not isinstance(seeds, list) or not all(_INT0.ok(s) for s in seeds):
+        if not isinstance(seeds, list) or not all(_SEED.ok(s) for s in seeds):
             raise ConfigError(
-                f"seeds = {_show(seeds)} must be a list of integers >= 0, e.g. seeds = [0, 1, 2]",
+                f"seeds = {_show(seeds)} must be a list of integers from 0 to 2**32 - 1, e.g. "
+                "seeds = [0, 1, 2]",
                 "seeds",
             )
         if not seeds:
@@ -772,7 +774,7 @@ def make_scenarios(
     or training."""
     n = int(np.unique(y_train).size)
     about = f"dataset {config.dataset!r} has {n} classes"
-    limits = {"initial": (0, n), "base": (1, n - 1), "n_tasks": (1, n)}
+    limits = {"initial": (0, n), "base": (1, n - 1), "n_tasks": (1, n), "increment": (1, n)}
     for key, (low, high) in limits.items():
         value = config.scenario.get(key)
         if isinstance(value, int) and value > high:
@@ -784,7 +786,7 @@ def make_scenarios(
     for seed in config.seeds:
         try:
             scenarios[seed] = _make_scenario(config, y_train, y_test, seed, domains)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # e.g. an order of values that do not sort
             raise ConfigError(f"scenario: {err} ({about})", "scenario") from err
     return scenarios
 

@@ -151,9 +151,15 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _files(folder: Path) -> list[Path]:
-    """Files under ``folder`` (symlinks followed, hidden names skipped), sorted."""
-    found = []
+    """Files under ``folder`` (symlinks followed, each folder read once, so a link back up the
+    tree is no loop; hidden names skipped), sorted."""
+    found, visited = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:  # a link back into the tree (a loop) or to a folder read already
+            dirnames[:] = []
+            continue
+        visited.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):
@@ -338,12 +344,23 @@ def _table(
     for n, row in enumerate(rows, 1):
         where = f"{path}:{n}"
         value = row.get(text_column)
-        text = "" if value is None else str(value).strip()
+        if value is not None and not isinstance(value, str):  # JSONL numbers, lists, objects
+            raise InputError(
+                f"{where}: {text_column!r} holds {type(value).__name__} {str(value)[:40]!r}, "
+                "not text"
+            )
+        text = "" if value is None else value.strip()
         if not text:
             raise InputError(f"{where}: empty {text_column!r}; fill it or remove the row")
         name = label
         if need_label:
-            name = check_label(row.get(label_column), f"{where} ({label_column!r})")
+            raw = row.get(label_column)
+            if raw is not None and (isinstance(raw, bool) or not isinstance(raw, (str, int))):
+                raise InputError(
+                    f"{where}: label {str(raw)[:40]!r} ({type(raw).__name__}) is not a class "
+                    "name; give text or a whole number"
+                )
+            name = check_label(raw, f"{where} ({label_column!r})")
         batch.add(text, where, name, text_fingerprint(text))
 
 
@@ -359,13 +376,17 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         raise InputError(f"{path} is not UTF-8 text; save it as UTF-8") from None
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         rows, columns = [], {}
-        for n, line in enumerate(text.splitlines(), 1):
+        # Lines end at "\n" only: JSON strings may hold U+2028, U+0085 and other characters
+        # that str.splitlines would also split on.
+        for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise InputError(f"{path} line {n} is not JSON ({err.msg})") from None
+            except RecursionError:
+                raise InputError(f"{path} line {n} is nested too deeply to read") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path} line {n} is not a JSON object")
             rows.append(row)

@@ -1,0 +1,56 @@
+"""What a user teaches, read from folders and tables: each file once, JSON lines as JSON reads
+them, and one-line errors for values that are not text or class names."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from forgetless.teach_inputs import InputError, collect
+
+
+def test_a_link_back_up_the_tree_does_not_read_files_again(tmp_path):
+    """A symlink loop (cat/back -> ..) must not learn dog's files again under 'cat'."""
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        (tmp_path / "pets" / name / "a.txt").write_text(f"a {name}")
+    os.symlink("..", tmp_path / "pets" / "cat" / "back")
+    batch = collect([str(tmp_path / "pets")], "text", labels="required")
+    assert sorted(batch.items) == ["a cat", "a dog"]
+    assert batch.counts() == {"cat": 1, "dog": 1}
+
+
+def test_json_lines_keep_characters_that_are_line_breaks_elsewhere(tmp_path):
+    """U+2028 and U+0085 are valid inside JSON strings; lines end at newlines only."""
+    path = tmp_path / "notes.jsonl"
+    rows = [{"text": "a\u2028b", "label": "x"}, {"text": "c\x85d", "label": "y"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n")
+    batch = collect([str(path)], "text", labels="required")
+    assert batch.items == ["a\u2028b", "c\x85d"]
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ({"text": {"a": 1}, "label": "x"}, "holds dict"),
+        ({"text": float("nan"), "label": "x"}, "holds float"),
+        ({"text": "fine", "label": True}, "is not a class name"),
+        ({"text": "fine", "label": [1, 2]}, "is not a class name"),
+    ],
+)
+def test_json_values_that_are_not_text_or_names_are_refused(tmp_path, row, problem):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(row))
+    with pytest.raises(InputError, match=problem):
+        collect([str(path)], "text", labels="required")
+
+
+def test_whole_numbers_are_class_names_and_deep_nesting_is_refused(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"text": "seven", "label": 7}))
+    assert collect([str(path)], "text", labels="required").counts() == {"7": 1}
+    path.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InputError, match="nested too deeply"):
+        collect([str(path)], "text", labels="required")
