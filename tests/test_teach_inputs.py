@@ -54,3 +54,12 @@ def test_whole_numbers_are_class_names_and_deep_nesting_is_refused(tmp_path):
     path.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(InputError, match="nested too deeply"):
         collect([str(path)], "text", labels="required")
+
+
+def test_a_named_pipe_in_a_class_folder_is_skipped_not_read(tmp_path):
+    """Reading a pipe would block forever; the folder's files are read without it."""
+    (tmp_path / "notes" / "cat").mkdir(parents=True)
+    (tmp_path / "notes" / "cat" / "a.txt").write_text("a cat")
+    os.mkfifo(tmp_path / "notes" / "cat" / "pipe.txt")
+    batch = collect([str(tmp_path / "notes")], "text", labels="required")
+    assert batch.items == ["a cat"]

@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,9 +163,19 @@ def _files(folder: Path) -> list[Path]:
         visited.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith("."):
+            if not name.startswith(".") and not _special(Path(dirpath, name)):
                 found.append(Path(dirpath, name))
     return sorted(found)
+
+
+def _special(path: Path) -> bool:
+    """A named pipe, socket or device: reading it could block or never end, so folders skip
+    it (a missing target is not special: reading it says what is wrong)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def collect(
