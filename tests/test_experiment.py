@@ -215,6 +215,18 @@ def test_bad_values_name_the_key_and_the_valid_range(change, message):
         RunConfig(**change).validate(output=False)
 
 
+def test_learner_settings_with_only_peer_methods_are_checked():
+    """The peers read learner.n_components only: its value is checked, other keys would be
+    ignored and are refused by name."""
+    with pytest.raises(ConfigError, match="learner.n_components: .*Got -5"):
+        RunConfig(methods=["ranpac"], learner={"n_components": -5}).validate(output=False)
+    with pytest.raises(ConfigError, match="learner.n_components: .*Got 'abc'"):
+        RunConfig(methods=["ranpac"], learner={"n_components": "abc"}).validate(output=False)
+    with pytest.raises(ConfigError, match="learner.alpha = 123 would be ignored: .*ranpac"):
+        RunConfig(methods=["ranpac"], learner={"alpha": 123}).validate(output=False)
+    RunConfig(methods=["ranpac"], learner={"n_components": 500}).validate(output=False)
+
+
 def test_learner_settings_the_methods_override_are_errors():
     with pytest.raises(ConfigError, match='learner.head = "lda" would be ignored: .*ncm: "ncm"'):
         RunConfig(methods=["forgetless", "ncm"], learner={"head": "lda"}).validate(output=False)

@@ -524,6 +524,20 @@ class RunConfig:
                     f"themselves ({chosen}); remove it or choose other methods",
                     f"learner.{key}",
                 )
+        if not analytic and self.learner:  # peers (and SGD) read n_components at most
+            ignored = sorted(set(self.learner) - {"n_components"})
+            if ignored:
+                raise ConfigError(
+                    f"learner.{ignored[0]} = {_show(self.learner[ignored[0]])} would be ignored: "
+                    f"none of the methods ({', '.join(self.methods)}) reads it; the peers take "
+                    "only learner.n_components",
+                    f"learner.{ignored[0]}",
+                )
+            model = ContinualClassifier(n_components=self.learner["n_components"])
+            try:
+                model._checked_params()
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"learner.n_components: {err}", "learner.n_components") from err
         for name in analytic:
             settings = METHODS[name][1]
             model = ContinualClassifier(**{**self.learner, **settings, "random_state": 0})
