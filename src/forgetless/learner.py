@@ -1043,7 +1043,7 @@ def _check_cauchy_schwarz(upper: np.ndarray, class_sums: np.ndarray, counts: np.
     would cost as much as a solve on every load.)
 
     >>> import numpy as np
-    >>> H = np.random.default_rng(0).standard_normal((5, 3)); Q = H[:, :1].sum(0)[:, None]
+    >>> H = np.random.default_rng(0).standard_normal((5, 3))
     >>> _check_cauchy_schwarz(np.triu(H.T @ H), H.T @ np.ones((5, 1)), np.array([5]))
     >>> _check_cauchy_schwarz(np.triu(H.T @ H), 1e6 * np.ones((3, 1)), np.array([5]))
     Traceback (most recent call last):

@@ -104,8 +104,7 @@ def check_label_family(labels: np.ndarray, learned: np.ndarray, what: str = "y")
         learned.size
         and labels.size
         and label_family(labels) == "int"
-        and np.result_type(labels.dtype, learned.dtype).kind != labels.dtype.kind
-        and np.result_type(labels.dtype, learned.dtype).kind != learned.dtype.kind
+        and np.result_type(labels.dtype, learned.dtype).kind == "f"
     ):  # uint64 with signed integers: numpy would make every class a float
         raise ValueError(
             f"{what} has {labels.dtype} labels, which cannot join this learner's "

@@ -105,11 +105,14 @@ def test_flattening_takes_the_landmarks_spectrum_to_a_power():
     assert variances.max() / variances.min() < 1.01
 
 
-def test_a_file_written_before_flattening_reads_as_plain_nystroem():
+def test_a_file_written_before_flattening_reads_as_plain_nystroem(monkeypatch):
     """Layers saved without the setting were plain Nystroem: they load as flatten=0, so they
-    still describe (and merge with) what their arrays compute."""
+    still describe (and merge with) what their arrays compute, whatever the default becomes."""
+    from forgetless.layers import kernel
+
+    monkeypatch.setitem(kernel.DEFAULTS, "flatten", 0.5)  # a later default must not leak in
     X, y = _data()
-    layer = GuidedKernelProjection.fit(X, y, n_components=20, seed=0)
+    layer = GuidedKernelProjection.fit(X, y, n_components=20, seed=0, flatten=0.0)
     config = layer.config()
     old = dict(config, settings={k: v for k, v in config["settings"].items() if k != "flatten"})
     again = layer_from_config(old, layer.arrays())
