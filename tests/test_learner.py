@@ -298,6 +298,18 @@ def test_bad_settings_name_the_choices(digits):
         ContinualClassifier(head="rls").fit(X, y)
 
 
+def test_a_width_no_memory_can_hold_is_refused_before_anything_is_built(digits):
+    """n_components = 10**7 needs 8 * 10**14 bytes for G: a clear error, not an allocation
+    that fails deep inside or gets the process killed."""
+    X, y, _, _ = digits
+    clf = ContinualClassifier(n_components=10**7, projection="gaussian")
+    with pytest.raises(ValueError, match=r"n_components=10000000 needs [\d,]+ GiB for G"):
+        clf.partial_fit(X, y)
+    assert not hasattr(clf, "statistics_")
+    clf.set_params(n_components=200).partial_fit(X, y)  # the same learner, a sane width
+    assert clf.statistics_.n_components == 200
+
+
 def test_same_seed_same_model_bit_for_bit(digits):
     X, y, _, _ = digits
     a = ContinualClassifier(n_components=300, random_state=7).fit(X, y)

@@ -63,3 +63,19 @@ def test_a_named_pipe_in_a_class_folder_is_skipped_not_read(tmp_path):
     os.mkfifo(tmp_path / "notes" / "cat" / "pipe.txt")
     batch = collect([str(tmp_path / "notes")], "text", labels="required")
     assert batch.items == ["a cat"]
+
+
+def test_a_bad_row_is_named_by_its_data_row_and_its_line_in_the_file(tmp_path):
+    """Blank rows and a header shift the file's lines; an error gives both, and the samples
+    keep their data-row names."""
+    path = tmp_path / "notes.csv"
+    path.write_text('text,label\n\nfirst,a\n,,\n"two\nlines",b\n,c\n')
+    with pytest.raises(InputError, match=r"notes\.csv:3 \(line 7\): empty 'text'"):
+        collect([str(path)], "text", labels="required")
+    path.write_text('text,label\n\nfirst,a\n"two\nlines",b\n')
+    batch = collect([str(path)], "text", labels="required")
+    assert [s.rsplit("/", 1)[1] for s in batch.sources] == ["notes.csv:1", "notes.csv:2"]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a", "label": "x"}\n\n{"text": 3, "label": "y"}\n')
+    with pytest.raises(InputError, match=r"rows\.jsonl:2 \(line 3\): 'text' holds int"):
+        collect([str(rows)], "text", labels="required")

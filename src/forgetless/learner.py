@@ -303,11 +303,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     ) -> dict[str, Any]:
         """Fresh fitted attributes for a first batch (nothing assigned yet). Only a guided
         layer looks at the batch itself; random layers need just its width."""
+        kind = resolve_projection(params["projection"], X.shape[1], params["n_components"])
+        _check_memory(kind, X.shape[1], params["n_components"])
         seed = params["random_state"]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
         layer = make_layer(
-            resolve_projection(params["projection"], X.shape[1], params["n_components"]),
+            kind,
             n_features=X.shape[1],
             n_components=params["n_components"],
             seed=int(seed),
@@ -911,6 +913,41 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             }
         )
         return clf
+
+
+def _physical_memory() -> int | None:
+    """This machine's memory in bytes, where the system says (None elsewhere)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_memory(kind: str, n_features: int, n_components: int) -> None:
+    """Refuse up front a width whose sums cannot fit in this machine's memory: the M x M
+    float64 G (and a random layer's d x M weights) would otherwise fail deep inside, or
+    get the process killed once the pages are touched.
+
+    >>> _check_memory("gaussian", 100, 2000)   # 32 MB: fine
+    >>> _check_memory("gaussian", 100, 10**9)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_components=1000000000 needs ... for G (M x M float64) ...
+    """
+    width = n_features if kind == "none" else n_components
+    need = 8 * (width * width + (0 if kind == "none" else n_features * width))
+    have = _physical_memory()
+    if have is not None and need > have:
+        what = (
+            f"{n_features} features without a layer (projection='none')"
+            if kind == "none"
+            else f"n_components={n_components}"
+        )
+        raise ValueError(
+            f"{what} needs {need / 2**30:,.0f} GiB for G (M x M float64) and the layer, more "
+            f"than this machine's {have / 2**30:,.0f} GiB of memory; choose a smaller "
+            + ("feature width or a layer" if kind == "none" else "n_components")
+        )
 
 
 def _overflow() -> ValueError:

@@ -2,7 +2,8 @@
 
 :func:`collect` turns the command line's ``INPUT...`` into one :class:`Batch` of samples: the
 item an encoder reads (an image path or a text), where it came from (the path, or
-``table.csv:3`` for the third data row of a table), its label when there is one, and its
+``table.csv:3`` for the third data row of a table; its errors also give the row's line in the
+file), its label when there is one, and its
 **fingerprint**: the sha256 of an image file's bytes, or of a text's UTF-8 bytes (surrounding
 whitespace stripped). Inputs are
 
@@ -339,7 +340,7 @@ def _table(
     text_column: str,
     label_column: str,
 ) -> None:
-    rows, columns = read_table(path)
+    rows, columns, lines = read_table(path)
     if not rows:
         raise InputError(f"{path} has no rows; add rows of {text_column!r} and {label_column!r}")
     need_label = labels == "required" and label is None
@@ -352,9 +353,11 @@ def _table(
                 f"pass {flag} NAME"
                 + (" or --label NAME for every row" if name == label_column else "")
             )
-    for n, row in enumerate(rows, 1):
-        where = f"{path}:{n}"
+    for n, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
+        where = f"{path}:{n}"  # the sample's name: its data row
         value = row.get(text_column)
+        if line != n:  # blank rows or a header above: errors also give the file's line
+            where = f"{where} (line {line})"
         if value is not None and not isinstance(value, str):  # JSONL numbers, lists, objects
             raise InputError(
                 f"{where}: {text_column!r} holds {type(value).__name__} {str(value)[:40]!r}, "
@@ -372,11 +375,12 @@ def _table(
                     "name; give text or a whole number"
                 )
             name = check_label(raw, f"{where} ({label_column!r})")
-        batch.add(text, where, name, text_fingerprint(text))
+        batch.add(text, f"{path}:{n}", name, text_fingerprint(text))
 
 
-def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows and column names of a ``.csv``/``.tsv`` with a header or a ``.jsonl`` file."""
+def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
+    """Rows, column names and each row's line in the file (where it ends) of a
+    ``.csv``/``.tsv`` with a header or a ``.jsonl`` file; blank rows are left out."""
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -386,7 +390,7 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text; save it as UTF-8") from None
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows, columns = [], {}
+        rows, columns, lines = [], {}, []
         # Lines end at "\n" only: JSON strings may hold U+2028, U+0085 and other characters
         # that str.splitlines would also split on.
         for n, line in enumerate(text.split("\n"), 1):
@@ -401,17 +405,18 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             if not isinstance(row, dict):
                 raise InputError(f"{path} line {n} is not a JSON object")
             rows.append(row)
+            lines.append(n)
             columns.update(dict.fromkeys(row))
-        return rows, list(columns)
+        return rows, list(columns), lines
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
         columns = list(reader.fieldnames or [])
-        rows = [
-            row
-            for row in reader
-            if any((v or "").strip() for v in row.values() if isinstance(v, str))
-        ]
+        rows, lines = [], []
+        for row in reader:
+            if any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                rows.append(row)
+                lines.append(reader.line_num)
     except csv.Error as err:
         raise InputError(f"{path} is not a valid table ({err})") from None
-    return rows, columns
+    return rows, columns, lines
