@@ -463,3 +463,22 @@ def test_the_lda_head_works_on_features_of_any_finite_size():
     small = ContinualClassifier(projection="none", head="lda").fit(X[:500], y[:500])
     large = ContinualClassifier(projection="none", head="lda").fit(X[:500] * 1e80, y[:500])
     np.testing.assert_array_equal(large.predict(X[500:] * 1e80), small.predict(X[500:]))
+
+
+@pytest.mark.parametrize("per_class_gram", [False, True])
+def test_a_learner_that_forgot_every_sample_saves_loads_and_learns_as_new(
+    digits, tmp_path, per_class_gram
+):
+    """Subtracting every row left rounding in G (M = 256 > n) that the loader's
+    Cauchy-Schwarz check refused; no row left now means sums of exactly zero."""
+    X, y, X_test, _ = digits
+    settings = {"n_components": 256, "random_state": 0, "per_class_gram": per_class_gram}
+    clf = ContinualClassifier(**settings).partial_fit(X[:60], y[:60])
+    if per_class_gram:
+        clf.forget_classes(np.unique(y[:60]))
+    else:
+        clf.forget(X[:60], y[:60])
+    clf.save(tmp_path / "empty.fl")
+    again = ContinualClassifier.load(tmp_path / "empty.fl").partial_fit(X[60:300], y[60:300])
+    fresh = ContinualClassifier(**settings).partial_fit(X[60:300], y[60:300])
+    assert np.array_equal(again.decision_function(X_test), fresh.decision_function(X_test))

@@ -142,6 +142,24 @@ def test_forgetting_a_class_equals_a_model_never_taught_it(tmp_path, digits, wid
         model.forget_classes(["digit33"])
 
 
+@pytest.mark.parametrize("width", [WIDTH, 256, None], ids=["width-64", "width-256", "by-rule"])
+def test_a_model_that_forgot_everything_learns_again_as_a_new_one(tmp_path, digits, width):
+    """Forgetting every class left rounding in G that the next open refused ("not the Gram
+    matrix of any data"): the model was stuck. No sample left now means no learner, so the
+    next learn builds it as a new model would."""
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})
+    X2, y2 = pick(digits, {"digit4", "digit5"}, start=30)
+    model = make(tmp_path / "m", width=width)
+    model.learn(X1, y1)
+    model.forget_classes(["digit0", "digit1", "digit2"])
+    assert TeachableModel.open(tmp_path / "m").n_samples == 0
+    TeachableModel.open(tmp_path / "m").learn(X2, y2)
+    fresh = make(tmp_path / "fresh", width=width)
+    fresh.learn(X2, y2)
+    images, _ = digits
+    assert_same_model(TeachableModel.open(tmp_path / "m"), fresh, images[:300])
+
+
 def test_forgetting_samples_is_exact_and_audited(tmp_path, digits):
     X, y = pick(digits, {"digit5", "digit6"}, n=60)
     model = make(tmp_path / "m", width=16)  # statistics records: samples are encoded again

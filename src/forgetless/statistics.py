@@ -433,6 +433,8 @@ class SufficientStatistics:
         self._class_grams[index][:] = 0.0
         self.class_sums[:, index] = 0.0
         self.counts[index] = 0
+        if not self.counts.any():
+            self._zero_sums()
 
     def all_finite(self) -> bool:
         """Whether every sum is finite (a batch of huge features can overflow G)."""
@@ -471,7 +473,20 @@ class SufficientStatistics:
         if self.per_class_gram:
             pairs = zip(self._class_grams, other._class_grams, strict=True)
             new._class_grams = [a - b for a, b in pairs]
+        if not new.counts.any():
+            new._zero_sums()  # no row left: the sums of no rows, not rounding leftovers
         return new
+
+    def _zero_sums(self) -> None:
+        """Every sum exactly zero, as no rows sum to (G again the empty factor of a new
+        learner, so its file is as small); the class columns kept."""
+        m = self.n_components
+        self._gram_upper = np.zeros((m, m), order="F")
+        self._factor = None if self.per_class_gram else np.zeros((0, m))
+        self._gram_stale = False
+        self.class_sums[:] = 0.0
+        for gram in self._class_grams:
+            gram[:] = 0.0
 
     def check_attainable(self, before: SufficientStatistics) -> None:
         """Refuse sums no real data can produce (after subtracting rows from ``before``).

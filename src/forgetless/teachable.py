@@ -1646,13 +1646,16 @@ class TeachableModel:
         """After a forget, a model without a layer whose samples left are at most d / 2 and
         whose records keep all their features: the learner summed afresh from those features
         (in the sample table's order), so its file keeps G as the compact n x d factor instead
-        of the d x d triangle that subtracting leaves; None when no sample is left (the next
-        learn starts afresh, as a new model). Else ``clf`` as it is."""
+        of the d x d triangle that subtracting leaves. Any model with no sample left: None (the
+        next learn starts afresh, as a new model; no layer built from forgotten samples is
+        kept). Else ``clf`` as it is."""
         left = np.flatnonzero(forgotten < 0)
-        if clf is None or self.settings.get("width_rule") != "features":
+        if clf is None:
             return clf
         if left.size == 0:
             return None
+        if self.settings.get("width_rule") != "features":
+            return clf
         if 2 * left.size > self.spec.dim:
             return clf
         for label in np.unique(self.sample_label[left]):
