@@ -644,3 +644,36 @@ def test_learn_writes_a_line_per_stage_to_logs_and_none_to_a_terminal(tmp_path):
 
     assert steady(logged.stdout) == steady(shown.stdout)
     assert steady(logged.stdout)[0].startswith(f"created {tmp_path / 'terminal.model'}: raw")
+
+
+def test_reading_commands_open_again_when_a_writer_committed_in_between(tmp_path, monkeypatch):
+    """predict/info/evaluate read the learner at once; a writer committing between reading
+    CURRENT and the learner (which it then removes) made them fail 'open it again'."""
+    from sklearn.datasets import load_digits
+
+    from forgetless.cli_teach import _open
+    from forgetless.teachable import StaleModelError
+
+    digits = load_digits()
+    images = (digits.images[:60] * 15).astype(np.uint8)
+    TeachableModel.create(tmp_path / "m", "raw", encoder_options={}, width=32).learn(
+        images, [f"d{t}" for t in digits.target[:60]]
+    )
+    real, calls = TeachableModel.learner, []
+
+    def racing(self):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise StaleModelError("changed by another process")
+        return real(self)
+
+    monkeypatch.setattr(TeachableModel, "learner", racing)
+    assert _open(str(tmp_path / "m"), reading=True).learner() is not None
+    assert len(calls) == 4  # two stale reads, the good one, and ours
+
+    def always_stale(self):
+        raise StaleModelError("changed by another process")
+
+    monkeypatch.setattr(TeachableModel, "learner", always_stale)
+    with pytest.raises(StaleModelError):  # a writer that never pauses: said, not looped on
+        _open(str(tmp_path / "m"), reading=True)

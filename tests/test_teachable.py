@@ -216,6 +216,73 @@ def test_dropping_deletion_records_deletes_them(tmp_path, digits):
     assert again.info()["journal"][-1]["action"] == "drop-deletion-records"
 
 
+def test_a_learn_that_drops_the_records_commits_both_or_neither(tmp_path, digits, monkeypatch):
+    """``learn --no-deletion-record`` on a model with records: it committed the drop, then
+    learned; a learn interrupted after the drop left the records gone without the batch."""
+    X, y = pick(digits, {"digit1", "digit8"}, n=40)
+    model = make(tmp_path / "m")
+    model.learn(X[:40], y[:40])
+    generation, events = model.generation, list(model.events)
+
+    def interrupted(self, state):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TeachableModel, "_commit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(X[40:], y[40:], drop_deletion_records=True)
+    monkeypatch.undo()
+    for m in (model, TeachableModel.open(tmp_path / "m")):  # in memory and on disk, unchanged
+        assert m.generation == generation and m.events == events
+        assert m.settings["deletion_records"] and m.n_samples == 40
+    model.learn(X[40:], y[40:], drop_deletion_records=True)
+    again = TeachableModel.open(tmp_path / "m")
+    assert again.generation == generation + 1 and again.n_samples == 80
+    assert [e["action"] for e in again.events] == ["learn", "drop-deletion-records", "learn"]
+    assert not any(n.startswith("record") for n in os.listdir(tmp_path / "m"))
+    other = make(tmp_path / "o")
+    other.learn(X, y)
+    other.learn(X, y, drop_deletion_records=True)  # nothing new: the drop alone
+    assert [e["action"] for e in other.events] == ["learn", "drop-deletion-records"]
+
+
+def test_a_model_that_lost_its_pointer_is_not_overwritten(tmp_path, digits):
+    """Without CURRENT, a later generation's files were taken for a killed first learn's
+    leftovers: a new model was written there and the old files deleted."""
+    X, y = pick(digits, {"digit1", "digit8"})
+    model = make(tmp_path / "m")
+    model.learn(X[:30], y[:30])
+    model.learn(X[30:], y[30:])
+    (tmp_path / "m" / "CURRENT").unlink()
+    before = sorted(os.listdir(tmp_path / "m"))
+    with pytest.raises(InputError, match="generation 2 but no CURRENT"):
+        make(tmp_path / "m").learn(X, y)
+    assert sorted(os.listdir(tmp_path / "m")) == before
+
+
+def test_models_of_raw_pixels_at_their_own_size_keep_their_own_width(tmp_path, digits):
+    """The encoder is loaded once per process; its width, set by the first images it read,
+    became the next model's too, whose first learn then failed with a bare RuntimeError."""
+    X, y = pick(digits, {"digit1", "digit8"})
+    big = np.kron(X, np.ones((4, 4), np.uint8))  # 32 x 32
+    small_model = TeachableModel.create(tmp_path / "a", "raw", encoder_options={}, width=32)
+    small_model.learn(X, y)
+    big_model = TeachableModel.create(tmp_path / "b", "raw", encoder_options={}, width=32)
+    big_model.learn(big, y)
+    assert (small_model.spec.dim, big_model.spec.dim) == (64, 1024)
+    with pytest.raises(InputError, match="gives 1024 values .* this model learns 64"):
+        small_model.predict(big[:2])
+
+
+def test_a_lock_file_that_is_a_link_is_refused_not_followed(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit8"})
+    make(tmp_path / "m").learn(X[:30], y[:30])
+    (tmp_path / "m" / ".lock").unlink()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "m" / ".lock")
+    with pytest.raises(ModelFileError, match="lock file"):
+        TeachableModel.open(tmp_path / "m").learn(X[30:], y[30:])
+    assert not (tmp_path / "elsewhere").exists()
+
+
 class OtherRaw(RawPixels):
     """The raw encoder with another preprocessing (a stand-in for other weights or sizes)."""
 
@@ -335,6 +402,61 @@ def test_tampering_is_detected(tmp_path, digits):
     current.write_bytes(bytes(data))
     with pytest.raises(ModelFileError):
         TeachableModel.open(tmp_path / "m")
+
+
+def forge(path: Path, change) -> None:
+    """Edit CURRENT's metadata and write it back with valid checksums (a hostile edit)."""
+    from forgetless.persistence import read_model_file, write_model_file
+    from forgetless.teachable import KIND, POINTER, VERSION
+
+    meta, arrays = read_model_file(path / POINTER, kind=KIND, version=VERSION)
+    change(meta)
+    write_model_file(path / POINTER, meta, arrays, kind=KIND, version=VERSION)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(alpha=True), "alpha .* finite positive"),
+        (lambda m: m.update(alpha=-0.5), "alpha .* finite positive"),
+        (lambda m: m["calibration"].update(temperature=1e-300), r"temperature .* \[0.001, 100\]"),
+        (lambda m: m.update(calibration={"temperature": 1.0}), "event names no journal event"),
+        (lambda m: m["events"][0].update(counts=[1, 2]), "counts are not samples per class"),
+        (lambda m: m["events"][0].update(id=7), "journal event 1 is numbered 7"),
+        (lambda m: m["events"][0].update(action="teach"), "no known action"),
+        (lambda m: m.update(generation=10**25), "generation must be an integer in"),
+    ],
+    ids=["alpha-bool", "alpha-negative", "tiny-temperature", "calibration-fields",
+         "event-counts", "event-number", "event-action", "generation"],
+)  # fmt: skip
+def test_values_forged_into_current_are_refused_by_name(tmp_path, digits, change, message):
+    """Checksums recomputed after the edit: only the values' checks can tell."""
+    X, y = pick(digits, {"digit1", "digit2", "digit3"})
+    make(tmp_path / "m").learn(X, y)
+    forge(tmp_path / "m", change)
+    with pytest.raises(ModelFileError, match=message):
+        TeachableModel.open(tmp_path / "m").predict(X[:2])
+
+
+def test_an_alpha_no_search_chooses_is_refused_at_predict(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit2", "digit3"})
+    make(tmp_path / "m").learn(X, y)
+    forge(tmp_path / "m", lambda m: m.update(alpha=1e300))
+    with pytest.raises(ModelFileError, match="alpha 1e.300 is far beyond"):
+        TeachableModel.open(tmp_path / "m").predict(X[:2])
+
+
+def test_generations_past_six_digits_keep_the_model_readable(tmp_path, digits):
+    """Files are named learner-{generation:06d}.fl: the millionth update wrote a name that
+    opening refused, and the model was lost."""
+    X, y = pick(digits, {"digit1", "digit2", "digit3"})
+    make(tmp_path / "m").learn(X[:45], y[:45])
+    forge(tmp_path / "m", lambda m: m.update(generation=999_999))
+    TeachableModel.open(tmp_path / "m").learn(X[45:], y[45:])
+    again = TeachableModel.open(tmp_path / "m")
+    assert again.generation == 1_000_000 and again.n_samples == 90
+    assert (tmp_path / "m" / "learner-1000000.fl").exists()
+    assert [r["label"] for r in again.predict(X[:3])] == list(y[:3])
 
 
 def test_refused_inputs(tmp_path, digits):

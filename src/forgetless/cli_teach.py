@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+READ_ATTEMPTS = 5  # predict/info/evaluate open again while writers commit in between
+
 LEARN_EXAMPLES = """examples:
   forgetless learn pets.model photos/day1                 # photos/day1/<class>/*.jpg
   forgetless learn pets.model photos/day2 --test photos/test
@@ -244,10 +246,23 @@ def _stage_lines() -> Iterator[None]:
         log.setLevel(level)
 
 
-def _open(path: str) -> Any:
-    from forgetless.teachable import TeachableModel
+def _open(path: str, reading: bool = False) -> Any:
+    """The model at ``path``. ``reading`` (predict, info, evaluate): its learner read at once,
+    opening again when a writer committed in between (and removed the files read)."""
+    from forgetless.teachable import StaleModelError, TeachableModel
 
-    return TeachableModel.open(path)
+    for attempt in range(READ_ATTEMPTS):
+        model = TeachableModel.open(path)
+        if not reading:
+            return model
+        try:
+            model.learner()
+            return model
+        except StaleModelError:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _collect(model: Any, args: argparse.Namespace, labels: str, inputs: list[str]) -> Any:
@@ -374,10 +389,9 @@ def _learn(args: argparse.Namespace) -> int:
         for t in (args.test or [])
     ]
     dropped = exists and args.no_deletion_record and model.settings["deletion_records"]
-    if dropped:
-        model.drop_deletion_records()
     described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
-    report = model.learn(batch, describe=described)
+    # One commit: a learn that fails keeps the records too.
+    report = model.learn(batch, describe=described, drop_deletion_records=dropped)
     if not exists:
         rule = model.settings.get("width_rule")
         layer = (
@@ -433,7 +447,7 @@ def _predict(args: argparse.Namespace) -> int:
             if args.reject_unknown
             else "--unknown-quantile goes with --reject-unknown"
         )
-    model = _open(args.model)
+    model = _open(args.model, reading=True)
     if not model.classes:
         raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
     unknown: bool | float = False
@@ -568,7 +582,7 @@ def _info(args: argparse.Namespace) -> int:
     from forgetless.evaluation.report import format_table
     from forgetless.teachable import DEFAULT_WIDTH, WIDTH_FLOOR, WIDTH_RULE_SHORT
 
-    model = _open(args.model)
+    model = _open(args.model, reading=True)
     info = model.info()
     if args.format == "json":
         print(json.dumps(info, indent=1, ensure_ascii=False))
@@ -712,7 +726,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from forgetless.evaluation.report import format_table
     from forgetless.teach_inputs import InputError
 
-    model = _open(args.model)
+    model = _open(args.model, reading=True)
     if not model.classes:
         raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
     target = Path(args.confusion)

@@ -318,6 +318,12 @@ class SufficientStatistics:
         """G = H^T H, symmetric (a fresh array)."""
         return symmetrize_upper(self._upper())
 
+    def diagonal(self) -> np.ndarray:
+        """G's diagonal, (M,): the factor's column norms squared while G is kept factored."""
+        if self._factor is not None:
+            return np.einsum("ij,ij->j", self._factor, self._factor)
+        return np.diagonal(self._gram_upper).copy()
+
     @property
     def feature_sum(self) -> np.ndarray:
         """Sum of all projected samples, (M,)."""

@@ -172,8 +172,12 @@ CALIBRATION_POOL = 5000
 # "unknown": an input whose cosine distance to the nearest class mean (of unit-length encoder
 # features) is beyond this quantile of the leave-one-out distances of the data in hand.
 NOVELTY_QUANTILE = 0.99
+TEMPERATURE_RANGE = (1e-3, 1e2)  # where the temperature is searched (and files checked)
 NOVELTY_MIN_SAMPLES = 10
-_BLOB = re.compile(r"(learner-[0-9]{6}|record-[0-9]{6}-[0-9]{1,6})\.fl\Z")
+# File names carry the generation in at least 6 digits; a model takes at most MAX_GENERATION
+# updates (a trillion), so names never outgrow what opening accepts.
+MAX_GENERATION = 10**12 - 1
+_BLOB = re.compile(r"(learner-[0-9]{6,12}|record-[0-9]{6,12}-[0-9]{1,6})\.fl\Z")
 _TEMP = re.compile(r"\..*\.tmp-[0-9]+-[0-9a-f]{8}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # Encoder options that change the features (part of the spec); speed options are not.
@@ -234,6 +238,10 @@ def _features_settings(settings: dict[str, Any], dim: int) -> dict[str, Any]:
     the encoder's ``dim`` features directly (no layer; :func:`layer_for`)."""
     kept = {k: settings[k] for k in ("random_state", "deletion_records")}
     return {"width": int(dim), "width_rule": "features", **kept, "projection": "none"}
+
+
+class StaleModelError(InputError):
+    """Another process committed a newer generation since this model was opened."""
 
 
 class ProvenanceError(ValueError):
@@ -381,7 +389,10 @@ def build_encoder(name: str, options: dict[str, Any] | None = None) -> Any:
     """The encoder (loaded once per process); an unknown name suggests the closest one."""
     encoder_modality(name)
     try:
-        return _cached_encoder(name, json.dumps(options or {}, sort_keys=True))
+        encoder = _cached_encoder(name, json.dumps(options or {}, sort_keys=True))
+        # An encoder whose width its first inputs set (raw pixels kept at their own size):
+        # each model its own copy, so one model's images do not set another's width.
+        return copy.copy(encoder) if encoder.dim is None else encoder
     except ValueError as err:
         raise InputError(str(err)) from None
     except TypeError as err:
@@ -457,7 +468,15 @@ def _locked(folder: Path) -> Iterator[None]:
     except ImportError:  # Windows: concurrent writers are the user's risk
         yield
         return
-    with open(folder / LOCK, "a") as handle:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    try:  # never through a link: a planted .lock would create or lock a file elsewhere
+        fd = os.open(folder / LOCK, flags, 0o644)
+    except OSError as err:
+        raise ModelFileError(
+            f"{folder / LOCK} cannot be opened as the model's lock file ({err.strerror}); "
+            "it must be a plain file inside the folder"
+        ) from None
+    with os.fdopen(fd, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -580,9 +599,7 @@ class TeachableModel:
         records).
         """
         path = Path(path)
-        if path.exists() and not _reusable_folder(path):
-            what = "a file" if path.is_file() else "a folder that is not an empty model"
-            raise InputError(f"{path} is {what}; choose another MODEL name")
+        _check_new_folder(path)
         if width is not None and (type(width) is not int or not 16 <= width <= 8192):
             raise InputError(f"--width must be an integer in [16, 8192], not {width!r}")
         options = dict(encoder_options or {})
@@ -682,8 +699,8 @@ class TeachableModel:
             raise ModelFileError("the settings are malformed (a guided layer without its rule)")
         model = cls(path, spec, settings)
         model.generation, model.created = meta["generation"], meta["created"]
-        if type(model.generation) is not int or model.generation < 1:
-            raise ModelFileError("the generation must be a positive integer")
+        if type(model.generation) is not int or not 1 <= model.generation <= MAX_GENERATION:
+            raise ModelFileError(f"the generation must be an integer in 1..{MAX_GENERATION}")
         if not isinstance(model.created, str):
             raise ModelFileError("the creation time must be a string")
         labels = meta["labels"]
@@ -706,6 +723,8 @@ class TeachableModel:
         events = meta["events"]
         if not (isinstance(events, list) and all(isinstance(e, dict) for e in events)):
             raise ModelFileError("the journal must be a list of events")
+        for number, event in enumerate(events, 1):
+            _check_event(event, number)
         if n and (lab.min() < 0 or lab.max() >= len(labels)):
             raise ModelFileError("a sample's label index is out of range")
         if n and (learned.min() < 1 or learned.max() > len(events)):
@@ -723,17 +742,12 @@ class TeachableModel:
             raise ModelFileError("a sample is learned twice with the same label")
         model.events = events
         model.alpha = meta["alpha"]
-        if model.alpha is not None and not isinstance(model.alpha, (int, float)):
-            raise ModelFileError("alpha must be a number")
+        if model.alpha is not None and not (_is_number(model.alpha) and 0 < model.alpha < _INF):
+            raise ModelFileError("alpha (the ridge penalty) must be a finite positive number")
         calibration = meta["calibration"]
         if calibration is not None:
-            t = calibration.get("temperature") if isinstance(calibration, dict) else None
-            if not isinstance(t, (int, float)) or not 0 < t < 1e6:
-                raise ModelFileError("the temperature must be a positive number")
-            stale = calibration.get("stale_since")
-            if stale is not None and not (type(stale) is int and 1 <= stale <= len(events)):
-                raise ModelFileError("the temperature's stale_since names no journal event")
-            model.temperature, model.calibration = float(t), calibration
+            _check_calibration(calibration, len(events))
+            model.temperature, model.calibration = float(calibration["temperature"]), calibration
         learner = meta["learner"]
         model._learner_ref = None if learner is None else _Ref.check(learner, "learner")
         if model._learner_ref is None and active.any():
@@ -883,7 +897,7 @@ class TeachableModel:
             meta, _ = read_model_file(self.path / POINTER, kind=KIND, version=VERSION)
             on_disk = meta.get("generation")
         if on_disk != (self.generation or None):
-            raise InputError(
+            raise StaleModelError(
                 f"{self.path} was changed by another process since it was opened (generation "
                 f"{on_disk}, not {self.generation}); open it again and repeat"
             )
@@ -985,8 +999,16 @@ class TeachableModel:
         features = np.ascontiguousarray(features, dtype=np.float32)
         if self.spec.dim == 0 and self.generation == 0 and features.ndim == 2:
             self.spec = dataclasses.replace(self.spec, dim=int(features.shape[1]))
-        if features.shape != (len(batch), self.spec.dim) or not np.isfinite(features).all():
+        if features.ndim != 2 or features.shape[0] != len(batch):
             raise RuntimeError(f"{self.spec.name} returned features of shape {features.shape}")
+        if features.shape[1] != self.spec.dim:
+            raise InputError(
+                f"{self.spec.name} gives {features.shape[1]} values for these inputs, but this "
+                f"model learns {self.spec.dim}; give inputs of the size it was taught (raw "
+                "pixels without --image-size keep each image's own size)"
+            )
+        if not np.isfinite(features).all():
+            raise InputError(f"{self.spec.name} gave values that are not finite for these inputs")
         return Encoded(features, self.spec, batch)
 
     def _checked_encoded(self, encoded: Encoded) -> Encoded:
@@ -1138,14 +1160,37 @@ class TeachableModel:
         return clf
 
     def learn(
-        self, inputs: Any, labels: Sequence[Any] | None = None, *, describe: Sequence[str] = ()
+        self,
+        inputs: Any,
+        labels: Sequence[Any] | None = None,
+        *,
+        describe: Sequence[str] = (),
+        drop_deletion_records: bool = False,
     ) -> Report:
         """Learn labelled samples: raw inputs with ``labels``, a labelled
         :class:`~forgetless.teach_inputs.Batch`, or :class:`Encoded` features of this model.
 
         Samples already learned with the same label (same fingerprint) are skipped, as are
         repeats within the batch. ``describe`` names the inputs in the journal.
+        ``drop_deletion_records`` also does :meth:`drop_deletion_records` first, in the same
+        commit: a learn that fails leaves the records too.
         """
+        if not (drop_deletion_records and self.settings["deletion_records"]):
+            return self._learn(inputs, labels, describe)
+        kept = (self.settings, self.events, self._record_refs, self._records)
+        settings, event = self._settings_without_records()
+        self.settings, self.events = settings, [*self.events, event]
+        self._record_refs, self._records = {}, {}
+        try:
+            report = self._learn(inputs, labels, describe)
+            if report.event is None:  # nothing new to learn: the drop alone
+                self._commit(self._state(clf=None))
+        except BaseException:
+            self.settings, self.events, self._record_refs, self._records = kept
+            raise
+        return report
+
+    def _learn(self, inputs: Any, labels: Sequence[Any] | None, describe: Sequence[str]) -> Report:
         start = time.perf_counter()
         noun = "images" if self.spec.modality == "image" else "texts"
         if not isinstance(inputs, Encoded):
@@ -1522,14 +1567,7 @@ class TeachableModel:
         its data). Journalled; the learner is unchanged."""
         if not self.settings["deletion_records"]:
             return
-        event = {"id": len(self.events) + 1, "action": "drop-deletion-records", "time": _now()}
-        settings = {**self.settings, "deletion_records": False}
-        if self._growing():  # it cannot be rebuilt without the features: frozen as it is
-            settings["layer"] = {
-                **settings["layer"],
-                "state": "frozen",
-                "reason": f"the deletion records were dropped at journal event #{event['id']}",
-            }
+        settings, event = self._settings_without_records()
         self._commit(
             self._state(
                 clf=None,
@@ -1538,6 +1576,18 @@ class TeachableModel:
                 settings=settings,
             )
         )
+
+    def _settings_without_records(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The settings once the deletion records are dropped, and the journal event."""
+        event = {"id": len(self.events) + 1, "action": "drop-deletion-records", "time": _now()}
+        settings = {**self.settings, "deletion_records": False}
+        if self._growing():  # it cannot be rebuilt without the features: frozen as it is
+            settings["layer"] = {
+                **settings["layer"],
+                "state": "frozen",
+                "reason": f"the deletion records were dropped at journal event #{event['id']}",
+            }
+        return settings, event
 
     def _state(self, **changes: Any) -> dict[str, Any]:
         """The current state as a commit expects it, with ``changes``."""
@@ -1895,7 +1945,13 @@ class TeachableModel:
                 "INPUT..."
             )
         if self.alpha is not None and clf.get_params()["alpha"] != self.alpha:
-            # The lambda chosen at learn time: one solve instead of a new search.
+            # The lambda chosen at learn time: one solve instead of a new search. Its search
+            # spans at most 10^4 times G's mean eigenvalue; far beyond, it was not chosen so.
+            if self.alpha > 1e6 * max(float(clf.statistics_.diagonal().max()), 1.0):
+                raise ModelFileError(
+                    f"{self.path / POINTER}: alpha {self.alpha:.3g} is far beyond any ridge "
+                    "penalty the learner's search chooses for its sums"
+                )
             clf.set_params(alpha=self.alpha)
         return clf
 
@@ -2143,8 +2199,7 @@ class TeachableModel:
         creating = self.generation == 0
         made_folder = False
         if creating:
-            if folder.exists() and not _reusable_folder(folder):
-                raise InputError(f"{folder} is not an empty model folder; choose another name")
+            _check_new_folder(folder)
             made_folder = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -2173,6 +2228,11 @@ class TeachableModel:
         current = folder / POINTER
         self._check_not_stale()
         generation = self.generation + 1
+        if generation > MAX_GENERATION:
+            raise ModelFileError(
+                f"{self.path} has taken {MAX_GENERATION} updates, the most a model folder "
+                "numbers: it still predicts, but cannot change"
+            )
         clf: ContinualClassifier | None = state["clf"]
         if state.get("drop_learner"):  # no sample left in a growing layer: no learner
             clf, learner_ref = None, None
@@ -2335,12 +2395,27 @@ def leave_one_out_distances(
     return np.clip(1.0 - best[kept], 0.0, 2.0), own[kept]
 
 
-def _reusable_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder a new model may be written to: empty, or holding only the
-    leftovers of a first learn that was killed before it committed."""
-    if not path.is_dir() or (path / POINTER).exists():
-        return False
-    return all(name == LOCK or _BLOB.match(name) or _TEMP.match(name) for name in os.listdir(path))
+def _check_new_folder(path: Path) -> None:
+    """Refuse ``path`` for a new model unless it is absent, empty, or holds only the leftovers
+    of a first learn killed before it committed (files of generation 1, temporary files). Files
+    of a later generation without ``CURRENT`` are a model that lost its pointer: overwriting
+    them would lose it for good."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError(f"{path} is a file; choose another MODEL name")
+    names = os.listdir(path)
+    if POINTER in names or not all(
+        name == LOCK or _BLOB.match(name) or _TEMP.match(name) for name in names
+    ):
+        raise InputError(f"{path} is a folder that is not an empty model; choose another name")
+    generations = [int(name.split("-")[1].split(".")[0]) for name in names if _BLOB.match(name)]
+    if max(generations, default=1) > 1:
+        raise InputError(
+            f"{path} holds the files of a model at generation {max(generations)} but no "
+            f"{POINTER} file, which names them: restore {POINTER} from a backup, or remove the "
+            "folder to start a new model"
+        )
 
 
 def _collect_garbage(folder: Path, named: set[str]) -> None:
@@ -2436,8 +2511,53 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         target = (1 - eps) * true + eps * rest
         return float(np.mean(logsumexp(scores / t, axis=1) - target / t))
 
-    best = minimize_scalar(loss, bounds=(np.log(1e-3), np.log(1e2)), method="bounded")
+    low, high = TEMPERATURE_RANGE
+    best = minimize_scalar(loss, bounds=(np.log(low), np.log(high)), method="bounded")
     return float(np.exp(best.x)), float(best.fun)
+
+
+_INF = float("inf")
+_EVENT_ACTIONS = ("learn", "forget", "drop-deletion-records")
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float from JSON, and not a bool (which Python counts as one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_event(event: dict[str, Any], number: int) -> None:
+    """A journal event as the model writes it: its number, a known action, a time, and
+    counts of samples per class (what ``info`` reads)."""
+    if event.get("id") != number or type(event.get("id")) is not int:
+        raise ModelFileError(f"journal event {number} is numbered {event.get('id')!r}")
+    if event.get("action") not in _EVENT_ACTIONS or not isinstance(event.get("time"), str):
+        raise ModelFileError(f"journal event #{number} has no known action and time")
+    counts = event.get("counts", {})
+    if not (isinstance(counts, dict) and all(type(n) is int and n >= 0 for n in counts.values())):
+        raise ModelFileError(f"journal event #{number}'s counts are not samples per class")
+    note = event.get("calibration")
+    if note is not None and not isinstance(note, dict):
+        raise ModelFileError(f"journal event #{number}'s calibration note is malformed")
+
+
+def _check_calibration(calibration: Any, n_events: int) -> None:
+    """The kept temperature: in the range it is fitted in, with the event that fitted it."""
+    if not isinstance(calibration, dict):
+        raise ModelFileError("the calibration must be a table")
+    t = calibration.get("temperature")
+    low, high = TEMPERATURE_RANGE
+    if not (_is_number(t) and low * (1 - 1e-9) <= t <= high * (1 + 1e-9)):
+        raise ModelFileError(
+            f"the temperature must be a number in [{low:g}, {high:g}], the range it is fitted in"
+        )
+    event, held_out = calibration.get("event"), calibration.get("held_out")
+    if not (type(event) is int and 1 <= event <= n_events):
+        raise ModelFileError("the temperature's event names no journal event")
+    if not (type(held_out) is int and held_out >= 1):
+        raise ModelFileError("the temperature's held-out count must be a positive integer")
+    stale = calibration.get("stale_since")
+    if stale is not None and not (type(stale) is int and 1 <= stale <= n_events):
+        raise ModelFileError("the temperature's stale_since names no journal event")
 
 
 def _calibration_record(fitted: tuple[float, int, float], event_id: int) -> dict[str, Any]:
