@@ -3,6 +3,7 @@ exit code 2, and nothing encoded or trained (so no run is lost to a typo found a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -184,3 +185,49 @@ def test_help_shows_a_run_example(argv, capsys):
         main(argv)
     assert exit_.value.code == 0
     assert "forgetless run --config configs/demo-digits.toml" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """results.json of a real run: digits, NCM, one seed, classes two at a time."""
+    folder = tmp_path_factory.mktemp("run")
+    config = folder / "run.toml"
+    settings = f'progress = false\noutput = "{folder}/out"\n'
+    config.write_text(settings + GOOD + CI + "increment = 2\n")
+    assert main(["run", "--config", str(config)]) == 0
+    return json.loads((folder / "out" / "results.json").read_text())
+
+
+def test_report_escapes_every_value_of_a_hand_edited_results_file(small_run, tmp_path, capsys):
+    """Values a page shows come from results.json, which a user may edit or receive: none
+    may add markup to report.html, put '$' maths in a plot, or name a file outside."""
+    results = json.loads(json.dumps(small_run))
+    results["methods"]['x" onerror="alert(1)/../../y $\\frac$'] = results["methods"].pop("ncm")
+    results["dataset"]["n_train"] = "<script>alert(2)</script>"
+    results["encoder"]["dim"] = "<b>3</b>"
+    run = tmp_path / "deep" / "run"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "<script>" not in page and "<b>3</b>" not in page and 'onerror="' not in page
+    assert [p.name for p in tmp_path.iterdir()] == ["deep"]  # nothing written outside
+    assert [p.name for p in (tmp_path / "deep").iterdir()] == ["run"]
+    assert any(p.name.startswith("accuracy_matrix_x_") for p in run.iterdir())
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: [1, 2],
+        lambda r: {**r, "methods": {}},
+        lambda r: {**r, "scenarios": {}},
+        lambda r: {**r, "dataset": {**r["dataset"], "classes": 7}},
+        lambda r: {**r, "methods": {"ncm": {**r["methods"]["ncm"], "summary": "oops"}}},
+    ],
+    ids=["a-list", "no-methods", "no-scenarios", "classes-a-number", "summary-a-string"],
+)
+def test_report_on_a_malformed_results_file_is_one_line(small_run, tmp_path, capsys, edit):
+    (tmp_path / "results.json").write_text(json.dumps(edit(json.loads(json.dumps(small_run)))))
+    assert main(["report", str(tmp_path)]) == 2
+    assert "results.json" in one_error_line(capsys, "report")

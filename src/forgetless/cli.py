@@ -191,11 +191,11 @@ def _add_report_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from forgetless.evaluation.report import write_report
+    from forgetless.evaluation.report import ResultsFileError, write_report
 
     try:
         files = write_report(args.run_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ResultsFileError) as err:
         return _error("report", str(err))
     except json.JSONDecodeError as err:
         return _error("report", f"{args.run_dir}/results.json is not valid JSON: {err}")

@@ -20,6 +20,7 @@ import base64
 import csv
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +165,12 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         curves = np.array([r["accuracy_seen"] for r in entry["seeds"].values()]) * 100
         steps = np.arange(1, curves.shape[1] + 1)
         mean, std = curves.mean(axis=0), curves.std(axis=0)
-        ax.plot(steps, mean, marker="o", label=name)
+        ax.plot(steps, mean, marker="o", label=_legend_label(name))
         ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
     ax.set_xticks(steps)
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy on all classes seen (%)")
-    ax.set_title(f"{results['dataset']['name']} / {results['encoder']['name']}")
+    ax.set_title(f"{results['dataset']['name']} / {results['encoder']['name']}", parse_math=False)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -189,7 +190,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         image = ax.imshow(A, vmin=0, vmax=100, cmap="viridis")
         ax.set_xlabel("tested on step j")
         ax.set_ylabel("after step i")
-        ax.set_title(f"A[i][j] (%): {name}", fontsize=9)
+        ax.set_title(f"A[i][j] (%): {name}", fontsize=9, parse_math=False)
         if A.shape[0] <= 12:
             for i in range(A.shape[0]):
                 for j in range(i + 1):
@@ -204,7 +205,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
                     )
         fig.colorbar(image, ax=ax, fraction=0.046)
         fig.tight_layout()
-        filename = f"accuracy_matrix_{name}.png"
+        filename = f"accuracy_matrix_{_file_part(name)}.png"
         fig.savefig(out / filename, dpi=100)
         plt.close(fig)
         written.append(filename)
@@ -223,7 +224,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
             i = next((k for k, e in enumerate(ends) if t <= e), len(ends) - 1)
             span = max(ends[i] - starts[i], 1)
             x.append(i + (t - starts[i]) / span)
-        ax.plot(x, first_task, marker="." if len(x) < 60 else None, label=name)
+        ax.plot(x, first_task, marker="." if len(x) < 60 else None, label=_legend_label(name))
     ax.set_xlabel("tasks trained (switches at integers)")
     ax.set_ylabel("accuracy on the first task (%)")
     ax.set_title("continual evaluation: the stability gap")
@@ -236,6 +237,22 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     return written
 
 
+def _legend_label(name: str) -> str:
+    """A method name as a legend entry, as plain text: "$" is not maths, and a leading "_",
+    which hides an entry, is kept visible."""
+    label = name.replace("$", r"\$")
+    return " " + label if label.startswith("_") else label
+
+
+def _file_part(name: str) -> str:
+    """``name`` as part of a file name in the run folder: no separators, no '..'.
+
+    >>> _file_part("forgetless+adapted"), _file_part("../../etc/x")
+    ('forgetless+adapted', '.._.._etc_x')
+    """
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:100] or "_"
+
+
 def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> None:
     header, rows = summary_table(results)
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
@@ -245,7 +262,8 @@ def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> N
     figures = ""
     for name in images:
         data = base64.b64encode((out / name).read_bytes()).decode("ascii")
-        figures += f'<figure><img src="data:image/png;base64,{data}" alt="{name}"></figure>'
+        alt = html.escape(name, quote=True)
+        figures += f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"></figure>'
     config = html.escape(json.dumps(results["config"], indent=1))
     adapted = adaptation_lines(results)
     adaptation = (
@@ -256,18 +274,19 @@ def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> N
         else ""
     )
     ds = results["dataset"]
+    esc = lambda value: html.escape(str(value), quote=True)  # noqa: E731  (every value read)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>forgetless report: {html.escape(ds["name"])}</title>
+<title>forgetless report: {esc(ds["name"])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:8px}}
 img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</style></head><body>
 <h1>forgetless report</h1>
-<p>Dataset <b>{html.escape(ds["name"])}</b> ({ds["n_train"]} train / {ds["n_test"]} test,
-{len(ds["classes"])} classes; {html.escape(str(ds.get("source", "")))}), encoder
-<b>{html.escape(results["encoder"]["name"])}</b> ({results["encoder"]["dim"]}-d), scenario
-<b>{html.escape(next(iter(results["scenarios"].values()))["name"])}</b>, seeds
-{", ".join(results["scenarios"])}; forgetless {html.escape(results["library_version"])}.</p>
+<p>Dataset <b>{esc(ds["name"])}</b> ({esc(ds["n_train"])} train / {esc(ds["n_test"])} test,
+{len(ds["classes"])} classes; {esc(ds.get("source", ""))}), encoder
+<b>{esc(results["encoder"]["name"])}</b> ({esc(results["encoder"]["dim"])}-d), scenario
+<b>{esc(next(iter(results["scenarios"].values()))["name"])}</b>, seeds
+{esc(", ".join(results["scenarios"]))}; forgetless {esc(results["library_version"])}.</p>
 <h2>Summary (mean ± std over seeds)</h2>{table}
 <p>Accuracies in %. Forgetting and BWT from the accuracy matrix A[i][j]; min-ACC, WC-ACC and the
 stability gap from evaluations during training (De Lange et al.).</p>
@@ -285,11 +304,33 @@ def write_report(run_dir: str | Path) -> list[str]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {out} a forgetless run directory?")
     results = json.loads(path.read_text())
-    _write_csvs(results, out)
-    note = ""
+    if not (isinstance(results, dict) and isinstance(results.get("methods"), dict)):
+        raise ResultsFileError(f"{path} is not a results file forgetless wrote (no methods)")
+    if not results["methods"]:
+        raise ResultsFileError(f"{path} holds no method's results: nothing to report")
     try:
-        images = _plots(results, out)
-    except ImportError:
-        images, note = [], "Plots need matplotlib: pip install 'forgetless[report]'"
-    _html(results, out, images, note)
+        _write_csvs(results, out)
+        note = ""
+        try:
+            images = _plots(results, out)
+        except ImportError:
+            images, note = [], "Plots need matplotlib: pip install 'forgetless[report]'"
+        _html(results, out, images, note)
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        StopIteration,
+        OverflowError,
+    ) as err:
+        raise ResultsFileError(
+            f"{path} is not a results file forgetless wrote, or was edited "
+            f"({type(err).__name__}: {str(err)[:120]})"
+        ) from None
     return ["summary.csv", "accuracy_by_step.csv", *images, "report.html"]
+
+
+class ResultsFileError(ValueError):
+    """A results.json whose contents a report cannot be built from."""
