@@ -336,6 +336,48 @@ def test_cli_lists_and_clears(tmp_path, digits, capsys) -> None:
     assert "deleted 2 entries" in capsys.readouterr().out
 
 
+def test_clear_leaves_an_entry_being_filled_and_a_waiting_writer_starts_afresh(
+    tmp_path, digits
+) -> None:
+    """`cache clear` deleted an entry another process was filling (which then died on its
+    missing files). A held entry is now left; a writer whose entry was deleted while it
+    waited for the lock fills a new one."""
+    from forgetless.cache import _locked
+
+    cache = FeatureCache(tmp_path)
+    encoder = load_encoder("raw")
+    cache.features(encoder, digits.test.inputs, tag="a", progress=False)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    with _locked(folder / ".lock"):  # as a filling process holds it
+        assert cache.clear() == (0, 0, 1)
+        assert folder.exists()
+    deleted, freed, busy = cache.clear()
+    assert (deleted, busy) == (1, 0) and freed > 0 and not folder.exists()
+    import shutil
+    import threading
+
+    expected = encoder.encode(digits.test.inputs, progress=False)
+    got = {}
+    with _locked(folder / ".lock"):  # a clear holds the lock; a writer waits on it
+        writer = threading.Thread(
+            target=lambda: got.update(f=cache.features(encoder, digits.test.inputs, tag="a"))
+        )
+        writer.start()
+        time.sleep(0.5)
+        shutil.rmtree(folder)  # ... and deletes the entry before letting go
+    writer.join(30)
+    assert np.array_equal(got["f"], expected) and (folder / MANIFEST).exists()
+
+
+def test_a_manifest_saying_complete_as_text_is_listed_as_partial(tmp_path, digits) -> None:
+    cache = FeatureCache(tmp_path)
+    cache.features(load_encoder("raw"), digits.test.inputs, tag="a", progress=False)
+    (manifest,) = tmp_path.glob(f"*/{MANIFEST}")
+    doc = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**doc, "complete": "false"}))
+    assert [e.complete for e in cache.entries()] == [False]
+
+
 def test_features_are_mapped_while_the_entry_is_locked(tmp_path, monkeypatch):
     """Another process may start the entry afresh (another chunk size: it unlinks the file and
     writes a new, unfilled one) the moment the lock is free. The features returned are those

@@ -55,6 +55,28 @@ CASES = {
         ["n_components", "-5"],
     ),
     "output-is-a-file": ("out.toml", GOOD + 'output = "{out}"\n', ["output", "existing file"]),
+    "subset-too-large": (
+        "subset.toml",
+        GOOD + "[subset]\ntrain = 1000000\n",
+        ["subset.train = 1000000", "1347 train rows"],
+    ),
+    "subset-below-one-per-class": (
+        "few.toml",
+        GOOD + "[subset]\ntest = 3\n",
+        ["subset.test = 3", "at least one per class"],
+    ),
+    "transforms-twice": (
+        "twice.toml",
+        GOOD + '[scenario]\nkind = "domain-incremental"\ntransforms = ["original", "original"]\n',
+        ["scenario.domains", "'original' more than once"],
+    ),
+    "step-without-test-rows": (
+        "tiny.toml",
+        GOOD + "[subset]\ntrain = 200\ntest = 10\n"
+        '[scenario]\nkind = "domain-incremental"\n'
+        'transforms = ["original", "rotate90", "invert", "noise", "flip", "blur"]\n',
+        ["step 4 of 6", "no test rows"],
+    ),
 }
 
 
@@ -140,6 +162,23 @@ def test_a_flag_overrides_a_bad_value_in_the_file(tmp_path, monkeypatch):
         main(["run", "--config", str(path), "--increment", "5", "--output", str(tmp_path / "r")])
 
 
+def test_the_scenario_flag_keeps_the_files_table_of_its_kind(tmp_path, monkeypatch):
+    """--scenario class-incremental on a file with increment = 2 silently ran one step of
+    all classes: the file's table was replaced by the bare kind."""
+    path = tmp_path / "inc2.toml"
+    path.write_text(GOOD + CI + "increment = 2\n")
+
+    def reached(config):
+        raise Reached(config.scenario)
+
+    monkeypatch.setattr(forgetless.experiment, "run", reached)
+    out = str(tmp_path / "r")
+    with pytest.raises(Reached, match="'increment': 2"):
+        main(["run", "--config", str(path), "--scenario", "class-incremental", "--output", out])
+    with pytest.raises(Reached, match="^{'kind': 'domain-incremental'}$"):  # other keys
+        main(["run", "--config", str(path), "--scenario", "domain-incremental", "--output", out])
+
+
 def test_demo_with_an_output_file_runs_nothing(tmp_path, capsys, no_work):
     no_work()
     afile = tmp_path / "afile"
@@ -176,6 +215,21 @@ def test_cache_dir_that_is_a_file(action, tmp_path, capsys):
     afile.write_text("keep me")
     assert main(["cache", "--dir", str(afile), *action]) == 2
     assert "is a file" in one_error_line(capsys, "cache")
+    assert afile.read_text() == "keep me"
+
+
+def test_a_cache_folder_from_the_environment_that_is_a_file(tmp_path, monkeypatch, capsys):
+    """$FORGETLESS_CACHE_DIR naming a file: `run` ended in a NotADirectoryError traceback
+    after loading the data, and `cache list` showed an empty cache."""
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    monkeypatch.setenv("FORGETLESS_CACHE_DIR", str(afile))
+    assert main(["cache", "list"]) == 2
+    assert "FORGETLESS_CACHE_DIR) is a file" in one_error_line(capsys, "cache")
+    path = tmp_path / "run.toml"
+    path.write_text(GOOD + f'cache_dir = "{afile}/sub"\n')
+    assert main(["run", "--config", str(path), "--output", str(tmp_path / "r")]) == 2
+    assert "lies under" in one_error_line(capsys)
     assert afile.read_text() == "keep me"
 
 
@@ -231,3 +285,17 @@ def test_report_on_a_malformed_results_file_is_one_line(small_run, tmp_path, cap
     (tmp_path / "results.json").write_text(json.dumps(edit(json.loads(json.dumps(small_run)))))
     assert main(["report", str(tmp_path)]) == 2
     assert "results.json" in one_error_line(capsys, "report")
+
+
+def test_a_class_with_test_rows_but_no_training_rows_is_refused(tmp_path, capsys, no_work):
+    """Its test rows were silently left out of every accuracy."""
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(40, 5))
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(40) % 3, x_test=x[:8],
+             y_test=np.arange(8) % 4)  # fmt: skip
+    path = tmp_path / "run.toml"
+    path.write_text(f'dataset = "arrays"\nencoder = "raw"\nmethods = ["ncm"]\n'
+                    f'[dataset_options]\npath = "{tmp_path / "d.npz"}"\n')  # fmt: skip
+    assert main(["run", "--config", str(path), "--output", str(tmp_path / "r")]) == 2
+    assert "class 3 has test rows but no training rows" in one_error_line(capsys)

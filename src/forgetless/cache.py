@@ -63,6 +63,28 @@ def default_cache_dir() -> Path:
     return Path(base) / "forgetless"
 
 
+def cache_dir_problem(folder: str | os.PathLike[str] | None) -> str | None:
+    """What stops ``folder`` (default: :func:`default_cache_dir`) being a cache folder, said
+    with where it came from; None when it is one or can be made.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a-file"
+    >>> _ = f.write_text("")
+    >>> cache_dir_problem(f / "sub")
+    '... lies under ...a-file, which is a file'
+    """
+    path = Path(folder).expanduser() if folder is not None else default_cache_dir()
+    where = "" if folder is not None or not os.environ.get(ENV_VAR) else f" (${ENV_VAR})"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir():
+        return None
+    if existing == path:
+        return f"{path}{where} is a file, not a folder"
+    return f"{path}{where} lies under {existing}, which is a file"
+
+
 def inputs_fingerprint(inputs: Sequence[Any] | np.ndarray, modality: str = "image") -> str:
     """A hash of what is encoded: array bytes, texts, or image files (path, size, mtime).
 
@@ -205,19 +227,35 @@ def _manifest_problem(manifest: Any) -> str | None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock so two processes filling one entry take turns (POSIX only)."""
+def _locked(path: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive lock so two processes filling one entry take turns (POSIX only); yields
+    whether it is held (``wait=False``: False at once when another process holds it). A lock
+    whose entry was deleted while waiting (``cache clear``) is taken again on the new entry."""
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; concurrent writers are the user's risk
-        yield
+        yield True
         return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current != os.fstat(handle.fileno()).st_ino:  # deleted under us: again
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                continue
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
 
 
 class FeatureCache:
@@ -253,7 +291,6 @@ class FeatureCache:
         inputs_hash = inputs_fingerprint(inputs, encoder.modality)
         key = _key(encoder_hash, inputs_hash)
         folder = self.root / key[:32]
-        folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder / ".lock"):
             manifest = self._usable_manifest(folder, key, n, chunk_size)
             if manifest is None:
@@ -400,7 +437,7 @@ class FeatureCache:
                         encoder=str(m["encoder"]["name"]),
                         tag=str(m.get("tag", "")),
                         shape=tuple(m["shape"] or (m["n"], 0)),
-                        complete=bool(m["complete"]),
+                        complete=m["complete"] is True,  # as a read decides
                         bytes=sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
                         updated=float(m.get("updated", m.get("created", 0.0))),
                     )
@@ -409,20 +446,27 @@ class FeatureCache:
                 continue  # not ours, or mid-write by another process
         return sorted(found, key=lambda e: e.updated, reverse=True)
 
-    def clear(self) -> int:
-        """Delete every entry (and nothing else under the root); return the bytes freed."""
-        freed = 0
+    def clear(self) -> tuple[int, int, int]:
+        """Delete every entry (and nothing else under the root) that no process is filling or
+        reading under its lock; return (entries deleted, bytes freed, entries left busy)."""
+        deleted, freed, busy = 0, 0, 0
         if not self.root.is_dir():
-            return 0
+            return 0, 0, 0
         for folder in self.root.iterdir():
             # Only folders this cache made: a 32-hex-digit name holding a manifest or features.
             ours = len(folder.name) == 32 and all(c in "0123456789abcdef" for c in folder.name)
             if not (ours and folder.is_dir()):
                 continue
-            if (folder / MANIFEST).exists() or (folder / FEATURES).exists():
+            if not ((folder / MANIFEST).exists() or (folder / FEATURES).exists()):
+                continue
+            with _locked(folder / ".lock", wait=False) as held:
+                if not held:
+                    busy += 1
+                    continue
                 freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
                 shutil.rmtree(folder)
-        return freed
+                deleted += 1
+        return deleted, freed, busy
 
 
 def dataset_features(

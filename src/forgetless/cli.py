@@ -120,8 +120,9 @@ def _run_run(args: argparse.Namespace) -> int:
             continue
         given[key] = "--" + dest.replace("_", "-")
         table, _, name = key.rpartition(".")
-        if key == "scenario":
-            config.scenario = {"kind": value}
+        if key == "scenario":  # the file's table stays when it is of that kind
+            if config.scenario.get("kind") != value:  # (another kind's keys would not fit)
+                config.scenario = {"kind": value}
         elif key == "first_session_adaptation":  # --adapt [METHOD]: keep the file's table
             table = dict(config.first_session_adaptation or {})
             if value:
@@ -142,7 +143,7 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     ``given`` maps the config keys set by flags to their flag, ``source`` is the config file:
     together they say where a bad value came from.
     """
-    from forgetless.data import DatasetNotFoundError
+    from forgetless.data import DatasetFileError, DatasetNotFoundError
     from forgetless.encoders import EncoderNotAvailableError
     from forgetless.evaluation.report import (
         adaptation_lines,
@@ -161,7 +162,7 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
             if err.key is not None and (err.key == key or err.key.startswith(key + ".")):
                 where = flag
         return _error(command, f"{where}: {err}" if where and not err.source else str(err))
-    except (DatasetNotFoundError, EncoderNotAvailableError) as err:
+    except (DatasetNotFoundError, DatasetFileError, EncoderNotAvailableError) as err:
         return _error(command, str(err))
     path = save_results(results, config.output)
     (path.parent / "config.json").write_text(json.dumps(results["config"], indent=1))
@@ -222,11 +223,17 @@ def _add_cache_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bad_cache_dir(folder: str | None) -> bool:
-    """``--dir`` naming a file or nothing would silently show an empty cache: say so instead."""
-    if folder is None or Path(folder).is_dir():
+    """A cache folder that is a file, or (``--dir``) names nothing, would silently show an
+    empty cache: say so instead."""
+    from forgetless.cache import cache_dir_problem
+
+    problem = cache_dir_problem(folder)
+    if problem is None and folder is not None and not Path(folder).is_dir():
+        problem = f"{folder} does not exist"
+    if problem is None:
         return False
-    state = "is a file, not a folder" if Path(folder).exists() else "does not exist"
-    _error("cache", f"--dir {folder} {state}; give the cache folder (or leave --dir out)")
+    hint = "give the cache folder (or leave --dir out)" if folder else "fix or unset it"
+    _error("cache", f"{'--dir ' if folder else ''}{problem}; {hint}")
     return True
 
 
@@ -266,8 +273,11 @@ def _run_cache_clear(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    freed = cache.clear()
-    print(f"deleted {len(entries)} entries ({freed / 2**20:.1f} MiB) from {cache.root}")
+    deleted, freed, busy = cache.clear()
+    print(
+        f"deleted {deleted} entries ({freed / 2**20:.1f} MiB) from {cache.root}"
+        + (f"; kept {busy} that another process is using" if busy else "")
+    )
     return 0
 
 

@@ -390,11 +390,11 @@ class RunConfig:
         _check("progress", self.progress, _Type(bool, "true or false", optional=True))
         _check("output", self.output, _Type((str, os.PathLike), "a directory"))
         _check("cache_dir", self.cache_dir, _Type((str, os.PathLike), "a directory", True))
-        if self.cache_dir is not None and Path(self.cache_dir).is_file():
-            raise ConfigError(
-                f"cache_dir = {_show(str(self.cache_dir))} is a file, not a directory",
-                "cache_dir",
-            )
+        from forgetless.cache import cache_dir_problem
+
+        problem = cache_dir_problem(self.cache_dir)
+        if problem is not None:
+            raise ConfigError(f"cache_dir: {problem}", "cache_dir")
         if output:
             check_output_dir(self.output)
 
@@ -658,6 +658,14 @@ def prepare_dataset(config: RunConfig) -> Any:
     for split in ("train", "test"):  # optional stratified subsets, fixed by seed 0
         if config.subset.get(split):
             whole = getattr(dataset, split)
+            size, classes = config.subset[split], np.unique(whole.labels).size
+            if not classes <= size <= len(whole.labels):
+                raise ConfigError(
+                    f"subset.{split} = {size}: dataset {config.dataset!r} has "
+                    f"{len(whole.labels)} {split} rows of {classes} classes; a stratified subset "
+                    f"takes {classes} to {len(whole.labels)} (at least one per class)",
+                    f"subset.{split}",
+                )
             rows = stratified_sample(whole.labels, config.subset[split], seed=0)
             dataset = dataclasses.replace(dataset, **{split: whole.subset(rows)})
     if config.scenario.get("kind") == "domain-incremental":
@@ -788,6 +796,14 @@ def make_scenarios(
     or training."""
     n = int(np.unique(y_train).size)
     about = f"dataset {config.dataset!r} has {n} classes"
+    untrained = np.setdiff1d(np.unique(y_test), np.unique(y_train))
+    if untrained.size:  # no step would teach them: their test rows would count nowhere
+        raise ConfigError(
+            f"dataset {config.dataset!r}: class {', '.join(map(str, untrained[:5]))} has test "
+            "rows but no training rows, so no step teaches it; remove its test rows or add "
+            "training rows",
+            "dataset",
+        )
     limits = {"initial": (0, n), "base": (1, n - 1), "n_tasks": (1, n), "increment": (1, n)}
     for key, (low, high) in limits.items():
         value = config.scenario.get(key)
@@ -802,6 +818,15 @@ def make_scenarios(
             scenarios[seed] = _make_scenario(config, y_train, y_test, seed, domains)
         except (ValueError, TypeError) as err:  # e.g. an order of values that do not sort
             raise ConfigError(f"scenario: {err} ({about})", "scenario") from err
+        for number, step in enumerate(scenarios[seed].steps, 1):
+            if len(step.train) and not len(step.test):  # nothing to score it on
+                names = ", ".join(str(c) for c in step.classes[:5])
+                raise ConfigError(
+                    f"scenario: step {number} of {len(scenarios[seed].steps)} (classes {names}) "
+                    "has training rows but no test rows to score it on; give the test split "
+                    "rows of those classes, or a larger subset.test",
+                    "scenario",
+                )
     return scenarios
 
 

@@ -108,3 +108,28 @@ def test_arrays_refuse_pickled_objects(tmp_path: Path) -> None:
     np.savez(bad, x_train=objects, y_train=[0, 1], x_test=objects, y_test=[0, 1])
     with pytest.raises(ValueError, match="pickle"):
         load_dataset("arrays", path=bad)
+
+
+def test_arrays_that_cannot_be_a_dataset_are_named(tmp_path: Path) -> None:
+    """Each is a DatasetFileError (one line from `forgetless run`), not a raw numpy error."""
+    from forgetless.data import DatasetFileError
+
+    cases = {
+        "lacking.npz": dict(x_train=np.eye(3), y_train=[0, 1, 0]),
+        "lengths.npz": dict(x_train=np.eye(3), y_train=[0, 1], x_test=np.eye(2), y_test=[0, 1]),
+        "empty.npz": dict(x_train=np.eye(3), y_train=[0, 1, 0], x_test=np.zeros((0, 3)),
+                          y_test=np.zeros(0, int)),
+    }  # fmt: skip
+    for name, arrays in cases.items():
+        np.savez(tmp_path / name, **arrays)
+    (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    np.save(tmp_path / "one.npy", np.eye(3))
+    for name, words in [
+        ("lacking.npz", "lacks arrays"),
+        ("lengths.npz", "same number"),
+        ("empty.npz", "same number"),
+        ("garbage.npz", "not a readable"),
+        ("one.npy", "is one array"),
+    ]:
+        with pytest.raises(DatasetFileError, match=words):
+            load_dataset("arrays", path=tmp_path / name)

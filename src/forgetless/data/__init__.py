@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from forgetless.data.arrays import load_arrays
-from forgetless.data.base import Dataset, DatasetNotFoundError, Split, stratified_sample
+from forgetless.data.base import (
+    Dataset,
+    DatasetFileError,
+    DatasetNotFoundError,
+    Split,
+    stratified_sample,
+)
 from forgetless.data.digits import load_digits
 from forgetless.data.fashion_mnist import load_fashion_mnist
 from forgetless.data.folder import load_image_folder
@@ -53,6 +59,7 @@ def load_dataset(name: str, /, **kwargs: object) -> Dataset:
 
 __all__ = [
     "Dataset",
+    "DatasetFileError",
     "DatasetNotFoundError",
     "Split",
     "list_datasets",

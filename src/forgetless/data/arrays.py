@@ -5,20 +5,26 @@ Loaded with ``allow_pickle=False``: only plain numeric and string arrays, never 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from forgetless.data.base import Dataset, DatasetNotFoundError, Modality, Split
+from forgetless.data.base import Dataset, DatasetFileError, DatasetNotFoundError, Modality, Split
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def _load(path: str | Path) -> np.ndarray:
+def _load(path: str | Path) -> Any:
+    """``np.load`` without pickle; a missing or unreadable file named as such."""
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"array file {path} not found")
-    return np.load(path, allow_pickle=False)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise DatasetFileError(f"{path} is not a readable .npy/.npz file ({err})") from None
 
 
 def load_arrays(
@@ -48,13 +54,19 @@ def load_arrays(
     (['5', '7'], [0, 1, 0, 1], 'array')
     """
     if path is not None:
-        with np.load(Path(path), allow_pickle=False) as npz:
+        npz = _load(path)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise DatasetFileError(f"{path} is one array; give an .npz holding {', '.join(KEYS)}")
+        with npz:
             missing = [k for k in KEYS if k not in npz.files]
             if missing:
-                raise ValueError(f"{path} lacks arrays {missing}; it has {npz.files}")
-            arrays = {k: npz[k] for k in KEYS}
-            if classes is None and "classes" in npz.files:
-                classes = [str(c) for c in npz["classes"]]
+                raise DatasetFileError(f"{path} lacks arrays {missing}; it has {npz.files}")
+            try:
+                arrays = {k: npz[k] for k in KEYS}
+                if classes is None and "classes" in npz.files:
+                    classes = [str(c) for c in npz["classes"]]
+            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+                raise DatasetFileError(f"{path} holds an unreadable array ({err})") from None
         source = str(path)
     else:
         given = dict(zip(KEYS, (x_train, y_train, x_test, y_test), strict=True))
@@ -62,6 +74,13 @@ def load_arrays(
             raise ValueError("pass path= an .npz, or all of x_train, y_train, x_test, y_test")
         arrays = {k: _load(v) for k, v in given.items()}  # type: ignore[arg-type]
         source = ", ".join(str(v) for v in given.values())
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim == 0 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
+            raise DatasetFileError(
+                f"x_{split} {x.shape} and y_{split} {y.shape} must hold the same number (> 0) of "
+                "samples, one label each"
+            )
     y_tr, y_te = arrays["y_train"], arrays["y_test"]
     if classes is not None and np.issubdtype(y_tr.dtype, np.integer):
         train_y, test_y = y_tr.astype(np.int64), y_te.astype(np.int64)

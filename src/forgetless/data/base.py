@@ -23,6 +23,10 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not on this machine; the message says what to install."""
 
 
+class DatasetFileError(ValueError):
+    """A user's dataset file that cannot be read as one; the message says what is wrong."""
+
+
 @dataclass(frozen=True)
 class Split:
     """One split: inputs and their integer labels."""

@@ -67,6 +67,9 @@ def transformed_domains(dataset: Dataset, names: list[str], seed: int = 0) -> Da
     unknown = [n for n in names if n not in TRANSFORMS]
     if unknown or not names:
         raise ValueError(f"unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # two domains of one transform would be one domain under two numbers
+        raise ValueError(f"transforms lists {', '.join(map(repr, twice))} more than once")
     rng = np.random.default_rng(seed)
     train, domain_train = _deal(dataset.train, names, rng)
     test, domain_test = _deal(dataset.test, names, rng)
