@@ -80,6 +80,29 @@ def test_dask_dataframe_input(client, digits):
         ContinualClassifier(n_components=200, alpha=1.0), frame, target, client=client
     )
     same(clf, ContinualClassifier(n_components=200, alpha=1.0).fit(X, y))
+    assert list(clf.feature_names_in_) == [f"f{i}" for i in range(64)]
+
+
+def test_dask_dataframe_columns_are_checked_as_partial_fit_checks_them(digits):
+    """Reordered or renamed columns were added to the sums as if they were the learned ones."""
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    names = [f"f{i}" for i in range(64)]
+    frame = pd.DataFrame(X, columns=names)
+    clf = ContinualClassifier(n_components=100, alpha=1.0).fit(frame.iloc[:500], y[:500])
+    coef = clf.coef_.copy()
+    labels = da.from_array(y[500:], chunks=500)
+    for other in (frame[names[::-1]], frame.set_axis([f"g{i}" for i in range(64)], axis=1)):
+        with pytest.raises(ValueError, match="columns are not the feature names"):
+            partial_fit_dask(clf, dd.from_pandas(other.iloc[500:], npartitions=2), labels,
+                             scheduler="sync")  # fmt: skip
+    np.testing.assert_array_equal(clf.coef_, coef)
+    partial_fit_dask(clf, dd.from_pandas(frame.iloc[500:], npartitions=2), labels,
+                     scheduler="sync")  # fmt: skip
+    same(clf, ContinualClassifier(n_components=100, alpha=1.0).fit(frame, y))
 
 
 class DyingOnceEncoder:

@@ -119,11 +119,34 @@ def _classes(clf: ContinualClassifier, labels_seen: np.ndarray) -> np.ndarray:
 
 
 def _commit(
-    clf: ContinualClassifier, base: Any, total: SufficientStatistics, classes: np.ndarray
+    clf: ContinualClassifier,
+    base: Any,
+    total: SufficientStatistics,
+    classes: np.ndarray,
+    names: np.ndarray | None = None,
 ) -> ContinualClassifier:
-    """The sums join ``clf`` through ``merge``, with all of its checks: nothing changes before
+    """The sums join ``clf`` through ``merge``, with all of its checks (``names``: the Dask
+    dataframe's columns, compared with what ``clf`` learned): nothing changes before
     everything was computed and checked."""
-    return clf.merge(ContinualClassifier.from_statistics(base, total, classes))
+    batch = ContinualClassifier.from_statistics(base, total, classes)
+    if names is not None:
+        batch.feature_names_in_ = names
+    return clf.merge(batch)
+
+
+def _first_difference(names: np.ndarray, learned: np.ndarray) -> str:
+    for i, (a, b) in enumerate(zip(names, learned, strict=False)):
+        if a != b:
+            return f"column {i} is {a!r}, learned {b!r}"
+    return f"{len(names)} columns, learned {len(learned)}"
+
+
+def _column_names(X: Any) -> np.ndarray | None:
+    """A Dask dataframe's column names when all are strings (as scikit-learn keeps them)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(list(columns), dtype=object)
 
 
 def _compute(value: Any, client: Any, compute_kwargs: dict[str, Any]) -> Any:
@@ -143,6 +166,13 @@ def partial_fit_dask(
     import dask
     import dask.array as da
 
+    names = _column_names(X)
+    learned = getattr(clf, "feature_names_in_", None)
+    if names is not None and learned is not None and list(names) != list(learned):
+        raise ValueError(  # before any work, as partial_fit refuses them
+            "X's columns are not the feature names this learner learned, in that order "
+            f"(first difference: {_first_difference(names, learned)})"
+        )
     if hasattr(X, "to_dask_array"):
         X = X.to_dask_array(lengths=True)
     if hasattr(y, "to_dask_array"):
@@ -163,7 +193,7 @@ def partial_fit_dask(
         for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel(), strict=True)
     ]
     total = _compute(_tree_sum(parts, split_every), client, compute_kwargs)
-    return _commit(clf, base, total, classes)
+    return _commit(clf, base, total, classes, names)
 
 
 def partial_fit_bag(

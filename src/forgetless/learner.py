@@ -627,8 +627,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self, statistics: SufficientStatistics, classes: Any
     ) -> ContinualClassifier:
         """Remove sums kept elsewhere (e.g. one class's statistics, recorded when it was
-        learned), exactly, without the data: the inverse of merging them. Columns of
-        ``statistics`` follow the sorted ``classes``; the same checks as :meth:`forget`."""
+        learned), exactly, without the data: the inverse of merging them. Column ``i`` of
+        ``statistics`` holds the sums of ``classes[i]`` (in the order given: sums recorded with
+        sorted columns go with sorted ``classes``); the same checks as :meth:`forget`."""
         params = self._prepared()
         self._require_order_free()
         classes = np.atleast_1d(np.asarray(classes))
@@ -643,15 +644,14 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         unknown = np.setdiff1d(classes, self.classes_)
         if unknown.size:
             raise ValueError(f"cannot forget classes never learned: {unknown.tolist()}")
-        order = np.argsort(classes, kind="stable")
-        columns = np.searchsorted(self.classes_, classes[order])
+        columns = np.searchsorted(self.classes_, classes)  # classes_ is sorted
         aligned = SufficientStatistics.from_sums(
             statistics.gram_upper,
             np.zeros((statistics.n_components, self.classes_.size)),
             np.zeros(self.classes_.size, dtype=np.int64),
         )
-        aligned.class_sums[:, columns] = statistics.class_sums[:, order]
-        aligned.counts[columns] = statistics.counts[order]
+        aligned.class_sums[:, columns] = statistics.class_sums
+        aligned.counts[columns] = statistics.counts
         if self.statistics_.per_class_gram:
             raise ValueError(
                 "with per_class_gram=True use forget_classes (the class Gram matrices are kept)"
@@ -665,8 +665,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not removed.all_finite():
             raise _overflow()
         remaining = self.statistics_.minus(removed)
+        float32 = params["compute_dtype"] == "float32"  # its products round to about 1e-7
         try:
-            remaining.check_attainable(self.statistics_)
+            remaining.check_attainable(self.statistics_, 1e-5 if float32 else 1e-9)
         except ValueError as err:
             raise ValueError(
                 f"cannot forget {what}: {err}, so they were not all learned (or were already "
@@ -965,6 +966,12 @@ def _with_classes(stats: SufficientStatistics, positions: np.ndarray) -> Suffici
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Whether two settings or arrays mean the same, as a model file keeps them: a tuple and
+    the list JSON makes of it are the same, 1 and 1.0 too, True and 1 are not.
+
+    >>> _same({"scales": (0.5, 1)}, {"scales": [0.5, 1.0]}), _same(1, 1.0), _same(True, 1)
+    (True, True, False)
+    """
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if a is None or b is None:
             return False
@@ -972,7 +979,11 @@ def _same(a: Any, b: Any) -> bool:
         return a.shape == b.shape and bool(np.all(a == b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b if isinstance(a, float) else bool(a == b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, z) for x, z in zip(a, b, strict=True))
+    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
 
 
 def _fitted_state(clf: ContinualClassifier) -> dict[str, Any]:
@@ -1057,8 +1068,9 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
         if np.any(np.tril(gram, -1)):
             raise ModelFileError("G must be stored as an upper triangle")
         diagonal, magnitude = np.diag(gram), gram
-    # Rounding after a forget can leave -1e-16 on the diagonal; real data never leave more.
-    rounding = 1e-9 * max(float(np.abs(magnitude).max(initial=0.0)), 1.0)
+    # Rounding after a forget can leave -1e-16 on the diagonal (float64), about -1e-7 of the
+    # largest entry with compute_dtype="float32"; real data never leave more.
+    rounding = ROUNDING * max(float(np.abs(magnitude).max(initial=0.0)), 1.0)
     if np.any(diagonal < -rounding):
         raise ModelFileError("G must have a non-negative diagonal")
     if "class_grams_packed" in arrays:
@@ -1071,6 +1083,12 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
         raise ModelFileError(str(err)) from None
     _check_cauchy_schwarz(stats._upper(), stats.class_sums, stats.counts)
     return stats
+
+
+# The margin for rounding when a file's sums are checked, relative to G's largest entries:
+# sums of float32 products (compute_dtype="float32") break the inequalities real data obey by
+# about 1e-7 of them, float64 ones by 1e-15; what no data can give is off by far more.
+ROUNDING = 1e-5
 
 
 def _check_cauchy_schwarz(upper: np.ndarray, class_sums: np.ndarray, counts: np.ndarray) -> None:
@@ -1088,17 +1106,17 @@ def _check_cauchy_schwarz(upper: np.ndarray, class_sums: np.ndarray, counts: np.
     forgetless.persistence.ModelFileError: the class sums are larger than G allows ...
     """
     root = np.sqrt(np.maximum(np.diag(upper), 0.0))
-    slack = 1e-9 * max(float(root.max(initial=0.0)) ** 2, 1e-300)  # rounding of the sums
+    slack = ROUNDING * max(float(root.max(initial=0.0)) ** 2, 1e-300)  # rounding of the sums
     for start in range(0, upper.shape[0], 512):  # blocks of rows: no M x M temporary
         block = upper[start : start + 512]
-        bound = np.outer(root[start : start + 512], root) * (1 + 1e-9) + slack
+        bound = np.outer(root[start : start + 512], root) * (1 + ROUNDING) + slack
         if np.any(np.abs(block) > bound):
             raise ModelFileError(
                 "G is not the Gram matrix of any data (an entry exceeds the root of its "
                 "diagonal entries' product)"
             )
     bound = root[:, None] * np.sqrt(counts.astype(np.float64))[None, :]
-    if np.any(np.abs(class_sums) > bound * (1 + 1e-9) + np.sqrt(slack)):
+    if np.any(np.abs(class_sums) > bound * (1 + ROUNDING) + np.sqrt(slack)):
         raise ModelFileError(
             "the class sums are larger than G allows (|Q_jc| <= sqrt(n_c G_jj) for real data)"
         )

@@ -494,15 +494,16 @@ class SufficientStatistics:
         for gram in self._class_grams:
             gram[:] = 0.0
 
-    def check_attainable(self, before: SufficientStatistics) -> None:
+    def check_attainable(self, before: SufficientStatistics, rounding: float = 1e-9) -> None:
         """Refuse sums no real data can produce (after subtracting rows from ``before``).
 
         Real data give counts >= 0 and a positive semi-definite moment matrix
         ``[[G, Q], [Q^T, diag(counts)]]`` (the sum of ``[h; y][h; y]^T`` over samples). Checked
-        by one Cholesky factorisation, with a margin of 1e-9 of ``before``'s largest diagonal
-        value for rounding. What sums cannot reveal: rows never learned whose removal leaves such a
-        matrix (e.g. a row inside the span of rows of its class) pass; only fingerprints of
-        the learned samples could tell.
+        by one Cholesky factorisation, with a margin of ``rounding`` times ``before``'s largest
+        diagonal value (1e-9 for float64 products; float32 ones round to about 1e-7). What
+        sums cannot reveal: rows never learned whose removal leaves such a matrix (e.g. a row
+        inside the span of rows of its class) pass; only fingerprints of the learned samples
+        could tell.
         """
         bad = np.flatnonzero(self.counts < 0)
         if bad.size:
@@ -512,7 +513,7 @@ class SufficientStatistics:
         diagonal = np.diag(self._upper())
         # Rounding is relative to the largest sums the subtractions went through, not to each
         # entry (an entry already near zero carries the residue of earlier removals).
-        margin = 1e-9 * max(float(np.diag(before._upper()).max(initial=0.0)), 1e-300)
+        margin = rounding * max(float(np.diag(before._upper()).max(initial=0.0)), 1e-300)
         if np.any(diagonal < -margin):
             raise ValueError("the diagonal of G would become negative")
         m, c = self.n_components, self.n_classes
