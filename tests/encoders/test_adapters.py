@@ -117,3 +117,62 @@ def test_missing_package_errors_name_the_pip_line(
     monkeypatch.setattr(builtins, "__import__", hide)
     with pytest.raises(EncoderNotAvailableError, match=r"pip install 'forgetless\[vision\]'"):
         load_encoder(encoder)
+
+
+def tiny_onnx(path: Path, scale: float, external: bool = False) -> None:
+    """An 8 x 8 image model: global average pool, then a 3 x 4 matrix (scaled by ``scale``)."""
+    onnx = require("onnx", VISION_HINT)
+    from onnx import TensorProto, helper, numpy_helper
+
+    W = (np.arange(12, dtype=np.float32).reshape(3, 4) + 1) * scale
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [x], [y], [numpy_helper.from_array(W, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, location="tiny.weights",
+                        all_tensors_to_one_file=True, size_threshold=0)  # fmt: skip
+    else:
+        onnx.save(model, str(path))
+
+
+def test_a_fingerprint_follows_the_weights_that_compute(tmp_path: Path) -> None:
+    """Stale features were served three ways: the file replaced after an encoder loaded it
+    (the old encoder took the new file's fingerprint), replaced keeping its size and mtime
+    (``cp -p``), or with its weights in an external data file (not hashed)."""
+    import os
+
+    require("onnxruntime", VISION_HINT)
+    path = tmp_path / "m.onnx"
+    images = [np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)]
+    tiny_onnx(path, 1.0)
+    old = load_encoder(f"onnx:{path}")
+    before = old.fingerprint()
+    stat = os.stat(path)
+    tiny_onnx(path, 2.0)  # the same size; the mtime put back as cp -p would
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    new = load_encoder(f"onnx:{path}")
+    assert not np.allclose(old.encode(images), new.encode(images))
+    assert old.fingerprint() == before != new.fingerprint()
+    external = tmp_path / "ext"
+    external.mkdir()
+    tiny_onnx(external / "m.onnx", 1.0, external=True)
+    first = load_encoder(f"onnx:{external / 'm.onnx'}").fingerprint()
+    tiny_onnx(external / "m.onnx", 5.0, external=True)  # new weights in tiny.weights
+    assert load_encoder(f"onnx:{external / 'm.onnx'}").fingerprint() != first
+
+
+def test_onnx_files_that_cannot_serve_are_named_at_load(tmp_path: Path) -> None:
+    require("onnxruntime", VISION_HINT)
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07 not a model at all \xff\xff")
+    with pytest.raises(EncoderNotAvailableError, match="junk.onnx is not a readable ONNX"):
+        load_encoder(f"onnx:{tmp_path / 'junk.onnx'}")
+    (tmp_path / "folder.onnx").mkdir()
+    with pytest.raises(EncoderNotAvailableError, match="is a folder"):
+        load_encoder(f"onnx:{tmp_path / 'folder.onnx'}")

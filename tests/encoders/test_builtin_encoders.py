@@ -188,3 +188,17 @@ def test_efficientnet_reads_out_earlier_stages(efficientnet, fashion_mnist) -> N
     with pytest.raises(ValueError, match="readout must be one of 'stages', 'head'"):
         EfficientNetLite0(image_size=112, readout="layers")
     assert "last-stages" in adaptable_methods(efficientnet)  # trains for the head; all read out
+
+
+def test_minilm_normalises_its_readout_of_every_layer_and_names_non_texts(minilm) -> None:
+    """normalize=True was ignored with readout='layers' (rows of norm sqrt(6)); None, NaN and
+    bytes were encoded as the texts 'None', 'nan' and "b'...'"."""
+    from forgetless.encoders import load_encoder
+
+    texts = ["a dog runs in the park", "stock markets fell sharply"]
+    unit = load_encoder("minilm", normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(unit.encode(texts), axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(unit.encode(texts) * np.sqrt(6), minilm.encode(texts), atol=1e-5)
+    for bad in (None, float("nan"), b"bytes"):
+        with pytest.raises(TypeError, match="input 1 of the batch is .* not a text"):
+            minilm.encode(["fine", bad])

@@ -59,3 +59,36 @@ def test_huge_images_are_shrunk_before_work() -> None:
     big = np.full((3000, 2000, 3), 200, dtype=np.uint8)
     assert max(to_rgb(big, max_side=100).size) < 400
     assert ImagePreprocessing(size=50).image(big)[0, 0].tolist() == [200, 200, 200]
+
+
+def test_raw_pixels_of_an_rgba_array_are_its_grey_image(tmp_path) -> None:
+    """With color=False an RGBA (or grey + alpha) array was flattened as it was: 4 values per
+    pixel, transparency not flattened onto white, unlike the same image given as a file."""
+    from PIL import Image
+
+    from forgetless.encoders.raw import RawPixels
+
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)  # fully transparent
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    encoder = RawPixels()
+    as_array, as_file = encoder.encode([rgba]), encoder.encode([str(tmp_path / "clear.png")])
+    assert as_array.shape == (1, 64) and np.array_equal(as_array, as_file)
+    assert np.all(as_array == 1.0)  # white
+
+
+def test_a_truncated_image_is_named_and_bad_batch_sizes_are_refused(tmp_path) -> None:
+    from PIL import Image
+
+    from forgetless.encoders.raw import RawPixels
+
+    Image.fromarray(np.full((64, 64, 3), 90, dtype=np.uint8)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    encoder = RawPixels(size=8)
+    with pytest.raises(OSError, match="cannot read image .*cut.png"):
+        encoder.encode([str(tmp_path / "whole.png"), str(tmp_path / "cut.png")])
+    for size in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a whole number"):
+            encoder.encode([str(tmp_path / "whole.png")], batch_size=size)
+    with pytest.raises(TypeError, match="one string"):
+        encoder.encode(str(tmp_path / "whole.png"))

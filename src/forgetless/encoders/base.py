@@ -175,7 +175,7 @@ def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "it")
 
 
 @functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+def _file_sha256(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -184,9 +184,10 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 of a weights file (memoised per path, size and mtime: hashed once per run)."""
+    """sha256 of a weights file (memoised per path, size, mtime, ctime and inode: hashed once
+    per run; a copy that keeps size and mtime, ``cp -p``, still changes the ctime)."""
     st = os.stat(path)
-    return _file_sha256(os.fspath(path), st.st_size, st.st_mtime_ns)
+    return _file_sha256(os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def tree_digest(folder: str | os.PathLike[str]) -> str:
@@ -197,6 +198,25 @@ def tree_digest(folder: str | os.PathLike[str]) -> str:
         h.update(str(p.relative_to(root)).encode())
         h.update(file_digest(p).encode())
     return h.hexdigest()
+
+
+def texts_of(batch: Sequence[Any]) -> list[str]:
+    """A text encoder's batch as texts; anything else (None, NaN, bytes) is named, not
+    encoded as its repr.
+
+    >>> texts_of(["a cat", "a dog"])
+    ['a cat', 'a dog']
+    >>> texts_of(["a cat", None])
+    Traceback (most recent call last):
+    ...
+    TypeError: input 1 of the batch is NoneType 'None', not a text
+    """
+    for i, t in enumerate(batch):
+        if not isinstance(t, str):
+            raise TypeError(
+                f"input {i} of the batch is {type(t).__name__} {str(t)[:40]!r}, not a text"
+            )
+    return [str(t) for t in batch]
 
 
 def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -245,12 +265,18 @@ class Encoder(ABC):
         """What identifies the weights (a file hash); part of the fingerprint."""
         return ""
 
+    def _pin_weights(self) -> None:
+        """Hash the weights now, as they were loaded: a file replaced later must not lend
+        this encoder (which still computes with the old weights) the new file's identity."""
+        self._pinned_weights = self.weights_id()
+
     def fingerprint(self) -> str:
         """A hash that changes whenever the features this encoder returns could change."""
+        pinned = self.__dict__.get("_pinned_weights")
         payload = {
             "name": self.name,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "weights": self.weights_id(),
+            "weights": self.weights_id() if pinned is None else pinned,
             "preprocessing": self.preprocessing(),
             "feature_version": FEATURE_VERSION,
         }
@@ -274,8 +300,12 @@ class Encoder(ABC):
         progress: bool | None = None,
     ) -> np.ndarray:
         """Features of ``inputs`` as a C-contiguous ``float32`` array ``(len(inputs), dim)``."""
+        if isinstance(inputs, (str, bytes)):
+            raise TypeError("inputs is one string: give a list of inputs (e.g. [text])")
         n = len(inputs)
-        size = batch_size or self.batch_size
+        size = self.batch_size if batch_size is None else batch_size
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {size!r}")
         out: np.ndarray | None = None
         unit = "img" if self.modality == "image" else "text"
         with self._runtime(), progress_bar(n, self.name, progress, unit) as bar:

@@ -67,6 +67,7 @@ class EfficientNetLite0(TorchEncoder):
                 "efficientnet-lite0", weights_path=self.weights_path
             )
         self.model = model.eval().to(self.device)
+        self._pin_weights()
         self.name = "efficientnet-lite0"
         self.batch_size = batch_size
         self.prep = ImagePreprocessing(size=image_size, resize=resize)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from forgetless.encoders.base import TorchEncoder, missing_package, tree_digest
+from forgetless.encoders.base import TorchEncoder, missing_package, texts_of, tree_digest
 from forgetless.encoders.hub import local_hf_model, quiet_loading
 from forgetless.encoders.images import to_rgb
 
@@ -49,6 +49,7 @@ class HuggingFaceEncoder(TorchEncoder):
         with quiet_loading():
             net = transformers.AutoModel.from_pretrained(str(self.folder), local_files_only=True)
         self.model = net.eval().to(self.device)
+        self._pin_weights()
         config = json.loads((self.folder / "config.json").read_text())
         self.dim = config.get("hidden_size") or config.get("hidden_sizes", [None])[-1]
         self.name = f"hf:{model}"
@@ -66,7 +67,7 @@ class HuggingFaceEncoder(TorchEncoder):
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
         if self.modality == "text":
             enc = self.processor(
-                [str(t) for t in batch],
+                texts_of(batch),
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,

@@ -41,7 +41,10 @@ def to_rgb(image: Any, max_side: int | None = None) -> Any:
     Image = _pil()
     if isinstance(image, (str, os.PathLike)):
         with Image.open(image) as im:
-            im.load()
+            try:
+                im.load()
+            except OSError as err:  # truncated files: name the file, not just the fault
+                raise OSError(f"cannot read image {image}: {err}") from None
             img = im
     elif isinstance(image, np.ndarray):
         arr = image

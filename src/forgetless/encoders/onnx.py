@@ -6,6 +6,7 @@ appended to the graph's outputs before the session is built.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,8 +49,29 @@ class OnnxEncoder(Encoder):
             raise missing_package("onnx and onnxruntime", extra="vision") from exc
         self.path = Path(path)
         if not self.path.is_file():
-            raise EncoderNotAvailableError(f"ONNX model file {self.path} not found")
-        model = onnx.load(str(self.path))
+            state = "is a folder, not a file" if self.path.is_dir() else "not found"
+            raise EncoderNotAvailableError(f"ONNX model file {self.path} {state}")
+        try:
+            model = onnx.load(str(self.path), load_external_data=False)
+            # Weights kept beside the model (external data) are part of what it computes.
+            self.external = sorted(
+                {
+                    entry.value
+                    for tensor in model.graph.initializer
+                    if tensor.data_location == onnx.TensorProto.EXTERNAL
+                    for entry in tensor.external_data
+                    if entry.key == "location"
+                }
+            )
+            if self.external:
+                onnx.external_data_helper.load_external_data_for_model(model, str(self.path.parent))
+        except Exception as err:  # protobuf's DecodeError, missing external files, ...
+            raise EncoderNotAvailableError(
+                f"{self.path} is not a readable ONNX model ({type(err).__name__}: "
+                f"{str(err)[:120] or 'no detail'})"
+            ) from None
+        if not model.graph.output or not model.graph.input:
+            raise EncoderNotAvailableError(f"{self.path} is an ONNX model with no input or output")
         declared = [o.name for o in model.graph.output]
         produced = {name for node in model.graph.node for name in node.output}
         self.output = output or declared[0]
@@ -60,7 +82,15 @@ class OnnxEncoder(Encoder):
                 )
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(self.output))
         graph_input = model.graph.input[0]
+        if graph_input.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            kind = onnx.TensorProto.DataType.Name(graph_input.type.tensor_type.elem_type)
+            raise EncoderNotAvailableError(
+                f"{self.path} takes {kind} inputs; the onnx: encoder feeds float images "
+                "(a text model needs its tokenizer: use hf: or sentence-transformers:)"
+            )
         dims = [d.dim_value or None for d in graph_input.type.tensor_type.shape.dim]
+        if dims and dims[0] is not None:  # a fixed batch: run that many at a time
+            batch_size = min(batch_size, dims[0])
         if preprocessing is None:
             layout = "NHWC" if len(dims) == 4 and dims[3] == 3 else "NCHW"
             side = (dims[1] if layout == "NHWC" else dims[2]) if len(dims) == 4 else None
@@ -83,6 +113,7 @@ class OnnxEncoder(Encoder):
         self.name = name or f"onnx:{self.path.name}:{self.output}"
         self.batch_size = batch_size
         self.threads = threads
+        self._pin_weights()
         probe = self._encode_batch([np.zeros((8, 8), dtype=np.uint8)])
         self.dim = int(probe.shape[1])
 
@@ -90,7 +121,13 @@ class OnnxEncoder(Encoder):
         return {**self.prep.as_dict(), "output": self.output}
 
     def weights_id(self) -> str:
-        return file_digest(self.path)
+        if not self.external:
+            return file_digest(self.path)
+        h = hashlib.sha256(file_digest(self.path).encode())
+        for location in self.external:  # the external data files, by name and content
+            h.update(location.encode())
+            h.update(file_digest(self.path.parent / location).encode())
+        return h.hexdigest()
 
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
         (out,) = self.session.run([self.output], {self.input_name: self.prep(batch)})

@@ -17,6 +17,7 @@ from forgetless.encoders.base import (
     TorchEncoder,
     file_digest,
     missing_package,
+    texts_of,
 )
 from forgetless.encoders.hub import cached_hf_file
 from forgetless.encoders.images import ImagePreprocessing
@@ -56,6 +57,7 @@ class OpenClipEncoder(TorchEncoder):
         self.weights_path = path
         model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=str(path))
         self.model = model.eval().to(self.device)
+        self._pin_weights()
         self.modality = modality
         self.tokenizer = open_clip.get_tokenizer(arch) if modality == "text" else None
         visual = model.visual
@@ -92,7 +94,7 @@ class OpenClipEncoder(TorchEncoder):
 
         if self.modality == "text":
             assert self.tokenizer is not None
-            feats = self.model.encode_text(self.tokenizer([str(t) for t in batch]).to(self.device))
+            feats = self.model.encode_text(self.tokenizer(texts_of(batch)).to(self.device))
         else:
             feats = self.model.encode_image(torch.from_numpy(self.prep(batch)).to(self.device))
         return feats.float().cpu().numpy()

@@ -38,8 +38,9 @@ class RawPixels(Encoder):
 
     def _one(self, image: Any) -> np.ndarray:
         if self.size is None and isinstance(image, np.ndarray) and image.dtype == np.uint8:
-            if self.color == (image.ndim == 3 and image.shape[2] == 3):
-                return image.reshape(-1)
+            rgb = image.ndim == 3 and image.shape[2] == 3
+            if (self.color and rgb) or (not self.color and image.ndim == 2):
+                return image.reshape(-1)  # already what is wanted (RGBA etc. go through PIL)
         img = to_rgb(image)
         if self.size is not None:
             from PIL import Image

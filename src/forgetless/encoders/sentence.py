@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from forgetless.encoders import READOUTS
-from forgetless.encoders.base import TorchEncoder, missing_package, tree_digest
+from forgetless.encoders.base import TorchEncoder, missing_package, texts_of, tree_digest
 from forgetless.encoders.hub import local_hf_model, quiet_loading
 
 
@@ -56,6 +56,7 @@ class SentenceTransformerEncoder(TorchEncoder):
         self.folder = local_hf_model(model_id, marker="modules.json")
         with quiet_loading():
             self.model = SentenceTransformer(str(self.folder), device=self.device)
+        self._pin_weights()
         self.name = name or f"sentence-transformers:{model}"
         self.batch_size = batch_size
         self.normalize = normalize
@@ -86,12 +87,13 @@ class SentenceTransformerEncoder(TorchEncoder):
         return tree_digest(self.folder)
 
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
+        texts = texts_of(batch)
         if self.readout == "layers":
-            return self._encode_layers([str(t) for t in batch])
+            return self._encode_layers(texts)
         # sentence-transformers sorts a call's texts by length and pads per mini-batch of 32,
         # so a large outer batch wastes less compute on padding.
         return self.model.encode(
-            [str(t) for t in batch],
+            texts,
             batch_size=32,
             convert_to_numpy=True,
             show_progress_bar=False,
@@ -137,6 +139,8 @@ class SentenceTransformerEncoder(TorchEncoder):
         by_length = np.concatenate(chunks)
         rows = np.empty_like(by_length)
         rows[order] = by_length
+        if self.normalize:  # the whole row of unit length, as normalize promises
+            rows /= np.sqrt(len(self.layers))  # (each of its parts already is)
         return rows
 
 

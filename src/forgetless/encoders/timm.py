@@ -63,6 +63,7 @@ class TimmEncoder(TorchEncoder):
             pretrained_cfg_overlay={"file": str(self.weights_path)},
         )
         self.model = net.eval().to(self.device)
+        self._pin_weights()
         data = timm.data.resolve_data_config({}, model=net)
         _, height, _ = data["input_size"]
         self.prep = ImagePreprocessing(

@@ -80,6 +80,7 @@ class TorchvisionEncoder(TorchEncoder):
         net.load_state_dict(state)
         self.dim = _strip_head(net)
         self.model = net.eval().to(self.device)
+        self._pin_weights()
         t = spec.transforms()
         crop = int(t.crop_size[0])
         resize = int(t.resize_size[0])
