@@ -331,7 +331,7 @@ def test_cli_lists_and_clears(tmp_path, digits, capsys) -> None:
     assert "2 entries" in out and "digits/train" in out and "1347x64" in out
     assert main(["cache", "--dir", str(tmp_path), "clear"]) == 1  # stdin is not a terminal
     assert len(cache.entries()) == 2
-    assert main(["cache", "--dir", str(tmp_path), "clear", "--yes"]) == 0
+    assert main(["cache", "clear", "--dir", str(tmp_path), "--yes"]) == 0  # --dir after, too
     assert cache.entries() == [] and (tmp_path / "keep-me.txt").exists()
     assert "deleted 2 entries" in capsys.readouterr().out
 

@@ -245,6 +245,16 @@ def test_a_learn_that_drops_the_records_commits_both_or_neither(tmp_path, digits
     assert [e["action"] for e in other.events] == ["learn", "drop-deletion-records"]
 
 
+def test_of_two_first_learns_at_once_the_later_is_told_to_learn_again(tmp_path, digits):
+    X, y = pick(digits, {"digit1", "digit8"})
+    slow, fast = make(tmp_path / "m"), make(tmp_path / "m")  # both before either commits
+    fast.learn(X[:30], y[:30])
+    with pytest.raises(InputError, match="created by another process meanwhile"):
+        slow.learn(X[30:], y[30:])
+    TeachableModel.open(tmp_path / "m").learn(X[30:], y[30:])
+    assert TeachableModel.open(tmp_path / "m").n_samples == 60
+
+
 def test_a_model_that_lost_its_pointer_is_not_overwritten(tmp_path, digits):
     """Without CURRENT, a later generation's files were taken for a killed first learn's
     leftovers: a new model was written there and the old files deleted."""

@@ -214,12 +214,13 @@ def _add_cache_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("cache", help="list or clear the on-disk feature cache")
     parser.add_argument("--dir", help="cache folder (default: $FORGETLESS_CACHE_DIR or ~/.cache)")
     actions = parser.add_subparsers(dest="cache_action", required=True)
-    actions.add_parser("list", help="show cached feature matrices").set_defaults(
-        handler=_run_cache_list
-    )
+    listing = actions.add_parser("list", help="show cached feature matrices")
     clear = actions.add_parser("clear", help="delete every cached feature matrix")
     clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    clear.set_defaults(handler=_run_cache_clear)
+    for action, handler in ((listing, _run_cache_list), (clear, _run_cache_clear)):
+        # --dir after the action too (cache clear --dir X); unset there, the one before stays
+        action.add_argument("--dir", default=argparse.SUPPRESS, help="cache folder")
+        action.set_defaults(handler=handler)
 
 
 def _bad_cache_dir(folder: str | None) -> bool:

@@ -2199,6 +2199,11 @@ class TeachableModel:
         creating = self.generation == 0
         made_folder = False
         if creating:
+            if (folder / POINTER).exists():  # another first learn committed meanwhile
+                raise StaleModelError(
+                    f"{folder} was created by another process meanwhile; learn again to add "
+                    "to that model"
+                )
             _check_new_folder(folder)
             made_folder = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)

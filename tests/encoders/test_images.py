@@ -92,3 +92,11 @@ def test_a_truncated_image_is_named_and_bad_batch_sizes_are_refused(tmp_path) ->
             encoder.encode([str(tmp_path / "whole.png")], batch_size=size)
     with pytest.raises(TypeError, match="one string"):
         encoder.encode(str(tmp_path / "whole.png"))
+
+
+def test_premultiplied_alpha_modes_are_read() -> None:
+    """PIL cannot convert 'La' or 'RGBa' to RGB directly: such images raised ValueError."""
+    from PIL import Image
+
+    for mode in ("La", "RGBa"):
+        assert to_rgb(Image.new(mode, (3, 3))).mode == "RGB"

@@ -59,6 +59,8 @@ def to_rgb(image: Any, max_side: int | None = None) -> Any:
         img = image
     else:
         raise TypeError(f"expected an image path, PIL image or array, got {type(image).__name__}")
+    if img.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts only its plain form
+        img = img.convert("LA" if img.mode == "La" else "RGBA")
     if img.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit or float grayscale: scale to 8 bits
         arr = np.asarray(img, dtype=np.float64)
         top = float(arr.max()) or 1.0
