@@ -227,6 +227,10 @@ def test_a_cache_folder_from_the_environment_that_is_a_file(tmp_path, monkeypatc
     assert main(["cache", "list"]) == 2
     assert "FORGETLESS_CACHE_DIR) is a file" in one_error_line(capsys, "cache")
     path = tmp_path / "run.toml"
+    path.write_text(GOOD)
+    assert main(["run", "--config", str(path), "--output", str(tmp_path / "r")]) == 2
+    line = one_error_line(capsys)  # the environment's folder, not blamed on the file
+    assert f"$FORGETLESS_CACHE_DIR: {afile} is a file" in line and str(path) not in line
     path.write_text(GOOD + f'cache_dir = "{afile}/sub"\n')
     assert main(["run", "--config", str(path), "--output", str(tmp_path / "r")]) == 2
     assert "lies under" in one_error_line(capsys)

@@ -485,9 +485,8 @@ def test_a_learner_that_forgot_every_sample_saves_loads_and_learns_as_new(
 
 
 def test_statistics_forgotten_follow_the_classes_as_given(digits):
-    """Column i of the statistics holds classes[i]; the docstring said sorted classes while
-    the code followed the order given, so sums recorded sorted and passed unsorted were
-    subtracted from the other class."""
+    """Column i of the statistics holds classes[i], in the order given (what the code did;
+    its docstring said sorted classes): both orders forget exactly."""
     from forgetless.statistics import SufficientStatistics
 
     X, y, X_test, _ = digits
@@ -542,3 +541,17 @@ def test_a_learner_merges_with_its_saved_copy_whatever_the_settings_types(digits
     other.merge(ContinualClassifier(n_components=100, alpha=1, random_state=0).fit(X, y))
     with pytest.raises(ValueError):
         ContinualClassifier(n_components=100, alpha=2.0, random_state=0).fit(X, y).merge(other)
+
+
+def test_rows_never_learned_are_refused_even_when_they_would_empty_the_learner():
+    """Zeroing the sums of an emptied learner must come after the check that the rows were
+    learned, or any rows with the right counts would pass it and wipe the learner."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 8)), np.array([0, 0, 0, 1, 1, 1])
+    clf = ContinualClassifier(projection="none", random_state=0).partial_fit(X, y)
+    coef = clf.coef_.copy()
+    with pytest.raises(ValueError, match="not all learned"):
+        clf.forget(5 * rng.normal(size=(6, 8)), y)
+    assert clf.statistics_.n_samples == 6 and np.array_equal(clf.coef_, coef)
+    clf.forget(X, y)
+    assert clf.statistics_.n_samples == 0

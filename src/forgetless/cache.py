@@ -236,9 +236,14 @@ def _locked(path: Path, wait: bool = True) -> Iterator[bool]:
     except ImportError:  # Windows: no advisory locks; concurrent writers are the user's risk
         yield True
         return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
+        try:  # never through a link; a folder cleared between mkdir and here: again
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            continue
+        with os.fdopen(fd, "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -233,7 +234,12 @@ def _bad_cache_dir(folder: str | None) -> bool:
         problem = f"{folder} does not exist"
     if problem is None:
         return False
-    hint = "give the cache folder (or leave --dir out)" if folder else "fix or unset it"
+    if folder:
+        hint = "give the cache folder (or leave --dir out)"
+    elif os.environ.get("FORGETLESS_CACHE_DIR"):
+        hint = "point $FORGETLESS_CACHE_DIR at a folder, or unset it"
+    else:
+        hint = "move that file, or set $FORGETLESS_CACHE_DIR to a folder"
     _error("cache", f"{'--dir ' if folder else ''}{problem}; {hint}")
     return True
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-READ_ATTEMPTS = 5  # predict/info/evaluate open again while writers commit in between
+READ_ATTEMPTS = 5  # predict/evaluate open again while writers commit in between
 
 LEARN_EXAMPLES = """examples:
   forgetless learn pets.model photos/day1                 # photos/day1/<class>/*.jpg
@@ -247,7 +247,7 @@ def _stage_lines() -> Iterator[None]:
 
 
 def _open(path: str, reading: bool = False) -> Any:
-    """The model at ``path``. ``reading`` (predict, info, evaluate): its learner read at once,
+    """The model at ``path``. ``reading`` (predict, evaluate): its learner read at once,
     opening again when a writer committed in between (and removed the files read)."""
     from forgetless.teachable import StaleModelError, TeachableModel
 
@@ -582,7 +582,7 @@ def _info(args: argparse.Namespace) -> int:
     from forgetless.evaluation.report import format_table
     from forgetless.teachable import DEFAULT_WIDTH, WIDTH_FLOOR, WIDTH_RULE_SHORT
 
-    model = _open(args.model, reading=True)
+    model = _open(args.model)  # info reads no learner: it also describes a damaged model
     info = model.info()
     if args.format == "json":
         print(json.dumps(info, indent=1, ensure_ascii=False))

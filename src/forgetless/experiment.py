@@ -392,8 +392,14 @@ class RunConfig:
         _check("cache_dir", self.cache_dir, _Type((str, os.PathLike), "a directory", True))
         from forgetless.cache import cache_dir_problem
 
-        problem = cache_dir_problem(self.cache_dir)
-        if problem is not None:
+        if self.cache_dir is None:  # the environment's folder, not the file's: say which
+            from forgetless.cache import ENV_VAR, default_cache_dir
+
+            problem = cache_dir_problem(default_cache_dir())
+            origin = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default feature cache"
+            if problem is not None:
+                raise ConfigError(problem, None, origin)
+        elif (problem := cache_dir_problem(self.cache_dir)) is not None:
             raise ConfigError(f"cache_dir: {problem}", "cache_dir")
         if output:
             check_output_dir(self.output)

@@ -673,6 +673,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"cannot forget {what}: {err}, so they were not all learned (or were already "
                 "forgotten); nothing was changed"
             ) from err
+        remaining.zero_if_empty()  # checked first: zeros would pass any check
         self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
 
     def forget_classes(self, classes: Any) -> ContinualClassifier:

@@ -479,9 +479,13 @@ class SufficientStatistics:
         if self.per_class_gram:
             pairs = zip(self._class_grams, other._class_grams, strict=True)
             new._class_grams = [a - b for a, b in pairs]
-        if not new.counts.any():
-            new._zero_sums()  # no row left: the sums of no rows, not rounding leftovers
         return new
+
+    def zero_if_empty(self) -> None:
+        """With no row left, make every sum exactly what no rows sum to, not the rounding
+        that subtracting leaves (call once the subtraction is known to be real)."""
+        if not self.counts.any():
+            self._zero_sums()
 
     def _zero_sums(self) -> None:
         """Every sum exactly zero, as no rows sum to (G again the empty factor of a new

@@ -859,7 +859,11 @@ class TeachableModel:
         """The learner (loaded from its file on first use, its sha256 checked)."""
         if self._clf is None and self._learner_ref is not None:
             path = self._verified(self._learner_ref, "learner")
-            clf = ContinualClassifier.load(path)
+            try:
+                clf = ContinualClassifier.load(path)
+            except FileNotFoundError:  # removed since it was hashed: a writer committed
+                self._check_not_stale()
+                raise ModelFileError(f"{path} (learner) was deleted while being read") from None
             counts = self.class_counts()
             learned = dict(zip(clf.classes_.tolist(), clf.statistics_.counts.tolist(), strict=True))
             if learned != counts:
@@ -910,7 +914,11 @@ class TeachableModel:
             return None
         kind, rows, ref = entry
         path = self._verified(ref, f"deletion record of {self.labels[label]!r}")
-        meta, arrays = read_model_file(path, kind=RECORD_KIND, version=RECORD_VERSION)
+        try:
+            meta, arrays = read_model_file(path, kind=RECORD_KIND, version=RECORD_VERSION)
+        except FileNotFoundError:  # removed since it was hashed: a writer committed
+            self._check_not_stale()
+            raise ModelFileError(f"{path} (deletion record) was deleted while being read") from None
         try:
             record = self._checked_record(meta, arrays, label, kind, rows)
         except (KeyError, TypeError, ValueError) as err:

@@ -119,14 +119,17 @@ def test_missing_package_errors_name_the_pip_line(
         load_encoder(encoder)
 
 
-def tiny_onnx(path: Path, scale: float, external: bool = False) -> None:
-    """An 8 x 8 image model: global average pool, then a 3 x 4 matrix (scaled by ``scale``)."""
+def tiny_onnx(
+    path: Path, scale: float, external: bool = False, batch: int | str = "N", kind: str = "FLOAT"
+) -> None:
+    """An 8 x 8 image model: global average pool, then a 3 x 4 matrix (scaled by ``scale``);
+    ``batch`` a fixed batch size, ``kind`` the input's element type."""
     onnx = require("onnx", VISION_HINT)
     from onnx import TensorProto, helper, numpy_helper
 
     W = (np.arange(12, dtype=np.float32).reshape(3, 4) + 1) * scale
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    x = helper.make_tensor_value_info("x", getattr(TensorProto, kind), [batch, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])
     nodes = [
         helper.make_node("GlobalAveragePool", ["x"], ["gap"]),
         helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
@@ -176,3 +179,19 @@ def test_onnx_files_that_cannot_serve_are_named_at_load(tmp_path: Path) -> None:
     (tmp_path / "folder.onnx").mkdir()
     with pytest.raises(EncoderNotAvailableError, match="is a folder"):
         load_encoder(f"onnx:{tmp_path / 'folder.onnx'}")
+
+
+def test_onnx_models_of_a_fixed_batch_or_other_inputs(tmp_path: Path) -> None:
+    """A model exported for 4 inputs at once runs any number (the last batch padded); one
+    taking integers (a text model) is refused at load, not at the first encode."""
+    require("onnxruntime", VISION_HINT)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(5)]
+    tiny_onnx(tmp_path / "any.onnx", 1.0)
+    tiny_onnx(tmp_path / "four.onnx", 1.0, batch=4)
+    expected = load_encoder(f"onnx:{tmp_path / 'any.onnx'}").encode(images)
+    np.testing.assert_allclose(load_encoder(f"onnx:{tmp_path / 'four.onnx'}").encode(images),
+                               expected, rtol=1e-6)  # fmt: skip
+    tiny_onnx(tmp_path / "text.onnx", 1.0, kind="INT64")
+    with pytest.raises(EncoderNotAvailableError, match="takes INT64 inputs"):
+        load_encoder(f"onnx:{tmp_path / 'text.onnx'}")

@@ -89,8 +89,9 @@ class OnnxEncoder(Encoder):
                 "(a text model needs its tokenizer: use hf: or sentence-transformers:)"
             )
         dims = [d.dim_value or None for d in graph_input.type.tensor_type.shape.dim]
-        if dims and dims[0] is not None:  # a fixed batch: run that many at a time
-            batch_size = min(batch_size, dims[0])
+        self.fixed_batch = dims[0] if dims else None  # a model exported for N inputs at once
+        if self.fixed_batch is not None:
+            batch_size = min(batch_size, self.fixed_batch)
         if preprocessing is None:
             layout = "NHWC" if len(dims) == 4 and dims[3] == 3 else "NCHW"
             side = (dims[1] if layout == "NHWC" else dims[2]) if len(dims) == 4 else None
@@ -130,8 +131,11 @@ class OnnxEncoder(Encoder):
         return h.hexdigest()
 
     def _encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
-        (out,) = self.session.run([self.output], {self.input_name: self.prep(batch)})
-        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+        x = self.prep(batch)
+        if self.fixed_batch is not None and len(x) < self.fixed_batch:  # pad, then drop
+            x = np.concatenate([x, np.zeros((self.fixed_batch - len(x), *x.shape[1:]), x.dtype)])
+        (out,) = self.session.run([self.output], {self.input_name: x})
+        return np.asarray(out, dtype=np.float32)[: len(batch)].reshape(len(batch), -1)
 
 
 def opennsfw_resnet50(**kwargs: Any) -> OnnxEncoder:

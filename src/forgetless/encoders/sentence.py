@@ -77,9 +77,12 @@ class SentenceTransformerEncoder(TorchEncoder):
     def preprocessing(self) -> dict[str, Any]:
         # "last" adds nothing, so the features (and cache entries) of earlier releases stay valid.
         readout = {} if self.readout == "last" else {"readout": self.readout}
+        # normalize with every layer's readout makes the whole row of unit length (it was
+        # ignored before): its own value, so features from then are cached apart.
+        normalize = "row" if self.normalize and self.readout == "layers" else self.normalize
         return {
             "max_seq_length": int(self.model.max_seq_length),
-            "normalize": self.normalize,
+            "normalize": normalize,
             **readout,
         }
 

@@ -206,6 +206,8 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.colorbar(image, ax=ax, fraction=0.046)
         fig.tight_layout()
         filename = f"accuracy_matrix_{_file_part(name)}.png"
+        while filename in written:  # two names alike once made safe: keep both plots
+            filename = filename.removesuffix(".png") + "_.png"
         fig.savefig(out / filename, dpi=100)
         plt.close(fig)
         written.append(filename)
@@ -303,7 +305,10 @@ def write_report(run_dir: str | Path) -> list[str]:
     path = out / "results.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {out} a forgetless run directory?")
-    results = json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ResultsFileError(f"{path} is not UTF-8 text: not a results file") from None
     if not (isinstance(results, dict) and isinstance(results.get("methods"), dict)):
         raise ResultsFileError(f"{path} is not a results file forgetless wrote (no methods)")
     if not results["methods"]:
