@@ -918,11 +918,21 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _physical_memory() -> int | None:
-    """This machine's memory in bytes, where the system says (None elsewhere)."""
+    """The memory this process may use in bytes: the machine's, or its container's limit
+    (cgroup) when lower; None where the system does not say."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        total = int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, OSError, ValueError):
         return None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
 
 
 def _check_memory(kind: str, n_features: int, n_components: int) -> None:
@@ -947,7 +957,7 @@ def _check_memory(kind: str, n_features: int, n_components: int) -> None:
         )
         raise ValueError(
             f"{what} needs {need / 2**30:,.0f} GiB for G (M x M float64) and the layer, more "
-            f"than this machine's {have / 2**30:,.0f} GiB of memory; choose a smaller "
+            f"than the {have / 2**30:,.0f} GiB of memory this process may use; choose a smaller "
             + ("feature width or a layer" if kind == "none" else "n_components")
         )
 
