@@ -304,3 +304,37 @@ def test_more_units_than_samples_keeps_residual_degrees_of_freedom():
     df = float(np.sum(s / (s + clf.alpha_)))
     assert n - 1 - df >= 10
     assert clf.score(X[held], y[held]) >= 0.905
+
+
+def test_an_end_scoring_below_the_interior_minimum_is_not_a_tie():
+    """The interior minimum wins over an end of the lattice; the tie set held every point
+    not above it, so a lower end won by the GCV tie-break or the largest-lambda rule (with a
+    +3e5 offset on digits' features, lambda 0.018 instead of 3162, one point of accuracy)."""
+    from forgetless._lambda_search import GCVPoint, _choose
+
+    alphas = 10.0 ** np.arange(-2, 3)
+    for scores, gcv in [
+        ([-6.0, -4.0, -4.5, -4.2, -4.1], None),
+        ([-4.0, -4.3, -4.5, -4.2, -6.0], None),
+        ([-6.0, -4.0, -4.5, -4.2, -4.1], np.array([0.1, 0.9, 0.5, 0.8, 0.9])),
+    ]:
+        points = [GCVPoint(a, s) for a, s in zip(alphas, scores, strict=True)]
+        assert _choose(points, interior=True, tiebreak=gcv).alpha == 1.0
+    plateau = [GCVPoint(a, -5.0) for a in alphas]  # a floored curve: ties, the largest lambda
+    assert _choose(plateau, interior=True).alpha == 100.0
+
+
+def test_classes_without_spread_fall_back_to_gcv_not_the_largest_lambda():
+    """Every class's rows copies of one prototype: the leave-one-out estimate is undefined at
+    every lambda, and the largest lambda was chosen, which predicts by the class priors
+    (training accuracy 0.22 on digits' prototypes)."""
+    from sklearn.datasets import load_digits
+
+    from forgetless import ContinualClassifier
+
+    X, y = load_digits(return_X_y=True)
+    prototypes = np.stack([X[y == k][0] for k in y[:1200]])
+    clf = ContinualClassifier(projection="none").fit(prototypes, y[:1200])
+    assert clf.head_.criterion_ == "gcv"
+    assert clf.alpha_ < max(p.alpha for p in clf.head_.gcv_path_)
+    assert (clf.predict(prototypes) == y[:1200]).mean() == 1.0

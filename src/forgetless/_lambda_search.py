@@ -399,8 +399,10 @@ def _choose(points: list[GCVPoint], interior: bool, tiebreak: np.ndarray | None 
         finite_or_inner = finite
     if finite_or_inner:
         lowest = min(p.score for p in finite_or_inner)
-        # Ties are searched among all finite points: a floored loo error makes a plateau.
-        tied = [p for p in finite if not _below(lowest, p.score)]
+        # Ties are searched among all finite points (a floored loo error makes a plateau),
+        # but only those within a tie of that score: an end of the lattice scoring well below
+        # the interior minimum is the limit the interior rule sets aside, not a tie.
+        tied = [p for p in finite if not _below(lowest, p.score) and not _below(p.score, lowest)]
         if tiebreak is not None and len(tied) > 1:
             # The second criterion chooses among the tied points, by the same rules.
             second = {p.alpha: float(t) for p, t in zip(points, tiebreak, strict=True)}

@@ -96,8 +96,9 @@ class RidgeHead(Head):
     the class priors, all from the statistics) so the intercept is not penalised, as in
     scikit-learn's ridge; without it, features with a large common offset (raw pixels) make
     the penalty fight the mean. ``alpha="auto"`` chooses lambda over all statistics so far by
-    an estimate of the leave-one-out classification error (GCV beyond 512 classes or with fewer
-    than two samples per class; ``criterion_`` says which; :mod:`forgetless._lambda_search`), by a
+    an estimate of the leave-one-out classification error (GCV beyond 512 classes, with fewer
+    than two samples per class, or where no class has any spread; ``criterion_`` says which;
+    :mod:`forgetless._lambda_search`), by a
     search that depends on the sums alone, so the choice (and the model) is the one a fresh fit
     on the same sums makes; ``gcv_path_`` holds the score of every lambda tried.
     ``warm_start=True`` starts the search from the previous choice instead: about 3
@@ -154,20 +155,23 @@ class RidgeHead(Head):
             sums = sums - n * np.outer(mean, prior)
             energy, extra_df = n * (1.0 - float(prior @ prior)), 1.0
         if self.alpha == "auto":
-            best, path = select_alpha(
-                gram,
-                sums,
-                n,
-                start=self.alpha_ if self.warm_start else None,
-                alphas=self.alphas,
-                target_energy=energy,
-                extra_df=extra_df,
-                ops=ops,
-                scale=float(np.diag(stats.gram_upper).max(initial=0.0)),
-                counts=stats.counts,
-            )
-            self.alpha_, self.gcv_path_ = best.alpha, path
+            search = {
+                "start": self.alpha_ if self.warm_start else None,
+                "alphas": self.alphas,
+                "target_energy": energy,
+                "extra_df": extra_df,
+                "ops": ops,
+                "scale": float(np.diag(stats.gram_upper).max(initial=0.0)),
+                "counts": stats.counts,
+            }
+            best, path = select_alpha(gram, sums, n, **search)
             self.criterion_ = criterion_for(stats.counts, n, stats.n_classes)
+            if self.criterion_ == "loo" and not any(math.isfinite(p.score) for p in path):
+                # No within-class spread anywhere (every class's rows alike): loo is undefined
+                # at every lambda; GCV still ranks them (not the largest lambda, the priors).
+                best, path = select_alpha(gram, sums, n, criterion="gcv", **search)
+                self.criterion_ = "gcv"
+            self.alpha_, self.gcv_path_ = best.alpha, path
             # The walk's own Cholesky solve at the chosen lambda, or the solve a fixed alpha
             # equal to alpha_ makes: the same operations, so the same bits.
             coef = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha, ops)
