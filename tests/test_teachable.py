@@ -142,7 +142,7 @@ def test_forgetting_a_class_equals_a_model_never_taught_it(tmp_path, digits, wid
         model.forget_classes(["digit33"])
 
 
-@pytest.mark.parametrize("width", [WIDTH, 256, None], ids=["width-64", "width-256", "by-rule"])
+@pytest.mark.parametrize("width", [WIDTH, 256, None], ids=["width-96", "width-256", "by-rule"])
 def test_a_model_that_forgot_everything_learns_again_as_a_new_one(tmp_path, digits, width):
     """Forgetting every class left rounding in G that the next open refused ("not the Gram
     matrix of any data"): the model was stuck. No sample left now means no learner, so the
