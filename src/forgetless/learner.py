@@ -1061,9 +1061,8 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             raise ModelFileError(str(err)) from None
         if not stats.all_finite():
             raise ModelFileError("G overflows: the factor's values are too large")
-        factor = arrays["gram_factor"]
-        diagonal = np.einsum("ij,ij->j", factor, factor)  # G = R^T R: only Q can be forged
-        _check_cauchy_schwarz(np.diag(diagonal), stats.class_sums, stats.counts)
+        # G = R^T R obeys Cauchy-Schwarz by construction: only Q can be forged.
+        _check_cauchy_schwarz(stats.diagonal(), stats.class_sums, stats.counts)
         return stats
     if "gram_packed" in arrays:
         packed = arrays["gram_packed"]
@@ -1092,7 +1091,7 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
         stats = SufficientStatistics.from_arrays(arrays)
     except ValueError as err:
         raise ModelFileError(str(err)) from None
-    _check_cauchy_schwarz(stats._upper(), stats.class_sums, stats.counts)
+    _check_cauchy_schwarz(stats.diagonal(), stats.class_sums, stats.counts, stats._upper())
     return stats
 
 
@@ -1102,24 +1101,31 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
 ROUNDING = 1e-5
 
 
-def _check_cauchy_schwarz(upper: np.ndarray, class_sums: np.ndarray, counts: np.ndarray) -> None:
+def _check_cauchy_schwarz(
+    diagonal: np.ndarray,
+    class_sums: np.ndarray,
+    counts: np.ndarray,
+    upper: np.ndarray | None = None,
+) -> None:
     """Refuse sums that no rows can produce, by two inequalities every real G and Q obey:
-    ``|G_jk| <= sqrt(G_jj G_kk)`` and ``Q_jc^2 <= n_c G_jj`` (Cauchy-Schwarz), checked in
-    O(M^2) with a margin for rounding. (A full check, a factorisation of the moment matrix,
-    would cost as much as a solve on every load.)
+    ``Q_jc^2 <= n_c G_jj`` and (given G's ``upper`` triangle) ``|G_jk| <= sqrt(G_jj G_kk)``
+    (Cauchy-Schwarz), checked in O(M^2) with a margin for rounding. (A full check, a
+    factorisation of the moment matrix, would cost as much as a solve on every load.)
 
     >>> import numpy as np
     >>> H = np.random.default_rng(0).standard_normal((5, 3))
-    >>> _check_cauchy_schwarz(np.triu(H.T @ H), H.T @ np.ones((5, 1)), np.array([5]))
-    >>> _check_cauchy_schwarz(np.triu(H.T @ H), 1e6 * np.ones((3, 1)), np.array([5]))
+    >>> G = H.T @ H
+    >>> _check_cauchy_schwarz(np.diag(G), H.T @ np.ones((5, 1)), np.array([5]), np.triu(G))
+    >>> _check_cauchy_schwarz(np.diag(G), 1e6 * np.ones((3, 1)), np.array([5]))
     Traceback (most recent call last):
     ...
     forgetless.persistence.ModelFileError: the class sums are larger than G allows ...
     """
-    root = np.sqrt(np.maximum(np.diag(upper), 0.0))
+    root = np.sqrt(np.maximum(diagonal, 0.0))
     slack = ROUNDING * max(float(root.max(initial=0.0)) ** 2, 1e-300)  # rounding of the sums
-    for start in range(0, upper.shape[0], 512):  # blocks of rows: no M x M temporary
-        block = upper[start : start + 512]
+    rows = 0 if upper is None else upper.shape[0]
+    for start in range(0, rows, 512):  # blocks of rows: no M x M temporary
+        block = upper[start : start + 512]  # type: ignore[index]
         bound = np.outer(root[start : start + 512], root) * (1 + ROUNDING) + slack
         if np.any(np.abs(block) > bound):
             raise ModelFileError(

@@ -439,8 +439,7 @@ class SufficientStatistics:
         self._class_grams[index][:] = 0.0
         self.class_sums[:, index] = 0.0
         self.counts[index] = 0
-        if not self.counts.any():
-            self._zero_sums()
+        self.zero_if_empty()  # exact per-class removal: nothing left to check
 
     def all_finite(self) -> bool:
         """Whether every sum is finite (a batch of huge features can overflow G)."""
