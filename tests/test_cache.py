@@ -402,3 +402,20 @@ def test_features_are_mapped_while_the_entry_is_locked(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_module, "_locked", rival_restarts_after)
     got = np.array(FeatureCache(tmp_path / "cache").features(encoder, X, progress=False))
     np.testing.assert_array_equal(got, truth)
+
+
+def test_a_planted_link_as_an_entry_lock_is_removed_not_followed(tmp_path) -> None:
+    """A ``.lock`` that is a symbolic link is never opened through (that would create or lock
+    a file elsewhere): the link is removed with a warning and the features served."""
+    cache = FeatureCache(tmp_path / "cache")
+    encoder = load_encoder("raw")
+    X = np.random.default_rng(2).integers(0, 255, (12, 8, 8), dtype=np.uint8)
+    first = np.array(cache.features(encoder, X, progress=False))
+    (lock,) = (tmp_path / "cache").glob("*/.lock")
+    target = tmp_path / "elsewhere"
+    lock.unlink()
+    lock.symlink_to(target)
+    with pytest.warns(CacheDamagedWarning, match="was a link"):
+        again = np.array(cache.features(encoder, X, progress=False))
+    np.testing.assert_array_equal(again, first)
+    assert not target.exists() and not lock.is_symlink()

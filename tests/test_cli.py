@@ -286,9 +286,15 @@ def test_report_escapes_every_value_of_a_hand_edited_results_file(small_run, tmp
     ids=["a-list", "no-methods", "no-scenarios", "classes-a-number", "summary-a-string"],
 )
 def test_report_on_a_malformed_results_file_is_one_line(small_run, tmp_path, capsys, edit):
+    """... and the report built before from the good file is left as it was."""
+    (tmp_path / "results.json").write_text(json.dumps(small_run))
+    assert main(["report", str(tmp_path)]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     (tmp_path / "results.json").write_text(json.dumps(edit(json.loads(json.dumps(small_run)))))
     assert main(["report", str(tmp_path)]) == 2
     assert "results.json" in one_error_line(capsys, "report")
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "results.json"}
+    assert after == {name: data for name, data in before.items() if name != "results.json"}
 
 
 def test_a_class_with_test_rows_but_no_training_rows_is_refused(tmp_path, capsys, no_work):

@@ -335,6 +335,29 @@ def test_a_model_taught_before_readouts_rebuilds_the_last_map_only():
     assert old.options == {"image_size": 112}  # the spec itself is left as it was
 
 
+def test_a_model_taught_before_decoding_had_a_version_keeps_decoding_as_then(tmp_path, digits):
+    """Such a model recorded no decoding in its spec; rebuilt with today's decoding its encoder
+    would not be the one it was taught with (a refusal, or features decoded another way)."""
+    import forgetless.teachable as teachable_module
+
+    X, y = pick(digits, {"digit1", "digit2"})
+    old = TeachableModel.create(tmp_path / "m", RawPixels().decoding(1), width=WIDTH)
+    old.learn(X, y)
+    assert "decode" not in old.spec.preprocessing and old.spec.decode() == 1
+    teachable_module._cached_encoder.cache_clear()  # as a new process would
+    reopened = TeachableModel.open(tmp_path / "m")
+    assert reopened.encoder().decode == 1
+    bright = X[:4].astype(np.uint16) * 300  # 16-bit: version 1 clips it at 255
+    clipped = np.minimum(bright, 255).astype(np.uint8)
+    assert reopened.predict(bright) == reopened.predict(clipped)
+    new = make(tmp_path / "new")
+    assert new.spec.decode() == 2 and new.spec.preprocessing["decode"] == 2
+    forged = old.spec.as_dict()
+    forged["preprocessing"] = {**forged["preprocessing"], "decode": 7}
+    with pytest.raises(ModelFileError, match="unknown image decoding 7"):
+        EncoderSpec.from_dict(forged)
+
+
 def test_a_stale_handle_cannot_overwrite_a_newer_model(tmp_path, digits):
     X, y = pick(digits, {"digit1", "digit2"})
     first = make(tmp_path / "m")

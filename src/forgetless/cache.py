@@ -243,6 +243,15 @@ def _locked(path: Path, wait: bool = True) -> Iterator[bool]:
             fd = os.open(path, flags, 0o644)
         except FileNotFoundError:
             continue
+        except OSError as err:
+            if not path.is_symlink():
+                raise OSError(
+                    err.errno, f"cannot open the cache lock {path} ({err.strerror})"
+                ) from None
+            # a planted link: remove the link itself (never its target) and lock afresh
+            warnings.warn(f"cache lock {path} was a link; removed it", CacheDamagedWarning, 3)
+            path.unlink(missing_ok=True)
+            continue
         with os.fdopen(fd, "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -302,7 +302,9 @@ class EncoderSpec:
         )
         if not ok:
             raise ModelFileError("the encoder spec has a value of the wrong type")
-        return cls(**doc)
+        spec = cls(**doc)
+        spec.decode()  # refuses a decoding this release does not know
+        return spec
 
     def rebuild_options(self) -> dict[str, Any]:
         """The options that rebuild this encoder: its own, and its readout, which the
@@ -314,6 +316,18 @@ class EncoderSpec:
         if self.name in READOUTS and "readout" not in options:
             options["readout"] = self.preprocessing.get("readout", READOUTS[self.name][1])
         return options
+
+    def decode(self) -> int:
+        """How this model's image files are decoded (``forgetless.encoders.images``): a model
+        taught before decoding had a version records none, and keeps version 1."""
+        from forgetless.encoders.images import DECODE
+
+        if self.modality != "image":
+            return DECODE
+        version = self.preprocessing.get("decode", 1)
+        if version not in (1, DECODE):
+            raise ModelFileError(f"the encoder spec names an unknown image decoding {version!r}")
+        return version
 
     def describe(self) -> str:
         """One line: name, what changes features, weights (short)."""
@@ -820,7 +834,8 @@ class TeachableModel:
     def encoder(self) -> Any:
         """The model's encoder, loaded on first use and checked against the spec."""
         if self._encoder is None:
-            self.use_encoder(build_encoder(self.spec.name, self.spec.rebuild_options()))
+            built = build_encoder(self.spec.name, self.spec.rebuild_options())
+            self.use_encoder(built.decoding(self.spec.decode()))
         return self._encoder
 
     def use_encoder(self, encoder: Any) -> None:

@@ -81,6 +81,10 @@ def test_fingerprint_tracks_weights_and_preprocessing(efficientnet) -> None:
     assert same.fingerprint() == efficientnet.fingerprint()
     assert other.fingerprint() != efficientnet.fingerprint()
     assert len(efficientnet.weights_id()) == 64
+    before = efficientnet.decoding(1)  # image files decoded as releases before it had a version
+    assert before.prep.decode == 1 and efficientnet.prep.decode == 2
+    assert "decode" not in before.preprocessing()
+    assert before.fingerprint() != efficientnet.fingerprint() and before.model is efficientnet.model
 
 
 def test_torch_threads_are_restored_and_devices_checked(efficientnet, fashion_mnist) -> None:

@@ -100,3 +100,57 @@ def test_premultiplied_alpha_modes_are_read() -> None:
 
     for mode in ("La", "RGBa"):
         assert to_rgb(Image.new(mode, (3, 3))).mode == "RGB"
+
+
+def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path) -> None:
+    """Phones store a portrait photo as a landscape image and a tag saying 'turn me': read
+    without the turn, the same object came out sideways from photo to photo."""
+    from PIL import Image
+
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)  # 40 wide, 20 high
+    pixels[:, :10] = 255  # a white band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    upright = np.asarray(to_rgb(path))
+    assert upright.shape == (40, 20, 3)  # turned: 20 wide, 40 high
+    assert upright[:10].mean() > 200 and upright[-10:].mean() < 50  # the band now on top
+    assert np.asarray(to_rgb(path, decode=1)).shape == (20, 40, 3)  # as before: not turned
+    with Image.open(path) as opened:  # a PIL image with the tag is turned the same way
+        np.testing.assert_array_equal(np.asarray(to_rgb(opened)), upright)
+
+
+def test_sixteen_bit_pixels_keep_their_brightness(tmp_path) -> None:
+    """16-bit grey was stretched so that its brightest pixel became white: a dim scene and a
+    bright one gave the same pixels. Now 65535 is white and 257 is 1, in files and arrays."""
+    from PIL import Image
+
+    dim = np.full((4, 4), 257 * 40, dtype=np.uint16)
+    dim[0, 0] = 257 * 80
+    path = tmp_path / "dim.png"
+    Image.fromarray(dim).save(path)
+    for image in (path, dim):
+        grey = np.asarray(to_rgb(image))[..., 0]
+        assert grey[0, 0] == 80 and grey[1, 1] == 40
+    assert np.asarray(to_rgb(path, decode=1))[0, 0, 0] == 255  # as before: stretched
+    assert np.asarray(to_rgb(dim, decode=1))[1, 1, 0] == 255  # as before: clipped
+    with pytest.raises(ValueError, match="decode must be 1 or 2"):
+        to_rgb(dim, decode=3)
+
+
+def test_the_decoding_is_part_of_every_image_fingerprint() -> None:
+    """Features decoded two ways must never share a cache entry or a model; version 1 adds
+    nothing to the preprocessing, so what was cached or taught before keeps its key."""
+    from forgetless.encoders.raw import RawPixels
+
+    assert ImagePreprocessing().as_dict()["decode"] == 2
+    assert "decode" not in ImagePreprocessing(decode=1).as_dict()
+    raw = RawPixels(size=8)
+    before = raw.decoding(1)
+    assert before.decode == 1 and raw.decode == 2  # a view: the encoder itself is unchanged
+    assert before.preprocessing() == {"size": 8, "color": False, "scale": "1/255"}
+    assert raw.fingerprint() != before.fingerprint()
+    assert raw.decoding(2) is raw
+    with pytest.raises(ValueError, match="decode must be 1 or 2"):
+        raw.decoding(0)

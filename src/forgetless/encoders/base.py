@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from forgetless.encoders.images import DECODE
 
 Modality = Literal["image", "text"]
 # Progress in logs (stderr not a terminal): nothing for runs shorter than LOG_QUIET_S, then a
@@ -241,6 +244,20 @@ class Encoder(ABC):
     modality: Modality
     batch_size: int = 32
     readout: str | None = None  # what the features pool, where an encoder offers a choice
+    decode: int = DECODE  # how image files are decoded (forgetless.encoders.images)
+
+    def decoding(self, version: int) -> Encoder:
+        """This encoder decoding image files as ``version`` does: a view sharing the network
+        (a teachable model taught with version 1 keeps it, so its features stay comparable)."""
+        if version not in (1, DECODE):
+            raise ValueError(f"decode must be 1 or {DECODE}, got {version!r}")
+        if self.modality != "image" or version == self.decode:
+            return self
+        view = copy.copy(self)
+        view.decode = version
+        if dataclasses.is_dataclass(getattr(self, "prep", None)):
+            view.prep = dataclasses.replace(self.prep, decode=version)
+        return view
 
     def last_only(self) -> Encoder:
         """This encoder reading out its last map or layer only: the same network, not a copy

@@ -59,7 +59,8 @@ class HuggingFaceEncoder(TorchEncoder):
     def preprocessing(self) -> dict[str, Any]:
         if self.modality == "text":
             return {"max_length": self.max_length, "pooling": "mean"}
-        return {"processor": self.processor.to_dict(), "pooling": "pooler_or_mean"}
+        decode = {} if self.decode == 1 else {"decode": self.decode}
+        return {"processor": self.processor.to_dict(), "pooling": "pooler_or_mean", **decode}
 
     def weights_id(self) -> str:
         return tree_digest(self.folder)
@@ -77,7 +78,9 @@ class HuggingFaceEncoder(TorchEncoder):
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         else:
-            pixels = self.processor([to_rgb(im) for im in batch], return_tensors="pt")
+            pixels = self.processor(
+                [to_rgb(im, decode=self.decode) for im in batch], return_tensors="pt"
+            )
             out = self.model(**pixels.to(self.device))
             pooled = getattr(out, "pooler_output", None)
             if pooled is None:

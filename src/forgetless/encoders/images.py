@@ -1,9 +1,18 @@
 """Turn any image input into the array a vision model expects (Pillow and numpy only).
 
-Inputs may be file paths, ``PIL.Image`` objects or ``uint8`` arrays (``H x W`` grayscale,
-``H x W x 3`` RGB, ``H x W x 4`` RGBA). Transparency is composited onto white (clip art is drawn
-on a transparent page), grayscale becomes three channels, and the image is resized to the
-model's input size.
+Inputs may be file paths, ``PIL.Image`` objects or arrays (``H x W`` grayscale, ``H x W x 3``
+RGB, ``H x W x 4`` RGBA). Transparency is composited onto white (clip art is drawn on a
+transparent page), grayscale becomes three channels, and the image is resized to the model's
+input size.
+
+How files are decoded has a version (``decode``), part of every image encoder's fingerprint:
+
+- 2 (today): a photo is turned upright by its EXIF orientation (phones store it sideways with a
+  tag); 16-bit pixels (``uint16`` arrays, 16-bit PNG) are scaled by 255/65535, so the same scene
+  gives the same pixels whatever its brightest point.
+- 1: as releases before: no EXIF turn, 16-bit images stretched so their brightest pixel is 255,
+  ``uint16`` arrays clipped at 255. A teachable model taught then keeps decoding this way, so its
+  features stay comparable.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import numpy as np
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, in 0..255 pixel units
 IMAGENET_STD = (58.395, 57.12, 57.375)
+DECODE = 2  # the version of :func:`to_rgb` new encoders use (see the module's docstring)
+_SIXTEEN_BIT = 255.0 / 65535.0
 
 
 def _pil() -> Any:
@@ -29,15 +40,18 @@ def _pil() -> Any:
     return Image
 
 
-def to_rgb(image: Any, max_side: int | None = None) -> Any:
-    """A ``PIL.Image`` in RGB, transparency flattened onto white.
+def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any:
+    """A ``PIL.Image`` in RGB, upright, transparency flattened onto white.
 
-    ``max_side`` lets huge files be shrunk by an integer factor before any other work.
+    ``max_side`` lets huge files be shrunk by an integer factor before any other work;
+    ``decode`` is the version of the decoding (the module's docstring).
 
     >>> rgba = np.zeros((2, 2, 4), dtype=np.uint8)  # fully transparent  # doctest: +SKIP
     >>> np.asarray(to_rgb(rgba))[0, 0].tolist()  # needs Pillow  # doctest: +SKIP
     [255, 255, 255]
     """
+    if decode not in (1, 2):
+        raise ValueError(f"decode must be 1 or 2, got {decode!r}")
     Image = _pil()
     if isinstance(image, (str, os.PathLike)):
         with Image.open(image) as im:
@@ -49,7 +63,9 @@ def to_rgb(image: Any, max_side: int | None = None) -> Any:
     elif isinstance(image, np.ndarray):
         arr = image
         if arr.dtype != np.uint8:
-            if arr.size and float(np.nanmax(arr)) <= 1.0:
+            if decode >= 2 and arr.dtype == np.uint16:
+                arr = arr * _SIXTEEN_BIT
+            elif arr.size and float(np.nanmax(arr)) <= 1.0:
                 arr = arr * 255.0
             arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         if arr.ndim == 3 and arr.shape[2] == 1:
@@ -59,12 +75,22 @@ def to_rgb(image: Any, max_side: int | None = None) -> Any:
         img = image
     else:
         raise TypeError(f"expected an image path, PIL image or array, got {type(image).__name__}")
+    if decode >= 2:
+        from PIL import ImageOps
+
+        img = ImageOps.exif_transpose(img)  # the same image when it has no orientation tag
     if img.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts only its plain form
         img = img.convert("LA" if img.mode == "La" else "RGBA")
-    if img.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit or float grayscale: scale to 8 bits
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float grey
         arr = np.asarray(img, dtype=np.float64)
-        top = float(arr.max()) or 1.0
-        img = Image.fromarray(np.rint(arr * (255.0 / top)).astype(np.uint8))
+        if decode < 2:
+            top = float(arr.max()) or 1.0
+            scaled = arr * (255.0 / top)
+        elif img.mode == "F":  # as a float array: 0..1 is scaled, anything else clipped
+            scaled = arr * 255.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else arr
+        else:  # integer grey as PNG stores 16 bits (PIL reads them as I or I;16)
+            scaled = arr * _SIXTEEN_BIT
+        img = Image.fromarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8))
     transparent = img.mode in ("RGBA", "LA", "PA") or (
         img.mode == "P" and "transparency" in img.info
     )
@@ -101,17 +127,22 @@ class ImagePreprocessing:
     channels: Literal["RGB", "BGR"] = "RGB"
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     resample: Literal["bilinear", "bicubic"] = "bicubic"
+    decode: int = DECODE
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form, for fingerprints and manifests."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """JSON-able form, for fingerprints and manifests (``decode`` 1, the decoding before
+        it had a version, adds nothing: those features and fingerprints stay as they were)."""
+        doc = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if doc["decode"] == 1:
+            del doc["decode"]
+        return doc
 
     def image(self, image: Any) -> np.ndarray:
         """One image as ``uint8`` ``size x size x 3`` RGB after resizing."""
         Image = _pil()
         resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
         method = resample[self.resample]
-        img = to_rgb(image, max_side=int(self.size / self.crop_fraction) + 1)
+        img = to_rgb(image, max_side=int(self.size / self.crop_fraction) + 1, decode=self.decode)
         s = self.size
         if self.resize == "squash":
             img = img.resize((s, s), method)

@@ -34,14 +34,15 @@ class RawPixels(Encoder):
         self.dim = size * size * (3 if color else 1) if size else None
 
     def preprocessing(self) -> dict[str, Any]:
-        return {"size": self.size, "color": self.color, "scale": "1/255"}
+        decode = {} if self.decode == 1 else {"decode": self.decode}
+        return {"size": self.size, "color": self.color, "scale": "1/255", **decode}
 
     def _one(self, image: Any) -> np.ndarray:
         if self.size is None and isinstance(image, np.ndarray) and image.dtype == np.uint8:
             rgb = image.ndim == 3 and image.shape[2] == 3
             if (self.color and rgb) or (not self.color and image.ndim == 2):
                 return image.reshape(-1)  # already what is wanted (RGBA etc. go through PIL)
-        img = to_rgb(image)
+        img = to_rgb(image, decode=self.decode)
         if self.size is not None:
             from PIL import Image
 

@@ -20,7 +20,9 @@ import base64
 import csv
 import html
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -313,28 +315,35 @@ def write_report(run_dir: str | Path) -> list[str]:
         raise ResultsFileError(f"{path} is not a results file forgetless wrote (no methods)")
     if not results["methods"]:
         raise ResultsFileError(f"{path} holds no method's results: nothing to report")
-    try:
-        _write_csvs(results, out)
-        note = ""
+    # Built aside and moved in only when every file is made: a refused results file leaves the
+    # previous report as it was.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
+        built = Path(staging)
         try:
-            images = _plots(results, out)
-        except ImportError:
-            images, note = [], "Plots need matplotlib: pip install 'forgetless[report]'"
-        _html(results, out, images, note)
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        IndexError,
-        AttributeError,
-        StopIteration,
-        OverflowError,
-    ) as err:
-        raise ResultsFileError(
-            f"{path} is not a results file forgetless wrote, or was edited "
-            f"({type(err).__name__}: {str(err)[:120]})"
-        ) from None
-    return ["summary.csv", "accuracy_by_step.csv", *images, "report.html"]
+            _write_csvs(results, built)
+            note = ""
+            try:
+                images = _plots(results, built)
+            except ImportError:
+                images, note = [], "Plots need matplotlib: pip install 'forgetless[report]'"
+            _html(results, built, images, note)
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+            StopIteration,
+            OverflowError,
+        ) as err:
+            raise ResultsFileError(
+                f"{path} is not a results file forgetless wrote, or was edited "
+                f"({type(err).__name__}: {str(err)[:120]})"
+            ) from None
+        written = ["summary.csv", "accuracy_by_step.csv", *images, "report.html"]
+        for name in written:
+            os.replace(built / name, out / name)
+    return written
 
 
 class ResultsFileError(ValueError):
