@@ -555,3 +555,103 @@ def test_rows_never_learned_are_refused_even_when_they_would_empty_the_learner()
     assert clf.statistics_.n_samples == 6 and np.array_equal(clf.coef_, coef)
     clf.forget(X, y)
     assert clf.statistics_.n_samples == 0
+
+
+def test_pandas_labels_are_the_strings_or_numbers_they_hold(tmp_path):
+    """A pandas Series of strings arrived as objects: the learner fitted, then could not be
+    saved, and refused the same labels as numpy strings as 'float labels (object)'."""
+    pd = pytest.importorskip("pandas")
+    X, y = load_digits(return_X_y=True)
+    names = np.array([f"d{v}" for v in y[:200]])
+    clf = ContinualClassifier(n_components=64, alpha=1.0, random_state=0)
+    clf.fit(X[:200], pd.Series(names))
+    assert clf.classes_.dtype.kind == "U"
+    clf.partial_fit(X[200:260], np.array([f"d{v}" for v in y[200:260]]))
+    clf.save(tmp_path / "m.fl")
+    loaded = ContinualClassifier.load(tmp_path / "m.fl")
+    loaded.partial_fit(X[260:300], pd.Series(pd.Categorical([f"d{v}" for v in y[260:300]])))
+    assert (
+        ContinualClassifier(n_components=8, alpha=1.0)
+        .fit(X[:50], pd.Series(y[:50]))
+        .classes_.dtype.kind
+        == "i"
+    )
+    for labels, kind in (
+        (np.array(["2020-01-01", "2021-01-01"] * 25, dtype="datetime64[D]"), "datetime64"),
+        (np.arange(50).astype(np.longdouble) % 2, "float128"),
+    ):
+        with pytest.raises(ValueError, match=f"labels of type {kind}.*cannot store"):
+            ContinualClassifier(n_components=8, alpha=1.0).fit(X[:50], labels)
+
+
+def test_bools_are_neither_numbers_nor_labels_of_another_type(digits):
+    """True passed scikit-learn's integer checks as 1 (n_components=True: one unit), and
+    counted as class 1 beside integer labels in one batch."""
+    X, y, _, _ = digits
+    for setting in ("n_components", "alpha", "random_state", "chunk_size", "shrinkage", "gamma"):
+        with pytest.raises(ValueError, match=f"{setting} must be a number, not a bool"):
+            ContinualClassifier(**{setting: True}).fit(X[:50], y[:50])
+    with pytest.raises(ValueError, match="mixes label types \\(bool and int\\)"):
+        ContinualClassifier(n_components=8, alpha=1.0).fit(X[:4], [True, False, 2, 2])
+    for alphas in ({0.1, 10.0}, ["0.1", "10"], [True], [[0.1, 1.0]]):
+        with pytest.raises(ValueError, match="alphas must be a non-empty 1-D list"):
+            ContinualClassifier(alphas=alphas).fit(X[:50], y[:50])
+
+
+def test_a_numpy_bool_setting_is_the_bool_a_saved_file_holds(digits, tmp_path):
+    """np.True_ is saved as True: the reloaded copy could not merge with the learner it was
+    saved from, and set_params(bias=np.True_) was refused as a change."""
+    X, y, _, _ = digits
+    a = ContinualClassifier(n_components=32, alpha=1.0, fit_intercept=np.True_, random_state=0)
+    a.fit(X[:300], y[:300])
+    a.save(tmp_path / "a.fl")
+    merged = ContinualClassifier.load(tmp_path / "a.fl").merge(a)
+    np.testing.assert_array_equal(merged.statistics_.counts, 2 * a.statistics_.counts)
+    b = ContinualClassifier(n_components=32, alpha=1.0, bias=True, random_state=0).fit(X, y)
+    b.set_params(bias=np.True_).predict(X[:5])
+    with pytest.raises(ValueError, match="bias changed after fitting"):
+        b.set_params(bias=np.False_).predict(X[:5])
+
+
+def test_named_classes_are_checked_like_labels(digits):
+    X, y, _, _ = digits
+    clf = ContinualClassifier(n_components=32, alpha=1.0, per_class_gram=True, random_state=0)
+    clf.fit(X[:300], y[:300])
+    before = clf.decision_function(X[:20])
+    for classes, message in (
+        ([[0]], "one label or a 1-D list"),
+        (None, "must name class labels, got None"),
+        ([0, "x"], "classes mixes label types"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            clf.forget_classes(classes)
+    with pytest.raises(ValueError, match="classes mixes label types"):
+        clf.partial_fit(X[300:310], y[300:310], classes=[*range(10), "x"])
+    with pytest.raises(ValueError, match="y has int labels but classes lists str labels"):
+        clf.partial_fit(X[300:310], y[300:310], classes=["a", "b"])
+    np.testing.assert_array_equal(clf.decision_function(X[:20]), before)
+    clf.forget_classes(np.int64(3))  # one label alone
+    assert 3 not in clf.classes_
+
+
+def test_with_per_class_sums_a_row_never_learned_by_its_class_is_refused():
+    """The pooled sums passed (the row lies in the span of the other class's rows), but the
+    class's own Gram matrix became indefinite: sums of no data."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 8))
+    y = np.r_[np.zeros(290, int), np.ones(10, int)]
+    clf = ContinualClassifier(n_components=32, alpha=1.0, per_class_gram=True).fit(X, y)
+    before = clf.decision_function(X[:20])
+    with pytest.raises(ValueError, match="sums of class column 1 would no longer be positive"):
+        clf.forget(rng.standard_normal((1, 8)), [1])
+    np.testing.assert_array_equal(clf.decision_function(X[:20]), before)
+    clf.forget(X[295:], y[295:])  # rows it did learn
+    assert clf.statistics_.counts.tolist() == [290, 5]
+
+
+def test_an_owm_update_singular_to_rounding_is_a_clear_error(digits):
+    X, y, _, _ = digits
+    with pytest.raises(ValueError, match="OWM update failed.*use a larger alpha"):
+        ContinualClassifier(head="owm", alpha=1e-15, n_components=64, random_state=0).fit(
+            X[:6], y[:6]
+        )

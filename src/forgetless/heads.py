@@ -547,10 +547,17 @@ class OWMHead(Head):
         system = 0.5 * (system + system.T)
         system[np.diag_indices(m)] += self.alpha_
         rhs = A @ (Q_t - G_t @ self.coef_)
-        dV = linalg.solve(system, rhs, assume_a="pos")
+        try:
+            dV = linalg.solve(system, rhs, assume_a="pos")
+            # (G_old + G_t + alpha I)^-1 = P (I + G_t P)^-1
+            P = linalg.solve((np.eye(m) + G_t @ self.P).T, self.P.T).T
+        except linalg.LinAlgError as err:  # alpha lost to rounding beside the features' scale
+            raise ValueError(
+                f"the OWM update failed: its systems are singular to rounding with alpha = "
+                f"{self.alpha_:.3g} (largest diagonal of the batch's Gram matrix "
+                f"{float(np.diag(G_t).max(initial=0.0)):.3g}); use a larger alpha"
+            ) from err
         self.coef_ = self.coef_ + A @ dV
-        # (G_old + G_t + alpha I)^-1 = P (I + G_t P)^-1
-        P = linalg.solve((np.eye(m) + G_t @ self.P).T, self.P.T).T
         self.P = np.ascontiguousarray(0.5 * (P + P.T))
         self._task_gram = np.zeros((m, m))
         self._task_sums = np.zeros(self.coef_.shape)

@@ -46,13 +46,17 @@ from forgetless.layers import (
 from forgetless.persistence import ModelFileError, read_model_file, write_model_file
 from forgetless.statistics import SufficientStatistics, packed_diagonal
 from forgetless.validation import (
+    check_classes,
     check_feature_names,
     check_features,
     check_label_family,
     check_labels,
     feature_names,
+    label_family,
 )
 
+# Numeric settings, where a bool would pass scikit-learn's Interval check as 0 or 1.
+_NUMBERS = ("n_components", "gamma", "alpha", "shrinkage", "chunk_size", "random_state")
 # The statistics belong to the layer these settings build: they cannot change after fitting.
 _LAYER_PARAMS = (
     "projection",
@@ -225,11 +229,29 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """Every parameter, checked before any work; errors name the parameter."""
         self._validate_params()
         params = self.get_params()
+        for name in _NUMBERS:  # scikit-learn's Interval takes True for 1
+            if isinstance(params[name], (bool, np.bool_)):
+                raise ValueError(f"{name} must be a number, not a bool ({params[name]!r})")
         if params["alphas"] is not None:
-            alphas = np.asarray(params["alphas"], dtype=np.float64).ravel()
-            if alphas.size == 0 or not np.all(np.isfinite(alphas)) or not np.all(alphas > 0):
+            values = params["alphas"]
+            listed = isinstance(values, (list, tuple, np.ndarray))
+            alphas = np.asarray(values, dtype=object) if listed else np.array([])
+            numbers = [
+                v
+                for v in alphas.ravel()
+                if isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
+            ]
+            alphas = np.asarray(numbers, dtype=np.float64)
+            if (
+                not listed
+                or np.ndim(values) != 1
+                or alphas.size == 0
+                or alphas.size != len(values)
+                or not np.all(np.isfinite(alphas))
+                or not np.all(alphas > 0)
+            ):
                 raise ValueError(
-                    f"alphas must be a non-empty list of positive numbers, got {params['alphas']!r}"
+                    f"alphas must be a non-empty 1-D list of positive numbers, got {values!r}"
                 )
         if HEADS[params["head"]].needs_fixed_alpha and (
             params["alpha"] == "auto" or not params["alpha"] > 0
@@ -380,7 +402,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         X, names = self._features_in(X, reset=not fitted)
         labels = check_labels(y, X.shape[0], type(self).__name__)
         if classes is not None:
-            unknown = np.setdiff1d(labels, np.asarray(classes))
+            classes = check_classes(classes)
+            if label_family(classes) != label_family(labels):
+                raise ValueError(
+                    f"y has {label_family(labels)} labels but classes lists "
+                    f"{label_family(classes)} labels"
+                )
+            unknown = np.setdiff1d(labels, classes)
             if unknown.size:
                 raise ValueError(f"y has labels {unknown.tolist()} that are not in classes")
         old_classes = self.classes_ if fitted else np.array([])
@@ -591,8 +619,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         Refuses (state unchanged) labels it never learned, more samples of a class than it
         has, and any removal after which the sums are those of no real data (a negative
         diagonal, a moment matrix that is not positive semi-definite): so rows never learned,
-        or forgotten twice, are refused when their removal shows in the sums. Rows hidden in
-        the span of learned rows of their class cannot be told apart from sums alone.
+        or forgotten twice, are refused when their removal shows in the sums. With
+        ``per_class_gram=True`` each class's own sums are checked too; without it, only the
+        pooled ones, so a row never learned that hides in the span of the learned rows (of any
+        class, weighed by the class sums) passes: sums alone cannot tell it apart.
         """
         params = self._prepared()
         self._require_order_free()
@@ -632,7 +662,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         sorted columns go with sorted ``classes``); the same checks as :meth:`forget`."""
         params = self._prepared()
         self._require_order_free()
-        classes = np.atleast_1d(np.asarray(classes))
+        classes = check_classes(classes)
         check_label_family(classes, self.classes_, "classes")
         if classes.size != np.unique(classes).size or statistics.n_classes != classes.size:
             raise ValueError("classes must be unique labels, one per statistics column")
@@ -680,7 +710,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
         params = self._prepared()
         self._require_order_free()
-        classes = np.atleast_1d(np.asarray(classes))
+        classes = check_classes(classes)
         check_label_family(classes, self.classes_, "classes")
         unknown = np.setdiff1d(classes, self.classes_)
         if unknown.size:
@@ -993,7 +1023,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, z) for x, z in zip(a, b, strict=True))
     if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
-        return type(a) is type(b) and a == b
+        # np.True_ is True (a saved file holds the bool), but True is not 1
+        return isinstance(a, (bool, np.bool_)) and isinstance(b, (bool, np.bool_)) and a == b
     return bool(a == b)
 
 

@@ -532,6 +532,21 @@ class SufficientStatistics:
             raise ValueError(
                 "the statistics would no longer be positive semi-definite (those of no data)"
             ) from err
+        if self.per_class_gram and before.per_class_gram and before.n_classes == c:
+            # Each class's own sums obey the same law: [[G_k, s_k], [s_k^T, n_k]] >= 0.
+            for k in np.flatnonzero(self.counts != before.counts):
+                own = np.zeros((m + 1, m + 1), order="F")
+                own[:m, :m] = self._class_grams[k]
+                own[:m, m] = self.class_sums[:, k]
+                own[m, m] = float(self.counts[k])
+                own[np.diag_indices(m + 1)] += shift[: m + 1]
+                try:
+                    linalg.cholesky(own, lower=False, overwrite_a=True, check_finite=False)
+                except linalg.LinAlgError as err:
+                    raise ValueError(
+                        f"the sums of class column {int(k)} would no longer be positive "
+                        "semi-definite (those of no data of that class)"
+                    ) from err
 
     def copy(self) -> SufficientStatistics:
         new = SufficientStatistics(self.n_components, 0, self.per_class_gram)

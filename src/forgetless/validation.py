@@ -55,22 +55,29 @@ def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassif
     """Class labels as a 1-D array of one type (numbers or strings), one per sample."""
     if y is None:
         raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None.")
+    if not isinstance(y, (list, tuple, np.ndarray)) and hasattr(y, "__array__"):
+        y = np.asarray(y)  # a pandas Series or Categorical: strings arrive as objects
     if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype == object):
         kinds = {_label_kind(v) for v in np.asarray(y, dtype=object).ravel()}
-        numeric = {"int", "float", "bool"}
+        numeric = {"int", "float"}  # True would count as 1: bools mix with nothing
         if len(kinds) > 1 and not kinds <= numeric:
             raise ValueError(
                 f"y mixes label types ({' and '.join(sorted(kinds))}); use one type for all labels"
             )
         if kinds == {"str"}:
             y = np.asarray(y, dtype=str)
-        elif kinds <= numeric:
+        elif kinds <= numeric | {"bool"}:
             y = np.asarray(np.asarray(y, dtype=object).tolist())
         else:
             raise ValueError(f"unsupported label type {' and '.join(sorted(kinds))} in y")
     y = column_or_1d(y, warn=True)
     if y.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]} labels")
+    if y.dtype.kind not in "biufU" or (y.dtype.kind == "f" and y.dtype.itemsize > 8):
+        raise ValueError(
+            f"y has labels of type {y.dtype}, which a model file cannot store; use integers, "
+            "floats (at most 64-bit) or strings"
+        )
     if y.dtype.kind in "fc":
         check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y")
     if y.dtype.kind not in "U":
@@ -78,6 +85,24 @@ def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassif
     elif type_of_target(y) not in ("binary", "multiclass"):
         raise ValueError(f"y has unsupported target type {type_of_target(y)!r}")
     return y
+
+
+def check_classes(classes: Any, what: str = "classes") -> np.ndarray:
+    """Class labels a caller names (one label or a 1-D list), checked as :func:`check_labels`
+    checks ``y``.
+
+    >>> check_classes("cat").tolist(), check_classes([2, 1]).tolist()
+    (['cat'], [2, 1])
+    """
+    if classes is None:
+        raise ValueError(f"{what} must name class labels, got None")
+    if np.ndim(classes) > 1:
+        raise ValueError(f"{what} must be one label or a 1-D list of labels")
+    listed = [classes] if np.ndim(classes) == 0 else list(np.asarray(classes, dtype=object))
+    try:
+        return check_labels(listed, len(listed))
+    except ValueError as err:
+        raise ValueError(str(err).replace("y ", f"{what} ", 1)) from None
 
 
 def label_family(labels: np.ndarray) -> str:
@@ -88,8 +113,8 @@ def label_family(labels: np.ndarray) -> str:
     >>> [label_family(np.array(v)) for v in ([1, 2], [True], ["a"], [0.5])]
     ['int', 'bool', 'str', 'float']
     """
-    return {"U": "str", "S": "str", "b": "bool", "i": "int", "u": "int"}.get(
-        labels.dtype.kind, "float"
+    return {"U": "str", "S": "str", "b": "bool", "i": "int", "u": "int", "f": "float"}.get(
+        labels.dtype.kind, str(labels.dtype)
     )
 
 
