@@ -79,6 +79,15 @@ def test_unsupported_encoders_and_bad_inputs_are_refused(tiny_effnet, digits_tas
         adapt_encoder(tiny_effnet, images[first], y[first], epochs=0)
     with pytest.raises(ValueError, match="refresh_norms must be True or False"):
         adapt_encoder(tiny_effnet, images[first], y[first], refresh_norms=1)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be an integer"):
+            adapt_encoder(tiny_effnet, images[first], y[first], seed=seed)
+    with pytest.raises(ValueError, match="validation_fraction must be"):
+        adapt_encoder(tiny_effnet, images[first], y[first], validation_fraction="0.2")
+    with pytest.raises(ValueError, match="NaN"):  # NaN was trained as a class of its own
+        adapt_encoder(tiny_effnet, images[first], np.where(y[first] == 0, np.nan, y[first]))
+    with pytest.raises(ValueError, match="mixes label types"):
+        adapt_encoder(tiny_effnet, images[first], [*y[first][:-1].tolist(), "x"])
 
 
 def test_same_seed_same_weights_and_features(adapted, tiny_effnet, digits_task) -> None:

@@ -79,3 +79,65 @@ def test_a_bad_row_is_named_by_its_data_row_and_its_line_in_the_file(tmp_path):
     rows.write_text('{"text": "a", "label": "x"}\n\n{"text": 3, "label": "y"}\n')
     with pytest.raises(InputError, match=r"rows\.jsonl:2 \(line 3\): 'text' holds int"):
         collect([str(rows)], "text", labels="required")
+
+
+def test_labels_and_texts_that_cannot_be_written_as_utf8_are_refused(tmp_path):
+    """A lone surrogate (a JSON escape, or a name in another encoding) was learned, then
+    broke every print of the model, for good."""
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "a note", "label": "x\\ud800"}\n')
+    with pytest.raises(InputError, match="label is not valid Unicode"):
+        collect([str(path)], "text", labels="required")
+    path.write_text('{"text": "a \\ud800 note", "label": "x"}\n')
+    with pytest.raises(InputError, match="'text' is not valid Unicode"):
+        collect([str(path)], "text", labels="required")
+    with pytest.raises(InputError, match="--text number 1 is not valid Unicode"):
+        collect([], "text", labels="ignored", texts=["caf" + chr(0xDCE9)])
+    with pytest.raises(InputError, match="--label: the label is not valid Unicode"):
+        collect([], "text", labels="required", texts=["x"], label="b" + chr(0xDCE9) + "d")
+
+
+@pytest.mark.parametrize("label", ["a\tb", "red\x1b[31m", "a\u2028b", "a\x85b", "a\x00b"])
+def test_a_label_is_one_line_of_printable_characters(tmp_path, label):
+    with pytest.raises(InputError, match="control or line character"):
+        collect([], "text", labels="required", texts=["x"], label=label)
+
+
+def test_a_column_named_twice_is_refused_not_read_as_its_last(tmp_path):
+    """'text,label,label' learned each row under the second label column, silently."""
+    table = tmp_path / "dup.csv"
+    table.write_text("text,label,label\nhello dog,animal,food\n")
+    with pytest.raises(InputError, match="column 'label' twice"):
+        collect([str(table)], "text", labels="required")
+    lines = tmp_path / "dup.jsonl"
+    lines.write_text('{"text": "hello dog", "label": "animal", "label": "tool"}\n')
+    with pytest.raises(InputError, match="line 1 names 'label' twice"):
+        collect([str(lines)], "text", labels="required")
+    lines.write_text('{"text": "x", "label": "a", "n": ' + "9" * 5000 + "}\n")
+    with pytest.raises(InputError, match="line 1 cannot be read"):
+        collect([str(lines)], "text", labels="required")
+    table.write_text("text,label\nhello dog,animal\n")
+    with pytest.raises(InputError, match="both name 'text'"):
+        collect([str(table)], "text", labels="required", label_column="text")
+
+
+def test_a_pipe_given_as_an_input_is_refused_not_read(tmp_path):
+    """Reading it would block for ever (folders already skip such files)."""
+    pipe = tmp_path / "p.png"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match="not a regular file"):
+        collect([str(pipe)], "image", labels="ignored")
+    table = tmp_path / "t.csv"
+    os.mkfifo(table)
+    with pytest.raises(InputError, match="not a regular file"):
+        collect([str(table)], "text", labels="ignored")
+
+
+def test_an_image_too_large_to_decode_is_one_line(tmp_path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    path = tmp_path / "huge.png"
+    Image.new("1", (20000, 10000)).save(path)  # 200 megapixels: past Pillow's bomb limit
+    with pytest.raises(InputError, match="too large to read as an image"):
+        collect([str(path)], "image", labels="ignored")

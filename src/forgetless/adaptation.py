@@ -55,6 +55,7 @@ import numpy as np
 from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.encoders.sentence import tokenize, transformer_network
 from forgetless.persistence import write_json_atomic as _write_json
+from forgetless.validation import check_labels
 
 FORMAT = 1
 VIEW_BUDGET = 3000  # at most this many cached training copies (inputs x views) in all
@@ -919,6 +920,7 @@ def _check_inputs(encoder: Encoder, inputs: Sequence[Any], labels: Any) -> np.nd
             f"adapt_encoder got {n} inputs but {len(y) if y.ndim == 1 else y.shape} labels; "
             "give one label per input"
         )
+    y = check_labels(labels, n, "adapt_encoder")  # one type, no NaN, as the learner's
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(
@@ -977,12 +979,14 @@ def adapt_encoder(
             f"method {method!r} cannot adapt {encoder.name!r}; choose one of {', '.join(recipes)}"
         )
     recipe = recipes[method]
+    if not _is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        if not _is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-        recipe = _replace(recipe, epochs=epochs)
+        recipe = _replace(recipe, epochs=int(epochs))
     if learning_rate is not None:
-        if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
+        if not (_is_number(learning_rate) and 0 < learning_rate < math.inf):
             raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
         recipe = _replace(recipe, learning_rate=float(learning_rate))
     if recipes[method].epochs == 0 and (epochs is not None or learning_rate is not None):
@@ -1008,11 +1012,11 @@ def adapt_encoder(
             f"refresh_norms needs batch norms, and {encoder.name!r} has none; "
             "it applies to efficientnet-lite0"
         )
-    if not (0 <= validation_fraction < 1):
+    if not (_is_number(validation_fraction) and 0 <= validation_fraction < 1):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     if not _is_int(min_classes) or min_classes < 2:
         raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
-    if isinstance(significance, bool) or not isinstance(significance, (int, float)):
+    if not _is_number(significance):
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
     if not 0 < significance <= 1:  # NaN fails this too
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
@@ -1125,6 +1129,13 @@ def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any]) -> 
             f"does not reproduce its features (relative difference {err:.2g}); the model "
             "library may have changed its structure"
         )
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (numpy's too), and not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _is_int(value: Any) -> bool:

@@ -149,7 +149,12 @@ def add_teach_commands(subparsers: Any) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="folder, table or files")
     _text_flag(p)
-    p.add_argument("--top-k", type=int, default=1, help="classes shown per input (default 1)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=1,
+        help="classes shown per input, at most all of them (default 1)",
+    )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument(
         "--reject-below",
@@ -221,6 +226,9 @@ def _guarded(command: str, work: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OSError as err:  # a full disk, a vanished folder: the model is as it was
+        where = f" ({err.filename})" if err.filename else ""
+        return _error(command, f"{err.strerror or err}{where}; nothing was changed")
 
 
 @contextlib.contextmanager
@@ -420,7 +428,10 @@ def _learn(args: argparse.Namespace) -> int:
             print(_layer_line(report.layer))
     print(_summary(model))
     for t, test in zip(args.test or [], tests, strict=True):
-        result = model.evaluate(test)
+        try:
+            result = model.evaluate(test)
+        except InputError as err:
+            raise InputError(f"the learn is saved, but --test {t} failed: {err}") from None
         print(
             f"accuracy on {t}: {_percent(result['accuracy'])} "
             f"({result['correct']} of {result['samples']})"
@@ -730,7 +741,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not model.classes:
         raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
     target = Path(args.confusion)
-    if target.is_dir() or not target.parent.is_dir():
+    if target.is_dir() or not target.parent.is_dir() or target.suffix.lower() != ".png":
         raise InputError(f"--confusion {target}: give a PNG file path in an existing folder")
     batch = _collect(model, args, "required", args.inputs)
     result = model.evaluate(batch)

@@ -91,15 +91,41 @@ def text_fingerprint(text: str) -> bytes:
     return hashlib.sha256(text.strip().encode("utf-8")).digest()
 
 
+def check_unicode(text: str, what: str) -> str:
+    """``text`` if it can be written as UTF-8 (a lone surrogate, from a JSON escape or a file
+    name or argument in another encoding, cannot: it would be saved, then break every print).
+
+    >>> check_unicode("caf" + chr(0xDCE9), "--text 1")
+    Traceback (most recent call last):
+    ...
+    forgetless.teach_inputs.InputError: --text 1 is not valid Unicode ...
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{what} is not valid Unicode (a character at {text.encode('utf-8', 'replace')[:40]!r}"
+            " is a lone surrogate: text or a name in another encoding); write it as UTF-8"
+        ) from None
+    return text
+
+
 def check_label(label: Any, where: str) -> str:
-    """A label name: a non-empty string of at most 200 characters, one line."""
+    """A label name: a non-empty string of at most 200 characters, one line of printable
+    characters (no tabs, escapes or line separators: they would break the outputs)."""
     text = str(label).strip() if label is not None else ""
     if not text:
         raise InputError(f"{where}: empty label; give every sample a class name")
-    if len(text) > MAX_LABEL_CHARS or "\n" in text or "\r" in text:
+    check_unicode(text, f"{where}: the label")
+    if len(text) > MAX_LABEL_CHARS:
         raise InputError(
-            f"{where}: label {text[:40]!r}... is not one line of at most {MAX_LABEL_CHARS} "
-            "characters; check the label column"
+            f"{where}: label {text[:40]!r}... is longer than {MAX_LABEL_CHARS} characters"
+        )
+    odd = next((ch for ch in text if not (ch.isprintable() or ch == " ")), None)
+    if odd is not None:
+        raise InputError(
+            f"{where}: label {text[:40]!r} holds the control or line character {odd!r}; a "
+            "label is one line of printable characters"
         )
     return text
 
@@ -224,6 +250,8 @@ def collect(
         if path.is_dir():
             _folder(batch, path, modality, labels, label)
         elif path.suffix.lower() in TABLE_SUFFIXES:
+            if _special(path):
+                raise InputError(f"{raw} is not a regular file (a pipe, socket or device)")
             if modality != "text":
                 raise InputError(
                     f"{raw} is a table of texts but this model reads images; give image files "
@@ -231,6 +259,10 @@ def collect(
                 )
             _table(batch, path, labels, label, text_column, label_column)
         else:
+            if _special(path):
+                raise InputError(
+                    f"{raw} is not a regular file (a pipe, socket or device); give files or folders"
+                )
             kind = _kind(path)
             if kind is None:
                 known = ", ".join(IMAGE_SUFFIXES if modality == "image" else TEXT_SUFFIXES)
@@ -254,6 +286,7 @@ def collect(
         text = str(raw).strip()
         if not text:
             raise InputError(f"--text number {n} is empty; write the text between quotes")
+        check_unicode(text, f"--text number {n}")
         batch.add(text, text_source(text), label, text_fingerprint(text))
     if not len(batch):
         raise InputError(f"{' '.join(inputs)[:200]} holds no {modality}s")
@@ -326,6 +359,8 @@ def _check_image(data: bytes, source: str) -> None:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.verify()
+    except Image.DecompressionBombError as err:
+        raise InputError(f"{source} is too large to read as an image ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(
             f"{source} is not a readable image ({err.__class__.__name__}); remove or replace it"
@@ -344,6 +379,11 @@ def _table(
     if not rows:
         raise InputError(f"{path} has no rows; add rows of {text_column!r} and {label_column!r}")
     need_label = labels == "required" and label is None
+    if need_label and text_column == label_column:
+        raise InputError(
+            f"--text-column and --label-column both name {text_column!r}; the texts and their "
+            "classes are two columns"
+        )
     wanted = [text_column] + ([label_column] if need_label else [])
     for name in wanted:
         if name not in columns:
@@ -366,6 +406,7 @@ def _table(
         text = "" if value is None else value.strip()
         if not text:
             raise InputError(f"{where}: empty {text_column!r}; fill it or remove the row")
+        check_unicode(text, f"{where}: {text_column!r}")
         name = label
         if need_label:
             raw = row.get(label_column)
@@ -376,6 +417,18 @@ def _table(
                 )
             name = check_label(raw, f"{where} ({label_column!r})")
         batch.add(text, f"{path}:{n}", name, text_fingerprint(text))
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object naming a key twice (json keeps the last value, silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _RepeatedKey(key)
+    return dict(pairs)
 
 
 def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
@@ -397,11 +450,17 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as err:
                 raise InputError(f"{path} line {n} is not JSON ({err.msg})") from None
             except RecursionError:
                 raise InputError(f"{path} line {n} is nested too deeply to read") from None
+            except _RepeatedKey as err:
+                raise InputError(
+                    f"{path} line {n} names {str(err)!r} twice; which value is meant?"
+                ) from None
+            except ValueError as err:  # e.g. an integer of more than 4,300 digits
+                raise InputError(f"{path} line {n} cannot be read ({err})") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path} line {n} is not a JSON object")
             rows.append(row)
@@ -412,6 +471,11 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
         columns = list(reader.fieldnames or [])
+        repeated = sorted({c for c in columns if columns.count(c) > 1 and c.strip()})
+        if repeated:
+            raise InputError(
+                f"{path} has the column {repeated[0]!r} twice; give each column its own name"
+            )
         rows, lines = [], []
         for row in reader:
             if any((v or "").strip() for v in row.values() if isinstance(v, str)):

@@ -2261,62 +2261,71 @@ class TeachableModel:
                 f"{self.path} has taken {MAX_GENERATION} updates, the most a model folder "
                 "numbers: it still predicts, but cannot change"
             )
-        clf: ContinualClassifier | None = state["clf"]
-        if state.get("drop_learner"):  # no sample left in a growing layer: no learner
-            clf, learner_ref = None, None
-        elif clf is None:  # the learner is unchanged: keep its file
-            clf, learner_ref = self._clf, self._learner_ref
-        else:
-            learner_name = f"learner-{generation:06d}.fl"
-            clf.set_params(alpha="auto")
-            clf.save(folder / learner_name)
-            learner_ref = _Ref(learner_name, *_file_sha256(folder / learner_name))
-        record_refs = dict(self._record_refs)
-        records = dict(self._records)
-        for label, record in state["records"].items():
-            if record is None:
-                record_refs.pop(label, None)
-                records.pop(label, None)
-                continue
-            name = f"record-{generation:06d}-{label}.fl"
-            _write_record(folder / name, record, state["labels"][label], self.spec.fingerprint)
-            record_refs[label] = (
-                record.kind,
-                record.rows,
-                _Ref(name, *_file_sha256(folder / name)),
-            )
-            records[label] = record
-        settings = state["settings"]
-        if not settings["deletion_records"]:
-            record_refs, records = {}, {}
-        metadata = {
-            "library_version": __version__,
-            "generation": generation,
-            "created": self.created,
-            "encoder": self.spec.as_dict(),
-            "settings": settings,
-            "labels": state["labels"],
-            "events": state["events"],
-            "alpha": state["alpha"],
-            "calibration": state["calibration"],
-            "novelty": None if state["novelty"] is None else {"distance": NOVELTY_DISTANCE},
-            "learner": None if learner_ref is None else learner_ref.as_dict(),
-            "records": {
-                str(label): {"kind": kind, "rows": rows, **ref.as_dict()}
-                for label, (kind, rows, ref) in sorted(record_refs.items())
-            },
-        }
-        arrays = {
-            "samples.sha256": state["sample_sha"],
-            "samples.label": state["sample_label"],
-            "samples.learned": state["sample_learned"],
-            "samples.forgotten": state["sample_forgotten"],
-        }
-        novelty = state["novelty"]
-        if novelty is not None:
-            values = (novelty["sums"], novelty["distance"], novelty["label"])
-            arrays.update(zip(_NOVELTY_ARRAYS, values, strict=True))
-        write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
+        written: list[Path] = []  # this generation's files: removed if it is not committed
+        try:
+            clf: ContinualClassifier | None = state["clf"]
+            if state.get("drop_learner"):  # no sample left in a growing layer: no learner
+                clf, learner_ref = None, None
+            elif clf is None:  # the learner is unchanged: keep its file
+                clf, learner_ref = self._clf, self._learner_ref
+            else:
+                learner_name = f"learner-{generation:06d}.fl"
+                clf.set_params(alpha="auto")
+                written.append(folder / learner_name)
+                clf.save(folder / learner_name)
+                learner_ref = _Ref(learner_name, *_file_sha256(folder / learner_name))
+            record_refs = dict(self._record_refs)
+            records = dict(self._records)
+            for label, record in state["records"].items():
+                if record is None:
+                    record_refs.pop(label, None)
+                    records.pop(label, None)
+                    continue
+                name = f"record-{generation:06d}-{label}.fl"
+                written.append(folder / name)
+                _write_record(folder / name, record, state["labels"][label], self.spec.fingerprint)
+                record_refs[label] = (
+                    record.kind,
+                    record.rows,
+                    _Ref(name, *_file_sha256(folder / name)),
+                )
+                records[label] = record
+            settings = state["settings"]
+            if not settings["deletion_records"]:
+                record_refs, records = {}, {}
+            metadata = {
+                "library_version": __version__,
+                "generation": generation,
+                "created": self.created,
+                "encoder": self.spec.as_dict(),
+                "settings": settings,
+                "labels": state["labels"],
+                "events": state["events"],
+                "alpha": state["alpha"],
+                "calibration": state["calibration"],
+                "novelty": None if state["novelty"] is None else {"distance": NOVELTY_DISTANCE},
+                "learner": None if learner_ref is None else learner_ref.as_dict(),
+                "records": {
+                    str(label): {"kind": kind, "rows": rows, **ref.as_dict()}
+                    for label, (kind, rows, ref) in sorted(record_refs.items())
+                },
+            }
+            arrays = {
+                "samples.sha256": state["sample_sha"],
+                "samples.label": state["sample_label"],
+                "samples.learned": state["sample_learned"],
+                "samples.forgotten": state["sample_forgotten"],
+            }
+            novelty = state["novelty"]
+            if novelty is not None:
+                values = (novelty["sums"], novelty["distance"], novelty["label"])
+                arrays.update(zip(_NOVELTY_ARRAYS, values, strict=True))
+            write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
+        except BaseException:
+            if not _points_to(current, generation):  # not committed: nothing names them
+                for path in written:
+                    path.unlink(missing_ok=True)
+            raise
         # Committed. Install in memory, then remove what the pointer no longer names.
         self.generation = generation
         self.labels = state["labels"]
@@ -2338,6 +2347,15 @@ class TeachableModel:
         if learner_ref is not None:
             named.add(learner_ref.file)
         _collect_garbage(folder, named)
+
+
+def _points_to(pointer: Path, generation: int) -> bool:
+    """Whether the pointer file names ``generation`` (a write interrupted after its rename)."""
+    try:
+        meta, _ = read_model_file(pointer, kind=KIND, version=VERSION)
+    except Exception:
+        return False
+    return meta.get("generation") == generation
 
 
 def _layer_words(settings: dict[str, Any]) -> str:
