@@ -239,6 +239,13 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
     assert code == 0 and out.splitlines()[0] == "input,label,probability"
     code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "1.0")
     assert code == 0 and out.count("unknown") == 12
+    code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "0.0",
+                       "--format", "json")  # fmt: skip
+    assert code == 0 and not any(r["rejected"] for r in json.loads(out))
+    code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "1.0",
+                       "--format", "csv")  # fmt: skip
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 12 and all(r["rejected"] == "true" for r in rows)
 
     # Forget the class learned on day 2: never predicted again, and the model is the one a
     # user gets by teaching everything else.
@@ -435,7 +442,7 @@ def test_unknown_inputs_are_answered_unknown(capsys, case, taught):
         *("predict", taught, case["test"], "--reject-unknown", "--unknown-quantile", "0.01"),
         *("--format", "csv"),
     )
-    assert code == 0 and out.splitlines()[0] == "input,label,probability,distance"
+    assert code == 0 and out.splitlines()[0] == "input,label,probability,distance,rejected"
     assert sum(line.split(",")[1] == "unknown" for line in out.splitlines()[1:]) >= 9
     code, out, _ = cli(capsys, "predict", taught, case["test"], "--reject-unknown")
     assert code == 0 and "distance (> " in out.splitlines()[0]

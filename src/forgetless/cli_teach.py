@@ -470,6 +470,7 @@ def _predict(args: argparse.Namespace) -> int:
         batch, top_k=args.top_k, reject_below=args.reject_below, reject_unknown=unknown
     )
     k = min(args.top_k, len(model.classes))
+    rejecting = args.reject_below is not None or bool(args.reject_unknown)
     if args.format == "json":
         doc = []
         for r in rows:
@@ -482,6 +483,8 @@ def _predict(args: argparse.Namespace) -> int:
             if "distance" in r:
                 row["distance"] = round(r["distance"], 6)
                 row["threshold"] = round(r["threshold"], 6)
+            if rejecting:
+                row["rejected"] = r["rejected"]
             doc.append(row)
         print(json.dumps(doc, indent=1, ensure_ascii=False))
     elif args.format == "csv":
@@ -489,10 +492,12 @@ def _predict(args: argparse.Namespace) -> int:
         writer = csv.writer(out, lineterminator="\n")
         extra = [f"{what}_{i}" for i in range(2, k + 1) for what in ("label", "probability")]
         far = ["distance"] if args.reject_unknown else []
-        writer.writerow(["input", "label", "probability", *extra, *far])
+        marked = ["rejected"] if rejecting else []
+        writer.writerow(["input", "label", "probability", *extra, *far, *marked])
         for r in rows:
             more = [x for c, p in r["top"][1:] for x in (c, f"{p:.4f}")]
             more += [f"{r['distance']:.4f}"] if far else []
+            more += [str(r["rejected"]).lower()] if marked else []
             writer.writerow([r["input"], r["label"], f"{r['probability']:.4f}", *more])
         sys.stdout.write(out.getvalue())
     else:

@@ -2002,7 +2002,8 @@ class TeachableModel:
         k pairs. ``label`` is ``"unknown"`` when the top probability is below ``reject_below``,
         or, with ``reject_unknown`` (True: the :data:`NOVELTY_QUANTILE` threshold; a number:
         that quantile), when the input is farther from every class than the threshold
-        (:meth:`novelty_threshold`); rows then also hold ``distance`` and ``threshold``."""
+        (:meth:`novelty_threshold`); rows then also hold ``distance`` and ``threshold``.
+        ``rejected`` says which rows are so marked (a class may itself be named "unknown")."""
         threshold = None
         if reject_unknown is not False and reject_unknown is not None:
             quantile = NOVELTY_QUANTILE if reject_unknown is True else float(reject_unknown)
@@ -2017,13 +2018,14 @@ class TeachableModel:
         for i, source in enumerate(encoded.batch.sources):
             top = [(classes[j], float(proba[i, j])) for j in order[i]]
             best, p = top[0]
-            if reject_below is not None and p < reject_below:
-                best = "unknown"
+            rejected = reject_below is not None and p < reject_below
             row = {"input": source, "label": best, "probability": p, "top": top}
             if distance is not None:
-                if distance[i] > threshold:
-                    row["label"] = "unknown"
+                rejected = rejected or bool(distance[i] > threshold)
                 row["distance"], row["threshold"] = float(distance[i]), threshold
+            if rejected:
+                row["label"] = "unknown"
+            row["rejected"] = rejected
             rows.append(row)
         return rows
 
