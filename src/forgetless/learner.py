@@ -228,7 +228,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     def _checked_params(self) -> dict[str, Any]:
         """Every parameter, checked before any work; errors name the parameter."""
         self._validate_params()
-        params = self.get_params()
+        # A copy: a projection_params dict changed in place later must not change what the
+        # learner recorded as fitted (it would pass the changed-after-fitting check).
+        params = copy.deepcopy(self.get_params())
         for name in _NUMBERS:  # scikit-learn's Interval takes True for 1
             if isinstance(params[name], (bool, np.bool_)):
                 raise ValueError(f"{name} must be a number, not a bool ({params[name]!r})")

@@ -276,3 +276,72 @@ def test_new_settings_are_checked(digits):
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             GuidedProjection.fit(X, y, n_components=5, **bad)
+
+
+def test_unit_settings_of_the_wrong_type_are_refused_by_name(digits):
+    from forgetless import ContinualClassifier
+
+    X, y = digits
+    for key, value in (
+        ("max_samples", 2.5),
+        ("max_samples", "10"),
+        ("max_samples", float("nan")),
+        ("tol", "0.1"),
+        ("tol", False),
+        ("max_condition", "1e5"),
+        ("orthogonalize", "no"),
+        ("orthogonalize", None),
+        ("scales", [True]),
+        ("scales", "2"),
+        ("scales", [[1, 2], [3, 4]]),
+        ("n_candidates", 10**12),
+    ):
+        with pytest.raises(ValueError, match=key):
+            ContinualClassifier(
+                projection="guided",
+                n_components=16,
+                projection_params={"method": "units", key: value},
+            ).fit(X[:100], y[:100])
+
+
+def test_classes_the_subsample_leaves_out_do_not_stop_the_selection(digits):
+    """max_samples drew 12 of 500 rows, missing some of the 10 classes: their target columns
+    were all zero and no unit could pass the criterion ('a single class cannot guide')."""
+    from forgetless import ContinualClassifier
+
+    X, y = digits
+    clf = ContinualClassifier(
+        projection="guided",
+        n_components=20,
+        random_state=0,
+        projection_params={"method": "units", "base": 0.0, "max_samples": 12},
+    ).fit(X[:500], y[:500])
+    assert clf.projection_.n_components > 0
+
+
+def test_features_far_from_unit_scale_are_refused_by_the_units_method(digits):
+    """Covariance-shaped units gave constant outputs on features ~1e-100, silently."""
+    from forgetless import ContinualClassifier
+
+    X, y = digits
+    with pytest.raises(ValueError, match="moderate scale.*standardise"):
+        ContinualClassifier(
+            projection="guided",
+            n_components=16,
+            projection_params={"method": "units", "weights": "covariance"},
+        ).fit(X[:200] * 1e-100, y[:200])
+
+
+def test_a_projection_params_dict_changed_in_place_is_a_changed_setting(digits):
+    from forgetless import ContinualClassifier
+
+    X, y = digits
+    params = {"n_landmarks": 60}
+    clf = ContinualClassifier(
+        projection="guided", n_components=16, projection_params=params, random_state=0
+    ).fit(X[:200], y[:200])
+    params["flatten"] = 1.0
+    with pytest.raises(ValueError, match="projection_params changed after fitting"):
+        clf.partial_fit(X[200:300], y[200:300])
+    del params["flatten"]
+    clf.partial_fit(X[200:300], y[200:300])

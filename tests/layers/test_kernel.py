@@ -195,3 +195,31 @@ def test_degenerate_landmarks_are_refused_by_either_route():
     for n in (3, 4):
         with pytest.raises(ValueError, match="independent directions"):
             nystroem_transform(np.ones((n, n)), 3)
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e-20, 1e22, 1e30, 1e150])
+def test_features_far_from_unit_scale_give_the_same_classifier(scale):
+    """T scales like 1 / |x|^2 and is stored in float32: it underflowed to zero above ~1e19
+    (every input got one class, silently) and overflowed below ~1e-19."""
+    from forgetless import ContinualClassifier
+
+    X, y = _data(n=300, d=8)
+    settings = dict(projection="guided", n_components=40, alpha=1.0, random_state=0)
+    plain = ContinualClassifier(**settings).fit(X[:200], y[:200])
+    scaled = ContinualClassifier(**settings).fit(X[:200] * scale, y[:200])
+    T = scaled.projection_.transform_matrix
+    assert np.all(np.isfinite(T)) and np.count_nonzero(T) == T.size
+    agree = np.mean(scaled.predict(X[200:] * scale) == plain.predict(X[200:]))
+    assert agree > 0.95
+
+
+def test_kernel_settings_too_large_to_build_are_refused_before_any_work():
+    from forgetless import ContinualClassifier
+
+    X, y = _data(n=60, d=4)
+    with pytest.raises(ValueError, match="n_landmarks must be at most"):
+        ContinualClassifier(
+            projection="guided", n_components=8, projection_params={"n_landmarks": 10**6}
+        ).fit(X, y)
+    layer = GuidedKernelProjection.fit(X, y, 8, draws_per_class=10**12)  # one pseudo-class
+    assert layer.landmarks.shape[0] == 16

@@ -102,6 +102,7 @@ INPUT_NORMS = ("l2", "none")
 WEIGHT_SHAPES = ("auto", "covariance", "isotropic")
 _PROBE_UNITS = 500  # width of the trial layers weights="auto" compares
 _TINY = 1e-30  # added to squared row norms: a zero row maps to act(b), not to NaN
+MAX_CANDIDATES = 100_000  # candidates are a d x n_candidates block: past this, memory runs out
 
 _FLOAT = 8  # bytes per float64
 
@@ -150,14 +151,17 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(s[name], bool) or not isinstance(s[name], (int, np.integer)) or s[name] < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {s[name]!r}")
         s[name] = int(s[name])
-    if isinstance(s["max_samples"], bool) or int(s["max_samples"]) < 2:
+    if not _whole(s["max_samples"]) or s["max_samples"] < 2:
         raise ValueError(f"max_samples must be an integer >= 2, got {s['max_samples']!r}")
     s["max_samples"] = int(s["max_samples"])
+    if s["n_candidates"] > MAX_CANDIDATES:
+        raise ValueError(f"n_candidates must be at most {MAX_CANDIDATES}, got {s['n_candidates']}")
     for name in ("scales", "bias_ranges", "r_values"):
-        values = np.atleast_1d(np.asarray(s[name], dtype=np.float64))
-        if values.size == 0 or not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} must be a non-empty list of numbers, got {s[name]!r}")
-        s[name] = [float(v) for v in values]
+        given = s[name]
+        listed = list(given) if isinstance(given, (list, tuple, np.ndarray)) else [given]
+        if not listed or not all(_number(v) and np.isfinite(v) for v in listed):
+            raise ValueError(f"{name} must be a non-empty list of numbers, got {given!r}")
+        s[name] = [float(v) for v in listed]
     if min(s["scales"]) <= 0:
         raise ValueError(f"scales must be > 0, got {s['scales']}")
     if min(s["bias_ranges"]) < 0:
@@ -166,12 +170,14 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
     if min(r) <= 0 or max(r) >= 1 or any(b <= a for a, b in zip(r, r[1:], strict=False)):
         raise ValueError(f"r_values must increase strictly inside (0, 1), got {r}")
     for name in ("tol", "min_independence"):
-        if not 0 <= float(s[name]) < 1:
+        if not (_number(s[name]) and 0 <= s[name] < 1):
             raise ValueError(f"{name} must be in [0, 1), got {s[name]!r}")
         s[name] = float(s[name])
-    if not float(s["max_condition"]) > 1:
+    if not (_number(s["max_condition"]) and s["max_condition"] > 1):
         raise ValueError(f"max_condition must be > 1, got {s['max_condition']!r}")
     s["max_condition"] = float(s["max_condition"])
+    if not (isinstance(s["orthogonalize"], (bool, np.bool_)) or s["orthogonalize"] in (0, 1)):
+        raise ValueError(f"orthogonalize must be True or False, got {s['orthogonalize']!r}")
     s["orthogonalize"] = bool(s["orthogonalize"])
     for name, allowed in (("input_norm", INPUT_NORMS), ("weights", WEIGHT_SHAPES)):
         if s[name] not in allowed:
@@ -186,6 +192,17 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+def _number(value: Any) -> bool:
+    """A real number (numpy's too), not a bool or a string of digits."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_guiding_data(X: Any, y_index: Any) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     y_index = np.asarray(y_index)
@@ -195,6 +212,16 @@ def _check_guiding_data(X: Any, y_index: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("X contains NaN or infinity")
     if y_index.shape != (X.shape[0],) or y_index.dtype.kind not in "iu" or y_index.min() < 0:
         raise ValueError("y_index must hold one non-negative class index per row of X")
+    # Units are shaped by the batch's spread and norms, through squares and floors that
+    # underflow or overflow far from unit scale (constant outputs, silently): refused there.
+    top = float(np.abs(X).max())
+    unit = X / top if top > 0 else X
+    rms = top * math.sqrt(float(np.mean(np.einsum("ij,ij->i", unit, unit))))
+    if 0 < rms and not 1e-60 <= rms <= 1e60:
+        raise ValueError(
+            f"the guided layer (method 'units') needs features of moderate scale; these have "
+            f"root-mean-square row norm {rms:.1e}: rescale them (e.g. standardise)"
+        )
     return X, y_index
 
 
@@ -340,6 +367,9 @@ class _Selection:
     ) -> None:
         n, d = X.shape
         self.X, self.s, self.activation, self.shape = X, settings, activation, shape
+        # Target columns for the classes present: a class the subsample (max_samples) left out
+        # would be an all-zero column, and no unit could then pass the criterion.
+        y_index = np.unique(y_index, return_inverse=True)[1].reshape(-1)
         self.n_classes = int(y_index.max()) + 1
         self.Y = np.zeros((n, self.n_classes))
         self.Y[np.arange(n), y_index] = 1.0

@@ -92,6 +92,7 @@ def default_landmarks(m: int) -> int:
 
 _FLOAT = 8  # bytes per float64 (what an engine derives from the float32 arrays)
 _JITTER = 1e-10  # relative diagonal shift keeping the landmarks' Cholesky factor defined
+MAX_LANDMARKS = 20_000  # an N x N float64 kernel matrix: 3.2 GB at this bound
 
 
 def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +115,11 @@ def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"not the kernel method: {s['method']!r}")
     if s["n_landmarks"] is not None:
         s["n_landmarks"] = check_size("n_landmarks", s["n_landmarks"])
+    if s["n_landmarks"] is not None and s["n_landmarks"] > MAX_LANDMARKS:
+        raise ValueError(
+            f"n_landmarks must be at most {MAX_LANDMARKS} (an N x N kernel matrix), got "
+            f"{s['n_landmarks']}"
+        )
     s["draws_per_class"] = check_size("draws_per_class", s["draws_per_class"])
     s["max_samples"] = check_size("max_samples", s["max_samples"])
     if s["max_samples"] < 2:
@@ -164,6 +170,7 @@ def population_draws(
         between = within
     if X.shape[0] == classes.size:
         within = between
+    per_class = min(per_class, n_draws)  # more per class than draws: one pseudo-class
     n_means = -(-n_draws // per_class)
     pseudo_means = centre + rng.standard_normal((n_means, between.shape[0])) @ between
     spread = rng.standard_normal((n_draws, within.shape[0])) @ within
@@ -200,7 +207,8 @@ def nystroem_transform(K: np.ndarray, m: int, flatten: float = 0.0) -> tuple[np.
     if not values[-1] > _JITTER * values[0]:
         raise ValueError(
             f"the guided kernel layer found fewer than {m} independent directions in its "
-            "landmarks; lower n_components or raise n_landmarks"
+            "landmarks; lower n_components, or raise n_landmarks (unless the first batch's "
+            "features span fewer directions themselves)"
         )
     if not flatten:
         return vectors / np.sqrt(values), "eigh"
@@ -230,7 +238,18 @@ class GuidedKernelProjection(Layer):
         seed: int,
         settings: dict[str, Any],
         report: dict[str, Any] | None = None,
+        scale_exponent: int = 0,
     ) -> None:
+        if not (
+            isinstance(scale_exponent, (int, np.integer))
+            and not isinstance(scale_exponent, (bool, np.bool_))
+            and abs(scale_exponent) <= 1100
+        ):
+            raise ValueError(
+                f"guided kernel layer: scale_exponent must be an integer in [-1100, 1100], got "
+                f"{scale_exponent!r}"
+            )
+        self.scale_exponent = int(scale_exponent)  # the layer reads x / 2^scale_exponent
         landmarks, transform = np.asarray(landmarks), np.asarray(transform)
         if landmarks.dtype != np.float32 or transform.dtype != np.float32:
             raise ValueError(
@@ -293,6 +312,14 @@ class GuidedKernelProjection(Layer):
             rows = np.sort(rng.choice(X.shape[0], size=s["max_samples"], replace=False))
             X, y_index = X[rows], y_index[rows]
         landmarks, report = population_draws(X, y_index, n_landmarks, s["draws_per_class"], rng)
+        # T scales like 1 / |x|^2 and is stored in float32: for features far from unit scale
+        # (beyond 2^+-20) the landmarks are brought to unit scale by a power of two 2^k (exact)
+        # and the layer reads x / 2^k (the kernel is homogeneous: the same features).
+        rms = math.sqrt(float(np.mean(np.einsum("ij,ij->i", landmarks, landmarks))))
+        exponent = 0
+        if rms > 0 and not 2.0**-20 <= rms <= 2.0**20:
+            exponent = round(math.log2(rms))
+            landmarks = landmarks * 2.0**-exponent
         K = arc_cosine_kernel(landmarks, landmarks)
         transform, route = nystroem_transform(K, m, s["flatten"])
         # features of order 1: |h(x)|^2 ~ M for a typical landmark (the lambda search is
@@ -301,7 +328,9 @@ class GuidedKernelProjection(Layer):
         report.update(n_guiding_samples=int(X.shape[0]), n_landmarks=n_landmarks, route=route)
         # The layer *is* its float32 arrays (half the file; a layer is any fixed map, so the
         # rounding changes which layer, never the exactness of its statistics).
-        layer = cls(landmarks.astype(np.float32), transform.astype(np.float32), seed, s, report)
+        layer = cls(
+            landmarks.astype(np.float32), transform.astype(np.float32), seed, s, report, exponent
+        )
         layer.fit_seconds = time.perf_counter() - tic  # kept out of config(): files stay stable
         return layer
 
@@ -312,7 +341,8 @@ class GuidedKernelProjection(Layer):
         return {
             # unit landmark directions (d, N) and their norms folded into T
             "directions": (landmarks / np.maximum(norms, 1e-300)[:, None]).T.copy(),
-            "transform": self.transform_matrix.astype(np.float64) * norms[:, None],
+            "transform": self.transform_matrix.astype(np.float64)
+            * (norms * 2.0**-self.scale_exponent)[:, None],
             "ones": np.ones(self.n_features),
         }
 
@@ -335,6 +365,8 @@ class GuidedKernelProjection(Layer):
             "activation": self.activation,
             "settings": self.settings,
             "report": self.report,
+            # only where not 0, so files of layers at unit scale stay as they were
+            **({"scale_exponent": self.scale_exponent} if self.scale_exponent else {}),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -373,6 +405,7 @@ class GuidedKernelProjection(Layer):
             config.get("seed", 0),
             settings,
             report if isinstance(report, dict) else None,
+            config.get("scale_exponent", 0),
         )
         layer.check_config_shape(config)
         return layer
