@@ -283,3 +283,12 @@ def test_fwht_is_orthogonal_and_involutive():
     np.testing.assert_array_equal(F, X)
     with pytest.raises(ValueError, match="power-of-two"):
         fwht(np.ones((2, 6)))
+
+
+def test_a_gamma_whose_weights_would_overflow_is_refused_by_name():
+    """sqrt(2 gamma) overflowed at gamma = 1e308, and the error blamed X's features."""
+    from forgetless import ContinualClassifier
+
+    X = np.random.default_rng(0).standard_normal((40, 4))
+    with pytest.raises(ValueError, match=r"gamma must be in \(0, 1e100\]"):
+        ContinualClassifier(projection="fourier", n_components=8, gamma=1e308).fit(X, X[:, 0] > 0)

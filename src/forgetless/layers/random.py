@@ -92,8 +92,8 @@ class RandomProjection(Layer):
             raise ValueError(f"n_features must be >= 1, got {n_features}")
         if kind != "none" and int(n_components) < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
-        if gamma is not None and not gamma > 0:
-            raise ValueError(f"gamma must be > 0, got {gamma}")
+        if gamma is not None and not 0 < gamma <= 1e100:  # sqrt(2 gamma) W must stay finite
+            raise ValueError(f"gamma must be in (0, 1e100], got {gamma}")
         self.kind = kind
         self.n_features = int(n_features)
         self.n_components = self.n_features if kind == "none" else int(n_components)
