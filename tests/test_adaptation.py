@@ -156,8 +156,15 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
         "keep_plain in format 1": ({"keep_plain": True, "format": 1}, "has no keep_plain"),
         "unknown base": (
             {"base": {**good["base"], "name": "nosuch-encoder"}},
-            "cannot be built",
+            "which no method adapts",
         ),
+        "a base no method adapts": ({"base": {**good["base"], "name": "raw"}}, "no method"),
+        "tensor names edited": (
+            {"tensors": {**good["tensors"], "names": ["x"]}},
+            "lists other tensors",
+        ),
+        "kind edited": ({"kind": "something else"}, "its kind"),
+        "format true": ({"format": True}, "has format True"),
         "options not a table": ({"base": {**good["base"], "options": "x"}}, "must be tables"),
         "hash not text": (
             {"tensors": {**good["tensors"], "file_sha256": 5}},
@@ -168,6 +175,62 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
         meta.write_text(json.dumps({**good, **change}))
         with pytest.raises(AdaptedWeightsError, match=problem):
             load_adapted_encoder(meta.parent)
+    # without its fingerprint, edits to what shapes the features would pass: refused
+    meta.write_text(json.dumps({k: v for k, v in good.items() if k != "fingerprint"}))
+    with pytest.raises(AdaptedWeightsError, match="fingerprint"):
+        load_adapted_encoder(meta.parent)
+
+
+def test_hostile_adapter_files_are_refused(adapted, tiny_effnet, tmp_path) -> None:
+    """NaN weights with every hash recomputed, a tensor file that is a link, a compressed
+    npz member (a small file that unpacks to gigabytes) and JSON nested too deeply."""
+    from forgetless.adaptation import _read_tensors
+
+    nan = {k: v.copy() for k, v in adapted.tensors.items()}
+    first = sorted(nan)[0]
+    nan[first].flat[0] = np.nan
+    forged = AdaptedEncoder(tiny_effnet, adapted.method, nan, adapted.info)
+    forged.save(tmp_path / "nan")
+    with pytest.raises(AdaptedWeightsError, match=f"{first!r} holds NaN or infinity"):
+        load_adapted_encoder(tmp_path / "nan")
+    meta = adapted.save(tmp_path / "link")
+    weights = meta.parent / json.loads(meta.read_text())["tensors"]["file"]
+    outside = tmp_path / "outside.bin"
+    weights.rename(outside)
+    weights.symlink_to(outside)
+    with pytest.raises(AdaptedWeightsError, match="is a symbolic link"):
+        load_adapted_encoder(meta.parent)
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, big=np.zeros(10**6, np.float32))
+    with pytest.raises(ValueError, match="compressed or larger than the file"):
+        _read_tensors(bomb, "npz")
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "adapter.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(AdaptedWeightsError, match="not readable JSON"):
+        load_adapted_encoder(deep)
+
+
+def test_a_save_removes_only_the_tensors_the_previous_save_named(
+    adapted, tiny_effnet, tmp_path
+) -> None:
+    """It removed every weights-* file of the folder, a user's own among them."""
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "weights-notes.txt").write_text("mine")
+    meta = adapted.save(folder)
+    other = AdaptedEncoder(
+        tiny_effnet,
+        adapted.method,
+        {k: v * 1.5 for k, v in adapted.tensors.items()},
+        adapted.info,
+    )
+    other.save(folder)
+    named = json.loads(meta.read_text())["tensors"]["file"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["adapter.json", named, "weights-notes.txt"]
+    )
+    assert load_adapted_encoder(folder).tensors_sha256 == other.tensors_sha256
 
 
 def test_an_adapted_encoder_is_not_adapted_again(adapted, digits_task) -> None:

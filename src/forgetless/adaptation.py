@@ -42,6 +42,8 @@ import hashlib
 import json
 import math
 import os
+import secrets
+import stat
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -550,19 +552,26 @@ def _has_safetensors() -> bool:
 
 
 def _write_tensors(path: Path, tensors: dict[str, np.ndarray], fmt: str) -> None:
-    """Write to a temporary name, then rename: a crash leaves no half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write to a new temporary name (random, created exclusively: never through a planted
+    link, never shared by two savers), then rename: a crash leaves no half-written file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    os.close(os.open(tmp, flags, 0o644))
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    if fmt == "safetensors":
-        from safetensors.numpy import save_file
+    try:
+        if fmt == "safetensors":
+            from safetensors.numpy import save_file
 
-        save_file(arrays, str(tmp))
-    else:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+            save_file(arrays, str(tmp))
+        else:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
@@ -570,6 +579,16 @@ def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
 
         return dict(load_file(str(path)))
+    import zipfile
+
+    size = path.stat().st_size
+    with zipfile.ZipFile(path) as archive:  # np.savez stores members as they are
+        for member in archive.infolist():
+            if member.compress_type != zipfile.ZIP_STORED or member.file_size > size:
+                raise ValueError(
+                    f"member {member.filename!r} is compressed or larger than the file itself "
+                    "(this writer stores tensors as they are)"
+                )
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
@@ -689,6 +708,7 @@ class AdaptedEncoder(Encoder):
         folder.mkdir(parents=True, exist_ok=True)
         fmt = "safetensors" if _has_safetensors() else "npz"
         name = f"weights-{self.tensors_sha256[:16]}.{fmt}"
+        previous = _named_tensors_file(folder / METADATA)
         _write_tensors(folder / name, self.tensors, fmt)
         base_name, options = self.base_spec
         payload = {
@@ -709,15 +729,25 @@ class AdaptedEncoder(Encoder):
             "info": self.info,
         }
         _write_json(folder / METADATA, payload)
-        for old in folder.glob("weights-*"):  # earlier saves' tensors, no longer named
-            if old.name != name:
-                old.unlink(missing_ok=True)
+        if previous is not None and previous != name:  # the earlier save's, no longer named
+            (folder / previous).unlink(missing_ok=True)
         return folder / METADATA
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:
         """See :func:`load_adapted_encoder`."""
         return load_adapted_encoder(path, **runtime)
+
+
+def _named_tensors_file(meta_path: Path) -> str | None:
+    """The tensor file an existing adapter.json names (a plain weights-* name), else None:
+    a save removes that one only, never other files of the folder."""
+    try:
+        name = json.loads(meta_path.read_text())["tensors"]["file"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    ok = isinstance(name, str) and name == Path(name).name and name.startswith("weights-")
+    return name if ok else None
 
 
 def _effnet_tail(model: Any, x: Any, start: int) -> Any:
@@ -784,26 +814,55 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
     checked before use: a damaged or altered file, or other base weights, raise
     :class:`AdaptedWeightsError`.
     """
+    folder = Path(path)
+    meta_path = folder / METADATA if folder.is_dir() and not folder.is_symlink() else folder
+    folder = meta_path.parent
+    for attempt in range(3):  # a save replaced the files meanwhile: read its new ones
+        try:
+            return _load_adapted(meta_path, folder, runtime)
+        except _TensorsGone:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _TensorsGone(AdaptedWeightsError):
+    """The tensor file the metadata names is not there (perhaps replaced by a save)."""
+
+
+def _plain_file(path: Path, what: str) -> None:
+    """Refuse a link, a folder, a pipe or a device where a file this module wrote belongs."""
+    if path.is_symlink():
+        raise AdaptedWeightsError(f"{path} is a symbolic link; {what} is a plain file")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise (_TensorsGone if what == "the tensor file" else AdaptedWeightsError)(
+            f"{path} does not exist; give the folder AdaptedEncoder.save wrote"
+            if what == "adapter.json"
+            else f"{path} is missing"
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise AdaptedWeightsError(f"{path} is not a regular file; {what} is a plain file")
+
+
+def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> AdaptedEncoder:
     from forgetless.encoders import READOUTS, load_encoder
 
-    folder = Path(path)
-    meta_path = folder / METADATA if folder.is_dir() else folder
-    folder = meta_path.parent
+    _plain_file(meta_path, "adapter.json")
     try:
         meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise AdaptedWeightsError(
-            f"{meta_path} does not exist; give the folder AdaptedEncoder.save wrote"
-        ) from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise AdaptedWeightsError(f"{meta_path} is not readable JSON: {err}") from None
     try:
         base, tensors_meta, method = meta["base"], meta["tensors"], meta["method"]
         keep_plain = meta.get("keep_plain", False)
-        if meta.get("format") not in (FORMAT, FORMAT_KEEP_PLAIN) or not isinstance(
-            keep_plain, bool
-        ):
+        recorded = meta["fingerprint"]  # every save writes it: without it, edits would pass
+        fmt_ok = type(meta.get("format")) is int and meta["format"] in (FORMAT, FORMAT_KEEP_PLAIN)
+        if not fmt_ok or not isinstance(keep_plain, bool):
             raise AdaptedWeightsError(f"{meta_path} has format {meta.get('format')!r}")
+        if meta.get("kind") != "forgetless adapted encoder":
+            raise AdaptedWeightsError(f"{meta_path} is not an adapted-encoder file (its kind)")
         if keep_plain and meta["format"] != FORMAT_KEEP_PLAIN:
             raise AdaptedWeightsError(
                 f"{meta_path} has format {FORMAT}, which has no keep_plain (altered?)"
@@ -813,7 +872,8 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         expected_file, expected_tensors = tensors_meta["file_sha256"], tensors_meta["sha256"]
         base_name, options = base["name"], base["options"]
         info = meta.get("info", {})
-        texts = (method, base_name, expected_file, expected_tensors, base["fingerprint"])
+        names = tensors_meta["names"]
+        texts = (method, base_name, expected_file, expected_tensors, base["fingerprint"], recorded)
         if not all(isinstance(value, str) for value in texts):
             raise TypeError("method, base name, hashes and fingerprints must be strings")
         if not (isinstance(options, dict) and isinstance(info, dict)):
@@ -823,8 +883,11 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         raise AdaptedWeightsError(f"{meta_path} is not an adapted-encoder file ({err})") from None
     if fmt not in ("safetensors", "npz"):
         raise AdaptedWeightsError(f"{meta_path}: unknown tensor format {fmt!r}")
-    if not file.is_file():
-        raise AdaptedWeightsError(f"{file} is missing; {meta_path} names it")
+    if _family(base_name) is None:
+        raise AdaptedWeightsError(
+            f"{meta_path} names base encoder {base_name!r}, which no method adapts"
+        )
+    _plain_file(file, "the tensor file")
     actual = _file_sha256(file)
     if actual != expected_file:
         raise AdaptedWeightsError(
@@ -837,6 +900,13 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         raise AdaptedWeightsError(f"{file} cannot be read: {err}") from None
     if tensors_digest(tensors) != expected_tensors:
         raise AdaptedWeightsError(f"{file}: its tensors do not match their recorded sha256")
+    if not (isinstance(names, list) and names == sorted(tensors)):
+        raise AdaptedWeightsError(
+            f"{meta_path} lists other tensors than {file.name} holds (altered?)"
+        )
+    for name, arr in tensors.items():
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise AdaptedWeightsError(f"{file}: tensor {name!r} holds NaN or infinity")
     if base_name in READOUTS:  # written before readouts: the last map or layer only
         options.setdefault("readout", READOUTS[base_name][1])
     try:
@@ -858,9 +928,9 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
         raise AdaptedWeightsError(f"{meta_path}: {err}") from None
     # Everything that shapes the features is in the fingerprint: metadata altered anywhere
     # (method, keep_plain, ...) gives another one than the file recorded.
-    if "fingerprint" in meta and adapted.fingerprint() != meta["fingerprint"]:
+    if adapted.fingerprint() != recorded:
         raise AdaptedWeightsError(
-            f"{meta_path} records fingerprint {str(meta['fingerprint'])[:16]}..., but what it "
+            f"{meta_path} records fingerprint {recorded[:16]}..., but what it "
             f"describes has {adapted.fingerprint()[:16]}...: the file was altered"
         )
     return adapted

@@ -802,10 +802,21 @@ def _read_array(
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     """Write JSON atomically (temp file, fsync, rename): a reader sees the old file or the new
-    one, never half of one."""
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    one, never half of one. The temporary file is new (random name, created exclusively), so
+    a link planted at a fixed name is never written through, and two writers never share it."""
+    path = os.fspath(path)
+    tmp = f"{path}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o644)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
