@@ -141,3 +141,10 @@ def test_an_image_too_large_to_decode_is_one_line(tmp_path):
     Image.new("1", (20000, 10000)).save(path)  # 200 megapixels: past Pillow's bomb limit
     with pytest.raises(InputError, match="too large to read as an image"):
         collect([str(path)], "image", labels="ignored")
+
+
+def test_a_link_to_nothing_is_named_as_such(tmp_path):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(InputError, match="link to nothing"):
+        collect([str(loop)], "image", labels="ignored")

@@ -243,6 +243,8 @@ def collect(
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
+            if path.is_symlink():
+                raise InputError(f"{raw} is a link to nothing (broken, or a loop of links)")
             raise InputError(
                 f"{raw} does not exist; give a folder of class subfolders, a .csv/.jsonl "
                 "table or files"
