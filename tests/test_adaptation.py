@@ -417,6 +417,19 @@ def test_an_adapter_saved_before_keep_plain_still_loads(adapted, digits_task, tm
     assert loaded.encode(images[later]).tobytes() == adapted.encode(images[later]).tobytes()
 
 
+def test_an_adapter_saved_before_image_decoding_had_a_version_still_loads(
+    adapted, tiny_effnet, digits_task, tmp_path
+) -> None:
+    """Its base's recorded fingerprint is that of decoding version 1: rebuilt with today's
+    decoding the base had another one, and the adapter was refused as 'other weights'."""
+    images, _, _, later = digits_task
+    before = AdaptedEncoder(tiny_effnet.decoding(1), adapted.method, adapted.tensors, adapted.info)
+    before.save(tmp_path / "old")
+    loaded = load_adapted_encoder(tmp_path / "old")
+    assert loaded.fingerprint() == before.fingerprint() != adapted.fingerprint()
+    assert loaded.encode(images[later]).tobytes() == before.encode(images[later]).tobytes()
+
+
 def test_refreshed_norms_change_only_statistics_and_are_deterministic(
     tiny_effnet, digits_task, tmp_path
 ) -> None:

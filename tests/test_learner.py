@@ -629,6 +629,8 @@ def test_named_classes_are_checked_like_labels(digits):
         clf.partial_fit(X[300:310], y[300:310], classes=[*range(10), "x"])
     with pytest.raises(ValueError, match="y has int labels but classes lists str labels"):
         clf.partial_fit(X[300:310], y[300:310], classes=["a", "b"])
+    with pytest.raises(ValueError, match="unsupported label type set in classes"):
+        clf.partial_fit(X[300:310], y[300:310], classes={0, 1})
     np.testing.assert_array_equal(clf.decision_function(X[:20]), before)
     clf.forget_classes(np.int64(3))  # one label alone
     assert 3 not in clf.classes_
@@ -655,3 +657,16 @@ def test_an_owm_update_singular_to_rounding_is_a_clear_error(digits):
         ContinualClassifier(head="owm", alpha=1e-15, n_components=64, random_state=0).fit(
             X[:6], y[:6]
         )
+
+
+def test_numbers_named_as_classes_or_joining_float_classes_work_as_before(digits):
+    """Float labels with integer classes=, and integer labels joining a learner of float
+    classes (pandas' nullable Int64 labels were read as floats before, and models were saved
+    so), are numbers compared as numbers; alphas may be any 1-D sequence (range)."""
+    X, y, _, _ = digits
+    clf = ContinualClassifier(n_components=32, alpha=1.0, random_state=0)
+    clf.partial_fit(X[:300], y[:300].astype(float), classes=list(range(10)))
+    clf.partial_fit(X[300:400], y[300:400])  # int labels into float classes
+    assert clf.classes_.dtype == np.float64 and clf.statistics_.counts.sum() == 400
+    auto = ContinualClassifier(n_components=32, alphas=range(1, 4)).fit(X[:300], y[:300])
+    assert auto.alpha_ in (1.0, 2.0, 3.0)

@@ -98,21 +98,35 @@ def test_labels_and_texts_that_cannot_be_written_as_utf8_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("label", ["a\tb", "red\x1b[31m", "a\u2028b", "a\x85b", "a\x00b"])
-def test_a_label_is_one_line_of_printable_characters(tmp_path, label):
+def test_a_label_is_one_line_without_control_characters(tmp_path, label):
     with pytest.raises(InputError, match="control or line character"):
         collect([], "text", labels="required", texts=["x"], label=label)
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["New\xa0York", "10\u202fkg", "\u6771\u3000\u4eac", "\U0001f469\u200d\U0001f4bb", "a\u200fb"],
+)
+def test_spaces_and_joiners_of_other_scripts_are_text(label):
+    """No-break and ideographic spaces, emoji joined by ZWJ, a right-to-left mark."""
+    assert collect([], "text", labels="required", texts=["x"], label=label).labels == [label]
 
 
 def test_a_column_named_twice_is_refused_not_read_as_its_last(tmp_path):
     """'text,label,label' learned each row under the second label column, silently."""
     table = tmp_path / "dup.csv"
     table.write_text("text,label,label\nhello dog,animal,food\n")
-    with pytest.raises(InputError, match="column 'label' twice"):
+    with pytest.raises(InputError, match="names the column 'label' twice"):
         collect([str(table)], "text", labels="required")
     lines = tmp_path / "dup.jsonl"
     lines.write_text('{"text": "hello dog", "label": "animal", "label": "tool"}\n')
-    with pytest.raises(InputError, match="line 1 names 'label' twice"):
+    with pytest.raises(InputError, match="names the column 'label' twice \\(line 1\\)"):
         collect([str(lines)], "text", labels="required")
+    # a column or key repeated that is not read stays as it was: accepted
+    table.write_text("text,label,note,note\nhello dog,animal,a,b\n")
+    lines.write_text('{"text": "hello dog", "label": "animal", "meta": {"k": 1, "k": 2}}\n')
+    for path in (table, lines):
+        assert collect([str(path)], "text", labels="required").labels == ["animal"]
     lines.write_text('{"text": "x", "label": "a", "n": ' + "9" * 5000 + "}\n")
     with pytest.raises(InputError, match="line 1 cannot be read"):
         collect([str(lines)], "text", labels="required")

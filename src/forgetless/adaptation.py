@@ -815,7 +815,7 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
     :class:`AdaptedWeightsError`.
     """
     folder = Path(path)
-    meta_path = folder / METADATA if folder.is_dir() and not folder.is_symlink() else folder
+    meta_path = folder / METADATA if folder.is_dir() else folder
     folder = meta_path.parent
     for attempt in range(3):  # a save replaced the files meanwhile: read its new ones
         try:
@@ -916,6 +916,9 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
             f"{meta_path} names base encoder {base_name!r} with options {options}, which cannot "
             f"be built: {err}"
         ) from None
+    if encoder.decoding(1).fingerprint() == base["fingerprint"] != encoder.fingerprint():
+        # adapted before image decoding had a version: the base decodes as it did then
+        encoder = encoder.decoding(1)
     if encoder.fingerprint() != base["fingerprint"]:
         raise AdaptedWeightsError(
             f"{meta_path} was adapted from {base_name} with fingerprint "

@@ -236,19 +236,21 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a number, not a bool ({params[name]!r})")
         if params["alphas"] is not None:
             values = params["alphas"]
-            listed = isinstance(values, (list, tuple, np.ndarray))
-            alphas = np.asarray(values, dtype=object) if listed else np.array([])
+            listed = not isinstance(values, (str, bytes, dict, set, frozenset))
+            try:
+                given = np.asarray(values, dtype=object) if listed else np.array([[]])
+            except (TypeError, ValueError):
+                given = np.array([[]])
             numbers = [
                 v
-                for v in alphas.ravel()
+                for v in given.ravel()
                 if isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
             ]
             alphas = np.asarray(numbers, dtype=np.float64)
             if (
-                not listed
-                or np.ndim(values) != 1
+                given.ndim != 1
                 or alphas.size == 0
-                or alphas.size != len(values)
+                or alphas.size != given.size
                 or not np.all(np.isfinite(alphas))
                 or not np.all(alphas > 0)
             ):
@@ -405,7 +407,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         labels = check_labels(y, X.shape[0], type(self).__name__)
         if classes is not None:
             classes = check_classes(classes)
-            if label_family(classes) != label_family(labels):
+            numeric = {"int", "float", "bool"}  # compared as numbers, as before (not stored)
+            families = {label_family(classes), label_family(labels)}
+            if len(families) > 1 and not families <= numeric:
                 raise ValueError(
                     f"y has {label_family(labels)} labels but classes lists "
                     f"{label_family(classes)} labels"

@@ -37,6 +37,7 @@ import io
 import json
 import os
 import stat
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,8 +112,8 @@ def check_unicode(text: str, what: str) -> str:
 
 
 def check_label(label: Any, where: str) -> str:
-    """A label name: a non-empty string of at most 200 characters, one line of printable
-    characters (no tabs, escapes or line separators: they would break the outputs)."""
+    """A label name: a non-empty string of at most 200 characters, one line (no tabs,
+    escapes or line separators: they would break the outputs)."""
     text = str(label).strip() if label is not None else ""
     if not text:
         raise InputError(f"{where}: empty label; give every sample a class name")
@@ -121,13 +122,18 @@ def check_label(label: Any, where: str) -> str:
         raise InputError(
             f"{where}: label {text[:40]!r}... is longer than {MAX_LABEL_CHARS} characters"
         )
-    odd = next((ch for ch in text if not (ch.isprintable() or ch == " ")), None)
+    odd = next((ch for ch in text if unicodedata.category(ch) in _BREAKING), None)
     if odd is not None:
         raise InputError(
             f"{where}: label {text[:40]!r} holds the control or line character {odd!r}; a "
-            "label is one line of printable characters"
+            "label is one line without tabs, escapes or line breaks"
         )
     return text
+
+
+# Control characters (tab, ESC, NUL, U+0085) and line or paragraph separators break the
+# outputs' lines and columns; other spaces and format characters (emoji joiners) are text.
+_BREAKING = ("Cc", "Zl", "Zp")
 
 
 def guess_modality(inputs: Sequence[str]) -> str:
@@ -397,12 +403,21 @@ def _table(
             )
     for n, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
         where = f"{path}:{n}"  # the sample's name: its data row
+        twice = sorted(set(wanted) & getattr(row, "repeated", set()))
+        if twice:
+            raise InputError(
+                f"{path} names the column {twice[0]!r} twice"
+                + (f" (line {line})" if path.suffix.lower() in (".jsonl", ".ndjson") else "")
+                + "; which one is meant? give each column its own name"
+            )
         value = row.get(text_column)
         if line != n:  # blank rows or a header above: errors also give the file's line
             where = f"{where} (line {line})"
         if value is not None and not isinstance(value, str):  # JSONL numbers, lists, objects
             raise InputError(
-                f"{where}: {text_column!r} holds {type(value).__name__} {str(value)[:40]!r}, "
+                f"{where}: {text_column!r} holds "
+                f"{'dict' if isinstance(value, dict) else type(value).__name__} "
+                f"{str(dict(value) if isinstance(value, dict) else value)[:40]!r}, "
                 "not text"
             )
         text = "" if value is None else value.strip()
@@ -421,16 +436,18 @@ def _table(
         batch.add(text, f"{path}:{n}", name, text_fingerprint(text))
 
 
-class _RepeatedKey(ValueError):
-    """A JSON object naming a key twice (json keeps the last value, silently)."""
+class _Row(dict):
+    """A table row, and the column names it holds more than once (CSV's reader and json keep
+    the last value, silently: refused where the column is read)."""
 
+    def __init__(self, values: Any, repeated: set[str]) -> None:
+        super().__init__(values)
+        self.repeated = repeated
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    for key in keys:
-        if keys.count(key) > 1:
-            raise _RepeatedKey(key)
-    return dict(pairs)
+    @classmethod
+    def of_pairs(cls, pairs: list[tuple[str, Any]]) -> _Row:
+        keys = [k for k, _ in pairs]
+        return cls(pairs, {k for k in keys if keys.count(k) > 1})
 
 
 def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
@@ -452,15 +469,11 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line, object_pairs_hook=_unique_keys)
+                row = json.loads(line, object_pairs_hook=_Row.of_pairs)
             except json.JSONDecodeError as err:
                 raise InputError(f"{path} line {n} is not JSON ({err.msg})") from None
             except RecursionError:
                 raise InputError(f"{path} line {n} is nested too deeply to read") from None
-            except _RepeatedKey as err:
-                raise InputError(
-                    f"{path} line {n} names {str(err)!r} twice; which value is meant?"
-                ) from None
             except ValueError as err:  # e.g. an integer of more than 4,300 digits
                 raise InputError(f"{path} line {n} cannot be read ({err})") from None
             if not isinstance(row, dict):
@@ -473,15 +486,11 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
         columns = list(reader.fieldnames or [])
-        repeated = sorted({c for c in columns if columns.count(c) > 1 and c.strip()})
-        if repeated:
-            raise InputError(
-                f"{path} has the column {repeated[0]!r} twice; give each column its own name"
-            )
+        repeated = {c for c in columns if columns.count(c) > 1}
         rows, lines = [], []
         for row in reader:
             if any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                rows.append(row)
+                rows.append(_Row(row, repeated))
                 lines.append(reader.line_num)
     except csv.Error as err:
         raise InputError(f"{path} is not a valid table ({err})") from None

@@ -12,6 +12,7 @@ ValueError: y mixes label types (int and str); use one type for all labels
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def check_classes(classes: Any, what: str = "classes") -> np.ndarray:
     try:
         return check_labels(listed, len(listed))
     except ValueError as err:
-        raise ValueError(str(err).replace("y ", f"{what} ", 1)) from None
+        raise ValueError(re.sub(r"\by\b", what, str(err))) from None
 
 
 def label_family(labels: np.ndarray) -> str:
@@ -120,7 +121,17 @@ def label_family(labels: np.ndarray) -> str:
 
 def check_label_family(labels: np.ndarray, learned: np.ndarray, what: str = "y") -> None:
     """Refuse labels of another type than the learner's classes (none learned: anything)."""
-    if learned.size and labels.size and label_family(labels) != label_family(learned):
+    joins_floats = (  # integers join float classes exactly (pandas' Int64 gave floats once)
+        label_family(labels) == "int"
+        and label_family(learned) == "float"
+        and bool(np.all(np.abs(labels.astype(np.float64)) < 2.0**53))
+    )
+    if (
+        learned.size
+        and labels.size
+        and label_family(labels) != label_family(learned)
+        and not joins_floats
+    ):
         raise ValueError(
             f"{what} has {label_family(labels)} labels ({labels.dtype}) but this learner was "
             f"trained on {label_family(learned)} labels ({learned.dtype}); unseen label type"
@@ -129,6 +140,7 @@ def check_label_family(labels: np.ndarray, learned: np.ndarray, what: str = "y")
         learned.size
         and labels.size
         and label_family(labels) == "int"
+        and label_family(learned) == "int"
         and np.result_type(labels.dtype, learned.dtype).kind == "f"
     ):  # uint64 with signed integers: numpy would make every class a float
         raise ValueError(

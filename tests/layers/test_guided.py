@@ -295,6 +295,7 @@ def test_unit_settings_of_the_wrong_type_are_refused_by_name(digits):
         ("scales", "2"),
         ("scales", [[1, 2], [3, 4]]),
         ("n_candidates", 10**12),
+        ("scales", 10**400),
     ):
         with pytest.raises(ValueError, match=key):
             ContinualClassifier(
@@ -302,6 +303,17 @@ def test_unit_settings_of_the_wrong_type_are_refused_by_name(digits):
                 n_components=16,
                 projection_params={"method": "units", key: value},
             ).fit(X[:100], y[:100])
+
+
+def test_unit_settings_of_the_right_value_in_another_form_are_accepted(digits):
+    """A whole float for max_samples, a 0-d array for scales: accepted before, and still."""
+    from forgetless import ContinualClassifier
+
+    X, y = digits
+    for key, value in (("max_samples", 50.0), ("scales", np.array(1.0))):
+        ContinualClassifier(
+            projection="guided", n_components=8, projection_params={"method": "units", key: value}
+        ).fit(X[:100], y[:100])
 
 
 def test_classes_the_subsample_leaves_out_do_not_stop_the_selection(digits):

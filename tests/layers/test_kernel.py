@@ -221,5 +221,7 @@ def test_kernel_settings_too_large_to_build_are_refused_before_any_work():
         ContinualClassifier(
             projection="guided", n_components=8, projection_params={"n_landmarks": 10**6}
         ).fit(X, y)
+    with pytest.raises(ValueError, match="needs 25000 landmarks for n_components=25000"):
+        GuidedKernelProjection.fit(X, y, 25000)
     layer = GuidedKernelProjection.fit(X, y, 8, draws_per_class=10**12)  # one pseudo-class
     assert layer.landmarks.shape[0] == 16

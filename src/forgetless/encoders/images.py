@@ -81,12 +81,13 @@ def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any
         img = ImageOps.exif_transpose(img)  # the same image when it has no orientation tag
     if img.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts only its plain form
         img = img.convert("LA" if img.mode == "La" else "RGBA")
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float grey
+    if decode < 2 and img.mode in ("I", "I;16", "I;16B", "F"):  # as releases before did
         arr = np.asarray(img, dtype=np.float64)
-        if decode < 2:
-            top = float(arr.max()) or 1.0
-            scaled = arr * (255.0 / top)
-        elif img.mode == "F":  # as a float array: 0..1 is scaled, anything else clipped
+        top = float(arr.max()) or 1.0
+        img = Image.fromarray(np.rint(arr * (255.0 / top)).astype(np.uint8))
+    elif decode >= 2 and img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode == "F":  # as a float array: 0..1 is scaled, anything else clipped
             scaled = arr * 255.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else arr
         else:  # integer grey as PNG stores 16 bits (PIL reads them as I or I;16)
             scaled = arr * _SIXTEEN_BIT

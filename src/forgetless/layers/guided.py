@@ -151,15 +151,20 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(s[name], bool) or not isinstance(s[name], (int, np.integer)) or s[name] < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {s[name]!r}")
         s[name] = int(s[name])
-    if not _whole(s["max_samples"]) or s["max_samples"] < 2:
+    if not _whole(s["max_samples"]) or s["max_samples"] < 2:  # 2.0 too (files kept it so)
         raise ValueError(f"max_samples must be an integer >= 2, got {s['max_samples']!r}")
     s["max_samples"] = int(s["max_samples"])
     if s["n_candidates"] > MAX_CANDIDATES:
         raise ValueError(f"n_candidates must be at most {MAX_CANDIDATES}, got {s['n_candidates']}")
     for name in ("scales", "bias_ranges", "r_values"):
         given = s[name]
-        listed = list(given) if isinstance(given, (list, tuple, np.ndarray)) else [given]
-        if not listed or not all(_number(v) and np.isfinite(v) for v in listed):
+        many = isinstance(given, (list, tuple)) or (isinstance(given, np.ndarray) and given.ndim)
+        listed = (
+            list(given)
+            if many
+            else [given.item() if np.ndim(given) == 0 and hasattr(given, "item") else given]
+        )
+        if not listed or not all(_number(v) and _finite(v) for v in listed):
             raise ValueError(f"{name} must be a non-empty list of numbers, got {given!r}")
         s[name] = [float(v) for v in listed]
     if min(s["scales"]) <= 0:
@@ -199,7 +204,18 @@ def _number(value: Any) -> bool:
     )
 
 
+def _finite(value: Any) -> bool:
+    """A finite float (an integer too large for a float is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _whole(value: Any) -> bool:
+    """An integer, or a float that is one (2.0), and not a bool."""
+    if isinstance(value, (float, np.floating)):
+        return math.isfinite(value) and float(value).is_integer()
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 

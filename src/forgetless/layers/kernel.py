@@ -307,6 +307,11 @@ class GuidedKernelProjection(Layer):
         n_landmarks = s["n_landmarks"] if s["n_landmarks"] is not None else default_landmarks(m)
         if n_landmarks < m:
             raise ValueError(f"n_landmarks ({n_landmarks}) must be >= n_components ({m})")
+        if n_landmarks > MAX_LANDMARKS:  # n_components that large asks for as many landmarks
+            raise ValueError(
+                f"the guided kernel layer needs {n_landmarks} landmarks for n_components={m}, "
+                f"more than {MAX_LANDMARKS} (an N x N kernel matrix); lower n_components"
+            )
         rng = np.random.default_rng(seed)
         if X.shape[0] > s["max_samples"]:
             rows = np.sort(rng.choice(X.shape[0], size=s["max_samples"], replace=False))
