@@ -60,7 +60,7 @@ import secrets
 import struct
 import tokenize
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
@@ -230,30 +230,40 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _atomic_write(path: str, members: list[_Member]) -> None:
+    def write(handle: BinaryIO) -> None:
+        offset, central = 0, []
+        for member in members:
+            name = member.name.encode("ascii")
+            local = _local_record(name, member.crc, member.size, offset)
+            handle.write(local)
+            handle.write(member.header)
+            if member.array is None:
+                handle.write(member.data)
+            else:
+                flat = _byte_view(member.array)
+                for start in range(0, flat.size, _CHUNK):
+                    handle.write(flat[start : start + _CHUNK])
+            central.append(_central_record(name, member.crc, member.size, offset))
+            offset += len(local) + member.size
+        directory_bytes = b"".join(central)
+        handle.write(directory_bytes)
+        handle.write(_end_records(len(members), len(directory_bytes), offset))
+
+    _replace_atomically(path, write)
+
+
+def _replace_atomically(path: str, write: Callable[[Any], None], text: bool = False) -> None:
+    """Write ``path`` through a new temporary file (random name, created exclusively: never
+    through a planted link, never shared by two writers; those of killed writers removed),
+    fsynced and renamed over it: a reader sees the old file or the new one, never half."""
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)[:200]  # room for the suffix within a file name's 255 bytes
     _remove_stale_temps(directory, base)
     tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb", buffering=_CHUNK) as handle:
-            offset, central = 0, []
-            for member in members:
-                name = member.name.encode("ascii")
-                local = _local_record(name, member.crc, member.size, offset)
-                handle.write(local)
-                handle.write(member.header)
-                if member.array is None:
-                    handle.write(member.data)
-                else:
-                    flat = _byte_view(member.array)
-                    for start in range(0, flat.size, _CHUNK):
-                        handle.write(flat[start : start + _CHUNK])
-                central.append(_central_record(name, member.crc, member.size, offset))
-                offset += len(local) + member.size
-            directory_bytes = b"".join(central)
-            handle.write(directory_bytes)
-            handle.write(_end_records(len(members), len(directory_bytes), offset))
+        with os.fdopen(fd, "w" if text else "wb", buffering=-1 if text else _CHUNK) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -801,22 +811,8 @@ def _read_array(
 
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
-    """Write JSON atomically (temp file, fsync, rename): a reader sees the old file or the new
-    one, never half of one. The temporary file is new (random name, created exclusively), so
-    a link planted at a fixed name is never written through, and two writers never share it."""
-    path = os.fspath(path)
-    tmp = f"{path}.{secrets.token_hex(8)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o644)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write JSON atomically (:func:`_replace_atomically`): a reader sees the old file or the
+    new one, never half of one."""
+    _replace_atomically(
+        os.fspath(path), lambda f: json.dump(payload, f, indent=1, sort_keys=True), text=True
+    )
