@@ -855,13 +855,16 @@ def _run_method(
 ) -> dict[str, Any]:
     family, settings = METHODS[name]
     X, y, Xt, yt = data["X_train"], data["y_train"], data["X_test"], data["y_test"]
-    # A fixed feature scaling from the first step's training data only (no look-ahead).
     first = scenario.steps[0].train
-    # Centre per feature, then one scalar scale: a per-feature scale from few classes would blow
-    # up features that are (near) constant in the first step.
-    mean = X[first].mean(axis=0)
-    scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
-    X, Xt = (X - mean) / scale, (Xt - mean) / scale
+    if family != "peer":
+        # A fixed feature scaling from the first step's training data only (no look-ahead).
+        # Centre per feature, then one scalar scale: a per-feature scale from few classes would
+        # blow up features that are (near) constant in the first step. The peers read the
+        # encoder's features as they come, as their own code does: their fixed settings (ACIL's
+        # gamma, RanDumb's and KLDA's "scale" kernel width, Fly-CL's ridge grid) assume that.
+        mean = X[first].mean(axis=0)
+        scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
+        X, Xt = (X - mean) / scale, (Xt - mean) / scale
     T = len(scenario.steps)
     online = scenario.kind == "online-blurry"
     A = np.full((T, T), np.nan)

@@ -150,9 +150,10 @@ def _ranpac_lambda(G: np.ndarray, Q: np.ndarray, H_val: np.ndarray, Y_val: np.nd
 
 
 # ---------------------------------------------------------------------------------------------
-# The other peers. Each takes cached features (already centred and scaled by the runner), one
-# ``partial_fit`` per task (or stream batch), scores only the classes seen so far, and draws its
-# random parts from ``numpy.random.default_rng`` of its seed (deterministic for a seed).
+# The other peers. Each takes cached features (the encoder's, as they come: their own code does
+# not normalise them), one ``partial_fit`` per task (or stream batch), scores only the classes
+# seen so far, and draws its random parts from ``numpy.random.default_rng`` of its seed
+# (deterministic for a seed).
 
 
 def _checked(model, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,9 +339,9 @@ class KLDA:
       of ``n_ensembles`` independent draws (their default 5).
 
     Their ``sigma`` (kernel width) is tuned per encoder on unnormalised features (1e-2 for
-    paraphrase-MiniLM, 1e-4 for BART-base); on the runner's normalised features the default
-    here is scikit-learn's ``"scale"`` rule, ``1 / (d Var(X))`` of the first batch, which gives
-    ``gamma E|x - x'|^2 = 2``, between the values their tuned settings give. Float64 (theirs is
+    paraphrase-MiniLM, 1e-4 for BART-base); the default here is scikit-learn's ``"scale"``
+    rule, ``1 / (d Var(X))`` of the first batch, which gives ``gamma E|x - x'|^2 = 2``,
+    between the values their tuned settings give. Float64 (theirs is
     float32 on a GPU). Scores drop the term ``h^T S^+ h``, the same for every class.
     Their default width is 5,000 per draw.
     """
