@@ -33,6 +33,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from forgetless import __version__  # noqa: E402
+from forgetless.experiment import METHODS as PEER_METHODS  # noqa: E402
 from forgetless.experiment import RunConfig, load_features, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +56,18 @@ def case_config(case: str, seeds: list[int], methods: list[str]) -> RunConfig:
     """The case's config file with the benchmark's methods, seeds and encoder options."""
     path, overrides = CASES[case]
     config = RunConfig.from_file(ROOT / path)
+    learner = config.learner
+    if all(PEER_METHODS.get(m, (None,))[0] == "peer" for m in methods):
+        # the peers take only the width: the config's other learner settings would be refused
+        learner = {k: v for k, v in learner.items() if k == "n_components"}
     return dataclasses.replace(
-        config, methods=methods, seeds=seeds, progress=False, output="/tmp/unused", **overrides
+        config,
+        methods=methods,
+        seeds=seeds,
+        progress=False,
+        output="/tmp/unused",
+        learner=learner,
+        **overrides,
     )
 
 
