@@ -579,3 +579,28 @@ def test_runner_reuses_the_plain_features_when_adaptation_changes_nothing(tmp_pa
 
     (line,) = adaptation_lines(results)  # what `forgetless run` prints under its table
     assert line.startswith("seed 0: nothing kept, the encoder is unchanged: the first task has 2")
+
+
+def test_a_load_that_finds_its_tensors_gone_reads_the_folder_again(
+    adapted, tmp_path, monkeypatch
+) -> None:
+    """A save between reading adapter.json and its tensor file removes the file that JSON
+    named: the load reads the folder again (the new save); a file that stays missing is named."""
+    import forgetless.adaptation as adaptation_module
+
+    meta = adapted.save(tmp_path / "adapter")
+    real, calls = adaptation_module._load_adapted, []
+
+    def raced(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise adaptation_module._TensorsGone("replaced meanwhile")
+        return real(*args)
+
+    monkeypatch.setattr(adaptation_module, "_load_adapted", raced)
+    assert load_adapted_encoder(meta.parent).tensors_sha256 == adapted.tensors_sha256
+    assert len(calls) == 2
+    monkeypatch.setattr(adaptation_module, "_load_adapted", real)
+    (meta.parent / json.loads(meta.read_text())["tensors"]["file"]).unlink()
+    with pytest.raises(AdaptedWeightsError, match="is missing; .*adapter.json names it"):
+        load_adapted_encoder(meta.parent)

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from conftest import require
 from forgetless.teach_inputs import InputError, collect
 
 
@@ -148,7 +149,7 @@ def test_a_pipe_given_as_an_input_is_refused_not_read(tmp_path):
 
 
 def test_an_image_too_large_to_decode_is_one_line(tmp_path):
-    pytest.importorskip("PIL")
+    require("PIL", "pip install pillow")
     from PIL import Image
 
     path = tmp_path / "huge.png"

@@ -817,31 +817,27 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
     folder = Path(path)
     meta_path = folder / METADATA if folder.is_dir() else folder
     folder = meta_path.parent
-    for attempt in range(3):  # a save replaced the files meanwhile: read its new ones
+    for _ in range(2):  # a save replaced the files meanwhile: read its new ones
         try:
             return _load_adapted(meta_path, folder, runtime)
         except _TensorsGone:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+            pass
+    return _load_adapted(meta_path, folder, runtime)
 
 
 class _TensorsGone(AdaptedWeightsError):
     """The tensor file the metadata names is not there (perhaps replaced by a save)."""
 
 
-def _plain_file(path: Path, what: str) -> None:
-    """Refuse a link, a folder, a pipe or a device where a file this module wrote belongs."""
+def _plain_file(path: Path, what: str, missing: AdaptedWeightsError) -> None:
+    """Refuse a link, a folder, a pipe or a device where a file this module wrote belongs;
+    raise ``missing`` where there is nothing."""
     if path.is_symlink():
         raise AdaptedWeightsError(f"{path} is a symbolic link; {what} is a plain file")
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise (_TensorsGone if what == "the tensor file" else AdaptedWeightsError)(
-            f"{path} does not exist; give the folder AdaptedEncoder.save wrote"
-            if what == "adapter.json"
-            else f"{path} is missing"
-        ) from None
+        raise missing from None
     if not stat.S_ISREG(mode):
         raise AdaptedWeightsError(f"{path} is not a regular file; {what} is a plain file")
 
@@ -849,7 +845,13 @@ def _plain_file(path: Path, what: str) -> None:
 def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> AdaptedEncoder:
     from forgetless.encoders import READOUTS, load_encoder
 
-    _plain_file(meta_path, "adapter.json")
+    _plain_file(
+        meta_path,
+        "adapter.json",
+        AdaptedWeightsError(
+            f"{meta_path} does not exist; give the folder AdaptedEncoder.save wrote"
+        ),
+    )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError, RecursionError) as err:
@@ -887,7 +889,7 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
         raise AdaptedWeightsError(
             f"{meta_path} names base encoder {base_name!r}, which no method adapts"
         )
-    _plain_file(file, "the tensor file")
+    _plain_file(file, "the tensor file", _TensorsGone(f"{file} is missing; {meta_path} names it"))
     actual = _file_sha256(file)
     if actual != expected_file:
         raise AdaptedWeightsError(

@@ -311,9 +311,10 @@ def test_unit_settings_of_the_right_value_in_another_form_are_accepted(digits):
 
     X, y = digits
     for key, value in (("max_samples", 50.0), ("scales", np.array(1.0))):
-        ContinualClassifier(
+        clf = ContinualClassifier(
             projection="guided", n_components=8, projection_params={"method": "units", key: value}
         ).fit(X[:100], y[:100])
+        assert clf.projection_.settings[key] == ([1.0] if key == "scales" else 50)
 
 
 def test_classes_the_subsample_leaves_out_do_not_stop_the_selection(digits):
