@@ -57,6 +57,7 @@ import forgetless.heads as heads_module
 from forgetless import ContinualClassifier, __version__
 from forgetless._lambda_search import select_alpha
 from forgetless.evaluation.peers import RanPAC
+from forgetless.experiment import method_features
 from forgetless.heads import discriminant_transform
 from forgetless.linalg import numpy_blas_quiet
 from forgetless.scenarios import class_incremental
@@ -117,10 +118,9 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int
 
 
 def normalised(X: np.ndarray, Xt: np.ndarray, first: np.ndarray) -> tuple:
-    """Centred on the first step's mean, one scalar scale (as ``forgetless run``)."""
-    mean = X[first].mean(axis=0)
-    scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
-    return (X - mean) / scale, (Xt - mean) / scale
+    """Centred on the first step's mean, one scalar scale (as ``forgetless run`` hands them to
+    its own methods; RanPAC reads the features as they come, as in ``forgetless run``)."""
+    return method_features("forgetless", X, Xt, first)
 
 
 @contextlib.contextmanager
@@ -289,6 +289,7 @@ def summarise_final(entries: list[dict]) -> list[dict]:
 def one(name: str, m: int, seed: int) -> dict:
     X, y, Xt, yt, initial, increment = load(name)
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    raw = method_features("ranpac", X, Xt, scenario.steps[0].train)
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
     out: dict = {"dataset": name, "M": m, "seed": seed, "n_train": int(y.size),
                  "n_test": int(yt.size), "classes": int(np.unique(y).size)}  # fmt: skip
@@ -297,7 +298,8 @@ def one(name: str, m: int, seed: int) -> dict:
     out["default"]["criterion"] = default.head_.criterion_
     with previous_default():
         out["gcv"] = whole_run(learner_at(m, seed), X, y, Xt, yt, scenario)
-    out["ranpac"] = whole_run(RanPAC(n_components=m, seed=seed), X, y, Xt, yt, scenario)
+    out["ranpac"] = whole_run(RanPAC(n_components=m, seed=seed), raw[0], y, raw[1], yt, scenario)
+    out["ranpac"]["features"] = "raw"
     out["fixed"] = lattice_accuracy(default, Xt, yt)
     out["validation"] = validation(name, m, seed)
     return out
@@ -359,6 +361,7 @@ def speed(name: str, m: int, seed: int, repeats: int = 2) -> dict:
     as it comes (``library_default``: its own width, so no layer on the readouts)."""
     X, y, Xt, yt, initial, increment = load(name)
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    raw = method_features("ranpac", X, Xt, scenario.steps[0].train)
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
     makers = {
         "default": lambda: learner_at(m, seed),
@@ -371,12 +374,14 @@ def speed(name: str, m: int, seed: int, repeats: int = 2) -> dict:
     for _ in range(repeats):
         for label, make in makers.items():
             settings = {"method": "krylov"} if label == "krylov" else None
+            features = raw if label == "ranpac" else (X, Xt)
             with previous_default(**settings) if settings else contextlib.nullcontext():
-                runs[label].append(whole_run(make(), X, y, Xt, yt, scenario))
+                runs[label].append(whole_run(make(), features[0], y, features[1], yt, scenario))
     out: dict = {"dataset": name, "M": m, "seed": seed, "repeats": repeats}
     for label, done in runs.items():
         best = min(done, key=lambda r: r["total_seconds"])
         out[label] = {**best, "all_totals": [r["total_seconds"] for r in done]}
+    out["ranpac"]["features"] = "raw"
     out["ranpac_over_default"] = out["ranpac"]["total_seconds"] / out["default"]["total_seconds"]
     if "library_default" in out:
         out["ranpac_over_library_default"] = (
@@ -529,7 +534,11 @@ def main() -> None:
     parser.add_argument("--speed", nargs="+", help="NAME:M whole runs for --only speed (seed 0)",
                         default=["wordnet/minilm:4000", "wordnet/minilm:2000"])  # fmt: skip
     parser.add_argument("--out", default=str(OUT))
-    parser.add_argument("--fresh", action="store_true", help="rerun entries already written")
+    parser.add_argument("--fresh", action="store_true", help="start a new file")
+    parser.add_argument(
+        "--redo", action="store_true",
+        help="run the selected entries again, replacing them (the file's others are kept)",
+    )  # fmt: skip
     parser.add_argument(
         "--projection",
         choices=["orthogonal", "auto"],
@@ -559,15 +568,21 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, separators=(",", ":")) + "\n")  # compact
 
+    def done(entries: list[dict], key: tuple, fields: tuple = ("dataset", "M", "seed")) -> bool:
+        """Whether an entry for ``key`` is there already; with --redo it is removed (it runs
+        again and its new result takes its place)."""
+        matches = [e for e in entries if tuple(e[f] for f in fields) == key]
+        if args.redo:
+            entries[:] = [e for e in entries if not any(e is hit for hit in matches)]
+            return False
+        return bool(matches)
+
     if "final" in args.only:
         results.setdefault("final", [])
         for m in args.sizes:
             for name in args.datasets:
                 for seed in args.seeds:
-                    if any(
-                        (e["dataset"], e["M"], e["seed"]) == (name, m, seed)
-                        for e in results["final"]
-                    ):
+                    if done(results["final"], (name, m, seed)):
                         continue
                     results["final"].append(final(name, m, seed))
                     save()
@@ -579,10 +594,7 @@ def main() -> None:
         for m in args.sizes:
             for name in args.datasets:
                 for seed in args.seeds:
-                    if any(
-                        (r["dataset"], r["M"], r["seed"]) == (name, m, seed)
-                        for r in results["runs"]
-                    ):
+                    if done(results["runs"], (name, m, seed)):
                         continue
                     start = time.perf_counter()
                     results["runs"].append(one(name, m, seed))
@@ -603,7 +615,7 @@ def main() -> None:
         for spec in args.speed:
             name, m = spec.rsplit(":", 1)
             entries = results.setdefault("speed", [])
-            if any((e["dataset"], e["M"]) == (name, int(m)) for e in entries):
+            if done(entries, (name, int(m)), ("dataset", "M")):
                 continue
             entries.append(speed(name, int(m), seed=0))
             save()

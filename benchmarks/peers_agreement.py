@@ -2,7 +2,8 @@
 
     python benchmarks/peers_agreement.py
 
-Writes ``benchmarks/results/peers_agreement.json``. On the same normalised features, class order
+Writes ``benchmarks/results/peers_agreement.json``. On the features ``forgetless run`` hands each
+peer (the encoder's, as they come: ``forgetless.experiment.method_features``), the same class order
 and random draws (the transcription is handed our random weights, so that it checks the
 procedure and not the generator), after every task: accuracy on all classes seen of both, the
 share of equal predictions and the largest difference of scores (relative to the largest
@@ -38,21 +39,19 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.kernel_approximation import RBFSampler
 
 from forgetless.evaluation.peers import make_peer
-from forgetless.experiment import make_scenarios
+from forgetless.experiment import make_scenarios, method_features
 
 OUT = Path(__file__).resolve().parent / "results" / "peers_agreement.json"
 CASES = {"digits/raw": 500, "wordnet/minilm": 1000}  # dataset -> width
 
 
-def normalised(config, data, seed=0):
-    """Features as ``forgetless run`` hands them to a method: centred on the first task's mean,
-    one scalar scale; and the seed's class-incremental scenario."""
+def run_inputs(name, config, data, seed=0):
+    """The features ``forgetless run`` hands method ``name`` (the encoder's, as they come, for
+    a peer), and the seed's class-incremental scenario."""
     scenario = make_scenarios(config, data["y_train"], data["y_test"])[seed]
-    X, Xt = data["X_train"], data["X_test"]
     first = scenario.steps[0].train
-    mean = X[first].mean(axis=0)
-    scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
-    return (X - mean) / scale, data["y_train"], (Xt - mean) / scale, data["y_test"], scenario
+    X, Xt = method_features(name, data["X_train"], data["X_test"], first)
+    return X, data["y_train"], Xt, data["y_test"], scenario
 
 
 def t64(a):
@@ -281,8 +280,8 @@ def main() -> None:
     }
     for case, width in CASES.items():
         config, data = load(case)
-        X, y, Xt, yt, scenario = normalised(config, data)
         for name in TRANSCRIPTS:
+            X, y, Xt, yt, scenario = run_inputs(name, config, data)
             steps = compare(name, X, y, Xt, yt, scenario, width)
             results["runs"].setdefault(case, {})[name] = {"width": width, "steps": steps}
             last = steps[-1]

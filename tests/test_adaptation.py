@@ -166,6 +166,10 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
         "kind edited": ({"kind": "something else"}, "its kind"),
         "format true": ({"format": True}, "has format True"),
         "options not a table": ({"base": {**good["base"], "options": "x"}}, "must be tables"),
+        "batch size zero": (
+            {"base": {**good["base"], "options": {**good["base"]["options"], "batch_size": 0}}},
+            "cannot be built: batch_size must be a whole number >= 1, got 0",
+        ),
         "hash not text": (
             {"tensors": {**good["tensors"], "file_sha256": 5}},
             "must be strings",

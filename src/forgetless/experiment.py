@@ -850,21 +850,38 @@ def _tune_lr(settings: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int) 
     return best
 
 
+def method_features(
+    name: str, X: np.ndarray, X_test: np.ndarray, first: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features method ``name`` reads in a run, given the rows of the first step.
+
+    forgetless's own methods read them centred on the first step's mean and divided by one
+    scalar scale, both from the first step's training rows only (no look-ahead; a per-feature
+    scale from few classes would blow up features that are near constant there). The peers
+    read the encoder's features as they come, as their own code does: their fixed settings
+    (ACIL's gamma, RanDumb's and KLDA's "scale" kernel width, Fly-CL's and RanPAC's ridge
+    grids) assume that.
+
+    >>> X = np.array([[0.0, 0.0], [2.0, 2.0], [3.0, 3.0]])
+    >>> method_features("ncm", X, X[:1], np.array([0, 1]))[0].tolist()
+    [[-1.0, -1.0], [1.0, 1.0], [2.0, 2.0]]
+    >>> method_features("ranpac", X, X[:1], np.array([0, 1]))[0] is X
+    True
+    """
+    if METHODS[name][0] == "peer":
+        return X, X_test
+    mean = X[first].mean(axis=0)
+    scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
+    return (X - mean) / scale, (X_test - mean) / scale
+
+
 def _run_method(
     name: str, config: RunConfig, data: dict[str, Any], scenario: Scenario, seed: int
 ) -> dict[str, Any]:
     family, settings = METHODS[name]
-    X, y, Xt, yt = data["X_train"], data["y_train"], data["X_test"], data["y_test"]
+    y, yt = data["y_train"], data["y_test"]
     first = scenario.steps[0].train
-    if family != "peer":
-        # A fixed feature scaling from the first step's training data only (no look-ahead).
-        # Centre per feature, then one scalar scale: a per-feature scale from few classes would
-        # blow up features that are (near) constant in the first step. The peers read the
-        # encoder's features as they come, as their own code does: their fixed settings (ACIL's
-        # gamma, RanDumb's and KLDA's "scale" kernel width, Fly-CL's ridge grid) assume that.
-        mean = X[first].mean(axis=0)
-        scale = float(np.sqrt(((X[first] - mean) ** 2).mean(axis=1).mean())) or 1.0
-        X, Xt = (X - mean) / scale, (Xt - mean) / scale
+    X, Xt = method_features(name, data["X_train"], data["X_test"], first)
     T = len(scenario.steps)
     online = scenario.kind == "online-blurry"
     A = np.full((T, T), np.nan)

@@ -47,6 +47,9 @@ def test_raw_pixels_shape_scale_and_color() -> None:
     np.testing.assert_array_equal(gray_as_rgb[..., 0], gray_as_rgb[..., 2])
     with pytest.raises(ValueError, match="differ in size"):
         load_encoder("raw").encode([images[0], images[0][:3]])
+    for size in (0, -1, 2.5, True, "8"):  # refused when the encoder is built, not at encode
+        with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+            load_encoder("raw", batch_size=size)
 
 
 def test_efficientnet_shape_determinism_and_grayscale(efficientnet, fashion_mnist) -> None:

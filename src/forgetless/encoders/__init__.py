@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np  # noqa: F401  (used by the doctest above)
 
-from forgetless.encoders.base import Encoder, EncoderNotAvailableError
+from forgetless.encoders.base import Encoder, EncoderNotAvailableError, check_batch_size
 
 _BUILTIN = ("efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw")
 _ADAPTERS = ("timm", "torchvision", "hf", "open_clip", "sentence-transformers", "onnx")
@@ -66,6 +66,8 @@ def load_encoder(name: str, /, **kwargs: Any) -> Encoder:
     """Build encoder ``name``; keyword arguments (``device``, ``threads``, ``batch_size``,
     ``image_size``, ...) go to its constructor. Modules load lazily, so only the chosen
     family's packages need to be installed."""
+    if "batch_size" in kwargs:  # refused here, not at the first encode
+        check_batch_size(kwargs["batch_size"])
     if name in _BUILTIN:
         return _builtin(name)(**kwargs)
     family, sep, spec = name.partition(":")

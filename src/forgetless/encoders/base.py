@@ -232,6 +232,21 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def check_batch_size(size: Any) -> int:
+    """``size`` if it is a whole number >= 1, else a ValueError naming it.
+
+    >>> check_batch_size(8)
+    8
+    >>> check_batch_size(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be a whole number >= 1, got 0
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {size!r}")
+    return int(size)
+
+
 class Encoder(ABC):
     """A frozen feature extractor. Subclasses implement :meth:`_encode_batch`.
 
@@ -320,9 +335,7 @@ class Encoder(ABC):
         if isinstance(inputs, (str, bytes)):
             raise TypeError("inputs is one string: give a list of inputs (e.g. [text])")
         n = len(inputs)
-        size = self.batch_size if batch_size is None else batch_size
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {size!r}")
+        size = check_batch_size(self.batch_size if batch_size is None else batch_size)
         out: np.ndarray | None = None
         unit = "img" if self.modality == "image" else "text"
         with self._runtime(), progress_bar(n, self.name, progress, unit) as bar:
