@@ -551,7 +551,8 @@ def main() -> None:
         args.out = str(RESULTS / "lambda_selection_auto.json")
     if args.quick:
         args.datasets, args.sizes, args.seeds, args.refit_sizes = ["digits/raw"], [600], [0], [600]
-        args.out = str(RESULTS / "lambda_selection_quick.json")
+        if args.out == str(OUT):  # not given: the quick run has its own file
+            args.out = str(RESULTS / "lambda_selection_quick.json")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     results.setdefault("runs", [])
