@@ -215,6 +215,18 @@ def test_bad_values_name_the_key_and_the_valid_range(change, message):
         RunConfig(**change).validate(output=False)
 
 
+def test_a_run_from_flags_alone_has_the_learners_own_width():
+    """``forgetless run --dataset ... --encoder ...`` without a width: the width
+    ``ContinualClassifier()`` has, so raw 28 x 28 pixels get its layer (a width of 1,000 was
+    less than twice their 784 values: no layer, 0.5 to 4 points lower)."""
+    from forgetless import ContinualClassifier
+    from forgetless.layers import resolve_projection
+
+    width = RunConfig().learner["n_components"]
+    assert width == ContinualClassifier().n_components == 2000
+    assert resolve_projection("auto", 784, width) == "orthogonal"
+
+
 def test_learner_settings_with_only_peer_methods_are_checked():
     """The peers read learner.n_components only: its value is checked, other keys would be
     ignored and are refused by name."""

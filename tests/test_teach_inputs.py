@@ -154,8 +154,26 @@ def test_an_image_too_large_to_decode_is_one_line(tmp_path):
 
     path = tmp_path / "huge.png"
     Image.new("1", (20000, 10000)).save(path)  # 200 megapixels: past Pillow's bomb limit
-    with pytest.raises(InputError, match="too large to read as an image"):
+    with pytest.raises(InputError, match="too large to read as an image .*; downscale it or"):
         collect([str(path)], "image", labels="ignored")
+
+
+def test_a_large_image_pillow_reads_is_learned_without_its_warning(tmp_path):
+    """Between Pillow's pixel limit and twice it, Pillow reads the image but warns in two lines
+    each time it is opened (twice per file in a learn): read quietly."""
+    require("PIL", "pip install pillow")
+    import warnings
+
+    from PIL import Image
+
+    from forgetless.encoders.images import to_rgb
+
+    path = tmp_path / "large.png"
+    Image.new("1", (12000, 8000)).save(path)  # 96 megapixels: over the limit, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        batch = collect([str(path)], "image", labels="ignored")
+        assert max(to_rgb(batch.items[0], max_side=224).size) < 1000  # read, shrunk
 
 
 def test_a_link_to_nothing_is_named_as_such(tmp_path):
@@ -163,3 +181,14 @@ def test_a_link_to_nothing_is_named_as_such(tmp_path):
     loop.symlink_to(loop)
     with pytest.raises(InputError, match="link to nothing"):
         collect([str(loop)], "image", labels="ignored")
+
+
+def test_a_missing_input_says_what_the_command_takes(tmp_path):
+    """learn needs labels (class folders, a table's label column, or --label); predict and
+    forget read files, folders or tables, labelled or not."""
+    missing = str(tmp_path / "nosuch")
+    with pytest.raises(InputError, match="nosuch does not exist; give a folder of class subf"):
+        collect([missing], "image", labels="required")
+    for labels in ("ignored", "optional"):
+        with pytest.raises(InputError, match=r"give files, a folder of them, or a \.csv/\.tsv"):
+            collect([missing], "image", labels=labels)

@@ -30,7 +30,12 @@ def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from forgetless.experiment import RunConfig
 
-    config = RunConfig(seeds=args.seeds, output=args.output, progress=False if args.quiet else None)
+    config = RunConfig(  # configs/demo-digits.toml: 1,000 units keep it quick
+        seeds=args.seeds,
+        output=args.output,
+        learner={"n_components": 1000},
+        progress=False if args.quiet else None,
+    )
     return _execute(config, "demo", {"seeds": "--seeds", "output": "--output"}, None)
 
 
@@ -89,7 +94,12 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--initial", type=int, help="classes in the first step (0: increment)")
     parser.add_argument("--methods", nargs="+", help="methods to compare")
     parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--n-components", type=int, help="width M of the random layer")
+    parser.add_argument(
+        "--n-components",
+        type=int,
+        help="width M of the random layer (default 2000, the learner's; with projection auto, "
+        "no layer where M is less than twice the features' width)",
+    )
     parser.add_argument("--projection", help="random layer of the forgetless methods")
     parser.add_argument("--subset-train", type=int, help="stratified training subset size")
     parser.add_argument("--subset-test", type=int, help="stratified test subset size")
@@ -213,11 +223,20 @@ def _run_report(args: argparse.Namespace) -> int:
 
 def _add_cache_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("cache", help="list or clear the on-disk feature cache")
-    parser.add_argument("--dir", help="cache folder (default: $FORGETLESS_CACHE_DIR or ~/.cache)")
+    parser.add_argument(
+        "--dir",
+        help="cache folder (default: $FORGETLESS_CACHE_DIR, else $XDG_CACHE_HOME/forgetless, "
+        "else ~/.cache/forgetless)",
+    )
     actions = parser.add_subparsers(dest="cache_action", required=True)
     listing = actions.add_parser("list", help="show cached feature matrices")
     clear = actions.add_parser("clear", help="delete every cached feature matrix")
-    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    clear.add_argument(
+        "--yes",
+        action="store_true",
+        help="delete without asking (without it: asks on a terminal, elsewhere only says what "
+        "would be deleted)",
+    )
     for action, handler in ((listing, _run_cache_list), (clear, _run_cache_clear)):
         # --dir after the action too (cache clear --dir X); unset there, the one before stays
         action.add_argument("--dir", default=argparse.SUPPRESS, help="cache folder")

@@ -86,6 +86,9 @@ SCENARIOS = tuple(_SCENARIO_BUILDERS)
 _LR_GRID = (0.3, 0.1, 0.03, 0.01)
 
 
+DEFAULT_WIDTH = inspect.signature(ContinualClassifier).parameters["n_components"].default
+
+
 class ConfigError(ValueError):
     """A mistake in a run's config, found before any work, so the CLI can say it in one line.
 
@@ -326,7 +329,8 @@ class RunConfig:
         ]
     )
     seeds: list[int] = field(default_factory=lambda: [0])
-    learner: dict[str, Any] = field(default_factory=lambda: {"n_components": 1000})
+    # The learner's own default width (also the peers' width in a run).
+    learner: dict[str, Any] = field(default_factory=lambda: {"n_components": DEFAULT_WIDTH})
     sgd: dict[str, Any] = field(default_factory=lambda: {"epochs": 5, "batch_size": 32})
     subset: dict[str, int] = field(default_factory=dict)  # {"train": 3000, "test": 1000}
     eval_every: int = 10  # SGD iterations (or stream batches) between continual evaluations

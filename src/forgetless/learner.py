@@ -156,8 +156,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     the sums, so the same sequence of batches always gives the same model, and a fresh fit on
     the same data chooses the same lambda unless two candidate lambdas score within rounding of
     each other.
-    Bit-for-bit determinism holds for the same data, seed and BLAS thread count on one machine;
-    across thread counts the sums agree to ~1e-16 relative (BLAS splits the sums differently).
+    Bit-for-bit determinism holds for the same data, seed and BLAS thread count on one machine.
+    The same projected rows give the same sums whatever the thread count; the projection itself
+    is BLAS's matrix product, which some OpenBLAS kernels round differently per thread count,
+    so across thread counts G agrees to ~1e-16 relative, not always bit for bit.
     """
 
     _parameter_constraints: dict = {

@@ -162,13 +162,20 @@ def guess_modality(inputs: Sequence[str]) -> str:
     )
 
 
-def _missing(inputs: Sequence[str]) -> None:
+def _missing(inputs: Sequence[str], labels: Labels = "required") -> None:
+    """A one-line error for the first input that does not exist, saying what may be given."""
     for raw in inputs:
-        if not Path(raw).exists():
-            raise InputError(
-                f"{raw} does not exist; give a folder of class subfolders, a .csv/.jsonl "
-                "table or files"
-            )
+        path = Path(raw)
+        if path.exists():
+            continue
+        if path.is_symlink():
+            raise InputError(f"{raw} is a link to nothing (broken, or a loop of links)")
+        what = (
+            "a folder of class subfolders, a .csv/.tsv/.jsonl table, or files with --label"
+            if labels == "required"
+            else "files, a folder of them, or a .csv/.tsv/.jsonl table"
+        )
+        raise InputError(f"{raw} does not exist; give {what}")
 
 
 def _kind(path: Path) -> str | None:
@@ -248,13 +255,7 @@ def collect(
     batch = Batch(modality)
     for raw in inputs:
         path = Path(raw)
-        if not path.exists():
-            if path.is_symlink():
-                raise InputError(f"{raw} is a link to nothing (broken, or a loop of links)")
-            raise InputError(
-                f"{raw} does not exist; give a folder of class subfolders, a .csv/.jsonl "
-                "table or files"
-            )
+        _missing([raw], labels)
         if path.is_dir():
             _folder(batch, path, modality, labels, label)
         elif path.suffix.lower() in TABLE_SUFFIXES:
@@ -364,11 +365,15 @@ def _check_image(data: bytes, source: str) -> None:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         return  # the encoder will say what to install
+    from forgetless.encoders.images import open_image
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(io.BytesIO(data)) as im:
             im.verify()
     except Image.DecompressionBombError as err:
-        raise InputError(f"{source} is too large to read as an image ({err})") from None
+        raise InputError(
+            f"{source} is too large to read as an image ({err}); downscale it or remove it"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(
             f"{source} is not a readable image ({err.__class__.__name__}); remove or replace it"

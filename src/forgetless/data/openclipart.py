@@ -22,15 +22,13 @@ def _small_enough(path: Path, max_pixels: int) -> bool:
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         return width * height <= max_pixels
-    import warnings
-
     from PIL import Image, UnidentifiedImageError
 
+    from forgetless.encoders.images import open_image
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
+        with open_image(path) as im:
+            width, height = im.size
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return False
     return width * height <= max_pixels

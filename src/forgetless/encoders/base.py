@@ -366,7 +366,9 @@ class TorchEncoder(Encoder):
     """Shared device and thread handling for encoders that run a ``torch.nn.Module``."""
 
     def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
-        self.device = resolve_device(device)
+        # torch comes with the extra of what the encoder reads (forgetless[vision] or [text])
+        extra = {"image": "vision", "text": "text"}.get(getattr(self, "modality", None), "torch")
+        self.device = resolve_device(device, extra)
         self.threads = threads
 
     @contextlib.contextmanager
@@ -383,12 +385,13 @@ class TorchEncoder(Encoder):
             torch.set_num_threads(before)
 
 
-def resolve_device(device: str) -> str:
-    """ "cpu", "cuda" (checked), "cuda:N", or "auto" (cuda when available)."""
+def resolve_device(device: str, extra: str = "torch") -> str:
+    """ "cpu", "cuda" (checked), "cuda:N", or "auto" (cuda when available); without torch, the
+    error names the extra that installs it (``extra``)."""
     try:
         import torch
     except ImportError:
-        raise missing_package("torch==2.13.0", extra="torch") from None
+        raise missing_package("torch==2.13.0", extra=extra) from None
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -17,8 +17,10 @@ How files are decoded has a version (``decode``), part of every image encoder's 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -40,6 +42,18 @@ def _pil() -> Any:
     return Image
 
 
+@contextlib.contextmanager
+def open_image(source: Any) -> Iterator[Any]:
+    """``PIL.Image.open(source)`` without Pillow's ``DecompressionBombWarning``: images up to
+    twice its pixel limit are read as Pillow reads them, without two lines of warning each;
+    beyond that its ``DecompressionBombError`` still refuses them."""
+    Image = _pil()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(source) as im:
+            yield im
+
+
 def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any:
     """A ``PIL.Image`` in RGB, upright, transparency flattened onto white.
 
@@ -54,7 +68,7 @@ def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any
         raise ValueError(f"decode must be 1 or 2, got {decode!r}")
     Image = _pil()
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as im:
+        with open_image(image) as im:
             try:
                 im.load()
             except OSError as err:  # truncated files: name the file, not just the fault
