@@ -13,6 +13,9 @@ task's rows in the order our procedure shuffles them (the first 80 % fit, the re
 new ``CosineLinear`` head per task, and our random weights ``W_rand``. The features are those
 ``forgetless run`` hands the ``ranpac`` method (``forgetless.experiment.method_features``: the
 encoder's, as they come); the class order is the run's, classes numbered in order of arrival.
+The configs' cases are joined by runs of ``benchmarks/lambda_selection.py``'s protocol
+(``--lambda-selection``; by default digits' raw pixels at M = 4,000, seed 1, where a λ of 0.1
+makes the float32 solve of the accumulated G fail).
 
 After every task: the λ each chose, the largest difference of the output weights (relative to
 their largest entry), the share of equal predictions on the test rows of the classes seen, both
@@ -27,6 +30,7 @@ import argparse
 import ast
 import json
 import logging
+import os
 import platform
 from pathlib import Path
 from types import SimpleNamespace
@@ -173,6 +177,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", type=Path, required=True, help="a checkout of RanPAC")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument(
+        "--lambda-selection", nargs="*", default=["digits/raw:4000:1"], metavar="NAME:M:SEED",
+        help="also runs of benchmarks/lambda_selection.py (its subsets and 6-step scenario)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -182,6 +190,9 @@ def main() -> None:
         "optimise_ridge_parameter; inc_net.py: CosineLinear; utils/toolkit.py: target2onehot)",
         "how": __doc__.split("\n\n", 2)[2].strip(),
         "machine": f"{platform.machine()}, torch {torch.__version__}",
+        # ours solves through numpy/scipy's BLAS: its float32 near-ties depend on the threads
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "torch_threads": torch.get_num_threads(),
         "runs": [],
     }
     for case in args.cases:
@@ -199,6 +210,24 @@ def main() -> None:
             f"{100 * steps[-1]['accuracy_ours']:.2f} / {100 * steps[-1]['accuracy_upstream']:.2f}",
             flush=True,
         )
+        args.out.write_text(json.dumps(results, indent=1))
+    for spec in args.lambda_selection:
+        import lambda_selection
+
+        from forgetless.scenarios import class_incremental
+
+        name, width, seed = spec.split(":")
+        X, y, Xt, yt, initial, increment = lambda_selection.load(name)
+        scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=int(seed))
+        X, Xt = method_features("ranpac", X, Xt, scenario.steps[0].train)
+        steps = compare(code, X, y, Xt, yt, scenario, int(width), int(seed))
+        results["runs"].append({"dataset": name, "M": int(width), "seed": int(seed),
+                                "protocol": "lambda_selection.py", "steps": steps})  # fmt: skip
+        print(f"{spec}: λ ours/upstream " + " ".join(
+            f"{s['lambda_ours']:g}/{s['lambda_upstream']:g}" for s in steps
+        ) + " accuracy ours/upstream " + " ".join(
+            f"{100 * s['accuracy_ours']:.1f}/{100 * s['accuracy_upstream']:.1f}" for s in steps
+        ), flush=True)  # fmt: skip
         args.out.write_text(json.dumps(results, indent=1))
 
 
