@@ -6,18 +6,21 @@
     python benchmarks/lambda_selection.py --projection auto --sizes 2000 --only final runs
 
 Writes ``benchmarks/results/lambda_selection.json`` (resumable: entries already there are kept
-and not run again unless ``--fresh``). Timings depend on the machine and its load; every ratio
-is measured within one process, the methods of one dataset and seed run back to back.
+and not run again; ``--redo`` runs the selected ones again, ``--fresh`` starts a new file).
+Timings depend on the machine and its load; every ratio is measured within one process, the
+methods of one dataset and seed run back to back.
 
 On each dataset (stratified subsets as ``benchmarks/scenarios.py`` takes them, features from the
-on-disk cache), each seed (class order and layer) and each width M, on the same features (centred
-on the first step's mean and scaled, as ``forgetless run`` does) and the same 6-step
+on-disk cache), each seed (class order and layer) and each width M, on the features each method
+reads in ``forgetless run`` (``forgetless.experiment.method_features``: forgetless's centred on
+the first step's mean and scaled, RanPAC's as the encoder gives them) and the same 6-step
 class-incremental order:
 
 - ``default``: ``ContinualClassifier(projection="orthogonal", n_components=M)``: lambda by
   the leave-one-out error estimate (``loo``), scored by Krylov quadrature, one factorisation
   per refit.
-- ``gcv``: the previous default, GCV scored by one eigendecomposition per refit.
+- ``gcv``: the previous default, GCV scored by one eigendecomposition per refit (the slowest;
+  ``--without-gcv`` leaves it out).
 - ``ranpac``: RanPAC's own procedure (:class:`forgetless.evaluation.peers.RanPAC`).
 - ``final`` (``--only final``, cheap): each criterion's final accuracy from the final sums, a
   run's last lambda being chosen from them, against every lattice lambda's.
@@ -536,7 +539,7 @@ def main() -> None:
     parser.add_argument("--refit-datasets", nargs="+", default=["wordnet/minilm"])
     parser.add_argument("--speed", nargs="+", help="NAME:M whole runs for --only speed (seed 0)",
                         default=["wordnet/minilm:4000", "wordnet/minilm:2000"])  # fmt: skip
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--out", help="the JSON file (default: by --quick and --projection)")
     parser.add_argument("--fresh", action="store_true", help="start a new file")
     parser.add_argument(
         "--without-gcv", action="store_true",
@@ -544,7 +547,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--redo", action="store_true",
-        help="run the selected entries again, replacing them (the file's others are kept)",
+        help="final, runs, speed: run the selected entries again, replacing them (the file's "
+        "others are kept)",
     )  # fmt: skip
     parser.add_argument(
         "--projection",
@@ -554,12 +558,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     PROJECTION["projection"] = args.projection
-    if args.projection == "auto" and args.out == str(OUT):
-        args.out = str(RESULTS / "lambda_selection_auto.json")
     if args.quick:
         args.datasets, args.sizes, args.seeds, args.refit_sizes = ["digits/raw"], [600], [0], [600]
-        if args.out == str(OUT):  # not given: the quick run has its own file
-            args.out = str(RESULTS / "lambda_selection_quick.json")
+    if args.out is None:  # the quick run has its own file, and so has --projection auto
+        name = "auto" if args.projection == "auto" else ""
+        name = "quick" if args.quick else name
+        args.out = str(RESULTS / f"lambda_selection{'_' + name if name else ''}.json")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     results.setdefault("runs", [])
@@ -614,8 +618,8 @@ def main() -> None:
                     ) + f" ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     if "refit" in args.only:
         for name in args.refit_datasets:
-            done = {e["M"] for e in results.get("refit", []) if e["dataset"] == name}
-            todo = [m for m in args.refit_sizes if m not in done]
+            measured = {e["M"] for e in results.get("refit", []) if e["dataset"] == name}
+            todo = [m for m in args.refit_sizes if m not in measured]
             if todo:
                 results["refit"] = results.get("refit", []) + refit_cost(todo, name)
                 save()

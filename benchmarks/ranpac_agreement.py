@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import platform
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -87,6 +88,18 @@ def upstream(path: Path) -> dict:
         module = ast.fix_missing_locations(_OnCPU().visit(ast.Module(list(found.values()), [])))
         exec(compile(module, str(path / file), "exec"), namespace)  # noqa: S102 - their code
     return namespace
+
+
+def checkout_commit(path: Path) -> str:
+    """The commit of the checkout at ``path`` (git), else what a plain copy can say."""
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "a copy without git history (commit not recorded)"
+    return found.stdout.strip()
 
 
 class UpstreamLearner:
@@ -176,7 +189,7 @@ def compare(code: dict, X, y, Xt, yt, scenario, width: int, seed: int) -> list[d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", type=Path, required=True, help="a checkout of RanPAC")
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument(
         "--lambda-selection", nargs="*", default=["digits/raw:4000:1"], metavar="NAME:M:SEED",
         help="also runs of benchmarks/lambda_selection.py (its subsets and 6-step scenario)",
@@ -186,8 +199,9 @@ def main() -> None:
     torch.set_num_threads(2)
     code = upstream(args.upstream)
     results = {
-        "upstream": "github.com/RanPAC/RanPAC @ 012927f (RanPAC.py: replace_fc, "
-        "optimise_ridge_parameter; inc_net.py: CosineLinear; utils/toolkit.py: target2onehot)",
+        "upstream": f"github.com/RanPAC/RanPAC @ {checkout_commit(args.upstream)} (RanPAC.py: "
+        "replace_fc, optimise_ridge_parameter; inc_net.py: CosineLinear; utils/toolkit.py: "
+        "target2onehot)",
         "how": __doc__.split("\n\n", 2)[2].strip(),
         "machine": f"{platform.machine()}, torch {torch.__version__}",
         # ours solves through numpy/scipy's BLAS: its float32 near-ties depend on the threads

@@ -179,6 +179,28 @@ def test_the_scenario_flag_keeps_the_files_table_of_its_kind(tmp_path, monkeypat
         main(["run", "--config", str(path), "--scenario", "domain-incremental", "--output", out])
 
 
+def test_demo_runs_configs_demo_digits(tmp_path, monkeypatch):
+    """``forgetless demo`` is configs/demo-digits.toml (1,000 units keep it quick), whatever
+    width a run from flags alone takes."""
+    from pathlib import Path
+
+    import tomllib
+
+    def reached(config):
+        raise Reached(config)
+
+    monkeypatch.setattr(forgetless.experiment, "run", reached)
+    with pytest.raises(Reached) as got:
+        main(["demo", "--output", str(tmp_path / "d")])
+    config = got.value.args[0]
+    demo = Path(__file__).parents[1] / "configs" / "demo-digits.toml"
+    shipped = tomllib.loads(demo.read_text())
+    assert config.learner == shipped["learner"] == {"n_components": 1000}
+    assert (config.dataset, config.encoder, config.methods) == (
+        shipped["dataset"], shipped["encoder"], shipped["methods"],
+    )  # fmt: skip
+
+
 def test_demo_with_an_output_file_runs_nothing(tmp_path, capsys, no_work):
     no_work()
     afile = tmp_path / "afile"

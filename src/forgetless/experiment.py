@@ -44,7 +44,7 @@ from forgetless.evaluation.metrics import (
     worst_case_accuracy,
 )
 from forgetless.evaluation.peers import make_peer
-from forgetless.learner import ContinualClassifier
+from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
 from forgetless.scenarios import (
     Scenario,
     class_incremental,
@@ -84,9 +84,6 @@ _SCENARIO_BUILDERS = {
 }
 SCENARIOS = tuple(_SCENARIO_BUILDERS)
 _LR_GRID = (0.3, 0.1, 0.03, 0.01)
-
-
-DEFAULT_WIDTH = inspect.signature(ContinualClassifier).parameters["n_components"].default
 
 
 class ConfigError(ValueError):
@@ -330,7 +327,7 @@ class RunConfig:
     )
     seeds: list[int] = field(default_factory=lambda: [0])
     # The learner's own default width (also the peers' width in a run).
-    learner: dict[str, Any] = field(default_factory=lambda: {"n_components": DEFAULT_WIDTH})
+    learner: dict[str, Any] = field(default_factory=lambda: {"n_components": DEFAULT_N_COMPONENTS})
     sgd: dict[str, Any] = field(default_factory=lambda: {"epochs": 5, "batch_size": 32})
     subset: dict[str, int] = field(default_factory=dict)  # {"train": 3000, "test": 1000}
     eval_every: int = 10  # SGD iterations (or stream batches) between continual evaluations

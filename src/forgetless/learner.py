@@ -83,6 +83,7 @@ _FITTED = (
     "_stale",
     "_fitted_params",
 )
+DEFAULT_N_COMPONENTS = 2000  # the layer's width unless given (forgetless run's too)
 MODEL_KIND = "forgetless-model"
 MODEL_VERSION = 3  # 3: G stored as its factor (few samples) or packed triangle
 READABLE_VERSIONS = (2,)  # older versions this one still reads (2: G as a full upper triangle)
@@ -187,7 +188,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         projection: str = "auto",
-        n_components: int = 2000,
+        n_components: int = DEFAULT_N_COMPONENTS,
         activation: str | None = None,
         bias: bool = False,
         projection_scale: str = "unit",

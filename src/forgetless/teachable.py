@@ -85,7 +85,6 @@ import datetime
 import difflib
 import functools
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -101,7 +100,7 @@ from typing import Any
 import numpy as np
 
 from forgetless.layers import AUTO_LIFT, resolve_projection
-from forgetless.learner import ContinualClassifier
+from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
 from forgetless.persistence import ModelFileError, read_model_file, write_model_file
 from forgetless.statistics import SufficientStatistics
 from forgetless.teach_inputs import Batch, InputError, check_label, text_fingerprint
@@ -218,7 +217,7 @@ def layer_for(dim: int) -> str:
     return "none" if resolve_projection("auto", int(dim), _RUN_WIDTH) == "none" else "guided"
 
 
-_RUN_WIDTH = inspect.signature(ContinualClassifier).parameters["n_components"].default
+_RUN_WIDTH = DEFAULT_N_COMPONENTS
 LAYER_FREE_ABOVE = _RUN_WIDTH // AUTO_LIFT
 """Encoder features wider than this many values are learned without a layer (:func:`layer_for`)."""
 FEATURES_RULE = (

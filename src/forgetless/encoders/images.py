@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -42,16 +43,21 @@ def _pil() -> Any:
     return Image
 
 
+_QUIET_OPEN = threading.Lock()  # warning filters are the process's: one opener at a time
+
+
 @contextlib.contextmanager
 def open_image(source: Any) -> Iterator[Any]:
     """``PIL.Image.open(source)`` without Pillow's ``DecompressionBombWarning``: images up to
     twice its pixel limit are read as Pillow reads them, without two lines of warning each;
-    beyond that its ``DecompressionBombError`` still refuses them."""
+    beyond that its ``DecompressionBombError`` still refuses them. Only the opening (where
+    Pillow checks the size) holds the lock, so threads decode in parallel."""
     Image = _pil()
-    with warnings.catch_warnings():
+    with _QUIET_OPEN, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(source) as im:
-            yield im
+        im = Image.open(source)
+    with im:
+        yield im
 
 
 def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any:
