@@ -131,7 +131,9 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
     record = json.loads(meta.read_text())
     assert record["tensors"]["format"] in ("safetensors", "npz")
     weights = meta.parent / record["tensors"]["file"]
-    assert sorted(p.name for p in meta.parent.iterdir()) == sorted([meta.name, weights.name])
+    assert sorted(p.name for p in meta.parent.iterdir()) == sorted(
+        [".lock", meta.name, weights.name]
+    )
     # one flipped byte in the tensor file is refused
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -232,9 +234,43 @@ def test_a_save_removes_only_the_tensors_the_previous_save_named(
     other.save(folder)
     named = json.loads(meta.read_text())["tensors"]["file"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["adapter.json", named, "weights-notes.txt"]
+        [".lock", "adapter.json", named, "weights-notes.txt"]
     )
     assert load_adapted_encoder(folder).tensors_sha256 == other.tensors_sha256
+
+
+def test_overlapping_saves_leave_only_the_named_tensors(
+    adapted, tiny_effnet, tmp_path, monkeypatch
+) -> None:
+    """A second save that ran while the first was writing its tensors left one file behind:
+    each removed only the file adapter.json had named before it began."""
+    import threading
+    import time
+
+    import forgetless.adaptation as adaptation
+
+    folder = tmp_path / "adapter"
+    other = AdaptedEncoder(
+        tiny_effnet,
+        adapted.method,
+        {k: v * 1.5 for k, v in adapted.tensors.items()},
+        adapted.info,
+    )
+    real_write = adaptation._write_tensors
+    rival = threading.Thread(target=other.save, args=(folder,))
+
+    def write_then_let_a_rival_in(path, tensors, fmt):
+        real_write(path, tensors, fmt)
+        if not rival.is_alive() and rival.ident is None:
+            rival.start()
+            time.sleep(0.3)  # the rival would finish its whole save here, were it not locked
+
+    monkeypatch.setattr(adaptation, "_write_tensors", write_then_let_a_rival_in)
+    adapted.save(folder)
+    rival.join(timeout=60)
+    named = json.loads((folder / "adapter.json").read_text())["tensors"]["file"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".lock", "adapter.json", named])
+    assert load_adapted_encoder(folder).tensors_sha256 == other.tensors_sha256  # saved last
 
 
 def test_an_adapted_encoder_is_not_adapted_again(adapted, digits_task) -> None:

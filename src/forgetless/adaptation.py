@@ -56,6 +56,7 @@ import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.encoders.sentence import tokenize, transformer_network
+from forgetless.persistence import folder_lock
 from forgetless.persistence import write_json_atomic as _write_json
 from forgetless.validation import check_labels
 
@@ -702,10 +703,19 @@ class AdaptedEncoder(Encoder):
         The tensors go to ``weights-<sha256[:16]>.safetensors`` (``.npz`` without the
         ``safetensors`` package; never pickle), then ``adapter.json`` names that file and its
         sha256; each file is written aside and renamed, and the JSON last, so a crash leaves
-        the previous save or this one. Returns the JSON's path.
+        the previous save or this one. Saves into one folder take turns (a ``.lock`` file
+        there), so each removes the tensor file the save before it wrote. Returns the JSON's
+        path.
         """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
+        # One saver at a time: two overlapping saves would each remove only the file the
+        # adapter.json named before them, and one tensor file would stay behind.
+        with folder_lock(folder, "the adapted encoder"):
+            self._write(folder)
+        return folder / METADATA
+
+    def _write(self, folder: Path) -> None:
         fmt = "safetensors" if _has_safetensors() else "npz"
         name = f"weights-{self.tensors_sha256[:16]}.{fmt}"
         previous = _named_tensors_file(folder / METADATA)
@@ -731,7 +741,6 @@ class AdaptedEncoder(Encoder):
         _write_json(folder / METADATA, payload)
         if previous is not None and previous != name:  # the earlier save's, no longer named
             (folder / previous).unlink(missing_ok=True)
-        return folder / METADATA
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:

@@ -51,6 +51,7 @@ forgetless.persistence.ModelFileError: ...version 1, expected 'example' version 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -58,9 +59,10 @@ import os
 import re
 import secrets
 import struct
+import sys
 import tokenize
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
@@ -816,3 +818,37 @@ def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     _replace_atomically(
         os.fspath(path), lambda f: json.dump(payload, f, indent=1, sort_keys=True), text=True
     )
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str = "the model") -> Iterator[None]:
+    """One writer at a time in ``folder`` (a POSIX advisory lock on its ``.lock`` file; a
+    killed writer releases it). ``what`` names the folder's contents in messages."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent writers are the user's risk
+        yield
+        return
+    path = os.path.join(os.fspath(folder), LOCK_FILE)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    try:  # never through a link: a planted .lock would create or lock a file elsewhere
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        raise ModelFileError(
+            f"{path} cannot be opened as the lock file of {what} ({err.strerror}); "
+            "it must be a plain file inside the folder"
+        ) from None
+    with os.fdopen(fd, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process changing {os.fspath(folder)}...", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+LOCK_FILE = ".lock"
+"""The lock file :func:`folder_lock` keeps in a folder (a model's, an adapted encoder's)."""

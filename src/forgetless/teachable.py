@@ -90,9 +90,8 @@ import logging
 import os
 import re
 import shutil
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,13 @@ import numpy as np
 
 from forgetless.layers import AUTO_LIFT, resolve_projection
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
-from forgetless.persistence import ModelFileError, read_model_file, write_model_file
+from forgetless.persistence import (
+    LOCK_FILE,
+    ModelFileError,
+    folder_lock,
+    read_model_file,
+    write_model_file,
+)
 from forgetless.statistics import SufficientStatistics
 from forgetless.teach_inputs import Batch, InputError, check_label, text_fingerprint
 
@@ -127,7 +132,6 @@ logger = logging.getLogger("forgetless")
 KIND, VERSION = "forgetless-teachable", 1
 RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
 POINTER = "CURRENT"
-LOCK = ".lock"
 # The layer of a new model (no width given): the guided kernel layer (the ReLU layer's kernel,
 # Nystroem features on landmarks drawn from the class population of the samples in hand) at a
 # width chosen from the samples in hand: n samples of C classes give M = the largest power of
@@ -471,34 +475,6 @@ def _file_sha256(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One writer at a time (POSIX advisory lock; a killed writer releases it)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent writers are the user's risk
-        yield
-        return
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
-    try:  # never through a link: a planted .lock would create or lock a file elsewhere
-        fd = os.open(folder / LOCK, flags, 0o644)
-    except OSError as err:
-        raise ModelFileError(
-            f"{folder / LOCK} cannot be opened as the model's lock file ({err.strerror}); "
-            "it must be a plain file inside the folder"
-        ) from None
-    with os.fdopen(fd, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another process changing {folder}...", file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -2235,7 +2211,7 @@ class TeachableModel:
             folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         try:
-            with _locked(folder):
+            with folder_lock(folder):
                 self._write(state)
         except BaseException:
             if made_folder and not (folder / POINTER).exists():
@@ -2455,7 +2431,7 @@ def _check_new_folder(path: Path) -> None:
         raise InputError(f"{path} is a file; choose another MODEL name")
     names = os.listdir(path)
     if POINTER in names or not all(
-        name == LOCK or _BLOB.match(name) or _TEMP.match(name) for name in names
+        name == LOCK_FILE or _BLOB.match(name) or _TEMP.match(name) for name in names
     ):
         raise InputError(f"{path} is a folder that is not an empty model; choose another name")
     generations = [int(name.split("-")[1].split(".")[0]) for name in names if _BLOB.match(name)]
