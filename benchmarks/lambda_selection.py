@@ -36,7 +36,10 @@ prediction after each triggers (``predict`` of one row), as ``forgetless run`` c
 factorisation of the same G, in factorisation-equivalents, at several M; ``profile`` is
 cProfile of one whole default run at M = 4000; ``blas`` (``--only blas``) times a triangular
 solve alone, after a numpy product and after one under ``numpy_blas_quiet``, and the centred G's
-two constructions (why the head fits as it does).
+two constructions (why the head fits as it does). ``selection-bias`` (``--only selection-bias``)
+asks how optimistic the best fixed lambda on the test split is as a yardstick: a lambda chosen
+on half of the test rows and scored on the other half, against the default there
+(:func:`selection_bias`).
 """
 
 from __future__ import annotations
@@ -166,11 +169,12 @@ def whole_run(model, X, y, Xt, yt, scenario) -> dict:
     }
 
 
-def lattice_accuracy(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -> dict:
-    """Every lattice lambda's accuracy on (Xt, yt) for the final sums of ``clf`` (a fixed lambda's
-    model is the fresh fit on these sums), from one eigendecomposition: ``accuracy`` scoring by
-    the regression, ``accuracy_discriminant`` by the discriminant from the same solve (the
-    ridge head's two ``decision`` rules; None where the discriminant is undefined)."""
+def lattice_correct(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -> dict:
+    """For every lattice lambda (the ones the search scored) and the final sums of ``clf``,
+    which test rows each decision rule gets right (lattice x rows, booleans), from one
+    eigendecomposition: ``regression`` scores by the regression, ``discriminant`` by the
+    discriminant from the same solve (a row of None where it is undefined). A fixed lambda's
+    model is the fresh fit on these sums."""
     stats = clf.statistics_
     n = stats.n_samples
     mean = stats.feature_sum / n
@@ -182,18 +186,64 @@ def lattice_accuracy(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -
     HtV = (clf.projection_.transform(Xt) - mean) @ V
     truth = np.searchsorted(clf.classes_, yt)
     lattice = sorted(p.alpha for p in clf.head_.gcv_path_)
-    accuracy, discriminant = [], []
+    regression, discriminant = [], []
     for a in lattice:
         coefs = B / (s + a)[:, None]
-        regression = HtV @ coefs
-        accuracy.append(float(((regression + prior).argmax(1) == truth).mean()))
+        scores = HtV @ coefs
+        regression.append((scores + prior).argmax(1) == truth)
         found = discriminant_transform(B.T @ coefs, stats.counts)
         discriminant.append(
-            None
-            if found is None
-            else float(((regression @ found[0] + found[1]).argmax(1) == truth).mean())
+            None if found is None else (scores @ found[0] + found[1]).argmax(1) == truth
         )
-    return {"alphas": lattice, "accuracy": accuracy, "accuracy_discriminant": discriminant}
+    return {"alphas": lattice, "regression": regression, "discriminant": discriminant}
+
+
+def lattice_accuracy(clf: ContinualClassifier, Xt: np.ndarray, yt: np.ndarray) -> dict:
+    """Every lattice lambda's accuracy on (Xt, yt) for the final sums of ``clf``
+    (:func:`lattice_correct`): ``accuracy`` scoring by the regression, ``accuracy_discriminant``
+    by the discriminant (None where it is undefined)."""
+    rows = lattice_correct(clf, Xt, yt)
+    return {
+        "alphas": rows["alphas"],
+        "accuracy": [float(ok.mean()) for ok in rows["regression"]],
+        "accuracy_discriminant": [
+            None if ok is None else float(ok.mean()) for ok in rows["discriminant"]
+        ],
+    }
+
+
+def selection_bias(name: str, m: int, seed: int, splits: int = 200) -> dict:
+    """How optimistic "the best fixed lambda on the test split" is as a yardstick: the test
+    rows are split in random halves ``splits`` times; on each, the best lattice lambda of one
+    half (the default's decision rule) is scored on the other half, against the best lambda of
+    that half itself (the oracle, as the goal measures it) and the default. The default is the
+    fit on all the training rows at once, which is the run's final model (its lambda comes
+    from the sums alone)."""
+    X, y, Xt, yt, initial, increment = load(name)
+    scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    X, Xt = normalised(X, Xt, scenario.steps[0].train)
+    default = learner_at(m, seed).fit(X, y)
+    default_ok = default.predict(Xt) == yt
+    rows = lattice_correct(default, Xt, yt)
+    rule = default.head_.decision_
+    usable = [ok for ok in rows[rule] if ok is not None]
+    correct = np.array(usable, dtype=float)  # lattice x test rows
+    rng = np.random.default_rng(seed)
+    oracle, held_out = [], []
+    for _ in range(splits):
+        order = rng.permutation(yt.size)
+        chosen_on, scored_on = order[: yt.size // 2], order[yt.size // 2 :]
+        best = int(np.argmax(correct[:, chosen_on].mean(axis=1)))
+        base = float(default_ok[scored_on].mean())
+        held_out.append(float(correct[best, scored_on].mean()) - base)
+        oracle.append(float(correct[:, scored_on].mean(axis=1).max()) - base)
+    return {
+        "dataset": name, "M": m, "seed": seed, "decision": rule, "splits": splits,
+        "default_accuracy": float(default_ok.mean()),
+        "best_fixed_accuracy": float(correct.mean(axis=1).max()),
+        "oracle_minus_default": float(np.mean(oracle)),
+        "held_out_choice_minus_default": float(np.mean(held_out)),
+    }  # fmt: skip
 
 
 def validation(name: str, m: int, seed: int) -> dict:
@@ -534,8 +584,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--refit-sizes", type=int, nargs="+", default=[2000, 4000, 10000])
-    parser.add_argument("--only", choices=["final", "runs", "refit", "profile", "speed", "blas"],
-                        nargs="+", default=["final", "runs", "refit", "profile"])  # fmt: skip
+    parser.add_argument(
+        "--only",
+        choices=["final", "runs", "refit", "profile", "speed", "blas", "selection-bias"],
+        nargs="+",
+        default=["final", "runs", "refit", "profile"],
+    )
     parser.add_argument("--refit-datasets", nargs="+", default=["wordnet/minilm"])
     parser.add_argument("--speed", nargs="+", help="NAME:M whole runs for --only speed (seed 0)",
                         default=["wordnet/minilm:4000", "wordnet/minilm:2000"])  # fmt: skip
@@ -636,6 +690,20 @@ def main() -> None:
                 f"{k} {e[k]['total_seconds']:.1f} s {100 * e[k]['final_accuracy']:.2f} %"
                 for k in ("default", "krylov", "ranpac", "library_default") if k in e
             ) + f"; RanPAC / default {e['ranpac_over_default']:.2f}x", flush=True)  # fmt: skip
+    if "selection-bias" in args.only:
+        for m in args.sizes:
+            for name in args.datasets:
+                for seed in args.seeds:
+                    entries = results.setdefault("selection_bias", [])
+                    if done(entries, (name, m, seed)):
+                        continue
+                    entries.append(selection_bias(name, m, seed))
+                    save()
+                    e = entries[-1]
+                    print(f"{name} M={m} seed={seed}: best fixed lambda on half the test rows, "
+                          f"scored on the other half, minus the default "
+                          f"{100 * e['held_out_choice_minus_default']:+.2f} points (oracle "
+                          f"{100 * e['oracle_minus_default']:+.2f})", flush=True)  # fmt: skip
     if "blas" in args.only:
         results["blas_contention"] = blas_contention()
         save()
