@@ -521,6 +521,15 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     assert load_adapted_encoder(tmp_path / "text").encode(texts).tobytes() == (
         a.encode(texts).tobytes()
     )
+    # lora trains the last two of MiniLM's six layers; lora-all every one (each is read out)
+    assert {k.split(".")[2] for k in a.tensors} == {"4", "5"}
+    every = adapt_encoder(encoder, texts, labels, method="lora-all", significance=1.0, **options)
+    assert {k.split(".")[2] for k in every.tensors} == {str(i) for i in range(6)}
+    assert every.fingerprint() != a.fingerprint()
+    every.save(tmp_path / "every")
+    assert load_adapted_encoder(tmp_path / "every").encode(texts).tobytes() == (
+        every.encode(texts).tobytes()
+    )
 
 
 def test_moved_copies_train_deterministically_and_are_refused_where_meaningless(

@@ -119,13 +119,14 @@ _RECIPES: dict[str, dict[str, Recipe]] = {
     },
     "transformer": {
         "lora": Recipe("lora", epochs=10, learning_rate=1e-3),
+        "lora-all": Recipe("lora-all", epochs=10, learning_rate=1e-3),
         "last-layers": Recipe("last-layers", epochs=10, learning_rate=1e-4),
     },
 }
 _CAN_ADAPT = (
     "efficientnet-lite0 (methods: last-stages, last-stage, ssf, norms) and "
     "sentence-transformers encoders with a BERT-like transformer such as minilm (methods: lora, "
-    "last-layers)"
+    "lora-all, last-layers)"
 )
 
 
@@ -399,10 +400,12 @@ class _TransformerBackend(_Backend):
     (unpadded) and re-padded per batch. Pooling and normalisation are the model's own modules.
 
     ``lora`` adds rank-8 LoRA updates to the attention's query and value of the last two layers
-    (merged into their weights afterwards); ``last-layers`` trains every weight of the last layer.
+    (merged into their weights afterwards), ``lora-all`` the same in every layer (each layer's
+    output is read out with ``readout="layers"``); ``last-layers`` trains every weight of the
+    last layer.
     """
 
-    trained_layers = {"lora": 2, "last-layers": 1}
+    trained_layers = {"lora": 2, "lora-all": None, "last-layers": 1}  # None: every layer
     rank, alpha = 8, 16.0
 
     def __init__(self, encoder: Encoder, method: str) -> None:
@@ -415,7 +418,8 @@ class _TransformerBackend(_Backend):
                 f"with attention); adaptable: {_CAN_ADAPT}"
             )
         self.bert, self.layers = bert, layers
-        self.start = len(layers) - self.trained_layers[method]
+        trained = self.trained_layers[method]
+        self.start = 0 if trained is None else max(0, len(layers) - trained)
         self.lora: list[_LoRA] = []
 
     def module(self) -> Any:
