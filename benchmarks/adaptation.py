@@ -102,12 +102,13 @@ def _accuracies(results: dict[str, Any], seed: int, suffix: str = "") -> dict[st
     return out
 
 
-def recipe_label(name: str, adaptation: dict[str, Any]) -> str:
-    """The whole recipe ``adaptation`` resolves to for ``name``'s encoder, as a key part (so a
-    validation entry keeps its meaning when the defaults change)."""
+def recipe_label(name: str, adaptation: dict[str, Any], readout: str | None = None) -> str:
+    """The whole recipe ``adaptation`` resolves to for ``name``'s encoder (reading out
+    ``readout``), as a key part (so a validation entry keeps its meaning when the defaults
+    change)."""
     from forgetless.adaptation import adaptable_methods
 
-    recipes = adaptable_methods(DATASETS[name][0])
+    recipes = adaptable_methods(DATASETS[name][0], readout)
     recipe = recipes[adaptation.get("method") or next(iter(recipes))]
     fields = {k: v for k, v in adaptation.items() if k not in ("method", "significance")}
     recipe = dataclasses.replace(recipe, **fields)
@@ -331,7 +332,7 @@ def main() -> None:
         for name in args.datasets:
             key = f"{name}/{seed}" + ("" if label == "default" else f"/{label}")
             if args.validation:
-                key = f"validation/{name}/{seed}/{recipe_label(name, adaptation)}"
+                key = f"validation/{name}/{seed}/{recipe_label(name, adaptation, args.readout)}"
             if args.protocol != "configs":
                 key = f"{args.protocol}/{key}"
             if args.readout:

@@ -511,9 +511,13 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     texts += [f"a tool made of {m} used for {u}" for m in ("iron", "wood") for u in "xy"]
     labels = [0] * 4 + [1] * 4
     options = {"epochs": 1, "seed": 0, "progress": False, "min_classes": 2}
-    a = adapt_encoder(encoder, texts, labels, **options)
-    b = adapt_encoder(encoder, texts, labels, **options)
+    a = adapt_encoder(encoder, texts, labels, method="lora", **options)
+    b = adapt_encoder(encoder, texts, labels, method="lora", **options)
     assert a.method == "lora" and a.tensors and a.tensors_sha256 == b.tensors_sha256
+    # reading the last layer only, the default is lora; training serves the last layer
+    # whatever the readout, so it trains the same weights
+    last = adapt_encoder(encoder.last_only(), texts, labels, **options)
+    assert last.method == "lora" and last.tensors_sha256 == a.tensors_sha256
     with pytest.raises(AdaptationNotSupportedError, match="refresh_norms needs batch norms"):
         adapt_encoder(encoder, texts, labels, refresh_norms=True)
     assert a.encode(texts).tobytes() == b.encode(texts).tobytes()
@@ -523,7 +527,9 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     )
     # lora trains the last two of MiniLM's six layers; lora-all every one (each is read out)
     assert {k.split(".")[2] for k in a.tensors} == {"4", "5"}
-    every = adapt_encoder(encoder, texts, labels, method="lora-all", significance=1.0, **options)
+    # reading every layer (MiniLM's default readout), the default trains every layer
+    every = adapt_encoder(encoder, texts, labels, significance=1.0, **options)
+    assert every.method == "lora-all" and encoder.readout == "layers"
     assert {k.split(".")[2] for k in every.tensors} == {str(i) for i in range(6)}
     assert every.fingerprint() != a.fingerprint()
     every.save(tmp_path / "every")

@@ -142,10 +142,18 @@ def _family(encoder: Any) -> str | None:
     return None
 
 
-def adaptable_methods(encoder: Any) -> dict[str, Recipe]:
+def adaptable_methods(encoder: Any, readout: str | None = None) -> dict[str, Recipe]:
     """The methods that can adapt ``encoder`` (an encoder or a registry name), default first.
 
+    The default can depend on what the encoder reads out (its ``readout``; for a registry
+    name, ``readout`` or the name's default): MiniLM reading every layer (``"layers"``, its
+    default) trains every layer (``lora-all``), reading the last layer only the last two
+    (``lora``), as measured best for each (``benchmarks/adaptation.py``).
+
     Raises :class:`AdaptationNotSupportedError` for an encoder that cannot be adapted.
+
+    >>> next(iter(adaptable_methods("minilm"))), next(iter(adaptable_methods("minilm", "last")))
+    ('lora-all', 'lora')
     """
     if isinstance(encoder, AdaptedEncoder):
         raise AdaptationNotSupportedError(
@@ -160,7 +168,17 @@ def adaptable_methods(encoder: Any) -> dict[str, Recipe]:
             f"encoder {name!r} cannot be adapted: it has no trainable torch network this module "
             f"knows; adaptable: {_CAN_ADAPT}"
         )
-    return dict(_RECIPES[family])
+    recipes = dict(_RECIPES[family])
+    if family == "transformer":
+        if isinstance(encoder, str):
+            from forgetless.encoders import READOUTS
+
+            readout = readout or READOUTS.get(encoder, ("last",))[0]
+        else:
+            readout = getattr(encoder, "readout", "last")
+        default = "lora-all" if readout == "layers" else "lora"
+        recipes = {default: recipes[default], **recipes}
+    return recipes
 
 
 # --------------------------------------------------------------------------------------------

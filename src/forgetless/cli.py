@@ -110,7 +110,8 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
         metavar="METHOD",
         help="also run every method on the encoder adapted on each seed's first task "
         "(first-session adaptation; METHOD defaults to the encoder's best: last-stages for "
-        "efficientnet-lite0, lora for minilm)",
+        "efficientnet-lite0; lora-all for minilm reading every layer, lora for its last layer "
+        "only)",
     )
     parser.add_argument("--output", help="run directory (default runs/latest)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -474,7 +474,7 @@ class RunConfig:
             "first_session_adaptation", table, list(_ADAPTATION_RANGES), _ADAPTATION_RANGES
         )
         try:
-            methods = adaptable_methods(self.encoder)
+            methods = adaptable_methods(self.encoder, (self.encoder_options or {}).get("readout"))
         except AdaptationNotSupportedError as err:
             raise ConfigError(
                 f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
