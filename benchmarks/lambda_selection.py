@@ -216,9 +216,9 @@ def selection_bias(name: str, m: int, seed: int, splits: int = 200) -> dict:
     """How optimistic "the best fixed lambda on the test split" is as a yardstick: the test
     rows are split in random halves ``splits`` times; on each, the best lattice lambda of one
     half (the default's decision rule) is scored on the other half, against the best lambda of
-    that half itself (the oracle, as the goal measures it) and the default. The default is the
-    fit on all the training rows at once, which is the run's final model (its lambda comes
-    from the sums alone)."""
+    that half itself (an oracle, as the goal measures it on the whole split) and the default.
+    The default is the fit on all the training rows at once, which is the run's final model
+    (its lambda comes from the sums alone)."""
     X, y, Xt, yt, initial, increment = load(name)
     scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
     X, Xt = normalised(X, Xt, scenario.steps[0].train)
@@ -601,8 +601,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--redo", action="store_true",
-        help="final, runs, speed: run the selected entries again, replacing them (the file's "
-        "others are kept)",
+        help="final, runs, speed, selection-bias: run the selected entries again, replacing "
+        "them (the file's others are kept)",
     )  # fmt: skip
     parser.add_argument(
         "--projection",

@@ -359,6 +359,14 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
             first_session_adaptation={},
         )
         other_readout.validate(output=False)
+    odd_readout = RunConfig(  # a hub model's readout, checked where adaptation needs it
+        dataset="digits",
+        encoder="sentence-transformers:some/model",
+        encoder_options={"readout": "stages"},
+        first_session_adaptation={},
+    )
+    with pytest.raises(ConfigError, match="encoder_options.readout must be one of 'last'"):
+        odd_readout.validate(output=False)
 
 
 def test_cli_adapt_flag_errors_name_the_flag(tmp_path, monkeypatch, capsys) -> None:
@@ -531,6 +539,8 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     every = adapt_encoder(encoder, texts, labels, significance=1.0, **options)
     assert every.method == "lora-all" and encoder.readout == "layers"
     assert {k.split(".")[2] for k in every.tensors} == {str(i) for i in range(6)}
+    again = adapt_encoder(encoder, texts, labels, significance=1.0, **options)
+    assert again.tensors_sha256 == every.tensors_sha256
     assert every.fingerprint() != a.fingerprint()
     every.save(tmp_path / "every")
     assert load_adapted_encoder(tmp_path / "every").encode(texts).tobytes() == (

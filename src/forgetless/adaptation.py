@@ -6,9 +6,10 @@ adaptation on the first task's data (RanPAC's "phase 1", APER) moves the feature
 domain; the encoder is then frozen for every later task, so the analytic learners stay exact
 (an adapted encoder is just another frozen encoder). Later tasks never adapt it again.
 
-Only the last part of the network is trained: the frozen front runs once over the first task's
-inputs and its outputs (the activations entering the trained part) are kept, so an epoch runs
-only the trained part, which keeps adaptation CPU-friendly. A temporary linear head is trained
+Only part of the network is trained (its last blocks or layers; with ``lora-all``, low-rank
+updates of every layer): the frozen front runs once over the first task's inputs and its
+outputs (the activations entering the trained part) are kept, so an epoch runs only the trained
+part, which keeps adaptation CPU-friendly. A temporary linear head is trained
 with cross-entropy beside it, with early stopping on a stratified validation fifth; the head is
 then discarded.
 
@@ -176,6 +177,8 @@ def adaptable_methods(encoder: Any, readout: str | None = None) -> dict[str, Rec
             readout = readout or READOUTS.get(encoder, ("last",))[0]
         else:
             readout = getattr(encoder, "readout", "last")
+        if readout not in ("last", "layers"):
+            raise ValueError(f"readout must be one of 'last', 'layers', got {readout!r}")
         default = "lora-all" if readout == "layers" else "lora"
         recipes = {default: recipes[default], **recipes}
     return recipes
@@ -414,8 +417,9 @@ class _LoRA:
 
 class _TransformerBackend(_Backend):
     """A sentence-transformers model over a BERT-like encoder: the frozen front is the
-    embeddings and the first layers; hidden states entering the last layers are kept per text
-    (unpadded) and re-padded per batch. Pooling and normalisation are the model's own modules.
+    embeddings and the layers before the first trained one (the embeddings alone for
+    ``lora-all``); hidden states entering the trained layers are kept per text (unpadded) and
+    re-padded per batch. Pooling and normalisation are the model's own modules.
 
     ``lora`` adds rank-8 LoRA updates to the attention's query and value of the last two layers
     (merged into their weights afterwards), ``lora-all`` the same in every layer (each layer's
@@ -726,8 +730,9 @@ class AdaptedEncoder(Encoder):
         ``safetensors`` package; never pickle), then ``adapter.json`` names that file and its
         sha256; each file is written aside and renamed, and the JSON last, so a crash leaves
         the previous save or this one. Saves into one folder take turns (a ``.lock`` file
-        there), so each removes the tensor file the save before it wrote. Returns the JSON's
-        path.
+        there), so each removes the tensor file the save before it wrote; a ``.lock`` there that
+        is not a plain file raises :class:`~forgetless.persistence.ModelFileError`. Returns the
+        JSON's path.
         """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)

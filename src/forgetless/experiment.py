@@ -480,6 +480,8 @@ class RunConfig:
                 f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
                 "first_session_adaptation",
             ) from None
+        except ValueError as err:  # a readout the encoder does not have
+            raise ConfigError(f"encoder_options.{err}", "encoder_options.readout") from None
         method = table.get("method")
         if method is not None and method not in methods:
             raise ConfigError(

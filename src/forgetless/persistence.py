@@ -842,7 +842,9 @@ def folder_lock(folder: str | os.PathLike[str], what: str = "the model") -> Iter
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"waiting for another process changing {os.fspath(folder)}...", file=sys.stderr)
+            print(
+                f"waiting for another writer of {what} in {os.fspath(folder)}...", file=sys.stderr
+            )
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
