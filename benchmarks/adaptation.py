@@ -244,8 +244,34 @@ def summarise(entries: dict[str, Any], prefix: str = "", label: str = "") -> dic
         row["goal_points"] = GOALS[name]
         row["goal_met"] = bool(min(deltas) >= GOALS[name])
         row["adapt_seconds_mean"] = round(float(np.mean([e["seconds"]["adapt"] for e in runs])), 1)
+        row["adaptation_methods"] = sorted({e["adaptation"]["method"] for e in runs})
         out[name] = row
     return out
+
+
+def refresh_summaries(doc: dict[str, Any]) -> None:
+    """Every summary of ``doc`` from its entries (default recipe, protocols, readouts, learners,
+    and the validation entries per recipe)."""
+    doc["summary"] = summarise(doc["entries"])
+    labels = {k.split("/", 3)[3] for k in doc["entries"] if k.startswith("validation/")}
+    doc["half_first_summary"] = summarise(doc["entries"], "half-first/")
+    for readout in sorted(
+        {k.split("/")[0] for k in doc["entries"] if k.startswith(("readout-", "projection-"))}
+    ):
+        doc[f"{readout}_summary"] = summarise(doc["entries"], readout + "/")
+    doc["validation_summary"] = {
+        lab: summarise(doc["entries"], "validation/", "/" + lab) for lab in sorted(labels)
+    }
+    # validation entries of other protocols, readouts or learners: per prefix, per recipe
+    prefixed: dict[str, set[str]] = {}
+    for k in doc["entries"]:
+        if "/validation/" in k:
+            prefix, rest = k.split("/validation/", 1)
+            prefixed.setdefault(prefix + "/validation/", set()).add(rest.split("/", 2)[2])
+    for prefix, labs in sorted(prefixed.items()):
+        doc[prefix.replace("/", "_") + "summary"] = {
+            lab: summarise(doc["entries"], prefix, "/" + lab) for lab in sorted(labs)
+        }
 
 
 def main() -> None:
@@ -309,16 +335,7 @@ def main() -> None:
     label = ",".join(f"{k}={v}" for k, v in adaptation.items()) or "default"
 
     def save() -> None:
-        doc["summary"] = summarise(doc["entries"])
-        labels = {k.split("/", 3)[3] for k in doc["entries"] if k.startswith("validation/")}
-        doc["half_first_summary"] = summarise(doc["entries"], "half-first/")
-        for readout in sorted(
-            {k.split("/")[0] for k in doc["entries"] if k.startswith(("readout-", "projection-"))}
-        ):
-            doc[f"{readout}_summary"] = summarise(doc["entries"], readout + "/")
-        doc["validation_summary"] = {
-            lab: summarise(doc["entries"], "validation/", "/" + lab) for lab in sorted(labels)
-        }
+        refresh_summaries(doc)
         doc["machine"] = {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),

@@ -120,7 +120,7 @@ _RECIPES: dict[str, dict[str, Recipe]] = {
     },
     "transformer": {
         "lora": Recipe("lora", epochs=10, learning_rate=1e-3),
-        "lora-all": Recipe("lora-all", epochs=10, learning_rate=1e-3),
+        "lora-all": Recipe("lora-all", epochs=10, learning_rate=3e-3),
         "last-layers": Recipe("last-layers", epochs=10, learning_rate=1e-4),
     },
 }
