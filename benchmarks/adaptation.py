@@ -116,6 +116,7 @@ def recipe_label(name: str, adaptation: dict[str, Any], readout: str | None = No
         f"{recipe.method},epochs={recipe.epochs},lr={recipe.learning_rate:g},"
         f"refresh_norms={recipe.refresh_norms},keep_plain={recipe.keep_plain}"
         + (f",views={recipe.views}" if recipe.views > 1 else "")  # labels before views had 1
+        + (f",label_smoothing={recipe.label_smoothing:g}" if recipe.label_smoothing != 0.1 else "")
         + (f",significance={adaptation['significance']:g}" if "significance" in adaptation else "")
     )
 
