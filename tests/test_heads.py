@@ -257,7 +257,7 @@ def test_discriminant_is_penalised_lda_by_hand(problem):
 
 
 def test_auto_decision_switches_on_samples_per_class():
-    """decision="auto" scores by the discriminant from 15 samples per class on average."""
+    """decision="auto" scores by the discriminant from 8 samples per class on average."""
     from forgetless.heads import DISCRIMINANT_MIN_PER_CLASS
 
     rng = np.random.default_rng(1)
@@ -269,7 +269,7 @@ def test_auto_decision_switches_on_samples_per_class():
         stats.add(H, y, n_classes=3)
         chosen[per_class] = RidgeHead(alpha=1.0).fit(stats).decision_
         assert RidgeHead(alpha=1.0, decision="regression").fit(stats).decision_ == "regression"
-    assert chosen == {14: "regression", 15: "discriminant"}
+    assert chosen == {7: "regression", 8: "discriminant"}
     with pytest.raises(ValueError, match="decision must be one of"):
         RidgeHead(decision="vote")
 

@@ -126,7 +126,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     decision : how ``head="ridge"`` scores classes from its solve: ``"regression"`` (the
         one-hot regression's outputs), ``"discriminant"`` (linear discriminant analysis with
         the within-class covariance penalised by the same lambda, from the same solve), or
-        ``"auto"`` (default): the discriminant once the classes hold 15 samples on average,
+        ``"auto"`` (default): the discriminant once the classes hold 8 samples on average,
         the regression below that. Needs ``fit_intercept``
         (see :class:`~forgetless.heads.RidgeHead`).
     fit_intercept : fit an unpenalised intercept (``head="ridge"``), computed exactly from the

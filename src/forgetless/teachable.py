@@ -157,7 +157,7 @@ WIDTH_RULE = (
     f"until {GROWING_UNTIL} samples, then frozen)"
 )
 # The teachable model scores by the ridge regression. The discriminant (the library's default
-# from 15 samples per class) scores more sharply, and the temperature fitted on held-out samples
+# from 8 samples per class) scores more sharply, and the temperature fitted on held-out samples
 # of the data in hand then over-corrects: on digits (600 samples, width 256) its calibration
 # error rose from 0.032 to 0.080 where the regression's falls below half. Measured again on
 # today's default learner (benchmarks/calibration.py --learner default --decision auto, 3,000
