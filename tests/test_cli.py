@@ -209,6 +209,14 @@ def test_demo_with_an_output_file_runs_nothing(tmp_path, capsys, no_work):
     assert "--output: " in one_error_line(capsys, "demo")
 
 
+def test_an_empty_output_is_refused_not_the_current_directory(tmp_path, capsys, no_work):
+    """An unset shell variable ($OUTDIR) gives --output "": the run would overwrite the
+    current directory's files."""
+    no_work()
+    assert main(["demo", "--output", ""]) == 2
+    assert "output is empty; name a directory" in one_error_line(capsys, "demo")
+
+
 def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[scenario\n")

@@ -732,3 +732,38 @@ def test_a_failed_test_after_a_learn_says_the_learn_is_saved(capsys, tmp_path):
     assert code == 2
     assert "the learn is saved, but --test" in one_error_line(err, "learn")
     assert TeachableModel.open(model).class_counts() == {"one": 20, "zero": 20}
+
+
+def test_repeated_class_flags_forget_every_class_named(capsys, tmp_path):
+    """`--class a --class b` forgot only b (the last flag won) and said nothing of a. A name
+    in decomposed Unicode (a macOS folder's) is the class of the same name typed composed."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    names = ("zero", "one", "cafe\u0301")  # the last as macOS names folders
+    for digit, name in enumerate(names):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        for i in np.flatnonzero(data.target == digit)[:8]:
+            image = Image.fromarray((data.images[i] * 15).astype(np.uint8))
+            image.save(tmp_path / "d" / name / f"{i}.png")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, tmp_path / "d", "--encoder", "raw", "--width", "32")
+    assert code == 0, err
+    assert sorted(TeachableModel.open(model).classes) == ["caf\u00e9", "one", "zero"]
+    code, out, err = cli(capsys, "forget", model, "--class", "zero", "--class", "cafe\u0301")
+    assert code == 0, err
+    assert TeachableModel.open(model).classes == ["one"]
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "100000"])
+def test_an_image_size_out_of_range_is_refused_before_any_work(capsys, tmp_path, size):
+    """0 blamed a good image ("cannot encode ..."); 100,000 ran out of memory."""
+    folder = _digit_folder(tmp_path / "d")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--image-size", size)
+    assert code == 2
+    assert f"--image-size for raw must be in [4, 64] pixels, not {size}" in one_error_line(
+        err, "learn"
+    )
+    assert not model.exists()

@@ -252,6 +252,9 @@ def test_scenarios_the_labels_cannot_make_are_config_errors():
     config = RunConfig(scenario={"kind": "few-shot", "base": 2, "ways": 1, "shots": 5})
     with pytest.raises(ConfigError, match="scenario: class . has 3 training samples < 5 shots"):
         make_scenarios(config, y, y)
+    config = RunConfig(scenario={"kind": "few-shot", "base": 2, "ways": 3, "shots": 1})
+    with pytest.raises(ConfigError, match="scenario.ways = 3 is too large: .* 2 after the 2 base"):
+        make_scenarios(config, y, y)
     config = RunConfig(scenario={"kind": "domain-incremental"}, seeds=[0, 1])
     with pytest.raises(ConfigError, match="has no domains"):
         make_scenarios(config, y, y)

@@ -252,7 +252,11 @@ BAD_INPUTS = [
     ("empty batch", lambda X, y: (X[:0], y[:0]), "0 sample"),
     ("mixed labels", lambda X, y: (X[:4], [1, "a", 2, 3]), "mixes label types"),
     ("new label type", lambda X, y: (X[:4], ["a", "b", "c", "d"]), "unseen label type"),
-    ("continuous labels", lambda X, y: (X[:4], [0.5, 1.5, 2.25, 3.0]), "Unknown label type"),
+    (
+        "continuous labels",
+        lambda X, y: (X[:4], [0.5, 1.5, 2.25, 3.0]),
+        "Unknown label type: continuous .* not whole, e.g. 0.5\\): class labels are whole",
+    ),
     ("missing y", lambda X, y: (X, None), "requires y"),
 ]
 
@@ -671,3 +675,25 @@ def test_numbers_named_as_classes_or_joining_float_classes_work_as_before(digits
     assert clf.classes_.dtype == np.float64 and clf.statistics_.counts.sum() == 400
     auto = ContinualClassifier(n_components=32, alphas=range(1, 4)).fit(X[:300], y[:300])
     assert auto.alpha_ in (1.0, 2.0, 3.0)
+
+
+@pytest.mark.parametrize(
+    "compute_dtype, scale, fine", [("float32", 1e-25, 1e-12), ("float64", 1e-160, 1e-50)]
+)
+def test_features_too_small_for_the_sums_are_refused_and_nothing_changes(
+    compute_dtype, scale, fine
+):
+    """Their products underflow: G lost its digits while the class sums kept theirs, so the
+    model predicted at chance and its file was refused on load (or the lambda search failed)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), np.repeat([0, 1, 2], 20)
+    clf = ContinualClassifier(compute_dtype=compute_dtype, projection="none", random_state=0)
+    clf.fit(X, y)
+    gram, coef = clf.statistics_.gram_upper.copy(), clf.coef_.copy()
+    with pytest.raises(ValueError, match="features are too small for compute_dtype"):
+        clf.partial_fit(X * scale, y)
+    assert (clf.statistics_.gram_upper == gram).all() and (clf.coef_ == coef).all()
+    with pytest.raises(ValueError, match="features are too small"):
+        ContinualClassifier(compute_dtype=compute_dtype).fit(X * scale, y)
+    small = ContinualClassifier(compute_dtype=compute_dtype, projection="none", random_state=0)
+    assert (small.fit(X * fine, y).predict(X * fine) == clf.predict(X)).mean() > 0.9

@@ -305,3 +305,50 @@ def test_forged_sums_that_no_data_can_produce_are_refused(tmp_path, data):
             with pytest.raises(ModelFileError, match=problem):
                 ContinualClassifier.load(forged)
         assert ContinualClassifier.load(path).statistics_.n_samples == rows
+
+
+def test_a_path_that_is_not_a_file_is_refused_before_writing_and_kept(tmp_path, data):
+    """Saving onto a folder, a pipe or nothing, or into a missing folder, names the problem
+    (not a hidden temporary file) and leaves what is there; a pipe is not read forever."""
+    X, y = data
+    clf = ContinualClassifier(n_components=64, random_state=0).fit(X, y)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    cases = [
+        ("", ValueError, "the path is empty"),
+        (tmp_path, IsADirectoryError, "is a folder; name a file"),
+        (pipe, ValueError, "is not a regular file"),
+        (b"model.fl", TypeError, "must be text"),
+        (tmp_path / "missing" / "m.fl", FileNotFoundError, "missing does not exist; create it"),
+    ]
+    for path, error, message in cases:
+        with pytest.raises(error, match=message):
+            clf.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"] and pipe.is_fifo()
+    with pytest.raises(ModelFileError, match="is not a regular file"):
+        ContinualClassifier.load(pipe)  # opened without waiting for a writer
+    with pytest.raises(IsADirectoryError, match="is a folder, not a model file"):
+        ContinualClassifier.load(tmp_path)
+
+
+def test_forged_metadata_that_contradicts_itself_is_refused(tmp_path, data):
+    """A seed other than the saved random_state (or True), a feature named twice: refused."""
+    import pandas as pd
+
+    X, y = data
+    frame = pd.DataFrame(X[:, :8], columns=[f"f{i}" for i in range(8)])
+    path, forged = tmp_path / "m.fl", tmp_path / "forged.fl"
+    ContinualClassifier(n_components=32, random_state=3).fit(frame, y).save(path)
+    metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
+    names = metadata["feature_names_in"]
+    for change, problem in (
+        ({"seed": 4}, "seed 4 is not the parameters' random_state 3"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"feature_names_in": [names[0], *names[:-1]]}, "names a feature twice"),
+    ):
+        persistence.write_model_file(
+            forged, {**metadata, **change}, arrays, kind="forgetless-model", version=3
+        )
+        with pytest.raises(ModelFileError, match=problem):
+            ContinualClassifier.load(forged)
+    assert ContinualClassifier.load(path).seed_ == 3

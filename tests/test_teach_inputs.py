@@ -192,3 +192,34 @@ def test_a_missing_input_says_what_the_command_takes(tmp_path):
     for labels in ("ignored", "optional"):
         with pytest.raises(InputError, match=r"give files, a folder of them, or a \.csv/\.tsv"):
             collect([missing], "image", labels=labels)
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_not_relabelled(tmp_path):
+    """'a kettle, for boiling water,tool' was learned as 'a kettle' under the class 'for boiling
+    water', the real label dropped."""
+    table = tmp_path / "r.csv"
+    table.write_text("text,label\nhello dog,animal\na kettle, for boiling water,tool\n")
+    with pytest.raises(InputError, match=r"r\.csv line 3 has 3 fields but the header has 2; .*"):
+        collect([str(table)], "text", labels="required")
+    table.write_text('text,label\nhello dog,animal,\n"a kettle, for boiling water",tool\n')
+    assert collect([str(table)], "text", labels="required").labels == ["animal", "tool"]
+    tabs = tmp_path / "r.tsv"
+    tabs.write_text("text\tlabel\nhello\tdog\tanimal\n")
+    with pytest.raises(InputError, match="holds a tab in double quotes"):
+        collect([str(tabs)], "text", labels="required")
+
+
+def test_a_label_in_either_unicode_form_is_one_class(tmp_path):
+    """macOS names folders in decomposed form (e + combining accent): the same name typed on
+    the command line is the same class, not a second one that prints alike."""
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    (tmp_path / "notes" / decomposed).mkdir(parents=True)
+    (tmp_path / "notes" / decomposed / "a.txt").write_text("an espresso bar")
+    table = tmp_path / "t.csv"
+    table.write_text(f"text,label\nlatte,{decomposed}\n")
+    for batch in (
+        collect([str(tmp_path / "notes")], "text", labels="required"),
+        collect([str(table)], "text", labels="required"),
+        collect([], "text", labels="required", texts=["x"], label=decomposed),
+    ):
+        assert batch.labels == [composed]

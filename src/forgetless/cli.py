@@ -21,7 +21,9 @@ def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="class-incremental comparison on the embedded digits data (no download)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", action="extend", help="seeds (default: 0 1 2)"
+    )
     parser.add_argument("--output", default="runs/demo")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_demo)
@@ -31,7 +33,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from forgetless.experiment import RunConfig
 
     config = RunConfig(  # configs/demo-digits.toml: 1,000 units keep it quick
-        seeds=args.seeds,
+        seeds=args.seeds or [0, 1, 2],
         output=args.output,
         learner={"n_components": 1000},
         progress=False if args.quiet else None,
@@ -92,8 +94,8 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--increment", type=int, help="classes per step (class-incremental)")
     parser.add_argument("--initial", type=int, help="classes in the first step (0: increment)")
-    parser.add_argument("--methods", nargs="+", help="methods to compare")
-    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--methods", nargs="+", action="extend", help="methods to compare")
+    parser.add_argument("--seeds", type=int, nargs="+", action="extend")
     parser.add_argument(
         "--n-components",
         type=int,

@@ -179,7 +179,14 @@ def add_teach_commands(subparsers: Any) -> None:
     p = _parser(subparsers, "forget", "remove classes or samples from a model", FORGET_EXAMPLES)
     p.add_argument("model", metavar="MODEL")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="samples to forget")
-    p.add_argument("--class", dest="classes", nargs="+", metavar="NAME", help="classes to forget")
+    p.add_argument(
+        "--class",
+        dest="classes",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="classes to forget (repeat the flag or list several)",
+    )
     _input_flags(p, "forget INPUTs only where learned with this label")
     p.set_defaults(handler=_run_forget)
 
@@ -332,7 +339,9 @@ def _learn(args: argparse.Namespace) -> int:
     exists = (path / "CURRENT").is_file()
     if exists:
         model = TeachableModel.open(path)
-        options = encoder_options(model.spec.name, args.image_size) if args.image_size else None
+        options = (
+            None if args.image_size is None else encoder_options(model.spec.name, args.image_size)
+        )
         model.check_encoder_request(args.encoder, options)
         if args.width is not None and model.settings.get("width_rule") == "features":
             raise InputError(

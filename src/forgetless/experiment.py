@@ -281,7 +281,13 @@ def _check_table(
 
 def check_output_dir(output: str | os.PathLike[str], key: str = "output") -> None:
     """Raise :class:`ConfigError` unless ``output`` is, or can be made, a writable directory:
-    found before the run, not after it when the results would be lost."""
+    found before the run, not after it when the results would be lost. An empty name (an unset
+    shell variable) is refused: it would mean the current directory, whose files the run's
+    outputs would overwrite."""
+    if not str(output).strip():
+        raise ConfigError(
+            f"{key} is empty; name a directory for the run's outputs (e.g. runs/my-run)", key
+        )
     path = Path(output)
     if path.exists() and not path.is_dir():
         raise ConfigError(
@@ -821,6 +827,13 @@ def make_scenarios(
                 f"scenario.{key} = {value} is too large: {about}; use {low} to {high}",
                 f"scenario.{key}",
             )
+    base, ways = config.scenario.get("base"), config.scenario.get("ways")
+    if isinstance(base, int) and isinstance(ways, int) and 0 < base < n and ways > n - base:
+        raise ConfigError(  # as an increment larger than the classes is: no such session
+            f"scenario.ways = {ways} is too large: {about}, {n - base} after the {base} base "
+            f"classes; use 1 to {n - base}",
+            "scenario.ways",
+        )
     scenarios = {}
     for seed in config.seeds:
         try:

@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import copy
+import math
 import os
 from numbers import Integral, Real
 from typing import Any
@@ -459,6 +460,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             )
         if not batch.all_finite() or not stats.can_absorb(batch, positions):
             raise _overflow()
+        _check_not_underflowing(batch, params["compute_dtype"])
 
         # Everything is checked and computed: commit (nothing below can fail).
         if not fitted:
@@ -895,8 +897,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(n_features, int) or n_features < 1:
             raise ModelFileError(f"n_features_in must be a positive integer, not {n_features!r}")
         seed = metadata["seed"]
-        if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        if type(seed) is not int or not 0 <= seed < 2**32:
             raise ModelFileError(f"seed must be an integer in [0, 2^32), not {seed!r}")
+        if params["random_state"] is not None and params["random_state"] != seed:
+            raise ModelFileError(
+                f"seed {seed} is not the parameters' random_state {params['random_state']}"
+            )
         config = metadata["layer"]
         if not isinstance(config, dict):
             raise ModelFileError("the layer's configuration is not a table")
@@ -933,6 +939,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 raise ModelFileError(f"feature_names_in must list {n_features} names")
             if not all(isinstance(n, str) for n in names):
                 raise ModelFileError("feature_names_in must be strings")
+            if len(set(names)) != len(names):
+                raise ModelFileError("feature_names_in names a feature twice")
             names = np.asarray(names, dtype=object)
         head = make_head(params, m)
         head_arrays = part("head.")
@@ -998,6 +1006,37 @@ def _check_memory(kind: str, n_features: int, n_components: int) -> None:
             f"{what} needs {need / 2**30:,.0f} GiB for G (M x M float64) and the layer, more "
             f"than the {have / 2**30:,.0f} GiB of memory this process may use; choose a smaller "
             + ("feature width or a layer" if kind == "none" else "n_components")
+        )
+
+
+SMALLEST_SCALE = {"float64": 1e-60, "float32": 1e-15}
+"""The largest root mean square of a batch's projected features (the rows entering the sums)
+must be at least this (or 0). Below it their products approach the compute type's smallest
+normal number (about 1e-308 and 1e-38): G loses the sums' digits while the class sums keep
+theirs (a model that predicts nothing useful and whose file no check accepts), and in float64
+the lambda search's inverse powers overflow first. Layers that rescale their input (the guided
+kernel layer) make features of any scale fine."""
+
+
+def _check_not_underflowing(batch: SufficientStatistics, compute_dtype: str) -> None:
+    """Refuse a batch whose projected features are too small for the sums (``SMALLEST_SCALE``):
+    their largest root mean square, or class sums that their G cannot hold (Cauchy-Schwarz:
+    products that underflowed to zero while the sums did not)."""
+    diagonal = batch.diagonal()
+    largest = math.sqrt(float(diagonal.max(initial=0.0)) / max(batch.n_samples, 1))
+    floor = SMALLEST_SCALE[compute_dtype]
+    try:
+        _check_cauchy_schwarz(diagonal, batch.class_sums, batch.counts)
+        small = 0.0 < largest < floor
+    except ModelFileError:
+        small = True
+    if small:
+        raise ValueError(
+            f"X's features are too small for compute_dtype={compute_dtype!r}: after the layer "
+            f"their largest root mean square is {largest:.3g}, below {floor:.0e}, where their "
+            "products underflow and G loses its digits; scale them up (e.g. standardise them)"
+            + (' or use compute_dtype="float64"' if compute_dtype == "float32" else "")
+            + "; nothing was changed"
         )
 
 

@@ -58,6 +58,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import struct
 import sys
 import tokenize
@@ -176,7 +177,7 @@ def write_model_file(
             "store large values as arrays"
         )
     meta = _Member(_METADATA, b"", None, blob, zlib.crc32(blob), "")
-    _atomic_write(os.fspath(path), [meta, *members])
+    _atomic_write(writable_target(path), [meta, *members])
 
 
 class _Member(NamedTuple):
@@ -254,10 +255,52 @@ def _atomic_write(path: str, members: list[_Member]) -> None:
     _replace_atomically(path, write)
 
 
+def writable_target(path: Any) -> str:
+    """``path`` as a text path a file can be written to, or an error that names the problem
+    (before any temporary file exists): not text, empty, a folder, something other than a
+    regular file (a device, a pipe: writing would replace it), a name too long, or a folder
+    that does not exist. A link to a regular file is replaced by the new file, as ``mv`` does.
+
+    >>> writable_target("")
+    Traceback (most recent call last):
+    ...
+    ValueError: the path is empty; name a file to write
+    """
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"the path must be text (str or os.PathLike), not {type(path).__name__}")
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError(f"the path must be text, not {type(path).__name__}")
+    if not path.strip():
+        raise ValueError("the path is empty; name a file to write")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{path} is a folder; name a file (e.g. {path}/model.fl)")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ValueError(
+            f"{path} is not a regular file (a device, pipe or socket); writing would replace "
+            "it, so name another path"
+        )
+    if len(os.fsencode(os.path.basename(path))) > 255:
+        raise ValueError(
+            f"the file name is longer than 255 bytes: {os.path.basename(path)[:40]}..."
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"the folder {directory} does not exist; create it first")
+    return path
+
+
 def _replace_atomically(path: str, write: Callable[[Any], None], text: bool = False) -> None:
     """Write ``path`` through a new temporary file (random name, created exclusively: never
     through a planted link, never shared by two writers; those of killed writers removed),
     fsynced and renamed over it: a reader sees the old file or the new one, never half."""
+    path = writable_target(path)
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)[:200]  # room for the suffix within a file name's 255 bytes
     _remove_stale_temps(directory, base)
@@ -376,7 +419,15 @@ def read_model_file(
     are not checked (that is the caller's job).
     """
     path = os.fspath(path)
-    with open(path, "rb") as handle:
+    # O_NONBLOCK: a named pipe opens at once (then refused below) instead of waiting for a writer
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(f"{path} is a folder, not a model file")
+        raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
+    with os.fdopen(fd, "rb") as handle:
         try:
             return _read(_File(handle, path), kind, version, also, max_metadata_bytes)
         except ModelFileError:
@@ -815,9 +866,7 @@ def _read_array(
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     """Write JSON atomically (:func:`_replace_atomically`): a reader sees the old file or the
     new one, never half of one."""
-    _replace_atomically(
-        os.fspath(path), lambda f: json.dump(payload, f, indent=1, sort_keys=True), text=True
-    )
+    _replace_atomically(path, lambda f: json.dump(payload, f, indent=1, sort_keys=True), text=True)
 
 
 @contextlib.contextmanager

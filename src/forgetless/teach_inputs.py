@@ -113,11 +113,18 @@ def check_unicode(text: str, what: str) -> str:
 
 def check_label(label: Any, where: str) -> str:
     """A label name: a non-empty string of at most 200 characters, one line (no tabs,
-    escapes or line separators: they would break the outputs)."""
+    escapes or line separators: they would break the outputs), in Unicode's composed form
+    (NFC), so a name typed on one system and a folder named on another (macOS writes é as e and
+    a combining accent) are one class.
+
+    >>> check_label("cafe\u0301", "--label") == "caf\u00e9"
+    True
+    """
     text = str(label).strip() if label is not None else ""
     if not text:
         raise InputError(f"{where}: empty label; give every sample a class name")
     check_unicode(text, f"{where}: the label")
+    text = unicodedata.normalize("NFC", text)
     if len(text) > MAX_LABEL_CHARS:
         raise InputError(
             f"{where}: label {text[:40]!r}... is longer than {MAX_LABEL_CHARS} characters"
@@ -493,7 +500,15 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
         columns = list(reader.fieldnames or [])
         repeated = {c for c in columns if columns.count(c) > 1}
         rows, lines = [], []
+        separator = "tab" if dialect == "excel-tab" else "comma"
         for row in reader:
+            extra = row.pop(None, None)  # fields beyond the header's (DictReader's restkey)
+            if extra and any(v.strip() for v in extra):  # empty ones: a trailing separator
+                raise InputError(
+                    f"{path} line {reader.line_num} has {len(columns) + len(extra)} fields but "
+                    f"the header has {len(columns)}; put a text that holds a {separator} in "
+                    'double quotes ("...")'
+                )
             if any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 rows.append(_Row(row, repeated))
                 lines.append(reader.line_num)

@@ -91,6 +91,7 @@ import os
 import re
 import shutil
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,10 +358,23 @@ class EncoderSpec:
         return f"fingerprint {self.fingerprint[:12]} vs {other.fingerprint[:12]}"
 
 
+IMAGE_SIZES = {"efficientnet-lite0": (32, 1024), "raw": (4, 64)}
+"""The image sides ``--image-size`` accepts (pixels): raw colour pixels of 64 x 64 are already
+12,288 values per image, whose statistics (no layer on features that wide) take 1.2 GB."""
+
+
 def encoder_options(name: str, image_size: int | None = None) -> dict[str, Any]:
     """The feature-changing options for encoder ``name`` from the command line's flags."""
     if image_size is None:
         return {"size": 32, "color": True} if name == "raw" else {}
+    if name in IMAGE_SIZES:
+        low, high = IMAGE_SIZES[name]
+        if isinstance(image_size, bool) or not isinstance(image_size, int):
+            raise InputError(f"--image-size must be a whole number of pixels, not {image_size!r}")
+        if not low <= image_size <= high:
+            raise InputError(
+                f"--image-size for {name} must be in [{low}, {high}] pixels, not {image_size}"
+            )
     if name == "efficientnet-lite0":
         return {"image_size": int(image_size)}
     if name == "raw":
@@ -1621,7 +1635,12 @@ class TeachableModel:
     def forget_classes(self, names: Sequence[str]) -> Report:
         """Remove whole classes exactly, from their deletion records (no data needed)."""
         start = time.perf_counter()
-        names = list(dict.fromkeys(str(n) for n in names))
+        # a name as taught, or in Unicode's composed form (NFC), as labels are taught today
+        names = list(
+            dict.fromkeys(
+                n if n in self.labels else unicodedata.normalize("NFC", n) for n in map(str, names)
+            )
+        )
         if not names:
             raise InputError("name the classes to forget")
         counts = self.class_counts()

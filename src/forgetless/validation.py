@@ -81,6 +81,13 @@ def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassif
         )
     if y.dtype.kind in "fc":
         check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y")
+    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        example = y[np.flatnonzero(y != np.round(y))[0]]
+        raise ValueError(
+            f"Unknown label type: continuous (y holds numbers that are not whole, e.g. "
+            f"{float(example)}): class labels are whole numbers or strings; a continuous target "
+            "is a regression, not classes"
+        )
     if y.dtype.kind not in "U":
         check_classification_targets(y)
     elif type_of_target(y) not in ("binary", "multiclass"):

@@ -337,12 +337,13 @@ def test_features_far_from_unit_scale_are_refused_by_the_units_method(digits):
     from forgetless import ContinualClassifier
 
     X, y = digits
-    with pytest.raises(ValueError, match="moderate scale.*standardise"):
-        ContinualClassifier(
-            projection="guided",
-            n_components=16,
-            projection_params={"method": "units", "weights": "covariance"},
-        ).fit(X[:200] * 1e-100, y[:200])
+    for scale in (1e-100, 1e100):
+        with pytest.raises(ValueError, match="moderate scale.*standardise"):
+            ContinualClassifier(
+                projection="guided",
+                n_components=16,
+                projection_params={"method": "units", "weights": "covariance"},
+            ).fit(X[:200] * scale, y[:200])
 
 
 def test_a_projection_params_dict_changed_in_place_is_a_changed_setting(digits):
