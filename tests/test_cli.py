@@ -339,3 +339,22 @@ def test_a_class_with_test_rows_but_no_training_rows_is_refused(tmp_path, capsys
                     f'[dataset_options]\npath = "{tmp_path / "d.npz"}"\n')  # fmt: skip
     assert main(["run", "--config", str(path), "--output", str(tmp_path / "r")]) == 2
     assert "class 3 has test rows but no training rows" in one_error_line(capsys)
+
+
+def test_repeated_list_flags_keep_every_value(tmp_path, monkeypatch):
+    """`--seeds 0 --seeds 1` ran seed 1 only (the last flag won); the demo keeps 0 1 2 unless
+    told otherwise."""
+
+    def reached(config):
+        raise Reached(config)
+
+    monkeypatch.setattr(forgetless.experiment, "run", reached)
+    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--output", str(tmp_path / "r")]
+    with pytest.raises(Reached) as got:
+        main([*argv, "--seeds", "0", "--seeds", "1", "--methods", "ncm", "--methods", "lda"])
+    assert got.value.args[0].seeds == [0, 1]
+    assert got.value.args[0].methods == ["ncm", "lda"]
+    for extra, seeds in (([], [0, 1, 2]), (["--seeds", "4", "--seeds", "5"], [4, 5])):
+        with pytest.raises(Reached) as got:
+            main(["demo", "--output", str(tmp_path / "d"), *extra])
+        assert got.value.args[0].seeds == seeds

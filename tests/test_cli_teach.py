@@ -23,6 +23,7 @@ import pytest
 
 from conftest import TEXT_HINT, VISION_HINT, require, require_loader
 from forgetless.cli import main
+from forgetless.teach_inputs import InputError
 from forgetless.teachable import TeachableModel
 
 WIDTH = "256"
@@ -763,7 +764,12 @@ def test_an_image_size_out_of_range_is_refused_before_any_work(capsys, tmp_path,
     model = tmp_path / "m.model"
     code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--image-size", size)
     assert code == 2
-    assert f"--image-size for raw must be in [4, 64] pixels, not {size}" in one_error_line(
-        err, "learn"
+    assert f"--image-size (size) for raw must be in [4, 64] pixels, not {size}" in (
+        one_error_line(err, "learn")
     )
     assert not model.exists()
+    with pytest.raises(InputError, match=r"\(image_size\) for efficientnet-lite0 must be in"):
+        TeachableModel.create(
+            tmp_path / "api", "efficientnet-lite0", encoder_options={"image_size": int(size)}
+        )
+    assert not (tmp_path / "api").exists()

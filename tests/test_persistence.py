@@ -320,6 +320,7 @@ def test_a_path_that_is_not_a_file_is_refused_before_writing_and_kept(tmp_path, 
         (pipe, ValueError, "is not a regular file"),
         (b"model.fl", TypeError, "must be text"),
         (tmp_path / "missing" / "m.fl", FileNotFoundError, "missing does not exist; create it"),
+        (f"{tmp_path}/new/", IsADirectoryError, "names a folder; name a file"),
     ]
     for path, error, message in cases:
         with pytest.raises(error, match=message):

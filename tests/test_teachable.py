@@ -1152,3 +1152,28 @@ def test_a_wide_model_made_before_the_rule_keeps_its_layer_until_emptied(
     fresh = make_wide(tmp_path / "fresh")
     fresh.learn(X2, y2)
     assert learner_bytes(TeachableModel.open(tmp_path / "m")) == learner_bytes(fresh)
+
+
+def test_a_class_taught_in_decomposed_unicode_keeps_its_name(tmp_path, digits, monkeypatch):
+    """Labels are read in Unicode's composed form (NFC). A model taught a decomposed name
+    before that (a macOS folder's) keeps one class: learning, evaluating and forgetting the
+    name in either form reach it; before, learning more made a second class that printed
+    alike and evaluation counted its samples wrong."""
+    import forgetless.teachable as teachable
+
+    images, labels = digits
+    X, y = images[:90], labels[:90].copy()
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    y[y == "digit1"] = decomposed
+    model = TeachableModel.create(tmp_path / "m", "raw", encoder_options={}, width=32)
+    with monkeypatch.context() as m:  # the reading of labels before NFC
+        m.setattr(teachable, "check_label", lambda label, where: str(label).strip())
+        model.learn(X[:60], y[:60])
+    assert decomposed in model.classes and composed not in model.classes
+    model = TeachableModel.open(tmp_path / "m")
+    fresh = np.where(y[60:] == decomposed, composed, y[60:])
+    model.learn(X[60:], fresh)
+    assert sorted(model.classes) == sorted(set(y))  # still one class, taught spelling
+    assert model.evaluate(X[60:], fresh)["accuracy"] == model.evaluate(X[60:], y[60:])["accuracy"]
+    model.forget_classes([composed])
+    assert decomposed not in model.classes and len(model.classes) == len(set(y)) - 1

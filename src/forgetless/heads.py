@@ -111,7 +111,7 @@ class RidgeHead(Head):
     at the cost of a C x C eigendecomposition, :func:`penalised_discriminant`), or ``"auto"``:
     the discriminant once the classes hold :data:`DISCRIMINANT_MIN_PER_CLASS` samples on
     average (fewer, and its within-class covariance is too noisy: measured on held-out
-    training rows, ``benchmarks/small_data.py --decisions``), the regression below that.
+    training rows, ``benchmarks/small_data.py --layers``), the regression below that.
     Both are functions of the sums. ``decision_`` says which is in use.
     """
 
@@ -206,7 +206,7 @@ Chosen on validation rows of the training subsets for today's default learner (t
 ridge on the encoders' readouts, the orthogonal layer on raw pixels; ``benchmarks/small_data.py
 --layers``, six datasets, 3 seeds, 1,500 held-out rows): at 10 per class the discriminant scored
 better on four of six (+0.3 to +3.3 points; latin-glyphs and WordNet, where LDA led the
-regression by 3 points, came within a point of it) and worse on openclipart (-1.9) and
+regression by 3.3 and 3.6 points, came within a point of it) and worse on openclipart (-1.9) and
 Fashion-MNIST's raw pixels (-0.2), +0.76 points on average; at 5 per class -0.04 on average and
 down to -4.1 (openclipart). So classes of about 10 samples on average are scored by the
 discriminant, of about 5 by the regression. (The earlier threshold, 15, was chosen the same way

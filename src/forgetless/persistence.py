@@ -177,7 +177,7 @@ def write_model_file(
             "store large values as arrays"
         )
     meta = _Member(_METADATA, b"", None, blob, zlib.crc32(blob), "")
-    _atomic_write(writable_target(path), [meta, *members])
+    _atomic_write(path, [meta, *members])
 
 
 class _Member(NamedTuple):
@@ -273,22 +273,24 @@ def writable_target(path: Any) -> str:
         raise TypeError(f"the path must be text, not {type(path).__name__}")
     if not path.strip():
         raise ValueError("the path is empty; name a file to write")
+    if path.endswith(("/", os.sep)):
+        raise IsADirectoryError(f"{path} names a folder; name a file (e.g. {path}model.fl)")
+    if len(os.fsencode(os.path.basename(path))) > 255:
+        raise ValueError(
+            f"the file name is longer than 255 bytes: {os.path.basename(path)[:40]}..."
+        )
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         mode = None
     except OSError as err:
-        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+        raise OSError(err.errno, f"cannot write {path[:200]}: {err.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{path} is a folder; name a file (e.g. {path}/model.fl)")
     if mode is not None and not stat.S_ISREG(mode):
         raise ValueError(
             f"{path} is not a regular file (a device, pipe or socket); writing would replace "
             "it, so name another path"
-        )
-    if len(os.fsencode(os.path.basename(path))) > 255:
-        raise ValueError(
-            f"the file name is longer than 255 bytes: {os.path.basename(path)[:40]}..."
         )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -420,14 +422,14 @@ def read_model_file(
     """
     path = os.fspath(path)
     # O_NONBLOCK: a named pipe opens at once (then refused below) instead of waiting for a writer
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(f"{path} is a folder, not a model file")
-        raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
-    with os.fdopen(fd, "rb") as handle:
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    try:
+        handle = open(path, "rb", opener=lambda p, flags: os.open(p, flags | nonblocking))
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path} is a folder, not a model file") from None
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
         try:
             return _read(_File(handle, path), kind, version, also, max_metadata_bytes)
         except ModelFileError:

@@ -363,18 +363,28 @@ IMAGE_SIZES = {"efficientnet-lite0": (32, 1024), "raw": (4, 64)}
 12,288 values per image, whose statistics (no layer on features that wide) take 1.2 GB."""
 
 
+_SIZE_OPTION = {"efficientnet-lite0": "image_size", "raw": "size"}
+
+
+def check_image_size(name: str, size: Any) -> None:
+    """Refuse an image side outside ``IMAGE_SIZES[name]`` (``--image-size``, or the encoder
+    option it sets), before any image is read."""
+    low, high = IMAGE_SIZES[name]
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise InputError(f"--image-size must be a whole number of pixels, not {size!r}")
+    if not low <= size <= high:
+        raise InputError(
+            f"--image-size ({_SIZE_OPTION[name]}) for {name} must be in [{low}, {high}] "
+            f"pixels, not {size}"
+        )
+
+
 def encoder_options(name: str, image_size: int | None = None) -> dict[str, Any]:
     """The feature-changing options for encoder ``name`` from the command line's flags."""
     if image_size is None:
         return {"size": 32, "color": True} if name == "raw" else {}
     if name in IMAGE_SIZES:
-        low, high = IMAGE_SIZES[name]
-        if isinstance(image_size, bool) or not isinstance(image_size, int):
-            raise InputError(f"--image-size must be a whole number of pixels, not {image_size!r}")
-        if not low <= image_size <= high:
-            raise InputError(
-                f"--image-size for {name} must be in [{low}, {high}] pixels, not {image_size}"
-            )
+        check_image_size(name, image_size)
     if name == "efficientnet-lite0":
         return {"image_size": int(image_size)}
     if name == "raw":
@@ -609,6 +619,8 @@ class TeachableModel:
             raise InputError(f"--width must be an integer in [16, 8192], not {width!r}")
         options = dict(encoder_options or {})
         if isinstance(encoder, str):
+            if _SIZE_OPTION.get(encoder) in options:
+                check_image_size(encoder, options[_SIZE_OPTION[encoder]])
             name, instance = encoder, build_encoder(encoder, options)
         else:
             name, instance = str(encoder.name), encoder
@@ -971,7 +983,7 @@ class TeachableModel:
                 raise InputError(
                     f"these are {inputs.modality}s; the model reads {self.spec.modality}s"
                 )
-            return inputs
+            return self._taught_labels(inputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and self.spec.modality == "image":
             if inputs.dtype.kind == "f":
                 raise ProvenanceError(
@@ -990,7 +1002,7 @@ class TeachableModel:
             label = None if labels is None else check_label(labels[i], f"label of input {i}")
             item, source, fingerprint = _sample_of(self, raw, i)
             batch.add(item, source, label, fingerprint)
-        return batch
+        return self._taught_labels(batch)
 
     def _encode(self, batch: Batch) -> Encoded:
         encoder = self.encoder()
@@ -1043,8 +1055,24 @@ class TeachableModel:
                 if len(batch.labels) != len(encoded):
                     raise InputError(f"{len(encoded)} inputs but {len(batch.labels)} labels")
                 encoded = Encoded(encoded.features, encoded.spec, batch)
-            return encoded
+            return Encoded(encoded.features, encoded.spec, self._taught_labels(encoded.batch))
         return self._encode(self._batch(inputs, labels))
+
+    def _taught_labels(self, batch: Batch) -> Batch:
+        """``batch`` with each label spelled as this model spells its class (``_as_taught``)."""
+        mapped = [self._as_taught(x) for x in batch.labels]
+        if mapped == list(batch.labels):
+            return batch
+        batch = copy.copy(batch)
+        batch.labels = mapped
+        return batch
+
+    def _as_taught(self, label: str | None) -> str | None:
+        """A label as this model spells the class: labels are read in Unicode's composed form
+        (NFC), and a class taught before that keeps the spelling it was taught with."""
+        if label is None or label in self.labels:
+            return label
+        return next((n for n in self.labels if unicodedata.normalize("NFC", n) == label), label)
 
     # -------------------------------------------------------------- learning
     def _new_learner(self, settings: dict[str, Any]) -> ContinualClassifier:
@@ -1635,11 +1663,8 @@ class TeachableModel:
     def forget_classes(self, names: Sequence[str]) -> Report:
         """Remove whole classes exactly, from their deletion records (no data needed)."""
         start = time.perf_counter()
-        # a name as taught, or in Unicode's composed form (NFC), as labels are taught today
         names = list(
-            dict.fromkeys(
-                n if n in self.labels else unicodedata.normalize("NFC", n) for n in map(str, names)
-            )
+            dict.fromkeys(self._as_taught(unicodedata.normalize("NFC", n)) for n in map(str, names))
         )
         if not names:
             raise InputError("name the classes to forget")
@@ -1776,8 +1801,10 @@ class TeachableModel:
         targets: list[int] = []  # sample rows to forget
         rows_of: list[int] = []  # the batch row whose features each target needs
         seen: set[int] = set()
+        if label is not None:
+            label = self._as_taught(check_label(label, "label"))
         for row, (fp, source) in enumerate(zip(batch.fingerprints, batch.sources, strict=True)):
-            wanted = label if label is not None else batch.labels[row]
+            wanted = label if label is not None else self._as_taught(batch.labels[row])
             hits = [
                 i
                 for i in by_fp.get(fp, [])
