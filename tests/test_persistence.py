@@ -334,14 +334,16 @@ def test_a_path_that_is_not_a_file_is_refused_before_writing_and_kept(tmp_path, 
 
 def test_forged_metadata_that_contradicts_itself_is_refused(tmp_path, data):
     """A seed other than the saved random_state (or True), a feature named twice: refused."""
-    import pandas as pd
-
     X, y = data
-    frame = pd.DataFrame(X[:, :8], columns=[f"f{i}" for i in range(8)])
     path, forged = tmp_path / "m.fl", tmp_path / "forged.fl"
-    ContinualClassifier(n_components=32, random_state=3).fit(frame, y).save(path)
+    ContinualClassifier(n_components=32, random_state=3).fit(X[:, :8], y).save(path)
     metadata, arrays = persistence.read_model_file(path, kind="forgetless-model", version=3)
-    names = metadata["feature_names_in"]
+    names = [f"f{i}" for i in range(8)]
+    assert ContinualClassifier.load(path).seed_ == 3
+    persistence.write_model_file(  # the names a DataFrame gives: accepted
+        forged, {**metadata, "feature_names_in": names}, arrays, kind="forgetless-model", version=3
+    )
+    assert list(ContinualClassifier.load(forged).feature_names_in_) == names
     for change, problem in (
         ({"seed": 4}, "seed 4 is not the parameters' random_state 3"),
         ({"seed": True}, "seed must be an integer"),
@@ -352,4 +354,3 @@ def test_forged_metadata_that_contradicts_itself_is_refused(tmp_path, data):
         )
         with pytest.raises(ModelFileError, match=problem):
             ContinualClassifier.load(forged)
-    assert ContinualClassifier.load(path).seed_ == 3
