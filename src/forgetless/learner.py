@@ -1025,12 +1025,7 @@ def _check_not_underflowing(batch: SufficientStatistics, compute_dtype: str) -> 
     diagonal = batch.diagonal()
     largest = math.sqrt(float(diagonal.max(initial=0.0)) / max(batch.n_samples, 1))
     floor = SMALLEST_SCALE[compute_dtype]
-    try:
-        _check_cauchy_schwarz(diagonal, batch.class_sums, batch.counts)
-        small = 0.0 < largest < floor
-    except ModelFileError:
-        small = True
-    if small:
+    if 0.0 < largest < floor or _class_sums_exceed_gram(diagonal, batch.class_sums, batch.counts):
         raise ValueError(
             f"X's features are too small for compute_dtype={compute_dtype!r}: after the layer "
             f"their largest root mean square is {largest:.3g}, below {floor:.0e}, where their "
@@ -1211,11 +1206,21 @@ def _check_cauchy_schwarz(
                 "G is not the Gram matrix of any data (an entry exceeds the root of its "
                 "diagonal entries' product)"
             )
-    bound = root[:, None] * np.sqrt(counts.astype(np.float64))[None, :]
-    if np.any(np.abs(class_sums) > bound * (1 + ROUNDING) + np.sqrt(slack)):
+    if _class_sums_exceed_gram(diagonal, class_sums, counts):
         raise ModelFileError(
             "the class sums are larger than G allows (|Q_jc| <= sqrt(n_c G_jj) for real data)"
         )
+
+
+def _class_sums_exceed_gram(
+    diagonal: np.ndarray, class_sums: np.ndarray, counts: np.ndarray
+) -> bool:
+    """Whether some class sum breaks ``Q_jc^2 <= n_c G_jj`` beyond rounding: no rows make such
+    sums (a forged file, or products that underflowed while the sums did not)."""
+    root = np.sqrt(np.maximum(diagonal, 0.0))
+    slack = ROUNDING * max(float(root.max(initial=0.0)) ** 2, 1e-300)
+    bound = root[:, None] * np.sqrt(counts.astype(np.float64))[None, :]
+    return bool(np.any(np.abs(class_sums) > bound * (1 + ROUNDING) + np.sqrt(slack)))
 
 
 def _checked_labels(classes: Any, n_classes: int) -> np.ndarray:
