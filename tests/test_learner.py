@@ -157,6 +157,7 @@ def test_many_way_merge_into_empty_learner(digits):
         (dict(random_state=1), "random_state"),
         (dict(n_components=100), "n_components"),
         (dict(projection="gaussian"), "projection"),
+        (dict(compute_dtype="float32"), "different compute_dtype .float64 and float32"),
     ],
 )
 def test_merge_refuses_other_configs(digits, change, message):
@@ -697,3 +698,25 @@ def test_features_too_small_for_the_sums_are_refused_and_nothing_changes(
         ContinualClassifier(compute_dtype=compute_dtype).fit(X * scale, y)
     small = ContinualClassifier(compute_dtype=compute_dtype, projection="none", random_state=0)
     assert (small.fit(X * fine, y).predict(X * fine) == clf.predict(X)).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    "compute_dtype, scale", [("float64", 1e-200), ("float32", 1e-50), ("float32", 1e-30)]
+)
+def test_features_whose_products_round_to_zero_are_refused(compute_dtype, scale):
+    """So small that G is exactly 0 (or the input itself is 0 in float32): every check on the
+    sums passed and the model predicted at chance, silently."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), np.repeat([0, 1, 2], 20)
+    for projection in ("gaussian", "none"):
+        with pytest.raises(ValueError, match="features are too small for compute_dtype"):
+            ContinualClassifier(compute_dtype=compute_dtype, projection=projection).fit(
+                X * scale, y
+            )
+    clf = ContinualClassifier(compute_dtype=compute_dtype, random_state=0).fit(X, y)
+    counts = clf.statistics_.counts.copy()
+    with pytest.raises(ValueError, match="the largest in magnitude"):
+        clf.partial_fit(X * scale, y)
+    assert (clf.statistics_.counts == counts).all()
+    zeros = ContinualClassifier(compute_dtype=compute_dtype, projection="none").fit(0 * X, y)
+    assert zeros.statistics_.n_samples == 60  # exact zeros are data, not underflow

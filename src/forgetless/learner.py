@@ -460,7 +460,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             )
         if not batch.all_finite() or not stats.can_absorb(batch, positions):
             raise _overflow()
-        _check_not_underflowing(batch, params["compute_dtype"])
+        _check_not_underflowing(batch, params["compute_dtype"], X)
 
         # Everything is checked and computed: commit (nothing below can fail).
         if not fitted:
@@ -583,6 +583,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         )
         if differ:
             raise ValueError(f"cannot merge learners with different settings: {', '.join(differ)}")
+        if params["compute_dtype"] != theirs["compute_dtype"]:
+            raise ValueError(
+                "cannot merge learners with different compute_dtype "
+                f"({params['compute_dtype']} and {theirs['compute_dtype']}): float32 sums carry "
+                "float32's rounding, so the merged model would be exact in neither; learn both "
+                "with one compute_dtype"
+            )
         if not self.__sklearn_is_fitted__():
             self._commit(copy.deepcopy(_fitted_state(other)) | {"_fitted_params": params})
             return self
@@ -1018,13 +1025,26 @@ the lambda search's inverse powers overflow first. Layers that rescale their inp
 kernel layer) make features of any scale fine."""
 
 
-def _check_not_underflowing(batch: SufficientStatistics, compute_dtype: str) -> None:
-    """Refuse a batch whose projected features are too small for the sums (``SMALLEST_SCALE``):
-    their largest root mean square, or class sums that their G cannot hold (Cauchy-Schwarz:
+def _check_not_underflowing(
+    batch: SufficientStatistics, compute_dtype: str, inputs: np.ndarray
+) -> None:
+    """Refuse a batch whose values are too small for the sums (``SMALLEST_SCALE``): inputs
+    whose largest magnitude is below it (non-zero: their products, or the input itself in
+    float32, round to exactly 0, and G = 0 passes every check below), projected features whose
+    largest root mean square is, or class sums that their G cannot hold (Cauchy-Schwarz:
     products that underflowed to zero while the sums did not)."""
+    floor = SMALLEST_SCALE[compute_dtype]
+    magnitude = float(np.abs(inputs).max(initial=0.0))
+    if 0.0 < magnitude < floor:
+        raise ValueError(
+            f"X's features are too small for compute_dtype={compute_dtype!r}: the largest in "
+            f"magnitude is {magnitude:.3g}, below {floor:.0e}, where their products underflow "
+            "and G loses its digits; scale them up (e.g. standardise them)"
+            + (' or use compute_dtype="float64"' if compute_dtype == "float32" else "")
+            + "; nothing was changed"
+        )
     diagonal = batch.diagonal()
     largest = math.sqrt(float(diagonal.max(initial=0.0)) / max(batch.n_samples, 1))
-    floor = SMALLEST_SCALE[compute_dtype]
     if 0.0 < largest < floor or _class_sums_exceed_gram(diagonal, batch.class_sums, batch.counts):
         raise ValueError(
             f"X's features are too small for compute_dtype={compute_dtype!r}: after the layer "

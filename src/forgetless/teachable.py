@@ -2256,13 +2256,15 @@ class TeachableModel:
             made_folder = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        try:
-            with folder_lock(folder):
+        with folder_lock(folder):
+            try:
                 self._write(state)
-        except BaseException:
-            if made_folder and not (folder / POINTER).exists():
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
+            except BaseException:
+                # Still holding the lock: a concurrent creator waits on it and has written
+                # nothing here yet (removed after the lock, its files could go with the folder).
+                if made_folder and not (folder / POINTER).exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
         files = self._files()
         logger.info(
             "%s: saved %s (generation %d: %s in %d files) in %.1f s",

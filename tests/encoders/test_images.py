@@ -154,3 +154,21 @@ def test_the_decoding_is_part_of_every_image_fingerprint() -> None:
     assert raw.decoding(2) is raw
     with pytest.raises(ValueError, match="decode must be 1 or 2"):
         raw.decoding(0)
+
+
+def test_nan_or_infinite_pixels_are_refused(tmp_path) -> None:
+    """They were learned as black (NaN) or white (inf) images, where NaN features are refused
+    everywhere else; a float image file (TIFF mode F) is named."""
+    from PIL import Image
+
+    for value in (np.nan, np.inf, -np.inf):
+        bad = np.full((8, 8), 0.5)
+        bad[3, 3] = value
+        with pytest.raises(ValueError, match="image array has NaN or infinite values"):
+            to_rgb(bad)
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.full((8, 8), np.nan, dtype=np.float32), mode="F").save(path)
+    for decode in (1, 2):
+        with pytest.raises(ValueError, match=r"float.tif has NaN or infinite pixel values"):
+            to_rgb(path, decode=decode)
+    assert np.asarray(to_rgb(np.full((8, 8), 0.5))).max() == 128  # finite floats still read

@@ -82,6 +82,8 @@ def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any
             img = im
     elif isinstance(image, np.ndarray):
         arr = image
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise ValueError("image array has NaN or infinite values")
         if arr.dtype != np.uint8:
             if decode >= 2 and arr.dtype == np.uint16:
                 arr = arr * _SIXTEEN_BIT
@@ -101,6 +103,9 @@ def to_rgb(image: Any, max_side: int | None = None, decode: int = DECODE) -> Any
         img = ImageOps.exif_transpose(img)  # the same image when it has no orientation tag
     if img.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts only its plain form
         img = img.convert("LA" if img.mode == "La" else "RGBA")
+    if img.mode == "F" and not np.isfinite(np.asarray(img)).all():
+        where = f"image {image}" if isinstance(image, (str, os.PathLike)) else "image"
+        raise ValueError(f"{where} has NaN or infinite pixel values")
     if decode < 2 and img.mode in ("I", "I;16", "I;16B", "F"):  # as releases before did
         arr = np.asarray(img, dtype=np.float64)
         top = float(arr.max()) or 1.0
