@@ -1028,31 +1028,36 @@ kernel layer) make features of any scale fine."""
 def _check_not_underflowing(
     batch: SufficientStatistics, compute_dtype: str, inputs: np.ndarray
 ) -> None:
-    """Refuse a batch whose values are too small for the sums (``SMALLEST_SCALE``): inputs
-    whose largest magnitude is below it (non-zero: their products, or the input itself in
-    float32, round to exactly 0, and G = 0 passes every check below), projected features whose
-    largest root mean square is, or class sums that their G cannot hold (Cauchy-Schwarz:
-    products that underflowed to zero while the sums did not)."""
+    """Refuse a batch whose values are too small for the sums (``SMALLEST_SCALE``): projected
+    features whose largest root mean square is below it, features that all rounded to exactly
+    0 from inputs below it (G = 0 passes every other check), or class sums that their G cannot
+    hold (Cauchy-Schwarz: products that underflowed to zero while the sums did not)."""
     floor = SMALLEST_SCALE[compute_dtype]
-    magnitude = float(np.abs(inputs).max(initial=0.0))
-    if 0.0 < magnitude < floor:
-        raise ValueError(
-            f"X's features are too small for compute_dtype={compute_dtype!r}: the largest in "
-            f"magnitude is {magnitude:.3g}, below {floor:.0e}, where their products underflow "
-            "and G loses its digits; scale them up (e.g. standardise them)"
-            + (' or use compute_dtype="float64"' if compute_dtype == "float32" else "")
-            + "; nothing was changed"
-        )
     diagonal = batch.diagonal()
     largest = math.sqrt(float(diagonal.max(initial=0.0)) / max(batch.n_samples, 1))
+    if largest == 0.0:
+        magnitude = float(np.abs(inputs).max(initial=0.0))
+        if 0.0 < magnitude < floor:
+            raise _underflow(
+                compute_dtype,
+                f"the largest in magnitude is {magnitude:.3g}, below {floor:.0e}, and their "
+                "products after the layer rounded to exactly 0",
+            )
     if 0.0 < largest < floor or _class_sums_exceed_gram(diagonal, batch.class_sums, batch.counts):
-        raise ValueError(
-            f"X's features are too small for compute_dtype={compute_dtype!r}: after the layer "
-            f"their largest root mean square is {largest:.3g}, below {floor:.0e}, where their "
-            "products underflow and G loses its digits; scale them up (e.g. standardise them)"
-            + (' or use compute_dtype="float64"' if compute_dtype == "float32" else "")
-            + "; nothing was changed"
+        raise _underflow(
+            compute_dtype,
+            f"after the layer their largest root mean square is {largest:.3g}, below "
+            f"{floor:.0e}, where their products underflow and G loses its digits",
         )
+
+
+def _underflow(compute_dtype: str, why: str) -> ValueError:
+    return ValueError(
+        f"X's features are too small for compute_dtype={compute_dtype!r}: {why}; scale them "
+        "up (e.g. standardise them)"
+        + (' or use compute_dtype="float64"' if compute_dtype == "float32" else "")
+        + "; nothing was changed"
+    )
 
 
 def _overflow() -> ValueError:
