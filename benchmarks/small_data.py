@@ -4,6 +4,7 @@
     python benchmarks/small_data.py --datasets digits/raw --shots 5 --seeds 0   # a quick look
     python benchmarks/small_data.py --tables         # print the tables of the JSON and stop
     python benchmarks/small_data.py --validation --shots 5 20 --seeds 0 1   # lambda-rule study
+    python benchmarks/small_data.py --caps --shots 5 10 20 50   # leverage cap, today's default
     python benchmarks/small_data.py --decisions --shots 5 10 20 50 0   # decision-rule study
     python benchmarks/small_data.py --criteria --shots 5 10 20 50   # lambda rules vs exact LOO
     python benchmarks/small_data.py --layers --shots 5 10 20 50 0   # layer or none, per K
@@ -26,8 +27,14 @@ run; ``projection="auto"`` builds none on features wider than 1000 values), so t
 meaning. ``--validation`` studies a change of the lambda rule without looking at the test rows:
 the default learner is fitted on the K-shot rows and scored on 1,500 other rows of the *training*
 subset (stratified), at the lambda its search chooses when only lambdas whose average leverage
-(df + 1) / n is at most a cap are scored (cap 1: today's rule); df comes from the spectrum of
+(df + 1) / n is at most a cap are scored (cap 1: the rule before any cap; it was run
+when the search had none); df comes from the spectrum of
 the centred G, the scores from the search's own path (``gcv_path_``).
+
+``--caps`` asks the same question of today's default learner (``projection="auto"``, the
+decision ``"auto"`` picks), which already scores no lambda above its cap: the learner is fitted
+again under each candidate cap (the search's private constant set for the fit) and scored on the
+same validation rows.
 
 ``--decisions`` studies the ridge head's decision rule the same way (validation rows of the
 training subset only): ``decision="regression"`` against ``"discriminant"`` at the lambda the
@@ -69,6 +76,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +87,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lambda_selection import DATASETS, load  # noqa: E402
 
-from forgetless import ContinualClassifier, __version__  # noqa: E402
+from forgetless import ContinualClassifier, __version__, _lambda_search  # noqa: E402
 from forgetless.linalg import IllConditionedWarning  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "small_data.json"
@@ -94,6 +103,7 @@ LEARNERS: dict[str, dict[str, Any]] = {
 }
 REFERENCES = ("ncm", "lda", "logistic")
 LEVERAGE_CAPS = (1.0, 0.75, 0.5)
+REFIT_CAPS = (0.75, 0.6, 0.5, 0.4)  # --caps: the first is the cap the others are compared with
 
 
 def few_shot(y: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -220,6 +230,35 @@ def leverage_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, 
                     clf.set_params(alpha=float(alpha))
                     accuracy[alpha] = float((clf.predict(X[held]) == y[held]).mean())
                 out["caps"][str(cap)] = {"alpha": alpha, "accuracy": accuracy[alpha]}
+        entry[key] = out
+        print(name, key, json.dumps(out["caps"]), flush=True)
+        save()
+
+
+@contextmanager
+def leverage_cap(cap: float) -> Iterator[None]:
+    """The lambda search scores only lambdas whose average leverage is at most ``cap``, inside."""
+    before = _lambda_search._MAX_LEVERAGE
+    _lambda_search._MAX_LEVERAGE = cap
+    try:
+        yield
+    finally:
+        _lambda_search._MAX_LEVERAGE = before
+
+
+def refitted_caps(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any], save) -> None:
+    """Validation accuracy of today's default learner fitted under each of :data:`REFIT_CAPS`."""
+    entry = doc.setdefault("caps", {}).setdefault(name, {})
+    for key, _, seed, X, y, rows, held in validation_cases(name, shots, seeds, entry):
+        if held.size == 0:
+            continue
+        out: dict[str, Any] = {"n": int(rows.size), "caps": {}}
+        for cap in REFIT_CAPS:
+            with leverage_cap(cap), warnings.catch_warnings():
+                warnings.simplefilter("ignore", IllConditionedWarning)
+                clf = ContinualClassifier(random_state=seed).fit(X[rows], y[rows])
+                accuracy = float((clf.predict(X[held]) == y[held]).mean())
+            out["caps"][str(cap)] = {"alpha": float(clf.alpha_), "accuracy": accuracy}
         entry[key] = out
         print(name, key, json.dumps(out["caps"]), flush=True)
         save()
@@ -429,20 +468,35 @@ def decisions_summary(doc: dict[str, Any]) -> dict[str, Any]:
     return per_shots(doc, "decisions", cell)
 
 
-def validation_summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """Per dataset: the mean and worst change (points) of each cap against today's rule."""
+def validation_summary(
+    doc: dict[str, Any], study: str = "validation", base_cap: str = "1.0"
+) -> dict[str, Any]:
+    """Per dataset: the mean and worst change (points) of each cap against ``base_cap``."""
     out: dict[str, Any] = {}
-    for name, entry in doc.get("validation", {}).items():
+    for name, entry in doc.get(study, {}).items():
         gains: dict[str, list[float]] = {}
         for r in entry.values():
-            base = r["caps"]["1.0"]["accuracy"]
+            base = r["caps"][base_cap]["accuracy"]
             for cap, v in r["caps"].items():
                 gains.setdefault(cap, []).append(100 * (v["accuracy"] - base))
-        out[name] = {
-            cap: {"mean_points": round(float(np.mean(g)), 2), "worst_points": round(min(g), 2)}
+        out[name] = gains
+    pooled: dict[str, list[float]] = {}
+    for gains in out.values():
+        for cap, g in gains.items():
+            pooled.setdefault(cap, []).extend(g)
+    if pooled:
+        out["all"] = pooled
+    return {
+        name: {
+            cap: {
+                "mean_points": round(float(np.mean(g)), 2),
+                "worst_points": round(min(g), 2),
+                "cases": len(g),
+            }
             for cap, g in gains.items()
         }
-    return out
+        for name, gains in out.items()
+    }
 
 
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
@@ -494,6 +548,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--validation", action="store_true", help="the leverage-cap study")
+    parser.add_argument("--caps", action="store_true", help="the leverage-cap study, refitted")
     parser.add_argument("--decisions", action="store_true", help="the decision-rule study")
     parser.add_argument("--criteria", action="store_true", help="the lambda-rule study")
     parser.add_argument("--layers", action="store_true", help="the layer-or-none study")
@@ -516,6 +571,7 @@ def main() -> None:
     def save() -> None:
         doc["summary"] = summary(doc)
         doc["validation_summary"] = validation_summary(doc)
+        doc["caps_summary"] = validation_summary(doc, "caps", str(REFIT_CAPS[0]))
         doc["decisions_summary"] = decisions_summary(doc)
         doc["criteria_summary"] = criteria_summary(doc)
         doc["layers_summary"] = layers_summary(doc)
@@ -531,6 +587,8 @@ def main() -> None:
             criteria(name, args.shots, args.seeds, doc, save)
         elif args.decisions:
             decisions(name, args.shots, args.seeds, doc, save)
+        elif args.caps:
+            refitted_caps(name, args.shots, args.seeds, doc, save)
         elif args.validation:
             leverage_caps(name, args.shots, args.seeds, doc, save)
         else:
