@@ -49,7 +49,8 @@ scores of the centred ridge from one n x n eigendecomposition; the discriminant 
 leave-one-out regression scores through the full fit's C x C transform) and the one-standard-
 error rule (the largest lambda at or above the choice whose estimated error is within one
 standard error, sqrt(p (1 - p) / n), of the chosen one); ``exact_loo_admissible`` is exact
-leave-one-out among the lambdas the sums' criterion scores (average leverage at most 3/4).
+leave-one-out among the lambdas the sums' criterion scores (average leverage at most the
+search's cap, 3/4 when this study ran).
 Every lambda of the search's lattice is scored on the validation rows, so the best one (an
 oracle) is reported too.
 
@@ -394,7 +395,7 @@ def criteria(name: str, shots: list[int], seeds: list[int], doc: dict[str, Any],
         lowest = min(loo.values())
         exact_choice = max(a for a in alphas if loo[a] <= lowest)
         # The same, among the lambdas the sums' criterion scores (finite: average leverage
-        # at most 3/4, enough residual degrees of freedom).
+        # at most the search's cap, enough residual degrees of freedom).
         admissible = [a for a, score in path if math.isfinite(score)] or alphas
         lowest_admissible = min(loo[a] for a in admissible)
         capped_choice = max(a for a in admissible if loo[a] <= lowest_admissible)

@@ -184,3 +184,14 @@ def test_bad_dask_input_leaves_learner_unchanged(digits):
             scheduler="sync",
         )
     assert not fresh.__sklearn_is_fitted__()
+    for scale, dtype in ((1e-200, "float64"), (1e-100, "float64"), (1e-30, "float32")):
+        # refused as partial_fit refuses them (they were learned as G = 0, silently)
+        small = ContinualClassifier(n_components=100, alpha=1.0, compute_dtype=dtype)
+        with pytest.raises(ValueError, match="features are too small"):
+            partial_fit_dask(
+                small,
+                da.from_array(X * scale, chunks=(500, 64)),
+                da.from_array(y, chunks=500),
+                scheduler="sync",
+            )
+        assert not small.__sklearn_is_fitted__()

@@ -157,7 +157,6 @@ def test_many_way_merge_into_empty_learner(digits):
         (dict(random_state=1), "random_state"),
         (dict(n_components=100), "n_components"),
         (dict(projection="gaussian"), "projection"),
-        (dict(compute_dtype="float32"), "different compute_dtype .float64 and float32"),
     ],
 )
 def test_merge_refuses_other_configs(digits, change, message):
@@ -715,7 +714,7 @@ def test_features_whose_products_round_to_zero_are_refused(compute_dtype, scale)
             )
     clf = ContinualClassifier(compute_dtype=compute_dtype, random_state=0).fit(X, y)
     counts = clf.statistics_.counts.copy()
-    with pytest.raises(ValueError, match="rounded to exactly 0"):
+    with pytest.raises(ValueError, match="squares underflow"):
         clf.partial_fit(X * scale, y)
     assert (clf.statistics_.counts == counts).all()
     zeros = ContinualClassifier(compute_dtype=compute_dtype, projection="none").fit(0 * X, y)

@@ -354,3 +354,40 @@ def test_forged_metadata_that_contradicts_itself_is_refused(tmp_path, data):
         )
         with pytest.raises(ModelFileError, match=problem):
             ContinualClassifier.load(forged)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="advisory locks are POSIX")
+def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(tmp_path):
+    """A failed first save removes its folder, lock file included, while holding the lock; a
+    writer waiting on that lock then held a lock on a deleted file, and a third writer could
+    lock the new file beside it: two writers at once."""
+    import fcntl
+    import threading
+    import time
+
+    lock = tmp_path / persistence.LOCK_FILE
+    inside = threading.Event()
+    exclusive: list[bool] = []
+
+    def second_writer() -> None:
+        with persistence.folder_lock(tmp_path):
+            with open(lock, "a") as third:  # another writer trying the path as it is now
+                try:
+                    fcntl.flock(third, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    exclusive.append(False)
+                except BlockingIOError:
+                    exclusive.append(True)
+        inside.set()
+
+    with persistence.folder_lock(tmp_path):
+        waiting = threading.Thread(target=second_writer)
+        waiting.start()
+        time.sleep(0.3)  # the second writer now waits on this lock
+        os.remove(lock)
+    waiting.join(timeout=10)
+    assert inside.is_set() and exclusive == [True]
+    (tmp_path / "gone").mkdir()
+    os.rmdir(tmp_path / "gone")
+    with pytest.raises(ModelFileError, match="gone does not exist"):
+        with persistence.folder_lock(tmp_path / "gone"):
+            pass

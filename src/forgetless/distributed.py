@@ -38,7 +38,7 @@ import numpy as np
 
 from forgetless.engine import make_engine
 from forgetless.layers import layer_from_config
-from forgetless.learner import ContinualClassifier
+from forgetless.learner import ContinualClassifier, check_input_scale
 from forgetless.statistics import SufficientStatistics
 from forgetless.validation import check_features, check_label_family
 
@@ -63,6 +63,7 @@ def partition_statistics(
     """
     layer = _layer(layer) if isinstance(layer, str) else layer
     X = check_features(X, layer.n_features)
+    check_input_scale(X, dtype)
     labels = np.asarray(labels).ravel()
     index = np.searchsorted(classes, labels)
     if labels.size and (index.max() >= classes.size or np.any(classes[index] != labels)):

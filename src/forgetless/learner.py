@@ -408,6 +408,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if fitted:
             self._sync_params(params)
         X, names = self._features_in(X, reset=not fitted)
+        check_input_scale(X, params["compute_dtype"])
         labels = check_labels(y, X.shape[0], type(self).__name__)
         if classes is not None:
             classes = check_classes(classes)
@@ -460,7 +461,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             )
         if not batch.all_finite() or not stats.can_absorb(batch, positions):
             raise _overflow()
-        _check_not_underflowing(batch, params["compute_dtype"], X)
+        _check_not_underflowing(batch, params["compute_dtype"])
 
         # Everything is checked and computed: commit (nothing below can fail).
         if not fitted:
@@ -583,13 +584,6 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         )
         if differ:
             raise ValueError(f"cannot merge learners with different settings: {', '.join(differ)}")
-        if params["compute_dtype"] != theirs["compute_dtype"]:
-            raise ValueError(
-                "cannot merge learners with different compute_dtype "
-                f"({params['compute_dtype']} and {theirs['compute_dtype']}): float32 sums carry "
-                "float32's rounding, so the merged model would be exact in neither; learn both "
-                "with one compute_dtype"
-            )
         if not self.__sklearn_is_fitted__():
             self._commit(copy.deepcopy(_fitted_state(other)) | {"_fitted_params": params})
             return self
@@ -787,6 +781,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             )
         if not statistics.all_finite():
             raise _overflow()
+        _check_not_underflowing(statistics, params["compute_dtype"])
         keep = statistics.counts > 0
         stats = statistics.copy()
         stats.remove_classes(np.flatnonzero(~keep))
@@ -1022,27 +1017,32 @@ must be at least this (or 0). Below it their products approach the compute type'
 normal number (about 1e-308 and 1e-38): G loses the sums' digits while the class sums keep
 theirs (a model that predicts nothing useful and whose file no check accepts), and in float64
 the lambda search's inverse powers overflow first. Layers that rescale their input (the guided
-kernel layer) make features of any scale fine."""
+kernel layer) make features of any scale fine, down to :func:`check_input_scale`'s floor."""
 
 
-def _check_not_underflowing(
-    batch: SufficientStatistics, compute_dtype: str, inputs: np.ndarray
-) -> None:
-    """Refuse a batch whose values are too small for the sums (``SMALLEST_SCALE``): projected
-    features whose largest root mean square is below it, features that all rounded to exactly
-    0 from inputs below it (G = 0 passes every other check), or class sums that their G cannot
-    hold (Cauchy-Schwarz: products that underflowed to zero while the sums did not)."""
+def check_input_scale(X: np.ndarray, compute_dtype: str) -> None:
+    """Refuse inputs so small that their squares underflow in ``compute_dtype`` (non-zero, with
+    the largest below the square root of its smallest normal number: about 1e-154 in float64,
+    1e-19 in float32). No layer keeps them: their products round to 0 (G = 0 passes the checks
+    on the sums, and the model predicts at chance), and layers that rescale their input divide
+    by norms that are 0."""
+    floor = math.sqrt(float(np.finfo(compute_dtype).tiny))
+    magnitude = float(np.abs(X).max(initial=0.0))
+    if 0.0 < magnitude < floor:
+        raise _underflow(
+            compute_dtype,
+            f"the largest in magnitude is {magnitude:.3g}, below {floor:.1e}, where their "
+            "squares underflow",
+        )
+
+
+def _check_not_underflowing(batch: SufficientStatistics, compute_dtype: str) -> None:
+    """Refuse a batch whose projected features are too small for the sums (``SMALLEST_SCALE``):
+    their largest root mean square, or class sums that their G cannot hold (Cauchy-Schwarz:
+    products that underflowed to zero while the sums did not)."""
     floor = SMALLEST_SCALE[compute_dtype]
     diagonal = batch.diagonal()
     largest = math.sqrt(float(diagonal.max(initial=0.0)) / max(batch.n_samples, 1))
-    if largest == 0.0:
-        magnitude = float(np.abs(inputs).max(initial=0.0))
-        if 0.0 < magnitude < floor:
-            raise _underflow(
-                compute_dtype,
-                f"the largest in magnitude is {magnitude:.3g}, below {floor:.0e}, and their "
-                "products after the layer rounded to exactly 0",
-            )
     if 0.0 < largest < floor or _class_sums_exceed_gram(diagonal, batch.class_sums, batch.counts):
         raise _underflow(
             compute_dtype,

@@ -874,7 +874,9 @@ def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], what: str = "the model") -> Iterator[None]:
     """One writer at a time in ``folder`` (a POSIX advisory lock on its ``.lock`` file; a
-    killed writer releases it). ``what`` names the folder's contents in messages."""
+    killed writer releases it). ``what`` names the folder's contents in messages. A lock
+    taken on a file that was removed or replaced meanwhile (a failed first save removes its
+    folder) is taken again on the file the path names now."""
     try:
         import fcntl
     except ImportError:  # Windows: concurrent writers are the user's risk
@@ -882,25 +884,51 @@ def folder_lock(folder: str | os.PathLike[str], what: str = "the model") -> Iter
         return
     path = os.path.join(os.fspath(folder), LOCK_FILE)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
-    try:  # never through a link: a planted .lock would create or lock a file elsewhere
-        fd = os.open(path, flags, 0o644)
-    except OSError as err:
-        raise ModelFileError(
-            f"{path} cannot be opened as the lock file of {what} ({err.strerror}); "
-            "it must be a plain file inside the folder"
-        ) from None
-    with os.fdopen(fd, "a") as handle:
+    waited = False
+    while True:
+        try:  # never through a link: a planted .lock would create or lock a file elsewhere
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            raise ModelFileError(
+                f"{os.fspath(folder)} does not exist (any more: another process may have "
+                "removed it); nothing was written"
+            ) from None
+        except OSError as err:
+            raise ModelFileError(
+                f"{path} cannot be opened as the lock file of {what} ({err.strerror}); "
+                "it must be a plain file inside the folder"
+            ) from None
+        handle = os.fdopen(fd, "a")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"waiting for another writer of {what} in {os.fspath(folder)}...", file=sys.stderr
-            )
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    print(
+                        f"waiting for another writer of {what} in {os.fspath(folder)}...",
+                        file=sys.stderr,
+                    )
+                    waited = True
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            if _names_same_file(path, os.fstat(fd)):
+                break
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # the file was removed or replaced while we waited: lock the new one
+    with handle:
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _names_same_file(path: str, opened: os.stat_result) -> bool:
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 LOCK_FILE = ".lock"

@@ -171,4 +171,6 @@ def test_nan_or_infinite_pixels_are_refused(tmp_path) -> None:
     for decode in (1, 2):
         with pytest.raises(ValueError, match=r"float.tif has NaN or infinite pixel values"):
             to_rgb(path, decode=decode)
+    with pytest.raises(ValueError, match="^image has NaN or infinite pixel values"):
+        to_rgb(Image.open(path))  # a PIL image: no name to give
     assert np.asarray(to_rgb(np.full((8, 8), 0.5))).max() == 128  # finite floats still read

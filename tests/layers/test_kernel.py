@@ -213,6 +213,27 @@ def test_features_far_from_unit_scale_give_the_same_classifier(scale):
     assert agree > 0.95
 
 
+@pytest.mark.parametrize(
+    "compute_dtype, fine, too_small", [("float64", 1e-150, 1e-160), ("float32", 1e-18, 1e-25)]
+)
+def test_tiny_features_suit_the_kernel_layer_down_to_where_their_squares_underflow(
+    compute_dtype, fine, too_small
+):
+    """The layer rescales its input, so tiny features give the same classifier; below the
+    square root of the smallest normal number every layer refuses them (the float32 layer
+    divided by norms of 0 and reported an overflow; float64 blamed its landmarks)."""
+    from forgetless import ContinualClassifier
+
+    X, y = _data(n=300, d=8)
+    settings = dict(projection="guided", n_components=40, alpha=1.0, random_state=0)
+    settings["compute_dtype"] = compute_dtype
+    plain = ContinualClassifier(**settings).fit(X[:200], y[:200])
+    scaled = ContinualClassifier(**settings).fit(X[:200] * fine, y[:200])
+    assert np.mean(scaled.predict(X[200:] * fine) == plain.predict(X[200:])) > 0.95
+    with pytest.raises(ValueError, match="too small for compute_dtype.*squares underflow"):
+        ContinualClassifier(**settings).fit(X[:200] * too_small, y[:200])
+
+
 def test_kernel_settings_too_large_to_build_are_refused_before_any_work():
     from forgetless import ContinualClassifier
 
