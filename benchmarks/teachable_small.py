@@ -55,6 +55,14 @@ for the record, the same three on the small case's test images (5 splits), with 
 file's size. :func:`forgetless.teachable.layer_for` (no layer on features wider than 1,000
 values) comes from it.
 
+``--widths`` asks again whether the width rule suits the features it serves today, those
+narrow enough for a layer (raw 28 x 28 Fashion-MNIST pixels, 784 values; raw 8 x 8 digits, 64;
+MiniLM's last layer, 384), with today's λ search: the teachable model's learner with the guided
+layer at every width of ``WIDTH_SWEEP`` on held-out *training* rows (1,000 of the 3,000-row
+training subset, a third of digits' training split, stratified, seed = split; the first 32 ...
+1,024 of the others learned), 3 splits; the rule's width against the best of the sweep, per
+size; each fit is also scored on the test subset, for the record (``teachable_widths.json``).
+
 Threads are limited to ``--threads`` (default 1) for BLAS and torch: this measures a shared
 machine politely, and the timings say so.
 """
@@ -90,6 +98,13 @@ LARGER_SETS = {  # name: (dataset, encoder, options)
     "wordnet": ("wordnet", "minilm", {}),
 }
 LARGER_SIZES = (256, 512, 1024, 2000)
+WIDTH_SETS = {  # --widths: features narrow enough for the width rule's layer
+    "fashion-mnist-raw": ("fashion-mnist", "raw", {}),
+    "digits-raw": ("digits", "raw", {}),
+    "wordnet-minilm-last": ("wordnet", "minilm", {"readout": "last"}),
+}
+WIDTH_SWEEP = (32, 64, 128, 256, 512, 1024)
+WIDTH_SIZES = (32, 64, 128, 256, 512, 1024)
 LARGER_WIDTHS = (256, 512, 1024)
 OWN_CACHE = "/tmp/fl-cache-teachable-small"
 
@@ -439,6 +454,102 @@ def summarise_layers(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "wide_none_ahead_by_0_1": sum(c["none_minus_guided"] > 0.1 for c in wide),
         "wide_none_within_0_1": sum(abs(c["none_minus_guided"]) <= 0.1 for c in wide),
         "wide_none_mean_gain": round(float(np.mean([c["none_minus_guided"] for c in wide])), 2),
+    }
+
+
+def width_rows(splits: int) -> list[dict[str, Any]]:
+    """The guided layer at every width of the sweep on held-out training rows of narrow
+    features (``--widths``), with the width rule's pick marked."""
+    from forgetless.cache import FeatureCache
+    from forgetless.data import load_dataset
+    from forgetless.data.base import stratified_sample, stratified_split
+    from forgetless.encoders import load_encoder
+    from forgetless.teachable import width_for
+
+    rows = []
+    for name, (data, encoder_name, options) in WIDTH_SETS.items():
+        whole = load_dataset(data).train
+        if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)
+            whole = whole.subset(stratified_sample(whole.labels, 3000, seed=0))
+        test = load_dataset(data).test
+        if len(test) > 2000:
+            test = test.subset(stratified_sample(test.labels, 2000, seed=0))
+        encoder = load_encoder(encoder_name, **options)
+        cache = FeatureCache()
+        feats = cache.features(encoder, whole.inputs, tag=f"{data}/train", progress=False)
+        X, y = np.asarray(feats, dtype=np.float32), np.asarray(whole.labels)
+        feats = cache.features(encoder, test.inputs, tag=f"{data}/test", progress=False)
+        X_all = np.concatenate([X, np.asarray(feats, dtype=np.float32)])
+        y_all = np.concatenate([y, np.asarray(test.labels)])
+        tested = np.arange(len(y), len(y_all))
+        held_out = min(1000, len(y) // 3)
+        for split in range(splits):
+            fit_rows, held = stratified_split(y, held_out / len(y), seed=split)
+            order = np.random.default_rng(split).permutation(fit_rows)
+            for n in (n for n in WIDTH_SIZES if n <= order.size):
+                fit = order[:n]
+                rule = width_for(n, np.unique(y[fit]).size)
+                for m in WIDTH_SWEEP:
+                    score = teachable_learner_score("guided", m, split, X, y, fit, held)
+                    score["test_accuracy"] = teachable_learner_score(
+                        "guided", m, split, X_all, y_all, fit, tested
+                    )["accuracy"]
+                    rows.append(
+                        {
+                            "data": name,
+                            "d": int(X.shape[1]),
+                            "classes": int(np.unique(y).size),
+                            "split": split,
+                            "n": n,
+                            "M_requested": m,
+                            "rule_pick": m == rule,
+                            **score,
+                        }
+                    )
+            print(f"widths: {name}, split {split} done", flush=True)
+    return rows
+
+
+def summarise_widths(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per data and size: mean held-out accuracy (%) at each width, the best width, the rule's,
+    and the rule's accuracy minus the best's; the test subset's accuracy (for the record)."""
+
+    def percent(group: list[dict], key: str = "accuracy") -> float:
+        return round(float(np.mean([100 * r[key] for r in group])), 2)
+
+    cells = []
+    for data, n in sorted({(r["data"], r["n"]) for r in rows}, key=str):
+        cell = [r for r in rows if r["data"] == data and r["n"] == n]
+        widths = sorted({r["M_requested"] for r in cell})
+        acc = {m: percent([r for r in cell if r["M_requested"] == m]) for m in widths}
+        test = {
+            m: percent([r for r in cell if r["M_requested"] == m], "test_accuracy") for m in widths
+        }
+        best = max(acc, key=lambda m: (acc[m], -m))
+        rule = next(r["M_requested"] for r in cell if r["rule_pick"])
+        cells.append(
+            {
+                "data": data,
+                "n": n,
+                "accuracy": {str(m): a for m, a in acc.items()},
+                "test_accuracy": {str(m): a for m, a in test.items()},
+                "best_M": best,
+                "rule_M": rule,
+                "rule_minus_best": round(acc[rule] - acc[best], 2),
+                "double_rule_minus_rule": (
+                    round(acc[2 * rule] - acc[rule], 2) if 2 * rule in acc else None
+                ),
+            }
+        )
+    gaps = [c["rule_minus_best"] for c in cells]
+    doubled = [c["double_rule_minus_rule"] for c in cells]
+    doubled = [d for d in doubled if d is not None]
+    return {
+        "cells": cells,
+        "rule_minus_best_mean": round(float(np.mean(gaps)), 2),
+        "rule_minus_best_worst": round(min(gaps), 2),
+        "double_rule_minus_rule_mean": round(float(np.mean(doubled)), 2) if doubled else None,
+        "double_rule_minus_rule_worst": round(min(doubled), 2) if doubled else None,
     }
 
 
@@ -827,9 +938,13 @@ def main() -> None:
     parser.add_argument(
         "--layers", action="store_true", help="which layer on today's features (its own JSON)"
     )
+    parser.add_argument(
+        "--widths", action="store_true", help="the width rule on narrow features (its own JSON)"
+    )
     parser.add_argument("--out", default=None, help="the JSON file (default: by mode)")
     args = parser.parse_args()
     default = "teachable_layers.json" if args.layers else "teachable_small.json"
+    default = "teachable_widths.json" if args.widths else default
     args.out = args.out or str(RESULTS / default)
     from threadpoolctl import threadpool_limits
 
@@ -842,6 +957,36 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+        if args.widths:
+            splits = min(args.splits, 3)
+            rows = width_rows(splits)
+            doc = {
+                "benchmark": "teachable_small --widths",
+                "command": "python benchmarks/teachable_small.py --widths",
+                "library_version": forgetless.__version__,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} "
+                "thread(s) used",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+                "seconds": round(time.time() - started, 1),
+                "settings": {
+                    "sets": {k: list(v[:2]) + [v[2]] for k, v in WIDTH_SETS.items()},
+                    "sizes": list(WIDTH_SIZES),
+                    "widths": list(WIDTH_SWEEP),
+                    "splits": splits,
+                    "width_rule": WIDTH_RULE,
+                    "held_out": "1,000 rows of the 3,000-row training subset (a third of digits' "
+                    "training split), stratified, seed=split; the test subset (2,000 rows, "
+                    "stratified, seed 0; digits' whole test split) scored for the record",
+                    "learner": "ContinualClassifier('guided', n_components=M, alpha='auto', "
+                    "decision=TEACHABLE_DECISION, random_state=split): the teachable model's",
+                },
+                "summary": summarise_widths(rows),
+                "rows": rows,
+            }
+            Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+            print(json.dumps(doc["summary"], indent=1))
+            print(f"wrote {args.out}")
+            return
         paths, y = images()
         encoder = build_encoder("efficientnet-lite0", {})  # the instance TeachableModel uses
         start = time.perf_counter()

@@ -816,19 +816,20 @@ def test_the_width_follows_the_samples_and_the_layer_is_rebuilt(tmp_path, digits
     from forgetless.teachable import WIDTH_FLOOR, width_for
 
     sizes = (0, 1, 63, 64, 127, 128, 450, 1023, 1024, 10**6)
-    assert [width_for(n) for n in sizes] == [WIDTH_FLOOR, 64, 64, 64, 64, 128, 256, 512, 1024, 1024]
-    assert [width_for(n, 40) for n in (10, 512, 700, 1024)] == [512, 512, 512, 1024]
+    widths = [WIDTH_FLOOR, 64, 64, 128, 128, 256, 512, 1024, 1024, 1024]
+    assert [width_for(n) for n in sizes] == widths
+    assert [width_for(n, 20) for n in (10, 512, 700, 1024)] == [512, 1024, 1024, 1024]
     X1, y1 = pick(digits, {"digit0", "digit1"}, n=40)
     X2, y2 = pick(digits, {"digit2", "digit3"}, n=40)
     model = make_default(tmp_path / "m")
-    assert model.learn(X1, y1).layer == {"width": 64, "samples": 80, "state": "growing"}
+    assert model.learn(X1, y1).layer == {"width": 128, "samples": 80, "state": "growing"}
     with caplog.at_level(logging.INFO, logger="forgetless"):
         report = model.learn(X2, y2)
-    assert report.layer == {"width": 128, "samples": 160, "state": "growing"}
-    assert "learn: rebuilt the layer at width 128 on all 160 samples" in caplog.text
+    assert report.layer == {"width": 256, "samples": 160, "state": "growing"}
+    assert "learn: rebuilt the layer at width 256 on all 160 samples" in caplog.text
     reopened = TeachableModel.open(tmp_path / "m")
     clf = reopened.learner()
-    assert clf.projection == "guided" and clf.n_components == reopened.settings["width"] == 128
+    assert clf.projection == "guided" and clf.n_components == reopened.settings["width"] == 256
     assert clf.projection_.report["n_guiding_samples"] == 160  # guided by every sample
     assert reopened.settings["layer"] == {
         "state": "growing",
@@ -836,7 +837,7 @@ def test_the_width_follows_the_samples_and_the_layer_is_rebuilt(tmp_path, digits
         "samples": 160,
         "reason": None,
     }
-    assert reopened.info()["journal"][-1]["layer"]["width"] == 128
+    assert reopened.info()["journal"][-1]["layer"]["width"] == 256
     info = reopened.info()
     assert info["learner"]["layer"]["state"] == "growing"
     assert info["learner"]["layer"]["bytes_per_sample_while_growing"] == 4 * 64
@@ -853,14 +854,14 @@ def test_the_width_follows_the_samples_and_the_layer_is_rebuilt(tmp_path, digits
 def test_forgetting_while_the_layer_grows_equals_a_model_never_taught_it(tmp_path, digits):
     """A, B, C then D, then B forgotten (and then samples of A) is, bit for bit, the model
     taught A, C then D (without those samples): the layer is rebuilt on the samples left."""
-    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"}, n=35)  # 105 samples: width 64
-    X2, y2 = pick(digits, {"digit3", "digit2"}, start=35, n=15)  # 135: width 128
+    X1, y1 = pick(digits, {"digit0", "digit1", "digit2"}, n=35)  # 105 samples: width 128
+    X2, y2 = pick(digits, {"digit3", "digit2"}, start=35, n=15)  # 135: width 256
     model = make_default(tmp_path / "m")
     model.learn(X1, y1)
     model.learn(X2, y2)
-    assert model.settings["width"] == 128
+    assert model.settings["width"] == 256
     report = model.forget_classes(["digit1"])
-    assert report.layer == {"width": 64, "samples": 100, "state": "growing"}
+    assert report.layer == {"width": 128, "samples": 100, "state": "growing"}
     keep1, keep2 = y1 != "digit1", y2 != "digit1"
     fresh = make_default(tmp_path / "fresh")
     fresh.learn(X1[keep1], y1[keep1])
@@ -903,6 +904,8 @@ def test_the_layer_freezes_past_the_cap_and_goes_on_as_a_fixed_one(tmp_path, dig
     from forgetless import teachable
 
     monkeypatch.setattr(teachable, "GROWING_UNTIL", 100)
+    monkeypatch.setattr(teachable, "UNITS_PER_SAMPLE", 1)  # the first rule: M = 64 here, so
+    monkeypatch.setattr(teachable, "CLASS_DIRECTIONS", 16)  # records keep 64 x 65 / 64 rows
     X1, y1 = pick(digits, {"digit0", "digit1"}, n=30)
     X2, y2 = pick(digits, {"digit2", "digit3"}, n=30)
     X3, y3 = pick(digits, {"digit4"}, n=30)
@@ -943,12 +946,12 @@ def test_without_deletion_records_the_layer_is_built_on_the_first_learn(tmp_path
     X1, y1 = pick(digits, {"digit0", "digit1"}, n=40)
     X2, y2 = pick(digits, {"digit2"}, n=100)
     model = make_default(tmp_path / "m", deletion_records=False)
-    assert model.learn(X1, y1).layer == {"width": 64, "samples": 80, "state": "frozen"}
+    assert model.learn(X1, y1).layer == {"width": 128, "samples": 80, "state": "frozen"}
     assert "no deletion records" in model.settings["layer"]["reason"]
     first = model.learner().projection_
     assert model.learn(X2, y2).layer is None  # 180 samples, but the layer stays as built
     reopened = TeachableModel.open(tmp_path / "m")
-    assert reopened.settings["width"] == 64 and reopened.learner().projection_.same_as(first)
+    assert reopened.settings["width"] == 128 and reopened.learner().projection_.same_as(first)
     # Dropping the records of a growing model freezes its layer as it is.
     growing = make_default(tmp_path / "g")
     growing.learn(X1, y1)

@@ -21,7 +21,7 @@ and keeps, in one folder, everything needed to learn more, predict, forget and a
   this rule keep the layer they have;
 * on narrower features, a **layer whose width follows the data**: the guided kernel
   layer (:mod:`forgetless.layers.kernel`) at M = :func:`width_for` (n samples of C classes in
-  hand: the largest power of two <= max(n, 16 C), between 64 and 1024). While the deletion
+  hand: the largest power of two <= max(2 n, 32 C), between 64 and 1024). While the deletion
   records keep every sample's features (fewer than :data:`GROWING_UNTIL` samples) the layer
   *grows*: each learn and forget builds it afresh on all of them (guided by every sample, in
   the sample table's order) and recomputes the sums, so a forget gives, bit for bit, the
@@ -136,22 +136,23 @@ POINTER = "CURRENT"
 # The layer of a new model (no width given): the guided kernel layer (the ReLU layer's kernel,
 # Nystroem features on landmarks drawn from the class population of the samples in hand) at a
 # width chosen from the samples in hand: n samples of C classes give M = the largest power of
-# two <= max(n, 16 C), kept within [WIDTH_FLOOR, DEFAULT_WIDTH] (:func:`width_for`). Chosen on
-# data held out from training images only (README "Width"): cross-validation inside the
-# training part of benchmarks/teachable_small.py (6 classes: the guided layer was best, or level
-# with the best, at M ~ n: n = 158 -> 128, n = 360 -> 256, where 512 lost 4 points; flat at
-# n = 48), and hold-outs inside the training subsets of three built-in datasets with 10-45
-# classes, where M = n lost 2-3 points to the 1024-wide gaussian layer at n = 256 and
-# 16 directions per class won them back. While the model keeps every sample's features the
-# layer *grows*: each learn and forget rebuilds it from all of them (so forgetting gives
-# exactly the model never taught the samples); once n reaches GROWING_UNTIL (where M reaches
-# its maximum; the features kept until then: GROWING_UNTIL x d x 4 bytes) it freezes and the
-# model goes on as one of a given width.
+# two <= max(2 n, 32 C), kept within [WIDTH_FLOOR, DEFAULT_WIDTH] (:func:`width_for`). Chosen on
+# data held out from training rows only (README "Width"): first M ~ n and 16 directions per
+# class, by cross-validation inside the training images of benchmarks/teachable_small.py and
+# hold-outs inside three built-in training subsets; then, with the lambda search's leverage cap
+# (which removed the dip at M ~ n that made wider layers lose), twice that, on held-out rows of
+# the narrow features the rule serves today (``--widths``: raw pixels, MiniLM's last layer; the
+# doubled rule +0.8 points on average, worst -0.4). While the model keeps every sample's
+# features the layer *grows*: each learn and forget rebuilds it from all of them (so forgetting
+# gives exactly the model never taught the samples); once n reaches GROWING_UNTIL (M has then
+# reached its maximum; the features kept until then: GROWING_UNTIL x d x 4 bytes) it freezes
+# and the model goes on as one of a given width.
 DEFAULT_WIDTH = 1024  # the rule's maximum, and the fixed width of models made before the rule
 WIDTH_FLOOR = 64
-CLASS_DIRECTIONS = 16  # the width is at least this many per class (up to DEFAULT_WIDTH)
-GROWING_UNTIL = DEFAULT_WIDTH  # samples: M(n) reaches DEFAULT_WIDTH here and the layer freezes
-WIDTH_RULE_SHORT = f"the largest power of two <= max(n, {CLASS_DIRECTIONS} C)"
+UNITS_PER_SAMPLE = 2  # the width is about this many units per sample in hand (a power of two)
+CLASS_DIRECTIONS = 32  # and at least this many per class (up to DEFAULT_WIDTH)
+GROWING_UNTIL = DEFAULT_WIDTH  # samples: the layer freezes here (M(n) is at its maximum)
+WIDTH_RULE_SHORT = f"the largest power of two <= max({UNITS_PER_SAMPLE} n, {CLASS_DIRECTIONS} C)"
 WIDTH_RULE = (
     f"chosen from the n samples of C classes in hand: {WIDTH_RULE_SHORT}, between "
     f"{WIDTH_FLOOR} and {DEFAULT_WIDTH} (guided kernel layer, rebuilt at each learn and forget "
@@ -190,15 +191,17 @@ _FEATURE_OPTIONS = {"efficientnet-lite0": {"image_size", "resize"}, "raw": {"siz
 
 def width_for(n: int, classes: int = 0) -> int:
     """The width of a model that has ``n`` samples of ``classes`` classes in hand (no
-    ``--width`` given): the largest power of two <= max(n, 16 x classes), between
+    ``--width`` given): the largest power of two <= max(2 n, 32 x classes), between
     :data:`WIDTH_FLOOR` and :data:`DEFAULT_WIDTH`.
 
     >>> [width_for(n, 6) for n in (1, 60, 198, 450, 1000, 1024, 5000)]
-    [64, 64, 128, 256, 512, 1024, 1024]
-    >>> [width_for(n, 38) for n in (60, 256, 512, 1024)]  # 16 directions per class at least
-    [512, 512, 512, 1024]
+    [128, 128, 256, 512, 1024, 1024, 1024]
+    >>> [width_for(n, 2) for n in (1, 32, 64, 128, 256, 512)]
+    [64, 64, 128, 256, 512, 1024]
+    >>> [width_for(n, 20) for n in (60, 256, 512, 1024)]  # 32 directions per class at least
+    [512, 512, 1024, 1024]
     """
-    size = max(int(n), CLASS_DIRECTIONS * int(classes), 1)
+    size = max(UNITS_PER_SAMPLE * int(n), CLASS_DIRECTIONS * int(classes), 1)
     return int(min(DEFAULT_WIDTH, max(WIDTH_FLOOR, 1 << (size.bit_length() - 1))))
 
 
