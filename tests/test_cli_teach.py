@@ -295,6 +295,10 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
         code, _, err = cli(capsys, "learn", model, case["day1"], "--image-size", "224")
         line = one_error_line(err, "learn")
         assert code == 2 and "112" in line and "224" in line
+    # A misspelt encoder is said to be one (it suggested teaching it to a new model).
+    code, _, err = cli(capsys, "learn", model, case["day1"], "--encoder", "rwa")
+    line = one_error_line(err, "learn")
+    assert code == 2 and "unknown encoder 'rwa'; did you mean 'raw'?" in line
     assert snapshot(model) == before
 
     code, out, err = cli(capsys, "info", model, "--format", "json")

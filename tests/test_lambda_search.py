@@ -361,3 +361,20 @@ def test_classes_without_spread_fall_back_to_gcv_not_the_largest_lambda():
     assert clf.head_.criterion_ == "gcv"
     assert clf.alpha_ < max(p.alpha for p in clf.head_.gcv_path_)
     assert (clf.predict(prototypes) == y[:1200]).mean() == 1.0
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e50, 1e-20])
+def test_features_far_from_unit_scale_choose_the_same_lambda_relative_to_their_scale(scale):
+    """The quadrature's first look at the spectrum copies G to float32: features of 1e20 made
+    that copy overflow and every prediction failed ("Eigenvalues did not converge"); features
+    of 1e-20 underflowed it and placed the search elsewhere. The choice scales with G now."""
+    from forgetless import ContinualClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((150, 6)), np.repeat([0, 1, 2], 50)
+    X[:, 0] += y
+    settings = dict(projection="gaussian", n_components=1100, random_state=0)
+    plain = ContinualClassifier(**settings).fit(X, y)
+    scaled = ContinualClassifier(**settings).fit(X * scale, y)
+    assert scaled.alpha_ == pytest.approx(plain.alpha_ * scale**2, rel=1e-9)
+    assert (scaled.predict(X * scale) == plain.predict(X)).all()

@@ -699,6 +699,25 @@ def test_features_too_small_for_the_sums_are_refused_and_nothing_changes(
     assert (small.fit(X * fine, y).predict(X * fine) == clf.predict(X)).mean() > 0.9
 
 
+@pytest.mark.parametrize("scale", [1e8, 1e20, 1e-8])
+def test_a_batch_on_another_scale_than_the_learned_sums_is_refused(scale):
+    """A batch 1e20 times the learned scale was accepted; every prediction then failed in the
+    lambda search ("Eigenvalues did not converge"), and forgetting it did not restore the
+    model: float64 sums cannot keep both sides' digits. One 1e-8 times smaller vanished."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((120, 6)), np.repeat([0, 1, 2], 40)
+    clf = ContinualClassifier(random_state=0).fit(X[:60], y[:60])
+    counts = clf.statistics_.counts.copy()
+    with pytest.raises(ValueError, match="on another scale than the ones learned"):
+        clf.partial_fit(X[60:] * scale, y[60:])
+    assert (clf.statistics_.counts == counts).all()
+    other = ContinualClassifier(random_state=0).fit(X[60:] * scale, y[60:])
+    with pytest.raises(ValueError, match="on another scale than the ones learned"):
+        clf.merge(other)
+    assert (clf.statistics_.counts == counts).all()
+    clf.partial_fit(X[60:] * 1e3, y[60:])  # far apart, but both sides keep their digits
+
+
 @pytest.mark.parametrize(
     "compute_dtype, scale", [("float64", 1e-200), ("float32", 1e-50), ("float32", 1e-30)]
 )

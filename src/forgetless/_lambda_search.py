@@ -935,6 +935,16 @@ def shift_invert_nodes(
     return 1.0 / inverse[valid] - sigma, (vectors.T @ E)[valid]
 
 
+def _single_scale(mean_diagonal: float) -> float:
+    """A power of two that brings G's float32 copy near 1 where its values would overflow or
+    lose their digits in float32 (features beyond about 1e15 or below 1e-15: G's entries then
+    pass 2^100 or fall below 2^-100); 1 otherwise, so ordinary sums are copied as they are."""
+    if not math.isfinite(mean_diagonal) or mean_diagonal <= 0.0:
+        return 1.0
+    exponent = math.frexp(mean_diagonal)[1]
+    return 1.0 if abs(exponent) <= 100 else math.ldexp(1.0, exponent)
+
+
 def _rational_search(
     gram: Any,
     class_sums: Any,
@@ -984,14 +994,15 @@ def _rational_search(
     # choice most often lies, so that one factorisation often serves both the curve and the
     # solve.
     room = (_PLAIN_STEPS + 1) * block
-    rough = ops.single(gram)  # only places sigma: float32 products serve
+    scale = _single_scale(ops.trace(gram) / m)
+    rough = ops.single(gram, scale)  # only places sigma: float32 products serve
     start_qr = np.linalg.qr(start)  # every run below starts from it
     T, E, _ = next(
         krylov_spectrum(rough, start, ops, max_dim=room, first=_PLAIN_STEPS, start_qr=start_qr)
     )
     del rough
     plain, vectors = np.linalg.eigh(T)
-    chosen, _ = choose(np.maximum(plain, 0.0), vectors.T @ E)
+    chosen, _ = choose(np.maximum(plain * scale, 0.0), vectors.T @ E)
     if not math.isfinite(chosen.score):
         return None
     sigma = float(grid[max(int(np.searchsorted(grid, chosen.alpha)) - _RATIONAL_BELOW, 0)])

@@ -329,8 +329,8 @@ class TorchLinalg:
     def product(self, gram: Any, block: Any) -> Any:
         return gram @ block.to(gram.dtype)
 
-    def single(self, gram: Any) -> Any:
-        return gram.float()
+    def single(self, gram: Any, scale: float = 1.0) -> Any:
+        return gram.float() if scale == 1.0 else (gram / scale).float()
 
     def norm1(self, gram: Any) -> float:
         return float(gram.abs().sum(dim=0).max())

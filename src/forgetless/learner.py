@@ -462,6 +462,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not batch.all_finite() or not stats.can_absorb(batch, positions):
             raise _overflow()
         _check_not_underflowing(batch, params["compute_dtype"])
+        if fitted:
+            _check_same_scale(batch, stats)
 
         # Everything is checked and computed: commit (nothing below can fail).
         if not fitted:
@@ -620,6 +622,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         )
         if not mine.can_absorb(incoming, np.array([], dtype=np.int64)):
             raise _overflow()
+        _check_same_scale(other.statistics_, self.statistics_)
         mine += incoming
         head = self._fresh_head(params, mine) if self.head_.recursive else self.head_
         self._commit({"statistics_": mine, "classes_": union, "head_": head, "_stale": True})
@@ -1048,6 +1051,30 @@ def _check_not_underflowing(batch: SufficientStatistics, compute_dtype: str) -> 
             compute_dtype,
             f"after the layer their largest root mean square is {largest:.3g}, below "
             f"{floor:.0e}, where their products underflow and G loses its digits",
+        )
+
+
+SCALE_RATIO = 1e7
+"""A batch whose projected features' largest root mean square differs from the learned sums' by
+more than this factor (either way) is refused: its squares and the learned ones differ by more
+than 1e14, so float64 sums keep few or none of the smaller side's digits (a batch 1e20 times
+larger made every later prediction fail in the lambda search, and forgetting it again did not
+bring the model back)."""
+
+
+def _largest_rms(stats: SufficientStatistics) -> float:
+    return math.sqrt(float(stats.diagonal().max(initial=0.0)) / max(stats.n_samples, 1))
+
+
+def _check_same_scale(batch: SufficientStatistics, learned: SufficientStatistics) -> None:
+    new, old = _largest_rms(batch), _largest_rms(learned)
+    if new > 0.0 and old > 0.0 and not 1.0 / SCALE_RATIO <= new / old <= SCALE_RATIO:
+        raise ValueError(
+            "X's features are on another scale than the ones learned: after the layer their "
+            f"largest root mean square is {new:.3g}, against {old:.3g} learned (a ratio beyond "
+            f"{SCALE_RATIO:.0e}, where float64 sums cannot keep the smaller side's digits); "
+            "check the encoder and the preprocessing (the same scaling for every batch); "
+            "nothing was changed"
         )
 
 

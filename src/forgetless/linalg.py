@@ -131,10 +131,14 @@ class HostLinalg:
             return blas.ssymm(1.0, gram, np.asarray(block, dtype=np.float32), side=0, lower=0)
         return blas.dsymm(1.0, gram, block, side=0, lower=0)
 
-    def single(self, gram: np.ndarray) -> np.ndarray:
-        """G in float32, for products whose rounding does not matter (a rough first look at
-        the spectrum): symm in single precision takes about two thirds of the time."""
-        return gram.astype(np.float32, order="F")
+    def single(self, gram: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """G / ``scale`` in float32, for products whose rounding does not matter (a rough first
+        look at the spectrum): symm in single precision takes about two thirds of the time.
+        ``scale`` (a power of two) keeps G's values within float32's range."""
+        if scale == 1.0:
+            return gram.astype(np.float32, order="F")
+        out = np.empty(gram.shape, dtype=np.float32, order="F")
+        return np.multiply(gram, 1.0 / scale, out=out, casting="same_kind")
 
     def norm1(self, gram: np.ndarray) -> float:
         """The 1-norm (largest absolute column sum) of the symmetric G held in its upper

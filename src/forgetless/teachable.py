@@ -862,6 +862,7 @@ class TeachableModel:
     def check_encoder_request(self, name: str | None, options: dict[str, Any] | None) -> None:
         """Refuse a command line's ``--encoder``/``--image-size`` that differ from the spec."""
         if name is not None and name != self.spec.name:
+            encoder_modality(name)  # a misspelt name is said so, with the closest known one
             raise ProvenanceError(
                 f"{self.path} was taught with {self.spec.describe()}, not {name}; leave "
                 f"--encoder out (or teach {name} to a new model)"
