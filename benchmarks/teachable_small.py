@@ -923,6 +923,28 @@ def summarise(
 
 
 # ------------------------------------------------------------------------------ main
+def write_study(
+    args: Any, started: float, flags: str, settings: dict, summary: Any, rows: Any
+) -> None:
+    """One study's JSON (``--layers``, ``--widths``): what ran, where, when, and its rows."""
+    import forgetless
+
+    doc = {
+        "benchmark": f"teachable_small {flags.split()[0]}",
+        "command": f"python benchmarks/teachable_small.py {flags}",
+        "library_version": forgetless.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} thread(s) used",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "settings": settings,
+        "summary": summary,
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=5, help="random splits (default 5)")
@@ -960,15 +982,11 @@ def main() -> None:
         if args.widths:
             splits = min(args.splits, 3)
             rows = width_rows(splits)
-            doc = {
-                "benchmark": "teachable_small --widths",
-                "command": "python benchmarks/teachable_small.py --widths",
-                "library_version": forgetless.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} "
-                "thread(s) used",
-                "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
-                "seconds": round(time.time() - started, 1),
-                "settings": {
+            write_study(
+                args,
+                started,
+                "--widths",
+                {
                     "sets": {k: list(v[:2]) + [v[2]] for k, v in WIDTH_SETS.items()},
                     "sizes": list(WIDTH_SIZES),
                     "widths": list(WIDTH_SWEEP),
@@ -980,12 +998,9 @@ def main() -> None:
                     "learner": "ContinualClassifier('guided', n_components=M, alpha='auto', "
                     "decision=TEACHABLE_DECISION, random_state=split): the teachable model's",
                 },
-                "summary": summarise_widths(rows),
-                "rows": rows,
-            }
-            Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-            print(json.dumps(doc["summary"], indent=1))
-            print(f"wrote {args.out}")
+                summarise_widths(rows),
+                rows,
+            )
             return
         paths, y = images()
         encoder = build_encoder("efficientnet-lite0", {})  # the instance TeachableModel uses
@@ -995,16 +1010,11 @@ def main() -> None:
         print(f"{len(paths)} images, features {X.shape} in {encode_seconds:.0f} s", flush=True)
         if args.layers:
             rows = layer_rows(X, y, args.splits)
-            doc = {
-                "benchmark": "teachable_small --layers",
-                "command": "python benchmarks/teachable_small.py --layers"
-                + (f" --splits {args.splits}" if args.splits != 5 else ""),
-                "library_version": forgetless.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} "
-                "thread(s) used",
-                "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
-                "seconds": round(time.time() - started, 1),
-                "settings": {
+            write_study(
+                args,
+                started,
+                "--layers" + (f" --splits {args.splits}" if args.splits != 5 else ""),
+                {
                     "small_case": f"openclipart top folders {list(CLASSES)}, {encoder.describe()}, "
                     f"features {X.shape[1]}; 5-fold CV inside each split's training images "
                     f"({list(SIZES)} per class), then its {TEST_PER_CLASS} test images per class",
@@ -1015,12 +1025,9 @@ def main() -> None:
                     "learner": "ContinualClassifier(projection, n_components=M, alpha='auto', "
                     "decision='regression', random_state=split): the teachable model's",
                 },
-                "summary": summarise_layers(rows),
-                "rows": rows,
-            }
-            Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-            print(json.dumps(doc["summary"], indent=1))
-            print(f"wrote {args.out}")
+                summarise_layers(rows),
+                rows,
+            )
             return
         paths_array = np.array(paths)
         runs, teach, old_default, models = [], [], [], []
