@@ -357,7 +357,7 @@ def test_forged_metadata_that_contradicts_itself_is_refused(tmp_path, data):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="advisory locks are POSIX")
-def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(tmp_path):
+def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(tmp_path, capsys):
     """A failed first save removes its folder, lock file included, while holding the lock; a
     writer waiting on that lock then held a lock on a deleted file, and a third writer could
     lock the new file beside it: two writers at once."""
@@ -382,12 +382,13 @@ def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(tmp_path):
     with persistence.folder_lock(tmp_path):
         waiting = threading.Thread(target=second_writer)
         waiting.start()
-        time.sleep(0.3)  # the second writer now waits on this lock
+        deadline = time.monotonic() + 10
+        while "waiting for another writer" not in capsys.readouterr().err:  # it waits on us
+            assert time.monotonic() < deadline, "the second writer never waited on the lock"
+            time.sleep(0.01)
         os.remove(lock)
     waiting.join(timeout=10)
     assert inside.is_set() and exclusive == [True]
-    (tmp_path / "gone").mkdir()
-    os.rmdir(tmp_path / "gone")
     with pytest.raises(ModelFileError, match="gone does not exist"):
         with persistence.folder_lock(tmp_path / "gone"):
             pass
