@@ -85,6 +85,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "guided-nm": {"n_landmarks": "M"},  # the kernel method with N = M landmarks (one Cholesky)
     "guided-flatten": {"flatten": 0.5},  # the kept directions' spectrum to the power 1/2
     "guided-whitened": {"flatten": 1.0},  # the kept directions whitened on the landmarks
+    # the linear kernel x . x' added to the ReLU kernel (pi |x|^2 at x = x') with this weight
+    "guided-linear1": {"linear": 1.0},
+    "guided-linear3": {"linear": 3.0},
+    "guided-linear10": {"linear": 10.0},
     "guided-units": {"method": "units"},  # the previous default: data-shaped random units
     "guided-select": {
         "method": "units",

@@ -281,7 +281,7 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
     assert snapshot(model) == before
     sample, flags = a_learned_sample(case)
     code, out, err = cli(capsys, "forget", model, sample, *flags)
-    assert code == 0 and "forgot 1 samples" in out, err
+    assert code == 0 and "forgot 1 sample (" in out, err
     code, _, err = cli(capsys, "forget", model, sample, *flags)
     assert code == 2 and "already forgotten" in one_error_line(err, "forget")
 
@@ -469,7 +469,7 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
         outs.append(out)
     # MiniLM's 2,304 features are wide: no layer, as forgetless run's default learner.
     assert "minilm" in outs[0] and "no layer (2304 features)" in outs[0]
-    assert "classes, 3 samples, no layer, λ = " in outs[0]
+    assert "model: 1 class, 3 samples, no layer, λ = " in outs[0]
     assert "learned 3 texts" in outs[1] and "rebuilt" not in outs[1]
     code, out, err = cli(
         capsys,
@@ -491,10 +491,13 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
     assert code == 2 and "was never learned" in one_error_line(err, "forget")
     assert snapshot(model) == before
     code, out, err = cli(capsys, "forget", model, "--text", greet[0])
-    assert code == 0 and "forgot 1 samples" in out, err
+    assert code == 0 and "forgot 1 sample (" in out, err
     info = TeachableModel.open(model).info()
     assert info["classes"] == {"bye": 3, "greet": 2}
     assert info["journal"][0]["inputs"] == ["--text (3)"]
+    for said in ("learned 1 text in", "nothing new: the text was already learned"):
+        code, out, err = cli(capsys, "learn", model, "--label", "greet", "--text", greet[0])
+        assert code == 0 and said in out, err
 
 
 def _taught_then_width_refused(capsys, model, folder, options, created, refusal) -> None:

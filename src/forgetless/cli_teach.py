@@ -302,8 +302,20 @@ def _percent(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f} %"
 
 
-def _kind(model: Any) -> str:
-    return "images" if model.spec.modality == "image" else "texts"
+def _counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, in the plural unless it is one thing.
+
+    >>> _counted(1, "sample"), _counted(0, "class"), _counted(3, "text")
+    ('1 sample', '0 classes', '3 texts')
+    """
+    plural = noun + ("es" if noun.endswith("s") else "s")
+    return f"{count} {noun if count == 1 else plural}"
+
+
+def _kind(model: Any, count: int = 2) -> str:
+    """What the model reads, in the plural unless ``count`` is 1."""
+    noun = "image" if model.spec.modality == "image" else "text"
+    return noun if count == 1 else noun + "s"
 
 
 def _summary(model: Any) -> str:
@@ -320,7 +332,8 @@ def _summary(model: Any) -> str:
     learner = info["learner"]
     layer = "no layer" if learner["projection"] == "none" else f"width {learner['width']}"
     return (
-        f"model: {len(info['classes'])} classes, {info['samples']} samples, {layer}, {lam}, "
+        f"model: {_counted(len(info['classes']), 'class')}, "
+        f"{_counted(info['samples'], 'sample')}, {layer}, {lam}, "
         f"{calibrated}; {_mib(info['bytes_on_disk'])} on disk"
     )
 
@@ -421,10 +434,15 @@ def _learn(args: argparse.Namespace) -> int:
     if dropped:
         print("deletion records dropped: forgetting a class now needs its data")
     if not report.learned:
-        print(f"nothing new: all {report.skipped} {_kind(model)} were already learned")
+        already = (
+            f"the {_kind(model, 1)} was"
+            if report.skipped == 1
+            else f"all {report.skipped} {_kind(model)} were"
+        )
+        print(f"nothing new: {already} already learned")
     else:
         print(
-            f"learned {report.learned} {_kind(model)} in {report.seconds:.1f} s "
+            f"learned {report.learned} {_kind(model, report.learned)} in {report.seconds:.1f} s "
             f"(encoding {report.encode_seconds:.1f} s)"
             + (f"; skipped {report.skipped} already learned" if report.skipped else "")
         )
@@ -545,14 +563,15 @@ def _forget(args: argparse.Namespace) -> int:
     model = _open(args.model)
     if args.classes:
         report = model.forget_classes(args.classes)
-        detail = ", ".join(f"{c} ({n} samples)" for c, n in report.counts.items())
+        detail = ", ".join(f"{c} ({_counted(n, 'sample')})" for c, n in report.counts.items())
         print(f"forgot {detail} exactly in {report.seconds:.1f} s")
     else:
         batch = _collect(model, args, "optional", args.inputs)
         described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
         report = model.forget(batch, label=args.label, describe=described)
         detail = ", ".join(f"{c} {n}" for c, n in report.counts.items())
-        print(f"forgot {report.forgotten} samples ({detail}) exactly in {report.seconds:.1f} s")
+        forgot = _counted(report.forgotten, "sample")
+        print(f"forgot {forgot} ({detail}) exactly in {report.seconds:.1f} s")
         if report.classes_removed:
             print(f"classes with no samples left, removed: {', '.join(report.classes_removed)}")
     left = model.classes
@@ -693,7 +712,7 @@ def _info(args: argparse.Namespace) -> int:
         rec = records["classes"].get(name)
         what = f"{rec['kind']} ({_mib(rec['bytes'])})" if rec else "none"
         rows.append([name, str(n), what])
-    print(f"\nclasses ({len(rows)}, {info['samples']} samples)")
+    print(f"\nclasses ({len(rows)}, {_counted(info['samples'], 'sample')})")
     if rows:
         print(format_table(["class", "samples", "deletion record"], rows))
     print("\njournal")
@@ -768,7 +787,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     print(
         f"accuracy {_percent(result['accuracy'])} ({result['correct']} of {result['samples']} "
-        f"{_kind(model)})"
+        f"{_kind(model, result['samples'])})"
     )
     rows = [
         [

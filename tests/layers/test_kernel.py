@@ -74,6 +74,30 @@ def test_features_reproduce_the_kernel_on_its_landmarks(n_landmarks):
     assert layer.report["route"] == ("cholesky" if exact else "eigh")
 
 
+@pytest.mark.parametrize("device", ["numpy", "torch"])
+def test_a_linear_share_adds_the_linear_kernel_on_the_landmarks(device):
+    """With ``linear=b`` the features reproduce k + b x . x' on the landmarks (N = M: exactly,
+    up to the float32 T), so that kernel is what the ridge head sees; the torch engine computes
+    the same features."""
+    X, y = _data()
+    layer = GuidedKernelProjection.fit(X, y, n_components=60, seed=2, n_landmarks=60, linear=3)
+    S = layer.landmarks.astype(np.float64)
+    K = arc_cosine_kernel(S, S, linear=3.0)
+    np.testing.assert_allclose(K, arc_cosine_kernel(S, S) + 3.0 * S @ S.T, rtol=1e-12)
+    if device == "torch":
+        pytest.importorskip("torch", reason="pip install 'forgetless[torch]'")
+        from forgetless.engine import make_engine
+
+        H = np.vstack([h for _, _, h in make_engine("cpu").features(layer, S)])
+    else:
+        H = layer.transform(S)
+    approx = H @ H.T * np.mean(np.diag(K)) / layer.n_components
+    values = np.linalg.eigvalsh(K)
+    assert np.linalg.norm(approx - K, 2) <= 1e-6 * values[-1] / values[0] * values[-1]
+    plain = GuidedKernelProjection.fit(X, y, n_components=60, seed=2, n_landmarks=60)
+    assert np.array_equal(plain.landmarks, layer.landmarks) and not plain.same_as(layer)
+
+
 def test_flattening_takes_the_landmarks_spectrum_to_a_power():
     """With flatten=0.5 (N > M) the features of the landmarks are orthogonal with variances
     proportional to the kernel's top eigenvalues to the power 1/2: their condition is the
@@ -105,21 +129,24 @@ def test_flattening_takes_the_landmarks_spectrum_to_a_power():
     assert variances.max() / variances.min() < 1.01
 
 
-def test_a_file_written_before_flattening_reads_as_plain_nystroem(monkeypatch):
-    """Layers saved without the setting were plain Nystroem: they load as flatten=0, so they
-    still describe (and merge with) what their arrays compute, whatever the default becomes."""
+@pytest.mark.parametrize("setting, bad", [("flatten", 2), ("linear", -1)])
+def test_a_file_written_before_a_setting_reads_as_without_it(monkeypatch, setting, bad):
+    """Layers saved without ``flatten`` or ``linear`` were plain Nystroem of the ReLU kernel:
+    they load as 0, so they still describe (and merge with) what their arrays compute, whatever
+    the default becomes; and they compute the same features."""
     from forgetless.layers import kernel
 
-    monkeypatch.setitem(kernel.DEFAULTS, "flatten", 0.5)  # a later default must not leak in
+    monkeypatch.setitem(kernel.DEFAULTS, setting, 0.5)  # a later default must not leak in
     X, y = _data()
-    layer = GuidedKernelProjection.fit(X, y, n_components=20, seed=0, flatten=0.0)
+    layer = GuidedKernelProjection.fit(X, y, n_components=20, seed=0, **{setting: 0.0})
     config = layer.config()
-    old = dict(config, settings={k: v for k, v in config["settings"].items() if k != "flatten"})
+    old = dict(config, settings={k: v for k, v in config["settings"].items() if k != setting})
     again = layer_from_config(old, layer.arrays())
-    assert again.settings["flatten"] == 0.0 and again.same_as(layer)
-    with pytest.raises(ValueError, match="flatten"):
+    assert again.settings[setting] == 0.0 and again.same_as(layer)
+    assert np.array_equal(again.transform(X), layer.transform(X))
+    with pytest.raises(ValueError, match=setting):
         layer_from_config(
-            dict(config, settings=dict(config["settings"], flatten=2)), layer.arrays()
+            dict(config, settings=dict(config["settings"], **{setting: bad})), layer.arrays()
         )
 
 
@@ -160,6 +187,9 @@ def test_bad_settings_and_data_are_refused_by_name():
         GuidedKernelProjection.fit(X, y, n_components=30, flatten=-0.5)
     with pytest.raises(ValueError, match="flatten"):
         GuidedKernelProjection.fit(X, y, n_components=30, flatten="half")
+    for linear in (-0.1, float("nan"), float("inf"), True, "3", 1e7):
+        with pytest.raises(ValueError, match="linear must be"):
+            GuidedKernelProjection.fit(X, y, n_components=30, linear=linear)
     with pytest.raises(ValueError, match="ReLU"):
         GuidedKernelProjection.fit(X, y, n_components=30, activation="tanh")
     with pytest.raises(ValueError, match="independent directions"):

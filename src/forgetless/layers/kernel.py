@@ -64,14 +64,18 @@ DEFAULTS: dict[str, Any] = {
     "draws_per_class": 20,
     "max_samples": 20000,
     "flatten": 0.0,
+    "linear": 0.0,
 }
 """Settings of ``projection="guided"`` with ``method="kernel"`` (the default method):
 ``n_landmarks`` N (None: :func:`default_landmarks`), ``draws_per_class`` points per
 pseudo-class, ``max_samples`` rows of the first batch the class population is estimated from
 (drawn at random beyond it), ``flatten`` in [0, 1] how far the kept directions' spectrum is
-flattened (0: plain Nystroem; 1: whitened on the landmarks)."""
-_LEGACY = {"flatten": 0.0}  # what files written before a setting existed were built with
-# (the default now too; kept apart so that a later default cannot change what old files mean)
+flattened (0: plain Nystroem; 1: whitened on the landmarks), ``linear`` >= 0 the weight of the
+linear kernel ``x . x'`` added to the ReLU layer's kernel (whose value at ``x = x'`` is
+``pi |x|^2``)."""
+# what files written before a setting existed were built with (kept apart from DEFAULTS so that
+# a later default cannot change what old files mean)
+_LEGACY = {"flatten": 0.0, "linear": 0.0}
 _LANDMARK_CAP = 4000  # build 6-11 s at M = 2000 on 2 cores (benchmarks/guided.py --timing)
 
 
@@ -93,6 +97,7 @@ def default_landmarks(m: int) -> int:
 _FLOAT = 8  # bytes per float64 (what an engine derives from the float32 arrays)
 _JITTER = 1e-10  # relative diagonal shift keeping the landmarks' Cholesky factor defined
 MAX_LANDMARKS = 20_000  # an N x N float64 kernel matrix: 3.2 GB at this bound
+MAX_LINEAR = 1e6  # beyond it the ReLU kernel's share is below float32's rounding of the layer
 
 
 def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -128,12 +133,21 @@ def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(flatten, bool) or not isinstance(flatten, numbers.Real) or not 0 <= flatten <= 1:
         raise ValueError(f"flatten must be a number in [0, 1], got {flatten!r}")
     s["flatten"] = float(flatten)
+    linear = s["linear"]
+    if (
+        isinstance(linear, bool)
+        or not isinstance(linear, numbers.Real)
+        or not 0 <= linear <= MAX_LINEAR
+    ):
+        raise ValueError(f"linear must be a number in [0, {MAX_LINEAR:g}], got {linear!r}")
+    s["linear"] = float(linear)
     return s
 
 
-def arc_cosine_kernel(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+def arc_cosine_kernel(A: np.ndarray, B: np.ndarray, linear: float = 0.0) -> np.ndarray:
     """``|a| |b| J(cos t)`` for every pair of rows: the order-1 arc-cosine kernel up to the
-    constant ``1 / (2 pi d)``, i.e. what an infinitely wide ``relu(x W)`` layer computes.
+    constant ``1 / (2 pi d)``, i.e. what an infinitely wide ``relu(x W)`` layer computes; plus
+    ``linear * a . b`` where ``linear`` is not 0.
 
     >>> import numpy as np
     >>> x = np.array([[3.0, 4.0]])
@@ -143,7 +157,10 @@ def arc_cosine_kernel(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     na = np.sqrt(np.einsum("ij,ij->i", A, A))
     nb = np.sqrt(np.einsum("ij,ij->i", B, B))
     cos = (A @ B.T) / (np.outer(na, nb) + 1e-300)
-    return np.outer(na, nb) * _arc_cosine_shape(cos)
+    shape = _arc_cosine_shape(cos)  # cos is clipped into [-1, 1] in place
+    if linear:
+        shape += linear * cos
+    return np.outer(na, nb) * shape
 
 
 def _arc_cosine_shape(cos: np.ndarray) -> np.ndarray:
@@ -325,7 +342,7 @@ class GuidedKernelProjection(Layer):
         if rms > 0 and not 2.0**-20 <= rms <= 2.0**20:
             exponent = round(math.log2(rms))
             landmarks = landmarks * 2.0**-exponent
-        K = arc_cosine_kernel(landmarks, landmarks)
+        K = arc_cosine_kernel(landmarks, landmarks, s["linear"])
         transform, route = nystroem_transform(K, m, s["flatten"])
         # features of order 1: |h(x)|^2 ~ M for a typical landmark (the lambda search is
         # scale-free; this keeps float32 engines and condition numbers readable)
@@ -355,7 +372,9 @@ class GuidedKernelProjection(Layer):
         norms = ((X * X) @ params["ones"]) ** 0.5
         cos = X @ params["directions"]
         cos /= (norms + 1e-300)[:, None]
-        K = xp.arc_cosine(cos)
+        K = xp.arc_cosine(cos)  # cos is clipped into [-1, 1] in place
+        if self.settings["linear"]:
+            K += self.settings["linear"] * cos
         K *= norms[:, None]
         return K @ params["transform"]
 
