@@ -363,7 +363,7 @@ def test_classes_without_spread_fall_back_to_gcv_not_the_largest_lambda():
     assert (clf.predict(prototypes) == y[:1200]).mean() == 1.0
 
 
-@pytest.mark.parametrize("scale", [1e20, 1e50, 1e-20])
+@pytest.mark.parametrize("scale", [1e20, 1e50, 1e-20, 1e-50, 1e80, 1e120])
 def test_features_far_from_unit_scale_choose_the_same_lambda_relative_to_their_scale(scale):
     """The quadrature's first look at the spectrum copies G to float32: features of 1e20 made
     that copy overflow and every prediction failed ("Eigenvalues did not converge"); features
@@ -378,3 +378,32 @@ def test_features_far_from_unit_scale_choose_the_same_lambda_relative_to_their_s
     scaled = ContinualClassifier(**settings).fit(X * scale, y)
     assert scaled.alpha_ == pytest.approx(plain.alpha_ * scale**2, rel=1e-9)
     assert (scaled.predict(X * scale) == plain.predict(X)).all()
+
+
+@pytest.mark.parametrize("scale", [1e80, 1e-50])
+@pytest.mark.parametrize("search", ["warm_start", "alphas"])
+def test_far_scales_keep_the_warm_walk_and_given_lambdas_relative_to_their_scale(scale, search):
+    """Beyond 2^+-200 on G's diagonal the search runs on G / 4^k: a warm walk and a list of
+    lambdas to choose from land where they land at unit scale, and the coefficients are the
+    ones a fixed alpha at the choice gives (the head solves with G itself)."""
+    from forgetless import ContinualClassifier
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((300, 6)), np.repeat([0, 1, 2], 100)
+    X[:, 0] += y
+    order = rng.permutation(300)
+    X, y = X[order], y[order]
+    settings = dict(projection="gaussian", n_components=400, random_state=0)
+    chosen, coefs = [], []
+    for s in (1.0, scale):
+        extra = {"warm_start": True} if search == "warm_start" else {"alphas": [1e-3, 1, 1e3]}
+        kw = extra if search == "warm_start" else {"alphas": [a * s * s for a in extra["alphas"]]}
+        clf = ContinualClassifier(**settings, **kw)
+        clf.partial_fit(X[:150] * s, y[:150]).partial_fit(X[150:] * s, y[150:])
+        fixed = ContinualClassifier(**settings, alpha=clf.alpha_)
+        fixed.partial_fit(X[:150] * s, y[:150]).partial_fit(X[150:] * s, y[150:])
+        assert np.array_equal(clf.coef_, fixed.coef_)
+        chosen.append(clf.alpha_ / s**2)
+        coefs.append(clf.coef_ * s)
+    assert chosen[1] == pytest.approx(chosen[0], rel=1e-9)
+    np.testing.assert_allclose(coefs[1], coefs[0], rtol=1e-6, atol=1e-9 * np.abs(coefs[0]).max())

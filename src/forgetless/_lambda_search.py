@@ -185,6 +185,7 @@ def select_alpha(
     method: str = "auto",
     counts: np.ndarray | None = None,
     criterion: str = "auto",
+    _lattice: np.ndarray | None = None,
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda over all accumulated statistics.
 
@@ -250,6 +251,43 @@ def select_alpha(
     lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
     lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
     lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
+    half = _normalising_exponent(mean_eig)
+    if half and _lattice is None:
+        # Powers of G (the quadratures' products) would overflow or underflow: search on
+        # G / 4^k and Q / 2^k instead, the same criterion at lambda / 4^k exactly (powers of
+        # two), on the same lattice of lambdas, mapped back.
+        factor = math.ldexp(1.0, -2 * half)
+        grid = (
+            np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
+        )
+        grid = grid.astype(np.float64)
+        best, points = select_alpha(
+            gram * factor,
+            class_sums * math.ldexp(1.0, -half),
+            n,
+            start=None if start is None else start * factor,
+            alphas=None if alphas is None else grid * factor,
+            tolerance=tolerance,
+            target_energy=target_energy,
+            extra_df=extra_df,
+            ops=ops,
+            scale=None if scale is None else scale * factor,
+            method=method,
+            counts=counts,
+            criterion=criterion,
+            _lattice=None if alphas is not None or start is not None else grid * factor,
+        )
+
+        def back(alpha: float) -> float:  # the lattice value alpha / 4^k stands for
+            candidates = grid if alphas is not None or start is None else None
+            if candidates is None:  # the warm walk's own lattice, from start / 4^k
+                return alpha / factor
+            return float(candidates[np.argmin(np.abs(np.log(candidates * factor / alpha)))])
+
+        # no coefficients: the head solves at the chosen lambda with G itself, the same
+        # operations (and bits) as a fixed alpha
+        mapped = [GCVPoint(back(p.alpha), p.score) for p in points]
+        return GCVPoint(back(best.alpha), best.score), mapped
     energy = float(n) if target_energy is None else float(target_energy)
     if alphas is not None:
         alphas = np.asarray(alphas, dtype=np.float64).ravel()
@@ -261,6 +299,8 @@ def select_alpha(
         best = _choose(points, interior=False, tiebreak=tiebreak)
         return best, [GCVPoint(p.alpha, p.score) for p in points]
     grid = np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
+    if _lattice is not None:  # the lattice of a search normalised by a power of two (above)
+        grid = _lattice
     if alphas is None and trace > 0 and method in ("auto", "rational"):
         found = _rational_search(gram, class_sums, grid, floor, scorer, ops)
         if found is not None:
@@ -933,6 +973,17 @@ def shift_invert_nodes(
     top = float(inverse.max(initial=0.0))
     valid = inverse > top * T.shape[0] * np.finfo(np.float64).eps
     return 1.0 / inverse[valid] - sigma, (vectors.T @ E)[valid]
+
+
+def _normalising_exponent(mean_diagonal: float) -> int:
+    """k where G's mean diagonal lies beyond 2^+-200 (features beyond about 1e30 or below
+    1e-30), so that G / 4^k is near 1; else 0. Beyond that the quadratures' powers of G would
+    pass float64's range (about 2^+-1022) and move the choice; ordinary sums are searched as
+    they are, bit for bit."""
+    if not math.isfinite(mean_diagonal) or mean_diagonal <= 0.0:
+        return 0
+    exponent = math.frexp(mean_diagonal)[1]
+    return 0 if abs(exponent) <= 200 else exponent // 2
 
 
 def _single_scale(mean_diagonal: float) -> float:
