@@ -20,10 +20,13 @@ interrupted run keeps what it did (and a rerun skips what is there).
 
 ``--validation`` never reads the test split: each seed holds out a stratified fifth of the
 training subset (seed = seed), runs the protocol on the other four fifths and scores the fifth
-(how the guided layer's settings, e.g. ``flatten``, are chosen):
+(how the guided layer's settings, ``flatten`` and ``linear``, were chosen):
 
-    python benchmarks/guided.py --validation --layers guided guided-plain guided-whitened \
+    python benchmarks/guided.py --validation --layers guided guided-flatten guided-whitened \
         --m 1000 2000 --protocols 5-equal --out benchmarks/results/guided_flatten_validation.json
+    python benchmarks/guided.py --validation --layers guided guided-linear1 guided-linear3 \
+        guided-linear10 --m 1000 2000 --protocols 5-equal \
+        --out benchmarks/results/guided_linear_validation.json
 """
 
 from __future__ import annotations
