@@ -495,6 +495,15 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
     info = TeachableModel.open(model).info()
     assert info["classes"] == {"bye": 3, "greet": 2}
     assert info["journal"][0]["inputs"] == ["--text (3)"]
+    # one --label per text would read naturally, but it labelled both texts "bye"
+    before = snapshot(model)
+    with pytest.raises(SystemExit) as stop:
+        main(
+            ["learn", str(model), "--text", "hiya", "--label", "greet", "--text", "ciao"]
+            + ["--label", "bye"]
+        )
+    assert stop.value.code == 2 and "--label given twice" in capsys.readouterr().err
+    assert snapshot(model) == before
     for said in ("learned 1 text in", "nothing new: the text was already learned"):
         code, out, err = cli(capsys, "learn", model, "--label", "greet", "--text", greet[0])
         assert code == 0 and said in out, err

@@ -156,6 +156,9 @@ def test_ncm_is_cosine_to_class_means(problem):
     means = np.stack([H[y == c].mean(0) for c in range(4)], axis=1)
     cos = (H @ means) / np.linalg.norm(H, axis=1, keepdims=True) / np.linalg.norm(means, axis=0)
     np.testing.assert_allclose(head.decision_function(H), cos, rtol=1e-10)
+    # rows whose squares overflow (beyond ~1e154) keep their cosines: they used to score 0
+    # everywhere, so every row went to the first class
+    np.testing.assert_allclose(head.decision_function(H * 1e200), cos, rtol=1e-10)
 
 
 def test_lda_matches_scikit_learn(problem):

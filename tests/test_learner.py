@@ -433,6 +433,16 @@ def test_auto_projection_lifts_narrow_features_and_keeps_wide_ones(digits, tmp_p
     again = ContinualClassifier.load(path)
     assert again.projection_.kind == "none" and again.get_params()["projection"] == "auto"
     np.testing.assert_array_equal(again.decision_function(Xt), wide.decision_function(Xt))
+    # The activation and bias belong to the layer "auto" would build: without one, the
+    # features go to the head as they are (they used to pass through relu and a random shift).
+    for extra in ({"activation": "relu"}, {"bias": True}, {"activation": "relu", "bias": True}):
+        unlifted = ContinualClassifier(n_components=100, random_state=1, **extra).fit(X, y)
+        np.testing.assert_array_equal(unlifted.coef_, linear.coef_)
+        unlifted.save(path)
+        np.testing.assert_array_equal(ContinualClassifier.load(path).coef_, linear.coef_)
+        lifted = ContinualClassifier(n_components=300, random_state=1, **extra).fit(X, y)
+        explicit = ContinualClassifier(projection="orthogonal", n_components=300, random_state=1)
+        np.testing.assert_array_equal(lifted.coef_, explicit.set_params(**extra).fit(X, y).coef_)
     # Learners of one setting on features of one width build the same layer, so they merge.
     half = len(y) // 2
     a = ContinualClassifier(n_components=100).fit(X[:half], y[:half])
@@ -531,6 +541,32 @@ def test_float32_sums_load_back_and_forget_most_of_their_rows(digits, tmp_path, 
     gone = np.random.default_rng(0).permutation(400)[:360]
     loaded.forget(X[gone] / 16, y[gone])
     assert loaded.statistics_.n_samples == 40
+
+
+@pytest.mark.parametrize("route", ["set_params", "merge"])
+def test_float32_sums_in_a_float64_learner_still_forget_their_rows(digits, tmp_path, route):
+    """Sums learned with float32 products stay float32's after compute_dtype="float64" (a
+    speed setting, changed afterwards) or a merge into a float64 learner: forgetting their rows
+    was refused as 'not all learned', with the float64 margin. The record survives a file."""
+    X, y, _, _ = digits
+    kw = {"projection": "gaussian", "n_components": 150, "alpha": 1.0, "random_state": 2}
+    single = ContinualClassifier(**kw, compute_dtype="float32")
+    for part in np.array_split(np.arange(400), 4):
+        single.partial_fit(X[part] / 16, y[part])
+    if route == "set_params":
+        clf = single.set_params(compute_dtype="float64")
+    else:
+        clf = ContinualClassifier(**kw).fit(X[400:600] / 16, y[400:600]).merge(single)
+    clf.save(tmp_path / "mixed.fl")
+    clf = ContinualClassifier.load(tmp_path / "mixed.fl")
+    assert clf.get_params()["compute_dtype"] == "float64" and clf.single_sums_
+    gone = np.random.default_rng(0).permutation(400)[:360]
+    clf.forget(X[gone] / 16, y[gone])
+    assert clf.statistics_.n_samples == (40 if route == "set_params" else 240)
+    plain = ContinualClassifier(**kw).fit(X[:200] / 16, y[:200])
+    assert not plain.single_sums_
+    with pytest.raises(ValueError, match="not all learned"):
+        plain.forget(X[600:700] / 16, y[600:700])
 
 
 def test_a_learner_merges_with_its_saved_copy_whatever_the_settings_types(digits, tmp_path):

@@ -90,9 +90,22 @@ def _text_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Once(argparse.Action):
+    """Store an option's value, refusing it a second time: ``--text a --label x --text b
+    --label y`` reads as one label per text, but one command has one label for all."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(
+                f"{option} given twice; one command takes one {option} for all its inputs "
+                "(teach each class with its own command, or label them in a table or folders)"
+            )
+        setattr(namespace, self.dest, values)
+
+
 def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
     _text_flag(parser)
-    parser.add_argument("--label", help=label_help)
+    parser.add_argument("--label", action=_Once, help=label_help)
     parser.add_argument(
         "--text-column", default="text", help="column of a table holding the text (default text)"
     )

@@ -404,7 +404,13 @@ class NCMHead(Head):
         return self
 
     def decision_function(self, H: np.ndarray) -> np.ndarray:
-        norms = np.linalg.norm(H, axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            norms = np.linalg.norm(H, axis=1, keepdims=True)
+        far = ~np.isfinite(norms[:, 0]) & np.isfinite(H).all(axis=1)
+        if far.any():  # the squares overflowed (rows beyond ~1e154): scale those rows first
+            H = H.copy()
+            H[far] /= np.abs(H[far]).max(axis=1, keepdims=True)
+            norms[far] = np.linalg.norm(H[far], axis=1, keepdims=True)
         return (H @ self.coef_) / np.where(norms > 0, norms, 1.0)
 
 

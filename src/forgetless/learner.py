@@ -81,6 +81,7 @@ _FITTED = (
     "statistics_",
     "head_",
     "classes_",
+    "single_sums_",
     "_stale",
     "_fitted_params",
 )
@@ -107,8 +108,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         features). See :mod:`forgetless.layers`. ``projection_.kind`` says which was built.
     n_components : width M of the layer.
     activation : ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``, ``"identity"``; ``None`` picks
-        the layer's default (relu; cos for fourier; identity for none).
-    bias : add a random bias before the activation.
+        the layer's default (relu; cos for fourier; identity for none). Where
+        ``projection="auto"`` builds no layer, the features stay as they are.
+    bias : add a random bias before the activation (only with a layer, as ``activation``).
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
     projection_params : settings of ``projection="guided"``: ``{"method": "kernel"}`` (the
@@ -338,13 +340,16 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         seed = params["random_state"]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
+        # "auto" building no layer leaves the features as they are: its activation and bias
+        # are the random layer's, which it did not build
+        unlifted = params["projection"] == "auto" and kind == "none"
         layer = make_layer(
             kind,
             n_features=X.shape[1],
             n_components=params["n_components"],
             seed=int(seed),
-            activation=params["activation"],
-            bias=params["bias"],
+            activation=None if unlifted else params["activation"],
+            bias=False if unlifted else params["bias"],
             scale=params["projection_scale"],
             gamma=params["gamma"],
             params=params["projection_params"],
@@ -358,11 +363,17 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "seed_": int(seed),
             "projection_": layer,
             "statistics_": stats,
+            "single_sums_": params["compute_dtype"] == "float32",
             "head_": make_head(params, layer.n_outputs),
             "classes_": np.array([]),
             "_stale": True,
             "_fitted_params": params,
         }
+
+    def _single_sums(self) -> bool:
+        """Whether the sums carry float32's rounding (learned or merged with float32 products
+        at any time): a forget's check then allows for it."""
+        return bool(self.__dict__.get("single_sums_", False))
 
     def _commit(self, state: dict[str, Any]) -> None:
         """Install fitted attributes computed without error (the only place state changes)."""
@@ -470,6 +481,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self._commit(state)
         self.statistics_.insert_classes(positions)
         self.statistics_ += batch
+        self.single_sums_ = self._single_sums() or params["compute_dtype"] == "float32"
         self.classes_ = new_classes
         self.head_ = head
         self._stale = True
@@ -625,7 +637,16 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         _check_same_scale(other.statistics_, self.statistics_)
         mine += incoming
         head = self._fresh_head(params, mine) if self.head_.recursive else self.head_
-        self._commit({"statistics_": mine, "classes_": union, "head_": head, "_stale": True})
+        single = self._single_sums() or other._single_sums()
+        self._commit(
+            {
+                "statistics_": mine,
+                "classes_": union,
+                "head_": head,
+                "single_sums_": single,
+                "_stale": True,
+            }
+        )
         return self
 
     def forget(self, X: Any, y: Any) -> ContinualClassifier:
@@ -710,7 +731,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not removed.all_finite():
             raise _overflow()
         remaining = self.statistics_.minus(removed)
-        float32 = params["compute_dtype"] == "float32"  # its products round to about 1e-7
+        # float32 products (now, or in sums learned or merged before) round to about 1e-7
+        float32 = params["compute_dtype"] == "float32" or self._single_sums()
         try:
             remaining.check_attainable(self.statistics_, 1e-5 if float32 else 1e-9)
         except ValueError as err:
@@ -798,6 +820,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "statistics_": stats,
                 "head_": new._fresh_head(params, stats),
                 "classes_": classes[keep],
+                "single_sums_": params["compute_dtype"] == "float32" or like._single_sums(),
                 "_stale": True,
                 "_fitted_params": params,
             }
@@ -838,6 +861,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "feature_names_in": None if names is None else [str(n) for n in names],
             "layer": self.projection_.config(),
             "layer_signature": self.projection_.signature(),
+            "single_precision_sums": self._single_sums(),
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
@@ -938,6 +962,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "this numpy/forgetless build regenerates a different random layer from the "
                 "saved seed; load it with the versions that saved it"
             )
+        # files written before the record: their sums are float32's if their setting says so
+        single = metadata.get("single_precision_sums", params["compute_dtype"] == "float32")
+        if not isinstance(single, bool):
+            raise ModelFileError(f"single_precision_sums must be true or false, not {single!r}")
         names = metadata.get("feature_names_in")
         if names is not None:
             if not (isinstance(names, list) and len(names) == n_features):
@@ -962,6 +990,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "statistics_": stats,
                 "head_": head,
                 "classes_": classes,
+                "single_sums_": single,
                 "_stale": True,
                 "_fitted_params": params,
             }

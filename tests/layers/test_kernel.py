@@ -264,6 +264,22 @@ def test_tiny_features_suit_the_kernel_layer_down_to_where_their_squares_underfl
         ContinualClassifier(**settings).fit(X[:200] * too_small, y[:200])
 
 
+def test_features_whose_squares_overflow_are_refused_by_name():
+    """Beyond about 1e154 the kernel's |x|^2 overflows: a clear refusal (it was Python's
+    'cannot convert float infinity to integer'), and a fitted learner stays as it was."""
+    from forgetless import ContinualClassifier
+
+    X, y = _data(n=300, d=8)
+    settings = dict(projection="guided", n_components=40, alpha=1.0, random_state=0)
+    with pytest.raises(ValueError, match="too large for the guided kernel layer.*overflow"):
+        ContinualClassifier(**settings).fit(X[:200] * 1e155, y[:200])
+    clf = ContinualClassifier(**settings).fit(X[:200] * 1e150, y[:200])
+    before = clf.decision_function(X[200:] * 1e150)
+    with pytest.raises(ValueError, match="too large"):
+        clf.partial_fit(X[200:] * 1e156, y[200:])
+    np.testing.assert_array_equal(clf.decision_function(X[200:] * 1e150), before)
+
+
 def test_kernel_settings_too_large_to_build_are_refused_before_any_work():
     from forgetless import ContinualClassifier
 

@@ -337,7 +337,14 @@ class GuidedKernelProjection(Layer):
         # T scales like 1 / |x|^2 and is stored in float32: for features far from unit scale
         # (beyond 2^+-20) the landmarks are brought to unit scale by a power of two 2^k (exact)
         # and the layer reads x / 2^k (the kernel is homogeneous: the same features).
-        rms = math.sqrt(float(np.mean(np.einsum("ij,ij->i", landmarks, landmarks))))
+        with np.errstate(over="ignore"):
+            rms = math.sqrt(float(np.mean(np.einsum("ij,ij->i", landmarks, landmarks))))
+        if not math.isfinite(rms):  # the kernel's |x|^2 cannot be computed (nor applied)
+            raise ValueError(
+                "X's features are too large for the guided kernel layer: their squares "
+                f"overflow float64 (largest magnitude {float(np.abs(X).max()):.3g}; about 1e154 "
+                "at most); scale them down (e.g. standardise them)"
+            )
         exponent = 0
         if rms > 0 and not 2.0**-20 <= rms <= 2.0**20:
             exponent = round(math.log2(rms))
@@ -369,14 +376,17 @@ class GuidedKernelProjection(Layer):
         }
 
     def apply(self, X: Any, xp: Any, params: dict[str, Any]) -> Any:
-        norms = ((X * X) @ params["ones"]) ** 0.5
-        cos = X @ params["directions"]
-        cos /= (norms + 1e-300)[:, None]
-        K = xp.arc_cosine(cos)  # cos is clipped into [-1, 1] in place
-        if self.settings["linear"]:
-            K += self.settings["linear"] * cos
-        K *= norms[:, None]
-        return K @ params["transform"]
+        # rows beyond ~1e154 overflow |x|^2 into inf and NaN features, which the learner
+        # refuses as an overflow: no warning on the way
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = ((X * X) @ params["ones"]) ** 0.5
+            cos = X @ params["directions"]
+            cos /= (norms + 1e-300)[:, None]
+            K = xp.arc_cosine(cos)  # cos is clipped into [-1, 1] in place
+            if self.settings["linear"]:
+                K += self.settings["linear"] * cos
+            K *= norms[:, None]
+            return K @ params["transform"]
 
     # ------------------------------------------------------------------ storage
     def config(self) -> dict[str, Any]:
