@@ -206,6 +206,13 @@ def test_bad_config_file(tmp_path, capsys):
         (dict(learner={"alpha": -1}), "learner.alpha .*'alpha' parameter .* Got -1"),
         (dict(learner={"projection": "orthogonl"}), "learner.projection .*among .*gaussian"),
         (dict(learner={"random_state": 3}), "learner.random_state is set from seeds"),
+        # found only after the data was loaded, as a traceback
+        (dict(learner={"device": "tpu"}), "learner.device .*'tpu' is not a torch device"),
+        (dict(learner={"n_components": 10**8}), "learner.n_components .*GiB for G"),
+        (
+            dict(methods=["ranpac"], learner={"n_components": 10**8}),
+            "learner.n_components: .*GiB for G",
+        ),
         (dict(sgd={"momentum": 1.0}), "sgd.momentum = 1.0 must be a number in \\[0, 1\\)"),
         (dict(seeds=[2**32]), "seeds = \\[4294967296\\] must be a list of integers from 0 to"),
     ],

@@ -625,6 +625,23 @@ def test_pandas_labels_are_the_strings_or_numbers_they_hold(tmp_path):
             ContinualClassifier(n_components=8, alpha=1.0).fit(X[:50], labels)
 
 
+def test_a_fraction_a_nul_ended_label_and_a_merge_with_itself_are_refused(digits):
+    """Found by an audit: Fraction(1, 3) passed as a number raised numpy's TypeError inside
+    scikit-learn's check; numpy's strings drop a trailing NUL, so "a" and "a\\x00" became one
+    class; ``clf.merge(clf)`` counted its data twice."""
+    from fractions import Fraction
+
+    X, y, _, _ = digits
+    with pytest.raises(ValueError, match="alpha must be an int or a float, got Fraction"):
+        ContinualClassifier(alpha=Fraction(1, 3)).fit(X[:50], y[:50])
+    with pytest.raises(ValueError, match="NUL character"):
+        ContinualClassifier(n_components=8, alpha=1.0).fit(X[:4], ["a", "a\x00", "b", "b"])
+    clf = ContinualClassifier(n_components=8, alpha=1.0).fit(X[:50], y[:50])
+    with pytest.raises(ValueError, match="cannot merge itself"):
+        clf.merge(clf)
+    assert clf.statistics_.n_samples == 50
+
+
 def test_bools_are_neither_numbers_nor_labels_of_another_type(digits):
     """True passed scikit-learn's integer checks as 1 (n_components=True: one unit), and
     counted as class 1 beside integer labels in one batch."""

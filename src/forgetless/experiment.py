@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from forgetless.engine import make_engine
 from forgetless.evaluation.baselines import SGDHead
 from forgetless.evaluation.metrics import (
     average_incremental_accuracy,
@@ -44,7 +45,7 @@ from forgetless.evaluation.metrics import (
     worst_case_accuracy,
 )
 from forgetless.evaluation.peers import make_peer
-from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
+from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier, check_memory
 from forgetless.scenarios import (
     Scenario,
     class_incremental,
@@ -550,17 +551,27 @@ class RunConfig:
                 )
             model = ContinualClassifier(n_components=self.learner["n_components"])
             try:
-                model._checked_params()
+                check_memory("gaussian", 1, model._checked_params()["n_components"])
             except (ValueError, TypeError) as err:
                 raise ConfigError(f"learner.n_components: {err}", "learner.n_components") from err
         for name in analytic:
             settings = METHODS[name][1]
             model = ContinualClassifier(**{**self.learner, **settings, "random_state": 0})
             try:
-                model._checked_params()
+                params = model._checked_params()
             except (ValueError, TypeError) as err:
                 found = re.search(r"'(\w+)' parameter", str(err))
                 key = f"learner.{found.group(1)}" if found else "learner"
+                raise ConfigError(f"{key} (method {name!r}): {err}", key) from err
+            # what the first batch would find out after the data is loaded: the device, and
+            # whether G (M x M, any layer) fits in memory
+            key = "learner.device"
+            try:
+                make_engine(params["device"], params["compute_dtype"])
+                key = "learner.n_components"
+                if params["projection"] != "none":
+                    check_memory("gaussian", 1, params["n_components"])
+            except (ValueError, ImportError) as err:
                 raise ConfigError(f"{key} (method {name!r}): {err}", key) from err
 
     @classmethod

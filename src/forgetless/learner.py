@@ -233,6 +233,15 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ settings
     def _checked_params(self) -> dict[str, Any]:
         """Every parameter, checked before any work; errors name the parameter."""
+        for name in _NUMBERS:  # scikit-learn's Interval fails with a numpy TypeError on these
+            value = getattr(self, name)
+            if isinstance(value, Real) and not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise ValueError(
+                    f"{name} must be an int or a float, got {type(value).__name__} {value!r}; "
+                    f"pass float({value!r})"
+                )
         self._validate_params()
         # A copy: a projection_params dict changed in place later must not change what the
         # learner recorded as fitted (it would pass the changed-after-fitting check).
@@ -336,7 +345,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """Fresh fitted attributes for a first batch (nothing assigned yet). Only a guided
         layer looks at the batch itself; random layers need just its width."""
         kind = resolve_projection(params["projection"], X.shape[1], params["n_components"])
-        _check_memory(kind, X.shape[1], params["n_components"])
+        check_memory(kind, X.shape[1], params["n_components"])
         seed = params["random_state"]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
@@ -589,6 +598,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """
         if not isinstance(other, ContinualClassifier):
             raise TypeError(f"can only merge a ContinualClassifier, got {type(other).__name__}")
+        if other is self:
+            raise ValueError(
+                "a learner cannot merge itself: its data would count twice (merge a copy if "
+                "that is meant)"
+            )
         params = self._checked_params()
         if not HEADS[params["head"]].order_free:
             raise ValueError(OWM_ORDER_ERROR)
@@ -1016,13 +1030,13 @@ def _physical_memory() -> int | None:
     return total
 
 
-def _check_memory(kind: str, n_features: int, n_components: int) -> None:
+def check_memory(kind: str, n_features: int, n_components: int) -> None:
     """Refuse up front a width whose sums cannot fit in this machine's memory: the M x M
     float64 G (and a random layer's d x M weights) would otherwise fail deep inside, or
     get the process killed once the pages are touched.
 
-    >>> _check_memory("gaussian", 100, 2000)   # 32 MB: fine
-    >>> _check_memory("gaussian", 100, 10**9)
+    >>> check_memory("gaussian", 100, 2000)   # 32 MB: fine
+    >>> check_memory("gaussian", 100, 10**9)
     Traceback (most recent call last):
     ...
     ValueError: n_components=1000000000 needs ... for G (M x M float64) ...

@@ -66,6 +66,11 @@ def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassif
                 f"y mixes label types ({' and '.join(sorted(kinds))}); use one type for all labels"
             )
         if kinds == {"str"}:
+            if any(str(v).endswith("\x00") for v in np.asarray(y, dtype=object).ravel()):
+                raise ValueError(
+                    "y has a label ending in the NUL character ('\\x00'), which numpy's strings "
+                    "drop: 'a' and 'a\\x00' would be one class; remove it"
+                )
             y = np.asarray(y, dtype=str)
         elif kinds <= numeric | {"bool"}:
             y = np.asarray(np.asarray(y, dtype=object).tolist())
@@ -101,12 +106,18 @@ def check_classes(classes: Any, what: str = "classes") -> np.ndarray:
 
     >>> check_classes("cat").tolist(), check_classes([2, 1]).tolist()
     (['cat'], [2, 1])
+    >>> check_classes([])
+    Traceback (most recent call last):
+    ...
+    ValueError: classes is empty: name at least one class label
     """
     if classes is None:
         raise ValueError(f"{what} must name class labels, got None")
     if np.ndim(classes) > 1:
         raise ValueError(f"{what} must be one label or a 1-D list of labels")
     listed = [classes] if np.ndim(classes) == 0 else list(np.asarray(classes, dtype=object))
+    if not listed:
+        raise ValueError(f"{what} is empty: name at least one class label")
     try:
         return check_labels(listed, len(listed))
     except ValueError as err:
