@@ -399,11 +399,15 @@ def test_far_scales_keep_the_warm_walk_and_given_lambdas_relative_to_their_scale
         extra = {"warm_start": True} if search == "warm_start" else {"alphas": [1e-3, 1, 1e3]}
         kw = extra if search == "warm_start" else {"alphas": [a * s * s for a in extra["alphas"]]}
         clf = ContinualClassifier(**settings, **kw)
-        clf.partial_fit(X[:150] * s, y[:150]).partial_fit(X[150:] * s, y[150:])
+        clf.partial_fit(X[:150] * s, y[:150])
+        first = clf.alpha_  # a refit now, so that the second one walks from it
+        clf.partial_fit(X[150:] * s, y[150:])
         fixed = ContinualClassifier(**settings, alpha=clf.alpha_)
         fixed.partial_fit(X[:150] * s, y[:150]).partial_fit(X[150:] * s, y[150:])
         assert np.array_equal(clf.coef_, fixed.coef_)
-        chosen.append(clf.alpha_ / s**2)
+        chosen.append((first / s**2, clf.alpha_ / s**2))
         coefs.append(clf.coef_ * s)
     assert chosen[1] == pytest.approx(chosen[0], rel=1e-9)
+    if search == "warm_start":  # the second refit walked (a few factorisations), not searched
+        assert len(clf.head_.gcv_path_) <= 8
     np.testing.assert_allclose(coefs[1], coefs[0], rtol=1e-6, atol=1e-9 * np.abs(coefs[0]).max())

@@ -443,6 +443,21 @@ def test_auto_projection_lifts_narrow_features_and_keeps_wide_ones(digits, tmp_p
         lifted = ContinualClassifier(n_components=300, random_state=1, **extra).fit(X, y)
         explicit = ContinualClassifier(projection="orthogonal", n_components=300, random_state=1)
         np.testing.assert_array_equal(lifted.coef_, explicit.set_params(**extra).fit(X, y).coef_)
+    # A file of an earlier release holds the relu its rule applied, and says so; it does not
+    # merge with a learner of the same settings made now.
+    from forgetless.persistence import read_model_file, write_model_file
+
+    unlifted = ContinualClassifier(n_components=100, random_state=1, activation="relu")
+    unlifted.fit(X, y).save(path)
+    metadata, arrays = read_model_file(path, kind="forgetless-model", version=3)
+    relu = ContinualClassifier(projection="none", activation="relu", random_state=1).fit(X, y)
+    metadata["layer"] = relu.projection_.config()
+    metadata["layer_signature"] = relu.projection_.signature()
+    write_model_file(path, metadata, arrays, kind="forgetless-model", version=3)
+    old = ContinualClassifier.load(path)
+    assert "activation='relu'" in repr(old.projection_)
+    with pytest.raises(ValueError, match="different layers: .* a file of an earlier release"):
+        unlifted.merge(old)
     # Learners of one setting on features of one width build the same layer, so they merge.
     half = len(y) // 2
     a = ContinualClassifier(n_components=100).fit(X[:half], y[:half])
@@ -543,7 +558,7 @@ def test_float32_sums_load_back_and_forget_most_of_their_rows(digits, tmp_path, 
     assert loaded.statistics_.n_samples == 40
 
 
-@pytest.mark.parametrize("route", ["set_params", "merge"])
+@pytest.mark.parametrize("route", ["set_params", "merge", "forget"])
 def test_float32_sums_in_a_float64_learner_still_forget_their_rows(digits, tmp_path, route):
     """Sums learned with float32 products stay float32's after compute_dtype="float64" (a
     speed setting, changed afterwards) or a merge into a float64 learner: forgetting their rows
@@ -555,18 +570,37 @@ def test_float32_sums_in_a_float64_learner_still_forget_their_rows(digits, tmp_p
         single.partial_fit(X[part] / 16, y[part])
     if route == "set_params":
         clf = single.set_params(compute_dtype="float64")
-    else:
+    elif route == "merge":
         clf = ContinualClassifier(**kw).fit(X[400:600] / 16, y[400:600]).merge(single)
+    else:  # learned in float64, a forget's sums made in float32
+        clf = ContinualClassifier(**kw).fit(X[:440] / 16, y[:440])
+        clf.set_params(compute_dtype="float32").forget(X[400:440] / 16, y[400:440])
+        clf.set_params(compute_dtype="float64")
     clf.save(tmp_path / "mixed.fl")
     clf = ContinualClassifier.load(tmp_path / "mixed.fl")
     assert clf.get_params()["compute_dtype"] == "float64" and clf.single_sums_
     gone = np.random.default_rng(0).permutation(400)[:360]
     clf.forget(X[gone] / 16, y[gone])
-    assert clf.statistics_.n_samples == (40 if route == "set_params" else 240)
+    assert clf.statistics_.n_samples == (240 if route == "merge" else 40)
     plain = ContinualClassifier(**kw).fit(X[:200] / 16, y[:200])
     assert not plain.single_sums_
     with pytest.raises(ValueError, match="not all learned"):
         plain.forget(X[600:700] / 16, y[600:700])
+    # files written before the record read it from their setting; a hostile value is refused
+    from forgetless.persistence import ModelFileError, read_model_file, write_model_file
+
+    plain.save(tmp_path / "plain.fl")
+    metadata, arrays = read_model_file(tmp_path / "plain.fl", kind="forgetless-model", version=3)
+    for value, loads_as in ((None, False), ("yes", None)):
+        edited = {k: v for k, v in metadata.items() if k != "single_precision_sums"}
+        if value is not None:
+            edited["single_precision_sums"] = value
+        write_model_file(tmp_path / "edited.fl", edited, arrays, kind="forgetless-model", version=3)
+        if loads_as is None:
+            with pytest.raises(ModelFileError, match="single_precision_sums must be true or"):
+                ContinualClassifier.load(tmp_path / "edited.fl")
+        else:
+            assert ContinualClassifier.load(tmp_path / "edited.fl").single_sums_ is loads_as
 
 
 def test_a_learner_merges_with_its_saved_copy_whatever_the_settings_types(digits, tmp_path):

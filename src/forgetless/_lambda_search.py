@@ -228,6 +228,11 @@ def select_alpha(
     there, one Cholesky factorisation per lambda (see :class:`GCV`), downhill until both
     neighbours are worse: about three factorisations, but it stops at the nearest local minimum.
 
+    Where G's mean diagonal lies beyond 2^+-200 (features beyond about 1e30 or below 1e-30),
+    the quadratures run on G / 4^k and Q / 2^k (the same criterion at lambda / 4^k, exactly),
+    so their powers of G stay in float64's range and the choice scales with the features; they
+    then return no coefficients.
+
     ``ops`` runs the factorisations and products elsewhere (a GPU, see :class:`HostLinalg`).
     ``scale`` is the size of G's entries before centring (its largest diagonal value):
     eigenvalues and a trace below its rounding level are zero, whatever route (a forget, a
@@ -252,21 +257,16 @@ def select_alpha(
     lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
     lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
     half = _normalising_exponent(mean_eig)
-    if half and _lattice is None:
-        # Powers of G (the quadratures' products) would overflow or underflow: search on
-        # G / 4^k and Q / 2^k instead, the same criterion at lambda / 4^k exactly (powers of
-        # two), on the same lattice of lambdas, mapped back.
+    if half and _lattice is None and start is None and alphas is None:
+        # The quadratures' powers of G would overflow or underflow: search on G / 4^k and
+        # Q / 2^k instead, the same criterion at lambda / 4^k exactly (powers of two), on the
+        # same lattice of lambdas. (The warm walk and given alphas only factorise: no powers.)
         factor = math.ldexp(1.0, -2 * half)
-        grid = (
-            np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
-        )
-        grid = grid.astype(np.float64)
+        grid = 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
         best, points = select_alpha(
             gram * factor,
             class_sums * math.ldexp(1.0, -half),
             n,
-            start=None if start is None else start * factor,
-            alphas=None if alphas is None else grid * factor,
             tolerance=tolerance,
             target_energy=target_energy,
             extra_df=extra_df,
@@ -275,19 +275,14 @@ def select_alpha(
             method=method,
             counts=counts,
             criterion=criterion,
-            _lattice=None if alphas is not None or start is not None else grid * factor,
+            _lattice=grid * factor,
         )
-
-        def back(alpha: float) -> float:  # the lattice value alpha / 4^k stands for
-            candidates = grid if alphas is not None or start is None else None
-            if candidates is None:  # the warm walk's own lattice, from start / 4^k
-                return alpha / factor
-            return float(candidates[np.argmin(np.abs(np.log(candidates * factor / alpha)))])
-
-        # no coefficients: the head solves at the chosen lambda with G itself, the same
-        # operations (and bits) as a fixed alpha
-        mapped = [GCVPoint(back(p.alpha), p.score) for p in points]
-        return GCVPoint(back(best.alpha), best.score), mapped
+        # alpha / factor is the lattice value itself (exact for a power of two); no
+        # coefficients: the head solves at the choice with G itself, the same operations (and
+        # bits) as a fixed alpha
+        return GCVPoint(best.alpha / factor, best.score), [
+            GCVPoint(p.alpha / factor, p.score) for p in points
+        ]
     energy = float(n) if target_energy is None else float(target_energy)
     if alphas is not None:
         alphas = np.asarray(alphas, dtype=np.float64).ravel()

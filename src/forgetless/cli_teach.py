@@ -325,8 +325,8 @@ def _counted(count: int, noun: str) -> str:
     return f"{count} {noun if count == 1 else plural}"
 
 
-def _kind(model: Any, count: int = 2) -> str:
-    """What the model reads, in the plural unless ``count`` is 1."""
+def _kind(model: Any, count: int | None = None) -> str:
+    """What the model reads: "images" or "texts", singular where ``count`` is 1."""
     noun = "image" if model.spec.modality == "image" else "text"
     return noun if count == 1 else noun + "s"
 

@@ -110,7 +110,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     activation : ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``, ``"identity"``; ``None`` picks
         the layer's default (relu; cos for fourier; identity for none). Where
         ``projection="auto"`` builds no layer, the features stay as they are.
-    bias : add a random bias before the activation (only with a layer, as ``activation``).
+    bias : add a random bias before the activation (not where ``projection="auto"`` builds
+        no layer, as ``activation``).
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
     projection_params : settings of ``projection="guided"``: ``{"method": "kernel"}`` (the
@@ -131,7 +132,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         the within-class covariance penalised by the same lambda, from the same solve), or
         ``"auto"`` (default): the discriminant once the classes hold 8 samples on average,
         the regression below that. Needs ``fit_intercept``
-        (see :class:`~forgetless.heads.RidgeHead`).
+        (see :class:`~forgetless.heads.RidgeHead`). Where the discriminant is undefined (one
+        class, or a fit that interpolates the classes, as with one sample each) it scores by
+        the regression, whichever is asked; ``head_.decision_`` says which scored.
     fit_intercept : fit an unpenalised intercept (``head="ridge"``), computed exactly from the
         sums by centring them. ``rls`` and ``owm`` have no intercept (as RanPAC and ACIL).
     shrinkage : LDA covariance shrinkage, ``"oas"`` or a number in [0, 1].
@@ -632,10 +635,16 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         ):
             raise ValueError("cannot merge learners fitted on different feature names")
         if not self.projection_.same_as(other.projection_):
+            why = (
+                "a guided layer is selected on each learner's first batch; merge learners that "
+                "started from one layer, e.g. copies of it"
+                if "guided" in (self.projection_.kind, other.projection_.kind)
+                else "one may come from a file of an earlier release, whose rules built another "
+                "layer for these settings"
+            )
             raise ValueError(
                 f"cannot merge learners with different layers: {self.projection_!r} and "
-                f"{other.projection_!r} differ (a guided layer is selected on each learner's "
-                "first batch; merge learners that started from one layer, e.g. copies of it)"
+                f"{other.projection_!r} differ ({why})"
             )
         check_label_family(other.classes_, self.classes_, "the other learner")
         union = np.union1d(self.classes_, other.classes_)
@@ -755,7 +764,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "forgotten); nothing was changed"
             ) from err
         remaining.zero_if_empty()  # checked first: zeros would pass any check
-        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0))
+        # sums removed with float32 products leave float32's rounding in what remains
+        single = params["compute_dtype"] == "float32"
+        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0), single)
 
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
@@ -779,7 +790,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _commit_removal(
-        self, params: dict[str, Any], remaining: SufficientStatistics, emptied: np.ndarray
+        self,
+        params: dict[str, Any],
+        remaining: SufficientStatistics,
+        emptied: np.ndarray,
+        single_products: bool = False,
     ) -> None:
         """Install statistics after a removal, dropping emptied classes; a recursive head is
         re-derived from the sums (exact, where a Woodbury downdate would lose precision)."""
@@ -795,6 +810,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "statistics_": remaining,
                 "classes_": np.delete(self.classes_, emptied),
                 "head_": head,
+                "single_sums_": self._single_sums() or single_products,
                 "_stale": True,
             }
         )
@@ -834,7 +850,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "statistics_": stats,
                 "head_": new._fresh_head(params, stats),
                 "classes_": classes[keep],
-                "single_sums_": params["compute_dtype"] == "float32" or like._single_sums(),
+                "single_sums_": params["compute_dtype"] == "float32",
                 "_stale": True,
                 "_fitted_params": params,
             }

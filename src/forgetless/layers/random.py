@@ -264,5 +264,6 @@ class RandomProjection(Layer):
     def __repr__(self) -> str:
         return (
             f"RandomProjection({self.kind!r}, n_features={self.n_features}, "
-            f"n_components={self.n_components}, activation={self.activation!r})"
+            f"n_components={self.n_components}, activation={self.activation!r}"
+            + (", bias=True)" if self.bias else ")")
         )
