@@ -307,3 +307,8 @@ def test_the_rls_update_refuses_features_it_cannot_hold_by_name():
     with pytest.raises(ValueError, match="recursive least-squares update failed"):
         clf.partial_fit(X[200:300] * 1e80, y[200:300])
     np.testing.assert_array_equal(clf.decision_function(X[:10]), before)
+    # a tiny alpha fails the same way, and the message names it as a cause too
+    with pytest.raises(ValueError, match=r"reaches 1e\+300\): .*or raise alpha"):
+        ContinualClassifier(projection="gaussian", n_components=64, head="rls", alpha=1e-300).fit(
+            X[:200], y[:200]
+        )

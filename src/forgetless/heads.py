@@ -287,8 +287,9 @@ def woodbury_add(P: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     except linalg.LinAlgError as err:  # e.g. features ~1e80: I is lost to rounding in K
         raise ValueError(
             "the recursive least-squares update failed: I + H P H^T is not positive definite "
-            f"to rounding (largest |h| = {float(np.abs(H).max(initial=0.0)):.3g}); scale the "
-            "features down, or use head='ridge', which solves from the sums"
+            f"to rounding (largest |h| = {float(np.abs(H).max(initial=0.0)):.3g}; "
+            f"P = (G + alpha I)^-1 reaches {float(np.abs(P).max(initial=0.0)):.3g}): scale the "
+            "features down or raise alpha, or use head='ridge', which solves from the sums"
         ) from err
     new = P - gain @ PHt.T
     return 0.5 * (new + new.T), gain

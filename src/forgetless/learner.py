@@ -142,7 +142,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         remove a class exactly without its data.
     compute_dtype : ``"float64"`` (default, exact) or ``"float32"`` (projection and rank-k
         updates in float32, still accumulated in float64).
-    chunk_size : rows projected at a time (default: about 64 MiB of projected features).
+    chunk_size : rows projected at a time (default: about 64 MiB of projected features);
+        another value sums other row blocks, so G rounds differently (about 1e-14).
     device : ``None`` (numpy) or a torch device (``"cpu"``, ``"cuda"``): projection, Gram
         accumulation and the ridge head's factorisations run in torch there (see
         :mod:`forgetless.engine`); statistics stay float64. A model saved with
