@@ -143,7 +143,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     compute_dtype : ``"float64"`` (default, exact) or ``"float32"`` (projection and rank-k
         updates in float32, still accumulated in float64).
     chunk_size : rows projected at a time (default: about 64 MiB of projected features);
-        another value sums other row blocks, so G rounds differently (about 1e-14).
+        another value sums other row blocks, so G differs by float64 rounding.
     device : ``None`` (numpy) or a torch device (``"cpu"``, ``"cuda"``): projection, Gram
         accumulation and the ridge head's factorisations run in torch there (see
         :mod:`forgetless.engine`); statistics stay float64. A model saved with
@@ -237,11 +237,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ settings
     def _checked_params(self) -> dict[str, Any]:
         """Every parameter, checked before any work; errors name the parameter."""
-        for name in _NUMBERS:  # scikit-learn's Interval fails with a numpy TypeError on these
+        for name in _NUMBERS:  # what scikit-learn's Interval gets wrong
             value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)):  # taken for 1
+                raise ValueError(f"{name} must be a number, not a bool ({value!r})")
             if isinstance(value, Real) and not isinstance(
                 value, (int, float, np.integer, np.floating)
-            ):
+            ):  # a Fraction: numpy's TypeError inside the check
                 raise ValueError(
                     f"{name} must be an int or a float, got {type(value).__name__} {value!r}; "
                     f"pass float({value!r})"
@@ -250,9 +252,6 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         # A copy: a projection_params dict changed in place later must not change what the
         # learner recorded as fitted (it would pass the changed-after-fitting check).
         params = copy.deepcopy(self.get_params())
-        for name in _NUMBERS:  # scikit-learn's Interval takes True for 1
-            if isinstance(params[name], (bool, np.bool_)):
-                raise ValueError(f"{name} must be a number, not a bool ({params[name]!r})")
         if params["alphas"] is not None:
             values = params["alphas"]
             listed = not isinstance(values, (str, bytes, dict, set, frozenset))
