@@ -789,3 +789,20 @@ def test_an_image_size_out_of_range_is_refused_before_any_work(capsys, tmp_path,
             tmp_path / "api", "efficientnet-lite0", encoder_options={"image_size": int(size)}
         )
     assert not (tmp_path / "api").exists()
+
+
+def test_a_file_after_class_is_named_as_what_went_wrong(capsys, tmp_path):
+    """`forget m --class one photo.png` read photo.png as a second class and answered only
+    that the model had no class 'photo.png'; the error now says --class took the file."""
+    folder = _digit_folder(tmp_path / "d")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32")
+    assert code == 0, err
+    photo = next((folder / "one").iterdir())
+    before = TeachableModel.open(model).class_counts()
+    code, _, err = cli(capsys, "forget", model, "--class", "one", photo)
+    assert code == 2
+    line = one_error_line(err, "forget")
+    assert f"--class read {str(photo)!r} as a class name" in line
+    assert "give it as INPUT before --class" in line
+    assert TeachableModel.open(model).class_counts() == before

@@ -564,6 +564,22 @@ def _run_forget(args: argparse.Namespace) -> int:
         return _guarded("forget", lambda: _forget(args))
 
 
+def _refuse_paths_read_as_classes(model: Any, names: list[str]) -> None:
+    """`--class cat photo.png` reads photo.png as a class name (the flag takes every word
+    after it): say so, instead of only that the model has no class 'photo.png'."""
+    from forgetless.teach_inputs import InputError
+
+    known = set(model.classes)
+    for name in names:
+        if name not in known and name not in model.labels and Path(name).exists():
+            raise InputError(
+                f"--class read {name!r} as a class name (it takes every word after it), but it "
+                f"is a file or folder, not a class of {model.path}: to forget the "
+                f"samples in it, give it as INPUT before --class, or without --class and with "
+                f"--label NAME to forget them only where learned as NAME"
+            )
+
+
 def _forget(args: argparse.Namespace) -> int:
     from forgetless.teach_inputs import InputError
 
@@ -575,6 +591,7 @@ def _forget(args: argparse.Namespace) -> int:
         )
     model = _open(args.model)
     if args.classes:
+        _refuse_paths_read_as_classes(model, args.classes)
         report = model.forget_classes(args.classes)
         detail = ", ".join(f"{c} ({_counted(n, 'sample')})" for c, n in report.counts.items())
         print(f"forgot {detail} exactly in {report.seconds:.1f} s")
