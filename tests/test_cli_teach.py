@@ -806,3 +806,39 @@ def test_a_file_after_class_is_named_as_what_went_wrong(capsys, tmp_path):
     assert f"--class read {str(photo)!r} as a class name" in line
     assert "give it as INPUT before --class" in line
     assert TeachableModel.open(model).class_counts() == before
+
+
+def test_info_names_the_files_of_a_damaged_model(capsys, tmp_path):
+    """info, the command a user runs to check a model, described one whose learner file was
+    deleted and a record altered as sound (exit 0, the sizes CURRENT records)."""
+    folder = _digit_folder(tmp_path / "d")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32")
+    assert code == 0, err
+    code, out, err = cli(capsys, "info", model)
+    assert code == 0 and "DAMAGED" not in out, err
+    (learner,) = model.glob("learner-*.fl")
+    learner.unlink()
+    record = sorted(model.glob("record-*.fl"))[0]
+    record.write_bytes(record.read_bytes()[:-1])
+    code, out, err = cli(capsys, "info", model)
+    assert code == 2
+    assert f"DAMAGED     {learner.name} (the learner) is missing" in out
+    assert f"{record.name} (the deletion record of " in out
+    assert "is damaged" in one_error_line(err, "info")
+    code, out, _ = cli(capsys, "info", model, "--format", "json")
+    assert code == 2 and len(json.loads(out)["damaged"]) == 2
+
+
+def test_a_class_name_the_terminal_cannot_show_does_not_fail_a_saved_learn(tmp_path):
+    """On an ASCII terminal (or a Windows code page) printing 'café' after the learn was saved
+    raised UnicodeEncodeError: exit 1 and a traceback for a change that was made."""
+    folder = _digit_folder(tmp_path / "d")
+    (folder / "one").rename(folder / "café")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "OMP_NUM_THREADS": "1"}
+    model = tmp_path / "m.model"
+    argv = [sys.executable, "-m", "forgetless.cli", "learn", str(model), str(folder)]
+    run = subprocess.run([*argv, "--encoder", "raw", "--width", "32"], env=env, capture_output=True)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    assert b"caf\\xe9" in run.stdout
+    assert "café" in TeachableModel.open(model).classes

@@ -4,9 +4,12 @@ of optional packages; tests/test_cli_teach.py runs real encoders through the com
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +272,58 @@ def test_a_model_that_lost_its_pointer_is_not_overwritten(tmp_path, digits):
     assert sorted(os.listdir(tmp_path / "m")) == before
 
 
+def test_a_first_learn_keeps_the_files_it_finds_without_a_pointer(tmp_path, digits, caplog):
+    """A model of one learn that lost CURRENT looks like a killed first learn's leftovers: the
+    next first learn overwrote its learner and deleted its records. They are now moved into a
+    .uncommitted-* folder, byte for byte, and the log says where."""
+    X, y = pick(digits, {"digit1", "digit8"})
+    make(tmp_path / "m").learn(X[:30], y[:30])
+    (tmp_path / "m" / "CURRENT").unlink()
+    folder = tmp_path / "m"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".fl"}
+    with caplog.at_level(logging.WARNING, logger="forgetless"):
+        make(folder).learn(X[30:], y[30:])
+    (aside,) = [p for p in folder.iterdir() if p.name.startswith(".uncommitted-")]
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == before
+    assert f"moved to {aside}, not overwritten" in caplog.text
+    assert TeachableModel.open(folder).n_samples == len(y) - 30
+
+
+@contextlib.contextmanager
+def fails_instead_of_hanging(seconds: int = 60):
+    """A call that blocks forever (a named pipe opened for reading) fails the test instead."""
+
+    def hung(*_):
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_in_place_of_a_model_file_or_the_lock_is_refused_not_waited_on(tmp_path, digits):
+    """open() of a named pipe waits for a writer (or reader) forever: learn, forget and predict
+    hung with no message."""
+    X, y = pick(digits, {"digit1", "digit8"})
+    make(tmp_path / "m").learn(X[:30], y[:30])
+    lock = tmp_path / "m" / ".lock"
+    lock.unlink()
+    os.mkfifo(lock)
+    with fails_instead_of_hanging(), pytest.raises(ModelFileError, match="lock file"):
+        TeachableModel.open(tmp_path / "m").learn(X[30:], y[30:])
+    lock.unlink()
+    (learner,) = (tmp_path / "m").glob("learner-*.fl")
+    learner.unlink()
+    os.mkfifo(learner)
+    with fails_instead_of_hanging(), pytest.raises(ModelFileError, match="not a regular file"):
+        TeachableModel.open(tmp_path / "m").predict(X[:2])
+
+
 def test_models_of_raw_pixels_at_their_own_size_keep_their_own_width(tmp_path, digits):
     """The encoder is loaded once per process; its width, set by the first images it read,
     became the next model's too, whose first learn then failed with a bare RuntimeError."""
@@ -367,6 +422,19 @@ def test_a_stale_handle_cannot_overwrite_a_newer_model(tmp_path, digits):
     with pytest.raises(InputError, match="changed by another process"):
         second.learn(X[40:], y[40:])
     assert TeachableModel.open(tmp_path / "m").n_samples == 40
+
+
+def test_a_model_made_again_at_its_path_is_not_overwritten_by_an_old_handle(tmp_path, digits):
+    """The check compared generation numbers: a handle on a removed model committed over a
+    new model made at the same path (generation 1 again), losing that model's learn."""
+    X, y = pick(digits, {"digit1", "digit2"})
+    make(tmp_path / "m").learn(X[:20], y[:20])
+    old = TeachableModel.open(tmp_path / "m")
+    shutil.rmtree(tmp_path / "m")
+    make(tmp_path / "m").learn(X[20:50], y[20:50])
+    with pytest.raises(InputError, match="another model at generation 1, made again at this"):
+        old.learn(X[50:], y[50:])
+    assert TeachableModel.open(tmp_path / "m").n_samples == 30
 
 
 class Crash(BaseException):

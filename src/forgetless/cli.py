@@ -327,9 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _printable_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     return int(args.handler(args))
+
+
+def _printable_streams() -> None:
+    """Let stdout and stderr write any class name or path: a terminal or pipe whose encoding
+    cannot show a character (ASCII, a Windows code page) gets an escape such as \\xe9 instead
+    of an error after the command's work is done and saved."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":

@@ -658,9 +658,10 @@ def _info(args: argparse.Namespace) -> int:
 
     model = _open(args.model)  # info reads no learner: it also describes a damaged model
     info = model.info()
+    status = 2 if info["damaged"] else 0  # a check of the model: damage is a failure
     if args.format == "json":
         print(json.dumps(info, indent=1, ensure_ascii=False))
-        return 0
+        return status
     enc, learner, records = info["encoder"], info["learner"], info["deletion_records"]
     print(
         f"model       {info['path']} (generation {info['generation']}, created {info['created']})"
@@ -719,6 +720,8 @@ def _info(args: argparse.Namespace) -> int:
             f"learned samples' leave-one-out distances; {novelty['bytes_per_class']} B per class)"
         )
     print(f"size        {_mib(info['bytes_on_disk'])} on disk in {len(info['files'])} files")
+    for problem in info["damaged"]:
+        print(f"DAMAGED     {problem}")
     d, m = enc["dim"], learner["width"]
     if records["kept"] and records["max_feature_rows"] is None:
         print(
@@ -759,7 +762,14 @@ def _info(args: argparse.Namespace) -> int:
         events.append([f"#{e.get('id')}", str(e.get("time")), str(e.get("action")), what])
     if events:
         print(format_table(["event", "time (UTC)", "action", "counts"], events))
-    return 0
+    if info["damaged"]:
+        print(
+            f"forgetless info: error: {info['path']} is damaged ("
+            + "; ".join(info["damaged"])
+            + "): restore its folder from a backup",
+            file=sys.stderr,
+        )
+    return status
 
 
 def _calibration_line(info: dict[str, Any]) -> str:

@@ -883,7 +883,9 @@ def folder_lock(folder: str | os.PathLike[str], what: str = "the model") -> Iter
         yield
         return
     path = os.path.join(os.fspath(folder), LOCK_FILE)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    # O_NONBLOCK: a named pipe planted there is refused at once instead of waiting for a reader
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     waited = False
     while True:
         try:  # never through a link: a planted .lock would create or lock a file elsewhere
@@ -893,11 +895,22 @@ def folder_lock(folder: str | os.PathLike[str], what: str = "the model") -> Iter
                 f"{os.fspath(folder)} does not exist (any more: another process may have "
                 "removed it); nothing was written"
             ) from None
+        except PermissionError:
+            raise ModelFileError(
+                f"permission denied: {path}, the lock file of {what}, cannot be opened for "
+                "writing; nothing was written"
+            ) from None
         except OSError as err:
             raise ModelFileError(
                 f"{path} cannot be opened as the lock file of {what} ({err.strerror}); "
                 "it must be a plain file inside the folder"
             ) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ModelFileError(
+                f"{path} is not a plain file (a pipe, device or socket), so it cannot be the "
+                f"lock file of {what}; remove it"
+            )
         handle = os.fdopen(fd, "a")
         try:
             try:

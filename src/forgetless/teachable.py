@@ -90,6 +90,8 @@ import logging
 import os
 import re
 import shutil
+import stat
+import tempfile
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -497,7 +499,11 @@ def _now() -> str:
 
 def _file_sha256(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
+    # O_NONBLOCK: a named pipe put in a file's place opens at once, then is refused below
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | nonblocking)) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
@@ -570,6 +576,10 @@ class TeachableModel:
         self.spec = spec
         self.settings = dict(settings)
         self.generation = 0
+        # sha256 of the pointer file this model was read from (None: not on disk yet). The
+        # generation alone does not say "the same model": one removed and made again at the
+        # same path starts at generation 1 too.
+        self._pointer_sha: str | None = None
         self.created = _now()
         self.labels: list[str] = []  # every label ever taught; samples index it
         self.sample_sha = np.zeros((0, 32), np.uint8)
@@ -667,9 +677,10 @@ class TeachableModel:
                     f"{path} does not exist; teach it first with forgetless learn {path} INPUT..."
                 )
             raise InputError(f"{path} is not a forgetless model (no {POINTER} file in it)")
-        metadata, arrays = read_model_file(path / POINTER, kind=KIND, version=VERSION)
+        metadata, arrays, digest = _read_pointer(path / POINTER)
         try:
             model = cls._assemble(path, metadata, arrays)
+            model._pointer_sha = digest
         except ModelFileError as err:
             raise ModelFileError(f"{path / POINTER}: {err}") from err
         except (KeyError, TypeError, ValueError, IndexError) as err:
@@ -913,19 +924,28 @@ class TeachableModel:
                 f"{path} ({what}) is missing: files were deleted from the model's folder"
             ) from None
         if sha != ref.sha256 or size != ref.bytes:
+            self._check_not_stale()  # another process's commit, not damage
             raise ModelFileError(f"{path} ({what}) is not the file {POINTER} names (altered)")
         return path
 
     def _check_not_stale(self) -> None:
-        """Refuse to go on when another process committed since this model was read."""
-        on_disk = None
-        if (self.path / POINTER).exists():
-            meta, _ = read_model_file(self.path / POINTER, kind=KIND, version=VERSION)
-            on_disk = meta.get("generation")
-        if on_disk != (self.generation or None):
+        """Refuse to go on when another process committed since this model was read (its
+        pointer file is another one: a later generation, or another model made at the path)."""
+        pointer = self.path / POINTER
+        on_disk = _file_sha256(pointer)[0] if pointer.exists() else None
+        if on_disk != self._pointer_sha:
+            generation = None
+            if on_disk is not None:
+                generation = read_model_file(pointer, kind=KIND, version=VERSION)[0].get(
+                    "generation"
+                )
+            now = "no model" if generation is None else f"generation {generation}"
+            if generation == self.generation:
+                now = f"another model at generation {generation}, made again at this path"
             raise StaleModelError(
-                f"{self.path} was changed by another process since it was opened (generation "
-                f"{on_disk}, not {self.generation}); open it again and repeat"
+                f"{self.path} was changed by another process since it was opened (it now holds "
+                f"{now}; this process read generation {self.generation or 'none'}); open it "
+                "again and repeat"
             )
 
     def _record(self, label: int) -> _Record | None:
@@ -2191,7 +2211,30 @@ class TeachableModel:
             "bytes_on_disk": int(sum(files.values())),
             "files": files,
             "journal": self.events,
+            "damaged": self._damage(),
         }
+
+    def _damage(self) -> list[str]:
+        """What is wrong with the files ``CURRENT`` names (missing, not a plain file, not the
+        bytes it names): empty for a sound model. ``info`` reads no learner, so this is how it
+        tells a damaged model from a sound one."""
+        refs = [] if self._learner_ref is None else [("the learner", self._learner_ref)]
+        refs += [
+            (f"the deletion record of {self.labels[label]!r}", ref)
+            for label, (_, _, ref) in sorted(self._record_refs.items())
+        ]
+        problems = []
+        for what, ref in refs:
+            try:
+                sha, size = _file_sha256(self.path / ref.file)
+            except FileNotFoundError:
+                problems.append(f"{ref.file} ({what}) is missing")
+            except (OSError, ModelFileError) as err:
+                problems.append(f"{ref.file} ({what}) cannot be read: {err}")
+            else:
+                if (sha, size) != (ref.sha256, ref.bytes):
+                    problems.append(f"{ref.file} ({what}) is not the file {POINTER} names")
+        return problems
 
     def _layer_info(self) -> dict[str, Any]:
         """The layer's state: fixed (a width given, or made before the rule), growing or
@@ -2286,6 +2329,8 @@ class TeachableModel:
         folder = self.path
         current = folder / POINTER
         self._check_not_stale()
+        if self.generation == 0:
+            _set_aside_uncommitted(folder)
         generation = self.generation + 1
         if generation > MAX_GENERATION:
             raise ModelFileError(
@@ -2352,13 +2397,14 @@ class TeachableModel:
                 values = (novelty["sums"], novelty["distance"], novelty["label"])
                 arrays.update(zip(_NOVELTY_ARRAYS, values, strict=True))
             write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
+            pointer_sha = _file_sha256(current)[0]  # under the lock: no one else writes it
         except BaseException:
             if not _points_to(current, generation):  # not committed: nothing names them
                 for path in written:
                     path.unlink(missing_ok=True)
             raise
         # Committed. Install in memory, then remove what the pointer no longer names.
-        self.generation = generation
+        self.generation, self._pointer_sha = generation, pointer_sha
         self.labels = state["labels"]
         self.sample_sha, self.sample_label = state["sample_sha"], state["sample_label"]
         self.sample_learned, self.sample_forgotten = (
@@ -2378,6 +2424,18 @@ class TeachableModel:
         if learner_ref is not None:
             named.add(learner_ref.file)
         _collect_garbage(folder, named)
+
+
+def _read_pointer(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+    """(metadata, arrays, sha256) of the pointer file, the digest of the very bytes read: a
+    commit landing between hashing and reading is read again (a writer renames a whole new
+    file into place, so each attempt sees one file or the other)."""
+    for _ in range(5):
+        before = _file_sha256(path)[0]
+        metadata, arrays = read_model_file(path, kind=KIND, version=VERSION)
+        if _file_sha256(path)[0] == before:
+            return metadata, arrays, before
+    raise StaleModelError(f"{path.parent} is being changed by other processes; try again")
 
 
 def _points_to(pointer: Path, generation: int) -> bool:
@@ -2493,6 +2551,30 @@ def _check_new_folder(path: Path) -> None:
             f"{POINTER} file, which names them: restore {POINTER} from a backup, or remove the "
             "folder to start a new model"
         )
+
+
+def _set_aside_uncommitted(folder: Path) -> Path | None:
+    """Move the generation-1 files a first learn finds without ``CURRENT`` into a new
+    ``.uncommitted-*`` folder inside ``folder``, and say so (the caller holds the lock, so no
+    live writer made them). They are the leftovers of a first learn killed before it
+    committed, or a model whose ``CURRENT`` was lost: the two look alike, so neither is
+    overwritten."""
+    blobs = sorted(name for name in os.listdir(folder) if _BLOB.match(name))
+    if not blobs:
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=".uncommitted-", dir=folder))
+    for name in blobs:
+        os.replace(folder / name, aside / name)
+    logger.warning(
+        "%s held %d file(s) of a model without %s (a first learn interrupted before it "
+        "committed, or a model whose %s was lost): moved to %s, not overwritten",
+        folder,
+        len(blobs),
+        POINTER,
+        POINTER,
+        aside,
+    )
+    return aside
 
 
 def _collect_garbage(folder: Path, named: set[str]) -> None:
