@@ -289,6 +289,16 @@ def test_a_first_learn_keeps_the_files_it_finds_without_a_pointer(tmp_path, digi
     assert TeachableModel.open(folder).n_samples == len(y) - 30
 
 
+def test_a_pointer_that_is_not_a_file_is_named_as_such(tmp_path, digits):
+    """A folder or dangling link at CURRENT was reported as "no CURRENT file in it"."""
+    X, y = pick(digits, {"digit1", "digit8"})
+    make(tmp_path / "m").learn(X[:30], y[:30])
+    (tmp_path / "m" / "CURRENT").unlink()
+    os.symlink(tmp_path / "gone", tmp_path / "m" / "CURRENT")
+    with pytest.raises(ModelFileError, match="CURRENT is not a regular file"):
+        TeachableModel.open(tmp_path / "m")
+
+
 @contextlib.contextmanager
 def fails_instead_of_hanging(seconds: int = 60):
     """A call that blocks forever (a named pipe opened for reading) fails the test instead."""

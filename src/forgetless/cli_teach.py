@@ -241,6 +241,9 @@ def _guarded(command: str, work: Callable[[], int]) -> int:
     except ModelFileError as err:
         return _error(command, f"cannot use the model: {err}")
     except PermissionError as err:
+        where = Path(str(err.filename))
+        if where.name.startswith(".") and ".tmp-" in where.name:  # a file we were writing
+            return _error(command, f"permission denied: cannot write in {where.parent}")
         return _error(command, f"permission denied: {err.filename}")
     except BrokenPipeError:  # the reader went away (| head): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -676,6 +676,11 @@ class TeachableModel:
                 raise InputError(
                     f"{path} does not exist; teach it first with forgetless learn {path} INPUT..."
                 )
+            if os.path.lexists(path / POINTER):
+                raise ModelFileError(
+                    f"{path / POINTER} is not a regular file (a folder, a dangling link, a pipe): "
+                    f"restore it from a backup"
+                )
             raise InputError(f"{path} is not a forgetless model (no {POINTER} file in it)")
         metadata, arrays, digest = _read_pointer(path / POINTER)
         try:
