@@ -2545,9 +2545,12 @@ def _check_new_folder(path: Path) -> None:
     if not path.is_dir():
         raise InputError(f"{path} is a file; choose another MODEL name")
     names = os.listdir(path)
-    if POINTER in names or not all(
-        name == LOCK_FILE or _BLOB.match(name) or _TEMP.match(name) for name in names
-    ):
+    if POINTER in names:  # through forgetless learn: another first learn committed meanwhile
+        raise StaleModelError(
+            f"{path} is a model already (created by another process meanwhile, if it was not "
+            "there a moment ago): learn again to add to it, or choose another name"
+        )
+    if not all(name == LOCK_FILE or _BLOB.match(name) or _TEMP.match(name) for name in names):
         raise InputError(f"{path} is a folder that is not an empty model; choose another name")
     generations = [int(name.split("-")[1].split(".")[0]) for name in names if _BLOB.match(name)]
     if max(generations, default=1) > 1:
