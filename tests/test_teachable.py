@@ -258,6 +258,15 @@ def test_of_two_first_learns_at_once_the_later_is_told_to_learn_again(tmp_path, 
     assert TeachableModel.open(tmp_path / "m").n_samples == 60
 
 
+def test_making_a_model_where_one_is_says_a_model_is_there(tmp_path, digits):
+    """forgetless learn makes a new model when CURRENT is absent; another process's first learn
+    committing just then was reported as "a folder that is not an empty model"."""
+    X, y = pick(digits, {"digit1", "digit8"})
+    make(tmp_path / "m").learn(X[:30], y[:30])
+    with pytest.raises(InputError, match="is a model already .created by another process"):
+        make(tmp_path / "m")
+
+
 def test_a_model_that_lost_its_pointer_is_not_overwritten(tmp_path, digits):
     """Without CURRENT, a later generation's files were taken for a killed first learn's
     leftovers: a new model was written there and the old files deleted."""
