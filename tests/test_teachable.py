@@ -336,6 +336,7 @@ def test_a_pipe_in_place_of_a_model_file_or_the_lock_is_refused_not_waited_on(tm
     with fails_instead_of_hanging(), pytest.raises(ModelFileError, match="lock file"):
         TeachableModel.open(tmp_path / "m").learn(X[30:], y[30:])
     lock.unlink()
+    assert TeachableModel.open(tmp_path / "m").n_samples == 30  # the refused learn left it
     (learner,) = (tmp_path / "m").glob("learner-*.fl")
     learner.unlink()
     os.mkfifo(learner)
