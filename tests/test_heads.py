@@ -312,3 +312,55 @@ def test_the_rls_update_refuses_features_it_cannot_hold_by_name():
         ContinualClassifier(projection="gaussian", n_components=64, head="rls", alpha=1e-300).fit(
             X[:200], y[:200]
         )
+
+
+def _factored_and_whole(rng, n=60, m=200, classes=4, duplicates=0):
+    """The same sums twice: kept as the n × M factor (few samples) and as G itself."""
+    H = rng.standard_normal((n, m)) + 0.3 + np.linspace(0, 1, m)  # an offset to centre away
+    y = np.arange(n) % classes
+    H[n - duplicates :] = H[:duplicates]  # repeated samples: a rank-deficient factor
+    y[n - duplicates :] = y[:duplicates]
+    factored, whole = SufficientStatistics(m), SufficientStatistics(m, compact=False)
+    factored.add(H, y, n_classes=classes)
+    whole.add(H, y, n_classes=classes)
+    return factored, whole
+
+
+@pytest.mark.parametrize("duplicates", [0, 7])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # alpha="auto", the loo criterion, the discriminant where due
+        {"decision": "regression", "fit_intercept": False},
+        {"alpha": 3.0},
+        {"alphas": [0.1, 1.0, 10.0]},
+        {"warm_start": True},
+    ],
+)
+def test_few_samples_solve_in_the_row_space_as_the_whole_gram_does(params, duplicates):
+    """While G is kept as its n × M factor, the ridge head chooses lambda and solves from the
+    n-dimensional row space (never forming G): the same lambda as from G itself, the same
+    coefficients to 1e-9, with or without repeated samples."""
+    factored, whole = _factored_and_whole(np.random.default_rng(0), duplicates=duplicates)
+    assert factored.factored and not whole.factored
+    small = RidgeHead(**params).fit(factored)
+    assert factored._gram_stale  # G was never formed: no M × M work
+    big = RidgeHead(**params).fit(whole)
+    assert small.alpha_ == big.alpha_ and small.decision_ == big.decision_
+    scale = np.abs(big.coef_).max()
+    np.testing.assert_allclose(small.coef_, big.coef_, rtol=0, atol=1e-9 * scale)
+    offset = max(1.0, np.abs(big.intercept_).max())
+    np.testing.assert_allclose(small.intercept_, big.intercept_, rtol=0, atol=1e-9 * offset)
+
+
+def test_few_samples_many_classes_choose_by_gcv_in_the_row_space():
+    factored, whole = _factored_and_whole(np.random.default_rng(1), n=40, classes=30)
+    small, big = RidgeHead().fit(factored), RidgeHead().fit(whole)
+    assert small.criterion_ == big.criterion_ == "gcv" and small.alpha_ == big.alpha_
+    np.testing.assert_allclose(small.coef_, big.coef_, rtol=0, atol=1e-9 * np.abs(big.coef_).max())
+
+
+def test_row_space_solve_warns_when_ill_conditioned():
+    factored, _ = _factored_and_whole(np.random.default_rng(2))
+    with pytest.warns(IllConditionedWarning, match="condition number"):
+        RidgeHead(alpha=1e-12).fit(factored)

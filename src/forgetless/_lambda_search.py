@@ -23,6 +23,9 @@ Ways to score the lattice of lambdas:
   (:func:`krylov_spectrum`), many more steps where G's spectrum is steep.
 - spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
   grid, or when the quadrature fails its check).
+- row space: with fewer samples than units, G given as a :class:`~forgetless.linalg.RowSpace`
+  (the statistics' n × M factor) has its whole spectrum from one n × n eigendecomposition,
+  which scores every lambda exactly and solves at the choice.
 - a warm walk of factorisations from the previous choice (``warm_start=True``).
 """
 
@@ -38,7 +41,7 @@ from scipy import linalg
 from scipy.linalg import blas
 from scipy.special import log_ndtr, logsumexp
 
-from forgetless.linalg import HOST, HostLinalg, one_thread
+from forgetless.linalg import HOST, HostLinalg, RowSpace, one_thread
 
 _PROBES = 64  # Hutchinson probes for tr((G + lambda I)^-1) when M is larger than this
 _KRYLOV_PROBES = 8  # Rademacher probes of the quadrature's trace (degrees of freedom)
@@ -189,6 +192,11 @@ def select_alpha(
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda over all accumulated statistics.
 
+    ``gram`` is G's upper triangle (centred where the head fits an intercept), or G as a
+    :class:`~forgetless.linalg.RowSpace` (fewer samples than half the units): then one n × n
+    eigendecomposition scores every lambda exactly, whatever ``method`` or ``start`` say (it
+    is cheaper than one M × M factorisation), and gives the coefficients at the choice.
+
     ``criterion``: ``"loo"`` (:func:`loo_error`, needs the class ``counts``), ``"gcv"``, or
     ``"auto"``: loo when ``counts`` are given for 2 to 512 classes, none empty, with
     n - C >= max(C, 10) (at least two samples per class on average, and ten within-class degrees
@@ -248,15 +256,18 @@ def select_alpha(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
-    m = gram.shape[0]
+    rows = gram if isinstance(gram, RowSpace) else None
+    m = rows.width if rows is not None else gram.shape[0]
     floor = m * np.finfo(np.float64).eps * (scale if scale is not None else 0.0)
-    trace = ops.trace(gram)
+    trace = rows.trace() if rows is not None else ops.trace(gram)
     trace = trace if trace > m * floor else 0.0
-    mean_eig = trace / gram.shape[0] if trace > 0 else 1.0
+    mean_eig = trace / m if trace > 0 else 1.0
     lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
     lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
     lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
-    half = _normalising_exponent(mean_eig)
+    half = normalising_exponent(mean_eig)
+    if half and rows is not None:
+        raise ValueError("a RowSpace search needs G's mean eigenvalue within 2^+-200")
     if half and _lattice is None and start is None and alphas is None:
         # The quadratures' powers of G would overflow or underflow: search on G / 4^k and
         # Q / 2^k instead, the same criterion at lambda / 4^k exactly (powers of two), on the
@@ -289,11 +300,13 @@ def select_alpha(
         if alphas.size == 0 or not np.all(alphas > 0):
             raise ValueError("alphas must be a non-empty list of positive numbers")
     scorer = _Scorer(n, energy, extra_df, counts, class_sums.shape[1], criterion, m)
+    grid = np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
+    if rows is not None:  # exact and global: no warm walk needed
+        return _row_space_search(rows, class_sums, grid, floor, scorer, interior=alphas is None)
     if alphas is None and start is not None and start > 0:
         points, tiebreak = _warm_walk(gram, class_sums, start, lo, hi, tolerance, scorer, ops)
         best = _choose(points, interior=False, tiebreak=tiebreak)
         return best, [GCVPoint(p.alpha, p.score) for p in points]
-    grid = np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
     if _lattice is not None:  # the lattice of a search normalised by a power of two (above)
         grid = _lattice
     if alphas is None and trace > 0 and method in ("auto", "rational"):
@@ -313,6 +326,33 @@ def select_alpha(
     points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
     tiebreak = scorer.curve(eigenvalues, rotated, grid, criterion="gcv")
     return _choose(points, interior=alphas is None, tiebreak=tiebreak), points
+
+
+def _row_space_search(
+    rows: RowSpace,
+    class_sums: np.ndarray,
+    grid: np.ndarray,
+    floor: float,
+    scorer: _Scorer,
+    interior: bool,
+) -> tuple[GCVPoint, list[GCVPoint]]:
+    """Every lambda of ``grid`` scored exactly from G's spectrum on its row space (n × n), and
+    the coefficients at the choice from the same eigenvectors."""
+    raw, vectors, rotated = rows.spectrum(class_sums)
+    top = float(raw.max(initial=0.0))
+    eigenvalues = _without_rounding_noise(raw, max(floor, rows.width * np.finfo(float).eps * top))
+    # G's other M - n eigenvalues are zero and Q has no part along them: one node of
+    # multiplicity M - n, so the scores (and their resolution, which scales with M) are those
+    # of G's full spectrum.
+    nodes = np.append(eigenvalues, 0.0)
+    coordinates = np.vstack([rotated, np.zeros((1, rotated.shape[1]))])
+    weights = np.append(np.ones(eigenvalues.size), float(rows.width - rows.rank))
+    scores = scorer.curve(nodes, coordinates, grid, weights)
+    points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
+    tiebreak = scorer.curve(nodes, coordinates, grid, weights, criterion="gcv")
+    best = _choose(points, interior=interior, tiebreak=tiebreak)
+    coef = rows.solve_from_spectrum(raw, vectors, rotated, best.alpha)
+    return GCVPoint(best.alpha, best.score, coef), points
 
 
 def criterion_for(counts: np.ndarray | None, n: float, n_classes: int) -> str:
@@ -970,7 +1010,7 @@ def shift_invert_nodes(
     return 1.0 / inverse[valid] - sigma, (vectors.T @ E)[valid]
 
 
-def _normalising_exponent(mean_diagonal: float) -> int:
+def normalising_exponent(mean_diagonal: float) -> int:
     """k where G's mean diagonal lies beyond 2^+-200 (features beyond about 1e30 or below
     1e-30), so that G / 4^k is near 1; else 0. Beyond that the quadratures' powers of G would
     pass float64's range (about 2^+-1022) and move the choice; ordinary sums are searched as

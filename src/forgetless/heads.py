@@ -36,8 +36,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import linalg
 
-from forgetless._lambda_search import GCVPoint, criterion_for, select_alpha
-from forgetless.linalg import HOST, HostLinalg, numpy_blas_quiet, ridge_solve
+from forgetless._lambda_search import GCVPoint, criterion_for, normalising_exponent, select_alpha
+from forgetless.linalg import HOST, HostLinalg, RowSpace, numpy_blas_quiet, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
 
@@ -103,7 +103,10 @@ class RidgeHead(Head):
     on the same sums makes; ``gcv_path_`` holds the score of every lambda tried.
     ``warm_start=True`` starts the search from the previous choice instead: about 3
     factorisations per refit, but where the curve has several local minima it can stop at
-    another one than a fresh fit.
+    another one than a fresh fit. While the statistics keep G as its n × M factor (at most M / 2
+    samples), G is never formed: every lambda is scored exactly, and the coefficients solved,
+    in the factor's n-dimensional row space (:class:`forgetless.linalg.RowSpace`; cheaper than
+    one M × M factorisation), with or without ``warm_start``.
 
     ``decision`` says how classes are scored from the solve: ``"regression"`` (the one-hot
     regression's outputs, RanPAC's rule), ``"discriminant"`` (linear discriminant analysis
@@ -148,8 +151,11 @@ class RidgeHead(Head):
         energy, extra_df = float(n), 0.0
         centre = self.fit_intercept and n > 0
         mean = stats.feature_sum / n if centre else None
-        # Built where the factorisations run (on a GPU, G never makes a host-side copy).
-        gram = ops.gram(stats, mean)
+        # With fewer samples than half the units, G's row space (n × n) holds all of its
+        # spectrum; otherwise G is built where the factorisations run (on a GPU, it never
+        # makes a host-side copy).
+        space = _row_space(stats, mean, ops)
+        gram = space if space is not None else ops.gram(stats, mean)
         if centre:
             prior = stats.counts / n
             sums = sums - n * np.outer(mean, prior)
@@ -161,7 +167,7 @@ class RidgeHead(Head):
                 "target_energy": energy,
                 "extra_df": extra_df,
                 "ops": ops,
-                "scale": float(np.diag(stats.gram_upper).max(initial=0.0)),
+                "scale": float(stats.diagonal().max(initial=0.0)),
                 "counts": stats.counts,
             }
             best, path = select_alpha(gram, sums, n, **search)
@@ -177,7 +183,9 @@ class RidgeHead(Head):
             coef = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha, ops)
         else:
             self.alpha_, self.criterion_ = float(self.alpha), None
-            coef = ridge_solve(gram, sums, self.alpha_, ops)
+            coef = space.solve(sums, self.alpha_) if space is not None else None
+            if coef is None:  # no row space, or alpha below the rounding of G: M × M
+                coef = ridge_solve(ops.gram(stats, mean), sums, self.alpha_, ops)
         self.coef_ = coef
         self.intercept_ = prior - mean @ coef if centre else np.zeros(sums.shape[1])
         self.decision_ = "regression"
@@ -196,6 +204,19 @@ class RidgeHead(Head):
         return self.decision == "discriminant" or (
             float(counts.sum()) >= DISCRIMINANT_MIN_PER_CLASS * counts.size
         )
+
+
+def _row_space(stats: SufficientStatistics, mean: np.ndarray | None, ops: Any) -> RowSpace | None:
+    """G (centred on ``mean``) as its row space while the statistics keep it as an n × M factor
+    (n <= M / 2): on the host, for features whose G needs no rescaling (see
+    :func:`forgetless._lambda_search.select_alpha`); None otherwise."""
+    if not stats.factored or ops is not HOST or stats.n_samples == 0:
+        return None
+    space = RowSpace(stats.factor, mean, stats.n_samples)
+    mean_eigenvalue = space.trace() / stats.n_components
+    if mean_eigenvalue > 0 and normalising_exponent(mean_eigenvalue):
+        return None
+    return space
 
 
 DECISIONS = ("auto", "regression", "discriminant")

@@ -306,6 +306,16 @@ class SufficientStatistics:
         return self._factor is not None
 
     @property
+    def factor(self) -> np.ndarray | None:
+        """R (n × M, upper trapezoidal) with G = RᵀR while G is kept factored, else None.
+        Read-only."""
+        if self._factor is None:
+            return None
+        view = self._factor.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def n_classes(self) -> int:
         return int(self.counts.shape[0])
 
