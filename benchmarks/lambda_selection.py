@@ -371,11 +371,16 @@ def one(name: str, m: int, seed: int, with_gcv: bool = True) -> dict:
     return out
 
 
+REFIT_ROUTES = ("default", "whole_gram", "krylov", "gcv")
+
+
 def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3) -> list[dict]:
     """One refit (``head.fit`` of the final sums) against one Cholesky of the same centred G,
-    interleaved, best of ``repeats``: factorisation-equivalents. ``default`` is the rational
-    quadrature, ``krylov`` the plain Krylov quadrature (the default before it), ``gcv`` the
-    eigendecomposition route (the first default; once at M = 10,000)."""
+    interleaved, best of ``repeats``: factorisation-equivalents. ``default`` is today's head
+    (the row space while the sums keep G as its n × M factor, else the rational quadrature),
+    ``whole_gram`` the same without the row space (G formed and searched at M × M),
+    ``krylov`` the plain Krylov quadrature (the default before the rational one), ``gcv`` the
+    eigendecomposition route (the first default; once at M = 10,000); the last three at M × M."""
     from forgetless.heads import RidgeHead
 
     X, y, _, _, _, _ = load(name)
@@ -387,7 +392,9 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
         mean = stats.feature_sum / n
         gram = stats.gram - n * np.outer(mean, mean)
         gram[np.diag_indices(m)] += clf.alpha_
-        times: dict[str, list[float]] = {"cholesky": [], "default": [], "krylov": [], "gcv": []}
+        times: dict[str, list[float]] = {
+            "cholesky": [], "default": [], "whole_gram": [], "krylov": [], "gcv": []
+        }  # fmt: skip
         alphas: dict[str, float] = {}
         for r in range(repeats):
             # The reference at full speed: numpy's BLAS threads quiet, as in the head's refit.
@@ -399,10 +406,15 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
             head = RidgeHead().fit(stats)
             times["default"].append(time.perf_counter() - start)
             alphas["default"] = head.alpha_
-            for label, settings in (("krylov", {"method": "krylov"}), ("gcv", {})):
+            for label, settings in (
+                ("whole_gram", None), ("krylov", {"method": "krylov"}), ("gcv", {})
+            ):  # fmt: skip
                 if label == "gcv" and r > 0 and m > 4000:
                     continue
-                with previous_default(**settings):
+                with (
+                    without_row_space(),
+                    previous_default(**settings) if settings else (contextlib.nullcontext()),
+                ):
                     start = time.perf_counter()
                     alphas[label] = RidgeHead().fit(stats).alpha_
                     times[label].append(time.perf_counter() - start)
@@ -410,8 +422,9 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
         out.append({
             "M": m, "dataset": name, "n": int(n), "classes": int(stats.n_classes),
             "cholesky_seconds": chol,
-            **{f"{k}_refit_seconds": min(times[k]) for k in ("default", "krylov", "gcv")},
-            **{f"{k}_factorisations": min(times[k]) / chol for k in ("default", "krylov", "gcv")},
+            "factored": bool(stats.factored),
+            **{f"{k}_refit_seconds": min(times[k]) for k in REFIT_ROUTES},
+            **{f"{k}_factorisations": min(times[k]) / chol for k in REFIT_ROUTES},
             "alphas": alphas,
             "default_points_scored": len(head.gcv_path_),
             "all_seconds": times,
