@@ -364,3 +364,13 @@ def test_row_space_solve_warns_when_ill_conditioned():
     factored, _ = _factored_and_whole(np.random.default_rng(2))
     with pytest.warns(IllConditionedWarning, match="condition number"):
         RidgeHead(alpha=1e-12).fit(factored)
+
+
+def test_row_space_quadrature_chooses_as_the_whole_gram_does():
+    """From 1,024 samples the row space's matrix is searched by the rational quadrature (a few
+    n × n factorisations instead of an eigendecomposition): the same lambda as from G itself."""
+    factored, whole = _factored_and_whole(np.random.default_rng(3), n=1100, m=2400, classes=6)
+    small = RidgeHead(decision="regression").fit(factored)
+    big = RidgeHead(decision="regression").fit(whole)
+    assert small.alpha_ == big.alpha_
+    np.testing.assert_allclose(small.coef_, big.coef_, rtol=0, atol=1e-9 * np.abs(big.coef_).max())

@@ -24,8 +24,9 @@ Ways to score the lattice of lambdas:
 - spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
   grid, or when the quadrature fails its check).
 - row space: with fewer samples than units, G given as a :class:`~forgetless.linalg.RowSpace`
-  (the statistics' n × M factor) has its whole spectrum from one n × n eigendecomposition,
-  which scores every lambda exactly and solves at the choice.
+  (the statistics' n × M factor) is an n × n matrix E on its row space, and the search runs
+  there: the rational quadrature on E (from n = 1024), or one n × n eigendecomposition that
+  scores every lambda exactly.
 - a warm walk of factorisations from the previous choice (``warm_start=True``).
 """
 
@@ -193,9 +194,10 @@ def select_alpha(
     """Choose lambda over all accumulated statistics.
 
     ``gram`` is G's upper triangle (centred where the head fits an intercept), or G as a
-    :class:`~forgetless.linalg.RowSpace` (fewer samples than half the units): then one n × n
-    eigendecomposition scores every lambda exactly, whatever ``method`` or ``start`` say (it
-    is cheaper than one M × M factorisation), and gives the coefficients at the choice.
+    :class:`~forgetless.linalg.RowSpace` (fewer samples than half the units): then the search
+    runs on the n × n matrix that G is on its row space, globally whatever ``start`` says (by
+    the rational quadrature below from n = 1024, else by one exact eigendecomposition), and
+    gives the coefficients at the choice.
 
     ``criterion``: ``"loo"`` (:func:`loo_error`, needs the class ``counts``), ``"gcv"``, or
     ``"auto"``: loo when ``counts`` are given for 2 to 512 classes, none empty, with
@@ -301,8 +303,9 @@ def select_alpha(
             raise ValueError("alphas must be a non-empty list of positive numbers")
     scorer = _Scorer(n, energy, extra_df, counts, class_sums.shape[1], criterion, m)
     grid = np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
-    if rows is not None:  # exact and global: no warm walk needed
-        return _row_space_search(rows, class_sums, grid, floor, scorer, interior=alphas is None)
+    if rows is not None:  # global and cheap: no warm walk needed
+        quadrature = alphas is None and trace > 0 and method in ("auto", "rational")
+        return _row_space_search(rows, class_sums, grid, floor, scorer, alphas is None, quadrature)
     if alphas is None and start is not None and start > 0:
         points, tiebreak = _warm_walk(gram, class_sums, start, lo, hi, tolerance, scorer, ops)
         best = _choose(points, interior=False, tiebreak=tiebreak)
@@ -335,9 +338,21 @@ def _row_space_search(
     floor: float,
     scorer: _Scorer,
     interior: bool,
+    quadrature: bool,
 ) -> tuple[GCVPoint, list[GCVPoint]]:
-    """Every lambda of ``grid`` scored exactly from G's spectrum on its row space (n × n), and
-    the coefficients at the choice from the same eigenvectors."""
+    """The lattice scored on G's row space, where G is the n × n matrix E: by the rational
+    quadrature on E (with ``quadrature``, from n = 1024; the same criterion, since G's other
+    eigenvalues are zero and the class sums have no part along them), or exactly from E's
+    eigendecomposition; the coefficients at the choice from the same factorisation or
+    eigenvectors, taken back to the M units."""
+    if quadrature:
+        coordinates = rows.coordinates(class_sums)
+        found = _rational_search(
+            np.asfortranarray(rows.inner), coordinates, grid, floor, scorer, HOST
+        )
+        if found is not None:
+            best, points = found
+            return GCVPoint(best.alpha, best.score, rows.expand(best.coef)), points
     raw, vectors, rotated = rows.spectrum(class_sums)
     top = float(raw.max(initial=0.0))
     eigenvalues = _without_rounding_noise(raw, max(floor, rows.width * np.finfo(float).eps * top))
