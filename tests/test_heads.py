@@ -374,3 +374,59 @@ def test_row_space_quadrature_chooses_as_the_whole_gram_does():
     big = RidgeHead(decision="regression").fit(whole)
     assert small.alpha_ == big.alpha_
     np.testing.assert_allclose(small.coef_, big.coef_, rtol=0, atol=1e-9 * np.abs(big.coef_).max())
+
+
+def _exact_centred_ridge(X, y, alpha):
+    """The intercept ridge's coefficients from an SVD of the centred rows (no Gram formed)."""
+    classes = np.unique(y)
+    Hc, Yc = X - X.mean(0), (y[:, None] == classes).astype(float)
+    Yc -= Yc.mean(0)
+    U, s, Vt = np.linalg.svd(Hc, full_matrices=False)
+    return Vt.T @ ((s / (s**2 + alpha))[:, None] * (U.T @ Yc))
+
+
+@pytest.mark.parametrize(
+    "offset, spread, params",
+    [
+        (100.0, 1.0, {"alpha": 1e-8}),  # a common offset: centring cancels digits
+        (100.0, 1.0, {"alphas": [1e-10]}),
+        (0.0, 1e8, {"alpha": 1000.0}),  # large features: lambda near G's rounding level
+        (0.0, 1e8, {"alphas": [1000.0]}),
+    ],
+)
+def test_row_space_drops_rounding_directions_as_the_exact_ridge_does(offset, spread, params):
+    """A lambda near G's rounding level (or below it) is solved with the rounding's directions
+    dropped (the intercept's direction among them): the exact ridge's coefficients, not a fit
+    of rounding noise divided by lambda."""
+    from forgetless import ContinualClassifier
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = spread * (rng.standard_normal((60, 300)) + 0.3 * rng.standard_normal((3, 300))[y]) + offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        clf = ContinualClassifier(projection="none", decision="regression", **params).fit(X, y)
+    assert clf.statistics_.factored
+    exact = _exact_centred_ridge(X, y, clf.alpha_)
+    np.testing.assert_allclose(clf.coef_, exact, rtol=0, atol=1e-8 * np.abs(exact).max())
+
+
+def test_lattice_ends_do_not_move_with_the_route_to_the_same_sums():
+    """Two samples with simple values: the trace's last bits differ between the row space and
+    G formed whole (after a forget), and must not move the lattice's end, the choice here."""
+    from forgetless import ContinualClassifier
+
+    X = np.zeros((2, 300))
+    X[1, :150] = 2.0
+    y = np.array([0, 1])
+    fresh = ContinualClassifier(projection="none").fit(X, y)
+    forgot = ContinualClassifier(projection="none").fit(
+        np.vstack([X, np.ones((1, 300))]), np.array([0, 1, 1])
+    )
+    forgot.forget(np.ones((1, 300)), np.array([1]))
+    forgot.predict(X)
+    assert fresh.statistics_.factored and not forgot.statistics_.factored
+    assert fresh.alpha_ == forgot.alpha_
+    np.testing.assert_allclose(
+        fresh.coef_, forgot.coef_, rtol=0, atol=1e-9 * np.abs(fresh.coef_).max()
+    )

@@ -56,6 +56,7 @@ _PLAIN_STEPS = 6  # plain (float32) block steps that place the first factorisati
 _RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
 _NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
+_SNAP = 1e-9  # lattice steps: the lattice's ends are decided to this margin
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
 _MAX_LEVERAGE = 0.6  # the loo criterion scores lambdas whose average leverage is at most this
 
@@ -194,7 +195,7 @@ def select_alpha(
     """Choose lambda over all accumulated statistics.
 
     ``gram`` is G's upper triangle (centred where the head fits an intercept), or G as a
-    :class:`~forgetless.linalg.RowSpace` (fewer samples than half the units): then the search
+    :class:`~forgetless.linalg.RowSpace` (at most half as many samples as units): the search
     runs on the n × n matrix that G is on its row space, globally whatever ``start`` says (by
     the rational quadrature below from n = 1024, else by one exact eigendecomposition), and
     gives the coefficients at the choice.
@@ -251,10 +252,10 @@ def select_alpha(
     Where the criterion is undefined everywhere (too few samples to leave residual degrees of
     freedom, as with a single sample) the largest lambda is chosen.
 
-    Returns the best point and every point scored, sorted by lambda. The warm walk and the
-    quadratures return coefficients with their best point (from the factorisation at that
-    lambda: the same operations as a fixed alpha); otherwise solve at ``best.alpha``
-    (``ridge_solve``).
+    Returns the best point and every point scored, sorted by lambda. The warm walk, the
+    quadratures and the row space return coefficients with their best point (from the
+    factorisation or eigendecomposition at that lambda); otherwise (and where every score is
+    undefined) solve at ``best.alpha`` (``ridge_solve``, or ``RowSpace.solve``).
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
@@ -266,7 +267,10 @@ def select_alpha(
     mean_eig = trace / m if trace > 0 else 1.0
     lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
     lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
-    lo, hi = math.ceil(lo / tolerance) * tolerance, math.floor(hi / tolerance) * tolerance
+    # The ends snap to the lattice with a margin: two routes to the same sums (G formed, or its
+    # row space) differ in the trace's last bits, which must not move an end across a step.
+    lo = math.ceil(lo / tolerance - _SNAP) * tolerance
+    hi = math.floor(hi / tolerance + _SNAP) * tolerance
     half = normalising_exponent(mean_eig)
     if half and rows is not None:
         raise ValueError("a RowSpace search needs G's mean eigenvalue within 2^+-200")
@@ -352,10 +356,14 @@ def _row_space_search(
         )
         if found is not None:
             best, points = found
-            return GCVPoint(best.alpha, best.score, rows.expand(best.coef)), points
-    raw, vectors, rotated = rows.spectrum(class_sums)
-    top = float(raw.max(initial=0.0))
-    eigenvalues = _without_rounding_noise(raw, max(floor, rows.width * np.finfo(float).eps * top))
+            # the factorisation's solve, unless lambda lies near G's rounding (then the
+            # minimum-norm solve drops the rounding's directions)
+            coef = best.coef if rows.reliable(best.alpha) else None
+            coef = rows.solve(class_sums, best.alpha) if coef is None else rows.expand(coef)
+            return GCVPoint(best.alpha, best.score, coef), points
+    eigenvalues, vectors, rotated = rows.spectrum(class_sums)
+    eigenvalues = _without_rounding_noise(eigenvalues, floor)
+    rotated = rotated * (eigenvalues > 0)[:, None]
     # G's other M - n eigenvalues are zero and Q has no part along them: one node of
     # multiplicity M - n, so the scores (and their resolution, which scales with M) are those
     # of G's full spectrum.
@@ -366,7 +374,9 @@ def _row_space_search(
     points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
     tiebreak = scorer.curve(nodes, coordinates, grid, weights, criterion="gcv")
     best = _choose(points, interior=interior, tiebreak=tiebreak)
-    coef = rows.solve_from_spectrum(raw, vectors, rotated, best.alpha)
+    if not any(math.isfinite(p.score) for p in points):
+        return best, points  # undefined everywhere: the caller decides (GCV), then solves
+    coef = rows.solve_from_spectrum(eigenvalues, vectors, rotated, best.alpha)
     return GCVPoint(best.alpha, best.score, coef), points
 
 

@@ -180,12 +180,19 @@ class RidgeHead(Head):
             self.alpha_, self.gcv_path_ = best.alpha, path
             # The walk's own Cholesky solve at the chosen lambda, or the solve a fixed alpha
             # equal to alpha_ makes: the same operations, so the same bits.
-            coef = best.coef if best.coef is not None else ridge_solve(gram, sums, best.alpha, ops)
+            coef = best.coef
+            if coef is None:
+                coef = (
+                    space.solve(sums, best.alpha)
+                    if space is not None
+                    else ridge_solve(gram, sums, best.alpha, ops)
+                )
         else:
             self.alpha_, self.criterion_ = float(self.alpha), None
-            coef = space.solve(sums, self.alpha_) if space is not None else None
-            if coef is None:  # no row space, or alpha below the rounding of G: M × M
-                coef = ridge_solve(ops.gram(stats, mean), sums, self.alpha_, ops)
+            if space is not None:
+                coef = space.solve(sums, self.alpha_)
+            else:
+                coef = ridge_solve(gram, sums, self.alpha_, ops)
         self.coef_ = coef
         self.intercept_ = prior - mean @ coef if centre else np.zeros(sums.shape[1])
         self.decision_ = "regression"

@@ -127,6 +127,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     warm_start : start each refit's lambda search from the previous lambda (``alpha="auto"``):
         faster refits, but on a curve with several minima the choice may then differ from a
         fresh fit's, so the model is no longer identical to joint training. Off by default.
+        (While at most ``n_components / 2`` samples are in, every refit searches globally
+        anyway: it is cheaper there, see :class:`forgetless.linalg.RowSpace`.)
     decision : how ``head="ridge"`` scores classes from its solve: ``"regression"`` (the
         one-hot regression's outputs), ``"discriminant"`` (linear discriminant analysis with
         the within-class covariance penalised by the same lambda, from the same solve), or

@@ -225,9 +225,15 @@ class RowSpace:
     for the centred G - n m mᵀ of a ridge with an intercept; m lies in the row space),
     G - n m mᵀ = F E Fᵀ with E = T Tᵀ - n μ μᵀ, μ = Fᵀ m. For Q in the row space (as the
     class sums Hᵀ Y are), (G + λ I)⁻¹ Q = F (E + λ I)⁻¹ Fᵀ Q; the other M - n eigenvalues of
-    G are zero. Nothing is divided by a small eigenvalue, so the solves are as accurate as a
-    Cholesky factorisation of the M × M matrix, for about 2 n² M + 10 n³ flops instead of
-    n M² (forming G) plus M³ / 3 per factorisation.
+    G are zero. About 2 n² M + 10 n³ flops instead of n M² (forming G) plus M³ / 3 per
+    factorisation.
+
+    E's eigenvalues below G's rounding level (``floor``: M eps times G's largest diagonal
+    value before centring, or its largest eigenvalue) are rounding, not signal, like the
+    intercept's direction or repeated samples: a λ near that level is solved from the
+    eigendecomposition with those directions dropped (the minimum-norm solution, as
+    :func:`ridge_solve` does where G + λ I is not positive definite). Otherwise the solves agree
+    with an M × M Cholesky solve to about eps times the condition number.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); R = np.triu(rng.standard_normal((3, 6)))
@@ -240,9 +246,11 @@ class RowSpace:
 
     def __init__(self, factor: np.ndarray, mean: np.ndarray | None = None, n: int = 0) -> None:
         rows, self.width = factor.shape
-        self.rank = rows  # n: the dimension of the row space (at most G's rank)
+        self.rank = rows  # n: the dimension of the row space (G's rank is at most n)
         if rows >= self.width:
             raise ValueError(f"a row space needs fewer rows than columns, got {factor.shape}")
+        scale = float(np.einsum("ij,ij->j", factor, factor).max(initial=0.0))  # G's diagonal
+        self.floor = self.width * np.finfo(np.float64).eps * scale
         (self._reflectors, self._tau), _ = linalg.qr(factor.T, mode="raw", check_finite=False)
         triangle = np.triu(self._reflectors[:rows])
         inner = triangle @ triangle.T
@@ -274,37 +282,62 @@ class RowSpace:
             raise RuntimeError(f"dormqr failed (info={info})")
         return out
 
+    def rounding(self, top: float) -> float:
+        """G's rounding level, given (a bound on) its largest eigenvalue ``top``."""
+        return max(self.floor, self.width * np.finfo(np.float64).eps * top)
+
     def spectrum(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """G's n eigenvalues on its row space (ascending), their eigenvectors in the row
-        space's coordinates (n × n), and Vᵀ Q along them (n × C)."""
+        """G's n eigenvalues on its row space (ascending; those below :meth:`rounding` set to
+        zero), their eigenvectors in the row space's coordinates (n × n), and Vᵀ Q along them
+        (n × C; zero along the eigenvalues set to zero, where Q has only rounding)."""
         eigenvalues, vectors = linalg.eigh(self.inner, driver="evd", check_finite=False)
-        return eigenvalues, vectors, vectors.T @ self.coordinates(targets)
+        signal = eigenvalues > self.rounding(float(eigenvalues.max(initial=0.0)))
+        rotated = (vectors.T @ self.coordinates(targets)) * signal[:, None]
+        return np.where(signal, eigenvalues, 0.0), vectors, rotated
 
     def solve_from_spectrum(
-        self, eigenvalues: np.ndarray, vectors: np.ndarray, rotated: np.ndarray, alpha: float
+        self,
+        eigenvalues: np.ndarray,
+        vectors: np.ndarray,
+        rotated: np.ndarray,
+        alpha: float,
+        hint: str = "increase alpha",
     ) -> np.ndarray:
-        """(G + α I)⁻¹ Q from :meth:`spectrum`'s output."""
+        """(G + α I)⁻¹ Q from :meth:`spectrum`'s output (the minimum-norm solution), with
+        :func:`ridge_solve`'s ill-conditioning warning."""
+        _warn_condition((float(eigenvalues.max(initial=0.0)) + alpha) / alpha, alpha, hint)
         return self.expand(vectors @ (rotated / (eigenvalues + alpha)[:, None]))
 
-    def solve(
-        self, targets: np.ndarray, alpha: float, hint: str = "increase alpha"
-    ) -> np.ndarray | None:
-        """(G + α I)⁻¹ Q by a Cholesky factorisation of E + α I (n × n), with the same
-        ill-conditioning warning as :func:`ridge_solve`; None if that is not positive
-        definite (α below the rounding of G: solve the M × M system instead)."""
-        upper = HOST.shifted_cholesky(self.inner, alpha)
-        if upper is None:
-            return None
-        # G has M - n zero eigenvalues, so its condition number is (largest + α) / α.
-        cond = (HOST.norm1(self.inner) + alpha) / alpha
-        if cond > CONDITION_WARNING:
-            warnings.warn(
-                f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
-                f"the solution may be inaccurate; {hint} or reduce n_components.",
-                IllConditionedWarning,
-                stacklevel=3,
-            )
-        return self.expand(HOST.cho_solve(upper, self.coordinates(targets)))
+    def solve(self, targets: np.ndarray, alpha: float, hint: str = "increase alpha") -> np.ndarray:
+        """(G + α I)⁻¹ Q: by a Cholesky factorisation of E + α I (n × n) where α stands well
+        above G's rounding level and the condition number (largest + α) / α (G has M - n zero
+        eigenvalues) is below ``CONDITION_WARNING``; else from the eigendecomposition (the
+        minimum-norm solution, with the warning)."""
+        if self.reliable(alpha):
+            upper = HOST.shifted_cholesky(self.inner, alpha)
+            if upper is not None:
+                return self.expand(HOST.cho_solve(upper, self.coordinates(targets)))
+        return self.solve_from_spectrum(*self.spectrum(targets), alpha, hint)
+
+    def reliable(self, alpha: float) -> bool:
+        """Whether a factorisation of E + α I solves accurately (α well above G's rounding
+        level, a condition number below ``CONDITION_WARNING``)."""
+        top = HOST.norm1(self.inner)  # >= the largest eigenvalue
+        well_above = alpha >= _ABOVE_ROUNDING * self.rounding(top)
+        return well_above and (top + alpha) / alpha <= CONDITION_WARNING
+
+
+_ABOVE_ROUNDING = 1e6  # a λ this many times G's rounding level leaves rounding 1e-6 of weight
+
+
+def _warn_condition(cond: float, alpha: float, hint: str) -> None:
+    if cond > CONDITION_WARNING:
+        warnings.warn(
+            f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
+            f"the solution may be inaccurate; {hint} or reduce n_components.",
+            IllConditionedWarning,
+            stacklevel=4,
+        )
 
 
 def ridge_solve(
