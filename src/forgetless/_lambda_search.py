@@ -23,10 +23,10 @@ Ways to score the lattice of lambdas:
   (:func:`krylov_spectrum`), many more steps where G's spectrum is steep.
 - spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
   grid, or when the quadrature fails its check).
-- row space: with fewer samples than units, G given as a :class:`~forgetless.linalg.RowSpace`
-  (the statistics' n × M factor) is an n × n matrix E on its row space, and the search runs
-  there: the rational quadrature on E (from n = 1024), or one n × n eigendecomposition that
-  scores every lambda exactly.
+- row space: with at most half as many samples as units, G given as a
+  :class:`~forgetless.linalg.RowSpace` (the statistics' n × M factor) is an n × n matrix E on
+  its row space, and the search runs there: the rational quadrature on E (from n = 1024), or
+  one n × n eigendecomposition that scores every lambda exactly.
 - a warm walk of factorisations from the previous choice (``warm_start=True``).
 """
 

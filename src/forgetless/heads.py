@@ -104,9 +104,9 @@ class RidgeHead(Head):
     ``warm_start=True`` starts the search from the previous choice instead: about 3
     factorisations per refit, but where the curve has several local minima it can stop at
     another one than a fresh fit. While the statistics keep G as its n × M factor (at most M / 2
-    samples), G is never formed: every lambda is scored exactly, and the coefficients solved,
-    in the factor's n-dimensional row space (:class:`forgetless.linalg.RowSpace`; cheaper than
-    one M × M factorisation), with or without ``warm_start``.
+    samples), G is never formed: lambda is chosen over the whole lattice, and the coefficients
+    solved, in the factor's n-dimensional row space (:class:`forgetless.linalg.RowSpace`;
+    cheaper than one M × M factorisation), with or without ``warm_start``.
 
     ``decision`` says how classes are scored from the solve: ``"regression"`` (the one-hot
     regression's outputs, RanPAC's rule), ``"discriminant"`` (linear discriminant analysis
@@ -151,7 +151,7 @@ class RidgeHead(Head):
         energy, extra_df = float(n), 0.0
         centre = self.fit_intercept and n > 0
         mean = stats.feature_sum / n if centre else None
-        # With fewer samples than half the units, G's row space (n × n) holds all of its
+        # With at most half as many samples as units, G's row space (n × n) holds all of its
         # spectrum; otherwise G is built where the factorisations run (on a GPU, it never
         # makes a host-side copy).
         space = _row_space(stats, mean, ops)
