@@ -273,6 +273,22 @@ def refresh_summaries(doc: dict[str, Any]) -> None:
         doc[prefix.replace("/", "_") + "summary"] = {
             lab: summarise(doc["entries"], prefix, "/" + lab) for lab in sorted(labs)
         }
+    # test-split entries with a recipe label (<prefix><dataset>/<seed>/<label>): per recipe
+    labelled: dict[str, set[str]] = {}
+    for k in doc["entries"]:
+        parts = k.split("/")
+        at = next(
+            (i for i in range(len(parts) - 1) if parts[i] in DATASETS and parts[i + 1].isdigit()),
+            None,
+        )
+        if at is None or "validation" in parts[:at] or len(parts) <= at + 2:
+            continue
+        prefix = "".join(part + "/" for part in parts[:at])
+        labelled.setdefault(prefix, set()).add("/".join(parts[at + 2 :]))
+    for prefix, labs in sorted(labelled.items()):
+        doc[prefix.replace("/", "_") + "labelled_summary"] = {
+            lab: summarise(doc["entries"], prefix, "/" + lab) for lab in sorted(labs)
+        }
 
 
 def main() -> None:
