@@ -356,10 +356,10 @@ def _row_space_search(
         )
         if found is not None:
             best, points = found
-            # the factorisation's solve, unless lambda lies near G's rounding (then the
-            # minimum-norm solve drops the rounding's directions)
-            coef = best.coef if rows.reliable(best.alpha) else None
-            coef = rows.solve(class_sums, best.alpha) if coef is None else rows.expand(coef)
+            if rows.reliable(best.alpha):  # the factorisation's own solve
+                coef = rows.expand(best.coef)
+            else:  # lambda near G's rounding: the minimum-norm solve drops its directions
+                coef = rows.solve(class_sums, best.alpha)
             return GCVPoint(best.alpha, best.score, coef), points
     eigenvalues, vectors, rotated = rows.spectrum(class_sums)
     eigenvalues = _without_rounding_noise(eigenvalues, floor)

@@ -331,6 +331,7 @@ _ABOVE_ROUNDING = 1e6  # a λ this many times G's rounding level leaves rounding
 
 
 def _warn_condition(cond: float, alpha: float, hint: str) -> None:
+    """The ill-conditioning warning of every solve (the caller's caller is named)."""
     if cond > CONDITION_WARNING:
         warnings.warn(
             f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
@@ -378,12 +379,5 @@ def ridge_solve(
         inv = np.where(keep, 1.0 / np.where(keep, evals, 1.0), 0.0)
         return evecs @ (inv[:, None] * (evecs.T @ targets))
     # G is positive semi-definite (its diagonal >= 0), so ||G + alpha I||_1 = ||G||_1 + alpha.
-    cond = ops.condition(upper, ops.norm1(gram) + alpha)
-    if cond > CONDITION_WARNING:
-        warnings.warn(
-            f"G + {alpha:.3g} I has condition number {cond:.3g} > {CONDITION_WARNING:.0g}; "
-            f"the solution may be inaccurate; {hint} or reduce n_components.",
-            IllConditionedWarning,
-            stacklevel=3,
-        )
+    _warn_condition(ops.condition(upper, ops.norm1(gram) + alpha), alpha, hint)
     return ops.to_numpy(ops.cho_solve(upper, ops.asarray(targets)))
