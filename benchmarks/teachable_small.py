@@ -157,12 +157,24 @@ def split_rows(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------ width
+LAYER_PARAMS: dict[str, Any] = {}  # the guided layer's settings: the teachable model's (main)
+
+
+def layer_params(projection: str) -> dict[str, Any] | None:
+    """The guided layer's settings (the teachable model's, or ``--shrinkage``'s)."""
+    return dict(LAYER_PARAMS) if projection == "guided" else None
+
+
 def learner_row(projection: str, m: int, seed: int, data: tuple) -> dict[str, Any]:
     from forgetless import ContinualClassifier
 
     X_train, y_train, X_test, y_test = data
     clf = ContinualClassifier(
-        projection=projection, n_components=m, alpha="auto", random_state=seed
+        projection=projection,
+        n_components=m,
+        alpha="auto",
+        random_state=seed,
+        projection_params=layer_params(projection),
     )
     start = time.perf_counter()
     clf.partial_fit(X_train, y_train)
@@ -268,7 +280,11 @@ def held_out_score(
     from forgetless import ContinualClassifier
 
     clf = ContinualClassifier(
-        projection=projection, n_components=m, alpha="auto", random_state=seed
+        projection=projection,
+        n_components=m,
+        alpha="auto",
+        random_state=seed,
+        projection_params=layer_params(projection),
     )
     start = time.perf_counter()
     quiet_fit(clf, X[fit], y[fit])
@@ -348,6 +364,7 @@ def teachable_learner_score(
         alpha="auto",
         decision=TEACHABLE_DECISION,
         random_state=seed,
+        projection_params=layer_params(projection),
     )
     start = time.perf_counter()
     quiet_fit(clf, X[fit], y[fit])
@@ -929,9 +946,12 @@ def write_study(
     """One study's JSON (``--layers``, ``--widths``): what ran, where, when, and its rows."""
     import forgetless
 
+    if args.shrinkage is not None:
+        flags += f" --shrinkage {args.shrinkage}"
     doc = {
         "benchmark": f"teachable_small {flags.split()[0]}",
         "command": f"python benchmarks/teachable_small.py {flags}",
+        "guided_layer_params": dict(LAYER_PARAMS),
         "library_version": forgetless.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} thread(s) used",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
@@ -964,7 +984,18 @@ def main() -> None:
         "--widths", action="store_true", help="the width rule on narrow features (its own JSON)"
     )
     parser.add_argument("--out", default=None, help="the JSON file (default: by mode)")
+    parser.add_argument(
+        "--shrinkage",
+        default=None,
+        help="the guided layer's shrinkage instead of the teachable model's (0 or 'oas', ...)",
+    )
     args = parser.parse_args()
+    from forgetless.teachable import TEACHABLE_LAYER_PARAMS
+
+    LAYER_PARAMS.update(TEACHABLE_LAYER_PARAMS)
+    if args.shrinkage is not None:
+        value = args.shrinkage
+        LAYER_PARAMS["shrinkage"] = value if value == "oas" else float(value)
     default = "teachable_layers.json" if args.layers else "teachable_small.json"
     default = "teachable_widths.json" if args.widths else default
     args.out = args.out or str(RESULTS / default)

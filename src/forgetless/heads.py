@@ -37,7 +37,14 @@ import numpy as np
 from scipy import linalg
 
 from forgetless._lambda_search import GCVPoint, criterion_for, normalising_exponent, select_alpha
-from forgetless.linalg import HOST, HostLinalg, RowSpace, numpy_blas_quiet, ridge_solve
+from forgetless.linalg import (
+    HOST,
+    HostLinalg,
+    RowSpace,
+    numpy_blas_quiet,
+    oas_shrinkage,
+    ridge_solve,
+)
 from forgetless.statistics import SufficientStatistics
 
 
@@ -441,30 +448,6 @@ class NCMHead(Head):
             H[far] /= np.abs(H[far]).max(axis=1, keepdims=True)
             norms[far] = np.linalg.norm(H[far], axis=1, keepdims=True)
         return (H @ self.coef_) / np.where(norms > 0, norms, 1.0)
-
-
-def oas_shrinkage(covariance: np.ndarray, n_samples: int) -> float:
-    """Oracle approximating shrinkage (Chen et al., 2010) from a covariance and a sample count.
-
-    >>> import numpy as np
-    >>> oas_shrinkage(np.diag([1.0, 2.0, 3.0]), 10**6) < 0.01  # lots of data: little shrinkage
-    True
-    """
-    p = covariance.shape[0]
-    # The estimate is scale-free: computed on the covariance divided by its largest entry, so
-    # features of any finite size (even ~1e80, whose squares overflow) give the same rho.
-    scale = float(np.abs(covariance).max(initial=0.0))
-    if not scale > 0 or not math.isfinite(scale):
-        return 1.0
-    covariance = covariance / scale
-    mu = float(np.trace(covariance)) / p
-    mean_sq = float(np.mean(covariance**2))  # tr(S^2) / p^2
-    num = mean_sq + mu**2
-    den = (n_samples + 1.0) * (mean_sq - mu**2 / p)
-    if den <= 0:
-        return 1.0
-    rho = min(num / den, 1.0)
-    return 0.0 if rho < 1e-15 else rho
 
 
 class NoWithinClassScatterWarning(UserWarning):

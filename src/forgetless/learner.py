@@ -115,7 +115,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     projection_scale : ``"unit"`` (weights / sqrt(d)) or ``"ranpac"`` (RanPAC's N(0, 1)).
     gamma : RBF width of the fourier layer (default 1 / d).
     projection_params : settings of ``projection="guided"``: ``{"method": "kernel"}`` (the
-        default; ``n_landmarks``, ``draws_per_class``, ``max_samples``, ``flatten``, ``linear``)
+        default; ``n_landmarks``, ``draws_per_class``, ``max_samples``, ``flatten``, ``linear``,
+        ``shrinkage``)
         or ``{"method": "units", ...}`` (data-shaped and SCN-selected random units).
     head : ``"ridge"`` (default), ``"rls"``, ``"ncm"``, ``"lda"`` or ``"owm"`` (orthogonal
         weight modification, a task-order-dependent comparison head). See

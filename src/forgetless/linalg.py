@@ -381,3 +381,49 @@ def ridge_solve(
     # G is positive semi-definite (its diagonal >= 0), so ||G + alpha I||_1 = ||G||_1 + alpha.
     _warn_condition(ops.condition(upper, ops.norm1(gram) + alpha), alpha, hint)
     return ops.to_numpy(ops.cho_solve(upper, ops.asarray(targets)))
+
+
+def oas_shrinkage(scatter: np.ndarray, n_samples: int, dim: int | None = None) -> float:
+    """The oracle approximating shrinkage intensity (Chen et al. 2010, in scikit-learn's form)
+    of a covariance toward its mean eigenvalue times I: near 0 where many samples estimate an
+    anisotropic covariance well, up to 1 where they are few against the dimension.
+
+    ``scatter`` is any matrix with the covariance's nonzero spectrum up to a common scale: the
+    covariance itself (``dim`` defaults to its size), or the n x n Gram Z Z^T of the centred rows
+    Z when n < dim (then pass ``dim``). The estimate is scale-free; it is computed on
+    ``scatter`` divided by its largest entry, so features of any finite size give the same rho.
+
+    >>> import numpy as np
+    >>> oas_shrinkage(np.diag([1.0, 2.0, 3.0]), 10**6) < 0.01  # lots of data: little shrinkage
+    True
+    >>> rows = np.random.default_rng(0).standard_normal((20, 50)) * np.linspace(0.1, 3.0, 50)
+    >>> rho = oas_shrinkage(rows @ rows.T, 20, dim=50)
+    >>> round(rho, 2), bool(np.isclose(rho, oas_shrinkage(rows.T @ rows, 20)))
+    (0.74, True)
+    """
+    p = scatter.shape[0] if dim is None else int(dim)
+    scale = float(np.abs(scatter).max(initial=0.0))
+    if not scale > 0 or not math.isfinite(scale):
+        return 1.0
+    scatter = scatter / scale
+    mu = float(np.trace(scatter)) / p
+    mean_sq = float(np.einsum("ij,ij->", scatter, scatter)) / (p * p)  # tr(S^2) / p^2
+    num = mean_sq + mu**2
+    den = (n_samples + 1.0) * (mean_sq - mu**2 / p)
+    if den <= 0:
+        return 1.0
+    rho = min(num / den, 1.0)
+    return 0.0 if rho < 1e-15 else rho
+
+
+def oas_shrinkage_of_rows(rows: np.ndarray) -> float:
+    """:func:`oas_shrinkage` of the covariance rows^T rows / n (rows already centred), from the
+    smaller of the two Grams (the same nonzero spectrum). Rows far from unit size are scaled
+    first (the estimate is scale-free, and their squares could overflow or underflow)."""
+    n, d = rows.shape
+    top = float(np.abs(rows).max(initial=0.0))
+    if not top > 0 or not math.isfinite(top):
+        return 1.0
+    if not 2.0**-100 <= top <= 2.0**100:
+        rows = rows / top
+    return oas_shrinkage(rows @ rows.T if n < d else rows.T @ rows, n, dim=d)

@@ -45,6 +45,63 @@ def test_population_draws_have_the_between_and_within_class_covariances():
     np.testing.assert_allclose(draws.mean(0), means.mean(0), atol=0.05 * math.sqrt(np.trace(B + W)))
 
 
+def test_shrunk_draws_have_the_shrunk_covariances():
+    """``shrinkage=r`` draws from (1 - r) B + r tr(B)/d I around (1 - r) W + r tr(W)/d I: the
+    same trace, the rest spread evenly over the d directions."""
+    X, y = _data(n=300, d=4, classes=5)
+    draws, report = population_draws(X, y, 40_000, 1, np.random.default_rng(1), shrinkage=0.3)
+    means = np.array([X[y == c].mean(0) for c in range(5)])
+    B = np.cov(means.T)
+    centred = X - means[y]
+    W = centred.T @ centred / (len(y) - 5)
+    expected = 0.7 * (B + W) + 0.3 * np.trace(B + W) / 4 * np.eye(4)
+    np.testing.assert_allclose(np.cov(draws.T), expected, atol=0.05 * np.trace(B + W) / 4)
+    assert report["shrinkage"] == [0.3, 0.3]
+
+
+def test_shrinkage_reaches_beyond_the_first_batch_span():
+    """Unshrunk (``shrinkage=0``), every landmark lies in the first batch's span (its rows are
+    fewer than the features), so the layer reads an input only through its part in that span:
+    x + v and x - v, v orthogonal to the span, get the same features. Shrunk (the default
+    "oas", or a number), the layer tells them apart."""
+    rng = np.random.default_rng(4)
+    d = 40
+    X = rng.standard_normal((24, d)) + 3 * np.eye(4, d)[np.arange(24) % 4]
+    y = np.arange(24) % 4
+    basis = np.linalg.qr(X.T)[0]  # the span of the rows, which holds their means and centre
+    v = rng.standard_normal(d)
+    v -= basis @ (basis.T @ v)
+    v *= 0.5 / np.linalg.norm(v)
+    x = X[:3]
+    plain = GuidedKernelProjection.fit(X, y, n_components=20, seed=0, shrinkage=0.0)
+    assert "shrinkage" not in plain.report
+    S = plain.landmarks.astype(np.float64)
+    assert np.linalg.norm(S - (S @ basis) @ basis.T) < 1e-4 * np.linalg.norm(S)
+    np.testing.assert_allclose(plain.transform(x + v), plain.transform(x - v), atol=1e-4)
+    default = GuidedKernelProjection.fit(X, y, n_components=20, seed=0)
+    assert default.settings["shrinkage"] == "oas"
+    for shrunk in (default, GuidedKernelProjection.fit(X, y, 20, seed=0, shrinkage=0.2)):
+        gap = np.abs(shrunk.transform(x + v) - shrunk.transform(x - v)).max()
+        assert gap > 0.01 * np.abs(shrunk.transform(x)).max()
+        between, within = shrunk.report["shrinkage"]
+        assert 0 < between <= 1 and 0 < within <= 1
+    assert default.report["shrinkage"][1] > 0.1  # OAS: 24 rows against 40 features
+
+
+def test_shrinkage_zero_draws_what_the_layer_drew_before_the_setting():
+    """The unshrunk draws take the same random numbers in the same order as before the
+    setting existed (the isotropic parts are drawn after them, and only when used)."""
+    X, y = _data(n=50, d=6, classes=3)
+    draws, _ = population_draws(X, y, 100, 20, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    means = np.array([X[y == c].mean(0) for c in range(3)])
+    between = (means - means.mean(0)) / math.sqrt(2)
+    within = (X - means[y]) / math.sqrt(50 - 3)
+    pseudo = means.mean(0) + rng.standard_normal((5, 3)) @ between
+    expected = np.repeat(pseudo, 20, axis=0) + rng.standard_normal((100, 50)) @ within
+    np.testing.assert_allclose(draws, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_landmarks_are_not_training_rows():
     X, y = _data()
     layer = GuidedKernelProjection.fit(X, y, n_components=50, seed=0)
@@ -129,9 +186,10 @@ def test_flattening_takes_the_landmarks_spectrum_to_a_power():
     assert variances.max() / variances.min() < 1.01
 
 
-@pytest.mark.parametrize("setting, bad", [("flatten", 2), ("linear", -1)])
+@pytest.mark.parametrize("setting, bad", [("flatten", 2), ("linear", -1), ("shrinkage", 1.5)])
 def test_a_file_written_before_a_setting_reads_as_without_it(monkeypatch, setting, bad):
-    """Layers saved without ``flatten`` or ``linear`` were plain Nystroem of the ReLU kernel:
+    """Layers saved without ``flatten``, ``linear`` or ``shrinkage`` were plain Nystroem of the
+    ReLU kernel on unshrunk draws:
     they load as 0, so they still describe (and merge with) what their arrays compute, whatever
     the default becomes; and they compute the same features."""
     from forgetless.layers import kernel
@@ -190,6 +248,9 @@ def test_bad_settings_and_data_are_refused_by_name():
     for linear in (-0.1, float("nan"), float("inf"), True, "3", 1e7):
         with pytest.raises(ValueError, match="linear must be"):
             GuidedKernelProjection.fit(X, y, n_components=30, linear=linear)
+    for shrinkage in (-0.1, 1.01, float("nan"), True, "OAS", "0.1", np.array([0.1, 0.2])):
+        with pytest.raises(ValueError, match="shrinkage must be"):
+            GuidedKernelProjection.fit(X, y, n_components=30, shrinkage=shrinkage)
     with pytest.raises(ValueError, match="ReLU"):
         GuidedKernelProjection.fit(X, y, n_components=30, activation="tanh")
     with pytest.raises(ValueError, match="independent directions"):

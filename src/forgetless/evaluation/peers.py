@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from forgetless.linalg import numpy_blas_quiet
+from forgetless.linalg import numpy_blas_quiet, oas_shrinkage_of_rows
 
 RANPAC_LAMBDAS = 10.0 ** np.arange(-8, 9)
 """RanPAC's candidate ridge penalties (17 values, one per decade)."""
@@ -217,20 +217,6 @@ def _rff(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     return H
 
 
-def _oas_shrinkage(Z: np.ndarray) -> float:
-    """scikit-learn's OAS shrinkage (Chen et al. 2010) of the rows ``Z``, already centred:
-    ``min((a + mu^2) / ((n + 1)(a - mu^2 / p)), 1)`` with ``a = mean(S^2)``, ``mu = tr(S) / p``,
-    ``S = Z^T Z / n``; from the n x n Gram when it is the smaller one."""
-    n, p = Z.shape
-    if p == 1:
-        return 0.0
-    small = Z @ Z.T if n < p else Z.T @ Z  # same Frobenius norm
-    alpha = float(np.sum(small**2)) / (n * n * p * p)
-    mu = float(np.sum(Z**2)) / (n * p)
-    den = (n + 1) * (alpha - mu * mu / p)
-    return 1.0 if den == 0 else min((alpha + mu * mu) / den, 1.0)
-
-
 def _spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``A^-1 B`` by Cholesky, least squares when ``A`` is not positive definite."""
     try:
@@ -291,7 +277,7 @@ class RanDumb:
         for k in np.unique(np.searchsorted(self.classes_, y)):
             H = self._features(X[y == self.classes_[k]])
             if self.counts_[k] == 0:  # a new class: OAS on its own centred features
-                self.rho_[k] = _oas_shrinkage(H - H.mean(axis=0))
+                self.rho_[k] = oas_shrinkage_of_rows(H - H.mean(axis=0))
             self.B += (1.0 - self.rho_[k]) * (H.T @ H)
             self.sums_[k] += H.sum(axis=0)
             self.counts_[k] += H.shape[0]
@@ -634,7 +620,7 @@ class SLDA:
             np.add.at(means, index, X)
             means /= counts[:, None]
             Z = X - means[index]
-            rho = _oas_shrinkage(Z)  # scikit-learn's OAS(assume_centered=True)
+            rho = oas_shrinkage_of_rows(Z)  # scikit-learn's OAS(assume_centered=True)
             S = (1.0 - rho) * (Z.T @ Z)  # n * OAS covariance, assume_centered
             S[np.diag_indices_from(S)] += rho * float(np.sum(Z**2)) / X.shape[1]
             self.means_, self.counts_, self.n_updates_, self.S = means, counts, X.shape[0], S

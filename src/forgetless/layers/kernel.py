@@ -26,7 +26,10 @@ mean drawn from ``N(mu, B)``, each with ``draws_per_class`` points drawn around 
 ``N(0, W)``. So classes that arrive later, unseen, are expected to look like new draws of the same
 population, and the layer reserves directions for them. The draws are Gaussian combinations of
 many centred rows (``sum_i z_i (x_i - m_c(i)) / sqrt(n - C)`` has covariance exactly W), so no
-landmark is a training sample and none can be read back as one.
+landmark is a training sample and none can be read back as one. B and W span only the first
+batch's rows, so ``shrinkage`` (default ``"oas"``, the oracle approximating shrinkage of each)
+moves part of their variance onto every direction: a first batch of fewer rows than features
+would otherwise leave the layer blind to whatever later inputs have outside its span.
 
 The layer is frozen after the first batch: every later statistic is exact. It is saved as its
 arrays (landmarks and T, float32: the layer is defined by the rounded arrays), since they depend
@@ -56,6 +59,7 @@ from scipy import linalg
 
 from forgetless.layers.base import Layer, check_size
 from forgetless.layers.guided import DEFAULTS as UNITS_DEFAULTS
+from forgetless.linalg import oas_shrinkage_of_rows
 
 METHOD = "kernel"
 DEFAULTS: dict[str, Any] = {
@@ -65,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "max_samples": 20000,
     "flatten": 0.0,
     "linear": 0.0,
+    "shrinkage": "oas",
 }
 """Settings of ``projection="guided"`` with ``method="kernel"`` (the default method):
 ``n_landmarks`` N (None: :func:`default_landmarks`), ``draws_per_class`` points per
@@ -72,10 +77,12 @@ pseudo-class, ``max_samples`` rows of the first batch the class population is es
 (drawn at random beyond it), ``flatten`` in [0, 1] how far the kept directions' spectrum is
 flattened (0: plain Nystroem; 1: whitened on the landmarks), ``linear`` >= 0 the weight of the
 linear kernel ``x . x'`` added to the ReLU layer's kernel (whose value at ``x = x'`` is
-``pi |x|^2``)."""
+``pi |x|^2``), ``shrinkage`` in [0, 1] or ``"oas"`` how far the class population's
+covariances B and W are shrunk toward isotropic ones of the same trace before the landmarks are
+drawn (:func:`population_draws`)."""
 # what files written before a setting existed were built with (kept apart from DEFAULTS so that
 # a later default cannot change what old files mean)
-_LEGACY = {"flatten": 0.0, "linear": 0.0}
+_LEGACY = {"flatten": 0.0, "linear": 0.0, "shrinkage": 0.0}
 _LANDMARK_CAP = 4000  # build 6-11 s at M = 2000 on 2 cores (benchmarks/guided.py --timing)
 
 
@@ -96,6 +103,7 @@ def default_landmarks(m: int) -> int:
 
 _FLOAT = 8  # bytes per float64 (what an engine derives from the float32 arrays)
 _JITTER = 1e-10  # relative diagonal shift keeping the landmarks' Cholesky factor defined
+_NOISE_ROWS = 1024  # the shrinkage's isotropic draws are added this many landmarks at a time
 MAX_LANDMARKS = 20_000  # an N x N float64 kernel matrix: 3.2 GB at this bound
 MAX_LINEAR = 1e6  # there the ReLU kernel's share is about 3e-6: the layer is nearly linear
 
@@ -141,6 +149,15 @@ def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
     ):
         raise ValueError(f"linear must be a number in [0, {MAX_LINEAR:g}], got {linear!r}")
     s["linear"] = float(linear)
+    shrinkage = s["shrinkage"]
+    oas = isinstance(shrinkage, str) and shrinkage == "oas"
+    if not oas and (
+        isinstance(shrinkage, bool)
+        or not isinstance(shrinkage, numbers.Real)
+        or not 0 <= shrinkage <= 1
+    ):
+        raise ValueError(f"shrinkage must be a number in [0, 1] or 'oas', got {shrinkage!r}")
+    s["shrinkage"] = "oas" if oas else float(shrinkage)
     return s
 
 
@@ -170,12 +187,22 @@ def _arc_cosine_shape(cos: np.ndarray) -> np.ndarray:
 
 
 def population_draws(
-    X: np.ndarray, y_index: np.ndarray, n_draws: int, per_class: int, rng: np.random.Generator
+    X: np.ndarray,
+    y_index: np.ndarray,
+    n_draws: int,
+    per_class: int,
+    rng: np.random.Generator,
+    shrinkage: float | str = 0.0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``n_draws`` points from the class-population model of (X, y_index): pseudo-class means
     ``mu + sum_c z_c (m_c - mu) / sqrt(C - 1)`` (covariance B), points around them
     ``sum_i z_i (x_i - m_c(i)) / sqrt(n - C)`` (covariance W). With one class, the means spread
-    like the points (B = W); with one row per class, the points spread like the means."""
+    like the points (B = W); with one row per class, the points spread like the means.
+
+    ``shrinkage`` r draws from ``(1 - r) B + r tr(B) / d I`` and ``(1 - r) W + r tr(W) / d I``
+    instead (``"oas"``: each r by the oracle approximating shrinkage formula, from the rows).
+    B and W span at most C - 1 and n - C directions: unshrunk, every landmark lies in the
+    first batch's span, and the layer sees an input only through its part in that span."""
     classes, inverse, counts = np.unique(y_index, return_inverse=True, return_counts=True)
     means = np.zeros((classes.size, X.shape[1]))
     np.add.at(means, inverse, X)
@@ -189,10 +216,30 @@ def population_draws(
         within = between
     per_class = min(per_class, n_draws)  # more per class than draws: one pseudo-class
     n_means = -(-n_draws // per_class)
-    pseudo_means = centre + rng.standard_normal((n_means, between.shape[0])) @ between
+    shrink_between, shrink_within = (
+        (oas_shrinkage_of_rows(between), oas_shrinkage_of_rows(within))
+        if shrinkage == "oas"
+        else (float(shrinkage), float(shrinkage))
+    )
+    pseudo_means = rng.standard_normal((n_means, between.shape[0])) @ between
     spread = rng.standard_normal((n_draws, within.shape[0])) @ within
-    draws = np.repeat(pseudo_means, per_class, axis=0)[:n_draws] + spread
-    report = {"n_guiding_classes": int(classes.size), "n_pseudo_classes": int(n_means)}
+    # drawn after the unshrunk parts, and only where used: shrinkage 0 draws what it always did
+    for part, shrink, factor in ((pseudo_means, shrink_between, between),
+                                 (spread, shrink_within, within)):  # fmt: skip
+        if shrink > 0:
+            part *= math.sqrt(1.0 - shrink)
+            top = float(np.abs(factor).max(initial=0.0))  # its squares may overflow
+            unit = factor / top if top > 0 else factor
+            size = top * math.sqrt(shrink * float(np.einsum("ij,ij->", unit, unit)) / X.shape[1])
+            for start in range(0, part.shape[0], _NOISE_ROWS):  # no second N x d array
+                block = part[start : start + _NOISE_ROWS]
+                block += size * rng.standard_normal(block.shape)
+    draws = np.repeat(centre + pseudo_means, per_class, axis=0)[:n_draws] + spread
+    report = {
+        "n_guiding_classes": int(classes.size),
+        "n_pseudo_classes": int(n_means),
+        **({"shrinkage": [shrink_between, shrink_within]} if shrinkage else {}),
+    }
     return draws, report
 
 
@@ -333,7 +380,9 @@ class GuidedKernelProjection(Layer):
         if X.shape[0] > s["max_samples"]:
             rows = np.sort(rng.choice(X.shape[0], size=s["max_samples"], replace=False))
             X, y_index = X[rows], y_index[rows]
-        landmarks, report = population_draws(X, y_index, n_landmarks, s["draws_per_class"], rng)
+        landmarks, report = population_draws(
+            X, y_index, n_landmarks, s["draws_per_class"], rng, s["shrinkage"]
+        )
         # T scales like 1 / |x|^2 and is stored in float32: for features far from unit scale
         # (beyond 2^+-20) the landmarks are brought to unit scale by a power of two 2^k (exact)
         # and the layer reads x / 2^k (the kernel is homogeneous: the same features).
