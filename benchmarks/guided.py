@@ -22,13 +22,19 @@ interrupted run keeps what it did (and a rerun skips what is there).
 training subset (seed = seed), runs the protocol on the other four fifths and scores the fifth
 (how the guided layer's settings, ``flatten``, ``linear`` and ``shrinkage``, were chosen):
 
+    python benchmarks/guided.py --validation --layers guided-shrink0 guided-flatten \
+        guided-whitened --m 1000 2000 --protocols 5-equal \
+        --out benchmarks/results/guided_flatten_validation.json
+    python benchmarks/guided.py --validation --layers guided-shrink0 guided-linear1 \
+        guided-linear3 guided-linear10 --m 1000 2000 --protocols 5-equal \
+        --out benchmarks/results/guided_linear_validation.json
     python benchmarks/guided.py --validation --layers guided-shrink0 guided-shrink0.1 \
         guided-shrink0.3 guided-oas gaussian none --m 1000 2000 --protocols 5-equal \
         --out benchmarks/results/guided_shrinkage_validation.json
 
 ``guided`` is always the library's default layer. Since ``shrinkage="oas"`` became the default,
-the unshrunk layer that result files written before call ``guided`` (their flatten and linear
-studies included) is ``guided-shrink0``.
+the unshrunk layer that result files written before call ``guided`` is ``guided-shrink0``; the
+variants of those studies (nm, flatten, whitened, linear) keep ``shrinkage=0``.
 """
 
 from __future__ import annotations
@@ -87,19 +93,22 @@ RANDOM = ("gaussian", "orthogonal", "hadamard")
 # guided variants: name -> projection_params (the default first)
 VARIANTS: dict[str, dict[str, Any]] = {
     "guided": {},  # the default: method "kernel", n_landmarks = 2 M (up to 4000), shrinkage "oas"
-    "guided-nm": {"n_landmarks": "M"},  # the kernel method with N = M landmarks (one Cholesky)
-    "guided-flatten": {"flatten": 0.5},  # the kept directions' spectrum to the power 1/2
-    "guided-whitened": {"flatten": 1.0},  # the kept directions whitened on the landmarks
+    # studies made before shrinkage existed keep it at 0, so their commands repeat their files
+    "guided-nm": {"n_landmarks": "M", "shrinkage": 0.0},  # N = M landmarks (one Cholesky)
+    "guided-flatten": {"flatten": 0.5, "shrinkage": 0.0},  # the spectrum to the power 1/2
+    "guided-whitened": {"flatten": 1.0, "shrinkage": 0.0},  # whitened on the landmarks
     # the linear kernel x . x' added to the ReLU kernel (pi |x|^2 at x = x') with this weight
-    "guided-linear1": {"linear": 1.0},
-    "guided-linear3": {"linear": 3.0},
-    "guided-linear10": {"linear": 10.0},
+    "guided-linear1": {"linear": 1.0, "shrinkage": 0.0},
+    "guided-linear3": {"linear": 3.0, "shrinkage": 0.0},
+    "guided-linear10": {"linear": 10.0, "shrinkage": 0.0},
     # the class population's covariances shrunk toward isotropic ones (landmarks beyond the
     # first batch's span)
     "guided-shrink0": {"shrinkage": 0.0},  # the default before "oas" (the older JSONs' "guided")
     "guided-shrink0.1": {"shrinkage": 0.1},
     "guided-shrink0.3": {"shrinkage": 0.3},
     "guided-oas": {"shrinkage": "oas"},
+    "guided-oas-flatten": {"shrinkage": "oas", "flatten": 0.5},
+    "guided-oas-whitened": {"shrinkage": "oas", "flatten": 1.0},
     "guided-units": {"method": "units"},  # the previous default: data-shaped random units
     "guided-select": {
         "method": "units",

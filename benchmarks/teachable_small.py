@@ -965,6 +965,22 @@ def write_study(
     print(f"wrote {args.out}")
 
 
+def shrinkage_setting(text: str) -> str | float:
+    """``--shrinkage``: "oas" or a number in [0, 1], checked as the layer checks it."""
+    from forgetless.layers.kernel import check_kernel_settings
+
+    value: str | float = text
+    if text != "oas":
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'oas' or a number in [0, 1], not {text!r}") from None
+    try:
+        return check_kernel_settings({"shrinkage": value})["shrinkage"]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=5, help="random splits (default 5)")
@@ -987,15 +1003,15 @@ def main() -> None:
     parser.add_argument(
         "--shrinkage",
         default=None,
-        help="the guided layer's shrinkage instead of the teachable model's (0 or 'oas', ...)",
+        type=shrinkage_setting,
+        help="the guided layer's shrinkage instead of the teachable model's: 'oas' or [0, 1]",
     )
     args = parser.parse_args()
     from forgetless.teachable import TEACHABLE_LAYER_PARAMS
 
     LAYER_PARAMS.update(TEACHABLE_LAYER_PARAMS)
     if args.shrinkage is not None:
-        value = args.shrinkage
-        LAYER_PARAMS["shrinkage"] = value if value == "oas" else float(value)
+        LAYER_PARAMS["shrinkage"] = args.shrinkage
     default = "teachable_layers.json" if args.layers else "teachable_small.json"
     default = "teachable_widths.json" if args.widths else default
     args.out = args.out or str(RESULTS / default)

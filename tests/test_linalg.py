@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from forgetless.linalg import HOST, numpy_blas_quiet, ridge_solve
+from forgetless.linalg import (
+    HOST,
+    numpy_blas_quiet,
+    oas_shrinkage,
+    oas_shrinkage_of_rows,
+    ridge_solve,
+)
 from forgetless.statistics import SufficientStatistics
 
 
@@ -98,3 +104,20 @@ def test_single_precision_products_and_factorising_into_a_buffer():
     reused = HOST.shifted_cholesky(upper, 0.5, out=buffer)
     assert np.array_equal(np.triu(reused), np.triu(fresh))
     assert HOST.shifted_cholesky(-upper, 0.5, out=buffer) is None
+
+
+@pytest.mark.filterwarnings("ignore:Only one sample available")  # scikit-learn's, at n = 1
+@pytest.mark.parametrize("n, d", [(15, 40), (40, 15), (300, 8), (2, 30), (1, 5), (50, 1)])
+@pytest.mark.parametrize("scale", [1.0, 1e-150, 1e150])
+def test_oas_shrinkage_is_scikit_learns_from_either_gram(n, d, scale):
+    """The one OAS formula (LDA head, guided layer, peers) gives scikit-learn's intensity for
+    centred rows, from the n x n Gram or the d x d covariance alike, at any finite scale."""
+    from sklearn.covariance import oas
+
+    rows = np.random.default_rng(n * d).standard_normal((n, d)) * np.linspace(0.2, 3.0, d)
+    expected = oas(rows, assume_centered=True)[1]
+    got = oas_shrinkage_of_rows(rows * scale)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    covariance = rows.T @ rows / n
+    assert oas_shrinkage(covariance, n) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert oas_shrinkage_of_rows(np.zeros((n, d))) == (0.0 if d == 1 else 1.0)

@@ -116,7 +116,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     gamma : RBF width of the fourier layer (default 1 / d).
     projection_params : settings of ``projection="guided"``: ``{"method": "kernel"}`` (the
         default; ``n_landmarks``, ``draws_per_class``, ``max_samples``, ``flatten``, ``linear``,
-        ``shrinkage``)
+        ``shrinkage`` of the class population the landmarks are drawn from: ``"oas"`` or a number
+        in [0, 1])
         or ``{"method": "units", ...}`` (data-shaped and SCN-selected random units).
     head : ``"ridge"`` (default), ``"rls"``, ``"ncm"``, ``"lda"`` or ``"owm"`` (orthogonal
         weight modification, a task-order-dependent comparison head). See

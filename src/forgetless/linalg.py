@@ -402,6 +402,8 @@ def oas_shrinkage(scatter: np.ndarray, n_samples: int, dim: int | None = None) -
     (0.74, True)
     """
     p = scatter.shape[0] if dim is None else int(dim)
+    if p == 1:
+        return 0.0  # one feature: the shrunk covariance is the covariance (scikit-learn's 0)
     scale = float(np.abs(scatter).max(initial=0.0))
     if not scale > 0 or not math.isfinite(scale):
         return 1.0
@@ -422,8 +424,6 @@ def oas_shrinkage_of_rows(rows: np.ndarray) -> float:
     first (the estimate is scale-free, and their squares could overflow or underflow)."""
     n, d = rows.shape
     top = float(np.abs(rows).max(initial=0.0))
-    if not top > 0 or not math.isfinite(top):
-        return 1.0
-    if not 2.0**-100 <= top <= 2.0**100:
+    if math.isfinite(top) and top > 0 and not 2.0**-100 <= top <= 2.0**100:
         rows = rows / top
     return oas_shrinkage(rows @ rows.T if n < d else rows.T @ rows, n, dim=d)

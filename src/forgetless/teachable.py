@@ -176,10 +176,10 @@ TEACHABLE_LAYER_PARAMS = {"shrinkage": 0.0}
 (not a first task that later classes leave behind), so the class population is not shrunk
 toward isotropic spreads (the guided layer's default, ``"oas"``, made for a first task): with
 ``"oas"`` the width rule's layer scored 0.4 to 4.1 points lower on raw Fashion-MNIST pixels
-from 32 to 1,024 samples, -1.0 to +0.2 on raw digits and -1.7 to +2.1 on MiniLM's last layer
+from 32 to 1,024 samples, -1.0 to +0.1 on raw digits and -1.7 to +2.1 on MiniLM's last layer
 (held-out training rows, 3 splits: ``benchmarks/teachable_small.py --widths --shrinkage oas``,
 ``benchmarks/results/teachable_widths_shrinkage.json``, against the same command without the
-flag)."""
+flag, its ``baseline``)."""
 # A temperature is fitted at each learn on held-out samples of the data in hand (the new batch,
 # plus the features kept by small models' deletion records, up to CALIBRATION_POOL rows) when at
 # least this many can be held out.

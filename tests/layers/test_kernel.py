@@ -45,18 +45,35 @@ def test_population_draws_have_the_between_and_within_class_covariances():
     np.testing.assert_allclose(draws.mean(0), means.mean(0), atol=0.05 * math.sqrt(np.trace(B + W)))
 
 
-def test_shrunk_draws_have_the_shrunk_covariances():
-    """``shrinkage=r`` draws from (1 - r) B + r tr(B)/d I around (1 - r) W + r tr(W)/d I: the
-    same trace, the rest spread evenly over the d directions."""
+@pytest.mark.parametrize("shrinkage", [0.3, 1.0, "oas"])
+def test_shrunk_draws_have_the_shrunk_covariances(shrinkage):
+    """``shrinkage=r`` draws pseudo-class means from (1 - r) B + r tr(B)/d I and the points
+    around them from (1 - r) W + r tr(W)/d I: the same traces, the rest spread evenly over the
+    d directions ("oas": each r from scikit-learn's OAS of the rows estimating B and W). Checked
+    apart on 400 pseudo-classes of 400 points: the points' spread within each, and the spread
+    of their means (whose own estimate carries W / 400)."""
+    from sklearn.covariance import oas
+
     X, y = _data(n=300, d=4, classes=5)
-    draws, report = population_draws(X, y, 40_000, 1, np.random.default_rng(1), shrinkage=0.3)
+    draws, report = population_draws(X, y, 160_000, 400, np.random.default_rng(1), shrinkage)
     means = np.array([X[y == c].mean(0) for c in range(5)])
-    B = np.cov(means.T)
-    centred = X - means[y]
-    W = centred.T @ centred / (len(y) - 5)
-    expected = 0.7 * (B + W) + 0.3 * np.trace(B + W) / 4 * np.eye(4)
-    np.testing.assert_allclose(np.cov(draws.T), expected, atol=0.05 * np.trace(B + W) / 4)
-    assert report["shrinkage"] == [0.3, 0.3]
+    between = (means - means.mean(0)) / 2.0  # sqrt(C - 1): B = between^T between
+    within = (X - means[y]) / math.sqrt(300 - 5)
+    B, W = between.T @ between, within.T @ within
+    if shrinkage == "oas":
+        r_between = oas(between, assume_centered=True)[1]
+        r_within = oas(within, assume_centered=True)[1]
+    else:
+        r_between = r_within = shrinkage
+    assert report["shrinkage"] == pytest.approx([r_between, r_within], rel=1e-9)
+    B_r = (1 - r_between) * B + r_between * np.trace(B) / 4 * np.eye(4)
+    W_r = (1 - r_within) * W + r_within * np.trace(W) / 4 * np.eye(4)
+    groups = draws.reshape(400, 400, 4)
+    centred = groups - groups.mean(axis=1, keepdims=True)
+    within_seen = np.einsum("gpi,gpj->ij", centred, centred) / (400 * 399)
+    np.testing.assert_allclose(within_seen, W_r, atol=0.02 * np.trace(W) / 4)
+    between_seen = np.cov(groups.mean(axis=1).T) - W_r / 400
+    np.testing.assert_allclose(between_seen, B_r, atol=0.15 * np.trace(B) / 4)
 
 
 def test_shrinkage_reaches_beyond_the_first_batch_span():
@@ -251,6 +268,9 @@ def test_bad_settings_and_data_are_refused_by_name():
     for shrinkage in (-0.1, 1.01, float("nan"), True, "OAS", "0.1", np.array([0.1, 0.2])):
         with pytest.raises(ValueError, match="shrinkage must be"):
             GuidedKernelProjection.fit(X, y, n_components=30, shrinkage=shrinkage)
+    with pytest.raises(ValueError, match="shrinkage must be") as refused:  # quoted, not echoed
+        GuidedKernelProjection.fit(X, y, n_components=30, shrinkage="x" * 100_000)
+    assert len(str(refused.value)) < 200
     with pytest.raises(ValueError, match="ReLU"):
         GuidedKernelProjection.fit(X, y, n_components=30, activation="tanh")
     with pytest.raises(ValueError, match="independent directions"):

@@ -139,7 +139,7 @@ def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"max_samples must be >= 2, got {s['max_samples']}")
     flatten = s["flatten"]
     if isinstance(flatten, bool) or not isinstance(flatten, numbers.Real) or not 0 <= flatten <= 1:
-        raise ValueError(f"flatten must be a number in [0, 1], got {flatten!r}")
+        raise ValueError(f"flatten must be a number in [0, 1], got {flatten!r:.60}")
     s["flatten"] = float(flatten)
     linear = s["linear"]
     if (
@@ -147,7 +147,7 @@ def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
         or not isinstance(linear, numbers.Real)
         or not 0 <= linear <= MAX_LINEAR
     ):
-        raise ValueError(f"linear must be a number in [0, {MAX_LINEAR:g}], got {linear!r}")
+        raise ValueError(f"linear must be a number in [0, {MAX_LINEAR:g}], got {linear!r:.60}")
     s["linear"] = float(linear)
     shrinkage = s["shrinkage"]
     oas = isinstance(shrinkage, str) and shrinkage == "oas"
@@ -156,7 +156,7 @@ def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
         or not isinstance(shrinkage, numbers.Real)
         or not 0 <= shrinkage <= 1
     ):
-        raise ValueError(f"shrinkage must be a number in [0, 1] or 'oas', got {shrinkage!r}")
+        raise ValueError(f"shrinkage must be a number in [0, 1] or 'oas', got {shrinkage!r:.60}")
     s["shrinkage"] = "oas" if oas else float(shrinkage)
     return s
 
@@ -216,16 +216,16 @@ def population_draws(
         within = between
     per_class = min(per_class, n_draws)  # more per class than draws: one pseudo-class
     n_means = -(-n_draws // per_class)
-    shrink_between, shrink_within = (
-        (oas_shrinkage_of_rows(between), oas_shrinkage_of_rows(within))
-        if shrinkage == "oas"
-        else (float(shrinkage), float(shrinkage))
-    )
+    if shrinkage == "oas":
+        shrink_between = oas_shrinkage_of_rows(between)
+        shrink_within = shrink_between if within is between else oas_shrinkage_of_rows(within)
+    else:
+        shrink_between = shrink_within = float(shrinkage)
     pseudo_means = rng.standard_normal((n_means, between.shape[0])) @ between
     spread = rng.standard_normal((n_draws, within.shape[0])) @ within
     # drawn after the unshrunk parts, and only where used: shrinkage 0 draws what it always did
-    for part, shrink, factor in ((pseudo_means, shrink_between, between),
-                                 (spread, shrink_within, within)):  # fmt: skip
+    shrunk = [(pseudo_means, shrink_between, between), (spread, shrink_within, within)]
+    for part, shrink, factor in shrunk:
         if shrink > 0:
             part *= math.sqrt(1.0 - shrink)
             top = float(np.abs(factor).max(initial=0.0))  # its squares may overflow
