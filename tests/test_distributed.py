@@ -195,3 +195,127 @@ def test_bad_dask_input_leaves_learner_unchanged(digits):
                 scheduler="sync",
             )
         assert not small.__sklearn_is_fitted__()
+
+
+def test_labels_are_read_as_partial_fit_reads_them(digits):
+    """Continuous or mixed labels are refused as partial_fit refuses them (they used to make a
+    class per value, or merge 1 and "1"); strings from a dataframe become strings, so the
+    learner saves and keeps learning from plain numpy strings."""
+    import dask.bag as db
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from forgetless.distributed import partial_fit_bag, partial_fit_dask
+
+    X, y = digits
+    Xd = da.from_array(X, chunks=(600, 64))
+    for labels, message in (
+        (np.linspace(0.0, 1.0, len(y)), "continuous"),
+        (y + 0.5, "continuous"),
+        (np.where(np.arange(len(y)) % 2, y, np.nan), "NaN"),
+    ):
+        fresh = ContinualClassifier(n_components=100, alpha=1.0)
+        with pytest.raises(ValueError, match=message):
+            partial_fit_dask(fresh, Xd, da.from_array(labels, chunks=600), scheduler="sync")
+        assert not fresh.__sklearn_is_fitted__()
+
+    names = np.array(list("abcdefghij"))[y]
+    series = dd.from_pandas(pd.Series(names, dtype=object), npartitions=3)
+    clf = partial_fit_dask(
+        ContinualClassifier(n_components=100, alpha=1.0),
+        dd.from_pandas(pd.DataFrame(X), npartitions=3).to_dask_array(lengths=True),
+        series,
+        scheduler="sync",
+    )
+    assert clf.classes_.dtype.kind == "U"
+    same(clf, ContinualClassifier(n_components=100, alpha=1.0).fit(X, names))
+    clf.partial_fit(X[:10], names[:10])  # plain numpy strings join the same classes
+
+    mixed = [int(v) if i % 3 else str(v) for i, v in enumerate(y)]  # 1 and "1"
+    inputs = db.from_sequence(list(X), npartitions=3)
+    with pytest.raises(ValueError, match="mixes label types"):
+        partial_fit_bag(
+            ContinualClassifier(n_components=100, alpha=1.0),
+            inputs,
+            db.from_sequence(mixed, npartitions=3),
+            lambda rows: np.asarray(rows),
+            scheduler="sync",
+        )
+    fitted = ContinualClassifier(n_components=100, alpha=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="str labels"):
+        partial_fit_dask(fitted, Xd, da.from_array(names, chunks=600), scheduler="sync")
+
+
+def test_empty_partitions_add_nothing_and_shapes_are_named(digits):
+    """A filtered collection's empty partitions add zero sums (they were refused); y of another
+    length, or not one column, is named before any work."""
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    chunks = (0, 900, 0, len(y) - 900)
+    clf = partial_fit_dask(
+        ContinualClassifier(n_components=100, alpha=1.0),
+        da.from_array(X, chunks=(chunks, 64)),
+        da.from_array(y, chunks=(chunks,)),
+        scheduler="sync",
+    )
+    same(clf, ContinualClassifier(n_components=100, alpha=1.0).fit(X, y))
+    fresh = ContinualClassifier(n_components=100, alpha=1.0)
+    with pytest.raises(ValueError, match="X has 1797 samples but y has 1796 labels"):
+        partial_fit_dask(fresh, da.from_array(X), da.from_array(y[:-1]), scheduler="sync")
+    with pytest.raises(ValueError, match="y must be 1-D"):
+        partial_fit_dask(fresh, da.from_array(X), da.from_array(np.c_[y, y]), scheduler="sync")
+    column = partial_fit_dask(
+        ContinualClassifier(n_components=100, alpha=1.0),
+        da.from_array(X, chunks=(600, 64)),
+        da.from_array(y[:, None], chunks=(600, 1)),
+        scheduler="sync",
+    )
+    same(column, clf)
+
+
+def test_reduction_settings_are_checked(digits):
+    """split_every=1 looped forever; the same learner twice counted its data twice; compute
+    options beside a client were silently ignored."""
+    from forgetless.distributed import merge_all, partial_fit_dask
+
+    X, y = digits
+    clf = ContinualClassifier(n_components=100, alpha=1.0).fit(X, y)
+    Xd, yd = da.from_array(X, chunks=(600, 64)), da.from_array(y, chunks=600)
+    for bad in (1, 0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="split_every"):
+            partial_fit_dask(clf, Xd, yd, split_every=bad, scheduler="sync")
+        with pytest.raises(ValueError, match="split_every"):
+            merge_all([clf, ContinualClassifier(n_components=100, alpha=1.0).fit(X, y)], bad)
+    with pytest.raises(ValueError, match="same learner more than once"):
+        merge_all([clf, clf])
+    with pytest.raises(ValueError, match="client"):
+        partial_fit_dask(clf, Xd, yd, client=object(), scheduler="sync")
+    assert clf.n_samples_seen_ == len(y)
+
+
+def test_feature_names_only_on_one_side_warn_as_partial_fit_does(digits):
+    """A learner fitted on plain arrays given a named dataframe (or the reverse) warns and
+    learns, as partial_fit does (the named case was refused after every partition was
+    computed)."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    frame = dd.from_pandas(pd.DataFrame(X, columns=[f"f{i}" for i in range(64)]), npartitions=3)
+    labels = dd.from_pandas(pd.Series(y), npartitions=3)
+    plain = ContinualClassifier(n_components=100, alpha=1.0).fit(X[:100], y[:100])
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        partial_fit_dask(plain, frame, labels, scheduler="sync")
+    assert plain.n_samples_seen_ == 100 + len(y) and not hasattr(plain, "feature_names_in_")
+    named = ContinualClassifier(n_components=100, alpha=1.0).fit(frame.compute()[:100], y[:100])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        partial_fit_dask(
+            named,
+            da.from_array(X, chunks=(600, 64)),
+            da.from_array(y, chunks=600),
+            scheduler="sync",
+        )
+    assert list(named.feature_names_in_) == [f"f{i}" for i in range(64)]

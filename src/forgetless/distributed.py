@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ from forgetless.engine import make_engine
 from forgetless.layers import layer_from_config
 from forgetless.learner import ContinualClassifier, check_input_scale
 from forgetless.statistics import SufficientStatistics
-from forgetless.validation import check_features, check_label_family
+from forgetless.validation import check_features, check_label_family, check_labels
 
 
 @functools.lru_cache(maxsize=4)
@@ -62,9 +63,18 @@ def partition_statistics(
     ``layer`` is a random layer's JSON configuration (rebuilt there from its seed) or a layer.
     """
     layer = _layer(layer) if isinstance(layer, str) else layer
+    if np.shape(X)[:1] == (0,) and np.size(labels) == 0:  # an empty partition (e.g. filtered)
+        if np.ndim(X) != 2 or np.shape(X)[1] != layer.n_features:
+            check_features(X, layer.n_features)  # the same error as for a full partition
+        return SufficientStatistics(layer.n_outputs, classes.size, per_class_gram)
     X = check_features(X, layer.n_features)
     check_input_scale(X, dtype)
-    labels = np.asarray(labels).ravel()
+    if len(labels) != X.shape[0]:
+        raise ValueError(
+            f"a partition holds {X.shape[0]} rows of X but {len(labels)} labels: X and y must "
+            "be partitioned alike"
+        )
+    labels = check_labels(labels, X.shape[0])  # as partial_fit reads them: one type, whole
     index = np.searchsorted(classes, labels)
     if labels.size and (index.max() >= classes.size or np.any(classes[index] != labels)):
         raise ValueError("a partition holds labels missing from the class list")
@@ -75,6 +85,32 @@ def encode_partition(inputs: Sequence[Any], encoder: Any) -> np.ndarray:
     """Raw inputs of one partition through an encoder (``encoder.encode(batch)`` or a callable)."""
     encode: Callable[[Any], np.ndarray] = getattr(encoder, "encode", encoder)
     return np.asarray(encode(list(inputs)), dtype=np.float32)
+
+
+def _check_split_every(split_every: Any) -> int:
+    """The fan-in of the reduction tree: an integer of at least 2 (1 never shrinks a level)."""
+    if isinstance(split_every, bool) or not isinstance(split_every, (int, np.integer)):
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r:.60}")
+    if split_every < 2:
+        raise ValueError(
+            f"split_every must be >= 2 (how many sums each tree node adds), got {split_every}"
+        )
+    return int(split_every)
+
+
+def _gathered_labels(parts: list[Any]) -> np.ndarray:
+    """Every label of the collection, read as partial_fit reads a batch's labels (one type for
+    all, strings as strings, whole numbers), so the class list is what ``fit`` would make.
+    ``parts``: typed arrays (a Dask array's blocks) or lists (a bag's partitions)."""
+    dtypes = {p.dtype for p in parts if isinstance(p, np.ndarray) and p.dtype != object}
+    typed = len(dtypes) == 1 and all(isinstance(p, np.ndarray) for p in parts)
+    pieces = [
+        np.asarray(p).ravel() if typed else np.asarray(p, dtype=object).ravel() for p in parts
+    ]
+    merged = np.concatenate(pieces) if pieces else np.zeros(0, dtype=object)
+    if merged.size == 0:
+        raise ValueError("Found array with 0 sample(s): the Dask collection is empty")
+    return check_labels(merged, merged.shape[0])
 
 
 def _tree_sum(parts: list[Any], split_every: int) -> Any:
@@ -112,9 +148,8 @@ def _shipped_layer(layer: Any) -> Any:
 
 
 def _classes(clf: ContinualClassifier, labels_seen: np.ndarray) -> np.ndarray:
-    if labels_seen.size == 0:
-        raise ValueError("Found array with 0 sample(s): the Dask collection is empty")
     if clf.__sklearn_is_fitted__() and clf.classes_.size:
+        check_label_family(labels_seen, clf.classes_)  # before their union mixes the types
         return np.union1d(clf.classes_, labels_seen)
     return labels_seen
 
@@ -150,6 +185,14 @@ def _column_names(X: Any) -> np.ndarray | None:
     return np.asarray(list(columns), dtype=object)
 
 
+def _check_compute_options(client: Any, compute_kwargs: dict[str, Any]) -> None:
+    if client is not None and compute_kwargs:
+        raise ValueError(
+            f"compute options {sorted(compute_kwargs)} are for Dask's own schedulers; with "
+            "client= the client schedules the work: pass one or the other"
+        )
+
+
 def _compute(value: Any, client: Any, compute_kwargs: dict[str, Any]) -> Any:
     return client.compute(value).result() if client is not None else value.compute(**compute_kwargs)
 
@@ -174,16 +217,35 @@ def partial_fit_dask(
             "X's columns are not the feature names this learner learned, in that order "
             f"(first difference: {_first_difference(names, learned)})"
         )
+    if clf.__sklearn_is_fitted__() and (names is None) != (learned is None):
+        # as partial_fit (scikit-learn's check): a warning, and the learner keeps what it had
+        warnings.warn(
+            "X has feature names, but ContinualClassifier was fitted without feature names"
+            if learned is None
+            else "X does not have valid feature names, but ContinualClassifier was fitted with "
+            "feature names",
+            UserWarning,
+            stacklevel=2,
+        )
+        names = learned
     if hasattr(X, "to_dask_array"):
         X = X.to_dask_array(lengths=True)
     if hasattr(y, "to_dask_array"):
         y = y.to_dask_array(lengths=True)
+    split_every = _check_split_every(split_every)
+    _check_compute_options(client, compute_kwargs)
     X, y = da.asarray(X), da.asarray(y)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n, d), got {X.ndim}-D")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # a column of labels, as partial_fit takes it
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per row of X), got shape {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]} labels")
     X = X.rechunk({1: -1})
     y = y.rechunk((X.chunks[0],))
-    labels_seen = np.unique(_compute(y, client, compute_kwargs))
+    labels_seen = np.unique(_gathered_labels([_compute(y, client, compute_kwargs)]))
     classes = _classes(clf, labels_seen)
     base = _start(clf, X.shape[1], classes)
     layer = _shipped_layer(base.projection_)
@@ -214,6 +276,8 @@ def partial_fit_bag(
     """
     import dask
 
+    split_every = _check_split_every(split_every)
+    _check_compute_options(client, compute_kwargs)
     in_parts, label_parts = inputs.to_delayed(), labels.to_delayed()
     if len(in_parts) != len(label_parts):
         raise ValueError("inputs and labels must have the same number of partitions")
@@ -222,7 +286,7 @@ def partial_fit_bag(
         if client is None
         else (client.gather(client.compute(label_parts)))
     )
-    labels_seen = np.unique(np.concatenate([np.asarray(p) for p in label_lists]))
+    labels_seen = np.unique(_gathered_labels(list(label_lists)))
     classes = _classes(clf, labels_seen)
     encoded = [dask.delayed(encode_partition, pure=True)(p, encoder) for p in in_parts]
     width = getattr(encoder, "dim", None) or int(
@@ -232,7 +296,7 @@ def partial_fit_bag(
     layer = _shipped_layer(base.projection_)
     parts = [
         dask.delayed(partition_statistics, pure=True)(
-            xb, np.asarray(lb), classes, layer, clf.per_class_gram, clf.compute_dtype
+            xb, list(lb), classes, layer, clf.per_class_gram, clf.compute_dtype
         )
         for xb, lb in zip(encoded, label_lists, strict=True)
     ]
@@ -247,6 +311,11 @@ def merge_all(learners: Sequence[ContinualClassifier], split_every: int = 2) -> 
 
     if not learners:
         raise ValueError("no learners to merge")
+    split_every = _check_split_every(split_every)
+    if len({id(learner) for learner in learners}) < len(learners):
+        raise ValueError(
+            "merge_all got the same learner more than once: its data would count twice"
+        )
     level = [copy.deepcopy(learners[0])] + list(learners[1:])
     while len(level) > 1:
         nxt = []
