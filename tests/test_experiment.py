@@ -302,6 +302,47 @@ def test_online_blurry_run_has_anytime_evaluation():
     assert ours["final_accuracy"] > 0.9
 
 
+def test_every_task_end_is_an_evaluation_so_min_acc_sees_where_tasks_ended():
+    """SGD is evaluated every eval_every iterations; a task ending between two evaluations
+    used to be missed, so min-ACC could exceed the accuracy the task was left at. Now each
+    task's end is in the trace, min-ACC is at most the final accuracy on earlier tasks, and a
+    run of one task leaves forgetting, BWT and the stability gap undefined (blank), not 0."""
+    config = RunConfig(
+        dataset="digits",
+        methods=["forgetless", "sgd-finetune"],
+        learner={"n_components": 300, "alpha": 1.0},
+        eval_every=7,
+        seeds=[0],
+        progress=False,
+    )
+    results = run(config)
+    for name in ("forgetless", "sgd-finetune"):
+        seed = results["methods"][name]["seeds"]["0"]
+        trace = seed["trace"]
+        assert set(trace["task_end"]) <= set(trace["iterations"])
+        A = np.array(seed["accuracy_matrix"], dtype=float)
+        final_on_earlier = np.nanmean(A[-1, :-1])
+        assert seed["min_accuracy"] <= final_on_earlier + 1e-12
+    single_task = {"kind": "class-incremental", "initial": 0, "increment": 10}
+    one = run(
+        RunConfig(
+            dataset="digits",
+            methods=["forgetless"],
+            scenario=single_task,
+            seeds=[0, 1],
+            progress=False,
+        )
+    )
+    seed = one["methods"]["forgetless"]["seeds"]["0"]
+    assert seed["forgetting"] is None and seed["backward_transfer"] is None
+    assert "forgetting" not in one["methods"]["forgetless"]["summary"]
+    from forgetless.evaluation.report import summary_table
+
+    header, rows = summary_table(one)
+    assert "forgetting" not in header and "final acc" in header
+    assert "±" in rows[0][header.index("final acc")]  # two seeds: mean ± population std
+
+
 def test_every_shipped_config_is_valid():
     from pathlib import Path
 

@@ -80,3 +80,18 @@ def test_online_blurry_stream():
 def test_seen_test_accumulates():
     s = class_incremental(Y_TRAIN, Y_TEST, increment=5, seed=0)
     assert s.seen_test(0).size == 50 and s.seen_test(3).size == Y_TEST.size
+
+
+def test_online_blurry_scores_every_class_the_stream_has_shown():
+    """In a blurry stream later tasks' classes appear early: "accuracy on every class seen"
+    after a step covers each class the stream has shown so far (it used to cover the nominal
+    task groups only), and every test row by the last step."""
+    s = online_blurry(Y_TRAIN, Y_TEST, n_tasks=4, blurry=0.1, batch_size=16, seed=0)
+    for i in range(len(s.steps)):
+        shown = np.unique(np.concatenate([Y_TRAIN[st.train] for st in s.steps[: i + 1]]))
+        np.testing.assert_array_equal(s.seen_test(i), np.flatnonzero(np.isin(Y_TEST, shown)))
+    assert s.seen_test(0).size > s.steps[0].test.size  # the blurry share shows other classes
+    assert s.seen_test(3).size == Y_TEST.size
+    assert s.describe()["steps"][0]["n_test_seen"] == s.seen_test(0).size
+    crisp = class_incremental(Y_TRAIN, Y_TEST, increment=5, seed=0)
+    assert "n_test_seen" not in crisp.describe()["steps"][0]

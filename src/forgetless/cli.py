@@ -184,7 +184,7 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     scenario = next(iter(results["scenarios"].values()))["name"]
     print(
         f"\n{results['dataset']['name']} / {results['encoder']['name']} / {scenario}, "
-        f"seeds {config.seeds}"
+        f"seeds {config.seeds} (mean ± population std; accuracies in %)"
     )
     print(format_table(*summary_table(results)))
     for line in adaptation_lines(results):

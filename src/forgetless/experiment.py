@@ -970,7 +970,9 @@ def _run_method(
             A[i, j] = float((model.predict(Xt[test]) == yt[test]).mean())
         seen = scenario.seen_test(i)
         seen_acc.append(float((model.predict(Xt[seen]) == yt[seen]).mean()))
-        if family != "sgd" and not online:
+        if not trace_iterations or trace_iterations[-1] != iteration:
+            # every task's end is an evaluation point (between them only SGD and streams have
+            # some): min-ACC and the stability gap must see where a task left each accuracy
             trace.append(A[i].tolist())
             trace_iterations.append(iteration)
     _, peak = tracemalloc.get_traced_memory()
@@ -986,8 +988,8 @@ def _run_method(
         "accuracy_seen": seen_acc,
         "final_accuracy": final_accuracy(seen_acc),
         "average_incremental_accuracy": average_incremental_accuracy(seen_acc),
-        "forgetting": forgetting(A),
-        "backward_transfer": backward_transfer(A),
+        "forgetting": _finite(forgetting(A)),
+        "backward_transfer": _finite(backward_transfer(A)),
         "per_class_accuracy": per_class,
         "step_seconds": step_seconds,
         "total_seconds": float(sum(step_seconds)),
@@ -1003,7 +1005,7 @@ def _run_method(
         out["worst_case_accuracy"] = _finite(
             worst_case_accuracy(A, trace_array, iterations, task_end, T - 1)
         )
-        out["stability_gap"] = stability_gap(trace_array, iterations, task_end)
+        out["stability_gap"] = _finite(stability_gap(trace_array, iterations, task_end))
     if family == "sgd":
         out["learning_rate"] = lr
     return out
@@ -1034,7 +1036,8 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     ``seeds[seed]`` (accuracy matrix A[i][j], accuracy on all seen classes after each step,
     final / average incremental accuracy, forgetting, backward transfer, per-class accuracy,
     step times, peak memory, the continual-evaluation trace with min-ACC, WC-ACC and the
-    stability gap) and ``summary[metric] = {mean, std}`` over seeds.
+    stability gap; a metric the run cannot define is null) and
+    ``summary[metric] = {mean, std, seeds}`` over the seeds that define it (std: population).
 
     With ``first_session_adaptation`` set, each seed's encoder is adapted on that seed's first
     task and every method also runs on its features as ``"<method>+adapted"`` (the same class
@@ -1100,10 +1103,11 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
         for metric in SUMMARY_METRICS:
             values = [s.get(metric) for s in entry["seeds"].values()]
             values = [v for v in values if v is not None]
-            if values:
+            if values:  # "std": the population standard deviation over the seeds (ddof = 0)
                 entry["summary"][metric] = {
                     "mean": float(np.mean(values)),
                     "std": float(np.std(values)),
+                    "seeds": len(values),
                 }
     return results
 

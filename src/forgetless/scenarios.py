@@ -48,9 +48,15 @@ class Scenario:
     steps: list[Step]
     class_order: list[int]
     seed: int
+    # online-blurry: per step, the test rows of every class the stream has shown so far
+    shown_test: list[np.ndarray] | None = None
 
     def seen_test(self, step: int) -> np.ndarray:
-        """Test indices of every step up to and including ``step``."""
+        """Test indices of every class seen up to and including ``step``: those of the steps so
+        far, or in an online-blurry stream, of every class it has shown (later tasks' classes
+        appear early, in the blurry share)."""
+        if self.shown_test is not None:
+            return self.shown_test[step]
         return np.unique(np.concatenate([s.test for s in self.steps[: step + 1]]))
 
     def describe(self) -> dict:
@@ -66,8 +72,13 @@ class Scenario:
                     "n_train": int(s.train.size),
                     "n_test": int(s.test.size),
                     "n_batches": len(s.batches),
+                    **(
+                        {"n_test_seen": int(self.shown_test[i].size)}
+                        if self.shown_test is not None
+                        else {}
+                    ),
                 }
-                for s in self.steps
+                for i, s in enumerate(self.steps)
             ],
         }
 
@@ -230,5 +241,10 @@ def online_blurry(
         steps.append(
             Step(train=train, test=np.flatnonzero(np.isin(y_test, g)), classes=g, batches=batches)
         )
+    shown: set = set()
+    shown_test = []
+    for step in steps:
+        shown.update(np.unique(y_train[step.train]).tolist())
+        shown_test.append(np.flatnonzero(np.isin(y_test, sorted(shown))))
     name = f"online-blurry{int(round(100 * blurry))}-{n_tasks}tasks-b{batch_size}"
-    return Scenario(name, "online-blurry", steps, class_order.tolist(), seed)
+    return Scenario(name, "online-blurry", steps, class_order.tolist(), seed, shown_test)

@@ -1,7 +1,10 @@
 """Metrics of a continual run, read from its accuracy matrix.
 
 ``A[i, j]`` is the accuracy on task j's test data after training step i (NaN for j > i), and
-``seen[i]`` the accuracy on the test data of every class seen after step i.
+``seen[i]`` the accuracy on the test data of every class seen after step i. Final and average
+incremental accuracy are per test sample (over all classes seen); forgetting, BWT, min-ACC and
+WC-ACC are unweighted means over tasks, as in the papers they come from. A metric that a run
+cannot define (forgetting after one task, a stability gap without a task switch) is NaN, not 0.
 
 >>> import numpy as np
 >>> A = np.array([[0.9, np.nan], [0.6, 0.8]])
@@ -33,7 +36,7 @@ def forgetting(A: np.ndarray) -> float:
     A = np.asarray(A, dtype=float)
     T = A.shape[0]
     if T < 2:
-        return 0.0
+        return float("nan")  # no earlier task
     return float(np.mean([np.nanmax(A[: T - 1, j]) - A[T - 1, j] for j in range(T - 1)]))
 
 
@@ -42,7 +45,7 @@ def backward_transfer(A: np.ndarray) -> float:
     A = np.asarray(A, dtype=float)
     T = A.shape[0]
     if T < 2:
-        return 0.0
+        return float("nan")  # no earlier task
     return float(np.mean([A[T - 1, j] - A[j, j] for j in range(T - 1)]))
 
 
@@ -50,7 +53,11 @@ def backward_transfer(A: np.ndarray) -> float:
 # De Lange et al., "Continual evaluation for lifelong learning: identifying the stability gap".
 # ``trace`` is an array (E, T): accuracy on each task's test data at E evaluation points during
 # training (NaN for tasks not yet introduced); ``iterations`` (E,) the training iteration of
-# each evaluation; ``task_end`` (T,) the iteration at which each task's training ended.
+# each evaluation; ``task_end`` (T,) the iteration at which each task's training ended. Every
+# task's end is one of the evaluations. A learner evaluated only there (forgetless run's
+# analytic methods, which learn a task in one closed-form step) has no dip to show: its
+# stability gap is then the mean drop from one task's end to the next, and its min-ACC the lowest
+# accuracy seen at task ends.
 
 
 def _after(iterations: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -108,4 +115,4 @@ def stability_gap(trace: np.ndarray, iterations: np.ndarray, task_end: Sequence[
         before = trace[at_switch[-1], :i]
         during = np.nanmin(trace[window, :i], axis=0)
         gaps.append(float(np.nanmean(before - during)))
-    return float(np.mean(gaps)) if gaps else 0.0
+    return float(np.mean(gaps)) if gaps else float("nan")

@@ -50,21 +50,29 @@ _PERCENT = {
 }
 
 
-def _fmt(metric: str, stats: dict[str, float] | None) -> str:
+def _fmt(metric: str, stats: dict[str, float] | None, seeds: int | None = None) -> str:
+    """mean ± std (the population std over the seeds), with the count where seeds are missing
+    (a metric a seed could not define)."""
     if not stats:
         return ""
     scale = 100.0 if metric in _PERCENT else 1.0
     digits = 1 if metric in _PERCENT else 2
     text = f"{scale * stats['mean']:.{digits}f}"
-    return text + (f" ± {scale * stats['std']:.{digits}f}" if stats["std"] > 0 else "")
+    counted = stats.get("seeds")  # absent in results written before it was recorded
+    if (counted is None and stats["std"] > 0) or (counted is not None and counted > 1):
+        text += f" ± {scale * stats['std']:.{digits}f}"
+    if counted is not None and seeds is not None and counted < seeds:
+        text += f" (n={counted})"
+    return text
 
 
 def summary_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-method summary (percentages for accuracies)."""
+    """Header and rows of the per-method summary (percentages for accuracies; mean ± the
+    population std over seeds)."""
     metrics = [m for m in _LABELS if any(m in e["summary"] for e in results["methods"].values())]
     header = ["method"] + [_LABELS[m] for m in metrics]
     rows = [
-        [name] + [_fmt(m, entry["summary"].get(m)) for m in metrics]
+        [name] + [_fmt(m, entry["summary"].get(m), len(entry.get("seeds", {}))) for m in metrics]
         for name, entry in results["methods"].items()
     ]
     return header, rows
@@ -291,9 +299,12 @@ img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</styl
 <b>{esc(results["encoder"]["name"])}</b> ({esc(results["encoder"]["dim"])}-d), scenario
 <b>{esc(next(iter(results["scenarios"].values()))["name"])}</b>, seeds
 {esc(", ".join(results["scenarios"]))}; forgetless {esc(results["library_version"])}.</p>
-<h2>Summary (mean ± std over seeds)</h2>{table}
-<p>Accuracies in %. Forgetting and BWT from the accuracy matrix A[i][j]; min-ACC, WC-ACC and the
-stability gap from evaluations during training (De Lange et al.).</p>
+<h2>Summary (mean ± std over seeds: the population std, ddof = 0)</h2>{table}
+<p>Accuracies in %. Final and average incremental accuracy per test sample; forgetting and BWT
+from the accuracy matrix A[i][j], means over tasks; min-ACC, WC-ACC and the stability gap from
+evaluations during training (De Lange et al.), every task's end included. Methods evaluated only
+at task ends (the analytic ones, which learn a task in one step) have no dip to show: their
+stability gap is the mean drop from one task's end to the next. (n=k): k seeds defined it.</p>
 {adaptation}
 {("<p><b>" + html.escape(note) + "</b></p>") if note else ""}
 <h2>Plots</h2>{figures}
