@@ -1268,3 +1268,34 @@ def test_a_class_taught_in_decomposed_unicode_keeps_its_name(tmp_path, digits, m
     assert model.evaluate(X[60:], fresh)["accuracy"] == model.evaluate(X[60:], y[60:])["accuracy"]
     model.forget_classes([composed])
     assert decomposed not in model.classes and len(model.classes) == len(set(y)) - 1
+
+
+def test_a_batch_of_some_classes_keeps_the_calibration_of_the_others(tmp_path, digits):
+    """Without deletion records the samples in hand are the new batch alone: a batch of one
+    class used to refit the temperature on that class and set the 'unknown' threshold from its
+    distances only (it then rejected several times the stated share of known inputs). The
+    temperature is kept where the batch leaves classes out, and the other classes' distances
+    stay in the threshold's calibration."""
+    X1, y1 = pick(digits, {"digit1", "digit2", "digit3", "digit4"}, n=40)
+    X2, y2 = pick(digits, {"digit0"}, n=40)
+    model = make(tmp_path / "m", deletion_records=False)
+    model.learn(X1, y1)
+    first = model.temperature
+    assert first is not None
+    model.learn(X2, y2)
+    assert model.temperature == first
+    assert model.calibration["event"] == 1
+    assert set(model.labels[i] for i in np.unique(model.novelty_label)) == {
+        "digit0", "digit1", "digit2", "digit3", "digit4"
+    }  # fmt: skip
+    both = make(tmp_path / "both", deletion_records=False)
+    both.learn(np.concatenate([X1, X2]), np.concatenate([y1, y2]))  # all classes in hand: refit
+    assert both.calibration["event"] == 1 and both.temperature is not None
+    # each sample's distance is to its own class's mean: the same threshold as one learn
+    assert model.novelty_threshold() == pytest.approx(both.novelty_threshold(), rel=1e-9)
+    held_X, _ = pick(digits, {"digit0", "digit1", "digit2", "digit3", "digit4"}, 60, 60)
+    rejected = [
+        np.mean([r["label"] == "unknown" for r in m.predict(held_X, reject_unknown=True)])
+        for m in (model, both)
+    ]
+    assert rejected[0] == rejected[1] < 0.1  # it was 0.5 with digit0's distances alone

@@ -342,6 +342,8 @@ def _summary(model: Any) -> str:
         f"temperature {t:.3g}"
         + (" (fitted before forgetting)" if (model.calibration or {}).get("stale_since") else "")
         if t is not None
+        else "not calibrated: one class (a temperature needs two)"
+        if len(info.get("classes") or {}) == 1
         else "not calibrated yet (needs about 20 samples in hand at a learn)"
     )
     lam = f"λ = {alpha:.3g}" if alpha is not None else "no classes"
