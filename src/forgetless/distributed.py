@@ -241,8 +241,9 @@ def partial_fit_dask(
         y = y[:, 0]  # a column of labels, as partial_fit takes it
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per row of X), got shape {y.shape}")
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]} labels")
+    n_rows, n_labels = X.shape[0], y.shape[0]
+    if n_rows == n_rows and n_labels == n_labels and n_rows != n_labels:  # (NaN: not known yet)
+        raise ValueError(f"X has {n_rows} samples but y has {n_labels} labels")
     X = X.rechunk({1: -1})
     y = y.rechunk((X.chunks[0],))
     labels_seen = np.unique(_gathered_labels([_compute(y, client, compute_kwargs)]))
