@@ -669,3 +669,35 @@ def test_a_load_that_finds_its_tensors_gone_reads_the_folder_again(
     (meta.parent / json.loads(meta.read_text())["tensors"]["file"]).unlink()
     with pytest.raises(AdaptedWeightsError, match="is missing; .*adapter.json names it"):
         load_adapted_encoder(meta.parent)
+
+
+def test_what_cannot_be_held_out_or_kept_leaves_the_encoder_unchanged(
+    tiny_effnet, digits_task
+) -> None:
+    """One image per class leaves nothing to hold out: it used to choose the epoch and pass the
+    significance test on the training rows themselves; now nothing is trained. A rejected
+    adaptation with refreshed norms kept the refreshed statistics; unchanged now means
+    unchanged. A text encoder refuses non-texts (they were trained on as str(x))."""
+    images, y, first, later = digits_task
+    one_each = np.array([np.flatnonzero(y == c)[0] for c in (0, 1, 2)])
+    with pytest.warns(UserWarning, match="none can be held out"):
+        same = adapt_encoder(
+            tiny_effnet, images[one_each], y[one_each], method="ssf", epochs=2, progress=False
+        )
+    assert not same.tensors and same.info["skipped"] and same.info["evidence"] is None
+    options = {**SSF, "validation_fraction": 0.25, "refresh_norms": True}
+    kept = adapt_encoder(tiny_effnet, images[first], y[first], significance=1.0, **options)
+    p_value = kept.info["evidence"]["p_value"]
+    with pytest.warns(UserWarning, match="did not beat the unchanged encoder's"):
+        rejected = adapt_encoder(
+            tiny_effnet, images[first], y[first], significance=p_value / 2, **options
+        )
+    assert not rejected.tensors
+    assert rejected.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
+
+    class SentenceTransformerEncoder:  # refused on its inputs, before any network is built
+        name = "minilm"
+        modality = "text"
+
+    with pytest.raises(TypeError, match="input 2 is NoneType 'None', not a text"):
+        adapt_encoder(SentenceTransformerEncoder(), ["a", "b", None, "c"], [0, 1, 0, 1])

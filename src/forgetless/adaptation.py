@@ -1033,6 +1033,10 @@ def _check_inputs(encoder: Encoder, inputs: Sequence[Any], labels: Any) -> np.nd
             f"adapt_encoder got {n} inputs but {len(y) if y.ndim == 1 else y.shape} labels; "
             "give one label per input"
         )
+    if getattr(encoder, "modality", None) == "text":  # as encode() reads them, not str(x)
+        for i, t in enumerate(inputs):
+            if not isinstance(t, str):
+                raise TypeError(f"input {i} is {type(t).__name__} {str(t)[:40]!r}, not a text")
     y = check_labels(labels, n, "adapt_encoder")  # one type, no NaN, as the learner's
     classes = np.unique(y)
     if len(classes) < 2:
@@ -1159,8 +1163,18 @@ def adapt_encoder(
         trained, history, cache_seconds, views, evidence = 0, [], 0.0, 1, None
         if recipe.epochs > 0:
             train_rows, val_rows = _validation_split(y, validation_fraction, seed)
-            if len(val_rows) == 0:
-                val_rows = train_rows  # nothing held out: select on the training loss
+            if len(val_rows) == 0 and validation_fraction > 0:
+                # no class has two samples: nothing can be held out to choose an epoch or to
+                # test the gain, and in-sample rows would pass any test
+                skipped = (
+                    "no class of the first task has two samples, so none can be held out to "
+                    "choose an epoch or test the gain: no weight was trained"
+                )
+                warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
+                recipe = _replace(recipe, epochs=0)
+            elif len(val_rows) == 0:
+                val_rows = train_rows  # validation_fraction=0: select on the training loss
+        if recipe.epochs > 0:
             views = views_for(recipe.views, len(train_rows))
             # The moved copies are drawn from their own seeded generator (seed + 2).
             train_cache = backend.front(_take(inputs, train_rows), progress, views, seed + 2)
@@ -1189,6 +1203,14 @@ def adapt_encoder(
                     "was kept; pass significance=1.0 to keep any improvement"
                 )
                 warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
+            elif trained == 0:
+                skipped = (
+                    "no epoch beat the unchanged encoder's loss on the held-out rows: no "
+                    "weight was kept"
+                )
+                warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
+        if skipped is not None:  # unchanged means unchanged: refreshed norms go too
+            network.load_state_dict(before)
         after = network.state_dict()
         tensors = {
             k: after[k].detach().cpu().numpy().copy()
