@@ -168,9 +168,13 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
         "kind edited": ({"kind": "something else"}, "its kind"),
         "format true": ({"format": True}, "has format True"),
         "options not a table": ({"base": {**good["base"], "options": "x"}}, "must be tables"),
+        "an option of another encoder": (
+            {"base": {**good["base"], "options": {**good["base"]["options"], "normalize": 1}}},
+            "cannot be built",
+        ),
         "batch size zero": (
             {"base": {**good["base"], "options": {**good["base"]["options"], "batch_size": 0}}},
-            "cannot be built: batch_size must be a whole number >= 1, got 0",
+            r"base options \['batch_size'\] are not ones a save writes",
         ),
         "hash not text": (
             {"tensors": {**good["tensors"], "file_sha256": 5}},
@@ -215,6 +219,13 @@ def test_hostile_adapter_files_are_refused(adapted, tiny_effnet, tmp_path) -> No
     (deep / "adapter.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(AdaptedWeightsError, match="not readable JSON"):
         load_adapted_encoder(deep)
+    # runtime options a save never writes (they reached the encoder, failing at encode time)
+    meta = adapted.save(tmp_path / "threads")
+    doc = json.loads(meta.read_text())
+    doc["base"]["options"]["threads"] = 10**12
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(AdaptedWeightsError, match=r"base options \['threads'\]"):
+        load_adapted_encoder(meta.parent)
 
 
 def test_a_save_removes_only_the_tensors_the_previous_save_named(

@@ -622,6 +622,9 @@ def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+_SAVED_OPTIONS = {"image_size", "resize", "readout", "normalize"}  # what _registry_spec writes
+
+
 def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
     """The registry name and options that rebuild ``encoder`` (what decides its features)."""
     if _family(encoder) == "efficientnet":
@@ -923,6 +926,12 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
         raise AdaptedWeightsError(f"{meta_path} is not an adapted-encoder file ({err})") from None
     if fmt not in ("safetensors", "npz"):
         raise AdaptedWeightsError(f"{meta_path}: unknown tensor format {fmt!r}")
+    unknown = sorted(set(options) - _SAVED_OPTIONS)
+    if unknown:  # e.g. threads or device: runtime options, never saved (:func:`_registry_spec`)
+        raise AdaptedWeightsError(
+            f"{meta_path}: base options {unknown} are not ones a save writes (altered?); pass "
+            "runtime options such as threads or device to load_adapted_encoder"
+        )
     if _family(base_name) is None:
         raise AdaptedWeightsError(
             f"{meta_path} names base encoder {base_name!r}, which no method adapts"
