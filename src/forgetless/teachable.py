@@ -1198,7 +1198,7 @@ class TeachableModel:
                 alpha="auto",
                 random_state=seed,
                 decision=TEACHABLE_DECISION,
-                projection_params=TEACHABLE_LAYER_PARAMS,
+                projection_params=dict(TEACHABLE_LAYER_PARAMS),
             )
             clf.partial_fit(X, names)
         except ValueError:  # one sample, or samples too alike to guide M directions
@@ -1404,6 +1404,8 @@ class TeachableModel:
                 f"the samples in hand hold one class: temperature {temperature:.3g} kept from "
                 f"journal event #{calibration['event']}"
             )
+        elif one_class:
+            how = "the samples in hand hold one class: not calibrated yet (it takes two)"
         elif temperature is not None:
             how = (
                 f"too few samples in hand to hold {CALIBRATION_MIN_HELD_OUT} out: temperature "
