@@ -174,6 +174,40 @@ def test_quadrature_search_factorises_each_lambda_once(monkeypatch, seed, separa
     assert best.alpha == select_alpha(G, Q, n, method="spectral", **kwargs)[0].alpha
 
 
+@pytest.mark.parametrize("seed, separation", [(0, 1.0), (7, 0.5)])
+def test_a_confirmed_move_needs_no_curve_of_its_own(monkeypatch, seed, separation):
+    """The curve from the first factorisation chooses a lambda two lattice steps away; that
+    lambda is factorised (its coefficients), and where the factorised criterion confirms the
+    curve there, no second shift-invert curve is run: two factorisations, one curve, and the
+    exact spectrum's choice."""
+    import forgetless._lambda_search as search
+    from forgetless.linalg import HostLinalg
+
+    factorised, curves = [], []
+    original, original_curve = HostLinalg.shifted_cholesky, search.shift_invert_nodes
+
+    def counted(self, gram, alpha, out=None):
+        factorised.append(float(alpha))
+        return original(self, gram, alpha, out=out)
+
+    def counted_curve(*args, **kwargs):
+        curves.append(args[1])
+        return original_curve(*args, **kwargs)
+
+    monkeypatch.setattr(HostLinalg, "shifted_cholesky", counted)
+    monkeypatch.setattr(search, "shift_invert_nodes", counted_curve)
+    H, y, Y, counts = relu_problem(seed=seed, separation=separation)
+    G, Q, n = H.T @ H, H.T @ Y, H.shape[0]
+    kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
+    best, _ = select_alpha(G, Q, n, **kwargs)
+    assert len(factorised) == 2 and len(curves) == 1
+    assert round(4 * math.log10(factorised[1] / factorised[0])) == 2
+    assert best.alpha == factorised[1]
+    assert best.alpha == select_alpha(G, Q, n, method="spectral", **kwargs)[0].alpha
+    W = np.linalg.solve(G + best.alpha * np.eye(G.shape[0]), Q)
+    np.testing.assert_allclose(best.coef, W, rtol=1e-7, atol=1e-10 * np.abs(W).max())
+
+
 def test_separable_classes_leave_ties_that_gcv_decides():
     """Well separated classes and more units than samples: the loo estimate would fall to
     exp(-thousands); it is floored at half a sample, and among the tied lambdas GCV decides."""
@@ -367,11 +401,14 @@ def test_classes_without_spread_fall_back_to_gcv_not_the_largest_lambda():
 def test_features_far_from_unit_scale_choose_the_same_lambda_relative_to_their_scale(scale):
     """The quadrature's first look at the spectrum copies G to float32: features of 1e20 made
     that copy overflow and every prediction failed ("Eigenvalues did not converge"); features
-    of 1e-20 underflowed it and placed the search elsewhere. The choice scales with G now."""
+    of 1e-20 underflowed it and placed the search elsewhere. The choice scales with G now.
+    (More samples than M / 2: both fits search G itself, by the same route; with fewer, the
+    plain fit scores its row space exactly and the far scales search G, and on this flat curve
+    the two routes may part on a near-tie.)"""
     from forgetless import ContinualClassifier
 
     rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((150, 6)), np.repeat([0, 1, 2], 50)
+    X, y = rng.standard_normal((600, 6)), np.repeat([0, 1, 2], 200)
     X[:, 0] += y
     settings = dict(projection="gaussian", n_components=1100, random_state=0)
     plain = ContinualClassifier(**settings).fit(X, y)

@@ -16,9 +16,10 @@ Ways to score the lattice of lambdas:
 - rational quadrature (the default where it is cheaper): six block steps of plain Lanczos
   (products G @ U) place the minimum roughly; one Cholesky factorisation there and six block
   steps of shift-invert Lanczos with it (:func:`shift_invert_nodes`) give the curve accurately
-  near it; the factorised lambda moves until its curve chooses it, and that factorisation
-  checks the curve and gives the coefficients. Typically one or two factorisations and a few
-  dozen products or triangular solves with C + 8 columns.
+  near it; the curve's choice is factorised (its coefficients), which also checks the curve
+  there, and the curve is drawn again around it only where the check cannot confirm its order
+  against its neighbours. Typically one or two factorisations and about twenty products or
+  triangular solves with C + 8 columns.
 - Krylov quadrature (``method="krylov"``): plain block Lanczos grown until the curve settles
   (:func:`krylov_spectrum`), many more steps where G's spectrum is steep.
 - spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
@@ -53,11 +54,12 @@ _KRYLOV_RTOL = 1e-3  # the curve near its minimum moves less than this between t
 _KRYLOV_CHECK = 0.02  # the curve and the factorised criterion must agree this well there
 _RATIONAL_STEPS = 6  # shift-invert block steps per factorisation
 _PLAIN_STEPS = 6  # plain (float32) block steps that place the first factorisation
-_RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
+_RATIONAL_ROUNDS = 4  # shift-invert curves tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
-_NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
+_TRUSTED_STEPS = 2  # a shift-invert curve decides this many lattice steps from its factorisation
 _SNAP = 1e-9  # lattice steps: the lattice's ends are decided to this margin
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
+_OUTER_PRODUCTS = 1 << 21  # moments_from_nodes forms r x C^2 outer products up to this size
 _MAX_LEVERAGE = 0.6  # the loo criterion scores lambdas whose average leverage is at most this
 
 
@@ -217,14 +219,16 @@ def select_alpha(
       C + 8 columns fit in M dimensions, C the number of classes): six plain block Lanczos
       steps (:func:`krylov_spectrum`) locate the minimum roughly; G + sigma I is factorised two
       lattice steps below it and six shift-invert steps (:func:`shift_invert_nodes`) give the
-      curve, accurate near sigma (its trace scaled to the factorisation's own there). sigma
-      moves to the curve's choice until the curve from the factorisation at sigma chooses sigma
-      itself (usually one or two factorisations; after 4, or on a cycle, the exact spectral
-      curve decides). That factorisation gives the coefficients (returned with the best point)
-      and the criterion there from exact K = Q^T W; if the curve is off by more than 2 % there,
-      the exact spectral curve decides instead. A neighbouring lattice value scoring within
-      0.5 % of the choice on the curve (a near-tie the quadrature cannot order) is factorised
-      too, and the lower factorised score is chosen.
+      curve, accurate near sigma (its trace scaled to the factorisation's own there). Where
+      the curve chooses another lambda, that lambda is factorised (its coefficients come from
+      there); within two lattice steps of sigma, where the curve is accurate, the choice stands
+      if the curve agrees with the factorised criterion there (exact K = Q^T W), else the
+      curve from that factorisation chooses again, and so on (usually one or two
+      factorisations and one curve; after 4 curves, or on a cycle, the exact spectral curve
+      decides). The choice's
+      factorisation gives the coefficients (returned with the best point); if the curve is off
+      by more than 2 % there, the exact spectral curve decides instead. A lattice neighbour
+      factorised on the way is compared by its exact score, and the lower one is chosen.
     - ``method="krylov"``: plain block Lanczos quadrature grown until the curve near its
       minimum moves by less than 1e-3 between tests, then checked the same way.
     - ``method="spectral"``: one eigendecomposition G = V diag(s) V^T scores every lambda exactly
@@ -655,11 +659,18 @@ def moments_from_nodes(
     (``multiplicities``; ones for an exact spectrum)."""
     inverse = 1.0 / (nodes[None, :] + alphas[:, None])  # (L, r)
     c = rotated.shape[1]
-    cross, cross2 = np.empty((alphas.size, c, c)), np.empty((alphas.size, c, c))
-    for i, row in enumerate(inverse):  # one (C x r)(r x C) product per lambda, in BLAS
-        weighted = rotated * row[:, None]
-        cross[i] = rotated.T @ weighted
-        cross2[i] = weighted.T @ (weighted * nodes[:, None])
+    if rotated.shape[0] * c * c <= _OUTER_PRODUCTS:
+        # Every lambda's K and K2 in one product: [1/(s+l); s/(s+l)^2] (2L x r) times the
+        # nodes' outer products b_i b_i^T (r x C^2), where those fit in a few megabytes.
+        outer = (rotated[:, :, None] * rotated[:, None, :]).reshape(rotated.shape[0], c * c)
+        both = np.vstack([inverse, inverse**2 * nodes[None, :]]) @ outer
+        cross, cross2 = both.reshape(2, alphas.size, c, c)
+    else:
+        cross, cross2 = np.empty((alphas.size, c, c)), np.empty((alphas.size, c, c))
+        for i, row in enumerate(inverse):  # one (C x r)(r x C) product per lambda, in BLAS
+            weighted = rotated * row[:, None]
+            cross[i] = rotated.T @ weighted
+            cross2[i] = weighted.T @ (weighted * nodes[:, None])
     counted = nodes if multiplicities is None else nodes * multiplicities
     return cross, cross2, (counted[None, :] * inverse).sum(axis=1)
 
@@ -671,7 +682,7 @@ def _loo_from_moments(
     n, c = float(counts.sum()), counts.size
     cross = 0.5 * (cross + np.swapaxes(cross, 1, 2))
     means = cross / counts[None, None, :]  # [l, j, k]: column j's mean score on class k
-    between = np.einsum("ljk,lkm->ljm", means, cross)  # sum_k K_jk K_km / n_k
+    between = np.matmul(means, cross)  # sum_k K_jk K_km / n_k
     within = cross2 - between
     # Within-class spread below the rounding of K2: the fit interpolates the classes, and
     # rounding residue (another route to the same sums) would decide.
@@ -691,8 +702,8 @@ def _loo_from_moments(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = margin / np.sqrt(np.maximum(variance, 1e-300))
         z = np.where(variance > 0, z, np.where(margin > 0, np.inf, -np.inf))
-        log_p = log_ndtr(-z)
-    log_p = np.where(np.eye(c, dtype=bool)[None], -np.inf, log_p).max(axis=2)  # nearest rival
+    # The nearest rival: the smallest z (the tail Phi(-z) falls as z grows), then one tail.
+    log_p = log_ndtr(-np.where(np.eye(c, dtype=bool)[None], np.inf, z).min(axis=2))
     scores = logsumexp(log_p + np.log(counts / n)[None, :], axis=1)
     # Leave-one-out can resolve an error rate down to about one sample in n, no lower: the
     # Gaussian tails of separable classes (often the first task, with more units than samples)
@@ -1067,7 +1078,7 @@ def _rational_search(
     """The curve by shift-invert quadrature around a factorised lambda, moved until the curve
     from the factorisation at lambda chooses lambda itself (see :func:`select_alpha`); None
     where the spectral route must decide (too small or too many classes to pay, no such fixed
-    point within _RATIONAL_ROUNDS factorisations, a failed check)."""
+    point within _RATIONAL_ROUNDS curves, a failed check)."""
     m = class_sums.shape[0]
     if m < _KRYLOV_MIN_UNITS:
         return None
@@ -1122,55 +1133,81 @@ def _rational_search(
     )
     tried: dict[float, tuple] = {}  # the moments of every lambda factorised so far
     work = None  # one buffer for every factorisation here (each is used up before the next)
-    for _ in range(_RATIONAL_ROUNDS):
-        if sigma in tried:
-            return None  # a cycle: the exact spectrum decides
-        factored = ops.shifted_cholesky(gram, sigma, out=work)
+
+    def factorise(alpha: float) -> Any:
+        """G + alpha I's factor (None where not positive definite); its moments kept."""
+        nonlocal work
+        factored = ops.shifted_cholesky(gram, alpha, out=work)
         work = factored if isinstance(factored, np.ndarray) else None
+        if factored is not None:
+            tried[alpha] = factorised.moments_from_factor(factored, alpha)
+        return factored
+
+    factored = factorise(sigma)
+    for _ in range(_RATIONAL_ROUNDS):
         if factored is None:
             return None
-        moments = tried[sigma] = factorised.moments_from_factor(factored, sigma)
         nodes, coordinates = shift_invert_nodes(factored, sigma, start, ops, start_qr=start_qr)
-        chosen, points = choose(nodes, coordinates, anchor=(sigma, moments[3]))
+        chosen, points = choose(nodes, coordinates, anchor=(sigma, tried[sigma][3]))
         if not math.isfinite(chosen.score):
             return None
         if chosen.alpha == sigma:
             break  # the curve from the factorisation at sigma chooses sigma itself
+        if chosen.alpha in tried:
+            return None  # a cycle: the exact spectrum decides
+        near = abs(_steps_apart(grid, chosen.alpha, sigma)) <= _TRUSTED_STEPS
         sigma = chosen.alpha
+        factored = factorise(sigma)  # the choice's coefficients come from its factorisation
+        if (
+            near
+            and factored is not None
+            and _confirmed(scorer.point(sigma, tried[sigma]), chosen, points, scorer.criterion)
+        ):
+            # Within a few lattice steps of its factorisation the curve is accurate: where its
+            # error at its choice is small against the margin to the choice's neighbours, the
+            # choice needs no curve of its own.
+            break
     else:
+        return None
+    if factored is None:
         return None
     # Check the curve at the choice against the factorised criterion (exact K and K2, the trace
     # from 64 probes), whose W is a fixed alpha's solve, bit for bit. No condition estimate:
     # lambda >= 1e-10 trace(G) bounds it by 1e10 + 1.
+    moments = tried[sigma]
     exact = scorer.point(sigma, moments)
     if not _agrees(exact, chosen.score, scorer.criterion):
         return None
-    # A neighbour within the quadrature's error of the choice (a near-tie, not a plateau of
-    # equal scores, which GCV decides) is factorised too, and the lower factorised score wins.
-    # The path then holds the factorised scores where there are some.
+    # The path holds the factorised scores where there are some; a lattice neighbour of the
+    # choice factorised on the way (a move, or the first guess) is compared by its exact score,
+    # and the lower one wins.
     at = int(np.argmin(np.abs(grid - sigma)))
-    points[at] = GCVPoint(sigma, exact)
+    for j, alpha in enumerate(grid):
+        if float(alpha) in tried:
+            points[j] = GCVPoint(float(alpha), scorer.point(float(alpha), tried[float(alpha)]))
     for j in (at - 1, at + 1):
-        if not 0 <= j < grid.size:
-            continue
-        score = points[j].score
-        gap = abs(score - chosen.score)
-        if not (
-            math.isfinite(score)
-            and _TIE * abs(chosen.score) < gap <= _NEAR_TIE * max(abs(chosen.score), 1.0)
-        ):
-            continue
-        other = tried.get(float(grid[j]))  # factorised on the way here: the same moments
-        if other is None:
-            factored = ops.shifted_cholesky(gram, float(grid[j]), out=work)
-            if factored is None:
-                continue
-            other = factorised.moments_from_factor(factored, float(grid[j]))
-        other_exact = scorer.point(float(grid[j]), other)
-        points[j] = GCVPoint(float(grid[j]), other_exact)
-        if _below(other_exact, exact):
-            sigma, moments, exact = float(grid[j]), other, other_exact
+        if 0 <= j < grid.size and float(grid[j]) in tried and _below(points[j].score, exact):
+            sigma, exact = float(grid[j]), points[j].score
+            moments = tried[sigma]
     return GCVPoint(sigma, exact, moments[0]), points
+
+
+def _confirmed(exact: float, chosen: GCVPoint, points: list[GCVPoint], criterion: str) -> bool:
+    """The curve's choice stands without a curve of its own: the factorised score there agrees
+    with the curve (:func:`_agrees`), and the curve's error there is below a quarter of the
+    margin by which the choice beats its lattice neighbours on the curve (so, the curve's
+    error changing slowly between neighbours, their order is the exact one)."""
+    if not _agrees(exact, chosen.score, criterion):
+        return False
+    at = next(i for i, p in enumerate(points) if p.alpha == chosen.alpha)
+    neighbours = [points[i].score for i in (at - 1, at + 1) if 0 <= i < len(points)]
+    gap = min((s - chosen.score for s in neighbours if math.isfinite(s)), default=math.inf)
+    return abs(exact - chosen.score) <= 0.25 * gap
+
+
+def _steps_apart(grid: np.ndarray, a: float, b: float) -> int:
+    """How many lattice steps separate lattice values ``a`` and ``b``."""
+    return int(np.argmin(np.abs(grid - a))) - int(np.argmin(np.abs(grid - b)))
 
 
 def _agrees(exact: float, estimate: float, criterion: str) -> bool:
