@@ -54,9 +54,10 @@ _KRYLOV_RTOL = 1e-3  # the curve near its minimum moves less than this between t
 _KRYLOV_CHECK = 0.02  # the curve and the factorised criterion must agree this well there
 _RATIONAL_STEPS = 6  # shift-invert block steps per factorisation
 _PLAIN_STEPS = 6  # plain (float32) block steps that place the first factorisation
-_RATIONAL_ROUNDS = 4  # shift-invert curves tried before the exact spectrum decides
+_RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
 _TRUSTED_STEPS = 2  # a shift-invert curve decides this many lattice steps from its factorisation
+_NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
 _SNAP = 1e-9  # lattice steps: the lattice's ends are decided to this margin
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
 _OUTER_PRODUCTS = 1 << 21  # moments_from_nodes forms r x C^2 outer products up to this size
@@ -224,11 +225,13 @@ def select_alpha(
       there); within two lattice steps of sigma, where the curve is accurate, the choice stands
       if the curve agrees with the factorised criterion there (exact K = Q^T W), else the
       curve from that factorisation chooses again, and so on (usually one or two
-      factorisations and one curve; after 4 curves, or on a cycle, the exact spectral curve
-      decides). The choice's
+      factorisations and one curve; after 4 factorisations, or on a cycle, the exact spectral
+      curve decides). The choice's
       factorisation gives the coefficients (returned with the best point); if the curve is off
       by more than 2 % there, the exact spectral curve decides instead. A lattice neighbour
-      factorised on the way is compared by its exact score, and the lower one is chosen.
+      factorised on the way, or scoring within 0.5 % of the choice on the curve (a near-tie
+      the quadrature cannot order; then factorised), is compared by its exact score, and the
+      lower one is chosen.
     - ``method="krylov"``: plain block Lanczos quadrature grown until the curve near its
       minimum moves by less than 1e-3 between tests, then checked the same way.
     - ``method="spectral"``: one eigendecomposition G = V diag(s) V^T scores every lambda exactly
@@ -663,7 +666,7 @@ def moments_from_nodes(
         # Every lambda's K and K2 in one product: [1/(s+l); s/(s+l)^2] (2L x r) times the
         # nodes' outer products b_i b_i^T (r x C^2), where those fit in a few megabytes.
         outer = (rotated[:, :, None] * rotated[:, None, :]).reshape(rotated.shape[0], c * c)
-        both = np.vstack([inverse, inverse**2 * nodes[None, :]]) @ outer
+        both = np.vstack([inverse, inverse * (nodes[None, :] * inverse)]) @ outer  # s/(s+l) <= 1
         cross, cross2 = both.reshape(2, alphas.size, c, c)
     else:
         cross, cross2 = np.empty((alphas.size, c, c)), np.empty((alphas.size, c, c))
@@ -1078,7 +1081,7 @@ def _rational_search(
     """The curve by shift-invert quadrature around a factorised lambda, moved until the curve
     from the factorisation at lambda chooses lambda itself (see :func:`select_alpha`); None
     where the spectral route must decide (too small or too many classes to pay, no such fixed
-    point within _RATIONAL_ROUNDS curves, a failed check)."""
+    point within _RATIONAL_ROUNDS factorisations, a failed check)."""
     m = class_sums.shape[0]
     if m < _KRYLOV_MIN_UNITS:
         return None
@@ -1153,8 +1156,8 @@ def _rational_search(
             return None
         if chosen.alpha == sigma:
             break  # the curve from the factorisation at sigma chooses sigma itself
-        if chosen.alpha in tried:
-            return None  # a cycle: the exact spectrum decides
+        if chosen.alpha in tried or len(tried) >= _RATIONAL_ROUNDS:
+            return None  # a cycle, or no fixed point within the rounds: the exact spectrum decides
         near = abs(_steps_apart(grid, chosen.alpha, sigma)) <= _TRUSTED_STEPS
         sigma = chosen.alpha
         factored = factorise(sigma)  # the choice's coefficients come from its factorisation
@@ -1178,16 +1181,32 @@ def _rational_search(
     exact = scorer.point(sigma, moments)
     if not _agrees(exact, chosen.score, scorer.criterion):
         return None
-    # The path holds the factorised scores where there are some; a lattice neighbour of the
-    # choice factorised on the way (a move, or the first guess) is compared by its exact score,
-    # and the lower one wins.
+    # The path holds the factorised scores where there are some. A lattice neighbour of the
+    # choice factorised on the way (a move, or the first guess) is compared by its exact score;
+    # one within the quadrature's error of the choice on the curve (a near-tie, not a plateau
+    # of equal scores, which GCV decides) is factorised to be compared too, so that the choice
+    # is the exact criterion's wherever the curve cannot order them (and a fresh fit, scored
+    # exactly on its row space, chooses the same). The lower factorised score wins.
     at = int(np.argmin(np.abs(grid - sigma)))
     for j, alpha in enumerate(grid):
         if float(alpha) in tried:
             points[j] = GCVPoint(float(alpha), scorer.point(float(alpha), tried[float(alpha)]))
     for j in (at - 1, at + 1):
-        if 0 <= j < grid.size and float(grid[j]) in tried and _below(points[j].score, exact):
-            sigma, exact = float(grid[j]), points[j].score
+        if not 0 <= j < grid.size:
+            continue
+        neighbour = float(grid[j])
+        if neighbour not in tried:
+            gap = abs(points[j].score - chosen.score)
+            if not (
+                math.isfinite(points[j].score)
+                and _TIE * abs(chosen.score) < gap <= _NEAR_TIE * max(abs(chosen.score), 1.0)
+            ):
+                continue
+            if factorise(neighbour) is None:
+                continue
+            points[j] = GCVPoint(neighbour, scorer.point(neighbour, tried[neighbour]))
+        if _below(points[j].score, exact):
+            sigma, exact = neighbour, points[j].score
             moments = tried[sigma]
     return GCVPoint(sigma, exact, moments[0]), points
 
@@ -1202,7 +1221,8 @@ def _confirmed(exact: float, chosen: GCVPoint, points: list[GCVPoint], criterion
     at = next(i for i, p in enumerate(points) if p.alpha == chosen.alpha)
     neighbours = [points[i].score for i in (at - 1, at + 1) if 0 <= i < len(points)]
     gap = min((s - chosen.score for s in neighbours if math.isfinite(s)), default=math.inf)
-    return abs(exact - chosen.score) <= 0.25 * gap
+    # A plateau (neighbours tied with the choice: a tie-break decided) is never confirmed.
+    return gap > _TIE * abs(chosen.score) and abs(exact - chosen.score) <= 0.25 * gap
 
 
 def _steps_apart(grid: np.ndarray, a: float, b: float) -> int:
