@@ -453,6 +453,28 @@ def test_a_forget_back_to_few_samples_chooses_what_a_fresh_fit_chooses():
     assert (forgot.predict(X) == fresh.predict(X)).all()
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_forget_back_below_half_the_width_scores_lambda_exactly(seed):
+    """45 barely separated classes of about ten samples on 1,300 units: the quadrature on a G
+    of rank 443 chose lambda six lattice steps above the exact choice a fresh fit makes on its
+    row space (predictions agreed on 72 and 79 % of the rows). With G whole and at most M / 2
+    samples, lambda is scored exactly from G's spectrum."""
+    from forgetless import ContinualClassifier
+
+    rng = np.random.default_rng(seed)
+    centres = 0.2 * rng.standard_normal((45, 10))
+    y, extra_y = rng.integers(0, 45, 443), rng.integers(0, 45, 500)
+    X = rng.standard_normal((443, 10)) + centres[y]
+    extra = rng.standard_normal((500, 10)) + centres[extra_y]
+    settings = dict(projection="gaussian", n_components=1300, random_state=0)
+    fresh = ContinualClassifier(**settings).fit(X, y)
+    forgot = ContinualClassifier(**settings).partial_fit(np.vstack([X, extra]), np.r_[y, extra_y])
+    forgot.forget(extra, extra_y)
+    assert fresh.statistics_.factored and not forgot.statistics_.factored
+    assert forgot.alpha_ == pytest.approx(fresh.alpha_, rel=1e-12)
+    assert (forgot.predict(X) == fresh.predict(X)).mean() >= 0.99
+
+
 @pytest.mark.parametrize("scale", [1e80, 1e-50])
 @pytest.mark.parametrize("search", ["warm_start", "alphas"])
 def test_far_scales_keep_the_warm_walk_and_given_lambdas_relative_to_their_scale(scale, search):
