@@ -229,9 +229,9 @@ def select_alpha(
       curve decides). The choice's
       factorisation gives the coefficients (returned with the best point); if the curve is off
       by more than 2 % there, the exact spectral curve decides instead. A lattice neighbour
-      factorised on the way, or scoring within 0.5 % of the choice on the curve (a near-tie
-      the quadrature cannot order; then factorised), is compared by its exact score, and the
-      lower one is chosen.
+      factorised on the way is compared by its exact score, and the lower one is chosen (on
+      the row space also a neighbour within 0.5 % of the choice on the curve, a near-tie,
+      factorised for that).
     - ``method="krylov"``: plain block Lanczos quadrature grown until the curve near its
       minimum moves by less than 1e-3 between tests, then checked the same way.
     - ``method="spectral"``: one eigendecomposition G = V diag(s) V^T scores every lambda exactly
@@ -359,7 +359,7 @@ def _row_space_search(
     if quadrature:
         coordinates = rows.coordinates(class_sums)
         found = _rational_search(
-            np.asfortranarray(rows.inner), coordinates, grid, floor, scorer, HOST
+            np.asfortranarray(rows.inner), coordinates, grid, floor, scorer, HOST, near_ties=True
         )
         if found is not None:
             best, points = found
@@ -1077,6 +1077,7 @@ def _rational_search(
     floor: float,
     scorer: _Scorer,
     ops: HostLinalg,
+    near_ties: bool = False,
 ) -> tuple[GCVPoint, list[GCVPoint]] | None:
     """The curve by shift-invert quadrature around a factorised lambda, moved until the curve
     from the factorisation at lambda chooses lambda itself (see :func:`select_alpha`); None
@@ -1182,11 +1183,13 @@ def _rational_search(
     if not _agrees(exact, chosen.score, scorer.criterion):
         return None
     # The path holds the factorised scores where there are some. A lattice neighbour of the
-    # choice factorised on the way (a move, or the first guess) is compared by its exact score;
-    # one within the quadrature's error of the choice on the curve (a near-tie, not a plateau
-    # of equal scores, which GCV decides) is factorised to be compared too, so that the choice
-    # is the exact criterion's wherever the curve cannot order them (and a fresh fit, scored
-    # exactly on its row space, chooses the same). The lower factorised score wins.
+    # choice factorised on the way (a move, or the first guess) is compared by its exact score.
+    # With ``near_ties`` (the row space's search, whose choice a G searched exactly after a
+    # forget must meet), one within the quadrature's error of the choice on the curve (a
+    # near-tie, not a plateau of equal scores, which GCV decides) is factorised and compared
+    # too. Elsewhere every route to the same sums runs this same search, and the curve decides
+    # near-ties (they lie within the 64-probe trace's own error of each other). The lower
+    # factorised score wins.
     at = int(np.argmin(np.abs(grid - sigma)))
     for j, alpha in enumerate(grid):
         if float(alpha) in tried:
@@ -1196,6 +1199,8 @@ def _rational_search(
             continue
         neighbour = float(grid[j])
         if neighbour not in tried:
+            if not near_ties:
+                continue
             gap = abs(points[j].score - chosen.score)
             if not (
                 math.isfinite(points[j].score)

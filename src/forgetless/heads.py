@@ -177,9 +177,10 @@ class RidgeHead(Head):
                 "scale": float(stats.diagonal().max(initial=0.0)),
                 "counts": stats.counts,
             }
-            if space is None and _row_space_lost(stats, gram, ops):
-                # A fresh fit on these samples would score every lambda exactly on its row
-                # space; G's eigendecomposition does the same, so forget and merge agree with it.
+            if space is None and _few_samples(stats, ops):
+                # A fresh fit on these samples would score lambda exactly (or resolve its
+                # near-ties exactly) on its row space; G's eigendecomposition does the same, so
+                # forget and merge agree with it.
                 search["method"] = "spectral"
             best, path = select_alpha(gram, sums, n, **search)
             self.criterion_ = criterion_for(stats.counts, n, stats.n_classes)
@@ -237,18 +238,15 @@ def _row_space(stats: SufficientStatistics, mean: np.ndarray | None, ops: Any) -
     return space
 
 
-def _row_space_lost(stats: SufficientStatistics, gram: Any, ops: Any) -> bool:
-    """Whether these sums hold at most half as many samples as units, on the host, with G
-    whole: a forget (or a merge) brought them back below M / 2 after G was formed, where a
-    fresh fit on the same samples keeps G's factor and scores lambda on its row space
-    (:func:`_row_space`). The search must then score lambda exactly too, or a forget would
-    choose differently from a fresh fit (it did, by six lattice steps, with 45 classes of about
-    ten samples on 1,300 units)."""
+def _few_samples(stats: SufficientStatistics, ops: Any) -> bool:
+    """Whether these sums hold at most half as many samples as units, on the host, searched on
+    G itself: a forget (or a merge) brought them back below M / 2 after G was formed, or
+    features far from unit scale keep the row space off (:func:`_row_space`). A fresh fit on
+    the same samples scores lambda exactly on its row space, so the search on G must too, or a
+    forget would choose otherwise (it did, by six lattice steps, with 45 classes of about ten
+    samples on 1,300 units)."""
     n, m = stats.n_samples, stats.n_components
-    if stats.factored or ops is not HOST or n == 0 or 2 * n > m:
-        return False
-    mean_eigenvalue = ops.trace(gram) / m
-    return not (mean_eigenvalue > 0 and normalising_exponent(mean_eigenvalue))
+    return ops is HOST and 0 < 2 * n <= m
 
 
 DECISIONS = ("auto", "regression", "discriminant")
