@@ -39,7 +39,10 @@ solve alone, after a numpy product and after one under ``numpy_blas_quiet``, and
 two constructions (why the head fits as it does). ``selection-bias`` (``--only selection-bias``)
 asks how optimistic the best fixed lambda on the test split is as a yardstick: a lambda chosen
 on half of the test rows and scored on the other half, against the default there
-(:func:`selection_bias`).
+(:func:`selection_bias`). ``choices`` (``--only choices``) logs every refit of whole runs that
+the rational quadrature searches: its factorisations, and its choice against the exact
+spectrum's (:func:`search_choices`; ``--choices-key`` names the entry, so another release's
+library, on ``PYTHONPATH``, can be measured by the same command).
 """
 
 from __future__ import annotations
@@ -413,7 +416,9 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
                     continue
                 with (
                     without_row_space(),
-                    previous_default(**settings) if settings else (contextlib.nullcontext()),
+                    previous_default(**settings)
+                    if settings is not None
+                    else contextlib.nullcontext(),
                 ):
                     start = time.perf_counter()
                     alphas[label] = RidgeHead().fit(stats).alpha_
@@ -431,6 +436,83 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
         })  # fmt: skip
         print(json.dumps(out[-1]), flush=True)
     return out
+
+
+def search_choices(name: str, m: int, seed: int) -> dict:
+    """Every refit of a whole run that the rational quadrature searches (``--only choices``):
+    how many factorisations it made, and its choice against the exact spectrum's (one
+    eigendecomposition of the same sums, scored by the same criterion and rules), with the
+    exact criterion at both (a choice that differs is a near-tie when those are close)."""
+    from unittest import mock
+
+    import forgetless._lambda_search as search
+    from forgetless.linalg import HostLinalg
+
+    X, y, Xt, yt, initial, increment = load(name)
+    scenario = class_incremental(y, yt, initial=initial, increment=increment, seed=seed)
+    X, Xt = normalised(X, Xt, scenario.steps[0].train)
+    refits: list[dict] = []
+    inside = [False]
+    factorise, rational = HostLinalg.shifted_cholesky, search._rational_search
+
+    def counted(self, gram, alpha, out=None):
+        if inside[0]:
+            refits[-1]["factorisations"] += 1
+        return factorise(self, gram, alpha, out=out)
+
+    def logged(gram, class_sums, grid, floor, scorer, ops):
+        refits.append({"factorisations": 0})
+        inside[0] = True
+        try:
+            found = rational(gram, class_sums, grid, floor, scorer, ops)
+        finally:
+            inside[0] = False
+        values, rotated = search._rotated_spectrum(gram, class_sums, ops)
+        values = search._without_rounding_noise(values, floor)
+        scores = scorer.curve(values, rotated, grid)
+        points = [search.GCVPoint(float(a), float(v)) for a, v in zip(grid, scores, strict=True)]
+        gcv = scorer.curve(values, rotated, grid, criterion="gcv")
+        exact = search._choose(points, interior=True, tiebreak=gcv)
+        chosen = None if found is None else found[0].alpha
+        by_alpha = {p.alpha: p.score for p in points}
+        refits[-1].update(
+            searched=found is not None or refits[-1]["factorisations"] > 0,
+            chosen=chosen, exact=exact.alpha, exact_score=exact.score,
+            exact_score_of_choice=by_alpha.get(chosen),
+        )  # fmt: skip
+        return found
+
+    with (
+        mock.patch.object(HostLinalg, "shifted_cholesky", counted),
+        mock.patch.object(search, "_rational_search", logged),
+    ):
+        run = whole_run(learner_at(m, seed), X, y, Xt, yt, scenario)
+    searched = [r for r in refits if r["searched"]]
+    return {
+        "dataset": name, "M": m, "seed": seed, "refits": searched,
+        "factorisations": sum(r["factorisations"] for r in searched),
+        "same_as_exact": sum(r["chosen"] == r["exact"] for r in searched),
+        "final_accuracy": run["final_accuracy"], "alpha_per_step": run["alpha_per_step"],
+    }  # fmt: skip
+
+
+def summarise_choices(entries: list[dict]) -> dict:
+    """Totals over ``search_choices`` entries: refits searched, factorisations, choices equal
+    to the exact spectrum's, the largest relative gap in the exact criterion where they differ,
+    and the mean final accuracy."""
+    refits = [r for e in entries for r in e["refits"]]
+    gaps = [
+        (r["exact_score_of_choice"] - r["exact_score"]) / abs(r["exact_score"])
+        for r in refits
+        if r["chosen"] != r["exact"] and r["exact_score_of_choice"] is not None
+    ]
+    return {
+        "runs": len(entries), "refits": len(refits),
+        "factorisations": sum(r["factorisations"] for r in refits),
+        "same_as_exact": sum(r["chosen"] == r["exact"] for r in refits),
+        "largest_relative_gap_where_different": max(gaps, default=0.0),
+        "mean_final_accuracy": float(np.mean([e["final_accuracy"] for e in entries])),
+    }  # fmt: skip
 
 
 def speed(name: str, m: int, seed: int, repeats: int = 2) -> dict:
@@ -615,7 +697,7 @@ def main() -> None:
     parser.add_argument("--refit-sizes", type=int, nargs="+", default=[2000, 4000, 10000])
     parser.add_argument(
         "--only",
-        choices=["final", "runs", "refit", "profile", "speed", "blas", "selection-bias"],
+        choices=["final", "runs", "refit", "profile", "speed", "blas", "selection-bias", "choices"],
         nargs="+",
         default=["final", "runs", "refit", "profile"],
     )
@@ -623,6 +705,14 @@ def main() -> None:
     parser.add_argument("--speed", nargs="+", help="NAME:M whole runs for --only speed (seed 0)",
                         default=["wordnet/minilm:4000", "wordnet/minilm:2000"])  # fmt: skip
     parser.add_argument("--out", help="the JSON file (default: by --quick and --projection)")
+    parser.add_argument(
+        "--refit-key", default="refit",
+        help="--only refit: the JSON entry it writes (another for another release's code)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--choices-key", default="search_choices",
+        help="--only choices: the JSON entry it writes (another for another release's code)",
+    )  # fmt: skip
     parser.add_argument("--fresh", action="store_true", help="start a new file")
     parser.add_argument(
         "--without-gcv", action="store_true",
@@ -700,11 +790,12 @@ def main() -> None:
                         for k in ("default", "gcv", "ranpac") if k in r
                     ) + f" ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     if "refit" in args.only:
+        key = args.refit_key
         for name in args.refit_datasets:
-            measured = {e["M"] for e in results.get("refit", []) if e["dataset"] == name}
+            measured = {e["M"] for e in results.get(key, []) if e["dataset"] == name}
             todo = [m for m in args.refit_sizes if m not in measured]
             if todo:
-                results["refit"] = results.get("refit", []) + refit_cost(todo, name)
+                results[key] = results.get(key, []) + refit_cost(todo, name)
                 save()
     if "speed" in args.only:
         for spec in args.speed:
@@ -733,6 +824,20 @@ def main() -> None:
                           f"scored on the other half, minus the default "
                           f"{100 * e['held_out_choice_minus_default']:+.2f} points (oracle "
                           f"{100 * e['oracle_minus_default']:+.2f})", flush=True)  # fmt: skip
+    if "choices" in args.only:
+        entries = results.setdefault(args.choices_key, [])
+        for m in args.sizes:
+            for name in args.datasets:
+                for seed in args.seeds:
+                    if done(entries, (name, m, seed)):
+                        continue
+                    entries.append(search_choices(name, m, seed))
+                    results[args.choices_key + "_summary"] = summarise_choices(entries)
+                    save()
+                    e = entries[-1]
+                    print(f"{name} M={m} seed={seed}: {len(e['refits'])} refits searched, "
+                          f"{e['factorisations']} factorisations, {e['same_as_exact']} choices "
+                          f"as the exact spectrum's", flush=True)  # fmt: skip
     if "blas" in args.only:
         results["blas_contention"] = blas_contention()
         save()
