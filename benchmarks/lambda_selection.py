@@ -460,11 +460,11 @@ def search_choices(name: str, m: int, seed: int) -> dict:
             refits[-1]["factorisations"] += 1
         return factorise(self, gram, alpha, out=out)
 
-    def logged(gram, class_sums, grid, floor, scorer, ops):
+    def logged(gram, class_sums, grid, floor, scorer, ops, **options):
         refits.append({"factorisations": 0})
         inside[0] = True
         try:
-            found = rational(gram, class_sums, grid, floor, scorer, ops)
+            found = rational(gram, class_sums, grid, floor, scorer, ops, **options)
         finally:
             inside[0] = False
         values, rotated = search._rotated_spectrum(gram, class_sums, ops)
@@ -720,8 +720,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--redo", action="store_true",
-        help="final, runs, speed, selection-bias: run the selected entries again, replacing "
-        "them (the file's others are kept)",
+        help="final, runs, speed, selection-bias, choices: run the selected entries again, "
+        "replacing them (the file's others are kept)",
     )  # fmt: skip
     parser.add_argument(
         "--projection",
