@@ -242,9 +242,10 @@ def _few_samples(stats: SufficientStatistics, ops: Any) -> bool:
     """Whether these sums hold at most half as many samples as units, on the host, searched on
     G itself: a forget (or a merge) brought them back below M / 2 after G was formed, or
     features far from unit scale keep the row space off (:func:`_row_space`). A fresh fit on
-    the same samples scores lambda exactly on its row space, so the search on G must too, or a
-    forget would choose otherwise (it did, by six lattice steps, with 45 classes of about ten
-    samples on 1,300 units)."""
+    the same samples scores lambda on its row space, exactly (below 1,024 samples) or by a
+    quadrature that factorises its near-ties, so the search on G must be exact too, or a forget
+    would choose otherwise (it did, by six lattice steps, with 45 classes of about ten samples
+    on 1,300 units)."""
     n, m = stats.n_samples, stats.n_components
     return ops is HOST and 0 < 2 * n <= m
 
