@@ -467,12 +467,7 @@ def search_choices(name: str, m: int, seed: int) -> dict:
             found = rational(gram, class_sums, grid, floor, scorer, ops, **options)
         finally:
             inside[0] = False
-        values, rotated = search._rotated_spectrum(gram, class_sums, ops)
-        values = search._without_rounding_noise(values, floor)
-        scores = scorer.curve(values, rotated, grid)
-        points = [search.GCVPoint(float(a), float(v)) for a, v in zip(grid, scores, strict=True)]
-        gcv = scorer.curve(values, rotated, grid, criterion="gcv")
-        exact = search._choose(points, interior=True, tiebreak=gcv)
+        exact, points = search.spectral_choice(gram, class_sums, grid, floor, scorer, ops)
         chosen = None if found is None else found[0].alpha
         by_alpha = {p.alpha: p.score for p in points}
         refits[-1].update(

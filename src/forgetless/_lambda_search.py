@@ -331,6 +331,20 @@ def select_alpha(
         found = _krylov_search(gram, class_sums, grid, floor, scorer, ops, force=True)
         if found is not None:
             return found
+    return spectral_choice(gram, class_sums, grid, floor, scorer, ops, interior=alphas is None)
+
+
+def spectral_choice(
+    gram: Any,
+    class_sums: Any,
+    grid: np.ndarray,
+    floor: float,
+    scorer: _Scorer,
+    ops: HostLinalg = HOST,
+    interior: bool = True,
+) -> tuple[GCVPoint, list[GCVPoint]]:
+    """Every lambda of ``grid`` scored exactly from one eigendecomposition of G, and the
+    choice by the search's rules (the route the quadratures fall back to)."""
     if scorer.criterion == "gcv":
         eigenvalues, rotated = ops.spectrum(gram, class_sums)  # energies suffice
     else:
@@ -339,7 +353,7 @@ def select_alpha(
     scores = scorer.curve(eigenvalues, rotated, grid)
     points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
     tiebreak = scorer.curve(eigenvalues, rotated, grid, criterion="gcv")
-    return _choose(points, interior=alphas is None, tiebreak=tiebreak), points
+    return _choose(points, interior=interior, tiebreak=tiebreak), points
 
 
 def _row_space_search(
