@@ -440,9 +440,10 @@ def refit_cost(sizes: list[int], name: str = "wordnet/minilm", repeats: int = 3)
 
 def search_choices(name: str, m: int, seed: int) -> dict:
     """Every refit of a whole run that the rational quadrature searches (``--only choices``):
-    how many factorisations it made, and its choice against the exact spectrum's (one
-    eigendecomposition of the same sums, scored by the same criterion and rules), with the
-    exact criterion at both (a choice that differs is a near-tie when those are close)."""
+    how many factorisations and shift-invert curves (six block solves each) it made, and its
+    choice against the exact spectrum's (one eigendecomposition of the same sums, scored by the
+    same criterion and rules), with the exact criterion at both (a choice that differs is a
+    near-tie when those are close)."""
     from unittest import mock
 
     import forgetless._lambda_search as search
@@ -454,14 +455,19 @@ def search_choices(name: str, m: int, seed: int) -> dict:
     refits: list[dict] = []
     inside = [False]
     factorise, rational = HostLinalg.shifted_cholesky, search._rational_search
+    curve = search.shift_invert_nodes
 
     def counted(self, gram, alpha, out=None):
         if inside[0]:
             refits[-1]["factorisations"] += 1
         return factorise(self, gram, alpha, out=out)
 
+    def drawn(*args, **options):
+        refits[-1]["curves"] += 1
+        return curve(*args, **options)
+
     def logged(gram, class_sums, grid, floor, scorer, ops, **options):
-        refits.append({"factorisations": 0})
+        refits.append({"factorisations": 0, "curves": 0})
         inside[0] = True
         try:
             found = rational(gram, class_sums, grid, floor, scorer, ops, **options)
@@ -480,12 +486,14 @@ def search_choices(name: str, m: int, seed: int) -> dict:
     with (
         mock.patch.object(HostLinalg, "shifted_cholesky", counted),
         mock.patch.object(search, "_rational_search", logged),
+        mock.patch.object(search, "shift_invert_nodes", drawn),
     ):
         run = whole_run(learner_at(m, seed), X, y, Xt, yt, scenario)
     searched = [r for r in refits if r["searched"]]
     return {
         "dataset": name, "M": m, "seed": seed, "refits": searched,
         "factorisations": sum(r["factorisations"] for r in searched),
+        "curves": sum(r["curves"] for r in searched),
         "same_as_exact": sum(r["chosen"] == r["exact"] for r in searched),
         "final_accuracy": run["final_accuracy"], "alpha_per_step": run["alpha_per_step"],
     }  # fmt: skip
@@ -504,6 +512,7 @@ def summarise_choices(entries: list[dict]) -> dict:
     return {
         "runs": len(entries), "refits": len(refits),
         "factorisations": sum(r["factorisations"] for r in refits),
+        "curves": sum(r.get("curves", 0) for r in refits),
         "same_as_exact": sum(r["chosen"] == r["exact"] for r in refits),
         "largest_relative_gap_where_different": max(gaps, default=0.0),
         "mean_final_accuracy": float(np.mean([e["final_accuracy"] for e in entries])),

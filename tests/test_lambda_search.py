@@ -189,12 +189,15 @@ def test_quadrature_search_factorises_each_lambda_once(monkeypatch, seed, separa
     assert best.alpha == select_alpha(G, Q, n, method="spectral", **kwargs)[0].alpha
 
 
-@pytest.mark.parametrize("seed, separation", [(7, 0.5), (8, 0.5)])
-def test_a_confirmed_move_needs_no_curve_of_its_own(monkeypatch, seed, separation):
-    """The curve from the first factorisation chooses a lambda two lattice steps away; that
-    lambda is factorised (its coefficients), and where the factorised criterion confirms the
-    curve there, no second shift-invert curve is run: two factorisations, one curve, and the
-    exact spectrum's choice."""
+@pytest.mark.parametrize(
+    "seed, separation, steps", [(7, 0.5, 2), (8, 0.5, 2), (0, 0.5, 2), (18, 1.0, 1)]
+)
+def test_a_confirmed_move_needs_no_curve_of_its_own(monkeypatch, seed, separation, steps):
+    """The curve from the first factorisation chooses a lambda one or two lattice steps away;
+    that lambda is factorised (its coefficients), and where the factorised criterion confirms
+    the curve there, no second shift-invert curve is run: two factorisations, one curve, and
+    the exact spectrum's choice. (Seeds 0 and 18 confirm only since the curve's error need be
+    below its margin, not a quarter of it: they drew a second curve, which chose the same.)"""
     import forgetless._lambda_search as search
     from forgetless.linalg import HostLinalg
 
@@ -216,7 +219,7 @@ def test_a_confirmed_move_needs_no_curve_of_its_own(monkeypatch, seed, separatio
     kwargs = dict(target_energy=float((Y**2).sum()), extra_df=1.0, counts=counts)
     best, _ = select_alpha(G, Q, n, **kwargs)
     assert len(factorised) == 2 and len(curves) == 1
-    assert round(4 * math.log10(factorised[1] / factorised[0])) == 2
+    assert round(4 * math.log10(factorised[1] / factorised[0])) == steps
     assert best.alpha == factorised[1]
     assert best.alpha == select_alpha(G, Q, n, method="spectral", **kwargs)[0].alpha
     W = np.linalg.solve(G + best.alpha * np.eye(G.shape[0]), Q)

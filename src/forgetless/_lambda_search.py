@@ -57,6 +57,7 @@ _PLAIN_STEPS = 6  # plain (float32) block steps that place the first factorisati
 _RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
 _TRUSTED_STEPS = 2  # a shift-invert curve decides this many lattice steps from its factorisation
+_CONFIRM_SHARE = 1.0  # a move stands where the curve's error there is below its margin
 _NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
 _SNAP = 1e-9  # lattice steps: the lattice's ends are decided to this margin
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
@@ -1232,16 +1233,20 @@ def _rational_search(
 
 def _confirmed(exact: float, chosen: GCVPoint, points: list[GCVPoint], criterion: str) -> bool:
     """The curve's choice stands without a curve of its own: the factorised score there agrees
-    with the curve (:func:`_agrees`), and the curve's error there is below a quarter of the
-    margin by which the choice beats its lattice neighbours on the curve (so, the curve's
-    error changing slowly between neighbours, their order is the exact one)."""
+    with the curve (:func:`_agrees`), and the curve's error there is below the margin by which
+    the choice beats its lattice neighbours on the curve (_CONFIRM_SHARE of it). The curve's
+    error is much the same at neighbouring lambdas (one set of probes, a smooth rational
+    approximation), so their order is the exact one. (On the benchmarks' whole runs, each
+    second curve drawn where the error lay between a quarter of the margin and the margin
+    left the search at the lambda the first had chosen: ``lambda_selection.py --only
+    choices``.)"""
     if not _agrees(exact, chosen.score, criterion):
         return False
     at = next(i for i, p in enumerate(points) if p.alpha == chosen.alpha)
     neighbours = [points[i].score for i in (at - 1, at + 1) if 0 <= i < len(points)]
     gap = min((s - chosen.score for s in neighbours if math.isfinite(s)), default=math.inf)
     # A plateau (neighbours tied with the choice: a tie-break decided) is never confirmed.
-    return gap > _TIE * abs(chosen.score) and abs(exact - chosen.score) <= 0.25 * gap
+    return gap > _TIE * abs(chosen.score) and abs(exact - chosen.score) <= _CONFIRM_SHARE * gap
 
 
 def _steps_apart(grid: np.ndarray, a: float, b: float) -> int:
