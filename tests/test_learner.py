@@ -825,3 +825,47 @@ def test_features_whose_products_round_to_zero_are_refused(compute_dtype, scale)
     assert (clf.statistics_.counts == counts).all()
     zeros = ContinualClassifier(compute_dtype=compute_dtype, projection="none").fit(0 * X, y)
     assert zeros.statistics_.n_samples == 60  # exact zeros are data, not underflow
+
+
+def test_a_warm_started_learner_goes_on_after_loading_as_the_saved_one(tmp_path):
+    """warm_start walks from the last refit's lambda; a loaded learner searched afresh and
+    settled elsewhere (a review: lambda 56 saved, 10 loaded, 13 of 300 predictions changed).
+    The file keeps the walk's start: the same lambda and scores, bit for bit, now and after
+    one more batch; a hostile start is refused."""
+    from forgetless.persistence import ModelFileError, read_model_file, write_model_file
+
+    rng = np.random.default_rng(13)
+    means = rng.standard_normal((10, 30)) * rng.choice([0.3, 1, 3])
+    noise = rng.choice([0.3, 1.0, 3.0], size=10)
+    y = rng.integers(0, 10, 800)
+    X = means[y] + rng.standard_normal((800, 30)) * noise[y][:, None]
+    X_test = means[y[:300]] + rng.standard_normal((300, 30)) * noise[y[:300]][:, None]
+    order = np.argsort(y, kind="stable")  # class-incremental
+    X, y = X[order], y[order]
+    kw = dict(projection="orthogonal", n_components=100, warm_start=True, random_state=0)
+    clf = ContinualClassifier(**kw)
+    for part in np.array_split(np.arange(800), 5):
+        clf.partial_fit(X[part], y[part]).predict(X_test)  # a refit after each task
+    clf.save(tmp_path / "warm.fl")
+    loaded = ContinualClassifier.load(tmp_path / "warm.fl")
+    np.testing.assert_array_equal(loaded.decision_function(X_test), clf.decision_function(X_test))
+    assert loaded.alpha_ == clf.alpha_
+    quiet = ContinualClassifier(**kw)
+    for part in np.array_split(np.arange(800), 5):
+        quiet.partial_fit(X[part], y[part])  # predicting only at the end walks elsewhere here
+    assert quiet.alpha_ != clf.alpha_
+    more = means[y[:50]] + rng.standard_normal((50, 30))
+    for learner in (clf, loaded):
+        learner.partial_fit(more, y[:50])
+    np.testing.assert_array_equal(loaded.decision_function(X_test), clf.decision_function(X_test))
+    metadata, arrays = read_model_file(tmp_path / "warm.fl", kind="forgetless-model", version=3)
+    for value in (-1.0, "10", 0.0, True, [1.0]):
+        write_model_file(
+            tmp_path / "edited.fl",
+            {**metadata, "warm_start_alpha": value},
+            arrays,
+            kind="forgetless-model",
+            version=3,
+        )
+        with pytest.raises(ModelFileError, match="warm_start_alpha must be a positive number"):
+            ContinualClassifier.load(tmp_path / "edited.fl")

@@ -58,7 +58,6 @@ _RATIONAL_ROUNDS = 4  # factorisations tried before the exact spectrum decides
 _RATIONAL_BELOW = 2  # lattice steps below the plain steps' choice to factorise first
 _TRUSTED_STEPS = 2  # a shift-invert curve decides this many lattice steps from its factorisation
 _CONFIRM_SHARE = 1.0  # a move stands where the curve's error there is below its margin
-_NEAR_TIE = 0.005  # neighbours scoring this close (relative) to the choice are factorised too
 _SNAP = 1e-9  # lattice steps: the lattice's ends are decided to this margin
 _LOO_MAX_CLASSES = 512  # the loo criterion costs O(C^2) per lambda: GCV above this
 _OUTER_PRODUCTS = 1 << 21  # moments_from_nodes forms r x C^2 outer products up to this size
@@ -108,8 +107,10 @@ class GCV:
         target_energy: float | None = None,
         extra_df: float = 0.0,
         ops: HostLinalg = HOST,
+        exact_trace: bool = False,
     ) -> None:
         self.n, self.ops = float(n), ops
+        self.exact_trace = exact_trace  # tr((G + alpha I)^-1) from the factor, not probes
         # ||Y||_F^2 (n for one-hot targets; less once centred) and the intercept's degree of
         # freedom, when the statistics were centred to fit one.
         self.target_energy = float(n) if target_energy is None else float(target_energy)
@@ -160,7 +161,10 @@ class GCV:
         """:meth:`moments` from the Cholesky factor U of G + alpha I (U^T U) in hand."""
         ops, m = self.ops, self.gram.shape[0]
         W = ops.cho_solve(upper, self.class_sums)
-        trace_inv, stderr = self._trace_inverse(upper)
+        if self.exact_trace:
+            trace_inv, stderr = ops.inverse_norm2(upper), 0.0
+        else:
+            trace_inv, stderr = self._trace_inverse(upper)
         df = m - alpha * trace_inv
         if alpha * stderr > 0.01 * abs(self.n - df - self.extra_df):
             # The estimate cannot resolve n - df (e.g. M > n, nearly interpolating): be exact.
@@ -230,9 +234,10 @@ def select_alpha(
       curve decides). The choice's
       factorisation gives the coefficients (returned with the best point); if the curve is off
       by more than 2 % there, the exact spectral curve decides instead. A lattice neighbour
-      factorised on the way is compared by its exact score, and the lower one is chosen (on
-      the row space also a neighbour within 0.5 % of the choice on the curve, a near-tie,
-      factorised for that).
+      factorised on the way is compared by its exact score, and the lower one is chosen. On
+      the row space (n x n factorisations, cheap) every factorised score is exact and the
+      search ends by walking down the exact criterion to a local minimum of the lattice
+      (:func:`_exact_descent`).
     - ``method="krylov"``: plain block Lanczos quadrature grown until the curve near its
       minimum moves by less than 1e-3 between tests, then checked the same way.
     - ``method="spectral"``: one eigendecomposition G = V diag(s) V^T scores every lambda exactly
@@ -374,7 +379,13 @@ def _row_space_search(
     if quadrature:
         coordinates = rows.coordinates(class_sums)
         found = _rational_search(
-            np.asfortranarray(rows.inner), coordinates, grid, floor, scorer, HOST, near_ties=True
+            np.asfortranarray(rows.inner),
+            coordinates,
+            grid,
+            floor,
+            scorer,
+            HOST,
+            exact_descent=True,
         )
         if found is not None:
             best, points = found
@@ -1092,12 +1103,13 @@ def _rational_search(
     floor: float,
     scorer: _Scorer,
     ops: HostLinalg,
-    near_ties: bool = False,
+    exact_descent: bool = False,
 ) -> tuple[GCVPoint, list[GCVPoint]] | None:
     """The curve by shift-invert quadrature around a factorised lambda, moved until the curve
     from the factorisation at lambda chooses lambda itself (see :func:`select_alpha`); None
     where the spectral route must decide (too small or too many classes to pay, no such fixed
-    point within _RATIONAL_ROUNDS factorisations, a failed check)."""
+    point within _RATIONAL_ROUNDS factorisations, a failed check). ``exact_descent`` (the row
+    space's search): exact factorised scores, and the choice walked to an exact local minimum."""
     m = class_sums.shape[0]
     if m < _KRYLOV_MIN_UNITS:
         return None
@@ -1147,8 +1159,16 @@ def _rational_search(
     if not math.isfinite(chosen.score):
         return None
     sigma = float(grid[max(int(np.searchsorted(grid, chosen.alpha)) - _RATIONAL_BELOW, 0)])
+    # On the row space (``exact_descent``: n x n, cheap) every factorised score is exact: the trace
+    # from the factor's inverse, not 64 probes.
     factorised = GCV(
-        gram, class_sums, scorer.n, target_energy=scorer.energy, extra_df=scorer.extra_df, ops=ops
+        gram,
+        class_sums,
+        scorer.n,
+        target_energy=scorer.energy,
+        extra_df=scorer.extra_df,
+        ops=ops,
+        exact_trace=exact_descent,
     )
     tried: dict[float, tuple] = {}  # the moments of every lambda factorised so far
     work = None  # one buffer for every factorisation here (each is used up before the next)
@@ -1197,38 +1217,71 @@ def _rational_search(
     exact = scorer.point(sigma, moments)
     if not _agrees(exact, chosen.score, scorer.criterion):
         return None
+    if exact_descent:
+        return _exact_descent(grid, sigma, points, tried, factorise, scorer)
     # The path holds the factorised scores where there are some. A lattice neighbour of the
     # choice factorised on the way (a move, or the first guess) is compared by its exact score.
-    # With ``near_ties`` (the row space's search, whose choice a G searched exactly after a
-    # forget must meet), one within the quadrature's error of the choice on the curve (a
-    # near-tie, not a plateau of equal scores, which GCV decides) is factorised and compared
-    # too. Elsewhere every route to the same sums runs this same search, and the curve decides
-    # near-ties (they lie within the 64-probe trace's own error of each other). The lower
-    # factorised score wins.
+    # Every route to the same sums runs this same search on G, and the curve decides near-ties
+    # (they lie within the 64-probe trace's own error of each other). The lower factorised
+    # score wins.
     at = int(np.argmin(np.abs(grid - sigma)))
     for j, alpha in enumerate(grid):
         if float(alpha) in tried:
             points[j] = GCVPoint(float(alpha), scorer.point(float(alpha), tried[float(alpha)]))
     for j in (at - 1, at + 1):
-        if not 0 <= j < grid.size:
-            continue
-        neighbour = float(grid[j])
-        if neighbour not in tried:
-            if not near_ties:
-                continue
-            gap = abs(points[j].score - chosen.score)
-            if not (
-                math.isfinite(points[j].score)
-                and _TIE * abs(chosen.score) < gap <= _NEAR_TIE * max(abs(chosen.score), 1.0)
-            ):
-                continue
-            if factorise(neighbour) is None:
-                continue
-            points[j] = GCVPoint(neighbour, scorer.point(neighbour, tried[neighbour]))
-        if _below(points[j].score, exact):
-            sigma, exact = neighbour, points[j].score
+        if 0 <= j < grid.size and float(grid[j]) in tried and _below(points[j].score, exact):
+            sigma, exact = float(grid[j]), points[j].score
             moments = tried[sigma]
     return GCVPoint(sigma, exact, moments[0]), points
+
+
+def _exact_descent(
+    grid: np.ndarray,
+    sigma: float,
+    points: list[GCVPoint],
+    tried: dict[float, tuple],
+    factorise: Callable[[float], Any],
+    scorer: _Scorer,
+) -> tuple[GCVPoint, list[GCVPoint]] | None:
+    """From the curve's choice ``sigma``, down the exact criterion to a local minimum of the
+    lattice: each neighbour factorised (``tried`` holds exact moments), a lower score wins, a
+    tie (within _TIE) goes to the lower GCV, then to the larger lambda, as :func:`_choose`
+    rules. The row space's search ends here, so that a fresh fit chooses what G's
+    eigendecomposition chooses after a forget wherever the exact curve has one minimum (the
+    64-probe trace had ordered near-ties wrongly: 5e-5 apart, relative). None where the walk
+    reaches an end of the lattice (the exact spectrum's interior rule decides) or a
+    factorisation fails."""
+
+    def rank(alpha: float) -> tuple[float, float]:
+        return scorer.point(alpha, tried[alpha]), scorer.point(alpha, tried[alpha], "gcv")
+
+    def better(a: float, b: float) -> bool:
+        (score_a, gcv_a), (score_b, gcv_b) = rank(a), rank(b)
+        if _below(score_a, score_b) or _below(score_b, score_a):
+            return _below(score_a, score_b)
+        if _below(gcv_a, gcv_b) or _below(gcv_b, gcv_a):
+            return _below(gcv_a, gcv_b)
+        return a > b
+
+    at = int(np.argmin(np.abs(grid - sigma)))
+    for _ in range(grid.size):
+        if at in (0, grid.size - 1):
+            return None
+        best = float(grid[at])
+        for j in (at - 1, at + 1):
+            neighbour = float(grid[j])
+            if neighbour not in tried and factorise(neighbour) is None:
+                return None
+            if better(neighbour, best):
+                best = neighbour
+        if best == float(grid[at]):
+            break
+        at = int(np.argmin(np.abs(grid - best)))
+    for j, alpha in enumerate(grid):
+        if float(alpha) in tried:
+            points[j] = GCVPoint(float(alpha), scorer.point(float(alpha), tried[float(alpha)]))
+    sigma = float(grid[at])
+    return GCVPoint(sigma, points[at].score, tried[sigma][0]), points
 
 
 def _confirmed(exact: float, chosen: GCVPoint, points: list[GCVPoint], criterion: str) -> bool:

@@ -178,9 +178,9 @@ class RidgeHead(Head):
                 "counts": stats.counts,
             }
             if space is None and _few_samples(stats, ops):
-                # A fresh fit on these samples would score lambda exactly (or resolve its
-                # near-ties exactly) on its row space; G's eigendecomposition does the same, so
-                # forget and merge agree with it.
+                # A fresh fit on these samples would score lambda exactly on its row space (or
+                # walk to an exact local minimum there); G's eigendecomposition does the same,
+                # so forget and merge agree with it.
                 search["method"] = "spectral"
             best, path = select_alpha(gram, sums, n, **search)
             self.criterion_ = criterion_for(stats.counts, n, stats.n_classes)
@@ -243,9 +243,9 @@ def _few_samples(stats: SufficientStatistics, ops: Any) -> bool:
     G itself: a forget (or a merge) brought them back below M / 2 after G was formed, or
     features far from unit scale keep the row space off (:func:`_row_space`). A fresh fit on
     the same samples scores lambda on its row space, exactly (below 1,024 samples) or by a
-    quadrature that factorises its near-ties, so the search on G must be exact too, or a forget
-    would choose otherwise (it did, by six lattice steps, with 45 classes of about ten samples
-    on 1,300 units)."""
+    quadrature that ends at an exact local minimum, so the search on G must be exact too, or a
+    forget would choose otherwise (it did, by six lattice steps, with 45 classes of about ten
+    samples on 1,300 units)."""
     n, m = stats.n_samples, stats.n_components
     return ops is HOST and 0 < 2 * n <= m
 

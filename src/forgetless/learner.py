@@ -128,7 +128,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     alphas : optional list of lambdas for ``alpha="auto"`` to choose from.
     warm_start : start each refit's lambda search from the previous lambda (``alpha="auto"``):
         faster refits, but on a curve with several minima the choice may then differ from a
-        fresh fit's, so the model is no longer identical to joint training. Off by default.
+        fresh fit's, so the model is no longer identical to joint training, and it depends on
+        when the head was refitted (a refit happens at the first prediction after new data).
+        Model files keep the walk's start, so a loaded learner goes on as the saved one would.
+        Off by default.
         (While at most ``n_components / 2`` samples are in, every refit searches globally
         anyway: it is cheaper there, see :class:`forgetless.linalg.RowSpace`.)
     decision : how ``head="ridge"`` scores classes from its solve: ``"regression"`` (the
@@ -896,6 +899,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "layer": self.projection_.config(),
             "layer_signature": self.projection_.signature(),
             "single_precision_sums": self._single_sums(),
+            # where the next warm walk starts (the last refit's lambda): without it a loaded
+            # learner would search afresh and could settle on another lambda
+            "warm_start_alpha": getattr(self.head_, "alpha_", None) if self.warm_start else None,
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
@@ -1010,6 +1016,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 raise ModelFileError("feature_names_in names a feature twice")
             names = np.asarray(names, dtype=object)
         head = make_head(params, m)
+        start = metadata.get("warm_start_alpha")
+        if start is not None:
+            real = isinstance(start, (int, float)) and not isinstance(start, bool)
+            if not (real and math.isfinite(start) and start > 0):
+                raise ModelFileError(f"warm_start_alpha must be a positive number, not {start!r}")
+            if params["warm_start"] and params["alpha"] == "auto":
+                head.alpha_ = float(start)  # the walk resumes where the saved learner's would
         head_arrays = part("head.")
         if head.recursive:
             head.restore(head_arrays, stats)
