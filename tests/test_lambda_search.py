@@ -508,6 +508,42 @@ def test_a_forget_back_below_half_the_width_meets_the_row_space_quadrature(
     )
 
 
+def test_the_exact_descent_never_walks_to_a_lambda_the_criterion_does_not_score():
+    """50 classes on 2,100 units, 1,040 samples: the lowest lambda leave-one-out scores (below
+    it the average leverage passes the cap) ends a floored plateau. The descent took a score of
+    inf for a tie and let GCV walk it into the capped region (a review: 56 where the exact
+    spectrum, and a forget, choose 100)."""
+    from forgetless import ContinualClassifier
+
+    rng = np.random.default_rng(0)
+    n, extra, c, d = 1040, 150, 50, 200
+    y = np.arange(n + extra) % c
+    X = rng.standard_normal((c, d))[y] + 0.5 * rng.standard_normal((n + extra, d))
+    settings = dict(projection="orthogonal", n_components=2100, random_state=0)
+    fresh = ContinualClassifier(**settings).fit(X[:n], y[:n])
+    forgot = ContinualClassifier(**settings).fit(X, y).forget(X[n:], y[n:])
+    path = {p.alpha: p.score for p in fresh.head_.gcv_path_}
+    assert math.isfinite(path[fresh.alpha_])
+    assert fresh.alpha_ == pytest.approx(forgot.alpha_, rel=1e-12)
+
+
+@pytest.mark.parametrize("n, classes", [(600, 5), (1040, 100)])
+def test_the_row_space_solves_at_its_choice_as_a_fixed_alpha_does(n, classes):
+    """Where the row space scores lambda from its eigendecomposition (below 1,024 samples, or
+    too many classes for the quadrature), the coefficients came from the spectrum, 1e-16 away
+    from the Cholesky solve a fixed alpha makes (a review); now the same solve, bit for bit."""
+    from forgetless import ContinualClassifier
+
+    rng = np.random.default_rng(5)
+    y = np.arange(n) % classes
+    X = rng.standard_normal((classes, 10))[y] + rng.standard_normal((n, 10))
+    settings = dict(projection="orthogonal", n_components=2100, random_state=0)
+    auto = ContinualClassifier(**settings).fit(X, y)
+    assert auto.statistics_.factored  # the row space
+    fixed = ContinualClassifier(alpha=auto.alpha_, **settings).fit(X, y)
+    np.testing.assert_array_equal(auto.coef_, fixed.coef_)
+
+
 @pytest.mark.parametrize("scale", [1e80, 1e-50])
 @pytest.mark.parametrize("search", ["warm_start", "alphas"])
 def test_far_scales_keep_the_warm_walk_and_given_lambdas_relative_to_their_scale(scale, search):

@@ -151,6 +151,22 @@ def test_many_way_merge_into_empty_learner(digits):
     assert_same_model(merged, ContinualClassifier(n_components=200, alpha=1.0).fit(X, y))
 
 
+def test_merging_a_learner_that_saw_nothing_adds_nothing(digits):
+    """unfitted.merge(fitted) took the other's model but fitted.merge(unfitted) raised
+    NotFittedError (a review): a learner with no data merges as no data, either way round,
+    and its settings are still checked."""
+    X, y, X_test, _ = digits
+    settings = dict(n_components=200, alpha=1.0)
+    fitted = ContinualClassifier(**settings).fit(X, y)
+    before = fitted.decision_function(X_test)
+    assert fitted.merge(ContinualClassifier(**settings)) is fitted
+    np.testing.assert_array_equal(fitted.decision_function(X_test), before)
+    empty = ContinualClassifier(**settings).merge(ContinualClassifier(**settings))
+    assert not empty.__sklearn_is_fitted__()
+    with pytest.raises(ValueError, match="n_components"):
+        fitted.merge(ContinualClassifier(n_components=100, alpha=1.0))
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -859,7 +875,7 @@ def test_a_warm_started_learner_goes_on_after_loading_as_the_saved_one(tmp_path)
         learner.partial_fit(more, y[:50])
     np.testing.assert_array_equal(loaded.decision_function(X_test), clf.decision_function(X_test))
     metadata, arrays = read_model_file(tmp_path / "warm.fl", kind="forgetless-model", version=3)
-    for value in (-1.0, "10", 0.0, True, [1.0]):
+    for value in (-1.0, "10", 0.0, True, [1.0], 10, 10**400):
         write_model_file(
             tmp_path / "edited.fl",
             {**metadata, "warm_start_alpha": value},
@@ -869,3 +885,10 @@ def test_a_warm_started_learner_goes_on_after_loading_as_the_saved_one(tmp_path)
         )
         with pytest.raises(ModelFileError, match="warm_start_alpha must be a positive number"):
             ContinualClassifier.load(tmp_path / "edited.fl")
+    # a fixed alpha (0 is allowed) walks nothing: its file loads (it was refused, a review)
+    fixed = ContinualClassifier(**kw | {"alpha": 0.0}).fit(X, y)
+    fixed.save(tmp_path / "fixed.fl")
+    np.testing.assert_array_equal(
+        ContinualClassifier.load(tmp_path / "fixed.fl").decision_function(X_test),
+        fixed.decision_function(X_test),
+    )

@@ -409,7 +409,10 @@ def _row_space_search(
     best = _choose(points, interior=interior, tiebreak=tiebreak)
     if not any(math.isfinite(p.score) for p in points):
         return best, points  # undefined everywhere: the caller decides (GCV), then solves
-    coef = rows.solve_from_spectrum(eigenvalues, vectors, rotated, best.alpha)
+    if rows.reliable(best.alpha):  # the Cholesky solve a fixed alpha makes: the same bits
+        coef = rows.solve(class_sums, best.alpha)
+    else:  # lambda near G's rounding: the minimum-norm solve, as a fixed alpha's
+        coef = rows.solve_from_spectrum(eigenvalues, vectors, rotated, best.alpha)
     return GCVPoint(best.alpha, best.score, coef), points
 
 
@@ -1257,6 +1260,10 @@ def _exact_descent(
 
     def better(a: float, b: float) -> bool:
         (score_a, gcv_a), (score_b, gcv_b) = rank(a), rank(b)
+        if not (math.isfinite(score_a) and math.isfinite(score_b)):
+            # A lambda the criterion does not score (beyond the leverage cap) is never chosen
+            # over one it scores, as in _choose (a tie with inf would fall to GCV).
+            return math.isfinite(score_a) and not math.isfinite(score_b)
         if _below(score_a, score_b) or _below(score_b, score_a):
             return _below(score_a, score_b)
         if _below(gcv_a, gcv_b) or _below(gcv_b, gcv_a):

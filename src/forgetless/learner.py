@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import reprlib
 from numbers import Integral, Real
 from typing import Any
 
@@ -604,7 +605,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
         Every check runs before anything changes: same settings, seed, input width, feature
         names, label type and the same layer (guided layers are compared unit by unit, since
-        each is selected on its own first batch).
+        each is selected on its own first batch). A learner that has not been fitted adds
+        nothing (given the same settings).
         """
         if not isinstance(other, ContinualClassifier):
             raise TypeError(f"can only merge a ContinualClassifier, got {type(other).__name__}")
@@ -616,12 +618,14 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         params = self._checked_params()
         if not HEADS[params["head"]].order_free:
             raise ValueError(OWM_ORDER_ERROR)
-        theirs = other._prepared()
+        theirs = other._prepared() if other.__sklearn_is_fitted__() else other._checked_params()
         differ = sorted(
             k for k in params if k not in _SPEED_PARAMS and not _same(params[k], theirs[k])
         )
         if differ:
             raise ValueError(f"cannot merge learners with different settings: {', '.join(differ)}")
+        if not other.__sklearn_is_fitted__():
+            return self  # it has seen no data: nothing to add
         if not self.__sklearn_is_fitted__():
             self._commit(copy.deepcopy(_fitted_state(other)) | {"_fitted_params": params})
             return self
@@ -901,7 +905,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "single_precision_sums": self._single_sums(),
             # where the next warm walk starts (the last refit's lambda): without it a loaded
             # learner would search afresh and could settle on another lambda
-            "warm_start_alpha": getattr(self.head_, "alpha_", None) if self.warm_start else None,
+            "warm_start_alpha": (
+                getattr(self.head_, "alpha_", None)
+                if self.warm_start and params["alpha"] == "auto"
+                else None
+            ),
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
@@ -1018,9 +1026,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         head = make_head(params, m)
         start = metadata.get("warm_start_alpha")
         if start is not None:
-            real = isinstance(start, (int, float)) and not isinstance(start, bool)
-            if not (real and math.isfinite(start) and start > 0):
-                raise ModelFileError(f"warm_start_alpha must be a positive number, not {start!r}")
+            if not (isinstance(start, float) and math.isfinite(start) and start > 0):
+                raise ModelFileError(
+                    f"warm_start_alpha must be a positive number, not {reprlib.repr(start)}"
+                )
             if params["warm_start"] and params["alpha"] == "auto":
                 head.alpha_ = float(start)  # the walk resumes where the saved learner's would
         head_arrays = part("head.")
