@@ -618,13 +618,14 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         params = self._checked_params()
         if not HEADS[params["head"]].order_free:
             raise ValueError(OWM_ORDER_ERROR)
-        theirs = other._prepared() if other.__sklearn_is_fitted__() else other._checked_params()
+        other_fitted = other.__sklearn_is_fitted__()
+        theirs = other._prepared() if other_fitted else other._checked_params()
         differ = sorted(
             k for k in params if k not in _SPEED_PARAMS and not _same(params[k], theirs[k])
         )
         if differ:
             raise ValueError(f"cannot merge learners with different settings: {', '.join(differ)}")
-        if not other.__sklearn_is_fitted__():
+        if not other_fitted:
             return self  # it has seen no data: nothing to add
         if not self.__sklearn_is_fitted__():
             self._commit(copy.deepcopy(_fitted_state(other)) | {"_fitted_params": params})
