@@ -422,3 +422,106 @@ def test_ranpac_method_runs_ranpacs_own_procedure():
         assert model.alpha_ == lam
         W = linalg.solve(G + lam * np.eye(50, dtype=np.float32), Q)
         np.testing.assert_allclose(model.coef_, W[:, : model.classes_.size], rtol=2e-3, atol=1e-4)
+
+
+def test_joint_in_an_online_stream_counts_the_batches_it_saw():
+    """The joint upper bound refits once per task on everything seen; in an online-blurry
+    stream its trace must still count the stream's batches, as the other methods' do, or
+    min-ACC, WC-ACC and the stability gap came out blank (its task ends were all 0)."""
+    config = RunConfig(
+        dataset="digits",
+        methods=["forgetless", "joint"],
+        learner={"n_components": 150},
+        subset={"train": 400, "test": 200},
+        scenario={"kind": "online-blurry", "n_tasks": 3, "blurry": 0.2, "batch_size": 20},
+        seeds=[0],
+        progress=False,
+    )
+    results = run(config)
+    ours, joint = (results["methods"][m]["seeds"]["0"] for m in ("forgetless", "joint"))
+    assert joint["trace"]["task_end"] == ours["trace"]["task_end"]
+    assert joint["trace"]["task_end"][0] > 0
+    for metric in ("min_accuracy", "worst_case_accuracy", "stability_gap"):
+        assert joint[metric] is not None, metric
+        assert metric in results["methods"]["joint"]["summary"]
+
+
+def test_scenarios_refuse_what_would_count_nowhere_or_train_nothing():
+    y = np.repeat(np.arange(4), 3)
+    domains = (np.repeat(["a", "b"], 6), np.repeat(["a", "b", "c"], 4))
+    config = RunConfig(scenario={"kind": "domain-incremental"})
+    with pytest.raises(ConfigError, match="domain c has test rows but no training rows"):
+        make_scenarios(config, y, y, domains)
+    assert len(make_scenarios(config, y, y, (domains[0], domains[0]))[0].steps) == 2
+    # a stream too short for its tasks: steps 5 and 6 of 10 would have no training rows
+    y = np.repeat(np.arange(10), 2)
+    config = RunConfig(scenario={"kind": "online-blurry", "n_tasks": 10, "blurry": 0.75})
+    with pytest.raises(ConfigError, match="step 5 of 10 has no training rows"):
+        make_scenarios(config, y, y)
+    # SGD tunes its learning rate on held-out rows of the first step: one row leaves none
+    y = np.array([0, 1, 1, 2, 2])
+    scenario = {"kind": "class-incremental", "increment": 1, "order": [0, 1, 2]}
+    config = RunConfig(methods=["forgetless", "sgd-finetune"], scenario=scenario)
+    with pytest.raises(ConfigError, match="sgd-finetune tunes .* that step has 1; set sgd.lr"):
+        make_scenarios(config, y, y)
+    config.sgd = {"lr": 0.1}
+    assert len(make_scenarios(config, y, y)[0].steps) == 3
+
+
+def test_sgd_tuning_always_holds_rows_out(monkeypatch):
+    """A few rows can draw no held-out row (seed 2 draws none of 3): every learning rate then
+    scored NaN and the first one was kept as if tuned. A fifth (at least one) is held out."""
+    from forgetless import experiment
+    from forgetless.evaluation.baselines import SGDHead
+
+    held_out = []
+    score = SGDHead.score
+    monkeypatch.setattr(
+        SGDHead, "score", lambda self, X, y: held_out.append(len(y)) or score(self, X, y)
+    )
+    X, y = np.random.default_rng(0).standard_normal((3, 4)), np.array([0, 1, 0])
+    experiment._tune_lr({"method": "finetune"}, X, y, seed=2)
+    assert held_out and min(held_out) == 1
+
+
+def test_glyph_style_domains_survive_a_subset():
+    """Glyph styles come from the training split's layout (one block of images per font face):
+    a subset taken first broke the layout (IndexError); each kept row now keeps its face's
+    style."""
+    from forgetless.data import stratified_sample
+    from forgetless.experiment import _domains, prepare_dataset
+
+    settings = dict(
+        dataset="latin-glyphs",
+        encoder="raw",
+        dataset_options={"max_faces": 40},
+        scenario={"kind": "domain-incremental", "domains": "glyph-style"},
+    )
+    whole = prepare_dataset(RunConfig(**settings))
+    part = prepare_dataset(RunConfig(**settings, subset={"train": 620, "test": 124}))
+    rows = stratified_sample(whole.train.labels, 620, seed=0)
+    assert len(part.train.labels) == len(_domains(part)[0]) == 620
+    assert _domains(part)[0].tolist() == _domains(whole)[0][rows].tolist()
+    assert len(set(_domains(part)[0])) == 4
+
+
+def test_a_learner_setting_a_method_replaces_is_reported():
+    """learner.alpha applies to forgetless, while forgetless-rls keeps its own alpha = 1.0:
+    the run warns, naming the method, and records what each method ran with."""
+    config = RunConfig(
+        dataset="digits",
+        encoder="raw",
+        methods=["forgetless", "forgetless-rls", "ncm"],
+        learner={"n_components": 100, "alpha": 1000.0},
+        subset={"train": 300, "test": 150},
+        seeds=[0],
+        progress=False,
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"learner.alpha = 1000.0 does not apply to forgetless-rls \(alpha = 1.0\)",
+    ):
+        results = run(config)
+    settings = {m: e["settings"] for m, e in results["methods"].items()}
+    assert settings["forgetless"]["alpha"] == 1000.0 and settings["forgetless-rls"]["alpha"] == 1.0
+    assert settings["ncm"] == {"n_components": 100, "alpha": 1000.0, "head": "ncm"}

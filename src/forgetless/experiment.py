@@ -26,6 +26,7 @@ import re
 import sys
 import time
 import tracemalloc
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -681,6 +682,10 @@ def prepare_dataset(config: RunConfig) -> Any:
     from forgetless.data import load_dataset, stratified_sample
 
     dataset = load_dataset(config.dataset, **config.dataset_options)
+    domains = config.scenario.get("domains", "transforms")
+    incremental = config.scenario.get("kind") == "domain-incremental"
+    if incremental and domains == "glyph-style":  # read from the whole split's layout
+        dataset = _checked_domains(dataset, config)
     for split in ("train", "test"):  # optional stratified subsets, fixed by seed 0
         if config.subset.get(split):
             whole = getattr(dataset, split)
@@ -693,18 +698,25 @@ def prepare_dataset(config: RunConfig) -> Any:
                     f"subset.{split}",
                 )
             rows = stratified_sample(whole.labels, config.subset[split], seed=0)
-            dataset = dataclasses.replace(dataset, **{split: whole.subset(rows)})
-    if config.scenario.get("kind") == "domain-incremental":
-        try:
-            dataset = _with_domains(dataset, config.scenario)
-        except ValueError as err:
-            source = config.scenario.get("domains", "transforms")
-            raise ConfigError(
-                f"scenario.domains = {_show(source)} does not fit dataset {config.dataset!r}: "
-                f"{err}",
-                "scenario.domains",
-            ) from err
+            info = dict(dataset.info or {})
+            if f"domain_{split}" in info:  # each kept row keeps its domain
+                info[f"domain_{split}"] = np.asarray(info[f"domain_{split}"])[rows].tolist()
+            dataset = dataclasses.replace(dataset, **{split: whole.subset(rows)}, info=info)
+    if incremental and domains != "glyph-style":  # transforms of the rows kept
+        dataset = _checked_domains(dataset, config)
     return dataset
+
+
+def _checked_domains(dataset: Any, config: RunConfig) -> Any:
+    """The dataset with its domains (:func:`_with_domains`), or a ConfigError saying why not."""
+    try:
+        return _with_domains(dataset, config.scenario)
+    except ValueError as err:
+        source = config.scenario.get("domains", "transforms")
+        raise ConfigError(
+            f"scenario.domains = {_show(source)} does not fit dataset {config.dataset!r}: {err}",
+            "scenario.domains",
+        ) from err
 
 
 def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict[str, Any]:
@@ -830,6 +842,15 @@ def make_scenarios(
             "training rows",
             "dataset",
         )
+    if domains is not None:
+        untaught = np.setdiff1d(np.unique(domains[1]), np.unique(domains[0]))
+        if untaught.size:  # domains come from the training rows: these would count nowhere
+            raise ConfigError(
+                f"dataset {config.dataset!r}: domain {', '.join(map(str, untaught[:5]))} has "
+                "test rows but no training rows, so no step teaches it; give the training "
+                "split rows of that domain (a larger subset.train), or leave the domain out",
+                "scenario",
+            )
     limits = {"initial": (0, n), "base": (1, n - 1), "n_tasks": (1, n), "increment": (1, n)}
     for key, (low, high) in limits.items():
         value = config.scenario.get(key)
@@ -851,15 +872,30 @@ def make_scenarios(
             scenarios[seed] = _make_scenario(config, y_train, y_test, seed, domains)
         except (ValueError, TypeError) as err:  # e.g. an order of values that do not sort
             raise ConfigError(f"scenario: {err} ({about})", "scenario") from err
-        for number, step in enumerate(scenarios[seed].steps, 1):
-            if len(step.train) and not len(step.test):  # nothing to score it on
+        steps = scenarios[seed].steps
+        for number, step in enumerate(steps, 1):
+            if not len(step.train):  # a stream too short for its tasks
+                raise ConfigError(
+                    f"scenario: step {number} of {len(steps)} has no training rows; use fewer "
+                    "tasks, or a larger subset.train",
+                    "scenario",
+                )
+            if not len(step.test):  # nothing to score it on
                 names = ", ".join(str(c) for c in step.classes[:5])
                 raise ConfigError(
-                    f"scenario: step {number} of {len(scenarios[seed].steps)} (classes {names}) "
+                    f"scenario: step {number} of {len(steps)} (classes {names}) "
                     "has training rows but no test rows to score it on; give the test split "
                     "rows of those classes, or a larger subset.test",
                     "scenario",
                 )
+        tuned = [m for m in config.methods if METHODS[m][0] == "sgd" and not config.sgd.get("lr")]
+        if tuned and len(steps[0].train) < 2:
+            raise ConfigError(
+                f"sgd: {tuned[0]} tunes its learning rate on a held-out fifth of the first "
+                f"step's training rows, and that step has {len(steps[0].train)}; set sgd.lr, "
+                "or give the first step more rows",
+                "sgd.lr",
+            )
     return scenarios
 
 
@@ -867,6 +903,9 @@ def _tune_lr(settings: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int) 
     """Pick SGD's learning rate on a held-out fifth of the first step's data (never the test)."""
     rng = np.random.default_rng(seed)
     holdout = rng.random(len(y)) < 0.2
+    if holdout.all() or not holdout.any():  # a few rows can draw none (or all): take a fifth
+        holdout = np.zeros(len(y), dtype=bool)
+        holdout[rng.permutation(len(y))[: max(1, len(y) // 5)]] = True
     best, best_acc = _LR_GRID[0], -1.0
     for lr in _LR_GRID:
         head = SGDHead(**{**settings, "lr": lr, "seed": seed})
@@ -902,6 +941,43 @@ def method_features(
     return (X - mean) / scale, (X_test - mean) / scale
 
 
+def method_settings(name: str, config: RunConfig) -> dict[str, Any]:
+    """The settings method ``name`` runs with in ``config``: the learner's (``learner``, for
+    the methods built as a ContinualClassifier; the width, for a peer) or SGD's (``sgd``),
+    then the method's own, which win (``forgetless-rls`` fixes ``alpha``, ``forgetless-guided``
+    its ``projection``).
+
+    >>> method_settings("forgetless-rls", RunConfig(dataset="digits", learner={"alpha": 10.0}))
+    {'alpha': 1.0, 'head': 'rls'}
+    """
+    family, own = METHODS[name]
+    if family in _LEARNER_FAMILIES:
+        return {**config.learner, **own}
+    if family == "sgd":
+        return {**config.sgd, **own}
+    return {**own, "n_components": config.learner.get("n_components")}  # None: the peer's own
+
+
+def _overridden(config: RunConfig) -> list[str]:
+    """One line per learner setting that some listed methods replace by their own (all of
+    them replacing it is a ConfigError): the run records each method's settings."""
+    lines = []
+    for key, value in config.learner.items():
+        own = [
+            f"{m} ({key} = {_show(METHODS[m][1][key])})"
+            for m in config.methods
+            if METHODS[m][0] in _LEARNER_FAMILIES
+            and key in METHODS[m][1]
+            and METHODS[m][1][key] != value
+        ]
+        if own:
+            lines.append(
+                f"learner.{key} = {_show(value)} does not apply to {', '.join(own)}: "
+                "the method sets it itself"
+            )
+    return lines
+
+
 def _run_method(
     name: str, config: RunConfig, data: dict[str, Any], scenario: Scenario, seed: int
 ) -> dict[str, Any]:
@@ -928,7 +1004,7 @@ def _run_method(
         trace_iterations.append(iteration)
 
     if family == "sgd":
-        sgd_settings = {**config.sgd, **settings}
+        sgd_settings = method_settings(name, config)
         if online:
             sgd_settings["epochs"] = 1
         lr = sgd_settings.pop("lr", None) or _tune_lr(sgd_settings, X[first], y[first], seed)
@@ -942,7 +1018,7 @@ def _run_method(
     elif family == "peer":  # a peer's own procedure, at the learner's width (its own if unset)
         model = make_peer(settings["method"], config.learner.get("n_components"), seed)
     else:
-        params = {**config.learner, **settings, "random_state": seed}
+        params = {**method_settings(name, config), "random_state": seed}
         model = ContinualClassifier(**params)
     tracemalloc.start()
     batches_done = 0
@@ -952,6 +1028,8 @@ def _run_method(
         if family == "joint":  # the upper bound: a fresh fit on everything seen so far
             seen_train = np.concatenate([s.train for s in scenario.steps[: i + 1]])
             model = ContinualClassifier(**params).fit(X[seen_train], y[seen_train])
+            if online:  # the stream's batches, seen at once: the trace counts them alike
+                batches_done += len(step.batches)
         elif online:
             for batch in step.batches:
                 model.partial_fit(X[batch], y[batch])
@@ -1077,8 +1155,13 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
         },
         "encoder": {"name": config.encoder, "dim": int(dim)},
         "scenarios": {},
-        "methods": {m: {"seeds": {}} for m in names},
+        "methods": {
+            m: {"settings": method_settings(m.removesuffix(ADAPTED_SUFFIX), config), "seeds": {}}
+            for m in names
+        },
     }
+    for line in _overridden(config):  # e.g. learner.alpha beside forgetless-rls's own
+        warnings.warn(line, UserWarning, stacklevel=2)
     if adaptation is not None:
         results["adaptation"] = {}
     jobs = [(seed, m) for seed in config.seeds for m in names]
