@@ -117,8 +117,25 @@ def recipe_label(name: str, adaptation: dict[str, Any], readout: str | None = No
         f"refresh_norms={recipe.refresh_norms},keep_plain={recipe.keep_plain}"
         + (f",views={recipe.views}" if recipe.views > 1 else "")  # labels before views had 1
         + (f",label_smoothing={recipe.label_smoothing:g}" if recipe.label_smoothing != 0.1 else "")
+        + (f",contrastive={recipe.contrastive:g}" if recipe.contrastive else "")
         + (f",significance={adaptation['significance']:g}" if "significance" in adaptation else "")
     )
+
+
+def test_label(
+    name: str, label: str, adaptation: dict[str, Any], readout: str | None = None
+) -> str:
+    """A test-split entry's key part: the options given (none: the default recipe), and the
+    default recipe's contrastive weight where it has one and none was given, so the entries
+    measured before that default keep their meaning."""
+    from forgetless.adaptation import adaptable_methods
+
+    recipes = adaptable_methods(DATASETS[name][0], readout)
+    recipe = recipes[adaptation.get("method") or next(iter(recipes))]
+    parts = [] if label == "default" else [label]
+    if "contrastive" not in adaptation and recipe.contrastive:
+        parts.append(f"contrastive={recipe.contrastive:g}")
+    return "/" + ",".join(parts) if parts else ""
 
 
 def validation_data(config: RunConfig, encoded: bool) -> dict[str, Any]:
@@ -301,6 +318,7 @@ def main() -> None:
     parser.add_argument("--keep-plain", choices=["true", "false"], help="plain features beside")
     parser.add_argument("--refresh-norms", choices=["true", "false"], help="AdaBN first")
     parser.add_argument("--views", type=int, help="training copies of each image (moved)")
+    parser.add_argument("--contrastive", type=float, help="supervised contrastive weight")
     parser.add_argument(
         "--significance", type=float, help="keep an adaptation only at this evidence level"
     )
@@ -345,6 +363,7 @@ def main() -> None:
             ("keep_plain", None if args.keep_plain is None else args.keep_plain == "true"),
             ("refresh_norms", None if args.refresh_norms is None else args.refresh_norms == "true"),
             ("views", args.views),
+            ("contrastive", args.contrastive),
             ("significance", args.significance),
         )
         if v is not None
@@ -364,7 +383,7 @@ def main() -> None:
 
     for seed in args.seeds:
         for name in args.datasets:
-            key = f"{name}/{seed}" + ("" if label == "default" else f"/{label}")
+            key = f"{name}/{seed}" + test_label(name, label, adaptation, args.readout)
             if args.validation:
                 key = f"validation/{name}/{seed}/{recipe_label(name, adaptation, args.readout)}"
             if args.protocol != "configs":

@@ -321,7 +321,7 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         "[subset]\ntrain = 120\ntest = 60\n"
         '[scenario]\nkind = "class-incremental"\nincrement = 5\n'
         "[learner]\nn_components = 64\n"
-        "[first_session_adaptation]\nepochs = 1\nsignificance = 1.0\n"
+        "[first_session_adaptation]\nepochs = 1\nsignificance = 1.0\ncontrastive = 0.01\n"
     )
     # the flag adds a method to the file's table (the run itself is checked below, without
     # the report the command would also draw)
@@ -334,12 +334,14 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
     assert seen["config"].first_session_adaptation == {
         "epochs": 1,
         "significance": 1.0,
+        "contrastive": 0.01,
         "method": "ssf",
     }
     results = run(seen["config"])
     assert set(results["methods"]) == {"forgetless", "ncm", "forgetless+adapted", "ncm+adapted"}
     info = results["adaptation"]["0"]
     assert info["method"] == "ssf" and info["samples"] < 120  # the first task only
+    assert info["recipe"]["contrastive"] == 0.01  # the table's contrastive weight reached it
     assert info["fingerprint"] != load_encoder("efficientnet-lite0", image_size=32).fingerprint()
     for name in results["methods"]:
         assert results["methods"][name]["seeds"]["0"]["final_accuracy"] > 0.3
@@ -357,6 +359,8 @@ def test_runner_compares_with_and_without_adaptation(tmp_path, monkeypatch) -> N
         ("efficientnet-lite0", {"views": 0}, "first_session_adaptation.views"),
         ("efficientnet-lite0", {"significance": 0}, "first_session_adaptation.significance"),
         ("efficientnet-lite0", {"method": "norms", "views": 2}, "remove epochs"),
+        ("efficientnet-lite0", {"contrastive": -1.0}, "first_session_adaptation.contrastive"),
+        ("efficientnet-lite0", {"method": "norms", "contrastive": 1.0}, "and contrastive"),
     ]
     for encoder, table, message in refused:
         bad = RunConfig(dataset="digits", encoder=encoder, first_session_adaptation=table)
@@ -575,6 +579,47 @@ def test_moved_copies_train_deterministically_and_are_refused_where_meaningless(
             adapt_encoder(tiny_effnet, images[first], y[first], views=bad, **SSF)
     with pytest.raises(ValueError, match="trains no weight; leave views out"):
         adapt_encoder(tiny_effnet, images[first], y[first], method="norms", views=2)
+
+
+def test_the_contrastive_term_trains_deterministically_and_is_checked(
+    tiny_effnet, digits_task
+) -> None:
+    from forgetless.adaptation import CONTRASTIVE, adaptable_methods
+
+    images, y, first, later = digits_task
+    a = adapt_encoder(tiny_effnet, images[first], y[first], contrastive=2.0, **SSF)
+    b = adapt_encoder(tiny_effnet, images[first], y[first], contrastive=2.0, **SSF)
+    assert a.info["recipe"]["contrastive"] == 2.0 and a.info["recipe"]["temperature"] == 0.1
+    assert a.tensors_sha256 == b.tensors_sha256
+    assert a.encode(images[later]).tobytes() == b.encode(images[later]).tobytes()
+    without = adapt_encoder(tiny_effnet, images[first], y[first], contrastive=0, **SSF)
+    assert without.info["recipe"]["contrastive"] == 0.0
+    assert without.tensors_sha256 != a.tensors_sha256
+    for bad in (-1.0, float("nan"), float("inf"), "2", True):
+        with pytest.raises(ValueError, match="contrastive must be a number >= 0"):
+            adapt_encoder(tiny_effnet, images[first], y[first], contrastive=bad, **SSF)
+    with pytest.raises(ValueError, match="trains no weight; leave contrastive out"):
+        adapt_encoder(tiny_effnet, images[first], y[first], method="norms", contrastive=1.0)
+    # the image default carries it; the text recipes do not (not measured there)
+    assert adaptable_methods("efficientnet-lite0")["last-stages"].contrastive == CONTRASTIVE > 0
+    assert all(r.contrastive == 0 for r in adaptable_methods("minilm").values())
+
+
+def test_supervised_contrastive_loss_by_hand() -> None:
+    """Two rows of one class and a third alone: the loss is minus the mean, over the two
+    rows with a positive, of the log-softmax weight of that positive."""
+    torch = pytest.importorskip("torch")
+    from forgetless.adaptation import supervised_contrastive
+
+    features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1])
+    unit = features / features.norm(dim=1, keepdim=True)
+    s = (unit @ unit.T / 0.5).numpy()
+    row0 = s[0, 1] - np.log(np.exp(s[0, 1]) + np.exp(s[0, 2]))
+    row1 = s[1, 0] - np.log(np.exp(s[1, 0]) + np.exp(s[1, 2]))
+    expected = -(row0 + row1) / 2
+    assert float(supervised_contrastive(features, labels, 0.5)) == pytest.approx(expected)
+    assert float(supervised_contrastive(features, torch.tensor([0, 1, 2]))) == 0.0
 
 
 def test_views_for_caps_the_cached_copies() -> None:

@@ -10,8 +10,9 @@ Only part of the network is trained (its last blocks or layers; with ``lora-all`
 updates of every layer): the frozen front runs once over the first task's inputs and its
 outputs (the activations entering the trained part) are kept, so an epoch runs only the trained
 part, which keeps adaptation CPU-friendly. A temporary linear head is trained
-with cross-entropy beside it, with early stopping on a stratified validation fifth; the head is
-then discarded.
+with cross-entropy beside it (for images with a supervised contrastive term too, which pulls
+each class's features together in every direction: what later classes' learners read), with
+early stopping on a stratified validation fifth; the head is then discarded.
 
 Two options apply to any method: ``refresh_norms`` first replaces the running statistics of
 every batch norm by the first task's (AdaBN; the ``norms`` method does only that), and
@@ -72,6 +73,10 @@ MIN_CLASSES = 3
 # task a slightly lower validation loss is noise, and an encoder tuned on noise served later
 # classes worse (openclipart, 123-183 first-task images).
 SIGNIFICANCE = 0.05
+# The image default's contrastive weight (Recipe.contrastive), chosen on held-out training rows
+# (benchmarks/adaptation.py --validation, latin-glyphs, seeds 0-2; README, first-session
+# adaptation).
+CONTRASTIVE = 2.0
 FORMAT_KEEP_PLAIN = 2  # the files of an encoder with keep_plain (format 1 has no such key)
 METADATA = "adapter.json"
 
@@ -105,6 +110,12 @@ class Recipe:
     # (:func:`random_affine`; images only), cached through the frozen front once, at most
     # VIEW_BUDGET copies in all (fewer views for larger first tasks).
     views: int = 1
+    # Weight of a supervised contrastive term beside the cross-entropy
+    # (:func:`supervised_contrastive`, on the features the temporary head reads): it pulls
+    # each class's features together and pushes the others' away, in every direction, where
+    # cross-entropy stops once the first task's few classes are told apart.
+    contrastive: float = 0.0
+    temperature: float = 0.1  # of the contrastive term's cosine similarities
 
 
 # encoder family -> method -> its default recipe (the first method is the family's default).
@@ -112,7 +123,9 @@ class Recipe:
 # the image default was chosen with its --validation mode (held-out training data, not test).
 _RECIPES: dict[str, dict[str, Recipe]] = {
     "efficientnet": {
-        "last-stages": Recipe("last-stages", epochs=10, learning_rate=3e-4, views=8),
+        "last-stages": Recipe(
+            "last-stages", epochs=10, learning_rate=3e-4, views=8, contrastive=CONTRASTIVE
+        ),
         "last-stage": Recipe("last-stage", epochs=6, learning_rate=1e-4),
         "ssf": Recipe("ssf", epochs=10, learning_rate=3e-3),
         # batch-norm statistics only: no weight is trained (epochs=0)
@@ -1070,13 +1083,16 @@ def adapt_encoder(
     keep_plain: bool | None = None,
     refresh_norms: bool | None = None,
     views: int | None = None,
+    contrastive: float | None = None,
     min_classes: int = MIN_CLASSES,
     significance: float = SIGNIFICANCE,
 ) -> AdaptedEncoder:
     """Adapt ``encoder`` on the first task (``inputs``, ``labels``); return it frozen.
 
-    ``method``, ``epochs``, ``learning_rate``, ``keep_plain``, ``refresh_norms`` and ``views``
-    default to the measured best for the encoder (:func:`adaptable_methods` lists the recipes).
+    ``method``, ``epochs``, ``learning_rate``, ``keep_plain``, ``refresh_norms``, ``views`` and
+    ``contrastive`` default to the measured best for the encoder (:func:`adaptable_methods`
+    lists the recipes). ``contrastive`` > 0 adds a supervised contrastive term of that weight
+    to the cross-entropy (:func:`supervised_contrastive`).
     ``views`` > 1 (images) trains on each input and ``views`` - 1 randomly moved copies
     (:func:`random_affine`), fewer where that would exceed VIEW_BUDGET copies (:func:`views_for`).
     A first task with fewer than ``min_classes`` classes trains no weight (a warning says so;
@@ -1126,6 +1142,12 @@ def adapt_encoder(
         if not _is_int(views) or views < 1:
             raise ValueError(f"views must be an integer >= 1, got {views!r}")
         recipe = _replace(recipe, views=int(views))
+    if contrastive is not None:
+        if not (_is_number(contrastive) and 0 <= contrastive < math.inf):
+            raise ValueError(f"contrastive must be a number >= 0, got {contrastive!r}")
+        recipe = _replace(recipe, contrastive=float(contrastive))
+    if recipes[method].epochs == 0 and contrastive:
+        raise ValueError(f"method {method!r} trains no weight; leave contrastive out")
     if recipe.views > 1 and _family(encoder) != "efficientnet":
         raise AdaptationNotSupportedError(
             f"views > 1 makes moved copies of images, and {encoder.name!r} does not encode "
@@ -1380,7 +1402,12 @@ def _train(
             for begin in range(0, len(order), recipe.batch_size):
                 rows = order[begin : begin + recipe.batch_size]
                 batch = backend.tail([train_cache[i] for i in rows])
-                loss = loss_fn(head(batch), train_targets[torch.from_numpy(rows)])
+                targets = train_targets[torch.from_numpy(rows)]
+                loss = loss_fn(head(batch), targets)
+                if recipe.contrastive > 0:
+                    loss = loss + recipe.contrastive * supervised_contrastive(
+                        batch, targets, recipe.temperature
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -1411,6 +1438,35 @@ def _train(
             p.copy_(value)
     backend.train_mode(False)
     return (0 if evidence["rejected"] else best), history, evidence
+
+
+def supervised_contrastive(features: Any, labels: Any, temperature: float = 0.1) -> Any:
+    """The supervised contrastive loss (Khosla et al. 2020, "SupCon", L_out) of a batch: for
+    each row, minus the mean log-probability, under a softmax of cosine similarities / the
+    temperature over the other rows, of the rows of its own class; rows alone in their class
+    in the batch are left out (0 when all are).
+
+    >>> import torch
+    >>> labels = torch.tensor([0, 0, 1, 1])
+    >>> apart = torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0]])
+    >>> mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.01], [0.01, 1.0]])
+    >>> bool(supervised_contrastive(apart, labels) < supervised_contrastive(mixed, labels))
+    True
+    """
+    import torch
+
+    unit = torch.nn.functional.normalize(features, dim=1)
+    similarity = unit @ unit.T / temperature
+    own = torch.eye(len(labels), dtype=torch.bool, device=similarity.device)
+    similarity = similarity.masked_fill(own, -math.inf)  # a row is not its own positive
+    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~own
+    count = positive.sum(dim=1)
+    kept = count > 0
+    if not bool(kept.any()):
+        return features.sum() * 0.0
+    per_row = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    return -(per_row[kept] / count[kept]).mean()
 
 
 def _paired_evidence(plain: np.ndarray, adapted: np.ndarray) -> dict[str, Any]:
@@ -1460,5 +1516,6 @@ __all__ = [
     "adapt_encoder",
     "adaptable_methods",
     "load_adapted_encoder",
+    "supervised_contrastive",
     "tensors_digest",
 ]

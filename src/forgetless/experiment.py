@@ -227,6 +227,7 @@ _ADAPTATION_RANGES: dict[str, Any] = {
     "keep_plain": _BOOL,
     "refresh_norms": _BOOL,
     "views": _Number(1, integer=True, optional=True),
+    "contrastive": _Number(0, optional=True),
     "min_classes": _Number(2, integer=True, optional=True),
     "significance": _Number(0, 1, open_low=True, optional=True),
     "compare": _BOOL,
@@ -514,10 +515,11 @@ class RunConfig:
             table.get("epochs") is not None
             or table.get("learning_rate") is not None
             or (table.get("views") or 1) > 1
+            or bool(table.get("contrastive"))
         ):
             raise ConfigError(
                 "first_session_adaptation.method = 'norms' trains no weight; remove epochs, "
-                "learning_rate and views",
+                "learning_rate, views and contrastive",
                 "first_session_adaptation.method",
             )
 
@@ -791,6 +793,7 @@ def adapt_first_session(
         keep_plain=table.get("keep_plain"),
         refresh_norms=table.get("refresh_norms"),
         views=table.get("views"),
+        contrastive=table.get("contrastive"),
         **{
             key: table[key] for key in ("min_classes", "significance") if table.get(key) is not None
         },
