@@ -132,9 +132,19 @@ def test_label(
 
     recipes = adaptable_methods(DATASETS[name][0], readout)
     recipe = recipes[adaptation.get("method") or next(iter(recipes))]
-    parts = [] if label == "default" else [label]
-    if "contrastive" not in adaptation and recipe.contrastive:
-        parts.append(f"contrastive={recipe.contrastive:g}")
+    given = [] if label == "default" else label.split(",")
+    # options the default recipe turned on later, in the flags' order, as if given
+    later = {"keep_plain": recipe.keep_plain, "contrastive": recipe.contrastive}
+    parts, names = [], [part.split("=", 1)[0] for part in given]
+    for flag in ("method", "epochs", "learning_rate", "keep_plain", "refresh_norms", "views"):
+        parts += [part for part in given if part.startswith(flag + "=")]
+        if flag == "keep_plain" and flag not in names and later["keep_plain"]:
+            parts.append("keep_plain=True")
+    if "contrastive" in names:
+        parts += [part for part in given if part.startswith("contrastive=")]
+    elif later["contrastive"]:
+        parts.append(f"contrastive={later['contrastive']:g}")
+    parts += [part for part in given if part not in parts]  # significance, and any other
     return "/" + ",".join(parts) if parts else ""
 
 
@@ -368,7 +378,12 @@ def main() -> None:
         )
         if v is not None
     }
-    label = ",".join(f"{k}={v}" for k, v in adaptation.items()) or "default"
+    label = (
+        ",".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in adaptation.items()
+        )
+        or "default"
+    )
 
     def save() -> None:
         refresh_summaries(doc)
@@ -408,10 +423,11 @@ def main() -> None:
             doc["entries"][key] = entry
             save()
             print(key, json.dumps(entry["delta_final_points"]), flush=True)
-    if args.cost and f"cost/{label}" not in doc:
-        doc[f"cost/{label}"] = cost_entry(adaptation)
+    cost_key = "cost/" + (test_label("fashion-mnist", label, adaptation).lstrip("/") or "default")
+    if args.cost and cost_key not in doc:
+        doc[cost_key] = cost_entry(adaptation)
         save()
-        print(f"cost/{label}", doc[f"cost/{label}"]["seconds"])
+        print(cost_key, doc[cost_key]["seconds"])
 
 
 if __name__ == "__main__":

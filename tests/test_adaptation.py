@@ -620,6 +620,7 @@ def test_supervised_contrastive_loss_by_hand() -> None:
     expected = -(row0 + row1) / 2
     assert float(supervised_contrastive(features, labels, 0.5)) == pytest.approx(expected)
     assert float(supervised_contrastive(features, torch.tensor([0, 1, 2]))) == 0.0
+    assert float(supervised_contrastive(features, [0, 0, 1], 0.5)) == pytest.approx(expected)
 
 
 def test_views_for_caps_the_cached_copies() -> None:

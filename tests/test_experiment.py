@@ -522,6 +522,10 @@ def test_a_learner_setting_a_method_replaces_is_reported():
         match=r"learner.alpha = 1000.0 does not apply to forgetless-rls \(alpha = 1.0\)",
     ):
         results = run(config)
+    from forgetless.experiment import method_settings
+
+    stream = RunConfig(scenario={"kind": "online-blurry"}, sgd={"epochs": 5})
+    assert method_settings("sgd-finetune", stream)["epochs"] == 1  # one pass over a stream
     settings = {m: e["settings"] for m, e in results["methods"].items()}
     assert settings["forgetless"]["alpha"] == 1000.0 and settings["forgetless-rls"]["alpha"] == 1.0
     assert settings["ncm"] == {"n_components": 100, "alpha": 1000.0, "head": "ncm"}

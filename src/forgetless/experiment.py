@@ -880,7 +880,8 @@ def make_scenarios(
             if not len(step.train):  # a stream too short for its tasks
                 raise ConfigError(
                     f"scenario: step {number} of {len(steps)} has no training rows; use fewer "
-                    "tasks, or a larger subset.train",
+                    "tasks, a lower scenario.blurry (which moves rows to other tasks), or a "
+                    "larger subset.train",
                     "scenario",
                 )
             if not len(step.test):  # nothing to score it on
@@ -946,9 +947,9 @@ def method_features(
 
 def method_settings(name: str, config: RunConfig) -> dict[str, Any]:
     """The settings method ``name`` runs with in ``config``: the learner's (``learner``, for
-    the methods built as a ContinualClassifier; the width, for a peer) or SGD's (``sgd``),
-    then the method's own, which win (``forgetless-rls`` fixes ``alpha``, ``forgetless-guided``
-    its ``projection``).
+    the methods built as a ContinualClassifier; the width, for a peer) or SGD's (``sgd``; one
+    epoch in an online-blurry stream), then the method's own, which win (``forgetless-rls``
+    fixes ``alpha``, ``forgetless-guided`` its ``projection``).
 
     >>> method_settings("forgetless-rls", RunConfig(dataset="digits", learner={"alpha": 10.0}))
     {'alpha': 1.0, 'head': 'rls'}
@@ -957,7 +958,8 @@ def method_settings(name: str, config: RunConfig) -> dict[str, Any]:
     if family in _LEARNER_FAMILIES:
         return {**config.learner, **own}
     if family == "sgd":
-        return {**config.sgd, **own}
+        one_pass = config.scenario.get("kind") == "online-blurry"  # a stream is seen once
+        return {**config.sgd, **own, **({"epochs": 1} if one_pass else {})}
     return {**own, "n_components": config.learner.get("n_components")}  # None: the peer's own
 
 
@@ -976,7 +978,7 @@ def _overridden(config: RunConfig) -> list[str]:
         if own:
             lines.append(
                 f"learner.{key} = {_show(value)} does not apply to {', '.join(own)}: "
-                "the method sets it itself"
+                f"{'the method sets' if len(own) == 1 else 'those methods set'} it"
             )
     return lines
 
@@ -1008,8 +1010,6 @@ def _run_method(
 
     if family == "sgd":
         sgd_settings = method_settings(name, config)
-        if online:
-            sgd_settings["epochs"] = 1
         lr = sgd_settings.pop("lr", None) or _tune_lr(sgd_settings, X[first], y[first], seed)
         model: Any = SGDHead(
             **sgd_settings,
@@ -1128,6 +1128,8 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     from forgetless import __version__
 
     config.validate(output=False)
+    for line in _overridden(config):  # e.g. learner.alpha beside forgetless-rls's own
+        warnings.warn(line, UserWarning, stacklevel=2)
     adaptation = config.first_session_adaptation
     compare = adaptation is None or adaptation.get("compare", True)
     if data is None:  # scenarios first: a config the data cannot run fails before encoding
@@ -1163,8 +1165,7 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
             for m in names
         },
     }
-    for line in _overridden(config):  # e.g. learner.alpha beside forgetless-rls's own
-        warnings.warn(line, UserWarning, stacklevel=2)
+
     if adaptation is not None:
         results["adaptation"] = {}
     jobs = [(seed, m) for seed in config.seeds for m in names]

@@ -226,8 +226,8 @@ def layer_for(dim: int) -> str:
     Measured on held-out training rows (``benchmarks/teachable_small.py --layers``): on the
     built-in encoders' default readouts (1,904 and 2,304 values) the features alone scored
     above the guided layer at the rule's M in 18 of 24 cases from 32 to 2,000 samples (within
-    0.1 point in 1, behind by 0.2 to 0.9 in 5), 0.5 points higher on average, with files 2 to
-    8 times smaller and fits 4 to 13 times faster; on raw 28 x 28 pixels (784 values) the
+    0.1 point in 1, behind by 0.2 to 0.9 in 5), 0.5 points higher on average, with files 1.4
+    to 9.5 times smaller and fits 1.5 to 19 times faster; on raw 28 x 28 pixels (784 values) the
     layer was 1.4 to 2.5 points ahead from 128 samples on.
 
     >>> layer_for(64), layer_for(784), layer_for(1904)
