@@ -21,6 +21,7 @@ IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 OPTIONAL_DOCTESTS: dict[str, tuple[str, str]] = {
     "forgetless.distributed": ("dask", "pip install 'forgetless[dask]'"),
     "forgetless.adaptation.random_affine": ("torch", "pip install 'forgetless[torch]'"),
+    "forgetless.adaptation.supervised_contrastive": ("torch", "pip install 'forgetless[torch]'"),
 }
 
 

@@ -563,15 +563,22 @@ def test_minilm_lora_is_deterministic_and_matches_after_loading(tmp_path) -> Non
     )
 
 
+def _adapted_twice(tiny_effnet, digits_task, **option) -> AdaptedEncoder:
+    """``option`` trains the same weights and features twice (same seed); one of them."""
+    images, y, first, later = digits_task
+    a = adapt_encoder(tiny_effnet, images[first], y[first], **option, **SSF)
+    b = adapt_encoder(tiny_effnet, images[first], y[first], **option, **SSF)
+    assert a.tensors_sha256 == b.tensors_sha256
+    assert a.encode(images[later]).tobytes() == b.encode(images[later]).tobytes()
+    return a
+
+
 def test_moved_copies_train_deterministically_and_are_refused_where_meaningless(
     tiny_effnet, digits_task
 ) -> None:
     images, y, first, later = digits_task
-    a = adapt_encoder(tiny_effnet, images[first], y[first], views=3, **SSF)
-    b = adapt_encoder(tiny_effnet, images[first], y[first], views=3, **SSF)
+    a = _adapted_twice(tiny_effnet, digits_task, views=3)
     assert a.info["views"] == 3 and a.info["recipe"]["views"] == 3
-    assert a.tensors_sha256 == b.tensors_sha256
-    assert a.encode(images[later]).tobytes() == b.encode(images[later]).tobytes()
     plain = adapt_encoder(tiny_effnet, images[first], y[first], views=1, **SSF)
     assert plain.info["views"] == 1 and plain.tensors_sha256 != a.tensors_sha256
     for bad in (0, True, 2.5, "3"):
@@ -587,11 +594,8 @@ def test_the_contrastive_term_trains_deterministically_and_is_checked(
     from forgetless.adaptation import CONTRASTIVE, adaptable_methods
 
     images, y, first, later = digits_task
-    a = adapt_encoder(tiny_effnet, images[first], y[first], contrastive=2.0, **SSF)
-    b = adapt_encoder(tiny_effnet, images[first], y[first], contrastive=2.0, **SSF)
+    a = _adapted_twice(tiny_effnet, digits_task, contrastive=2.0)
     assert a.info["recipe"]["contrastive"] == 2.0 and a.info["recipe"]["temperature"] == 0.1
-    assert a.tensors_sha256 == b.tensors_sha256
-    assert a.encode(images[later]).tobytes() == b.encode(images[later]).tobytes()
     without = adapt_encoder(tiny_effnet, images[first], y[first], contrastive=0, **SSF)
     assert without.info["recipe"]["contrastive"] == 0.0
     assert without.tensors_sha256 != a.tensors_sha256
