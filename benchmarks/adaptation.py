@@ -122,29 +122,37 @@ def recipe_label(name: str, adaptation: dict[str, Any], readout: str | None = No
     )
 
 
+# the options main() reads, in the order entry keys name them
+ADAPTATION_OPTIONS = (
+    "method",
+    "epochs",
+    "learning_rate",
+    "keep_plain",
+    "refresh_norms",
+    "views",
+    "contrastive",
+    "significance",
+)
+
+
 def test_label(
     name: str, label: str, adaptation: dict[str, Any], readout: str | None = None
 ) -> str:
     """A test-split entry's key part: the options given (none: the default recipe), and the
-    default recipe's contrastive weight where it has one and none was given, so the entries
-    measured before that default keep their meaning."""
+    default recipe's ``keep_plain`` and contrastive weight where it has them and none was
+    given, so the entries measured before that default keep their meaning."""
     from forgetless.adaptation import adaptable_methods
 
     recipes = adaptable_methods(DATASETS[name][0], readout)
     recipe = recipes[adaptation.get("method") or next(iter(recipes))]
-    given = [] if label == "default" else label.split(",")
-    # options the default recipe turned on later, in the flags' order, as if given
-    later = {"keep_plain": recipe.keep_plain, "contrastive": recipe.contrastive}
-    parts, names = [], [part.split("=", 1)[0] for part in given]
-    for flag in ("method", "epochs", "learning_rate", "keep_plain", "refresh_norms", "views"):
-        parts += [part for part in given if part.startswith(flag + "=")]
-        if flag == "keep_plain" and flag not in names and later["keep_plain"]:
-            parts.append("keep_plain=True")
-    if "contrastive" in names:
-        parts += [part for part in given if part.startswith("contrastive=")]
-    elif later["contrastive"]:
-        parts.append(f"contrastive={later['contrastive']:g}")
-    parts += [part for part in given if part not in parts]  # significance, and any other
+    values = dict(part.split("=", 1) for part in ([] if label == "default" else label.split(",")))
+    # options the default recipe turned on later, as if given (so old keys keep their meaning)
+    if "keep_plain" not in values and recipe.keep_plain:
+        values["keep_plain"] = "True"
+    if "contrastive" not in values and recipe.contrastive:
+        values["contrastive"] = f"{recipe.contrastive:g}"
+    order = [*ADAPTATION_OPTIONS, *(k for k in values if k not in ADAPTATION_OPTIONS)]
+    parts = [f"{k}={values[k]}" for k in order if k in values]
     return "/" + ",".join(parts) if parts else ""
 
 
