@@ -110,7 +110,9 @@ def recipe_label(name: str, adaptation: dict[str, Any], readout: str | None = No
 
     recipes = adaptable_methods(DATASETS[name][0], readout)
     recipe = recipes[adaptation.get("method") or next(iter(recipes))]
-    fields = {k: v for k, v in adaptation.items() if k not in ("method", "significance")}
+    fields = {
+        k: v for k, v in adaptation.items() if k not in ("method", "significance", "min_classes")
+    }
     recipe = dataclasses.replace(recipe, **fields)
     return (
         f"{recipe.method},epochs={recipe.epochs},lr={recipe.learning_rate:g},"
@@ -119,6 +121,7 @@ def recipe_label(name: str, adaptation: dict[str, Any], readout: str | None = No
         + (f",label_smoothing={recipe.label_smoothing:g}" if recipe.label_smoothing != 0.1 else "")
         + (f",contrastive={recipe.contrastive:g}" if recipe.contrastive else "")
         + (f",significance={adaptation['significance']:g}" if "significance" in adaptation else "")
+        + (f",min_classes={adaptation['min_classes']}" if "min_classes" in adaptation else "")
     )
 
 
@@ -132,6 +135,7 @@ ADAPTATION_OPTIONS = (
     "views",
     "contrastive",
     "significance",
+    "min_classes",
 )
 
 
@@ -341,6 +345,9 @@ def main() -> None:
         "--significance", type=float, help="keep an adaptation only at this evidence level"
     )
     parser.add_argument(
+        "--min-classes", type=int, help="train on a first task of at least this many classes"
+    )
+    parser.add_argument(
         "--validation",
         action="store_true",
         help="held-out fifth of the training subset instead of the test split (to choose)",
@@ -383,6 +390,7 @@ def main() -> None:
             ("views", args.views),
             ("contrastive", args.contrastive),
             ("significance", args.significance),
+            ("min_classes", args.min_classes),
         )
         if v is not None
     }
