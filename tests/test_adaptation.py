@@ -747,6 +747,15 @@ def test_what_cannot_be_held_out_or_kept_leaves_the_encoder_unchanged(
             tiny_effnet, images[one_each], y[one_each], method="ssf", epochs=2, progress=False
         )
     assert not same.tensors and same.info["skipped"] and same.info["evidence"] is None
+    # two images per class hold out 3 rows: no gain on 3 rows reaches p < 0.05 (at best 1/8),
+    # so nothing is trained; a significance the rows can reach trains
+    two_each = np.array([i for c in (0, 1, 2) for i in np.flatnonzero(y == c)[:2]])
+    few = {"method": "ssf", "epochs": 2, "progress": False}
+    with pytest.warns(UserWarning, match="only 3 rows can be held out, too few"):
+        same = adapt_encoder(tiny_effnet, images[two_each], y[two_each], **few)
+    assert not same.tensors and same.info["evidence"] is None and same.info["epochs_run"] == 0
+    trained = adapt_encoder(tiny_effnet, images[two_each], y[two_each], significance=0.2, **few)
+    assert trained.info["evidence"]["rows"] == 3 and trained.info["epochs_run"] == 2
     options = {**SSF, "validation_fraction": 0.25, "refresh_norms": True}
     kept = adapt_encoder(tiny_effnet, images[first], y[first], significance=1.0, **options)
     p_value = kept.info["evidence"]["p_value"]

@@ -1218,6 +1218,16 @@ def adapt_encoder(
                 recipe = _replace(recipe, epochs=0)
             elif len(val_rows) == 0:
                 val_rows = train_rows  # validation_fraction=0: select on the training loss
+            elif 0.5 ** len(val_rows) >= significance:
+                # the evidence test's smallest p-value is 2^-rows: no gain could pass
+                skipped = (
+                    f"only {len(val_rows)} rows can be held out, too few for any gain to pass "
+                    f"the evidence test at significance={significance} (its smallest p-value "
+                    f"is 2^-{len(val_rows)}): no weight was trained; pass a larger "
+                    "significance to train anyway"
+                )
+                warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
+                recipe = _replace(recipe, epochs=0)
         if recipe.epochs > 0:
             views = views_for(recipe.views, len(train_rows))
             # The moved copies are drawn from their own seeded generator (seed + 2).
@@ -1449,7 +1459,10 @@ def _train(
                 break
     evidence = {
         "best_epoch": best,
-        **_paired_evidence(plain_rows, np.array(epoch_rows).reshape(-1, len(plain_rows)), seed),
+        # the flips from their own stream (the held-out rows came from seed's)
+        **_paired_evidence(
+            plain_rows, np.array(epoch_rows).reshape(-1, len(plain_rows)), [seed, 3]
+        ),
     }
     evidence["rejected"] = best > 0 and evidence["p_value"] >= significance
     kept = plain_state if evidence["rejected"] else best_state
@@ -1491,7 +1504,7 @@ def supervised_contrastive(features: Any, labels: Any, temperature: float = 0.1)
 
 
 def _paired_evidence(
-    plain: np.ndarray, epochs: np.ndarray, seed: int = 0, draws: int = PERMUTATIONS
+    plain: np.ndarray, epochs: np.ndarray, seed: Any = 0, draws: int = PERMUTATIONS
 ) -> dict[str, Any]:
     """How surely the best of the trained epochs beats the unchanged encoder on the same
     held-out rows: ``plain`` holds its per-row losses, ``epochs`` (one row per epoch tried)
@@ -1502,6 +1515,8 @@ def _paired_evidence(
     was chosen on these rows (on 25 rows, ten epochs tried, the best one's own test says
     p < 0.05 far more often than one time in twenty). ``draws`` random flips, seeded
     (deterministic per ``seed``); every flip where the rows are few enough to list them all.
+    An epoch with a non-finite loss (training diverged) is never the best one: it is left out;
+    a non-finite loss of the unchanged encoder leaves nothing to compare (p = 1).
 
     >>> plain = np.array([1.0, 1.2, 0.9, 1.1, 1.0, 1.3, 0.8, 1.0, 1.1, 0.9, 1.2, 1.0])
     >>> e = _paired_evidence(plain, np.stack([plain - 0.02, plain - 0.5]))
@@ -1512,9 +1527,11 @@ def _paired_evidence(
     """
     plain = np.asarray(plain, dtype=np.float64)
     gains = plain[None, :] - np.asarray(epochs, dtype=np.float64).reshape(-1, plain.size)
+    gains = gains[np.isfinite(gains).all(axis=1)]  # none where plain's losses are not finite
     n = plain.size
     if gains.shape[0] == 0 or n == 0:
-        return {"plain_loss": float(plain.mean()) if n else math.nan, "adapted_loss": math.nan,
+        plain_loss = float(plain.mean()) if n and np.isfinite(plain).all() else None
+        return {"plain_loss": plain_loss, "adapted_loss": None,
                 "rows": n, "epochs_compared": 0, "p_value": 1.0}  # fmt: skip
     means = gains.mean(axis=1)
     observed = float(means.max())
@@ -1530,9 +1547,10 @@ def _paired_evidence(
     else:  # the observed signs count as one draw, so p >= 1 / (draws + 1)
         rng = np.random.default_rng(seed)
         counted, total = 1, draws + 1
-        for begin in range(0, draws, 1000):  # in blocks: a few MB whatever the rows
-            size = min(1000, draws - begin)
-            counted += reaching(rng.choice(np.array([-1.0, 1.0]), size=(size, n)))
+        block = max(1, min(1000, 2**17 // n))  # flips per block: at most ~1 MB of signs
+        for begin in range(0, draws, block):
+            bits = rng.integers(0, 2, size=(min(block, draws - begin), n), dtype=np.int8)
+            counted += reaching(1.0 - 2.0 * bits)
     best = int(np.argmax(means))
     return {
         "plain_loss": float(plain.mean()),

@@ -85,11 +85,11 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
 
     >>> kept = {"encoder": "minilm+lora", "best_epoch": 6, "epochs_run": 9, "adapt_seconds": 42,
     ...         "evidence": {"plain_loss": 0.307, "adapted_loss": 0.242, "rows": 117,
-    ...                      "p_value": 1.3e-08}}
+    ...                      "epochs_compared": 9, "p_value": 0.0001}}
     >>> line = adaptation_lines({"adaptation": {"0": kept}})[0]
     >>> line.startswith("seed 0: minilm+lora, epoch 6 of 9 kept (validation loss 0.307 -> 0.242")
     True
-    >>> line.endswith("on 117 rows, p = 1.3e-08), 42 s")
+    >>> line.endswith("on 117 rows, best of 9 epochs, p = 0.0001), 42 s")
     True
     >>> adaptation_lines({"adaptation": {"1": {"best_epoch": 0, "skipped": "too few classes"}}})
     ['seed 1: nothing kept, the encoder is unchanged: too few classes']
@@ -98,9 +98,11 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
     for seed, info in (results.get("adaptation") or {}).items():
         if info.get("best_epoch", 0) > 0:
             e = info.get("evidence") or {}
+            # runs before the permutation test have no epochs_compared (the best epoch alone)
+            tried = f", best of {e['epochs_compared']} epochs" if "epochs_compared" in e else ""
             why = (
                 f" (validation loss {e['plain_loss']:.3f} -> {e['adapted_loss']:.3f} on "
-                f"{e['rows']} rows, p = {e['p_value']:.2g})"
+                f"{e['rows']} rows{tried}, p = {e['p_value']:.2g})"
                 if "p_value" in e
                 else ""
             )
