@@ -13,15 +13,17 @@ import os
 
 import pytest
 
+from forgetless._install import install_line
+
 # The same rule as tests/conftest.py.
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 # Module (or package, or one function) whose doctests need an optional package
 # -> (import name, install line).
 OPTIONAL_DOCTESTS: dict[str, tuple[str, str]] = {
-    "forgetless.distributed": ("dask", "pip install 'forgetless[dask]'"),
-    "forgetless.adaptation.random_affine": ("torch", "pip install 'forgetless[torch]'"),
-    "forgetless.adaptation.supervised_contrastive": ("torch", "pip install 'forgetless[torch]'"),
+    "forgetless.distributed": ("dask", install_line("dask")),
+    "forgetless.adaptation.random_affine": ("torch", install_line("torch")),
+    "forgetless.adaptation.supervised_contrastive": ("torch", install_line("torch")),
 }
 
 

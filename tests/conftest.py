@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from forgetless._install import install_line
+
 # Keep in step with the root conftest.py (which makes the doctests follow the same rule).
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
@@ -60,8 +62,8 @@ def require_loader(loader: Callable[[], Any], install_hint: str) -> Any:
 
 
 FONTS_HINT = "apt-get install -y $(cat .ci/latin-font-packages.txt)"
-VISION_HINT = "pip install 'forgetless[vision]'"
-TEXT_HINT = "pip install 'forgetless[text]'"
+VISION_HINT = install_line("vision")
+TEXT_HINT = install_line("text")
 
 
 @pytest.fixture(scope="session")

@@ -146,6 +146,36 @@ def test_a_bad_flag_is_named_instead_of_the_file(flags, words, tmp_path, capsys,
         assert word in line
 
 
+@pytest.mark.parametrize(
+    "argv, command, words",
+    [
+        (["learn", "pets.model", "photos", "--image-sise", "112"], "learn",
+         ["unrecognized arguments: --image-sise 112; did you mean --image-size?"]),
+        (["predict", "pets.model", "photos", "--topk", "2"], "predict",
+         ["--topk 2; did you mean --top-k?"]),
+        (["run", "--incremnt", "5"], "run", ["did you mean --increment?"]),
+        (["cache", "clear", "--yse"], "cache clear", ["--yse; did you mean --yes?"]),
+        (["predict", "pets.model", "photos", "--format", "xml"], "predict",
+         ["argument --format: invalid choice: 'xml'"]),
+        (["forget", "pets.model", "--class"], "forget",
+         ["argument --class: expected at least one argument"]),
+    ],
+)  # fmt: skip
+def test_a_misspelt_flag_or_bad_value_is_one_line_naming_the_command(
+    argv, command, words, tmp_path, capsys, no_work, monkeypatch
+) -> None:
+    # argparse printed the usage block first, and named neither the command nor the flag meant
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    line = one_error_line(capsys, command)
+    assert line.endswith(f"(see forgetless {command} --help)")
+    for word in words:
+        assert word in line
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 class Reached(Exception):
     """The run was reached: validation let the config through."""
 

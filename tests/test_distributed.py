@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 
 from conftest import IN_CI
 from forgetless import ContinualClassifier
+from forgetless._install import install_line
 
 # Skipped with the install line on a machine without Dask; CI must have it (an import error).
 if IN_CI:
@@ -18,9 +19,9 @@ if IN_CI:
     import dask.array as da
     import distributed
 else:
-    dask = pytest.importorskip("dask", reason="pip install 'forgetless[dask]'")
-    da = pytest.importorskip("dask.array", reason="pip install 'forgetless[dask]'")
-    distributed = pytest.importorskip("distributed", reason="pip install 'forgetless[dask]'")
+    dask = pytest.importorskip("dask", reason=install_line("dask"))
+    da = pytest.importorskip("dask.array", reason=install_line("dask"))
+    distributed = pytest.importorskip("distributed", reason=install_line("dask"))
 RTOL = 1e-9
 
 

@@ -14,12 +14,13 @@ from sklearn.datasets import load_digits
 
 from conftest import require
 from forgetless import ContinualClassifier
+from forgetless._install import install_line
 from forgetless.engine import NumpyEngine, make_engine
 from forgetless.layers import ACTIVATIONS, KINDS, RANDOM_KINDS, make_layer
 from forgetless.linalg import HOST, ridge_solve
 from forgetless.statistics import SufficientStatistics
 
-TORCH_HINT = "pip install 'forgetless[torch]'"
+TORCH_HINT = install_line("torch")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_engine_choice_errors_name_the_value_and_the_choices(monkeypatch):
         with pytest.raises(ValueError, match="not a torch device.*None \\(numpy\\), 'cpu', 'cuda'"):
             make_engine(device, "float64")
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
-    with pytest.raises(ImportError, match=r"pip install 'forgetless\[torch\]'"):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[torch\]"'):
         make_engine("cpu", "float64")
     assert make_engine(None, "float64").device is None  # numpy never needs torch
 

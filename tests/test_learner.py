@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 
 from conftest import require
 from forgetless import ContinualClassifier
+from forgetless._install import install_line
 
 RTOL = 1e-9
 
@@ -651,7 +652,7 @@ def test_rows_never_learned_are_refused_even_when_they_would_empty_the_learner()
 def test_pandas_labels_are_the_strings_or_numbers_they_hold(tmp_path):
     """A pandas Series of strings arrived as objects: the learner fitted, then could not be
     saved, and refused the same labels as numpy strings as 'float labels (object)'."""
-    pd = require("pandas", "pip install 'forgetless[dask]'")
+    pd = require("pandas", install_line("dask"))
     X, y = load_digits(return_X_y=True)
     names = np.array([f"d{v}" for v in y[:200]])
     clf = ContinualClassifier(n_components=64, alpha=1.0, random_state=0)

@@ -8,11 +8,13 @@ found before any work; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from forgetless.cli_teach import add_teach_commands
 
@@ -310,8 +312,17 @@ def _run_cache_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line naming the command, as every other
+    mistake of the command line is (argparse prints its whole usage block first). Its
+    subcommands' parsers are of this class too (argparse makes them like their parent)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="forgetless",
         description="Exemplar-free continual learning on frozen encoders, in closed form.",
         epilog=TEACH_EXAMPLES + RUN_EXAMPLES,
@@ -329,8 +340,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _printable_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command that was given them, with the flag meant if one is near
+        command = _command_parser(parser, args)
+        hint = _did_you_mean(command, unknown)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     return int(args.handler(args))
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """The parser of the (sub)command ``args`` ran: ``forgetless cache clear``'s, not the
+    top level's."""
+    while True:
+        chosen = [
+            action.choices[getattr(args, action.dest)]
+            for action in parser._actions
+            # a subcommands action: its choices map names to parsers
+            if isinstance(action.choices, dict) and getattr(args, action.dest, None)
+        ]
+        if not chosen:
+            return parser
+        parser = chosen[0]
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """'; did you mean --image-size?' for the first unknown flag near one of ``parser``'s."""
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    for item in unknown:
+        if item.startswith("-"):
+            near = difflib.get_close_matches(item.split("=", 1)[0], flags, n=1, cutoff=0.7)
+            if near:
+                return f"; did you mean {near[0]}?"
+    return ""
 
 
 def _printable_streams() -> None:

@@ -848,7 +848,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if written:
         print(f"wrote the confusion matrix to {target} ({time.perf_counter() - start:.1f} s)")
     else:
-        print("no confusion-matrix PNG: install matplotlib (pip install 'forgetless[report]')")
+        from forgetless._install import install_line
+
+        print(f"no confusion-matrix PNG: {install_line('report', 'matplotlib')}")
     return 0
 
 

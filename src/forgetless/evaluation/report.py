@@ -10,7 +10,7 @@
   iteration for the gradient baselines, per step for the analytic methods): the stability gap;
 - ``report.html``: the tables and the plots (embedded), readable offline.
 
-Plots need matplotlib (``pip install forgetless[report]``); without it the CSV and HTML are
+Plots need matplotlib (``pip install -e ".[report]"``); without it the CSV and HTML are
 still written and the page says what is missing.
 """
 
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from forgetless._install import install_line
 
 _LABELS = {
     "final_accuracy": "final acc",
@@ -338,7 +340,7 @@ def write_report(run_dir: str | Path) -> list[str]:
             try:
                 images = _plots(results, built)
             except ImportError:
-                images, note = [], "Plots need matplotlib: pip install 'forgetless[report]'"
+                images, note = [], f"Plots need matplotlib: {install_line('report', 'matplotlib')}"
             _html(results, built, images, note)
         except (
             KeyError,
