@@ -206,6 +206,49 @@ def test_forget_samples_is_exact(digits, head):
     assert_same_model(clf, ContinualClassifier(**params).fit(X[keep], y[keep]), rtol=1e-7)
 
 
+def test_forgetting_some_of_few_samples_keeps_the_sums_compact(digits, tmp_path):
+    # G is kept as its n x M factor while n <= M / 2; a forget used to turn it into the whole
+    # M x M triangle: a model file 4x larger than a fresh fit's (16 MB against 4 MB here)
+    X, y, Xt, _ = digits
+    params = dict(projection="orthogonal", n_components=2000, random_state=0)
+    clf = ContinualClassifier(**params).fit(X[:300], y[:300])
+    clf.forget(X[:40], y[:40])
+    fresh = ContinualClassifier(**params).fit(X[40:300], y[40:300])
+    assert clf.statistics_.factored and clf.statistics_.factor.shape == (260, 2000)
+    gram, want = clf.statistics_.gram_upper, fresh.statistics_.gram_upper
+    assert np.abs(gram - want).max() <= 1e-12 * np.abs(want).max()
+    assert clf.alpha_ == fresh.alpha_
+    np.testing.assert_array_equal(clf.predict(Xt), fresh.predict(Xt))
+    clf.save(tmp_path / "forgot.fl")
+    fresh.save(tmp_path / "fresh.fl")
+    assert (tmp_path / "forgot.fl").stat().st_size <= 1.01 * (tmp_path / "fresh.fl").stat().st_size
+    loaded = ContinualClassifier.load(tmp_path / "forgot.fl")
+    assert loaded.statistics_.factored and loaded.alpha_ == clf.alpha_
+    np.testing.assert_array_equal(loaded.decision_function(Xt), clf.decision_function(Xt))
+    # rows never learned are refused as before (state unchanged), forgotten ones too
+    coef = clf.coef_.copy()
+    for rows in (Xt[:3] + 0.5, X[:3]):
+        with pytest.raises(ValueError, match="were not all learned"):
+            clf.forget(rows, y[:3])
+        np.testing.assert_array_equal(clf.coef_, coef)
+
+
+@pytest.mark.parametrize("kept", [1, 150])
+def test_a_forget_from_few_samples_of_few_units_stays_compact_and_exact(kept):
+    # small widths, duplicates and most rows forgotten: the factor follows where its G is the
+    # subtracted one to rounding, and lambda and the predictions are a fresh fit's
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((300, 30)), rng.integers(0, 3, 300)
+    X[150:], y[150:] = X[:150], y[:150]  # every sample learned twice
+    params = dict(projection="orthogonal", n_components=800, random_state=1)
+    clf = ContinualClassifier(**params).fit(X, y)
+    clf.forget(X[kept:], y[kept:])
+    fresh = ContinualClassifier(**params).fit(X[:kept], y[:kept])
+    assert clf.statistics_.factored and clf.statistics_.n_samples == kept
+    assert clf.alpha_ == fresh.alpha_
+    np.testing.assert_array_equal(clf.predict(X), fresh.predict(X))
+
+
 def test_forget_all_samples_of_a_class_removes_it(digits):
     X, y, _, _ = digits
     clf = ContinualClassifier(n_components=300, alpha=1.0).fit(X, y)

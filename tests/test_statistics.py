@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forgetless.statistics import SufficientStatistics, symmetrize_upper
+from forgetless.statistics import (
+    SufficientStatistics,
+    _downdated_factor,
+    _stacked_factor,
+    symmetrize_upper,
+)
 
 
 @pytest.mark.parametrize("m", [1, 255, 256, 257, 600])
@@ -129,3 +134,19 @@ def test_packing_the_triangle_is_lossless():
     assert np.array_equal(unpack_upper(packed, 7), upper)
     with pytest.raises(ValueError, match="28 values"):
         unpack_upper(packed[:-1], 7)
+
+
+def test_a_downdated_factor_is_that_of_the_rows_left() -> None:
+    rng = np.random.default_rng(3)
+    H = rng.standard_normal((9, 30))
+    H[4] = H[2]  # a sample learned twice: forgetting one copy leaves the other
+    R = _stacked_factor(np.zeros((0, 30)), H)
+    gone = [2, 7]
+    left = np.setdiff1d(np.arange(9), gone)
+    kept = _downdated_factor(R, H[gone])
+    assert kept.shape == (7, 30) and not np.tril(kept, -1).any()
+    np.testing.assert_allclose(kept.T @ kept, H[left].T @ H[left], atol=1e-12)
+    # rows outside the span, or one too many, are not among the rows: no factor
+    assert _downdated_factor(R, rng.standard_normal((1, 30))) is None
+    assert _downdated_factor(R, H[[2, 2, 2]]) is None  # only two copies were learned
+    assert _downdated_factor(R, H[:0]).shape == R.shape

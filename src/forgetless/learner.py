@@ -719,7 +719,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self.classes_.size,
             self.statistics_.per_class_gram,
             self.chunk_size,
-            compact=False,  # subtracting keeps G whole
+            # rows forgotten from a factor: their own factor, so that what is left stays one
+            compact=self.statistics_.factored,
         )
         self._subtract(params, batch, "these samples")
         return self
@@ -775,6 +776,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"cannot forget {what}: {err}, so they were not all learned (or were already "
                 "forgotten); nothing was changed"
             ) from err
+        remaining.downdate_factor(self.statistics_, removed)  # few rows left: compact again
         remaining.zero_if_empty()  # checked first: zeros would pass any check
         # sums removed with float32 products leave float32's rounding in what remains
         single = params["compute_dtype"] == "float32"

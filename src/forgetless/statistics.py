@@ -16,8 +16,10 @@ While fewer samples than half the width have been added, G is kept as its triang
 holds n x M values instead of G's M (M + 1) / 2, so files grow with what was learned. A batch
 bound for sums that keep G whole is summed by a rank-k update, never factorised. R reveals
 exactly what G does (any rotation of the rows gives the same G), and G is always computed from
-it the same way, so a saved and reloaded model is the same model, bit for bit. Past that size,
-and after any subtraction, G is kept as its upper triangle.
+it the same way, so a saved and reloaded model is the same model, bit for bit. Past that size
+G is kept as its upper triangle; a subtraction gives the triangle too, unless the rows
+subtracted were some of the factor's and the factor of those left matches it
+(:meth:`SufficientStatistics.downdate_factor`).
 
 >>> import numpy as np
 >>> H = np.arange(12.0).reshape(4, 3)
@@ -103,6 +105,63 @@ def _stacked_factor_here(R: np.ndarray, H: np.ndarray) -> np.ndarray:
         out[:r, r:] = top
         out[r:, r:] = linalg.qr(rest, mode="r", check_finite=False)[0]
     return out
+
+
+# How far a downdated factor's G may be from the subtracted one: this share of the lambda
+# search's rounding floor (SufficientStatistics.downdate_factor).
+_DOWNDATE_SHARE = 1 / 16
+
+
+def _downdated_factor(R: np.ndarray, F: np.ndarray, rounding: float = 1e-9) -> np.ndarray | None:
+    """The factor of ``R^T R - F^T F`` with one row fewer per row of F, where the k rows of F
+    were among the n rows that R sums: forgetting some of few samples keeps the sums compact.
+
+    The rows' coordinates C in R's row space (F = C R) give R^T R - F^T F = R^T (I - C^T C) R.
+    Rows learned apart from each other (R's triangle not singular) each take one direction of
+    that space whole (C's singular values are 1): what is left is R's rows in the other n - k
+    directions, triangularised, O(n^2 M). Otherwise (duplicates, dependent rows) the Gram
+    matrix of D = (I - C^T C)^1/2 R loses k dimensions, found by two n x n eigendecompositions.
+    None (the caller keeps G whole) where F lies outside R's row space, I - C^T C is not
+    positive semi-definite to ``rounding`` or the span does not lose k dimensions: then F's
+    rows were not all among R's, whatever sums alone can show.
+
+    >>> rng = np.random.default_rng(0); H = rng.standard_normal((5, 12))
+    >>> R = _stacked_factor(np.zeros((0, 12)), H)
+    >>> kept = _downdated_factor(R, H[[1, 3]])
+    >>> kept.shape, bool(np.allclose(kept.T @ kept, H[[0, 2, 4]].T @ H[[0, 2, 4]]))
+    ((3, 12), True)
+    >>> _downdated_factor(R, rng.standard_normal((1, 12))) is None  # never learned
+    True
+    """
+    n, k = R.shape[0], F.shape[0]
+    if k == 0 or k > n:
+        return R.copy() if k == 0 else None
+    empty = np.zeros((0, R.shape[1]))
+    with one_thread():  # bits independent of the BLAS thread count, as _stacked_factor's
+        diagonal = np.abs(np.diagonal(R[:, :n]))
+        apart = diagonal.min() > 1e-10 * diagonal.max()
+        if apart:  # F[:, :n] = C T with T R's leading triangle
+            coordinates = linalg.solve_triangular(
+                R[:, :n], F[:, :n].T, trans="T", check_finite=False
+            ).T
+        else:
+            coordinates = linalg.lstsq(R.T, F.T, cond=1e-10, check_finite=False)[0].T
+        if np.linalg.norm(F - coordinates @ R) > 1e-8 * np.linalg.norm(F):
+            return None
+        _, sizes, directions = np.linalg.svd(coordinates, full_matrices=False)
+        if sizes[0] > 1.0 + rounding:
+            return None  # more of a direction removed than R holds: sums of no data
+        if apart and sizes[-1] >= 1.0 - rounding:
+            rest = linalg.qr(directions.T, check_finite=False)[0][:, k:]  # the other directions
+            return _stacked_factor(empty, rest.T @ R)
+        w, V = np.linalg.eigh(np.eye(n) - coordinates.T @ coordinates)
+        if w[0] < -rounding:
+            return None
+        D = (np.sqrt(np.maximum(w, 0.0))[:, None] * V.T) @ R
+        s, U = np.linalg.eigh(D @ D.T)
+        if s[:k].sum() > rounding * max(float(s.sum()), 1e-300):
+            return None
+        return _stacked_factor(empty, U[:, k:].T @ D)
 
 
 def _gram_of_factor(R: np.ndarray) -> np.ndarray:
@@ -489,6 +548,30 @@ class SufficientStatistics:
             pairs = zip(self._class_grams, other._class_grams, strict=True)
             new._class_grams = [a - b for a, b in pairs]
         return new
+
+    def downdate_factor(self, before: SufficientStatistics, removed: SufficientStatistics) -> bool:
+        """Keep G as the factor of the rows left, where these sums are ``before.minus(removed)``
+        (checked first: :meth:`check_attainable` runs on the subtraction) and both kept
+        factors: the downdated factor (:func:`_downdated_factor`) replaces G where its G is the
+        subtracted one to rounding (a sixteenth of the M eps of G's largest diagonal value
+        that the lambda search counts as zero, plus what n sums of ``before``'s size round
+        to, the subtraction's own error: a factor rounded further could move lambda away from
+        a fresh fit's choice). Returns whether it did; G stays whole otherwise, as before."""
+        if before._factor is None or removed._factor is None or self.per_class_gram:
+            return False
+        factor = _downdated_factor(before._factor, removed._factor)
+        if factor is None or factor.shape[0] != self.n_samples:
+            return False
+        gram = _gram_of_factor(factor)
+        eps = np.finfo(np.float64).eps
+        allowed = eps * (
+            _DOWNDATE_SHARE * self.n_components * float(np.diag(self._gram_upper).max())
+            + before.n_samples * float(np.diag(before._upper()).max())
+        )
+        if np.abs(gram - self._gram_upper).max(initial=0.0) > allowed:
+            return False
+        self._factor, self._gram_upper, self._gram_stale = factor, gram, False
+        return True
 
     def zero_if_empty(self) -> None:
         """With no row left, make every sum exactly what no rows sum to, not the rounding
