@@ -388,3 +388,13 @@ def test_repeated_list_flags_keep_every_value(tmp_path, monkeypatch):
         with pytest.raises(Reached) as got:
             main(["demo", "--output", str(tmp_path / "d"), *extra])
         assert got.value.args[0].seeds == seeds
+
+
+def test_a_report_without_matplotlib_says_what_to_install(small_run, tmp_path, capsys, monkeypatch):
+    # the files line listed no PNG and said nothing of why
+    (tmp_path / "results.json").write_text(json.dumps(small_run))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'no plots: they need matplotlib, pip install -e ".[report]"' in out
+    assert not list(tmp_path.glob("*.png"))

@@ -191,8 +191,17 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     print(format_table(*summary_table(results)))
     for line in adaptation_lines(results):
         print(f"first-session adaptation, {line}")
-    print(f"\nwrote {path} and {', '.join(files)} in {path.parent}")
+    print(f"\nwrote {path} and {', '.join(files)} in {path.parent}{_without_plots(files)}")
     return 0
+
+
+def _without_plots(files: list[str]) -> str:
+    """What to install where the report has no plots (matplotlib is missing), else ''."""
+    from forgetless._install import install_line
+
+    if any(name.endswith(".png") for name in files):
+        return ""
+    return f" (no plots: they need matplotlib, {install_line('report', 'matplotlib')})"
 
 
 def _error(command: str, message: str) -> int:
@@ -222,7 +231,7 @@ def _run_report(args: argparse.Namespace) -> int:
         )
     except OSError as err:
         return _error("report", f"cannot write the report in {args.run_dir}: {err}")
-    print(f"wrote {', '.join(files)} in {args.run_dir}")
+    print(f"wrote {', '.join(files)} in {args.run_dir}{_without_plots(files)}")
     return 0
 
 
