@@ -233,6 +233,22 @@ def test_forgetting_some_of_few_samples_keeps_the_sums_compact(digits, tmp_path)
         np.testing.assert_array_equal(clf.coef_, coef)
 
 
+def test_a_downdate_that_fails_to_converge_keeps_the_forget_exact(digits, monkeypatch):
+    import forgetless.statistics
+
+    def fails(R, F):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(forgetless.statistics, "_downdated_factor", fails)
+    X, y, Xt, _ = digits
+    params = dict(projection="orthogonal", n_components=1000, random_state=0)
+    clf = ContinualClassifier(**params).fit(X[:200], y[:200]).forget(X[:20], y[:20])
+    fresh = ContinualClassifier(**params).fit(X[20:200], y[20:200])
+    assert not clf.statistics_.factored  # G kept whole, as before downdates
+    assert clf.alpha_ == fresh.alpha_
+    np.testing.assert_array_equal(clf.predict(Xt), fresh.predict(Xt))
+
+
 @pytest.mark.parametrize("kept", [1, 150])
 def test_a_forget_from_few_samples_of_few_units_stays_compact_and_exact(kept):
     # small widths, duplicates and most rows forgotten: the factor follows where its G is the

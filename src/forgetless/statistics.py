@@ -559,7 +559,10 @@ class SufficientStatistics:
         a fresh fit's choice). Returns whether it did; G stays whole otherwise, as before."""
         if before._factor is None or removed._factor is None or self.per_class_gram:
             return False
-        factor = _downdated_factor(before._factor, removed._factor)
+        try:
+            factor = _downdated_factor(before._factor, removed._factor)
+        except np.linalg.LinAlgError:  # a factorisation that did not converge: G stays whole
+            return False
         if factor is None or factor.shape[0] != self.n_samples:
             return False
         gram = _gram_of_factor(factor)
