@@ -233,6 +233,30 @@ def test_forgetting_some_of_few_samples_keeps_the_sums_compact(digits, tmp_path)
         np.testing.assert_array_equal(clf.coef_, coef)
 
 
+def test_forgetting_recorded_sums_of_few_samples_keeps_the_sums_compact(digits, tmp_path):
+    # a class's sums recorded as their factor (few rows) remove as one: the learner keeps G as
+    # the factor of the rows left (before, forget_statistics turned it into the M x M triangle)
+    from forgetless.engine import make_engine
+
+    X, y, Xt, _ = digits
+    X, y = X[:300], y[:300]
+    params = dict(projection="orthogonal", n_components=2000, random_state=0)
+    clf = ContinualClassifier(**params).fit(X, y)
+    rows = np.flatnonzero(y == 3)
+    record = make_engine(None).statistics(
+        clf.projection_, X[rows], np.zeros(rows.size, dtype=np.int64), 1
+    )
+    assert record.factored
+    clf.forget_statistics(record, [3])
+    fresh = ContinualClassifier(**params).fit(X[y != 3], y[y != 3])
+    assert clf.statistics_.factored and clf.statistics_.n_samples == fresh.statistics_.n_samples
+    assert clf.alpha_ == fresh.alpha_
+    np.testing.assert_array_equal(clf.predict(Xt), fresh.predict(Xt))
+    clf.save(tmp_path / "forgot.fl")
+    fresh.save(tmp_path / "fresh.fl")
+    assert (tmp_path / "forgot.fl").stat().st_size <= 1.01 * (tmp_path / "fresh.fl").stat().st_size
+
+
 def test_a_downdate_that_fails_to_converge_keeps_the_forget_exact(digits, monkeypatch):
     import forgetless.statistics
 

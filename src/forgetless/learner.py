@@ -747,13 +747,15 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if unknown.size:
             raise ValueError(f"cannot forget classes never learned: {unknown.tolist()}")
         columns = np.searchsorted(self.classes_, classes)  # classes_ is sorted
-        aligned = SufficientStatistics.from_sums(
-            statistics.gram_upper,
-            np.zeros((statistics.n_components, self.classes_.size)),
-            np.zeros(self.classes_.size, dtype=np.int64),
+        sums = np.zeros((statistics.n_components, self.classes_.size))
+        counts = np.zeros(self.classes_.size, dtype=np.int64)
+        sums[:, columns], counts[columns] = statistics.class_sums, statistics.counts
+        # sums of few rows kept as their factor remove as one, so what is left stays compact
+        aligned = (
+            SufficientStatistics.from_factor(statistics.factor, sums, counts)
+            if statistics.factored
+            else SufficientStatistics.from_sums(statistics.gram_upper, sums, counts)
         )
-        aligned.class_sums[:, columns] = statistics.class_sums
-        aligned.counts[columns] = statistics.counts
         if self.statistics_.per_class_gram:
             raise ValueError(
                 "with per_class_gram=True use forget_classes (the class Gram matrices are kept)"
