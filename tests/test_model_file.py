@@ -666,3 +666,26 @@ def test_semantically_wrong_files_are_refused_by_the_learner(semantic_outcomes, 
     outcome = semantic_outcomes[case]
     assert outcome["load"][0] == "ModelFileError", outcome["load"]
     assert outcome["peak_mb"] < RSS_LIMIT_MB, outcome
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("seed", 5), ("activation", "tanh"), ("bias", True), ("scale", "ranpac"), ("gamma", 0.5)],
+)
+def test_a_layer_other_than_its_parameters_build_is_refused(tmp_path, key, value):
+    """A file whose layer settings (its signature made to match) differ from what its
+    parameters and seed build: its sums were summed under another layer, so it is refused,
+    naming the setting, where it loaded and predicted otherwise."""
+    from forgetless.layers import layer_from_config
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), np.arange(60) % 3
+    ContinualClassifier(projection="gaussian", n_components=32).fit(X, y).save(tmp_path / "a.fl")
+
+    def edit(metadata):
+        metadata["layer"][key] = value
+        metadata["layer_signature"] = layer_from_config(metadata["layer"]).signature()
+
+    _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit)
+    with pytest.raises(ModelFileError, match=f"does not match the parameters and seed: {key}"):
+        ContinualClassifier.load(tmp_path / "b.fl")

@@ -41,6 +41,7 @@ from forgetless.layers import (
     PROJECTIONS,
     build_bytes,
     check_layer_params,
+    expected_config,
     layer_from_config,
     make_layer,
     resolve_projection,
@@ -360,18 +361,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         seed = params["random_state"]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
-        # "auto" building no layer leaves the features as they are: its activation and bias
-        # are the random layer's, which it did not build
-        unlifted = params["projection"] == "auto" and kind == "none"
         layer = make_layer(
             kind,
             n_features=X.shape[1],
             n_components=params["n_components"],
             seed=int(seed),
-            activation=None if unlifted else params["activation"],
-            bias=False if unlifted else params["bias"],
-            scale=params["projection_scale"],
-            gamma=params["gamma"],
+            **_layer_settings(params, kind),
             params=params["projection_params"],
             X=X,
             y_index=y_index,
@@ -1009,6 +1004,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         layer = layer_from_config(config, layer_arrays)
         if layer.n_outputs != m or layer.n_features != n_features:
             raise ModelFileError(f"the layer's shape does not match the statistics ({m} units)")
+        _check_layer_settings(layer, params, kind, seed)
         signature = metadata["layer_signature"]
         if not np.allclose(layer.signature(), signature, rtol=1e-6, atol=1e-9):
             raise ModelFileError(
@@ -1057,6 +1053,49 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             }
         )
         return clf
+
+
+def _layer_settings(params: dict[str, Any], kind: str, earlier: bool = False) -> dict[str, Any]:
+    """The settings a learner with these parameters gives its layer of this kind (besides
+    widths, seed and ``projection_params``); ``earlier``: the rule of releases before "auto"
+    left unlifted features as they are (files of theirs hold that layer)."""
+    # "auto" building no layer leaves the features as they are: its activation and bias are
+    # the random layer's, which it did not build
+    unlifted = params["projection"] == "auto" and kind == "none" and not earlier
+    return {
+        "activation": None if unlifted else params["activation"],
+        "bias": False if unlifted else params["bias"],
+        "scale": params["projection_scale"],
+        "gamma": params["gamma"],
+    }
+
+
+def _check_layer_settings(layer: Any, params: dict[str, Any], kind: str, seed: int) -> None:
+    """A model file's layer is the one its parameters and seed build (ModelFileError): a random
+    layer's settings all follow from them, a guided layer's seed too."""
+    saved = layer.config()
+    rules = (False, True) if params["projection"] == "auto" and kind == "none" else (False,)
+    allowed = [
+        expected_config(
+            kind,
+            layer.n_features,
+            params["n_components"],
+            seed,
+            **_layer_settings(params, kind, earlier),
+        )  # fmt: skip
+        for earlier in rules
+    ]
+    if any(all(saved.get(k) == value for k, value in e.items()) for e in allowed):
+        return
+    expected = allowed[0]  # today's rule
+    raise ModelFileError(
+        "the layer does not match the parameters and seed: "
+        + ", ".join(
+            f"{k} {saved.get(k)!r} (expected {v!r})"
+            for k, v in expected.items()
+            if saved.get(k) != v
+        )
+    )
 
 
 def _physical_memory() -> int | None:

@@ -54,6 +54,7 @@ __all__ = [
     "build_bytes",
     "check_layer_params",
     "default_activation",
+    "expected_config",
     "fwht",
     "layer_class",
     "layer_from_config",
@@ -182,6 +183,26 @@ def make_layer(
     if params:
         raise ValueError(f"projection_params {sorted(params)} apply only to projection='guided'")
     return RandomProjection(kind, n_features, n_components, seed, activation, bias, scale, gamma)
+
+
+def expected_config(
+    kind: str,
+    n_features: int,
+    n_components: int,
+    seed: int,
+    activation: str | None = None,
+    bias: bool = False,
+    scale: str = "unit",
+    gamma: float | None = None,
+) -> dict[str, Any]:
+    """What the configuration of a layer built with these settings holds, without building
+    it: a random layer's every setting (:meth:`RandomProjection.settings_for`); a guided
+    layer's seed (the rest follows its data). A model file's layer is checked against it."""
+    if kind == "guided":
+        return {"seed": int(seed)}
+    return RandomProjection.settings_for(
+        kind, n_features, n_components, seed, activation, bias, scale, gamma
+    )
 
 
 def build_bytes(config: dict[str, Any]) -> int:

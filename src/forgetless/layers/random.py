@@ -75,6 +75,32 @@ class RandomProjection(Layer):
         scale: str = "unit",
         gamma: float | None = None,
     ) -> None:
+        settings = self.settings_for(
+            kind, n_features, n_components, seed, activation, bias, scale, gamma
+        )
+        self.kind = settings["kind"]
+        self.n_features = settings["n_features"]
+        self.n_components = settings["n_components"]
+        self.seed = settings["seed"]
+        self.activation = settings["activation"]
+        self.bias = settings["bias"]
+        self.scale = settings["scale"]
+        self.gamma = settings["gamma"]
+        self._build()
+
+    @staticmethod
+    def settings_for(
+        kind: str,
+        n_features: int,
+        n_components: int = 2000,
+        seed: int = 0,
+        activation: str | None = None,
+        bias: bool = False,
+        scale: str = "unit",
+        gamma: float | None = None,
+    ) -> dict[str, Any]:
+        """The checked, completed settings (what :meth:`config` returns) of the layer these
+        arguments build, without drawing it: a model file's layer is checked against them."""
         if kind not in RANDOM_KINDS:
             raise ValueError(
                 f"unknown projection {kind!r}; choose one of {', '.join(RANDOM_KINDS)}, guided"
@@ -94,15 +120,16 @@ class RandomProjection(Layer):
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         if gamma is not None and not 0 < gamma <= 1e100:  # sqrt(2 gamma) W must stay finite
             raise ValueError(f"gamma must be in (0, 1e100], got {gamma}")
-        self.kind = kind
-        self.n_features = int(n_features)
-        self.n_components = self.n_features if kind == "none" else int(n_components)
-        self.seed = int(seed)
-        self.activation = activation
-        self.bias = bool(bias)
-        self.scale = scale
-        self.gamma = gamma
-        self._build()
+        return {
+            "kind": kind,
+            "n_features": int(n_features),
+            "n_components": int(n_features) if kind == "none" else int(n_components),
+            "seed": int(seed),
+            "activation": activation,
+            "bias": bool(bias),
+            "scale": scale,
+            "gamma": gamma,
+        }
 
     # ------------------------------------------------------------------ construction
     def _build(self) -> None:
