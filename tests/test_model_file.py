@@ -689,3 +689,29 @@ def test_a_layer_other_than_its_parameters_build_is_refused(tmp_path, key, value
     _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit)
     with pytest.raises(ModelFileError, match=f"does not match the parameters and seed: {key}"):
         ContinualClassifier.load(tmp_path / "b.fl")
+
+
+@pytest.mark.parametrize("head", ["rls", "owm"])
+def test_head_arrays_of_another_alpha_or_sums_are_refused(tmp_path, head):
+    """A recursive head's P (and the RLS head's W) must be those of the file's sums and alpha:
+    arrays of another alpha, or a W not solving the sums, loaded and predicted as another
+    model than the file says (a later forget re-derived them from the sums)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((90, 6)) + (np.arange(90) % 3)[:, None], np.arange(90) % 3
+    settings = dict(head=head, projection="orthogonal", n_components=40, random_state=0)
+    model = ContinualClassifier(alpha=100.0, **settings)
+    for start in range(0, 90, 9):  # recursive updates: the file's own arrays load
+        model.partial_fit(X[start : start + 9], y[start : start + 9], classes=[0, 1, 2])
+    model.save(tmp_path / "a.fl")
+    ContinualClassifier.load(tmp_path / "a.fl")
+    ContinualClassifier(alpha=1.0, **settings).fit(X, y).save(tmp_path / "other.fl")
+    _, other = read_model_file(tmp_path / "other.fl", kind="forgetless-model", version=3)
+    for name in ("head.P", "head.W"):
+        if name == "head.W" and head == "owm":
+            continue  # its coefficients depend on the order of the tasks, not on the sums alone
+        _forge(
+            tmp_path / "a.fl", tmp_path / "b.fl",
+            edit_arrays=lambda arrays, name=name: arrays.__setitem__(name, other[name]),
+        )  # fmt: skip
+        with pytest.raises(ModelFileError, match=f"head's {name[-1]} "):
+            ContinualClassifier.load(tmp_path / "b.fl")
