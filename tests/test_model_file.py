@@ -715,3 +715,21 @@ def test_head_arrays_of_another_alpha_or_sums_are_refused(tmp_path, head):
         )  # fmt: skip
         with pytest.raises(ModelFileError, match=f"head's {name[-1]} "):
             ContinualClassifier.load(tmp_path / "b.fl")
+
+
+def test_per_class_gram_matrices_that_do_not_make_g_are_refused(tmp_path):
+    """A file whose kept G_c are not the classes' own (here one scaled by 50) loaded, and
+    forget_classes then subtracted it into a G of negative diagonal without a word."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((90, 6)) + (np.arange(90) % 3)[:, None], np.arange(90) % 3
+    clf = ContinualClassifier(n_components=20, per_class_gram=True, random_state=0).fit(X, y)
+    clf.save(tmp_path / "a.fl")
+    ContinualClassifier.load(tmp_path / "a.fl").forget_classes([0])  # the file's own: fine
+
+    def scale_first(arrays):
+        arrays["statistics.class_grams_packed"] = arrays["statistics.class_grams_packed"].copy()
+        arrays["statistics.class_grams_packed"][0] *= 50.0
+
+    _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=scale_first)
+    with pytest.raises(ModelFileError, match="per-class Gram matrices do not sum to G"):
+        ContinualClassifier.load(tmp_path / "b.fl")

@@ -198,6 +198,7 @@ def select_alpha(
     method: str = "auto",
     counts: np.ndarray | None = None,
     criterion: str = "auto",
+    spread: bool = True,
     _lattice: np.ndarray | None = None,
 ) -> tuple[GCVPoint, list[GCVPoint]]:
     """Choose lambda over all accumulated statistics.
@@ -263,7 +264,9 @@ def select_alpha(
     merge) left them.
 
     Where the criterion is undefined everywhere (too few samples to leave residual degrees of
-    freedom, as with a single sample) the largest lambda is chosen.
+    freedom, as with a single sample) the largest lambda is chosen. ``spread=False`` says so
+    up front (a single sample, centred: G is zero whatever rounding the route to these sums
+    left, such as a forget of other samples): the lattice of a zero trace, its largest lambda.
 
     Returns the best point and every point scored, sorted by lambda. The warm walk, the
     quadratures and the row space return coefficients with their best point (from the
@@ -275,7 +278,7 @@ def select_alpha(
     rows = gram if isinstance(gram, RowSpace) else None
     m = rows.width if rows is not None else gram.shape[0]
     floor = m * np.finfo(np.float64).eps * (scale if scale is not None else 0.0)
-    trace = rows.trace() if rows is not None else ops.trace(gram)
+    trace = (rows.trace() if rows is not None else ops.trace(gram)) if spread else 0.0
     trace = trace if trace > m * floor else 0.0
     mean_eig = trace / m if trace > 0 else 1.0
     lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
@@ -320,6 +323,9 @@ def select_alpha(
             raise ValueError("alphas must be a non-empty list of positive numbers")
     scorer = _Scorer(n, energy, extra_df, counts, class_sums.shape[1], criterion, m)
     grid = np.unique(alphas) if alphas is not None else 10.0 ** np.arange(lo, hi + 1e-9, tolerance)
+    if not spread:
+        points = [GCVPoint(float(a), math.inf) for a in grid]
+        return _choose(points, interior=alphas is None), points
     if rows is not None:  # global and cheap: no warm walk needed
         quadrature = alphas is None and trace > 0 and method in ("auto", "rational")
         return _row_space_search(rows, class_sums, grid, floor, scorer, alphas is None, quadrature)

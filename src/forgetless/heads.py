@@ -176,6 +176,8 @@ class RidgeHead(Head):
                 "ops": ops,
                 "scale": float(stats.diagonal().max(initial=0.0)),
                 "counts": stats.counts,
+                # one sample has no spread about its mean, whatever a forget's rounding left
+                "spread": not (centre and n == 1),
             }
             if space is None and _few_samples(stats, ops):
                 # A fresh fit on these samples would score lambda exactly on its row space (or

@@ -764,6 +764,17 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not removed.all_finite():
             raise _overflow()
         remaining = self.statistics_.minus(removed)
+        self._check_removal(params, remaining, what)
+        remaining.downdate_factor(self.statistics_, removed)  # few rows left: compact again
+        remaining.zero_if_empty()  # checked first: zeros would pass any check
+        # sums removed with float32 products leave float32's rounding in what remains
+        single = params["compute_dtype"] == "float32"
+        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0), single)
+
+    def _check_removal(
+        self, params: dict[str, Any], remaining: SufficientStatistics, what: str
+    ) -> None:
+        """Refuse (nothing changed) a removal after which the sums are those of no data."""
         # float32 products (now, or in sums learned or merged before) round to about 1e-7
         float32 = params["compute_dtype"] == "float32" or self._single_sums()
         try:
@@ -773,11 +784,6 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"cannot forget {what}: {err}, so they were not all learned (or were already "
                 "forgotten); nothing was changed"
             ) from err
-        remaining.downdate_factor(self.statistics_, removed)  # few rows left: compact again
-        remaining.zero_if_empty()  # checked first: zeros would pass any check
-        # sums removed with float32 products leave float32's rounding in what remains
-        single = params["compute_dtype"] == "float32"
-        self._commit_removal(params, remaining, np.flatnonzero(remaining.counts == 0), single)
 
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
@@ -797,6 +803,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         remaining = self.statistics_.copy()
         for c in index:
             remaining.subtract_class(int(c))
+        # the kept G_c are checked when a file is read; sums merged from elsewhere may not be
+        self._check_removal(params, remaining, "these classes")
         self._commit_removal(params, remaining, index)
         return self
 
@@ -1347,7 +1355,25 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
     except ValueError as err:
         raise ModelFileError(str(err)) from None
     _check_cauchy_schwarz(stats.diagonal(), stats.class_sums, stats.counts, stats._upper())
+    if stats.per_class_gram:
+        _check_class_grams(stats, rounding)
     return stats
+
+
+def _check_class_grams(stats: SufficientStatistics, rounding: float) -> None:
+    """Each kept G_c must be a class's own (a non-negative diagonal, Cauchy-Schwarz with its
+    class sums) and together they must make G: ``forget_classes`` subtracts them."""
+    upper = np.triu(stats.gram_upper)
+    total = np.zeros_like(upper)
+    for c in range(stats.n_classes):
+        gram = np.triu(stats.class_gram(c))
+        diagonal = np.diag(gram)
+        if np.any(diagonal < -rounding):
+            raise ModelFileError(f"the Gram matrix of class column {c} has a negative diagonal")
+        _check_cauchy_schwarz(diagonal, stats.class_sums[:, [c]], stats.counts[[c]], gram)
+        total += gram
+    if np.abs(total - upper).max(initial=0.0) > rounding:
+        raise ModelFileError("the per-class Gram matrices do not sum to G")
 
 
 # The margin for rounding when a file's sums are checked, relative to G's largest entries:
