@@ -20,6 +20,21 @@ CASES = {
     "malformed-toml": ("bad.toml", GOOD + "[scenario\nkind = 1\n", ["not valid TOML", "line 4"]),
     "malformed-yaml": ("bad.yaml", "dataset: digits\nscenario: {kind: [\n", ["not valid YAML"]),
     "yaml-list": ("list.yaml", "- dataset\n- digits\n", ["mapping", "list"]),
+    "yaml-key-twice": (  # PyYAML kept the last silently: the run took seeds [2]
+        "twice.yaml",
+        "dataset: digits\nseeds: [0, 1]\nmethods: [ncm]\nseeds: [2]\n",
+        ["not valid YAML", "'seeds' is given twice", "line 4"],
+    ),
+    "image-size-too-small": (  # it passed, and the encoder failed after the data loaded
+        "small.toml",
+        GOOD + 'encoder = "efficientnet-lite0"\nencoder_options = {image_size = 5}\n',
+        ["encoder_options.image_size = 5", "[32, 1024]"],
+    ),
+    "raw-size-too-large": (  # 4 GB of pixels per batch, found only once loaded
+        "large.toml",
+        GOOD + "encoder_options = {size = 2000}\n",
+        ["encoder_options.size = 2000", "[4, 64]"],
+    ),
     "scenario-key": (
         "scenario.toml",
         GOOD + CI + "increment = 2\nincrememt = 3\n",
@@ -207,6 +222,32 @@ def test_the_scenario_flag_keeps_the_files_table_of_its_kind(tmp_path, monkeypat
         main(["run", "--config", str(path), "--scenario", "class-incremental", "--output", out])
     with pytest.raises(Reached, match="^{'kind': 'domain-incremental'}$"):  # other keys
         main(["run", "--config", str(path), "--scenario", "domain-incremental", "--output", out])
+
+
+def test_the_scenario_flag_completes_a_table_that_names_no_kind(tmp_path, monkeypatch, capsys):
+    """A [scenario] table without kind, given its kind by --scenario, kept its keys out (one
+    step of all classes instead of steps of 5); a file value that is no table, under a flag,
+    is one line naming the file (it was a traceback)."""
+    path = tmp_path / "nokind.toml"
+    path.write_text(GOOD + "[scenario]\nincrement = 5\n")
+
+    def reached(config):
+        raise Reached(config.scenario)
+
+    monkeypatch.setattr(forgetless.experiment, "run", reached)
+    out = str(tmp_path / "r")
+    with pytest.raises(Reached, match="'increment': 5"):
+        main(["run", "--config", str(path), "--scenario", "class-incremental", "--output", out])
+    for text, flag, problem in (
+        ('scenario = "class-incremental"\n', ["--scenario", "few-shot"], "scenario = "),
+        ('first_session_adaptation = "yes"\n', ["--adapt"], "first_session_adaptation = "),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text + GOOD)
+        assert main(["run", "--config", str(bad), *flag, "--output", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"forgetless run: error: {bad}: {problem}"), err
+        assert "must be a table" in err and "\n" not in err
 
 
 def test_demo_runs_configs_demo_digits(tmp_path, monkeypatch):

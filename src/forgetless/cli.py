@@ -136,10 +136,19 @@ def _run_run(args: argparse.Namespace) -> int:
             continue
         given[key] = "--" + dest.replace("_", "-")
         table, _, name = key.rpartition(".")
-        if key == "scenario":  # the file's table stays when it is of that kind
-            if config.scenario.get("kind") != value:  # (another kind's keys would not fit)
-                config.scenario = {"kind": value}
+        if key == "scenario":  # the file's table stays when it is of that kind or names none
+            if not isinstance(config.scenario, dict):
+                del given[key]  # the file's bad value: validate names it
+                continue
+            kind = config.scenario.get("kind")
+            # another kind's keys would not fit; a table naming no kind is the flag's
+            config.scenario = (
+                {**config.scenario, "kind": value} if kind in (None, value) else {"kind": value}
+            )
         elif key == "first_session_adaptation":  # --adapt [METHOD]: keep the file's table
+            if not isinstance(config.first_session_adaptation, dict | None):
+                del given[key]  # the file's bad value: validate names it
+                continue
             table = dict(config.first_session_adaptation or {})
             if value:
                 table["method"] = value

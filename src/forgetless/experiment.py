@@ -447,7 +447,13 @@ class RunConfig:
         """``dataset_options`` / ``encoder_options`` against the loader's or built-in encoder's
         keyword arguments (adapters take free-form options, checked when they are built)."""
         from forgetless.data import _LOADERS
-        from forgetless.encoders import _BUILTIN, READOUTS, _builtin
+        from forgetless.encoders import (
+            _BUILTIN,
+            IMAGE_SIZE_OPTION,
+            IMAGE_SIZES,
+            READOUTS,
+            _builtin,
+        )
 
         loader = _keywords(_LOADERS[self.dataset])
         _check_table(
@@ -466,6 +472,11 @@ class RunConfig:
             _ENCODER_RANGES,
             context=f" for encoder {_show(self.encoder)}",
         )
+        size_option = IMAGE_SIZE_OPTION.get(self.encoder)
+        size = (self.encoder_options or {}).get(size_option)
+        if size is not None:  # the sides the encoder can read (too small, or gigabytes per batch)
+            low, high = IMAGE_SIZES[self.encoder]
+            _check(f"encoder_options.{size_option}", size, _Number(low, high, integer=True))
         readout = (self.encoder_options or {}).get("readout")
         if readout is not None and self.encoder in READOUTS:  # each encoder names its own
             _check("encoder_options.readout", readout, _OneOf(READOUTS[self.encoder]))
@@ -617,7 +628,7 @@ class RunConfig:
             except ImportError:
                 raise fail("YAML configs need PyYAML: pip install pyyaml") from None
             try:
-                data = yaml.safe_load(text)
+                data = yaml.load(text, Loader=_unique_keys_loader(yaml))  # noqa: S506 (safe)
             except yaml.YAMLError as err:
                 raise fail(f"not valid YAML: {_yaml_problem(err)}") from None
             data = {} if data is None else data
@@ -631,6 +642,34 @@ class RunConfig:
         if extra:
             raise fail(f"unknown config keys {extra}; known: {', '.join(sorted(known))}", extra[0])
         return cls(**data)
+
+
+def _unique_keys_loader(yaml: Any) -> type:
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last
+    silently, where TOML refuses: ``seeds`` twice ran the second list)."""
+
+    class UniqueKeys(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *anchor": its keys may be given again (they override)
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                twice = key in seen
+            except TypeError:  # an unhashable key: the safe loader's own error names it
+                break
+            if twice:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeys
 
 
 def _yaml_problem(err: Exception) -> str:

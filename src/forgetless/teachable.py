@@ -101,6 +101,7 @@ from typing import Any
 
 import numpy as np
 
+from forgetless.encoders import IMAGE_SIZE_OPTION, IMAGE_SIZES
 from forgetless.layers import AUTO_LIFT, resolve_projection
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
 from forgetless.persistence import (
@@ -372,14 +373,6 @@ class EncoderSpec:
         return f"fingerprint {self.fingerprint[:12]} vs {other.fingerprint[:12]}"
 
 
-IMAGE_SIZES = {"efficientnet-lite0": (32, 1024), "raw": (4, 64)}
-"""The image sides ``--image-size`` accepts (pixels): raw colour pixels of 64 x 64 are already
-12,288 values per image, whose statistics (no layer on features that wide) take 1.2 GB."""
-
-
-_SIZE_OPTION = {"efficientnet-lite0": "image_size", "raw": "size"}
-
-
 def check_image_size(name: str, size: Any) -> None:
     """Refuse an image side outside ``IMAGE_SIZES[name]`` (``--image-size``, or the encoder
     option it sets), before any image is read."""
@@ -388,7 +381,7 @@ def check_image_size(name: str, size: Any) -> None:
         raise InputError(f"--image-size must be a whole number of pixels, not {size!r}")
     if not low <= size <= high:
         raise InputError(
-            f"--image-size ({_SIZE_OPTION[name]}) for {name} must be in [{low}, {high}] "
+            f"--image-size ({IMAGE_SIZE_OPTION[name]}) for {name} must be in [{low}, {high}] "
             f"pixels, not {size}"
         )
 
@@ -641,8 +634,8 @@ class TeachableModel:
             raise InputError(f"--width must be an integer in [16, 8192], not {width!r}")
         options = dict(encoder_options or {})
         if isinstance(encoder, str):
-            if _SIZE_OPTION.get(encoder) in options:
-                check_image_size(encoder, options[_SIZE_OPTION[encoder]])
+            if IMAGE_SIZE_OPTION.get(encoder) in options:
+                check_image_size(encoder, options[IMAGE_SIZE_OPTION[encoder]])
             name, instance = encoder, build_encoder(encoder, options)
         else:
             name, instance = str(encoder.name), encoder

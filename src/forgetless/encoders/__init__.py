@@ -38,6 +38,14 @@ READOUTS: dict[str, tuple[str, str]] = {
     "minilm": ("layers", "last"),
 }
 
+IMAGE_SIZES = {"efficientnet-lite0": (32, 1024), "raw": (4, 64)}
+"""The image sides (pixels) the built-in image encoders accept (``--image-size``, or the
+option ``IMAGE_SIZE_OPTION`` names): EfficientNet's stride-32 stages need 32 pixels; raw colour
+pixels of 64 x 64 are already 12,288 values per image, whose statistics (no layer on features
+that wide) take 1.2 GB."""
+
+IMAGE_SIZE_OPTION = {"efficientnet-lite0": "image_size", "raw": "size"}
+
 
 def list_encoders() -> list[str]:
     """Built-in encoder names, then adapter prefixes (``"timm:"``, ...)."""
@@ -102,4 +110,12 @@ def load_encoder(name: str, /, **kwargs: Any) -> Encoder:
     return OnnxEncoder(path, output=output, **kwargs)
 
 
-__all__ = ["READOUTS", "Encoder", "EncoderNotAvailableError", "list_encoders", "load_encoder"]
+__all__ = [
+    "IMAGE_SIZES",
+    "IMAGE_SIZE_OPTION",
+    "READOUTS",
+    "Encoder",
+    "EncoderNotAvailableError",
+    "list_encoders",
+    "load_encoder",
+]
