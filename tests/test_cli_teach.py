@@ -240,6 +240,9 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
     assert code == 0 and out.splitlines()[0] == "input,label,probability"
     code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "1.0")
     assert code == 0 and out.count("unknown") == 12
+    # a class may be named "unknown" too: the table says which rows were rejected
+    assert out.splitlines()[0].split()[-1] == "rejected"
+    assert [line.split()[-1] for line in out.splitlines()[2:]] == ["yes"] * 12
     code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "0.0",
                        "--format", "json")  # fmt: skip
     assert code == 0 and not any(r["rejected"] for r in json.loads(out))

@@ -389,6 +389,10 @@ def _did_you_mean(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
             near = difflib.get_close_matches(item.split("=", 1)[0], flags, n=1, cutoff=0.7)
             if near:
                 return f"; did you mean {near[0]}?"
+    listed = [a for a in parser._actions if not a.option_strings and a.nargs in ("*", "+")]
+    if listed and not any(item.startswith("-") for item in unknown):
+        # the list of inputs ends at the first option: what follows an option is no input
+        return f"; give the {listed[0].metavar or listed[0].dest} before the options"
     return ""
 
 

@@ -551,6 +551,8 @@ def _predict(args: argparse.Namespace) -> int:
         header = ["input", "label", "probability"] + ([f"top {k}"] if k > 1 else [])
         if args.reject_unknown:
             header.append(f"distance (> {rows[0]['threshold']:.3f}: unknown)")
+        if rejecting:  # a rejected row's label can be a class's name too: say which it is
+            header.append("rejected")
         table = []
         for r in rows:
             row = [r["input"], r["label"], f"{r['probability']:.2f}"]
@@ -558,6 +560,8 @@ def _predict(args: argparse.Namespace) -> int:
                 row.append(", ".join(f"{c} {p:.2f}" for c, p in r["top"]))
             if args.reject_unknown:
                 row.append(f"{r['distance']:.3f}")
+            if rejecting:
+                row.append("yes" if r["rejected"] else "no")
             table.append(row)
         print(format_table(header, table))
     return 0
