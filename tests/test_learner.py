@@ -389,7 +389,45 @@ BAD_INPUTS = [
         "Unknown label type: continuous .* not whole, e.g. 0.5\\): class labels are whole",
     ),
     ("missing y", lambda X, y: (X, None), "requires y"),
+    (  # sklearn's own check called it "continuous" (int64 cannot hold it)
+        "whole labels beyond int64",
+        lambda X, y: (X[:4], [1e19, 1.0, 2.0, 3.0]),
+        "whole number 1e\\+19, beyond what class labels can be",
+    ),
 ]
+
+
+def _stats_like(clf, change):
+    """A copy of ``clf``'s statistics with ``change`` applied to (gram, class_sums, counts)."""
+    from forgetless.statistics import SufficientStatistics
+
+    gram = clf.statistics_.gram_upper.copy()
+    sums, counts = clf.statistics_.class_sums.copy(), clf.statistics_.counts.copy()
+    change(gram, sums, counts)
+    return SufficientStatistics.from_sums(gram, sums, counts)
+
+
+@pytest.mark.parametrize(
+    "classes, change, message",
+    [
+        ([1, "a", "b"], None, "mixes label types"),
+        ([0.5, 1.5, 2.5], None, "not whole"),
+        ([None, None, None], None, "unsupported label type NoneType"),
+        ([0, 1, 2], lambda g, s, c: c.__setitem__(1, -5), "fewer than no samples"),
+        ([0, 1, 2], lambda g, s, c: np.negative(g, out=g), "negative diagonal"),
+        ([0, 1, 2], lambda g, s, c: np.multiply(s, 1e6, out=s), "class sums are larger than G"),
+    ],
+)
+def test_from_statistics_refuses_what_partial_fit_would(digits, classes, change, message):
+    # labels partial_fit refuses, counts and sums no data gives: accepted (a negative count
+    # dropped its class and left its rows in G), or refused for the wrong reason
+    X, y, _, _ = digits
+    keep = y < 3
+    clf = ContinualClassifier(n_components=50, alpha=1.0).fit(X[keep], y[keep])
+    stats = _stats_like(clf, change or (lambda g, s, c: None))
+    with pytest.raises(ValueError, match=message):
+        ContinualClassifier.from_statistics(clf, stats, classes)
+    ContinualClassifier.from_statistics(clf, _stats_like(clf, lambda g, s, c: None), [0, 1, 2])
 
 
 @pytest.mark.parametrize("name, corrupt, message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])

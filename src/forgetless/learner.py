@@ -843,8 +843,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         sorted ``classes``): how sums computed elsewhere (workers, sites) join a learner, through
         :meth:`merge` and its checks."""
         params = like._checked_params()
-        classes = np.asarray(classes)
-        if classes.ndim != 1 or not np.array_equal(np.unique(classes), classes):
+        classes = check_classes(classes)  # the label types partial_fit accepts
+        if not np.array_equal(np.unique(classes), classes):
             raise ValueError("classes must be sorted, unique labels, one per statistics column")
         if statistics.n_classes != classes.size:
             raise ValueError(f"{classes.size} classes for {statistics.n_classes} columns")
@@ -855,6 +855,18 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             )
         if not statistics.all_finite():
             raise _overflow()
+        if np.any(statistics.counts < 0):
+            raise ValueError("the statistics count fewer than no samples in some class")
+        # sums no rows can give (a file's are checked the same way when it is read)
+        diagonal = statistics.diagonal()
+        if np.any(diagonal < -ROUNDING * max(float(np.abs(diagonal).max(initial=0.0)), 1.0)):
+            raise ValueError("the statistics' G has a negative diagonal: no data gives it")
+        try:
+            _check_cauchy_schwarz(
+                diagonal, statistics.class_sums, statistics.counts, statistics.gram_upper
+            )
+        except ModelFileError as err:
+            raise ValueError(str(err)) from None
         _check_not_underflowing(statistics, params["compute_dtype"])
         keep = statistics.counts > 0
         stats = statistics.copy()

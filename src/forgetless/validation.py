@@ -93,6 +93,12 @@ def check_labels(y: Any, n_samples: int, estimator_name: str = "ContinualClassif
             f"{float(example)}): class labels are whole numbers or strings; a continuous target "
             "is a regression, not classes"
         )
+    if y.dtype.kind == "f" and np.any(np.abs(y) >= 2.0**63):
+        example = y[np.flatnonzero(np.abs(y) >= 2.0**63)[0]]
+        raise ValueError(
+            f"y holds the whole number {float(example):g}, beyond what class labels can be "
+            "(|label| < 2^63, a 64-bit integer); use smaller numbers or strings"
+        )
     if y.dtype.kind not in "U":
         check_classification_targets(y)
     elif type_of_target(y) not in ("binary", "multiclass"):
