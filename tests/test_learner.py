@@ -397,6 +397,26 @@ BAD_INPUTS = [
 ]
 
 
+def test_the_fourier_layer_refuses_inputs_its_cos_cannot_resolve(digits):
+    # cos keeps the outputs bounded, so no check on the sums fired: 1e200 features changed the
+    # model, and features of 1e-50 trained a model at chance, without a word
+    X, y, Xt, yt = digits
+    X, Xt = X / 16, Xt / 16  # pixels in [0, 1]: phases of about one radian
+    clf = ContinualClassifier(projection="fourier", n_components=200, alpha=1.0, random_state=0)
+    with pytest.raises(ValueError, match="too small for the fourier layer"):
+        clf.fit(X * 1e-50, y)
+    clf.fit(X[:600], y[:600])
+    coef = clf.coef_.copy()
+    for scale, words in ((1e200, "too large"), (1e-50, "too small")):
+        with pytest.raises(ValueError, match=f"{words} for the fourier layer"):
+            clf.partial_fit(X[600:] * scale, y[600:])
+        np.testing.assert_array_equal(clf.coef_, coef)
+    with pytest.raises(ValueError, match="too large for the fourier layer"):
+        clf.predict(Xt * 1e200)
+    assert clf.predict(np.zeros((2, X.shape[1]))).shape == (2,)  # the origin is an input
+    assert (clf.predict(Xt) == yt).mean() > 0.8
+
+
 def _stats_like(clf, change):
     """A copy of ``clf``'s statistics with ``change`` applied to (gram, class_sums, counts)."""
     from forgetless.statistics import SufficientStatistics

@@ -176,7 +176,7 @@ class Engine:
     ) -> SufficientStatistics:
         """The sums of one batch: G, the class sums and counts (and per-class G_c), float64.
         ``compact=False`` when they will join sums that keep G whole: no factor is built."""
-        X = layer.check_input(X)
+        X = layer.check_input(X, learning=True)
         y_index = _check_labels(y_index, X.shape[0], int(n_classes))
         return self._statistics(
             layer, X, y_index, int(n_classes), bool(per_class_gram), chunk_size, bool(compact)

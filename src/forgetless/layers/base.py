@@ -76,8 +76,9 @@ class Layer(ABC):
         """Width M of the layer's output."""
         return self.n_components
 
-    def check_input(self, X: Any) -> np.ndarray:
-        """``X`` as a 2-D array of the layer's input width, or a ValueError saying why not."""
+    def check_input(self, X: Any, learning: bool = False) -> np.ndarray:
+        """``X`` as a 2-D array of the layer's input width, or a ValueError saying why not;
+        ``learning``: rows to be summed, which a layer may need more of (a scale it resolves)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(

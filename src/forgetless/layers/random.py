@@ -45,6 +45,7 @@ from forgetless.layers.base import (
 from forgetless.layers.xp import fwht, fwht_
 
 RANDOM_KINDS = ("none", "gaussian", "orthogonal", "hadamard", "fourier")
+_PHASE_MAX, _PHASE_MIN = 1e12, 1e-6  # the phases x w a fourier layer resolves (check_input)
 SCALES = ("unit", "ranpac")
 _FLOAT = 8  # bytes per float64
 
@@ -163,6 +164,36 @@ class RandomProjection(Layer):
             self.offset = rng.uniform(0.0, 2.0 * math.pi, size=m)
         if self.bias and self.kind != "fourier":
             self.offset = rng.standard_normal(m)
+
+    def check_input(self, X: Any, learning: bool = False) -> np.ndarray:
+        """As :meth:`Layer.check_input`; a ``fourier`` layer also refuses rows whose phases
+        x w cos cannot resolve: beyond about 1e12 radians (no digit of the angle is left), and,
+        to be learned, a batch whose every phase is below 1e-6 (cos barely moves: the centred
+        sums would hold rounding, and the model would predict at chance)."""
+        X = super().check_input(X, learning)
+        if self.kind != "fourier" or X.size == 0 or X.dtype.kind not in "fiu":
+            return X
+        largest = float(np.abs(X).max())
+        if not math.isfinite(largest) or largest == 0.0:
+            return X  # non-finite values are refused by the learner's own checks
+        gamma = self.gamma if self.gamma is not None else 1.0 / self.n_features
+        rows = X / largest  # no overflow in the squares
+        phase = largest * float(np.sqrt(np.einsum("ij,ij->i", rows, rows)).max())
+        phase *= math.sqrt(2.0 * gamma)  # the spread of x w: its weights are N(0, 2 gamma)
+        if phase > _PHASE_MAX:
+            raise ValueError(
+                f"X is too large for the fourier layer: phases of about {phase:.3g} radians "
+                f"(gamma = {gamma:.3g}), beyond {_PHASE_MAX:.0e}, leave cos no digit of the "
+                "angle; scale the features down (e.g. standardise them) or lower gamma"
+            )
+        if learning and phase < _PHASE_MIN:
+            raise ValueError(
+                f"X is too small for the fourier layer: phases of at most {phase:.3g} radians "
+                f"(gamma = {gamma:.3g}), below {_PHASE_MIN:.0e}, barely move cos, so the model "
+                "would predict at chance; scale the features up (e.g. standardise them) or "
+                "raise gamma"
+            )
+        return X
 
     @classmethod
     def build_bytes(cls, config: dict[str, Any]) -> int:
