@@ -419,3 +419,41 @@ def test_a_planted_link_as_an_entry_lock_is_removed_not_followed(tmp_path) -> No
         again = np.array(cache.features(encoder, X, progress=False))
     np.testing.assert_array_equal(again, first)
     assert not target.exists() and not lock.is_symlink()
+
+
+def test_the_inputs_key_follows_what_is_encoded(tmp_path, monkeypatch):
+    """Keys that missed a change returned the features of other images: PIL images keyed by
+    str(image) (a memory address), an array of paths by the names alone, a file replaced with
+    its mtime kept (cp -p, tar x, rsync -a) or a relative path read from another folder."""
+    import os
+
+    from PIL import Image
+
+    from forgetless.cache import inputs_fingerprint
+
+    image = Image.fromarray(np.zeros((8, 8), dtype=np.uint8))
+    before = inputs_fingerprint([image])
+    image.putpixel((0, 0), 255)  # edited in place: the same object, other pixels
+    assert inputs_fingerprint([image]) != before
+    palette = image.convert("P")
+    recoloured = palette.copy()
+    recoloured.putpalette([255 - v for v in palette.getpalette()])
+    assert inputs_fingerprint([recoloured]) != inputs_fingerprint([palette])
+
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.full((8, 8), len(name), np.uint8)).save(tmp_path / name / "a.png")
+    path = tmp_path / "one" / "a.png"
+    as_list = inputs_fingerprint([str(path)])
+    assert inputs_fingerprint(np.array([str(path)])) == as_list  # an array of paths: the same
+    assert inputs_fingerprint(np.array([path], dtype=object)) == as_list
+    stat = path.stat()
+    Image.fromarray(np.full((8, 8), 9, np.uint8)).save(path)  # same size, then the old mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert inputs_fingerprint([str(path)]) != as_list
+    keys = set()
+    for name in ("one", "two"):
+        monkeypatch.chdir(tmp_path / name)
+        keys.add(inputs_fingerprint(["a.png"]))
+    assert len(keys) == 2  # the same relative name, two files

@@ -86,10 +86,14 @@ def cache_dir_problem(folder: str | os.PathLike[str] | None) -> str | None:
 
 
 def inputs_fingerprint(inputs: Sequence[Any] | np.ndarray, modality: str = "image") -> str:
-    """A hash of what is encoded: array bytes, texts, or image files (path, size, mtime).
+    """A hash of what is encoded: array bytes, texts, PIL images (pixels, mode, palette,
+    orientation) or image files (their absolute path and stat).
 
     Files are keyed by their stat, not their bytes, so a million-image folder is fingerprinted
-    in seconds; rewriting a file changes its mtime and so the key.
+    in seconds: size, mtime and ctime (a file replaced by ``cp -p``, ``tar x`` or ``rsync -a``
+    keeps its mtime, not its ctime), inode and device, under the absolute path (relative paths
+    name other files from another folder). Arrays of paths (strings, or objects) are keyed as
+    the list of them.
 
     >>> inputs_fingerprint(["a", "b"], "text") == inputs_fingerprint(["a", "b"], "text")
     True
@@ -97,6 +101,10 @@ def inputs_fingerprint(inputs: Sequence[Any] | np.ndarray, modality: str = "imag
     False
     """
     h = hashlib.sha256()
+    if isinstance(inputs, np.ndarray) and (
+        inputs.dtype.kind == "O" or (inputs.dtype.kind in "US" and modality == "image")
+    ):
+        inputs = list(inputs.reshape(-1)) if inputs.ndim != 1 else list(inputs)
     if isinstance(inputs, np.ndarray):
         arr = np.ascontiguousarray(inputs)
         h.update(f"ndarray|{arr.dtype.str}|{arr.shape}|".encode())
@@ -111,15 +119,31 @@ def inputs_fingerprint(inputs: Sequence[Any] | np.ndarray, modality: str = "imag
             h.update(f"a{item.dtype.str}{item.shape}".encode())
             h.update(np.ascontiguousarray(item).data)
         elif modality == "image" and isinstance(item, (str, os.PathLike)):
-            st = os.stat(item)
-            h.update(
-                f"f{len(os.fspath(item))}:{os.fspath(item)}|{st.st_size}|{st.st_mtime_ns}".encode()
-            )
+            path = os.path.abspath(os.fspath(item))
+            st = os.stat(path)
+            stat = f"{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|{st.st_dev}"
+            h.update(f"f{len(path)}:{path}|{stat}".encode("utf-8", "surrogatepass"))
+        elif modality == "image" and _is_pil_image(item):
+            # what decoding reads: the pixels, their mode, a palette and its transparency, and
+            # the orientation tag (str(image) holds a memory address, not the pixels)
+            palette = item.getpalette() if item.mode in ("P", "PA") else None
+            orientation = item.getexif().get(0x0112)
+            extra = repr((palette, item.info.get("transparency"), orientation)).encode()
+            pixels = item.tobytes()
+            h.update(f"p{item.mode}|{item.size}|{len(extra)}:".encode())
+            h.update(extra)
+            h.update(f"{len(pixels)}:".encode())
+            h.update(pixels)
         else:
             text = str(item).encode("utf-8", "surrogatepass")
             h.update(f"t{len(text)}:".encode())
             h.update(text)
     return h.hexdigest()
+
+
+def _is_pil_image(item: Any) -> bool:
+    """A PIL image, without importing Pillow where none can have been given."""
+    return type(item).__module__.startswith("PIL.") and hasattr(item, "tobytes")
 
 
 @dataclass(frozen=True)
