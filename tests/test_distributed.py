@@ -140,6 +140,48 @@ def test_bag_of_raw_inputs_survives_a_worker_death(client, digits, tmp_path):
     same(clf, single)
 
 
+class WidthLaterEncoder:
+    """Knows its width only once it has encoded something (as the raw encoder does): on a
+    worker, a copy that was given no rows still says None."""
+
+    dim = None
+
+    def encode(self, batch: list) -> np.ndarray:
+        out = np.asarray(batch, dtype=np.float32).reshape(len(batch), -1) / 16.0
+        self.dim = out.shape[1] if len(batch) else None
+        return out
+
+
+@pytest.mark.parametrize("empty", [0, 2])
+def test_bag_with_an_empty_partition_equals_a_fit(digits, empty):
+    # an empty partition was encoded too, into (0, 0), and its width taken from the first one:
+    # "n_features must be >= 1" for an empty first partition, a refused shape elsewhere
+    db = pytest.importorskip("dask.bag")
+    from forgetless.distributed import partial_fit_bag
+
+    X, y = digits
+    parts = np.array_split(np.arange(600), 4)
+    parts[empty] = parts[empty][:0]
+    rows = np.concatenate(parts)
+    bag = db.from_delayed([dask_delayed_list(list(X[p])) for p in parts])
+    labels = db.from_delayed([dask_delayed_list(list(y[p])) for p in parts])
+    clf = partial_fit_bag(
+        ContinualClassifier(n_components=200, alpha=1.0),
+        bag,
+        labels,
+        WidthLaterEncoder(),
+        scheduler="processes",
+    )
+    single = ContinualClassifier(n_components=200, alpha=1.0)
+    same(clf, single.fit(X[rows].astype(np.float32) / 16.0, y[rows]))
+
+
+def dask_delayed_list(items: list):
+    import dask
+
+    return dask.delayed(lambda values: values, pure=True)(items)
+
+
 def test_tree_merge_of_many_shards(digits):
     from forgetless.distributed import merge_all
 

@@ -51,7 +51,7 @@ def _layer(config_json: str) -> Any:
 
 
 def partition_statistics(
-    X: np.ndarray,
+    X: np.ndarray | None,
     labels: np.ndarray,
     classes: np.ndarray,
     layer: Any,
@@ -63,6 +63,8 @@ def partition_statistics(
     ``layer`` is a random layer's JSON configuration (rebuilt there from its seed) or a layer.
     """
     layer = _layer(layer) if isinstance(layer, str) else layer
+    if X is None:  # an empty partition of raw inputs, not encoded (encode_partition)
+        X = np.empty((0, layer.n_features))
     if np.shape(X)[:1] == (0,) and np.size(labels) == 0:  # an empty partition (e.g. filtered)
         if np.ndim(X) != 2 or np.shape(X)[1] != layer.n_features:
             check_features(X, layer.n_features)  # the same error as for a full partition
@@ -81,10 +83,14 @@ def partition_statistics(
     return make_engine(None, dtype).statistics(layer, X, index, classes.size, per_class_gram, None)
 
 
-def encode_partition(inputs: Sequence[Any], encoder: Any) -> np.ndarray:
-    """Raw inputs of one partition through an encoder (``encoder.encode(batch)`` or a callable)."""
+def encode_partition(inputs: Sequence[Any], encoder: Any) -> np.ndarray | None:
+    """Raw inputs of one partition through an encoder (``encoder.encode(batch)`` or a callable);
+    None for an empty partition (an encoder may not know its width before it encodes)."""
+    inputs = list(inputs)
+    if not inputs:
+        return None
     encode: Callable[[Any], np.ndarray] = getattr(encoder, "encode", encoder)
-    return np.asarray(encode(list(inputs)), dtype=np.float32)
+    return np.asarray(encode(inputs), dtype=np.float32)
 
 
 def _check_split_every(split_every: Any) -> int:
@@ -290,9 +296,12 @@ def partial_fit_bag(
     labels_seen = np.unique(_gathered_labels(list(label_lists)))
     classes = _classes(clf, labels_seen)
     encoded = [dask.delayed(encode_partition, pure=True)(p, encoder) for p in in_parts]
-    width = getattr(encoder, "dim", None) or int(
-        _compute(dask.delayed(np.shape)(encoded[0]), client, compute_kwargs)[1]
-    )
+    width = getattr(encoder, "dim", None)
+    if not width:  # the encoder's width, from a partition that holds samples
+        first = next((i for i, part in enumerate(label_lists) if len(part)), None)
+        if first is None:
+            raise ValueError("the bag holds no samples: every partition is empty")
+        width = int(_compute(dask.delayed(np.shape)(encoded[first]), client, compute_kwargs)[1])
     base = _start(clf, width, classes)
     layer = _shipped_layer(base.projection_)
     parts = [
