@@ -88,6 +88,17 @@ def test_unsupported_encoders_and_bad_inputs_are_refused(tiny_effnet, digits_tas
         adapt_encoder(tiny_effnet, images[first], np.where(y[first] == 0, np.nan, y[first]))
     with pytest.raises(ValueError, match="mixes label types"):
         adapt_encoder(tiny_effnet, images[first], [*y[first][:-1].tolist(), "x"])
+    # a raw numpy or TypeError before, or a silent default method
+    with pytest.raises(TypeError, match="not a generator"):
+        adapt_encoder(tiny_effnet, (image for image in images[first]), y[first])
+    with pytest.raises(ValueError, match="one label per input, got 48 inputs and None"):
+        adapt_encoder(tiny_effnet, images[first], None)
+    with pytest.raises(ValueError, match="a flat list of labels"):
+        adapt_encoder(tiny_effnet, images[first[:2]], [[1, 2], [3]])
+    with pytest.raises(AdaptationNotSupportedError, match="method '' cannot adapt"):
+        adapt_encoder(tiny_effnet, images[first], y[first], method="")
+    with pytest.raises(ValueError, match="refresh_norms=False would leave the encoder unchanged"):
+        adapt_encoder(tiny_effnet, images[first], y[first], method="norms", refresh_norms=False)
 
 
 def test_same_seed_same_weights_and_features(adapted, tiny_effnet, digits_task) -> None:
@@ -654,6 +665,11 @@ def test_a_two_class_first_task_trains_no_weight_unless_asked(tiny_effnet, digit
     assert same.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
     forced = adapt_encoder(tiny_effnet, images[two], y[two], min_classes=2, **SSF)
     assert forced.tensors and forced.info["skipped"] is None
+    # nothing trained, but the norms asked for are refreshed (they were dropped)
+    with pytest.warns(UserWarning, match="fewer than min_classes"):
+        refreshed = adapt_encoder(tiny_effnet, images[two], y[two], refresh_norms=True, **SSF)
+    assert refreshed.tensors and refreshed.info["skipped"]
+    assert all(k.endswith(("running_mean", "running_var")) for k in refreshed.tensors)
     for bad in (1, 2.0, False):
         with pytest.raises(ValueError, match="min_classes must be an integer >= 2"):
             adapt_encoder(tiny_effnet, images[two], y[two], min_classes=bad, **SSF)
@@ -772,3 +788,32 @@ def test_what_cannot_be_held_out_or_kept_leaves_the_encoder_unchanged(
 
     with pytest.raises(TypeError, match="input 2 is NoneType 'None', not a text"):
         adapt_encoder(SentenceTransformerEncoder(), ["a", "b", None, "c"], [0, 1, 0, 1])
+
+
+def test_moved_copies_do_not_depend_on_the_batch_size(digits_task) -> None:
+    """Each batch drew its own moves, so image 0's copy depended on the encoder's batch size
+    (the cached inputs differed by up to 27 of 35); now only the network's rounding does."""
+    from forgetless.adaptation import _backend
+
+    images, y, first, _ = digits_task
+    outputs = []
+    for size in (64, 8):
+        encoder = require_loader(
+            lambda size=size: load_encoder("efficientnet-lite0", image_size=32, batch_size=size),
+            VISION_HINT,
+        )
+        cache = _backend(encoder, "last-stages").front(list(images[first]), False, 3, seed=5)
+        outputs.append(np.stack([t.numpy() for t in cache]))
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1e-4 * np.abs(outputs[0]).max()
+
+
+def test_the_deterministic_settings_of_torch_are_restored(tiny_effnet, digits_task) -> None:
+    import torch
+
+    images, y, first, _ = digits_task
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        adapt_encoder(tiny_effnet, images[first], y[first], **SSF)
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # it was left False
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -297,10 +297,12 @@ class _EfficientNetBackend(_Backend):
         total = views * len(inputs)
         with torch.no_grad(), progress_bar(total, "caching inputs", progress, "img") as bar:
             for view in range(views):
+                # each image's move, drawn in blocks of VIEW_DRAWS whatever the batch size
+                moves = affine_draws(len(inputs), generator) if view else None
                 for begin in range(0, len(inputs), size):
                     x = self.encoder._tensor(inputs[begin : begin + size])
-                    if view:
-                        x = random_affine(x, generator)
+                    if moves is not None:
+                        x = apply_affine(x, *(part[begin : begin + len(x)] for part in moves))
                     x = m._swish(m._bn0(m._conv_stem(x)))
                     for block in m._blocks[:start]:
                         x = block(x)
@@ -371,6 +373,11 @@ class _EfficientNetBackend(_Backend):
                     module.eval()
 
 
+VIEW_DRAWS = 64
+"""Moved copies draw their moves in blocks of this many images (the encoder's default batch
+size, which drew them when each batch drew its own), so they do not depend on ``batch_size``."""
+
+
 def random_affine(
     images: Any,
     generator: Any,
@@ -393,21 +400,53 @@ def random_affine(
     >>> bool(torch.equal(a, random_affine(x, torch.Generator().manual_seed(1))))
     True
     """
+    draws = _affine_block(images.shape[0], generator, images.dtype, rotation, scale, shift)
+    return apply_affine(images, *draws)
+
+
+def affine_draws(n: int, generator: Any) -> tuple[Any, Any, Any]:
+    """(angle, zoom, offset) of :func:`random_affine` for ``n`` images, drawn in blocks of
+    :data:`VIEW_DRAWS`: image i's move does not depend on how the images are batched."""
     import torch
 
-    n = images.shape[0]
+    blocks = [
+        _affine_block(min(VIEW_DRAWS, n - start), generator, torch.float32)
+        for start in range(0, n, VIEW_DRAWS)
+    ]
+    return tuple(torch.cat(parts) for parts in zip(*blocks, strict=True))  # type: ignore[return-value]
+
+
+def _affine_block(
+    n: int,
+    generator: Any,
+    dtype: Any,
+    rotation: float = 15.0,
+    scale: float = 0.1,
+    shift: float = 0.08,
+) -> tuple[Any, Any, Any]:
+    import torch
 
     def uniform(*shape: int) -> Any:
-        return torch.rand(*shape, generator=generator, dtype=images.dtype) * 2.0 - 1.0
+        return torch.rand(*shape, generator=generator, dtype=dtype) * 2.0 - 1.0
 
     angle = uniform(n) * (rotation * math.pi / 180.0)
     zoom = 1.0 + uniform(n) * scale
+    offset = uniform(n, 2) * (2.0 * shift)  # grid coordinates span 2 per image side
+    return angle, zoom, offset
+
+
+def apply_affine(images: Any, angle: Any, zoom: Any, offset: Any) -> Any:
+    """``images`` moved by per-image rotation ``angle`` (radians), ``zoom`` and ``offset``."""
+    import torch
+
+    n = images.shape[0]
+    angle, zoom, offset = (t.to(images.dtype) for t in (angle, zoom, offset))
     theta = torch.zeros(n, 2, 3, dtype=images.dtype)
     theta[:, 0, 0] = torch.cos(angle) / zoom
     theta[:, 0, 1] = -torch.sin(angle) / zoom
     theta[:, 1, 0] = torch.sin(angle) / zoom
     theta[:, 1, 1] = torch.cos(angle) / zoom
-    theta[:, :, 2] = uniform(n, 2) * (2.0 * shift)  # grid coordinates span 2 per image side
+    theta[:, :, 2] = offset
     grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
     return torch.nn.functional.grid_sample(
         images, grid.to(images.device), padding_mode="border", align_corners=False
@@ -1044,6 +1083,7 @@ def _deterministic(seed: int, threads: int | None) -> Iterator[None]:
 
     before_threads = torch.get_num_threads()
     before_det = torch.are_deterministic_algorithms_enabled()
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     rng_state = torch.get_rng_state()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -1052,14 +1092,24 @@ def _deterministic(seed: int, threads: int | None) -> Iterator[None]:
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before_det)
+        torch.use_deterministic_algorithms(before_det, warn_only=before_warn)
         torch.set_num_threads(before_threads)
         torch.set_rng_state(rng_state)
 
 
 def _check_inputs(encoder: Encoder, inputs: Sequence[Any], labels: Any) -> np.ndarray:
+    if not hasattr(inputs, "__len__") or not hasattr(inputs, "__getitem__"):
+        raise TypeError(
+            f"adapt_encoder reads its inputs more than once: give a list or array, not a "
+            f"{type(inputs).__name__} (list(inputs) makes one)"
+        )
     n = len(inputs)
-    y = np.asarray(labels)
+    if labels is None:
+        raise ValueError(f"adapt_encoder needs one label per input, got {n} inputs and None")
+    try:
+        y = np.asarray(labels)
+    except ValueError:  # ragged: lists of different lengths
+        raise ValueError("adapt_encoder needs one label per input: a flat list of labels") from None
     if n == 0:
         raise ValueError("adapt_encoder needs the first task's inputs, but got none")
     if y.ndim != 1 or len(y) != n:
@@ -1119,7 +1169,8 @@ def adapt_encoder(
     task's (AdaBN, no gradient step); ``keep_plain`` makes the adapted
     encoder return the plain encoder's features beside the adapted ones (width ``2 * dim``,
     plain first, as APER does; when no weight changed, the plain features once). The same seed
-    gives the same weights on the same machine.
+    gives the same weights on the same machine at the same torch thread count and encoder
+    ``batch_size`` (convolutions round differently with both).
     ``encoder`` itself is not changed.
 
     Raises :class:`AdaptationNotSupportedError` for an encoder (or method) that cannot be
@@ -1128,7 +1179,7 @@ def adapt_encoder(
     recipes = adaptable_methods(encoder)  # refuses what cannot be adapted, torch or not
     import torch
 
-    method = method or next(iter(recipes))
+    method = next(iter(recipes)) if method is None else method
     if method not in recipes:
         raise AdaptationNotSupportedError(
             f"method {method!r} cannot adapt {encoder.name!r}; choose one of {', '.join(recipes)}"
@@ -1161,6 +1212,11 @@ def adapt_encoder(
         recipe = _replace(recipe, contrastive=float(contrastive))
     if recipes[method].epochs == 0 and contrastive:
         raise ValueError(f"method {method!r} trains no weight; leave contrastive out")
+    if recipes[method].epochs == 0 and not recipe.refresh_norms:
+        raise ValueError(
+            f"method {method!r} trains no weight and only refreshes batch-norm statistics: "
+            "refresh_norms=False would leave the encoder unchanged"
+        )
     if recipe.views > 1 and _family(encoder) != "efficientnet":
         raise AdaptationNotSupportedError(
             f"views > 1 makes moved copies of images, and {encoder.name!r} does not encode "
@@ -1205,6 +1261,8 @@ def adapt_encoder(
             order = np.random.default_rng(seed).permutation(len(y))
             backend.refresh_norms(_take(inputs, order), progress)
         trained, history, cache_seconds, views, evidence = 0, [], 0.0, 1, None
+        rejected = False  # training ran and its weights are not kept (nothing trained: the
+        # refreshed norms, where asked for, stay, as the docstring says)
         if recipe.epochs > 0:
             train_rows, val_rows = _validation_split(y, validation_fraction, seed)
             if len(val_rows) == 0 and validation_fraction > 0:
@@ -1248,6 +1306,7 @@ def adapt_encoder(
                 significance,
             )
             backend.finish()
+            rejected = bool(evidence["rejected"]) or trained == 0
             if evidence["rejected"]:
                 skipped = (
                     f"the adapted encoder's validation loss ({evidence['adapted_loss']:.4f}, "
@@ -1264,7 +1323,7 @@ def adapt_encoder(
                     "weight was kept"
                 )
                 warnings.warn(f"adapt_encoder: {skipped}", UserWarning, stacklevel=2)
-        if skipped is not None:  # unchanged means unchanged: refreshed norms go too
+        if rejected:  # trained weights turned down: unchanged means unchanged, norms too
             network.load_state_dict(before)
         after = network.state_dict()
         tensors = {
