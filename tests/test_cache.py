@@ -336,6 +336,36 @@ def test_cli_lists_and_clears(tmp_path, digits, capsys) -> None:
     assert "deleted 2 entries" in capsys.readouterr().out
 
 
+def test_list_and_clear_count_the_same_entries_whatever_their_manifest(
+    tmp_path, digits, capsys
+) -> None:
+    """A manifest saying "updated": 1e300 made `cache list` a traceback; folders whose manifest
+    cannot be read were hidden by list, then deleted by clear (1 announced, 3 deleted)."""
+    cache = FeatureCache(tmp_path)
+    dataset_features(load_encoder("raw"), digits, cache)
+    first, second = (entry.path / "manifest.json" for entry in cache.entries())
+    manifest = json.loads(first.read_text())
+    first.write_text(json.dumps({**manifest, "updated": 1e300}))
+    second.write_text("{not json")
+    assert main(["cache", "--dir", str(tmp_path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries" in out and "unreadable manifest" in out
+    assert main(["cache", "--dir", str(tmp_path), "clear"]) == 1
+    assert "would delete 2 entries" in capsys.readouterr().out
+    assert main(["cache", "--dir", str(tmp_path), "clear", "--yes"]) == 0
+    assert "deleted 2 entries" in capsys.readouterr().out
+
+
+def test_inputs_whose_width_changes_between_chunks_are_named(tmp_path) -> None:
+    # raw pixels of two image sizes in two chunks: numpy's "could not broadcast" before
+    small = [np.zeros((8, 8), dtype=np.uint8)] * 4
+    large = [np.zeros((16, 16), dtype=np.uint8)] * 4
+    with pytest.raises(ValueError, match="256 values per input from input 4 on, but 64 before"):
+        FeatureCache(tmp_path).features(load_encoder("raw"), small + large, chunk_size=4)
+    with pytest.raises(ValueError, match="from input 4 on, but 64 before"):
+        load_encoder("raw").encode(small + large, batch_size=4)
+
+
 def test_clear_leaves_an_entry_being_filled_and_a_waiting_writer_starts_afresh(
     tmp_path, digits
 ) -> None:

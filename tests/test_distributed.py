@@ -182,6 +182,19 @@ def dask_delayed_list(items: list):
     return dask.delayed(lambda values: values, pure=True)(items)
 
 
+def test_dask_arrays_of_unknown_chunk_sizes_are_counted(digits):
+    # a DataFrame's .values has unknown chunk sizes: dask's "Chunks must be unchanging" before
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+
+    from forgetless.distributed import partial_fit_dask
+
+    X, y = digits
+    frame = dd.from_pandas(pd.DataFrame(X[:400]), npartitions=4)
+    clf = partial_fit_dask(ContinualClassifier(n_components=100, alpha=1.0), frame.values, y[:400])
+    same(clf, ContinualClassifier(n_components=100, alpha=1.0).fit(X[:400], y[:400]))
+
+
 def test_tree_merge_of_many_shards(digits):
     from forgetless.distributed import merge_all
 

@@ -141,6 +141,14 @@ def inputs_fingerprint(inputs: Sequence[Any] | np.ndarray, modality: str = "imag
     return h.hexdigest()
 
 
+def _width_changed(name: str, start: int, feats: np.ndarray, width: int) -> str:
+    """What to say when an encoder's width changes between chunks of one input list."""
+    return (
+        f"{name} gave {feats.shape[1]} values per input from input {start} on, but {width} "
+        "before: the inputs differ in size; give the encoder one (e.g. size= or image_size=)"
+    )
+
+
 def _is_pil_image(item: Any) -> bool:
     """A PIL image, without importing Pillow where none can have been given."""
     return type(item).__module__.startswith("PIL.") and hasattr(item, "tobytes")
@@ -443,6 +451,8 @@ class FeatureCache:
                         folder / FEATURES, mode="w+", dtype=np.float32, shape=shape
                     )
                     manifest["shape"] = list(shape)
+                if feats.shape[1] != arr.shape[1]:
+                    raise ValueError(_width_changed(encoder.name, start, feats, arr.shape[1]))
                 arr[start : start + len(feats)] = feats
                 arr.flush()
                 done[str(start)] = _sha(arr[start : start + len(feats)])
@@ -458,16 +468,19 @@ class FeatureCache:
         del arr
 
     def entries(self) -> list[CacheEntry]:
-        """Every entry under the root, complete or partial, newest first."""
+        """Every entry under the root, complete or partial, newest first: what :meth:`clear`
+        deletes (a folder whose manifest cannot be read, damaged or being written, is listed
+        with the tag "unreadable manifest")."""
         found = []
-        if not self.root.is_dir():
-            return []
-        for folder in self.root.iterdir():
-            path = folder / MANIFEST
-            if not path.is_file():
-                continue
+        for folder in self._folders():
             try:
-                m = json.loads(path.read_text())
+                size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+                changed = folder.stat().st_mtime
+            except OSError:
+                continue  # removed meanwhile (a clear by another process)
+            try:
+                m = json.loads((folder / MANIFEST).read_text())
+                updated = float(m.get("updated", m.get("created", 0.0)))
                 found.append(
                     CacheEntry(
                         path=folder,
@@ -476,27 +489,36 @@ class FeatureCache:
                         tag=str(m.get("tag", "")),
                         shape=tuple(m["shape"] or (m["n"], 0)),
                         complete=m["complete"] is True,  # as a read decides
-                        bytes=sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
-                        updated=float(m.get("updated", m.get("created", 0.0))),
+                        bytes=size,
+                        # a time a clock can show (a damaged manifest may say 1e300 or NaN)
+                        updated=updated if 0.0 <= updated < 2.0**40 else 0.0,
                     )
                 )
             except (OSError, ValueError, KeyError, TypeError):
-                continue  # not ours, or mid-write by another process
+                found.append(
+                    CacheEntry(folder, folder.name, "?", "unreadable manifest", (), False, size,
+                               changed)
+                )  # fmt: skip
         return sorted(found, key=lambda e: e.updated, reverse=True)
+
+    def _folders(self) -> list[Path]:
+        """The folders this cache made: a 32-hex-digit name holding a manifest or features."""
+        if not self.root.is_dir():
+            return []
+        return [
+            folder
+            for folder in self.root.iterdir()
+            if len(folder.name) == 32
+            and all(c in "0123456789abcdef" for c in folder.name)
+            and folder.is_dir()
+            and ((folder / MANIFEST).exists() or (folder / FEATURES).exists())
+        ]
 
     def clear(self) -> tuple[int, int, int]:
         """Delete every entry (and nothing else under the root) that no process is filling or
         reading under its lock; return (entries deleted, bytes freed, entries left busy)."""
         deleted, freed, busy = 0, 0, 0
-        if not self.root.is_dir():
-            return 0, 0, 0
-        for folder in self.root.iterdir():
-            # Only folders this cache made: a 32-hex-digit name holding a manifest or features.
-            ours = len(folder.name) == 32 and all(c in "0123456789abcdef" for c in folder.name)
-            if not (ours and folder.is_dir()):
-                continue
-            if not ((folder / MANIFEST).exists() or (folder / FEATURES).exists()):
-                continue
+        for folder in self._folders():
             with _locked(folder / ".lock", wait=False) as held:
                 if not held:
                     busy += 1

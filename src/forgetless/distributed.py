@@ -241,6 +241,8 @@ def partial_fit_dask(
     split_every = _check_split_every(split_every)
     _check_compute_options(client, compute_kwargs)
     X, y = da.asarray(X), da.asarray(y)
+    # unknown chunk sizes (e.g. a DataFrame's .values): counted once, so X and y can be aligned
+    X, y = (a.compute_chunk_sizes() if np.isnan(a.shape).any() else a for a in (X, y))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n, d), got {X.ndim}-D")
     if y.ndim == 2 and y.shape[1] == 1:

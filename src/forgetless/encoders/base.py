@@ -348,6 +348,12 @@ class Encoder(ABC):
                     out = np.empty((n, feats.shape[1]), dtype=np.float32)
                     if self.dim is None:
                         self.dim = feats.shape[1]
+                elif feats.shape[1] != out.shape[1]:
+                    raise ValueError(
+                        f"{self.name} gave {feats.shape[1]} values per input from input {start} "
+                        f"on, but {out.shape[1]} before: the inputs differ in size; give the "
+                        "encoder one (e.g. size= or image_size=)"
+                    )
                 out[start : start + len(feats)] = feats
                 bar.update(len(feats))
         if out is None:
