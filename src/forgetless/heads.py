@@ -397,12 +397,12 @@ def _restore_inverse(
     size = float(np.linalg.norm(A))
     probe = np.random.default_rng(0).standard_normal(m)
     solved = P @ probe
-    if _backward_error(A, solved, probe, size) > _INVERSE_BACKWARD_ERROR:
+    if not _backward_error(A, solved, probe, size) <= _INVERSE_BACKWARD_ERROR:  # NaN too
         raise ValueError(
             f"the {head.name} head's P is not (G + alpha I)^-1 for these sums and alpha "
             f"{head.alpha_:g}"
         )
-    if solves and _backward_error(A, W, stats.class_sums, size) > _SOLVE_BACKWARD_ERROR:
+    if solves and not _backward_error(A, W, stats.class_sums, size) <= _SOLVE_BACKWARD_ERROR:
         raise ValueError(
             f"the {head.name} head's W does not solve (G + alpha I) W = Q for these sums and "
             f"alpha {head.alpha_:g}"
