@@ -131,3 +131,19 @@ def test_later_partial_fit_is_exact_with_the_frozen_layer(digits, settings):
     direct = ridge_solve(H.T @ H, H.T @ np.eye(10)[y], 0.5)
     np.testing.assert_allclose(stream.coef_, direct, rtol=1e-9, atol=1e-9)
     assert stream.score(X, y) > 0.9
+
+
+def test_units_layer_in_float32_keeps_large_features_apart(digits):
+    # row norms whose square overflows float32 (about 5e21 here, within the layer's 1e60
+    # bound) made every row act(offset): a model at chance, fitted without an error
+    X, y = digits
+    X, Xt, y, yt = X[::2], X[1::2], y[::2], y[1::2]
+    scores = {}
+    for dtype in ("float64", "float32"):
+        clf = ContinualClassifier(
+            projection="guided", n_components=100, projection_params={"method": "units"},
+            random_state=0, compute_dtype=dtype,
+        )  # fmt: skip
+        clf.fit(X * 1e20, y)
+        scores[dtype] = (clf.predict(Xt * 1e20) == yt).mean()
+    assert scores["float32"] > 0.85 and abs(scores["float32"] - scores["float64"]) < 0.02

@@ -662,7 +662,14 @@ class GuidedProjection(Layer):
     def apply(self, X: Any, xp: Any, params: dict[str, Any]) -> Any:
         Z = X @ params["weights"]
         if "ones" in params:  # unit-norm rows: (x / |x|) W = (x W) / |x|
-            Z /= ((X * X) @ params["ones"] + _TINY)[:, None] ** 0.5
+            # the squares taken at a power of two near the batch's largest value: the same
+            # bits where they fit, and no overflow to inf (all rows then act(offset)) where
+            # they would not, as in float32 beyond about 1e19
+            top = float(abs(X).max()) if X.shape[0] else 0.0
+            shift = max(math.frexp(top)[1], 0) if math.isfinite(top) else 0  # only down
+            scaled = X * math.ldexp(1.0, -shift)
+            squares = (scaled * scaled) @ params["ones"] + _TINY * math.ldexp(1.0, -2 * shift)
+            Z /= (squares[:, None] ** 0.5) * math.ldexp(1.0, shift)
         Z += params["offset"]
         Z = activate(Z, self.activation, xp)
         if "transform" in params:
