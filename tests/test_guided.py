@@ -147,3 +147,22 @@ def test_units_layer_in_float32_keeps_large_features_apart(digits):
         clf.fit(X * 1e20, y)
         scores[dtype] = (clf.predict(Xt * 1e20) == yt).mean()
     assert scores["float32"] > 0.85 and abs(scores["float32"] - scores["float64"]) < 0.02
+
+
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ({"max_condition": float("inf")}, "max_condition must be a finite number"),
+        ({"weights": np.array(["auto"])}, "weights must be one of"),
+        ({"input_norm": np.array(["l2", "none"])}, "input_norm must be one of"),
+    ],
+)
+def test_units_settings_that_could_not_be_saved_are_refused_first(digits, setting, words):
+    # they trained, then save failed (inf is no JSON; an array no JSON either) or numpy's
+    # "truth value is ambiguous" came first
+    X, y = digits
+    clf = ContinualClassifier(
+        projection="guided", n_components=20, projection_params={"method": "units", **setting}
+    )
+    with pytest.raises(ValueError, match=words):
+        clf.fit(X[:200], y[:200])

@@ -733,3 +733,63 @@ def test_per_class_gram_matrices_that_do_not_make_g_are_refused(tmp_path):
     _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=scale_first)
     with pytest.raises(ModelFileError, match="per-class Gram matrices do not sum to G"):
         ContinualClassifier.load(tmp_path / "b.fl")
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda m, a: m["params"].__setitem__("projection_params", {"method": "units"}),
+         "method 'kernel' \\(expected 'units'\\)"),
+        (lambda m, a: m["params"].__setitem__("projection_params", {"flatten": 1.0}),
+         "settings.flatten 0.0 \\(expected 1.0\\)"),
+        (lambda m, a: m["params"].__setitem__("n_components", 500),
+         "n_components 24 \\(expected 500\\)"),
+        (lambda m, a: m["layer"]["settings"].__setitem__("n_landmarks", 25),
+         "48 landmarks, but its settings"),
+        (lambda m, a: m["layer"].__setitem__("scale_exponent", -1100),
+         "scale_exponent must be an integer in \\[-600, 600\\]"),
+    ],
+)  # fmt: skip
+def test_a_guided_layer_other_than_its_parameters_build_is_refused(tmp_path, edit, words):
+    """The learner's settings were never compared with its guided layer: files whose params
+    named another method, flatten or width, or whose landmarks disagreed with their settings,
+    loaded (and a scale_exponent of -1100 was a raw OverflowError)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)) + (np.arange(60) % 3)[:, None], np.arange(60) % 3
+    ContinualClassifier(projection="guided", n_components=24, random_state=0).fit(X, y).save(
+        tmp_path / "a.fl"
+    )
+    _forge(tmp_path / "a.fl", tmp_path / "b.fl", lambda m: edit(m, None))
+    with pytest.raises(ModelFileError, match=words):
+        ContinualClassifier.load(tmp_path / "b.fl")
+
+
+def test_a_guided_layer_for_large_features_checks_its_signature(tmp_path):
+    # its signature (features of a unit-scale probe) is ~1e-14: an absolute tolerance of 1e-9
+    # let a negated, reversed transform load
+    rng = np.random.default_rng(0)
+    X, y = (rng.standard_normal((60, 5)) + (np.arange(60) % 3)[:, None]) * 1e12, np.arange(60) % 3
+    ContinualClassifier(projection="guided", n_components=24, random_state=0).fit(X, y).save(
+        tmp_path / "a.fl"
+    )
+
+    def negate(arrays):
+        arrays["layer.transform"] = -arrays["layer.transform"][::-1].copy()
+
+    _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=negate)
+    with pytest.raises(ModelFileError, match="saved arrays do not give the signature"):
+        ContinualClassifier.load(tmp_path / "b.fl")
+
+
+def test_a_units_layer_with_non_finite_or_non_float_arrays_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)) + (np.arange(60) % 3)[:, None], np.arange(60) % 3
+    settings = dict(projection="guided", projection_params={"method": "units"}, random_state=3)
+    ContinualClassifier(n_components=20, **settings).fit(X, y).save(tmp_path / "a.fl")
+    for name, change, words in (
+        ("layer.offset", lambda a: np.where(np.arange(a.size) < 3, -np.inf, a), "not finite"),
+        ("layer.weights", lambda a: a > 0, "floating point"),
+    ):
+        _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=_set_array(name, change))
+        with pytest.raises(ModelFileError, match=words):
+            ContinualClassifier.load(tmp_path / "b.fl")

@@ -54,10 +54,10 @@ __all__ = [
     "build_bytes",
     "check_layer_params",
     "default_activation",
-    "expected_config",
     "fwht",
     "layer_class",
     "layer_from_config",
+    "layer_mismatches",
     "make_layer",
     "resolve_projection",
     "supervisory_scores",
@@ -185,7 +185,8 @@ def make_layer(
     return RandomProjection(kind, n_features, n_components, seed, activation, bias, scale, gamma)
 
 
-def expected_config(
+def layer_mismatches(
+    config: dict[str, Any],
     kind: str,
     n_features: int,
     n_components: int,
@@ -194,15 +195,47 @@ def expected_config(
     bias: bool = False,
     scale: str = "unit",
     gamma: float | None = None,
-) -> dict[str, Any]:
-    """What the configuration of a layer built with these settings holds, without building
-    it: a random layer's every setting (:meth:`RandomProjection.settings_for`); a guided
-    layer's seed (the rest follows its data). A model file's layer is checked against it."""
-    if kind == "guided":
-        return {"seed": int(seed)}
-    return RandomProjection.settings_for(
-        kind, n_features, n_components, seed, activation, bias, scale, gamma
-    )
+    params: dict[str, Any] | None = None,
+) -> list[str]:
+    """What in a saved layer's ``config`` the settings a learner builds it with would not give
+    ("name saved (expected ...)"; empty where it is that layer): a random layer's every setting
+    (:meth:`RandomProjection.settings_for`); a guided layer's seed, method, the
+    ``projection_params`` given, and its width (the kernel method's is ``n_components``, the
+    units method's at most that). A model file's layer is checked with it."""
+    if kind != "guided":
+        expected = RandomProjection.settings_for(
+            kind, n_features, n_components, seed, activation, bias, scale, gamma
+        )
+        return [
+            f"{k} {config.get(k)!r} (expected {v!r})"
+            for k, v in expected.items()
+            if config.get(k) != v
+        ]
+    out = [] if config.get("seed") == seed else [f"seed {config.get('seed')!r} (expected {seed})"]
+    wanted = layer_class("guided", params)
+    if _saved_class(config) is not wanted:
+        saved_method = guided_method(config, "units")
+        return [*out, f"method {saved_method!r} (expected {guided_method(params)!r})"]
+    given = _without_method(params)
+    if given:
+        checked = (
+            check_kernel_settings({"method": "kernel", **given})
+            if wanted is GuidedKernelProjection
+            else check_settings(given)
+        )
+        saved = config.get("settings") if isinstance(config.get("settings"), dict) else {}
+        out += [
+            f"settings.{k} {saved.get(k)!r} (expected {checked[k]!r})"
+            for k in given
+            if saved.get(k) != checked[k]
+        ]
+    width = config.get("n_components")
+    kernel = wanted is GuidedKernelProjection
+    if width != n_components if kernel else not (isinstance(width, int) and width <= n_components):
+        out.append(
+            f"n_components {width!r} (expected {'' if kernel else 'at most '}{n_components})"
+        )
+    return out
 
 
 def build_bytes(config: dict[str, Any]) -> int:

@@ -178,14 +178,14 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
         if not (_number(s[name]) and 0 <= s[name] < 1):
             raise ValueError(f"{name} must be in [0, 1), got {s[name]!r}")
         s[name] = float(s[name])
-    if not (_number(s["max_condition"]) and s["max_condition"] > 1):
-        raise ValueError(f"max_condition must be > 1, got {s['max_condition']!r}")
+    if not (_number(s["max_condition"]) and _finite(s["max_condition"]) and s["max_condition"] > 1):
+        raise ValueError(f"max_condition must be a finite number > 1, got {s['max_condition']!r}")
     s["max_condition"] = float(s["max_condition"])
     if not (isinstance(s["orthogonalize"], (bool, np.bool_)) or s["orthogonalize"] in (0, 1)):
         raise ValueError(f"orthogonalize must be True or False, got {s['orthogonalize']!r}")
     s["orthogonalize"] = bool(s["orthogonalize"])
     for name, allowed in (("input_norm", INPUT_NORMS), ("weights", WEIGHT_SHAPES)):
-        if s[name] not in allowed:
+        if not isinstance(s[name], str) or s[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {s[name]!r}")
     for name, low, high in (("shrinkage", 0.0, 1.0), ("base", 0.0, 1.0), ("base_bias", 0.0, 1e6)):
         value = s[name]
@@ -551,6 +551,9 @@ class GuidedProjection(Layer):
     ) -> None:
         # C order whatever the source (a selection, a model file): the same memory layout
         # gives BLAS the same path, so a loaded layer computes the same bits.
+        given = [a for a in (weights, offset, transform) if a is not None]
+        if any(np.asarray(a).dtype.kind != "f" for a in given):
+            raise ValueError("a guided layer's weights, offset and transform are floating point")
         weights = np.ascontiguousarray(weights, dtype=np.float64)
         offset = np.ascontiguousarray(offset, dtype=np.float64)
         if weights.ndim != 2 or offset.shape != (weights.shape[1],) or weights.shape[1] < 1:
@@ -565,6 +568,8 @@ class GuidedProjection(Layer):
                 raise ValueError(
                     f"guided transform has shape {transform.shape}, expected (k, k), k <= {m}"
                 )
+        if not all(np.all(np.isfinite(a)) for a in (weights, offset, transform) if a is not None):
+            raise ValueError("a guided layer's weights, offset or transform are not finite")
         self.weights = weights
         self.offset = offset
         self.transform_matrix = transform
@@ -579,6 +584,8 @@ class GuidedProjection(Layer):
         )
         if transform is not None:
             self.n_selected = transform.shape[0]
+        if not 0 <= self.n_selected <= m:
+            raise ValueError(f"a guided layer selects 0 to {m} of its units, not {self.n_selected}")
         self.fit_seconds: float | None = None
 
     # ------------------------------------------------------------------ selection

@@ -61,6 +61,9 @@ from forgetless.layers.base import Layer, check_size
 from forgetless.layers.guided import DEFAULTS as UNITS_DEFAULTS
 from forgetless.linalg import oas_shrinkage_of_rows
 
+# features keep |x|^2 finite (about 2^+-512, learner.check_input_scale to overflow): a fit
+# brings them to unit scale by 2^k with |k| <= 520; a file saying more was not written by one
+_MAX_SCALE_EXPONENT = 600
 METHOD = "kernel"
 DEFAULTS: dict[str, Any] = {
     "method": METHOD,
@@ -307,11 +310,11 @@ class GuidedKernelProjection(Layer):
         if not (
             isinstance(scale_exponent, (int, np.integer))
             and not isinstance(scale_exponent, (bool, np.bool_))
-            and abs(scale_exponent) <= 1100
+            and abs(scale_exponent) <= _MAX_SCALE_EXPONENT
         ):
             raise ValueError(
-                f"guided kernel layer: scale_exponent must be an integer in [-1100, 1100], got "
-                f"{scale_exponent!r}"
+                f"guided kernel layer: scale_exponent must be an integer in "
+                f"[-{_MAX_SCALE_EXPONENT}, {_MAX_SCALE_EXPONENT}], got {scale_exponent!r}"
             )
         self.scale_exponent = int(scale_exponent)  # the layer reads x / 2^scale_exponent
         landmarks, transform = np.asarray(landmarks), np.asarray(transform)
@@ -491,6 +494,13 @@ class GuidedKernelProjection(Layer):
             config.get("scale_exponent", 0),
         )
         layer.check_config_shape(config)
+        given, m = settings.get("n_landmarks"), layer.n_components
+        expected = default_landmarks(m) if given is None else max(int(given), m)  # as fit draws
+        if layer.landmarks.shape[0] != expected:
+            raise ValueError(
+                f"guided kernel layer: {layer.landmarks.shape[0]} landmarks, but its settings "
+                f"(n_landmarks={given}, {m} units) make {expected}"
+            )
         return layer
 
     def __repr__(self) -> str:
