@@ -385,9 +385,13 @@ def test_report_escapes_every_value_of_a_hand_edited_results_file(small_run, tmp
         lambda r: {**r, "scenarios": {}},
         lambda r: {**r, "dataset": {**r["dataset"], "classes": 7}},
         lambda r: {**r, "methods": {"ncm": {**r["methods"]["ncm"], "summary": "oops"}}},
+        lambda r: {**r, "methods": {**r["methods"], "lda": {**r["methods"]["ncm"], "seeds": {}}}},
     ],
-    ids=["a-list", "no-methods", "no-scenarios", "classes-a-number", "summary-a-string"],
-)
+    ids=[
+        "a-list", "no-methods", "no-scenarios", "classes-a-number", "summary-a-string",
+        "a-method-without-seeds",
+    ],
+)  # fmt: skip
 def test_report_on_a_malformed_results_file_is_one_line(small_run, tmp_path, capsys, edit):
     """... and the report built before from the good file is left as it was."""
     (tmp_path / "results.json").write_text(json.dumps(small_run))
@@ -395,7 +399,11 @@ def test_report_on_a_malformed_results_file_is_one_line(small_run, tmp_path, cap
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     (tmp_path / "results.json").write_text(json.dumps(edit(json.loads(json.dumps(small_run)))))
     assert main(["report", str(tmp_path)]) == 2
-    assert "results.json" in one_error_line(capsys, "report")
+    line = one_error_line(capsys, "report")
+    assert "results.json" in line
+    edited = json.loads((tmp_path / "results.json").read_text())
+    if isinstance(edited, dict) and "lda" in edited.get("methods", {}):
+        assert "method 'lda' has no seed's results" in line  # an IndexError's text before
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "results.json"}
     assert after == {name: data for name, data in before.items() if name != "results.json"}
 

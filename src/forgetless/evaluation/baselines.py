@@ -4,7 +4,8 @@
 layer growing as classes appear (as class-incremental methods do). Three variants:
 
 - ``"finetune"``: no protection against forgetting (the lower bound);
-- ``"replay"``: experience replay from a small class-balanced reservoir buffer;
+- ``"replay"``: experience replay from a small reservoir buffer (a uniform sample of every
+  row seen, not balanced by class);
 - ``"lwf"``: learning without forgetting, distilling the previous head's outputs on old classes.
 
 Training calls ``on_iteration(iteration)`` every ``eval_every`` steps, which is how the runner

@@ -330,6 +330,16 @@ def write_report(run_dir: str | Path) -> list[str]:
         raise ResultsFileError(f"{path} is not a results file forgetless wrote (no methods)")
     if not results["methods"]:
         raise ResultsFileError(f"{path} holds no method's results: nothing to report")
+    empty = [
+        name
+        for name, entry in results["methods"].items()
+        if not (isinstance(entry, dict) and isinstance(entry.get("seeds"), dict) and entry["seeds"])
+    ]
+    if empty:  # run() writes every seed of every method; an edited or foreign file may not
+        raise ResultsFileError(
+            f"{path}: method {empty[0]!r} has no seed's results (edited, or not written by "
+            "forgetless run); remove it to report the others"
+        )
     # Built aside and moved in only when every file is made: a refused results file leaves the
     # previous report as it was.
     with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
