@@ -355,3 +355,37 @@ def test_learner_scores_on_the_device_match_numpy(digits, device, head, extra):
     got = dev.decision_function(X[1500:])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8 * np.abs(expected).max())
     np.testing.assert_array_equal(dev.predict(X[1500:]), ref.predict(X[1500:]))
+
+
+def test_few_samples_choose_lambda_on_a_device_as_on_the_host(device):
+    # at most M / 2 samples and M >= 1024: the host scores lambda exactly (row space, or G's
+    # spectrum); the device ran the quadrature on G, whose curve chose two lattice steps away
+    # (42 classes, 214 samples, M = 1100: 562 against 178, not a near-tie)
+    rng = np.random.default_rng(2)
+    C = int(rng.integers(5, 50))
+    n, d = int(rng.integers(2 * C + 12, 550)), int(rng.integers(20, 100))
+    centers = rng.standard_normal((C, d)) * rng.uniform(0.3, 2)
+    y = rng.integers(0, C, n)
+    X = centers[y] + rng.standard_normal((n, d))
+    params = dict(projection="orthogonal", n_components=1100, random_state=2)
+    host = ContinualClassifier(**params).fit(X, y)
+    dev = ContinualClassifier(**params, device=device).fit(X, y)
+    assert dev.alpha_ == host.alpha_
+    np.testing.assert_array_equal(dev.predict(X), host.predict(X))
+
+
+def test_reversed_views_and_zero_rows_are_data_on_every_engine(digits, device):
+    # torch took no view with negative strides (X[::-1]: "At least one stride ... is
+    # negative"); the kernel layer in float32 turned a zero row into NaN (1e-300 is 0 there)
+    X, y = digits
+    params = dict(projection="orthogonal", n_components=100, alpha=1.0, random_state=0)
+    host = ContinualClassifier(**params).fit(X[::-1], y[::-1])
+    dev = ContinualClassifier(**params, device=device).fit(X[::-1], y[::-1])
+    np.testing.assert_array_equal(dev.predict(X[:, ::-1][:, ::-1]), host.predict(X))
+    Z = np.vstack([np.zeros(X.shape[1]), X[:300]])
+    for engine in (None, device):
+        kernel = ContinualClassifier(
+            projection="guided", n_components=40, compute_dtype="float32", device=engine,
+            random_state=0,
+        ).fit(Z, np.concatenate([[0], y[:300]]))  # fmt: skip
+        assert kernel.predict(np.zeros((1, X.shape[1]))).shape == (1,)

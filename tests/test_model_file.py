@@ -793,3 +793,19 @@ def test_a_units_layer_with_non_finite_or_non_float_arrays_is_refused(tmp_path):
         _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=_set_array(name, change))
         with pytest.raises(ModelFileError, match=words):
             ContinualClassifier.load(tmp_path / "b.fl")
+
+
+@pytest.mark.parametrize("head", ["rls", "owm"])
+def test_a_recursive_head_of_float32_sums_loads(tmp_path, head):
+    # its sums carry float32 products while P is updated from float64 rows: a backward error
+    # of about 1e-8, which the check made for float64 sums refused
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = ContinualClassifier(
+        projection="orthogonal", n_components=100, head=head, alpha=1.0,
+        compute_dtype="float32", random_state=0,
+    ).fit(X[:200] / 16, y[:200])  # fmt: skip
+    clf.save(tmp_path / "a.fl")
+    loaded = ContinualClassifier.load(tmp_path / "a.fl")
+    np.testing.assert_array_equal(loaded.predict(X[200:300] / 16), clf.predict(X[200:300] / 16))

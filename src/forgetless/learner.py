@@ -1059,7 +1059,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 head.alpha_ = float(start)  # the walk resumes where the saved learner's would
         head_arrays = part("head.")
         if head.recursive:
-            head.restore(head_arrays, stats)
+            head.restore(head_arrays, stats, single)
         elif head_arrays:
             raise ModelFileError(f"unexpected arrays for head {head.name!r}: {sorted(head_arrays)}")
         clf._commit(

@@ -433,7 +433,9 @@ class GuidedKernelProjection(Layer):
         with np.errstate(over="ignore", invalid="ignore"):
             norms = ((X * X) @ params["ones"]) ** 0.5
             cos = X @ params["directions"]
-            cos /= (norms + 1e-300)[:, None]
+            # a zero row has cos 0 (and K 0): the floor is one float32 keeps too (1e-300 is 0
+            # there, and 0 / 0 a NaN that refused exact zeros, which are data)
+            cos /= (norms + (1e-300 if "64" in str(X.dtype) else 1e-37))[:, None]
             K = xp.arc_cosine(cos)  # cos is clipped into [-1, 1] in place
             if self.settings["linear"]:
                 K += self.settings["linear"] * cos

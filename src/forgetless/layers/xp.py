@@ -103,8 +103,9 @@ class TorchOps:
             # A read-only input (a memory map, a broadcast view) is fine: layers never write to
             # their input, only to arrays they create.
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            # contiguous: torch takes no view with negative strides (X[::-1], np.flip)
             return self.torch.as_tensor(
-                np.asarray(array), dtype=self._dtype(dtype), device=self.device
+                np.ascontiguousarray(array), dtype=self._dtype(dtype), device=self.device
             )
 
     def to_numpy(self, array: Any) -> np.ndarray:
