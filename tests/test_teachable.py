@@ -1299,3 +1299,48 @@ def test_a_batch_of_some_classes_keeps_the_calibration_of_the_others(tmp_path, d
         for m in (model, both)
     ]
     assert rejected[0] == rejected[1] < 0.1  # it was 0.5 with digit0's distances alone
+
+
+def test_a_hand_built_batch_has_its_labels_checked_and_composed(tmp_path, digits):
+    # a Batch's labels skipped check_label: "café" decomposed became a second class beside the
+    # composed one (forget_classes then removed the other), and "" was committed, after which
+    # the folder could not be opened
+    from forgetless.teach_inputs import Batch, InputError
+    from forgetless.teachable import _sample_of
+
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    model = make(tmp_path / "m")
+    X0, _ = pick(digits, {"digit0"}, n=10)
+    X1, _ = pick(digits, {"digit1"}, n=10)
+    model.learn(X0, [composed] * 10)
+
+    def batch_of(images, label):
+        batch = Batch("image")
+        for i, image in enumerate(images):
+            item, source, fingerprint = _sample_of(model, image, i)
+            batch.add(item, source, label, fingerprint)
+        return batch
+
+    model.learn(batch_of(X1, decomposed))
+    assert model.classes == [composed] and model.class_counts() == {composed: 20}
+    generation = model.generation
+    with pytest.raises(InputError, match="empty label"):
+        model.learn(batch_of(X1, ""))
+    assert model.generation == generation
+    TeachableModel.open(tmp_path / "m")
+
+
+def test_a_refused_call_on_a_new_model_leaves_its_width_open(tmp_path, digits):
+    # predict on a model that knows no classes fixed the width at the inputs' size, so a first
+    # learn of other-sized images was refused; features of another width got numpy's error
+    from forgetless.teach_inputs import InputError
+
+    images, labels = digits
+    model = make(tmp_path / "m")
+    large = np.kron(images[:4], np.ones((2, 2), np.uint8))  # 16 x 16
+    with pytest.raises(Exception, match="no classes"):
+        model.predict(large)
+    model.learn(*pick(digits, {"digit0", "digit1"}, n=10))
+    other = make(tmp_path / "other").encode(large, ["digit0"] * 4)
+    with pytest.raises(InputError, match="256 values per input, but this model learns 64"):
+        model.learn(other)

@@ -81,6 +81,17 @@ class Batch:
             new.add(self.items[i], self.sources[i], self.labels[i], self.fingerprints[i])
         return new
 
+    def relabelled(self, labels: Sequence[str | None]) -> Batch:
+        """The same samples under ``labels`` (one per sample)."""
+        if len(labels) != len(self):
+            raise ValueError(f"{len(labels)} labels for {len(self)} samples")
+        new = Batch(self.modality)
+        for item, source, label, fingerprint in zip(
+            self.items, self.sources, labels, self.fingerprints, strict=True
+        ):
+            new.add(item, source, label, fingerprint)
+        return new
+
     def counts(self) -> dict[str, int]:
         """Samples per label, labels sorted."""
         names, counts = np.unique(np.array([str(lab) for lab in self.labels]), return_counts=True)

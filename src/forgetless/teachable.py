@@ -1014,6 +1014,13 @@ class TeachableModel:
                 raise InputError(
                     f"these are {inputs.modality}s; the model reads {self.spec.modality}s"
                 )
+            # a Batch built by hand: its labels checked and composed as every other route's
+            checked = [
+                None if label is None else check_label(label, f"label of {source}")
+                for label, source in zip(inputs.labels, inputs.sources, strict=True)
+            ]
+            if checked != list(inputs.labels):
+                inputs = inputs.relabelled(checked)
             return self._taught_labels(inputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and self.spec.modality == "image":
             if inputs.dtype.kind == "f":
@@ -1054,11 +1061,14 @@ class TeachableModel:
                     ) from None
             raise
         features = np.ascontiguousarray(features, dtype=np.float32)
-        if self.spec.dim == 0 and self.generation == 0 and features.ndim == 2:
-            self.spec = dataclasses.replace(self.spec, dim=int(features.shape[1]))
         if features.ndim != 2 or features.shape[0] != len(batch):
             raise RuntimeError(f"{self.spec.name} returned features of shape {features.shape}")
-        if features.shape[1] != self.spec.dim:
+        spec = self.spec
+        if spec.dim == 0 and self.generation == 0:
+            # a new model's width comes with its first learn (_learn adopts it); a refused or
+            # read-only call before that changes nothing
+            spec = dataclasses.replace(spec, dim=int(features.shape[1]))
+        if features.shape[1] != spec.dim:
             raise InputError(
                 f"{self.spec.name} gives {features.shape[1]} values for these inputs, but this "
                 f"model learns {self.spec.dim}; give inputs of the size it was taught (raw "
@@ -1066,7 +1076,7 @@ class TeachableModel:
             )
         if not np.isfinite(features).all():
             raise InputError(f"{self.spec.name} gave values that are not finite for these inputs")
-        return Encoded(features, self.spec, batch)
+        return Encoded(features, spec, batch)
 
     def _checked_encoded(self, encoded: Encoded) -> Encoded:
         if encoded.spec.fingerprint != self.spec.fingerprint:
@@ -1074,6 +1084,12 @@ class TeachableModel:
                 f"these features were encoded by {encoded.spec.describe()}, but {self.path} "
                 f"reads {self.spec.describe()} ({self.spec.difference(encoded.spec)}); "
                 "encode the inputs with model.encode(...)"
+            )
+        width = encoded.features.shape[1]
+        if self.spec.dim and width != self.spec.dim:  # raw pixels keep each image's own size
+            raise InputError(
+                f"these features have {width} values per input, but this model learns "
+                f"{self.spec.dim}; give inputs of the size it was taught"
             )
         return encoded
 
@@ -1265,6 +1281,21 @@ class TeachableModel:
         return report
 
     def _learn(self, inputs: Any, labels: Sequence[Any] | None, describe: Sequence[str]) -> Report:
+        spec = self.spec
+        try:
+            return self._learn_now(inputs, labels, describe)
+        except BaseException:
+            self.spec = spec  # a new model's width, adopted on the way: not if refused
+            raise
+
+    def _adopt_width(self, encoded: Encoded) -> None:
+        """A new model takes the width of the first features it learns."""
+        if self.spec.dim == 0 and self.generation == 0:
+            self.spec = dataclasses.replace(self.spec, dim=int(encoded.features.shape[1]))
+
+    def _learn_now(
+        self, inputs: Any, labels: Sequence[Any] | None, describe: Sequence[str]
+    ) -> Report:
         start = time.perf_counter()
         noun = "images" if self.spec.modality == "image" else "texts"
         if not isinstance(inputs, Encoded):
@@ -1302,6 +1333,7 @@ class TeachableModel:
                 noun,
                 self.spec.name,
             )
+        self._adopt_width(encoded)
         X, names = encoded.features, np.array(encoded.batch.labels)
 
         # Compute everything aside, then commit.
