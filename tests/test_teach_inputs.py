@@ -9,7 +9,7 @@ import os
 import pytest
 
 from conftest import require
-from forgetless.teach_inputs import InputError, collect
+from forgetless.teach_inputs import InputError, collect, read_table
 
 
 def test_a_link_back_up_the_tree_does_not_read_files_again(tmp_path):
@@ -223,3 +223,14 @@ def test_a_label_in_either_unicode_form_is_one_class(tmp_path):
         collect([], "text", labels="required", texts=["x"], label=decomposed),
     ):
         assert batch.labels == [composed]
+
+
+def test_a_quote_that_never_closes_is_named_with_its_line(tmp_path):
+    # the rest of the file became one field, and the error said "empty label"
+    path = tmp_path / "t.csv"
+    path.write_text('text,label\nhello,greet\n"bye now,leave\nsee you,leave\n')
+    with pytest.raises(InputError, match='t.csv line 3: a double quote \\(\\"\\) opens a text'):
+        read_table(path)
+    path.write_text('text,label\n12" ruler,tool\n"a ""quoted"" word",x\n')  # as spreadsheets write
+    rows, _, _ = read_table(path)
+    assert [r["text"] for r in rows] == ['12" ruler', 'a "quoted" word']

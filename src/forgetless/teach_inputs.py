@@ -473,6 +473,23 @@ class _Row(dict):
         return cls(pairs, {k for k in keys if keys.count(k) > 1})
 
 
+def _refuse_unclosed_quote(path: Path, text: str, dialect: str) -> None:
+    """A double quote that never closes makes the rest of the file one field (read so, it
+    failed later as an empty label): say where it opens."""
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect, strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            raise InputError(
+                f'{path} line {start}: a double quote (") opens a text that never closes; '
+                'close it, or double a quote inside a quoted text ("")'
+            ) from None
+        # other irregularities are read as spreadsheets write them, as before
+
+
 def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
     """Rows, column names and each row's line in the file (where it ends) of a
     ``.csv``/``.tsv`` with a header or a ``.jsonl`` file; blank rows are left out."""
@@ -506,6 +523,7 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
             columns.update(dict.fromkeys(row))
         return rows, list(columns), lines
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    _refuse_unclosed_quote(path, text, dialect)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
         columns = list(reader.fieldnames or [])
