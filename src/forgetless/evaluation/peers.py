@@ -239,8 +239,14 @@ class RanDumb:
     Kept: ``sum_c (1 - rho_c) G_c`` (m x m), class sums, counts and sums of squares, so a task's
     call is exact: the model after each call equals their offline fit on all rows seen so far
     when each class arrives in one call (class-incremental). A class seen again keeps the
-    shrinkage ``rho_c`` of its first call (the rest stays exact). Their default width is
-    10,000 (25,000 in their best runs): the m x m float64 covariance costs ``8 m^2`` bytes.
+    shrinkage ``rho_c`` of its first call (the rest stays exact): recomputing it needs each
+    class's own m x m scatter (``8 m^2`` bytes per class). In a stream of small batches
+    (online-blurry, 16 rows) a class's first call often holds one row, so ``rho_c`` = 1 for
+    good and its scatter never joins the covariance: on digits (m = 1000, seeds 0-2) final
+    accuracy 90.7-92.0 % against 98.7-99.1 % for their procedure on the same rows and draws.
+    The project's tables run it class-incrementally, where this does not arise. Their default
+    width is 10,000 (25,000 in their best runs): the m x m float64 covariance costs ``8 m^2``
+    bytes.
     """
 
     takes_width = True
@@ -326,8 +332,9 @@ class KLDA:
 
     Their ``sigma`` (kernel width) is tuned per encoder on unnormalised features (1e-2 for
     paraphrase-MiniLM, 1e-4 for BART-base); the default here is scikit-learn's ``"scale"``
-    rule, ``1 / (d Var(X))`` of the first batch, which gives ``gamma E|x - x'|^2 = 2``,
-    between the values their tuned settings give. Float64 (theirs is
+    rule, ``1 / (d Var(X))`` of the first batch (``Var`` over all entries, so it includes
+    the spread of the features' means: ``gamma E|x - x'|^2`` is at most 2, 0.74 on digits'
+    first task). Float64 (theirs is
     float32 on a GPU). Scores drop the term ``h^T S^+ h``, the same for every class.
     Their default width is 5,000 per draw.
     """
