@@ -242,9 +242,9 @@ class RanDumb:
     shrinkage ``rho_c`` of its first call (the rest stays exact): recomputing it needs each
     class's own m x m scatter (``8 m^2`` bytes per class). In a stream of small batches
     (online-blurry, 16 rows) a class's first call often holds one row, so ``rho_c`` = 1 for
-    good and its scatter never joins the covariance: on digits (m = 1000, seeds 0-2) final
-    accuracy 90.7-92.0 % against 98.7-99.1 % for their procedure on the same rows and draws.
-    The project's tables run it class-incrementally, where this does not arise. Their default
+    good and its scatter never joins the covariance, which costs it accuracy there (several
+    points on digits). The project's tables run it class-incrementally, where this does not
+    arise. Their default
     width is 10,000 (25,000 in their best runs): the m x m float64 covariance costs ``8 m^2``
     bytes.
     """
