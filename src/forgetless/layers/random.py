@@ -79,14 +79,8 @@ class RandomProjection(Layer):
         settings = self.settings_for(
             kind, n_features, n_components, seed, activation, bias, scale, gamma
         )
-        self.kind = settings["kind"]
-        self.n_features = settings["n_features"]
-        self.n_components = settings["n_components"]
-        self.seed = settings["seed"]
-        self.activation = settings["activation"]
-        self.bias = settings["bias"]
-        self.scale = settings["scale"]
-        self.gamma = settings["gamma"]
+        for name, value in settings.items():  # kind, widths, seed, activation, bias, ...
+            setattr(self, name, value)
         self._build()
 
     @staticmethod
