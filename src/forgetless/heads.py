@@ -377,9 +377,9 @@ def _inverse_arrays(head: Any) -> dict[str, np.ndarray]:
 
 
 # Backward errors a saved P = (G + lambda I)^-1 and the rls head's W = P Q may show against the
-# file's sums: (P, W) for float64 sums, measured once (a one-off script) <= 1e-13 and 3e-10 after 1,200 one-row
-# updates at cond 8e12; for sums of float32 products (the head updated from float64 rows),
-# measured <= 1e-8 and 1.5e-6 (digits, M = 100, 54 settings).
+# file's sums, (P, W), measured once by a one-off script: for float64 sums <= 1e-13 and 3e-10
+# after 1,200 one-row updates at cond 8e12; for sums of float32 products (the head updated from
+# float64 rows) <= 1e-8 and 1.5e-6 (digits, M = 100, 54 settings).
 _BACKWARD_ERRORS = {False: (1e-9, 1e-7), True: (1e-6, 1e-4)}
 
 
