@@ -191,6 +191,11 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
             {"tensors": {**good["tensors"], "file_sha256": 5}},
             "must be strings",
         ),
+        "training record edited": (
+            {"info": {**good["info"], "edited": True}},
+            r"its info \(the training record\) does not match",
+        ),
+        "info hash not text": ({"info_sha256": 5}, "info_sha256 must be a string"),
     }
     for change, problem in altered.values():
         meta.write_text(json.dumps({**good, **change}))
@@ -200,6 +205,9 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
     meta.write_text(json.dumps({k: v for k, v in good.items() if k != "fingerprint"}))
     with pytest.raises(AdaptedWeightsError, match="fingerprint"):
         load_adapted_encoder(meta.parent)
+    # files saved before the training record had its hash still load, record and all
+    meta.write_text(json.dumps({k: v for k, v in good.items() if k != "info_sha256"}))
+    assert load_adapted_encoder(meta.parent).info == good["info"]
 
 
 def test_hostile_adapter_files_are_refused(adapted, tiny_effnet, tmp_path) -> None:

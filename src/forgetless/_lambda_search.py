@@ -216,8 +216,11 @@ def select_alpha(
 
     Default (no ``start``): the lattice of lambdas ``tolerance`` decades apart over
     [1e-10 trace(G), 1e4 trace(G)/M] (so the chosen system's condition number stays below
-    ~1e10) is scored, and the lowest interior local minimum is chosen (a minimum at an end of
-    the lattice only if the curve has no interior one: with more units than samples the fit
+    ~1e10), but never below G's rounding level M eps ``scale`` (rows far from their mean: a
+    centred G keeps only the digits their offset leaves; a trace below that level is no
+    spread, and then the lattice lies above it, so the solution is the priors'), is scored,
+    and the lowest interior local minimum is chosen (a minimum at an end of the lattice only if
+    the curve has no interior one: with more units than samples the fit
     interpolates as lambda -> 0, which predicts worse than either criterion can tell). Among
     scores tied to 1e-6 (relative) with the lowest, the lowest GCV (where the loo error is
     floored, see :func:`loo_error`), then the largest lambda. The curve comes from
@@ -279,10 +282,17 @@ def select_alpha(
     m = rows.width if rows is not None else gram.shape[0]
     floor = m * np.finfo(np.float64).eps * (scale if scale is not None else 0.0)
     trace = (rows.trace() if rows is not None else ops.trace(gram)) if spread else 0.0
-    trace = trace if trace > m * floor else 0.0
-    mean_eig = trace / m if trace > 0 else 1.0
+    trace = trace if trace > floor else 0.0
+    if trace > 0 and floor > trace / m * 1e4:
+        trace = 0.0  # the sums' rounding exceeds every lambda of the lattice: no spread left
+    mean_eig = trace / m if trace > 0 else max(1.0, floor)
     lo = math.log10(max(trace, 1e-300)) - 10.0 if trace > 0 else -10.0
     lo, hi = max(lo, math.log10(mean_eig) - 12.0), math.log10(mean_eig) + 4.0
+    if floor > 0:
+        # No lambda below the rounding level of G's sums (centring rows far from their mean
+        # cancels most of their digits): perturbations of G that size (a tenth of it or less,
+        # measured) would decide the solution, not the data.
+        lo = max(lo, math.log10(floor))
     # The ends snap to the lattice with a margin: two routes to the same sums (G formed, or its
     # row space) differ in the trace's last bits, which must not move an end across a step.
     lo = math.ceil(lo / tolerance - _SNAP) * tolerance

@@ -630,6 +630,18 @@ def tensors_digest(tensors: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def info_digest(info: dict[str, Any]) -> str:
+    """sha256 of ``info`` as adapter.json holds it (its JSON text, keys sorted): the training
+    record a save writes beside the tensors, so an edit to it is caught on load like an edit
+    to them.
+
+    >>> info_digest({"epochs": 10, "best": (3,)}) == info_digest({"best": [3], "epochs": 10})
+    True
+    """
+    stored = json.loads(json.dumps(info))  # what a save writes and a load reads back
+    return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -833,6 +845,7 @@ class AdaptedEncoder(Encoder):
                 "names": sorted(self.tensors),
             },
             "info": self.info,
+            "info_sha256": info_digest(self.info),
         }
         _write_json(folder / METADATA, payload)
         if previous is not None and previous != name:  # the earlier save's, no longer named
@@ -979,17 +992,25 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
         expected_file, expected_tensors = tensors_meta["file_sha256"], tensors_meta["sha256"]
         base_name, options = base["name"], base["options"]
         info = meta.get("info", {})
+        info_sha = meta.get("info_sha256")  # files written before it was recorded have none
         names = tensors_meta["names"]
         texts = (method, base_name, expected_file, expected_tensors, base["fingerprint"], recorded)
         if not all(isinstance(value, str) for value in texts):
             raise TypeError("method, base name, hashes and fingerprints must be strings")
         if not (isinstance(options, dict) and isinstance(info, dict)):
             raise TypeError("base options and info must be tables")
+        if info_sha is not None and not isinstance(info_sha, str):
+            raise TypeError("info_sha256 must be a string")
         options = dict(options)
     except (KeyError, TypeError) as err:
         raise AdaptedWeightsError(f"{meta_path} is not an adapted-encoder file ({err})") from None
     if fmt not in ("safetensors", "npz"):
         raise AdaptedWeightsError(f"{meta_path}: unknown tensor format {fmt!r}")
+    if info_sha is not None and info_digest(info) != info_sha:
+        raise AdaptedWeightsError(
+            f"{meta_path}: its info (the training record) does not match its recorded sha256 "
+            "(altered?)"
+        )
     unknown = sorted(set(options) - _SAVED_OPTIONS)
     if unknown:  # e.g. threads or device: runtime options, never saved (:func:`_registry_spec`)
         raise AdaptedWeightsError(

@@ -40,6 +40,7 @@ from forgetless._lambda_search import GCVPoint, criterion_for, normalising_expon
 from forgetless.linalg import (
     HOST,
     HostLinalg,
+    OffsetRoundingWarning,
     RowSpace,
     numpy_blas_quiet,
     oas_shrinkage,
@@ -165,10 +166,14 @@ class RidgeHead(Head):
         # makes a host-side copy).
         space = _row_space(stats, mean, ops)
         gram = space if space is not None else ops.gram(stats, mean)
+        scale = float(stats.diagonal().max(initial=0.0))  # G's largest entry, uncentred
         if centre:
             prior = stats.counts / n
             sums = sums - n * np.outer(mean, prior)
             energy, extra_df = n * (1.0 - float(prior @ prior)), 1.0
+            if n > 1:
+                trace = space.trace() if space is not None else float(ops.trace(gram))
+                _warn_if_centring_lost_digits(trace, scale, stats.n_components)
         if self.alpha == "auto":
             search = {
                 "start": self.alpha_ if self.warm_start else None,
@@ -176,7 +181,7 @@ class RidgeHead(Head):
                 "target_energy": energy,
                 "extra_df": extra_df,
                 "ops": ops,
-                "scale": float(stats.diagonal().max(initial=0.0)),
+                "scale": scale,
                 "counts": stats.counts,
                 # one sample has no spread about its mean, whatever a forget's rounding left
                 "spread": not (centre and n == 1),
@@ -226,6 +231,33 @@ class RidgeHead(Head):
             return False
         return self.decision == "discriminant" or (
             float(counts.sum()) >= DISCRIMINANT_MIN_PER_CLASS * counts.size
+        )
+
+
+# G's mean eigenvalue (centred) over the rounding level of its sums (M eps times its largest
+# uncentred diagonal value, a bound on that rounding's size measured to be 8-25x its actual
+# size) below which a user is told: the lower part of G's spectrum is then rounding.
+_ROUNDING_MARGIN = 1e3
+
+
+def _warn_if_centring_lost_digits(trace: float, scale: float, width: int) -> None:
+    """Warn where the centred G's mean eigenvalue is within :data:`_ROUNDING_MARGIN` of the
+    sums' rounding level: rows whose common offset is about 1e5 or more times their spread
+    (after the layer). Then λ is kept above that level (:func:`select_alpha`), and what the rows
+    differ by below it is lost; centring the inputs first keeps it."""
+    floor = width * np.finfo(np.float64).eps * scale
+    mean_eig = max(trace, 0.0) / width
+    if floor > 0 and mean_eig < _ROUNDING_MARGIN * floor:
+        offset = math.sqrt(scale * width / max(trace, floor))
+        warnings.warn(
+            f"the rows lie far from their mean for float64 sums: G's largest entry is "
+            f"{scale:.3g} while its mean eigenvalue about the mean is {mean_eig:.3g} (a common "
+            f"offset about {offset:.1g} times the rows' spread, or rows nearly all alike), "
+            f"so centring leaves rounding of about {floor:.3g}; lambda is kept above it, and "
+            "what the rows differ by below it is lost. Subtract a typical row from every input "
+            "(centre the features) before learning.",
+            OffsetRoundingWarning,
+            stacklevel=5,
         )
 
 
@@ -547,7 +579,9 @@ class LDAHead(Head):
         if n - counts.shape[0] < 1 or float(np.trace(scatter)) <= floor:
             warnings.warn(
                 "LDA: no within-class spread to estimate a covariance from (one sample per "
-                "class?); using the identity covariance, i.e. nearest class mean",
+                "class, rows alike, or rows so far from their mean that centring leaves only "
+                "rounding: then subtract a typical row from every input); using the identity "
+                "covariance, i.e. nearest class mean",
                 NoWithinClassScatterWarning,
                 stacklevel=2,
             )

@@ -99,6 +99,11 @@ class IllConditionedWarning(UserWarning):
     """The regularised Gram matrix is close to singular; results may be inaccurate."""
 
 
+class OffsetRoundingWarning(IllConditionedWarning):
+    """The centred statistics keep little of the rows' spread: the rows lie far from their
+    mean against their spread, and centring their summed squares cancels most digits."""
+
+
 class HostLinalg:
     """The Cholesky operations the ridge head needs, on numpy arrays (LAPACK via scipy).
 
