@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # Debian packages: datasets, and the fonts latin-glyphs renders (list kept in the repo).
-wanted=(dataset-fashion-mnist openclipart-png wordnet-base)
+wanted=(dataset-fashion-mnist openclipart-png wordnet-base fortunes)
 mapfile -t fonts < <(grep -v '^[[:space:]]*\(#\|$\)' "$here/latin-font-packages.txt")
 wanted+=("${fonts[@]}")
 

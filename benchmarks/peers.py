@@ -45,6 +45,7 @@ CASES = {
     "latin-glyphs/efficientnet-lite0": ("configs/latin-glyphs-efficientnet-B0-Inc10.toml", IMG),
     "openclipart/efficientnet-lite0": ("configs/openclipart-efficientnet-B0-Inc5.toml", IMG),
     "wordnet/minilm": ("configs/wordnet-minilm-B0-Inc5.toml", {}),
+    "fortunes/minilm": ("configs/fortunes-minilm-B0-Inc4.toml", {}),
 }
 METHODS = [
     "forgetless", "ncm", "lda", "ranpac", "randumb", "klda", "klda-e", "fly-cl", "acil", "slda"

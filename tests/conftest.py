@@ -98,6 +98,13 @@ def wordnet() -> Any:
 
 
 @pytest.fixture(scope="session")
+def fortunes() -> Any:
+    from forgetless.data import load_dataset
+
+    return require_loader(lambda: load_dataset("fortunes"), "apt-get install -y fortunes")
+
+
+@pytest.fixture(scope="session")
 def latin_glyphs() -> Any:
     from forgetless.data import load_dataset
 

@@ -1065,3 +1065,90 @@ def test_a_warm_started_learner_goes_on_after_loading_as_the_saved_one(tmp_path)
         ContinualClassifier.load(tmp_path / "fixed.fl").decision_function(X_test),
         fixed.decision_function(X_test),
     )
+
+
+def _offset_warnings(fit) -> list:
+    """The OffsetRoundingWarnings ``fit()`` raises (every other warning let through)."""
+    import warnings
+
+    from forgetless.linalg import OffsetRoundingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
+    return [w for w in caught if issubclass(w.category, OffsetRoundingWarning)]
+
+
+def test_rows_far_from_their_mean_are_warned_for_every_head_and_precision():
+    """Centring sums of rows far from their mean cancels digits; past four digits left the
+    models fell to chance silently (float32 sums from an offset of 1e4 on digits, NCM's cosine
+    from 1e8, a ridge without intercept whose lambda lattice lay above the spread). Each now
+    warns, naming the remedy, at the line of the user's call."""
+    X, y = load_digits(return_X_y=True)
+    Xt = X[1400:]
+    X, y = X[:1400], y[:1400]
+    cases = [
+        ({"compute_dtype": "float32"}, 1e4),
+        ({"compute_dtype": "float32", "projection": "none"}, 1e4),
+        ({"head": "ncm"}, 1e8),
+        ({"head": "lda"}, 1e8),
+        ({"fit_intercept": False, "projection": "orthogonal", "n_components": 256}, 1e5),
+        ({}, 1e10),
+    ]
+    for settings, offset in cases:
+        clf = ContinualClassifier(random_state=0, **settings)
+        caught = _offset_warnings(lambda c=clf, o=offset: c.fit(X + o, y).predict(Xt + o))
+        assert len(caught) == 1, (settings, offset)
+        assert "centre the features" in str(caught[0].message)
+        assert caught[0].filename == __file__, caught[0].filename  # the user's line
+    # ordinary features never: pixels 0..16, 0..1, standardised, float32, batches, every head
+    standard = (X - X.mean(0)) / (X.std(0) + 1e-9)
+    for rows in (X, X / 16.0, standard, X + 100.0):
+        for settings in ({}, {"compute_dtype": "float32"}, {"head": "ncm"}, {"head": "lda"}):
+            clf = ContinualClassifier(random_state=0, **settings)
+
+            def batches(c=clf, r=rows):
+                for part in np.array_split(np.arange(len(r)), 4):
+                    c.partial_fit(r[part], y[part])
+                    c.predict(r[:5])
+
+            assert not _offset_warnings(batches), settings
+
+
+def test_forgetting_rows_far_larger_than_those_left_is_warned():
+    """Rows offset by 7e7 learned beside ordinary ones, then forgotten: the sums left carry
+    rounding the size of the forgotten rows' squares, and the model no longer equals a fresh
+    fit on the rows left (23 % accurate against 98 %, silently). The forget now warns; an
+    ordinary forget does not."""
+    X, y = load_digits(return_X_y=True)
+    kw = {"projection": "orthogonal", "n_components": 256, "alpha": 1.0, "random_state": 0}
+    clf = ContinualClassifier(**kw).fit(X[:1000], y[:1000])
+    clf.partial_fit(X[1000:1200] + 7e7, y[1000:1200])
+    caught = _offset_warnings(lambda: clf.forget(X[1000:1200] + 7e7, y[1000:1200]))
+    assert len(caught) == 1 and "forgotten rows were far larger" in str(caught[0].message)
+    ordinary = ContinualClassifier(**kw).fit(X[:1200], y[:1200])
+    assert not _offset_warnings(lambda: ordinary.forget(X[1000:1200], y[1000:1200]))
+
+
+def test_warm_start_model_loads_at_the_lambda_it_was_saved_with(tmp_path):
+    """A warm-start learner refitted and saved: the loaded one used to walk on from the saved
+    lambda over the same sums, and this search's choice (1000) is not the walk's local minimum
+    (562), so 0.8 % of its predictions changed. It now solves at the saved lambda until new
+    data arrive, then walks from it as the saved learner would."""
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(4, 20)) * 1.2 / np.sqrt(20)
+    y = rng.integers(0, 4, 1500)
+    X = means[y] + rng.normal(size=(1500, 20)) * 0.5 + 1e2
+    kw = {"projection": "orthogonal", "n_components": 200, "warm_start": True}
+    clf = ContinualClassifier(**kw).fit(X[:1000], y[:1000])
+    expected = clf.decision_function(X[1000:])
+    clf.save(tmp_path / "warm.fl")
+    loaded = ContinualClassifier.load(tmp_path / "warm.fl")
+    assert loaded.alpha_ == clf.alpha_
+    np.testing.assert_array_equal(loaded.decision_function(X[1000:]), expected)
+    for learner in (clf, loaded):  # and both walk on alike
+        learner.partial_fit(X[1000:1200], y[1000:1200])
+    assert loaded.alpha_ == clf.alpha_
+    np.testing.assert_array_equal(
+        loaded.decision_function(X[1200:]), clf.decision_function(X[1200:])
+    )

@@ -40,7 +40,6 @@ from forgetless._lambda_search import GCVPoint, criterion_for, normalising_expon
 from forgetless.linalg import (
     HOST,
     HostLinalg,
-    OffsetRoundingWarning,
     RowSpace,
     numpy_blas_quiet,
     oas_shrinkage,
@@ -150,6 +149,9 @@ class RidgeHead(Head):
         self.alpha_: float | None = None
         self.criterion_: str | None = None  # "loo" or "gcv" (alpha="auto"), None when fixed
         self.gcv_path_: list[GCVPoint] = []
+        # warm_start: lambda already chosen for these very sums (a loaded learner whose saved
+        # one had refitted): the next fit solves there instead of walking on (then cleared)
+        self.settled_alpha: float | None = None
 
     def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RidgeHead:
         # The factorisations are scipy's; numpy's BLAS threads would compete for the cores.
@@ -171,10 +173,10 @@ class RidgeHead(Head):
             prior = stats.counts / n
             sums = sums - n * np.outer(mean, prior)
             energy, extra_df = n * (1.0 - float(prior @ prior)), 1.0
-            if n > 1:
-                trace = space.trace() if space is not None else float(ops.trace(gram))
-                _warn_if_centring_lost_digits(trace, scale, stats.n_components)
-        if self.alpha == "auto":
+        settled, self.settled_alpha = self.settled_alpha, None
+        if settled is not None and not (self.alpha == "auto" and self.warm_start):
+            settled = None
+        if self.alpha == "auto" and settled is None:
             search = {
                 "start": self.alpha_ if self.warm_start else None,
                 "alphas": self.alphas,
@@ -209,7 +211,10 @@ class RidgeHead(Head):
                     else ridge_solve(gram, sums, best.alpha, ops)
                 )
         else:
-            self.alpha_, self.criterion_ = float(self.alpha), None
+            self.alpha_ = float(self.alpha if settled is None else settled)
+            self.criterion_ = (
+                None if settled is None else criterion_for(stats.counts, n, stats.n_classes)
+            )
             if space is not None:
                 coef = space.solve(sums, self.alpha_)
             else:
@@ -231,33 +236,6 @@ class RidgeHead(Head):
             return False
         return self.decision == "discriminant" or (
             float(counts.sum()) >= DISCRIMINANT_MIN_PER_CLASS * counts.size
-        )
-
-
-# G's mean eigenvalue (centred) over the rounding level of its sums (M eps times its largest
-# uncentred diagonal value, a bound on that rounding's size measured to be 8-25x its actual
-# size) below which a user is told: the lower part of G's spectrum is then rounding.
-_ROUNDING_MARGIN = 1e3
-
-
-def _warn_if_centring_lost_digits(trace: float, scale: float, width: int) -> None:
-    """Warn where the centred G's mean eigenvalue is within :data:`_ROUNDING_MARGIN` of the
-    sums' rounding level: rows whose common offset is about 1e5 or more times their spread
-    (after the layer). Then λ is kept above that level (:func:`select_alpha`), and what the rows
-    differ by below it is lost; centring the inputs first keeps it."""
-    floor = width * np.finfo(np.float64).eps * scale
-    mean_eig = max(trace, 0.0) / width
-    if floor > 0 and mean_eig < _ROUNDING_MARGIN * floor:
-        offset = math.sqrt(scale * width / max(trace, floor))
-        warnings.warn(
-            f"the rows lie far from their mean for float64 sums: G's largest entry is "
-            f"{scale:.3g} while its mean eigenvalue about the mean is {mean_eig:.3g} (a common "
-            f"offset about {offset:.1g} times the rows' spread, or rows nearly all alike), "
-            f"so centring leaves rounding of about {floor:.3g}; lambda is kept above it, and "
-            "what the rows differ by below it is lost. Subtract a typical row from every input "
-            "(centre the features) before learning.",
-            OffsetRoundingWarning,
-            stacklevel=5,
         )
 
 
@@ -593,8 +571,8 @@ class LDAHead(Head):
             target = float(np.trace(cov)) / m
             shrunk = (1.0 - rho) * cov
             shrunk[np.diag_indices(m)] += rho * target
-            if rho == 0.0:
-                shrunk[np.diag_indices(m)] += 1e-10 * target
+            if rho == 0.0:  # no shrinkage: a ridge of at least the scatter's rounding level
+                shrunk[np.diag_indices(m)] += max(1e-10 * target, floor / (n - counts.shape[0]))
             self.shrinkage_ = rho
         self.coef_ = ridge_solve(shrunk, means, 0.0, hint="use shrinkage closer to 1")
         prior = np.log(np.maximum(counts, 1.0) / max(n, 1.0))

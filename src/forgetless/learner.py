@@ -25,6 +25,7 @@ import copy
 import math
 import os
 import reprlib
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -46,6 +47,7 @@ from forgetless.layers import (
     make_layer,
     resolve_projection,
 )
+from forgetless.linalg import OffsetRoundingWarning
 from forgetless.persistence import ModelFileError, read_model_file, write_model_file
 from forgetless.statistics import SufficientStatistics, packed_diagonal
 from forgetless.validation import (
@@ -56,6 +58,7 @@ from forgetless.validation import (
     check_labels,
     feature_names,
     label_family,
+    user_stacklevel,
 )
 
 # Numeric settings, where a bool would pass scikit-learn's Interval check as 0 or 1.
@@ -506,6 +509,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if self._stale:
             if self.statistics_.n_classes == 0:
                 raise ValueError("the learner has no classes left to predict")
+            _warn_if_centring_lost_digits(
+                self.statistics_,
+                self._single_sums(),
+                centred=getattr(self.head_, "fit_intercept", True),
+            )
             if not self.head_.recursive:  # recursive heads are kept current batch by batch
                 self.head_.fit(self.statistics_, ops=self._engine().linalg)
             self._stale = False
@@ -819,6 +827,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         re-derived from the sums (exact, where a Woodbury downdate would lose precision)."""
         if emptied.size:
             remaining.remove_classes(emptied)
+        _warn_if_removal_left_rounding(
+            self.statistics_, remaining, self._single_sums() or single_products
+        )
         head = self.head_
         if head.recursive:
             head = make_head(params, remaining.n_components)
@@ -930,6 +941,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 if self.warm_start and params["alpha"] == "auto"
                 else None
             ),
+            # that lambda was chosen for these very sums (no batch since): a loaded learner
+            # solves there, as the saved one predicts, instead of walking on from it
+            "warm_start_settled": not self._stale,
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
@@ -1055,8 +1069,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 raise ModelFileError(
                     f"warm_start_alpha must be a positive number, not {reprlib.repr(start)}"
                 )
+            settled = metadata.get("warm_start_settled", False)  # older files: walk on
+            if not isinstance(settled, bool):
+                raise ModelFileError(f"warm_start_settled must be true or false, not {settled!r}")
             if params["warm_start"] and params["alpha"] == "auto":
                 head.alpha_ = float(start)  # the walk resumes where the saved learner's would
+                if settled:
+                    head.settled_alpha = float(start)
         head_arrays = part("head.")
         if head.recursive:
             head.restore(head_arrays, stats, single)
@@ -1207,6 +1226,79 @@ more than this factor (either way) is refused: its squares and the learned ones 
 than 1e14, so float64 sums keep few or none of the smaller side's digits (a batch 1e20 times
 larger made every later prediction fail in the lambda search, and forgetting it again did not
 bring the model back)."""
+
+
+# Centring sums keeps a fraction f = trace(G - n m m^T) / trace(G) of their size; with rounding
+# eps (float64, or float32 where the sums are of float32 products), eps / f above this leaves
+# the rows' spread fewer than four significant digits: warned (ordinary features: f ~ 0.1-1).
+_CENTRING_DIGITS = 1e-4
+# A ridge without an intercept scores lambda from 1e-10 trace(G) up: below this f, the rows'
+# spread lies under the lattice, behind the offset's one large eigenvalue.
+_UNCENTRED_SPREAD = 1e-8
+
+
+def _warn_if_centring_lost_digits(
+    stats: SufficientStatistics, single: bool, centred: bool = True
+) -> None:
+    """Warn where the rows lie so far from their mean, against their spread, that the centred
+    sums every head reads (the ridge's G - n m m^T, LDA's scatter, the cosine of NCM's means)
+    keep fewer than four digits of it: then predictions fall to rounding, often to chance,
+    where centring the inputs first would have kept every digit. A ridge fitted without an
+    intercept (``centred=False``) is told from a smaller offset on, where its lambda lattice
+    no longer reaches the spread."""
+    if stats.n_samples < 2:
+        return
+    spread, total = _spread_and_size(stats)
+    if not total > 0.0:
+        return
+    eps = float(np.finfo(np.float32 if single else np.float64).eps)
+    kept = spread / total
+    if eps > _CENTRING_DIGITS * kept or (not centred and kept < _UNCENTRED_SPREAD):
+        offset = 1.0 / math.sqrt(max(kept, 1e-300))
+        warnings.warn(
+            f"the rows lie far from their mean for {'float32' if single else 'float64'} sums: "
+            f"their spread about it is {kept:.2g} of their size (a common offset about "
+            f"{offset:.1g} times their spread, after the layer, or rows nearly all alike), "
+            "and centring the sums leaves it fewer than four significant digits, so "
+            "predictions may follow rounding; alpha='auto' keeps lambda above G's rounding "
+            "level. Subtract a typical row from every input (centre the features) before "
+            "learning.",
+            OffsetRoundingWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
+def _spread_and_size(stats: SufficientStatistics) -> tuple[float, float]:
+    """(trace of G about the rows' mean, trace of G): the rows' spread and their size, each a
+    sum of squares over every feature (the first clipped at 0 where rounding left it below)."""
+    n = float(max(stats.n_samples, 1))
+    size = float(np.asarray(stats.diagonal(), dtype=np.float64).sum())
+    spread = size - float(np.square(np.asarray(stats.feature_sum) / math.sqrt(n)).sum())
+    return max(spread, 0.0), size
+
+
+def _warn_if_removal_left_rounding(
+    before: SufficientStatistics, remaining: SufficientStatistics, single: bool
+) -> None:
+    """Warn where the forgotten rows were so much larger than the rows left that the rounding
+    the sums took from them (eps times the size they summed to) is more than 1e-4 of the left
+    rows' spread: the sums left are then not those a fresh fit on the left rows would have."""
+    if remaining.n_samples < 2:
+        return
+    spread = _spread_and_size(remaining)[0]
+    rounding = (
+        float(np.finfo(np.float32 if single else np.float64).eps) * _spread_and_size(before)[1]
+    )
+    if rounding > _CENTRING_DIGITS * spread:
+        warnings.warn(
+            f"the forgotten rows were far larger than the rows left: the sums kept rounding of "
+            f"about {rounding:.3g} from them, more than {_CENTRING_DIGITS:.0e} of the spread "
+            f"left ({spread:.3g}), so this model may differ from one learned on the "
+            "rows left alone; learn those rows again in a new learner for that model, and "
+            "keep rows of one scale, centred, in one learner",
+            OffsetRoundingWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 def _largest_rms(stats: SufficientStatistics) -> float:

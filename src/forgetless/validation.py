@@ -11,7 +11,9 @@ ValueError: y mixes label types (int and str); use one type for all labels
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import os
 import re
 from typing import Any
 
@@ -183,3 +185,13 @@ def check_feature_names(estimator: Any, X: Any) -> None:
     """X's column names against ``estimator.feature_names_in_``, as scikit-learn checks them:
     other names or another order is an error; names on one side only, a warning."""
     _check_feature_names(estimator, X, reset=False)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning name the first caller outside forgetless (the
+    user's line), for a warning issued by the function that calls this one."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return max(level, 1)

@@ -16,9 +16,8 @@ from forgetless.data.latin_glyphs import CHARACTERS, load_latin_glyphs, render_f
 
 
 def test_registry_lists_every_loader_and_rejects_unknown_names() -> None:
-    assert {"digits", "fashion-mnist", "latin-glyphs", "openclipart", "wordnet"} <= set(
-        list_datasets()
-    )
+    builtin = {"digits", "fashion-mnist", "latin-glyphs", "openclipart", "wordnet", "fortunes"}
+    assert builtin <= set(list_datasets())
     assert {"image-folder", "text-table", "arrays"} <= set(list_datasets())
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         load_dataset("nope")
@@ -71,6 +70,10 @@ def test_missing_dataset_says_what_to_install(tmp_path: Path) -> None:
         load_dataset("openclipart", root=tmp_path / "absent")
     with pytest.raises(DatasetNotFoundError, match="apt-get install -y wordnet-base"):
         load_dataset("wordnet", root=tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="apt-get install -y fortunes"):
+        load_dataset("fortunes", root=tmp_path / "absent")
+    with pytest.raises(DatasetNotFoundError, match="apt-get install -y fortunes"):
+        load_dataset("fortunes", root=tmp_path)  # a folder with no category file
     with pytest.raises(DatasetNotFoundError, match="latin-font-packages"):
         load_dataset("latin-glyphs", font_dirs=[tmp_path])
 
@@ -164,6 +167,43 @@ def test_wordnet_45_lexicographer_classes(wordnet) -> None:
     again = load_dataset("wordnet")
     assert again.test.inputs == ds.test.inputs
     assert load_dataset("wordnet", seed=1).test.inputs != ds.test.inputs
+
+
+def test_fortunes_32_categories(fortunes) -> None:
+    ds = fortunes
+    assert ds.num_classes == 32 and len(ds.train) + len(ds.test) == 14_673
+    assert set(np.unique(ds.test.labels)) == set(range(32))
+    assert {"computers", "food", "linux", "science"} <= set(ds.classes)
+    assert "linuxcookie" in ds.classes and "debian" not in ds.classes  # 103 and 85 items
+    assert all(isinstance(t, str) and 11 <= len(t) <= 1000 for t in ds.train.inputs)
+    assert not any("\n" in t or "  " in t for t in ds.train.inputs[:2000])
+    again = load_dataset("fortunes")
+    assert again.test.inputs == ds.test.inputs
+    assert load_dataset("fortunes", seed=1).test.inputs != ds.test.inputs
+    assert load_dataset("fortunes", min_items=500).num_classes == 12
+
+
+def test_fortunes_reads_a_folder_of_category_files(tmp_path: Path) -> None:
+    (tmp_path / "cats").write_text("Cats sleep anywhere.\n%\nA cat has nine lives.\n%\n%\n")
+    (tmp_path / "dogs").write_bytes(
+        "Every dog has its day.\n%\nCaf\xe9 dogs bark.\n%\n".encode("latin-1")
+    )
+    (tmp_path / "dogs.dat").write_bytes(b"\x00\x01")  # the strfile index: not a category
+    (tmp_path / "kittens").symlink_to(tmp_path / "cats")  # the same file twice: skipped
+    (tmp_path / "short").write_text("Too few.\n%\nOnly one item here.\n")
+    ds = load_dataset("fortunes", root=tmp_path, min_items=2, test_fraction=0.5)
+    assert ds.classes == ["cats", "dogs"]
+    texts = sorted(ds.train.inputs + ds.test.inputs)
+    assert texts == sorted(
+        [
+            "Cats sleep anywhere.",
+            "A cat has nine lives.",
+            "Every dog has its day.",
+            "Café dogs bark.",
+        ]
+    )
+    with pytest.raises(ValueError, match="min_items must be at least 2"):
+        load_dataset("fortunes", root=tmp_path, min_items=1)
 
 
 def test_subset_is_stratified_and_deterministic(fashion_mnist) -> None:

@@ -26,6 +26,7 @@ from forgetless.data.base import (
 from forgetless.data.digits import load_digits
 from forgetless.data.fashion_mnist import load_fashion_mnist
 from forgetless.data.folder import load_image_folder
+from forgetless.data.fortunes import load_fortunes
 from forgetless.data.latin_glyphs import load_latin_glyphs
 from forgetless.data.openclipart import load_openclipart
 from forgetless.data.text_table import load_text_table
@@ -37,6 +38,7 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "latin-glyphs": load_latin_glyphs,
     "openclipart": load_openclipart,
     "wordnet": load_wordnet,
+    "fortunes": load_fortunes,
     "image-folder": load_image_folder,
     "text-table": load_text_table,
     "arrays": load_arrays,
