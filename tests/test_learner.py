@@ -1128,6 +1128,45 @@ def test_forgetting_rows_far_larger_than_those_left_is_warned():
     assert len(caught) == 1 and "forgotten rows were far larger" in str(caught[0].message)
     ordinary = ContinualClassifier(**kw).fit(X[:1200], y[:1200])
     assert not _offset_warnings(lambda: ordinary.forget(X[1000:1200], y[1000:1200]))
+    # nor forgetting nearly everything of one scale, float32 sums included (a review found
+    # the first version of this check warning there)
+    standard = (X - X.mean(0)) / (X.std(0) + 1e-9)
+    tiled = np.vstack([standard] * 10)
+    labels = np.tile(y, 10)
+    small = ContinualClassifier(**kw, compute_dtype="float32").fit(tiled, labels)
+    assert not _offset_warnings(lambda: small.forget(tiled[20:], labels[20:]))
+
+
+def test_numerical_warnings_come_once_per_learner_at_the_users_line():
+    """A stream of batches whose rows lie far from their mean warns once, not at every refit
+    (the message's numbers differ per batch, so Python's own once-per-line rule repeated it),
+    also where scikit-learn's ``score`` triggers the refit."""
+    X, y = load_digits(return_X_y=True)
+    clf = ContinualClassifier(compute_dtype="float32", random_state=0)
+
+    def stream():
+        for part in np.array_split(np.arange(1400), 6):
+            clf.partial_fit(X[part] + 1e4, y[part])
+            clf.predict(X[:5] + 1e4)
+
+    assert len(_offset_warnings(stream)) == 1
+    fresh = ContinualClassifier(compute_dtype="float32", random_state=0)
+    fresh.partial_fit(X[:1000] + 1e4, y[:1000])
+    caught = _offset_warnings(lambda: fresh.score(X[1000:] + 1e4, y[1000:]))
+    assert len(caught) == 1 and caught[0].filename == __file__
+
+
+def test_rows_all_alike_at_a_huge_scale_predict_the_priors():
+    """Identical rows of size 1e38 on the row space: no spread, a rounding level beyond
+    2^200, which the search refused to normalise (a crash, found by a review)."""
+    import warnings
+
+    rows = np.full((6, 8), 1e38)
+    clf = ContinualClassifier(projection="orthogonal", n_components=64, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(rows, [0, 0, 0, 0, 1, 1])
+        assert clf.predict(rows[:2]).tolist() == [0, 0]
 
 
 def test_warm_start_model_loads_at_the_lambda_it_was_saved_with(tmp_path):
@@ -1152,3 +1191,24 @@ def test_warm_start_model_loads_at_the_lambda_it_was_saved_with(tmp_path):
     np.testing.assert_array_equal(
         loaded.decision_function(X[1200:]), clf.decision_function(X[1200:])
     )
+    # new data before any prediction: the loaded learner walks on too (it solved at the saved
+    # lambda over the new sums, a review found), and a loaded learner saved again keeps saying so
+    clf.save(tmp_path / "warm.fl")
+    for route in ("learn", "merge", "forget", "save again"):
+        loaded = ContinualClassifier.load(tmp_path / "warm.fl")
+        original = ContinualClassifier.load(tmp_path / "warm.fl")
+        original.decision_function(X[:1])  # refitted at the saved lambda, as the saved one
+        for learner in (original, loaded):
+            if route == "learn":
+                learner.partial_fit(X[1200:1400], y[1200:1400])
+            elif route == "merge":
+                learner.merge(ContinualClassifier(**kw).fit(X[1200:1400], y[1200:1400]))
+            elif route == "forget":
+                learner.forget(X[1000:1100], y[1000:1100])
+        if route == "save again":
+            loaded.save(tmp_path / "again.fl")
+            loaded = ContinualClassifier.load(tmp_path / "again.fl")
+        assert loaded.alpha_ == original.alpha_, route
+        np.testing.assert_array_equal(
+            loaded.decision_function(X[1400:]), original.decision_function(X[1400:])
+        )

@@ -297,7 +297,8 @@ def select_alpha(
     # row space) differ in the trace's last bits, which must not move an end across a step.
     lo = math.ceil(lo / tolerance - _SNAP) * tolerance
     hi = math.floor(hi / tolerance + _SNAP) * tolerance
-    half = normalising_exponent(mean_eig)
+    # a zero trace has no curve to search (no powers of G): nothing to normalise
+    half = normalising_exponent(mean_eig) if trace > 0 else 0
     if half and rows is not None:
         raise ValueError("a RowSpace search needs G's mean eigenvalue within 2^+-200")
     if half and _lattice is None and start is None and alphas is None:

@@ -149,9 +149,9 @@ class RidgeHead(Head):
         self.alpha_: float | None = None
         self.criterion_: str | None = None  # "loo" or "gcv" (alpha="auto"), None when fixed
         self.gcv_path_: list[GCVPoint] = []
-        # warm_start: lambda already chosen for these very sums (a loaded learner whose saved
-        # one had refitted): the next fit solves there instead of walking on (then cleared)
-        self.settled_alpha: float | None = None
+        # warm_start: (lambda, the sums it was chosen for) of a loaded learner whose saved one
+        # had refitted: a fit of those very sums solves there instead of walking on from it
+        self.settled: tuple[float, tuple] | None = None
 
     def fit(self, stats: SufficientStatistics, ops: HostLinalg = HOST) -> RidgeHead:
         # The factorisations are scipy's; numpy's BLAS threads would compete for the cores.
@@ -173,9 +173,8 @@ class RidgeHead(Head):
             prior = stats.counts / n
             sums = sums - n * np.outer(mean, prior)
             energy, extra_df = n * (1.0 - float(prior @ prior)), 1.0
-        settled, self.settled_alpha = self.settled_alpha, None
-        if settled is not None and not (self.alpha == "auto" and self.warm_start):
-            settled = None
+        settled = self.settled_alpha(stats)
+        self.settled = None
         if self.alpha == "auto" and settled is None:
             search = {
                 "start": self.alpha_ if self.warm_start else None,
@@ -230,6 +229,17 @@ class RidgeHead(Head):
                 self.decision_ = "discriminant"
         return self
 
+    def settle(self, alpha: float, stats: SufficientStatistics) -> None:
+        """Say that ``alpha`` was chosen (by a warm walk or search) for these very sums."""
+        self.settled = (float(alpha), sums_key(stats))
+
+    def settled_alpha(self, stats: SufficientStatistics) -> float | None:
+        """The settled lambda where it was chosen for these sums (warm start only), else None."""
+        if self.settled is None or not (self.alpha == "auto" and self.warm_start):
+            return None
+        alpha, key = self.settled
+        return alpha if key == sums_key(stats) else None
+
     def _discriminant_wanted(self, counts: np.ndarray) -> bool:
         """Whether to score by the discriminant (``decision``; "auto": enough per class)."""
         if self.decision == "regression" or counts.size < 2 or np.any(counts < 1):
@@ -237,6 +247,17 @@ class RidgeHead(Head):
         return self.decision == "discriminant" or (
             float(counts.sum()) >= DISCRIMINANT_MIN_PER_CLASS * counts.size
         )
+
+
+def sums_key(stats: SufficientStatistics) -> tuple:
+    """What tells sums apart cheaply: samples, class counts, G's trace, the feature sums' total
+    (any batch learned, merged or forgotten changes one of them)."""
+    return (
+        int(stats.n_samples),
+        tuple(int(c) for c in stats.counts),
+        float(np.asarray(stats.diagonal(), dtype=np.float64).sum()),
+        float(np.asarray(stats.feature_sum, dtype=np.float64).sum()),
+    )
 
 
 def _row_space(stats: SufficientStatistics, mean: np.ndarray | None, ops: Any) -> RowSpace | None:

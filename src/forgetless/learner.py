@@ -40,6 +40,7 @@ from forgetless.heads import DECISIONS, HEADS, OWM_ORDER_ERROR, Head, head_param
 from forgetless.layers import (
     ACTIVATIONS,
     PROJECTIONS,
+    KernelWidthWarning,
     build_bytes,
     check_layer_params,
     layer_from_config,
@@ -89,6 +90,7 @@ _FITTED = (
     "single_sums_",
     "_stale",
     "_fitted_params",
+    "_warned",  # the numerical-health warnings given (each once per learner)
 )
 DEFAULT_N_COMPONENTS = 2000  # the layer's width unless given (forgetless run's too)
 MODEL_KIND = "forgetless-model"
@@ -401,6 +403,17 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__.pop("feature_names_in_", None)
         self.__dict__.update(state)
 
+    def _warn_once(
+        self, kind: str, message: str | None, category: type = OffsetRoundingWarning
+    ) -> None:
+        """Warn ``message`` (where there is one) once per learner and ``kind``, at the user's
+        line: a stream of batches would repeat it at every batch or refit."""
+        warned = self.__dict__.setdefault("_warned", set())
+        if message is None or kind in warned:
+            return
+        warned.add(kind)
+        warnings.warn(message, category, stacklevel=user_stacklevel())
+
     def _features_in(self, X: Any, reset: bool) -> tuple[np.ndarray, Any]:
         """(checked X, its column names); on a fitted learner names are checked, not taken."""
         if reset:
@@ -503,16 +516,20 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = new_classes
         self.head_ = head
         self._stale = True
+        self._warn_once("layer", self.projection_.advice(X), KernelWidthWarning)
         return self
 
     def _refit_head(self) -> None:
         if self._stale:
             if self.statistics_.n_classes == 0:
                 raise ValueError("the learner has no classes left to predict")
-            _warn_if_centring_lost_digits(
-                self.statistics_,
-                self._single_sums(),
-                centred=getattr(self.head_, "fit_intercept", True),
+            self._warn_once(
+                "offset",
+                _centring_message(
+                    self.statistics_,
+                    self._single_sums(),
+                    centred=getattr(self.head_, "fit_intercept", True),
+                ),
             )
             if not self.head_.recursive:  # recursive heads are kept current batch by batch
                 self.head_.fit(self.statistics_, ops=self._engine().linalg)
@@ -827,9 +844,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         re-derived from the sums (exact, where a Woodbury downdate would lose precision)."""
         if emptied.size:
             remaining.remove_classes(emptied)
-        _warn_if_removal_left_rounding(
-            self.statistics_, remaining, self._single_sums() or single_products
-        )
+        self._warn_once("forget", _removal_message(self.statistics_, remaining))
         head = self.head_
         if head.recursive:
             head = make_head(params, remaining.n_components)
@@ -943,7 +958,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             ),
             # that lambda was chosen for these very sums (no batch since): a loaded learner
             # solves there, as the saved one predicts, instead of walking on from it
-            "warm_start_settled": not self._stale,
+            "warm_start_settled": not self._stale
+            or getattr(self.head_, "settled_alpha", lambda s: None)(self.statistics_) is not None,
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
@@ -1075,7 +1091,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             if params["warm_start"] and params["alpha"] == "auto":
                 head.alpha_ = float(start)  # the walk resumes where the saved learner's would
                 if settled:
-                    head.settled_alpha = float(start)
+                    head.settle(float(start), stats)
         head_arrays = part("head.")
         if head.recursive:
             head.restore(head_arrays, stats, single)
@@ -1237,35 +1253,32 @@ _CENTRING_DIGITS = 1e-4
 _UNCENTRED_SPREAD = 1e-8
 
 
-def _warn_if_centring_lost_digits(
+def _centring_message(
     stats: SufficientStatistics, single: bool, centred: bool = True
-) -> None:
-    """Warn where the rows lie so far from their mean, against their spread, that the centred
-    sums every head reads (the ridge's G - n m m^T, LDA's scatter, the cosine of NCM's means)
-    keep fewer than four digits of it: then predictions fall to rounding, often to chance,
-    where centring the inputs first would have kept every digit. A ridge fitted without an
-    intercept (``centred=False``) is told from a smaller offset on, where its lambda lattice
-    no longer reaches the spread."""
+) -> str | None:
+    """What to tell a user whose rows lie so far from their mean, against their spread, that the
+    centred sums every head reads (the ridge's G - n m m^T, LDA's scatter, the cosine of NCM's
+    means) keep fewer than four digits of it (None where they keep more): predictions then
+    follow rounding, often to chance, where centring the inputs first would have kept every
+    digit. A ridge fitted without an intercept (``centred=False``) is told from a smaller
+    offset on, where its lambda lattice no longer reaches the spread."""
     if stats.n_samples < 2:
-        return
+        return None
     spread, total = _spread_and_size(stats)
     if not total > 0.0:
-        return
+        return None
     eps = float(np.finfo(np.float32 if single else np.float64).eps)
     kept = spread / total
-    if eps > _CENTRING_DIGITS * kept or (not centred and kept < _UNCENTRED_SPREAD):
-        offset = 1.0 / math.sqrt(max(kept, 1e-300))
-        warnings.warn(
-            f"the rows lie far from their mean for {'float32' if single else 'float64'} sums: "
-            f"their spread about it is {kept:.2g} of their size (a common offset about "
-            f"{offset:.1g} times their spread, after the layer, or rows nearly all alike), "
-            "and centring the sums leaves it fewer than four significant digits, so "
-            "predictions may follow rounding; alpha='auto' keeps lambda above G's rounding "
-            "level. Subtract a typical row from every input (centre the features) before "
-            "learning.",
-            OffsetRoundingWarning,
-            stacklevel=user_stacklevel(),
-        )
+    if not (eps > _CENTRING_DIGITS * kept or (not centred and kept < _UNCENTRED_SPREAD)):
+        return None
+    return (
+        f"the rows lie far from their mean for {'float32' if single else 'float64'} sums: "
+        f"their spread about it is {kept:.2g} of their size (a common offset about "
+        f"{1.0 / math.sqrt(max(kept, 1e-300)):.1g} times their spread, after the layer, or "
+        "rows nearly all alike), and centring the sums leaves it fewer than four significant "
+        "digits, so predictions may follow rounding. Subtract a typical row from every input "
+        "(centre the features) before learning."
+    )
 
 
 def _spread_and_size(stats: SufficientStatistics) -> tuple[float, float]:
@@ -1277,28 +1290,24 @@ def _spread_and_size(stats: SufficientStatistics) -> tuple[float, float]:
     return max(spread, 0.0), size
 
 
-def _warn_if_removal_left_rounding(
-    before: SufficientStatistics, remaining: SufficientStatistics, single: bool
-) -> None:
-    """Warn where the forgotten rows were so much larger than the rows left that the rounding
-    the sums took from them (eps times the size they summed to) is more than 1e-4 of the left
-    rows' spread: the sums left are then not those a fresh fit on the left rows would have."""
+def _removal_message(before: SufficientStatistics, remaining: SufficientStatistics) -> str | None:
+    """What to tell a user who forgot rows so much larger than the rows left that the rounding
+    the float64 sums took from them (eps times the size they summed to) exceeds 1e-4 of the
+    left rows' spread (None otherwise): the sums left are then not those a fresh fit on the
+    left rows would have."""
     if remaining.n_samples < 2:
-        return
+        return None
     spread = _spread_and_size(remaining)[0]
-    rounding = (
-        float(np.finfo(np.float32 if single else np.float64).eps) * _spread_and_size(before)[1]
+    rounding = float(np.finfo(np.float64).eps) * _spread_and_size(before)[1]
+    if rounding <= _CENTRING_DIGITS * spread:
+        return None
+    return (
+        f"the forgotten rows were far larger than the rows left: the sums kept rounding of "
+        f"about {rounding:.3g} from them, more than {_CENTRING_DIGITS:.0e} of the spread left "
+        f"({spread:.3g}), so this model may differ from one learned on the rows left alone; "
+        "learn those rows again in a new learner for that model, and keep rows of one scale, "
+        "centred, in one learner"
     )
-    if rounding > _CENTRING_DIGITS * spread:
-        warnings.warn(
-            f"the forgotten rows were far larger than the rows left: the sums kept rounding of "
-            f"about {rounding:.3g} from them, more than {_CENTRING_DIGITS:.0e} of the spread "
-            f"left ({spread:.3g}), so this model may differ from one learned on the "
-            "rows left alone; learn those rows again in a new learner for that model, and "
-            "keep rows of one scale, centred, in one learner",
-            OffsetRoundingWarning,
-            stacklevel=user_stacklevel(),
-        )
 
 
 def _largest_rms(stats: SufficientStatistics) -> float:

@@ -15,6 +15,7 @@ import inspect
 import numbers
 import os
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -188,10 +189,16 @@ def check_feature_names(estimator: Any, X: Any) -> None:
 
 
 def user_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning name the first caller outside forgetless (the
-    user's line), for a warning issued by the function that calls this one."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    """The ``stacklevel`` that makes a warning name the first caller outside forgetless and
+    scikit-learn (the user's line), for a warning issued by the function that calls this one."""
+    import sklearn
+
+    # forgetless's frames, and scikit-learn's (``score`` and other mixin methods call ours)
+    inside = tuple(
+        os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+        for module in (sys.modules[__name__.split(".")[0]], sklearn)
+    )
     frame, level = inspect.currentframe(), 0
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
         frame, level = frame.f_back, level + 1
     return max(level, 1)

@@ -310,7 +310,15 @@ def test_fourier_kernel_narrower_than_the_rows_is_warned():
     clf = ContinualClassifier(projection="fourier", n_components=500, random_state=0)
     with pytest.warns(KernelWidthWarning, match="use gamma about") as caught:
         clf.fit(X[:1200], y[:1200])
-    assert caught[0].filename == __file__
+    assert len(caught) == 1 and caught[0].filename == __file__
+    # heads that read the projected rows themselves, once per learner however many batches
+    for head in ("rls", "owm"):
+        clf = ContinualClassifier(projection="fourier", n_components=200, head=head, alpha=1.0)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for part in np.array_split(np.arange(1200), 4):
+                clf.partial_fit(X[part], y[part])
+        assert sum(issubclass(w.category, KernelWidthWarning) for w in seen) == 1, head
     standard = (X - X.mean(0)) / (X.std(0) + 1e-9)
     for rows, gamma in ((X, 1.0 / (64 * X.var())), (standard, None)):
         with warnings.catch_warnings():

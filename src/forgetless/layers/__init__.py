@@ -25,7 +25,7 @@ from forgetless.layers.guided import DEFAULTS as GUIDED_DEFAULTS
 from forgetless.layers.guided import GuidedProjection, check_settings, supervisory_scores
 from forgetless.layers.kernel import DEFAULTS as KERNEL_DEFAULTS
 from forgetless.layers.kernel import GuidedKernelProjection, check_kernel_settings
-from forgetless.layers.random import RANDOM_KINDS, RandomProjection
+from forgetless.layers.random import RANDOM_KINDS, KernelWidthWarning, RandomProjection
 from forgetless.layers.xp import NUMPY, NumpyOps, TorchOps, fwht
 
 KINDS = (*RANDOM_KINDS, "guided")
@@ -37,6 +37,7 @@ AUTO_LIFT = 2
 as the features (:func:`resolve_projection`)."""
 
 __all__ = [
+    "KernelWidthWarning",
     "ACTIVATIONS",
     "GUIDED_DEFAULTS",
     "GUIDED_METHODS",

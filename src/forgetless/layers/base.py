@@ -76,6 +76,11 @@ class Layer(ABC):
         """Width M of the layer's output."""
         return self.n_components
 
+    def advice(self, X: np.ndarray) -> str | None:
+        """What to tell a user about learning rows ``X`` through this layer (a setting that
+        does not suit them), or None; the learner warns once (see the fourier layer)."""
+        return None
+
     def check_input(self, X: Any, learning: bool = False) -> np.ndarray:
         """``X`` as a 2-D array of the layer's input width, or a ValueError saying why not;
         ``learning``: rows to be summed, which a layer may need more of (a scale it resolves)."""

@@ -31,7 +31,6 @@ Kinds
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,6 @@ from forgetless.layers.base import (
     default_activation,
 )
 from forgetless.layers.xp import fwht, fwht_
-from forgetless.validation import user_stacklevel
 
 RANDOM_KINDS = ("none", "gaussian", "orthogonal", "hadamard", "fourier")
 _PHASE_MAX, _PHASE_MIN = 1e12, 1e-6  # the phases x w a fourier layer resolves (check_input)
@@ -57,30 +55,29 @@ class KernelWidthWarning(UserWarning):
     """A fourier layer's kernel is far narrower than the distances between the rows."""
 
 
-def _warn_if_kernel_narrow(X: np.ndarray, gamma: float) -> None:
-    """Warn where gamma |x - x'|^2 between typical rows of a batch (the median over up to 256
-    pairs, each row with the one half a batch on) exceeds :data:`_KERNEL_NARROW`: the default
-    gamma = 1 / d suits standardised features, not pixels of 0..16 (digits: about 70, and the
-    model predicted at chance on test rows while fitting its training rows)."""
+def kernel_too_narrow(X: np.ndarray, gamma: float) -> str | None:
+    """A message where gamma |x - x'|^2 between typical rows of ``X`` (the median over up to
+    256 pairs, each row with the one half a batch on) exceeds :data:`_KERNEL_NARROW`, else
+    None: the default gamma = 1 / d suits standardised features, not pixels of 0..16 (digits:
+    about 70, and the model predicted at chance on test rows while fitting its training rows).
+    """
     rows = np.asarray(X[:512], dtype=np.float64)
     half = rows.shape[0] // 2
     pairs = rows[:half] - rows[half : 2 * half]
     scale = float(np.abs(pairs).max(initial=0.0))
     if not (math.isfinite(scale) and scale > 0.0):
-        return
+        return None
     distances = np.einsum("ij,ij->i", pairs / scale, pairs / scale) * scale * scale
     typical = float(np.median(distances))
-    if typical > 0.0 and gamma * typical > _KERNEL_NARROW:
-        warnings.warn(
-            "the fourier layer's kernel exp(-gamma |x - x'|^2) is about "
-            f"exp(-{gamma * typical:.0f}) between typical rows of this batch (gamma = "
-            f"{gamma:.3g}): it tells no two rows "
-            f"apart, so the model can only memorise its training rows; use gamma about "
-            f"{2.0 / typical:.3g} (1 / (d times the features' variance)) or standardise the "
-            "features",
-            KernelWidthWarning,
-            stacklevel=user_stacklevel(),
-        )
+    if not (typical > 0.0 and gamma * typical > _KERNEL_NARROW):
+        return None
+    return (
+        "the fourier layer's kernel exp(-gamma |x - x'|^2) is about "
+        f"exp(-{gamma * typical:.0f}) between typical rows of this batch (gamma = "
+        f"{gamma:.3g}): it tells no two rows apart, so the model can only memorise its "
+        f"training rows; use gamma about {2.0 / typical:.3g} (1 / (d times the features' "
+        "variance)) or standardise the features"
+    )
 
 
 SCALES = ("unit", "ranpac")
@@ -224,9 +221,15 @@ class RandomProjection(Layer):
                 "would predict at chance; scale the features up (e.g. standardise them) or "
                 "raise gamma"
             )
-        if learning and X.shape[0] >= 2:
-            _warn_if_kernel_narrow(X, gamma)
         return X
+
+    def advice(self, X: np.ndarray) -> str | None:
+        """A fourier layer's kernel far narrower than the distances between the rows
+        (:func:`kernel_too_narrow`)."""
+        if self.kind != "fourier" or X.shape[0] < 2 or X.dtype.kind not in "fiu":
+            return None
+        gamma = self.gamma if self.gamma is not None else 1.0 / self.n_features
+        return kernel_too_narrow(X, gamma)
 
     @classmethod
     def build_bytes(cls, config: dict[str, Any]) -> int:
