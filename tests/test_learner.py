@@ -1058,6 +1058,16 @@ def test_a_warm_started_learner_goes_on_after_loading_as_the_saved_one(tmp_path)
         )
         with pytest.raises(ModelFileError, match="warm_start_alpha must be a positive number"):
             ContinualClassifier.load(tmp_path / "edited.fl")
+    for value in ("yes", 1, None):  # whether the saved lambda is the current sums' own
+        write_model_file(
+            tmp_path / "edited.fl",
+            {**metadata, "warm_start_settled": value},
+            arrays,
+            kind="forgetless-model",
+            version=3,
+        )
+        with pytest.raises(ModelFileError, match="warm_start_settled must be true or false"):
+            ContinualClassifier.load(tmp_path / "edited.fl")
     # a fixed alpha (0 is allowed) walks nothing: its file loads (it was refused, a review)
     fixed = ContinualClassifier(**kw | {"alpha": 0.0}).fit(X, y)
     fixed.save(tmp_path / "fixed.fl")

@@ -78,6 +78,11 @@ class Head:
     def decision_function(self, H: np.ndarray) -> np.ndarray:
         return H @ self.coef_ + self.intercept_
 
+    def settled_alpha(self, stats: SufficientStatistics) -> float | None:
+        """A lambda already chosen for these very sums that a fit keeps (the ridge head with
+        ``warm_start``, loaded from a file), else None."""
+        return None
+
     # A recursive head's per-batch life cycle (see RecursiveHead); no-ops for the others.
     def insert_classes(self, positions: np.ndarray) -> None:
         """Empty class columns are about to appear before ``positions`` (``np.insert`` rules)."""

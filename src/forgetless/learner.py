@@ -959,7 +959,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             # that lambda was chosen for these very sums (no batch since): a loaded learner
             # solves there, as the saved one predicts, instead of walking on from it
             "warm_start_settled": not self._stale
-            or getattr(self.head_, "settled_alpha", lambda s: None)(self.statistics_) is not None,
+            or self.head_.settled_alpha(self.statistics_) is not None,
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
