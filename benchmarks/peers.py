@@ -2,7 +2,7 @@
 
     nice -n 5 python benchmarks/peers.py                  # seeds 0-2, resumable
     python benchmarks/peers.py --seeds 0 --cases digits/raw
-    python benchmarks/peers.py --table                    # print the README table from the JSON
+    python benchmarks/peers.py --table   # the tables of docs/peers.md, from the JSON
 
 Writes ``benchmarks/results/peers.json``: for each dataset (the subsets and scenarios of
 ``configs/*.toml``; image encoders at ``image_size = 112``, the features the cache holds),

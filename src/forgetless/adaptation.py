@@ -67,8 +67,8 @@ from forgetless.validation import check_labels
 FORMAT = 1
 VIEW_BUDGET = 3000  # at most this many cached training copies (inputs x views) in all
 # Fewer first-task classes than this train no weight: a classifier of two classes learns one
-# decision, and tuning the encoder to it made later classes worse (README, first-session
-# adaptation: Fashion-MNIST's two-class first task, validation rows).
+# decision, and tuning the encoder to it made later classes worse (docs/adaptation.md:
+# Fashion-MNIST's two-class first task, validation rows).
 MIN_CLASSES = 3
 # The adapted encoder is kept only when the validation rows show it beats the unchanged one
 # beyond chance: a one-sided paired test of the per-row losses at this level, the choice of the
@@ -79,8 +79,8 @@ SIGNIFICANCE = 0.05
 PERMUTATIONS = 9999  # random sign flips of the evidence's permutation test
 _EXHAUSTIVE_ROWS = 12  # up to this many held-out rows, every flip instead (2^12)
 # The image default's contrastive weight (Recipe.contrastive), chosen on held-out training rows
-# (benchmarks/adaptation.py --validation, latin-glyphs, seeds 0-2; README, first-session
-# adaptation). With it, the plain features beside the adapted ones (keep_plain) led without
+# (benchmarks/adaptation.py --validation, latin-glyphs, seeds 0-2; docs/adaptation.md).
+# With it, the plain features beside the adapted ones (keep_plain) led without
 # them for the ridge, NCM and LDA, on held-out rows and on the test split, so last-stages
 # keeps them too.
 CONTRASTIVE = 2.0
@@ -126,7 +126,7 @@ class Recipe:
 
 
 # encoder family -> method -> its default recipe (the first method is the family's default).
-# The defaults were measured with benchmarks/adaptation.py (see README, first-session adaptation);
+# The defaults were measured with benchmarks/adaptation.py (docs/adaptation.md);
 # the image default was chosen with its --validation mode (held-out training data, not test).
 _RECIPES: dict[str, dict[str, Recipe]] = {
     "efficientnet": {

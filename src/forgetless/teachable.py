@@ -137,19 +137,19 @@ KIND, VERSION = "forgetless-teachable", 1
 RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
 POINTER = "CURRENT"
 # The layer of a new model (no width given): the guided kernel layer (the ReLU layer's kernel,
-# Nystroem features on landmarks drawn from the class population of the samples in hand) at a
-# width chosen from the samples in hand: n samples of C classes give M = the largest power of
-# two <= max(2 n, 32 C), kept within [WIDTH_FLOOR, DEFAULT_WIDTH] (:func:`width_for`). Chosen on
-# data held out from training rows only (README "Width"): first M ~ n and 16 directions per
-# class, by cross-validation inside the training images of benchmarks/teachable_small.py and
-# hold-outs inside three built-in training subsets; then, with the lambda search's leverage cap
-# (which removed the dip at M ~ n that made wider layers lose), twice that, on held-out rows of
-# the narrow features the rule serves today (``--widths``: raw pixels, MiniLM's last layer; the
-# doubled rule +0.8 points on average, worst -0.4). While the model keeps every sample's
-# features the layer *grows*: each learn and forget rebuilds it from all of them (so forgetting
-# gives exactly the model never taught the samples); once n reaches GROWING_UNTIL (M has then
-# reached its maximum; the features kept until then: GROWING_UNTIL x d x 4 bytes) it freezes
-# and the model goes on as one of a given width.
+# Nystroem features on landmarks drawn from the class population of the samples in hand) at a width
+# chosen from the samples in hand: n samples of C classes give M = the largest power of two <=
+# max(2 n, 32 C), kept within [WIDTH_FLOOR, DEFAULT_WIDTH] (:func:`width_for`).
+# Chosen on data held out from training rows only (docs/teaching.md, "Width"): first M ~ n and 16
+# directions per class, by cross-validation inside the training images of
+# benchmarks/teachable_small.py and hold-outs inside three built-in training subsets; then, with
+# the lambda search's leverage cap (which removed the dip at M ~ n that made wider layers lose),
+# twice that, on held-out rows of the narrow features the rule serves today (``--widths``: raw
+# pixels, MiniLM's last layer; the doubled rule +0.8 points on average, worst -0.4). While the
+# model keeps every sample's features the layer *grows*: each learn and forget rebuilds it from
+# all of them (so forgetting gives exactly the model never taught the samples); once n reaches
+# GROWING_UNTIL (M has then reached its maximum; the features kept until then: GROWING_UNTIL x d x
+# 4 bytes) it freezes and the model goes on as one of a given width.
 DEFAULT_WIDTH = 1024  # the rule's maximum, and the fixed width of models made before the rule
 WIDTH_FLOOR = 64
 UNITS_PER_SAMPLE = 2  # the width is about this many units per sample in hand (a power of two)
