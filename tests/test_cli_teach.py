@@ -754,6 +754,24 @@ def test_a_failed_test_after_a_learn_says_the_learn_is_saved(capsys, tmp_path):
     assert TeachableModel.open(model).class_counts() == {"one": 20, "zero": 20}
 
 
+def test_an_image_in_two_class_folders_is_learned_under_both_with_a_warning(capsys, tmp_path):
+    folder = _digit_folder(tmp_path / "digits")
+    copied = sorted((folder / "zero").iterdir())[0]
+    shutil.copy(copied, folder / "one" / "copy.png")
+    model = tmp_path / "m.model"
+    code, out, _ = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32")
+    assert code == 0
+    warning = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1, out
+    assert "1 image is now learned under more than one label" in warning[0]
+    assert "copy.png" in warning[0] and copied.name in warning[0] and "(one, zero)" in warning[0]
+    assert TeachableModel.open(model).class_counts() == {"one": 21, "zero": 20}
+    # forgetting the copy under the wrong label leaves the image in its own class only
+    code, out, _ = cli(capsys, "forget", model, folder / "one" / "copy.png", "--label", "one")
+    assert code == 0
+    assert TeachableModel.open(model).class_counts() == {"one": 20, "zero": 20}
+
+
 def test_repeated_class_flags_forget_every_class_named(capsys, tmp_path):
     """`--class a --class b` forgot only b (the last flag won) and said nothing of a. A name
     in decomposed Unicode (a macOS folder's) is the class of the same name typed composed."""

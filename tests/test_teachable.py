@@ -119,6 +119,28 @@ def test_samples_already_learned_are_skipped(tmp_path, digits):
     assert model.n_samples == 60
 
 
+def test_a_sample_learned_under_a_second_label_is_reported(tmp_path, digits):
+    """The same image under two labels (a file copied into two class folders) is learned once
+    per label, as asked, and the learn says which samples now carry more than one label."""
+    X, y = pick(digits, {"digit3", "digit4"})
+    model = make(tmp_path / "m")
+    assert model.learn(X, y).two_labels == []  # nothing learned twice
+    wrong = np.where(y[:3] == "digit3", "digit4", "digit3")
+    report = model.learn(X[:3], wrong, describe=["relabelled"])
+    assert report.learned == 3 and len(report.two_labels) == 3
+    assert all(labels == ["digit3", "digit4"] for _, labels in report.two_labels)
+    assert model.n_samples == 63
+    # within one batch: one sample under two labels is one entry naming both of its rows
+    fresh = make(tmp_path / "n")
+    report = fresh.learn(np.stack([X[0], X[1], X[0]]), ["digit3", "digit3", "digit4"])
+    assert report.learned == 3 and len(report.two_labels) == 1
+    where, labels = report.two_labels[0]
+    assert labels == ["digit3", "digit4"] and where.count(",") == 1
+    # learning it again under a label it has is skipped, and not reported again
+    report = model.learn(X[:3], wrong)
+    assert report.learned == 0 and report.skipped == 3 and report.two_labels == []
+
+
 @pytest.mark.parametrize("width", [WIDTH, 16], ids=["features-record", "statistics-record"])
 def test_forgetting_a_class_equals_a_model_never_taught_it(tmp_path, digits, width):
     X1, y1 = pick(digits, {"digit0", "digit1", "digit2"})

@@ -471,6 +471,8 @@ def _learn(args: argparse.Namespace) -> int:
         print(format_table(["class", "new", "total"], rows))
         if report.layer is not None and exists:
             print(_layer_line(report.layer))
+        if report.two_labels:
+            print(_two_labels_line(report.two_labels, model))
     print(_summary(model))
     for t, test in zip(args.test or [], tests, strict=True):
         try:
@@ -482,6 +484,19 @@ def _learn(args: argparse.Namespace) -> int:
             f"({result['correct']} of {result['samples']})"
         )
     return 0
+
+
+def _two_labels_line(found: list[tuple[str, list[str]]], model: Any) -> str:
+    """The learn's samples now held under two labels or more, the first few named."""
+    shown = "; ".join(f"{source} ({', '.join(labels)})" for source, labels in found[:3])
+    more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+    one = len(found) == 1
+    return (
+        f"warning: {len(found)} {_kind(model, len(found))} {'is' if one else 'are'} now learned "
+        f"under more than one label, as the same file or text: {shown}{more}; the model learns "
+        f"{'it' if one else 'each'} once per label. If a label is a mistake, forget it under "
+        f"that label: forgetless forget MODEL INPUT --label NAME"
+    )
 
 
 # ------------------------------------------------------------------------------ predict

@@ -472,6 +472,10 @@ class Report:
     action: str
     counts: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
+    # Samples a learn added under a label while the model (or the same batch) holds them under
+    # another: (where the sample came from, every label it now has). Learned, but worth a word:
+    # a file copied into two class folders is usually a mistake.
+    two_labels: list[tuple[str, list[str]]] = field(default_factory=list)
     seconds: float = 0.0
     encode_seconds: float = 0.0
     created: bool = False
@@ -1303,6 +1307,7 @@ class TeachableModel:
             if any(lab is None for lab in batch.labels):
                 raise InputError("every sample needs a label to be learned")
             keep, skipped = self._new_samples(batch)
+            two_labels = self._two_labels(batch, keep)
             self._log_read(batch, keep, skipped)
             if not keep:
                 return Report("learn", skipped=skipped, seconds=time.perf_counter() - start)
@@ -1323,6 +1328,7 @@ class TeachableModel:
             if any(lab is None for lab in encoded.batch.labels):
                 raise InputError("every sample needs a label to be learned")
             keep, skipped = self._new_samples(encoded.batch)
+            two_labels = self._two_labels(encoded.batch, keep)
             self._log_read(encoded.batch, keep, skipped)
             if not keep:
                 return Report("learn", skipped=skipped, seconds=time.perf_counter() - start)
@@ -1453,6 +1459,7 @@ class TeachableModel:
             "learn",
             counts=encoded.batch.counts(),
             skipped=skipped,
+            two_labels=two_labels,
             encode_seconds=encode_seconds,
             created=self.generation == 0,
             temperature=temperature,
@@ -1646,6 +1653,24 @@ class TeachableModel:
                 seen.add(key)
                 keep.append(i)
         return keep, len(batch) - len(keep)
+
+    def _two_labels(self, batch: Batch, keep: list[int]) -> list[tuple[str, list[str]]]:
+        """The samples that ``keep`` adds under a label while the model holds them (or the
+        batch adds them) under another too: (where the batch has them, all their labels), one
+        per sample, in batch order."""
+        active = self._active()
+        labels: dict[bytes, set[str]] = {}
+        for s, c in zip(self.sample_sha[active], self.sample_label[active], strict=True):
+            labels.setdefault(bytes(s), set()).add(self.labels[int(c)])
+        sources: dict[bytes, list[str]] = {}
+        for i in keep:
+            labels.setdefault(batch.fingerprints[i], set()).add(str(batch.labels[i]))
+            sources.setdefault(batch.fingerprints[i], []).append(batch.sources[i])
+        return [
+            (", ".join(where), sorted(labels[fp]))
+            for fp, where in sources.items()
+            if len(labels[fp]) > 1
+        ]
 
     def _record_limit(self, width: int | None = None) -> int:
         """Rows up to which a class keeps features (``n_c x d < M x (M + 1)``)."""
