@@ -55,6 +55,15 @@ def test_hub_ids_without_local_weights_fail_fast_and_say_how(name: str, empty_hf
     assert time.monotonic() - began < 5, "must not wait on the network"
 
 
+@pytest.mark.parametrize("adapter", ["hf", "sentence-transformers"])
+def test_a_folder_that_holds_no_model_is_named(adapter: str, tmp_path: Path) -> None:
+    """transformers' own error for such a folder was a multi-line tokenizer complaint."""
+    require("transformers", TEXT_HINT)
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(EncoderNotAvailableError, match="holds no .*: not a saved model"):
+        load_encoder(f"{adapter}:{tmp_path}")
+
+
 @pytest.mark.parametrize(
     ("name", "package"),
     [

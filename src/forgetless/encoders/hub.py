@@ -46,6 +46,13 @@ def local_hf_model(model_id: str, marker: str = "config.json", package: str = ""
     """
     as_path = Path(model_id).expanduser()
     if as_path.is_dir():
+        # a saved model has its configuration (a sentence-transformers folder may hold a plain
+        # transformers model, which it pools itself)
+        if not any((as_path / name).is_file() for name in (marker, "config.json")):
+            raise EncoderNotAvailableError(
+                f"model folder {model_id} holds no {marker}: not a saved model (save one with "
+                "its library's save_pretrained or save into a folder, and pass that folder)"
+            )
         return as_path
     if model_id.startswith((".", "/", "~")):
         raise EncoderNotAvailableError(f"model folder {model_id} does not exist")
