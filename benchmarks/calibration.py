@@ -3,7 +3,7 @@
     python benchmarks/calibration.py            # -> benchmarks/results/calibration.json
     python benchmarks/calibration.py --learner default   # -> calibration_default.json
 
-For each built-in dataset (stratified 3,000 / 1,000 subsets, seed 0, as the README's other
+For each built-in dataset (stratified 3,000 / 1,000 subsets, seed 0, as the other
 benchmarks, so the feature cache is shared), a learner with the teachable model's settings
 (gaussian ReLU layer, M = 1024, ridge with GCV lambda) learns the training subset; the
 temperature is fitted exactly as ``forgetless learn`` fits it (a copy of the learner forgets a
@@ -61,7 +61,7 @@ CASES = {
 
 
 def subset(dataset, train: int = 3000, test: int = 1000):
-    """The README benchmarks' subsets: stratified, seed 0 for both splits."""
+    """The benchmarks' subsets: stratified, seed 0 for both splits."""
     for split, size in (("train", train), ("test", test)):
         whole = getattr(dataset, split)
         if size < len(whole):

@@ -422,7 +422,7 @@ def merge(result: dict[str, Any], others: list[dict[str, Any]]) -> None:
                 block["summary"] = summarize(runs)
 
 
-def readme_table(result: dict[str, Any], protocol: str = "5-equal") -> str:
+def accuracy_table(result: dict[str, Any], protocol: str = "5-equal") -> str:
     """One Markdown table: final accuracy (%) against M per dataset and layer, mean over seeds;
     a cell from fewer than 3 seeds shows how many in brackets."""
     ms = sorted({*M_GRID, *GUIDED_GRID})
@@ -554,7 +554,7 @@ def main() -> None:
     if args.tables:
         print(markdown(result))
         for protocol in PROTOCOLS:
-            print(f"\n{protocol}\n\n{readme_table(result, protocol)}\n")
+            print(f"\n{protocol}\n\n{accuracy_table(result, protocol)}\n")
             print(split_table(result, protocol))
         return
     if args.merge:

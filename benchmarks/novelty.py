@@ -2,7 +2,7 @@
 
     python benchmarks/novelty.py            # -> benchmarks/results/novelty.json
 
-For each built-in dataset (the README's stratified 3,000 / 1,000 subsets, seed 0, so the
+For each built-in dataset (the benchmarks' stratified 3,000 / 1,000 subsets, seed 0, so the
 feature cache is shared with benchmarks/calibration.py) the first half of the classes (sorted)
 is learned and the second half is never seen. The model keeps, per class, the sum of its
 samples' unit-length encoder features; an input's distance is 1 - its cosine to the nearest

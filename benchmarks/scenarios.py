@@ -1,6 +1,6 @@
 """Run the standard protocols in configs/ and collect one results table (JSON + markdown).
 
-    python benchmarks/scenarios.py                        # the four README datasets
+    python benchmarks/scenarios.py                        # the four datasets of docs/results.md
     python benchmarks/scenarios.py configs/demo-digits.toml --seeds 0
 
 Each config runs through ``forgetless run`` (features come from the on-disk cache after the

@@ -4,14 +4,15 @@
     python benchmarks/teachable_small.py --splits 1 --no-guided      # a quick look
     python benchmarks/teachable_small.py --layers   # -> benchmarks/results/teachable_layers.json
 
-The README's small case: openclipart's 6 top folders (animals, food, geography, people, tools,
-transportation) as classes, 105 images drawn from each (seed 0; symlinks and images over 4 MP
-skipped, as ``load_openclipart`` does), EfficientNet-Lite0 at its default 224 px, features
-through the feature cache (``forgetless.cache``; read from the shared cache when it holds them,
-else encoded once into ``$FORGETLESS_SMALL_CACHE``, default /tmp/fl-cache-teachable-small). Each
-split (seed = split) draws 30 test images per class and orders the other 75; a learn takes the
-first 10, 33 or 75 of them per class (60, 198, 450 samples). Measured on the test split, with
-nothing tuned on it (lambda is chosen from the sums, the temperature on held-out training rows):
+The small case of docs/teaching.md: openclipart's 6 top folders (animals, food, geography,
+people, tools, transportation) as classes, 105 images drawn from each (seed 0; symlinks and
+images over 4 MP skipped, as ``load_openclipart`` does), EfficientNet-Lite0 at its default 224
+px, features through the feature cache (``forgetless.cache``; read from the shared cache when it
+holds them, else encoded once into ``$FORGETLESS_SMALL_CACHE``, default
+/tmp/fl-cache-teachable-small). Each split (seed = split) draws 30 test images per class and
+orders the other 75; a learn takes the first 10, 33 or 75 of them per class (60, 198, 450
+samples). Measured on the test split, with nothing tuned on it (lambda is chosen from the sums,
+the temperature on held-out training rows):
 
 * **validation** (what chose the width rule; no test image is used): 5-fold cross-validation
   inside each split's training images at each training size (inner training sets of 48, 158
@@ -309,7 +310,7 @@ def larger_rows(splits: int) -> list[dict[str, Any]]:
     for name, (data, encoder_name, options) in LARGER_SETS.items():
         dataset = load_dataset(data)
         whole = dataset.train
-        if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)
+        if len(whole) > 3000:  # the benchmarks' training subset (stratified, seed 0)
             whole = whole.subset(stratified_sample(whole.labels, 3000, seed=0))
         encoder = load_encoder(encoder_name, **options)
         X = FeatureCache().features(encoder, whole.inputs, tag=f"{data}/train", progress=False)
@@ -417,7 +418,7 @@ def layer_rows(X: np.ndarray, y: np.ndarray, splits: int) -> dict[str, list[dict
     print("layers: small case done", flush=True)
     for name, (data, encoder_name, options) in LAYER_SETS.items():
         whole = load_dataset(data).train
-        if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)
+        if len(whole) > 3000:  # the benchmarks' training subset (stratified, seed 0)
             whole = whole.subset(stratified_sample(whole.labels, 3000, seed=0))
         encoder = load_encoder(encoder_name, **options)
         feats = FeatureCache().features(encoder, whole.inputs, tag=f"{data}/train", progress=False)
@@ -486,7 +487,7 @@ def width_rows(splits: int) -> list[dict[str, Any]]:
     rows = []
     for name, (data, encoder_name, options) in WIDTH_SETS.items():
         whole = load_dataset(data).train
-        if len(whole) > 3000:  # the README benchmarks' training subset (stratified, seed 0)
+        if len(whole) > 3000:  # the benchmarks' training subset (stratified, seed 0)
             whole = whole.subset(stratified_sample(whole.labels, 3000, seed=0))
         test = load_dataset(data).test
         if len(test) > 2000:

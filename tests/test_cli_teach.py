@@ -763,13 +763,28 @@ def test_an_image_in_two_class_folders_is_learned_under_both_with_a_warning(caps
     assert code == 0
     warning = [line for line in out.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1, out
-    assert "1 image is now learned under more than one label" in warning[0]
+    assert "1 image is now learned under more than one label (the same image file" in warning[0]
     assert "copy.png" in warning[0] and copied.name in warning[0] and "(one, zero)" in warning[0]
+    assert f"forgetless forget {model} FILE --label NAME" in warning[0]
     assert TeachableModel.open(model).class_counts() == {"one": 21, "zero": 20}
     # forgetting the copy under the wrong label leaves the image in its own class only
     code, out, _ = cli(capsys, "forget", model, folder / "one" / "copy.png", "--label", "one")
     assert code == 0
     assert TeachableModel.open(model).class_counts() == {"one": 20, "zero": 20}
+
+
+def test_the_two_labels_warning_counts_and_says_how_to_forget_a_text():
+    from types import SimpleNamespace
+
+    from forgetless.cli_teach import _two_labels_line
+
+    model = SimpleNamespace(spec=SimpleNamespace(modality="text"), path=Path("t.model"))
+    found = [(f"t.csv:{i}", ["a", "b"]) for i in range(1, 6)]
+    line = _two_labels_line(found, model)
+    assert line.startswith("warning: 5 texts are now learned under more than one label (the same")
+    assert "t.csv:3 (a, b); and 2 more;" in line and "t.csv:4" not in line
+    assert line.endswith('forget the sample under that label: forgetless forget t.model --text '
+                         '"TEXT" --label NAME')  # fmt: skip
 
 
 def test_repeated_class_flags_forget_every_class_named(capsys, tmp_path):

@@ -139,6 +139,13 @@ def test_a_sample_learned_under_a_second_label_is_reported(tmp_path, digits):
     # learning it again under a label it has is skipped, and not reported again
     report = model.learn(X[:3], wrong)
     assert report.learned == 0 and report.skipped == 3 and report.two_labels == []
+    # a sample forgotten under its first label, then learned under another, has one label
+    threes = np.flatnonzero(y == "digit3")[10:12]
+    assert len(model.learn(X[threes], ["digit4", "digit4"]).two_labels) == 2  # held as both
+    model.forget(X[threes], "digit3")
+    model.forget(X[threes], "digit4")
+    report = model.learn(X[threes], ["digit4", "digit4"])
+    assert report.learned == 2 and report.two_labels == []
 
 
 @pytest.mark.parametrize("width", [WIDTH, 16], ids=["features-record", "statistics-record"])

@@ -487,15 +487,23 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _two_labels_line(found: list[tuple[str, list[str]]], model: Any) -> str:
-    """The learn's samples now held under two labels or more, the first few named."""
+    """The learn's samples now held under two labels or more, the first few named, and how
+    to forget one under the wrong label."""
     shown = "; ".join(f"{source} ({', '.join(labels)})" for source, labels in found[:3])
     more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
     one = len(found) == 1
+    image = model.spec.modality == "image"
+    same = "the same image file" if image else "the same text"
+    how = (
+        f"forgetless forget {model.path} FILE --label NAME"
+        if image
+        else f'forgetless forget {model.path} --text "TEXT" --label NAME'
+    )
     return (
         f"warning: {len(found)} {_kind(model, len(found))} {'is' if one else 'are'} now learned "
-        f"under more than one label, as the same file or text: {shown}{more}; the model learns "
-        f"{'it' if one else 'each'} once per label. If a label is a mistake, forget it under "
-        f"that label: forgetless forget MODEL INPUT --label NAME"
+        f"under more than one label ({same} under each): {shown}{more}; the model learns "
+        f"{'it' if one else 'each'} once per label. If a label is a mistake, forget "
+        f"{'it' if one else 'the sample'} under that label: {how}"
     )
 
 

@@ -1628,10 +1628,11 @@ class TeachableModel:
     def _log_read(self, batch: Batch, keep: list[int], skipped: int) -> None:
         counts = batch.counts()
         shown = _brief_list([f"{name} {n}" for name, n in counts.items()], limit=10)
+        noun = "image" if self.spec.modality == "image" else "text"
         logger.info(
             "learn: read %d %s of %d %s (%s): %d new, %d already learned",
             len(batch),
-            "images" if self.spec.modality == "image" else "texts",
+            noun if len(batch) == 1 else noun + "s",
             len(counts),
             "class" if len(counts) == 1 else "classes",
             ", ".join(shown),
@@ -1658,13 +1659,18 @@ class TeachableModel:
         """The samples that ``keep`` adds under a label while the model holds them (or the
         batch adds them) under another too: (where the batch has them, all their labels), one
         per sample, in batch order."""
-        active = self._active()
-        labels: dict[bytes, set[str]] = {}
-        for s, c in zip(self.sample_sha[active], self.sample_label[active], strict=True):
-            labels.setdefault(bytes(s), set()).add(self.labels[int(c)])
+        if not keep:
+            return []
+        labels: dict[bytes, set[str]] = {batch.fingerprints[i]: set() for i in keep}
+        # the model's samples with one of these fingerprints, found without a loop over all
+        active = np.flatnonzero(self._active())
+        held = np.ascontiguousarray(self.sample_sha[active]).view("V32").ravel()
+        wanted = np.frombuffer(b"".join(labels), dtype="V32")
+        for row in active[np.isin(held, wanted)]:
+            labels[bytes(self.sample_sha[row])].add(self.labels[int(self.sample_label[row])])
         sources: dict[bytes, list[str]] = {}
         for i in keep:
-            labels.setdefault(batch.fingerprints[i], set()).add(str(batch.labels[i]))
+            labels[batch.fingerprints[i]].add(str(batch.labels[i]))
             sources.setdefault(batch.fingerprints[i], []).append(batch.sources[i])
         return [
             (", ".join(where), sorted(labels[fp]))
