@@ -1642,10 +1642,9 @@ class TeachableModel:
 
     def _new_samples(self, batch: Batch) -> tuple[list[int], int]:
         """Rows of ``batch`` not yet learned with their label (nor repeated in the batch)."""
-        active = self._active()
         seen = {
-            (bytes(s), self.labels[int(c)])
-            for s, c in zip(self.sample_sha[active], self.sample_label[active], strict=True)
+            (bytes(self.sample_sha[row]), self.labels[int(self.sample_label[row])])
+            for row in self._holding(batch.fingerprints)
         }
         keep = []
         for i, (fp, label) in enumerate(zip(batch.fingerprints, batch.labels, strict=True)):
@@ -1655,6 +1654,16 @@ class TeachableModel:
                 keep.append(i)
         return keep, len(batch) - len(keep)
 
+    def _holding(self, fingerprints: Sequence[bytes]) -> np.ndarray:
+        """Rows of the model's active samples whose fingerprint is one of ``fingerprints``
+        (sha256 digests), found without a Python loop over every sample."""
+        if not fingerprints:
+            return np.zeros(0, dtype=np.intp)
+        active = np.flatnonzero(self._active())
+        held = np.ascontiguousarray(self.sample_sha[active]).view("V32").ravel()
+        wanted = np.frombuffer(b"".join(fingerprints), dtype="V32")
+        return active[np.isin(held, wanted)]
+
     def _two_labels(self, batch: Batch, keep: list[int]) -> list[tuple[str, list[str]]]:
         """The samples that ``keep`` adds under a label while the model holds them (or the
         batch adds them) under another too: (where the batch has them, all their labels), one
@@ -1662,11 +1671,7 @@ class TeachableModel:
         if not keep:
             return []
         labels: dict[bytes, set[str]] = {batch.fingerprints[i]: set() for i in keep}
-        # the model's samples with one of these fingerprints, found without a loop over all
-        active = np.flatnonzero(self._active())
-        held = np.ascontiguousarray(self.sample_sha[active]).view("V32").ravel()
-        wanted = np.frombuffer(b"".join(labels), dtype="V32")
-        for row in active[np.isin(held, wanted)]:
+        for row in self._holding(list(labels)):
             labels[bytes(self.sample_sha[row])].add(self.labels[int(self.sample_label[row])])
         sources: dict[bytes, list[str]] = {}
         for i in keep:
