@@ -29,7 +29,7 @@ SSF = {"method": "ssf", "epochs": 2, "validation_fraction": 0.0, "progress": Fal
 
 @pytest.fixture(autouse=True, scope="module")
 def _two_threads():
-    torch = pytest.importorskip("torch")
+    torch = require("torch", VISION_HINT)
     before = torch.get_num_threads()
     torch.set_num_threads(min(2, before))
     yield
@@ -632,7 +632,7 @@ def test_the_contrastive_term_trains_deterministically_and_is_checked(
 def test_supervised_contrastive_loss_by_hand() -> None:
     """Two rows of one class and a third alone: the loss is minus the mean, over the two
     rows with a positive, of the log-softmax weight of that positive."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch", VISION_HINT)
     from forgetless.adaptation import supervised_contrastive
 
     features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=torch.float64)

@@ -363,8 +363,10 @@ def test_14_lda_with_one_sample_per_class(data, route, projection):
     fresh, fresh_warnings = _lda_fit_recording_warnings(
         lambda: ContinualClassifier(**params).fit(X[:3], y[:3])
     )
-    if route == "fit":
-        clf, caught = fresh, fresh_warnings
+    if route == "fit":  # a second fit of its own (fresh is the reference, not itself)
+        clf, caught = _lda_fit_recording_warnings(
+            lambda: ContinualClassifier(**params).fit(X[:3], y[:3])
+        )
     else:
 
         def fit_then_forget():

@@ -236,6 +236,16 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
         "motion",
     }
     assert all(0 < r["probability"] <= 1 for r in rows)
+    # a threshold between two observed probabilities rejects exactly the rows below it
+    probs = sorted({r["probability"] for r in rows})
+    gaps = [(b - a, (a + b) / 2) for a, b in zip(probs[:-1], probs[1:], strict=True)]
+    cut = max(gaps)[1]  # inside the widest gap: no row is within rounding of it
+    code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", f"{cut:.6f}",
+                       "--format", "json")  # fmt: skip
+    marked = json.loads(out)
+    assert [r["rejected"] for r in marked] == [r["probability"] < cut for r in rows]
+    assert 0 < sum(r["rejected"] for r in marked) < len(rows)
+    assert all((r["label"] == "unknown") == r["rejected"] for r in marked)
     code, out, _ = cli(capsys, "predict", model, case["test"], "--format", "csv")
     assert code == 0 and out.splitlines()[0] == "input,label,probability"
     code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "1.0")

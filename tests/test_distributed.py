@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from conftest import IN_CI
+from conftest import IN_CI, require
 from forgetless import ContinualClassifier
 from forgetless._install import install_line
 
@@ -70,8 +70,8 @@ def test_dask_array_fit_equals_single_process(client, digits):
 
 
 def test_dask_dataframe_input(client, digits):
-    pd = pytest.importorskip("pandas")
-    dd = pytest.importorskip("dask.dataframe")
+    pd = require("pandas", install_line("dask"))
+    dd = require("dask.dataframe", install_line("dask"))
     from forgetless.distributed import partial_fit_dask
 
     X, y = digits
@@ -86,8 +86,8 @@ def test_dask_dataframe_input(client, digits):
 
 def test_dask_dataframe_columns_are_checked_as_partial_fit_checks_them(digits):
     """Reordered or renamed columns were added to the sums as if they were the learned ones."""
-    pd = pytest.importorskip("pandas")
-    dd = pytest.importorskip("dask.dataframe")
+    pd = require("pandas", install_line("dask"))
+    dd = require("dask.dataframe", install_line("dask"))
     from forgetless.distributed import partial_fit_dask
 
     X, y = digits
@@ -121,7 +121,7 @@ class DyingOnceEncoder:
 
 
 def test_bag_of_raw_inputs_survives_a_worker_death(client, digits, tmp_path):
-    db = pytest.importorskip("dask.bag")
+    db = require("dask.bag", install_line("dask"))
     from forgetless.distributed import partial_fit_bag
 
     X, y = digits
@@ -156,7 +156,7 @@ class WidthLaterEncoder:
 def test_bag_with_an_empty_partition_equals_a_fit(digits, empty):
     # an empty partition was encoded too, into (0, 0), and its width taken from the first one:
     # "n_features must be >= 1" for an empty first partition, a refused shape elsewhere
-    db = pytest.importorskip("dask.bag")
+    db = require("dask.bag", install_line("dask"))
     from forgetless.distributed import partial_fit_bag
 
     X, y = digits
@@ -184,7 +184,7 @@ def dask_delayed_list(items: list):
 
 def test_dask_arrays_of_unknown_chunk_sizes_are_counted(digits):
     # a DataFrame's .values has unknown chunk sizes: dask's "Chunks must be unchanging" before
-    dd = pytest.importorskip("dask.dataframe")
+    dd = require("dask.dataframe", install_line("dask"))
     import pandas as pd
 
     from forgetless.distributed import partial_fit_dask

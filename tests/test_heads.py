@@ -104,10 +104,14 @@ def test_hutchinson_gcv_is_close_to_exact():
 
 
 def test_user_grid_is_scored_point_by_point(problem):
-    _, y, stats = problem
-    best, path = select_alpha(stats.gram, stats.class_sums, len(y), alphas=[0.1, 1.0, 10.0])
-    assert [p.alpha for p in path] == [0.1, 1.0, 10.0]
-    assert best.alpha in (0.1, 1.0, 10.0)
+    H, y, stats = problem
+    grid = [0.1, 1.0, 10.0, 1e3, 1e5]
+    best, path = select_alpha(stats.gram, stats.class_sums, len(y), alphas=grid)
+    assert [p.alpha for p in path] == grid
+    for p in path:  # each scored exactly, by GCV (no class counts given)
+        assert p.score == pytest.approx(spectral_gcv(H, np.eye(4)[y], p.alpha), rel=1e-8)
+    assert best.alpha == min(path, key=lambda p: p.score).alpha
+    assert best.alpha not in (grid[0], grid[-1])  # this problem's minimum is inside the grid
     with pytest.raises(ValueError, match="positive"):
         select_alpha(stats.gram, stats.class_sums, len(y), alphas=[-1.0])
 
@@ -488,3 +492,4 @@ def test_lda_without_shrinkage_regularises_at_least_to_rounding():
             ).mean()
         clean = accuracy if clean is None else clean
         assert accuracy >= clean - 0.01, (offset, accuracy, clean)
+    assert clean >= 0.9  # LDA on digits' clean pixels (chance is 0.1)

@@ -333,7 +333,8 @@ def test_loo_chooses_better_than_gcv_where_gcv_undersmooths():
         target_energy=_energy(loo),
     )  # fmt: skip
     gcv = ContinualClassifier(n_components=m, random_state=0, alpha=gcv_alpha.alpha).fit(X, y)
-    assert loo.score(Xv, yv) >= gcv.score(Xv, yv) - 0.005
+    assert loo.head_.criterion_ == "loo" and loo.alpha_ > gcv_alpha.alpha  # GCV undersmooths
+    assert loo.score(Xv, yv) >= gcv.score(Xv, yv) + 0.01  # 0.900 against 0.882 here
 
 
 def _centred(clf):

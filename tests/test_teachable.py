@@ -107,6 +107,31 @@ def test_learn_save_reopen_and_journal(tmp_path, digits):
     ]
 
 
+def test_predict_gives_the_calibrated_probability_and_evaluate_counts_its_labels(tmp_path, digits):
+    """predict's probability is softmax(scores / T) of the fitted temperature (computed here
+    from the raw scores), its label the top score's class, and evaluate's accuracy and counts
+    are those of predict's labels against the truth."""
+    X, y = pick(digits, {"digit0", "digit1", "digit2", "digit3"}, n=30)
+    Xt, yt = pick(digits, {"digit0", "digit1", "digit2", "digit3", "digit4"}, start=30, n=10)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    assert model.temperature is not None and model.temperature != 1.0
+    scores, _ = model.scores(Xt)
+    z = scores / model.temperature
+    expected = np.exp(z - z.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    rows = model.predict(Xt, top_k=2)
+    assert [r["label"] for r in rows] == [model.classes[j] for j in scores.argmax(1)]
+    np.testing.assert_allclose([r["probability"] for r in rows], expected.max(1), rtol=1e-9)
+    np.testing.assert_allclose(model.predict_proba(Xt), expected, rtol=1e-9)
+    result = model.evaluate(Xt, yt)
+    predicted = np.array([r["label"] for r in rows])
+    assert result["correct"] == int((predicted == yt).sum()) and result["samples"] == len(yt)
+    assert result["accuracy"] == pytest.approx(float((predicted == yt).mean()))
+    assert 0.5 < result["accuracy"] < 0.9  # digit4 was never learned: 10 of 50 always wrong
+    assert np.asarray(result["confusion"]).sum() == len(yt)
+
+
 def test_samples_already_learned_are_skipped(tmp_path, digits):
     X, y = pick(digits, {"digit3", "digit4"})
     model = make(tmp_path / "m")
@@ -1367,7 +1392,7 @@ def test_a_refused_call_on_a_new_model_leaves_its_width_open(tmp_path, digits):
     images, labels = digits
     model = make(tmp_path / "m")
     large = np.kron(images[:4], np.ones((2, 2), np.uint8))  # 16 x 16
-    with pytest.raises(Exception, match="no classes"):
+    with pytest.raises(InputError, match="no classes"):
         model.predict(large)
     model.learn(*pick(digits, {"digit0", "digit1"}, n=10))
     other = make(tmp_path / "other").encode(large, ["digit0"] * 4)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import require
 from forgetless._install import install_line
 from forgetless.layers import GuidedKernelProjection, layer_from_config, make_layer
 from forgetless.layers.kernel import arc_cosine_kernel, nystroem_transform, population_draws
@@ -160,7 +161,7 @@ def test_a_linear_share_adds_the_linear_kernel_on_the_landmarks(device):
     K = arc_cosine_kernel(S, S, linear=3.0)
     np.testing.assert_allclose(K, arc_cosine_kernel(S, S) + 3.0 * S @ S.T, rtol=1e-12)
     if device == "torch":
-        pytest.importorskip("torch", reason=install_line("torch"))
+        require("torch", install_line("torch"))
         from forgetless.engine import make_engine
 
         H = np.vstack([h for _, _, h in make_engine("cpu").features(layer, S)])
