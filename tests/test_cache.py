@@ -288,13 +288,21 @@ def test_well_formed_manifests_raise_no_warning(tmp_path, digits) -> None:
         assert rechunked.items == len(digits.test)  # another chunk size: a new fill, silently
 
 
-def test_verify_off_skips_rehashing_but_still_serves(tmp_path, digits) -> None:
+def test_verify_off_skips_rehashing_but_still_serves(tmp_path, digits, monkeypatch) -> None:
+    import forgetless.cache as cache_module
+
     cache = FeatureCache(tmp_path)
     a = np.array(cache.features(load_encoder("raw"), digits.test.inputs))
+    hashed = []
+    sha = cache_module._sha
+    monkeypatch.setattr(cache_module, "_sha", lambda block: hashed.append(1) or sha(block))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         b = cache.features(load_encoder("raw"), digits.test.inputs, verify=False)
     np.testing.assert_array_equal(a, b)
+    assert hashed == []  # served without hashing a chunk
+    np.testing.assert_array_equal(cache.features(load_encoder("raw"), digits.test.inputs), a)
+    assert hashed  # a verified read hashes its chunks
 
 
 def test_location_from_argument_env_var_and_default(tmp_path, monkeypatch) -> None:

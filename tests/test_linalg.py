@@ -58,6 +58,14 @@ def test_numpy_blas_quiet_limits_numpy_only_and_restores():
     def threads() -> dict[str, int]:
         return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
 
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # numpy's own BLAS on 2 threads
+        outer = threads()
+        own = {p for p in outer if "numpy.libs" in p}
+        if own:  # a wheel's BLAS of numpy's own (none where numpy and scipy share one)
+            assert all(outer[p] == 2 for p in own)
+            with numpy_blas_quiet():
+                assert all(threads()[p] == 1 for p in own)
+            assert threads() == outer
     before = threads()
     with numpy_blas_quiet():
         inside = threads()

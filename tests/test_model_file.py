@@ -620,6 +620,7 @@ SEMANTIC = {  # semantic: learner
     "labels-unsorted": (None, _set_array("classes", lambda a: a[::-1].copy())),
     "labels-too-few": (None, _set_array("classes", lambda a: a[:2].copy())),
     "labels-nan": (None, _set_array("classes", lambda a: np.array([0.0, np.nan, 2.0]))),
+    "labels-inf": (None, _set_array("classes", lambda a: np.array([0.0, 1.0, np.inf]))),
     "params-invalid": (lambda m: m["params"].__setitem__("n_components", -5), None),
     "params-unknown": (lambda m: m["params"].__setitem__("radius", 3), None),
     "counts-negative": (None, _set_array("counts", lambda a: -a)),
@@ -632,9 +633,28 @@ SEMANTIC = {  # semantic: learner
         lambda m: (
             _layer(m).__setitem__("n_features", 10**9),
             m.__setitem__("n_features_in", 10**9),
+            m["params"].__setitem__("projection", "orthogonal"),  # as its layer says
         ),
         None,
     ),
+}
+# what each refusal names (load() turns any error into ModelFileError: the message says which
+# check refused the file)
+SEMANTIC_MESSAGES = {
+    "labels-not-unique": "class labels must be unique and sorted",
+    "labels-unsorted": "class labels must be unique and sorted",
+    "labels-too-few": "2 labels for 3 statistics columns",
+    "labels-nan": "class labels must be finite",
+    "labels-inf": "class labels must be finite",
+    "params-invalid": "'n_components' parameter .* must be an int",
+    "params-unknown": "the parameters do not match",
+    "counts-negative": "every class must have a positive sample count",
+    "gram-nan": "'gram_packed' is not finite",
+    "gram-packed-length": r"packed G has shape \(527,\), not \(528,\)",
+    "gram-negative-diagonal": "G must have a non-negative diagonal",
+    "class-sums-shape": "inconsistent statistics",
+    "layer-units": "the layer has 31 units but the statistics 32",
+    "layer-huge-input": r"its layer would allocate [0-9.]+ GiB \(more than max_layer_bytes",
 }
 
 
@@ -665,7 +685,17 @@ def test_semantically_wrong_files_are_refused_by_the_learner(semantic_outcomes, 
     without allocating much (a layer or labels sized by the metadata alone)."""
     outcome = semantic_outcomes[case]
     assert outcome["load"][0] == "ModelFileError", outcome["load"]
+    assert re.search(SEMANTIC_MESSAGES[case], outcome["load"][1]), outcome["load"]
     assert outcome["peak_mb"] < RSS_LIMIT_MB, outcome
+
+
+def test_max_layer_bytes_bounds_the_layer_a_load_rebuilds(tmp_path):
+    clf, path = _fitted_model(tmp_path)  # an orthogonal layer of 32 units on 5 features
+    with pytest.raises(ModelFileError, match=r"more than max_layer_bytes=1000\); pass a larger"):
+        ContinualClassifier.load(path, max_layer_bytes=1000)
+    loaded = ContinualClassifier.load(path, max_layer_bytes=10**6)
+    X = np.random.default_rng(1).standard_normal((5, 5))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
 
 
 @pytest.mark.parametrize(

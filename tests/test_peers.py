@@ -3,6 +3,8 @@ refusals, agreement with direct transcriptions of their procedures, and ``forget
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from scipy import linalg
@@ -157,6 +159,14 @@ def test_klda_e_sums_softmax_of_independent_draws(digits):
     assert len(draws) == 3
     total = ensemble.decision_function(Xt)
     np.testing.assert_allclose(total.sum(axis=1), 3.0)
+    expected = 0.0  # the sum of each draw's own softmax, every draw used once
+    for draw in ensemble.draws_:
+        one = copy.deepcopy(ensemble)
+        one.n_ensembles, one.draws_ = 1, [draw]
+        scores = one.decision_function(Xt)
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        expected = expected + e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(total, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_fly_cl_follows_its_gcv_and_solve(digits):

@@ -51,6 +51,9 @@ def test_domain_incremental():
         d = domains_train[step.train[0]]
         assert np.all(domains_train[step.train] == d) and np.all(domains_test[step.test] == d)
         assert step.classes.size == 20
+    assert sorted(domains_train[step.train[0]] for step in s.steps) == [0, 1, 2]  # one each
+    every = np.sort(np.concatenate([step.train for step in s.steps]))
+    np.testing.assert_array_equal(every, np.arange(Y_TRAIN.size))
 
 
 def test_few_shot_sessions():

@@ -1548,8 +1548,8 @@ def _checked_labels(classes: Any, n_classes: int) -> np.ndarray:
         raise ModelFileError(f"unsupported label dtype {classes.dtype}")
     if classes.ndim != 1 or classes.size != n_classes:
         raise ModelFileError(f"{classes.size} labels for {n_classes} statistics columns")
-    if classes.size != np.unique(classes).size or not np.array_equal(np.sort(classes), classes):
-        raise ModelFileError("class labels must be unique and sorted")
     if classes.dtype.kind == "f" and not np.isfinite(classes).all():
         raise ModelFileError("class labels must be finite")
+    if classes.size != np.unique(classes).size or not np.array_equal(np.sort(classes), classes):
+        raise ModelFileError("class labels must be unique and sorted")
     return classes

@@ -329,7 +329,9 @@ def test_classes_the_subsample_leaves_out_do_not_stop_the_selection(digits):
         random_state=0,
         projection_params={"method": "units", "base": 0.0, "max_samples": 12},
     ).fit(X[:500], y[:500])
-    assert clf.projection_.n_components > 0
+    # the selection ran until the 12 guiding rows were used up, not stopped at no unit
+    assert clf.projection_.n_components == 12
+    assert clf.projection_.report["stop_reason"] == "sample count"
 
 
 def test_features_far_from_unit_scale_are_refused_by_the_units_method(digits):
