@@ -1918,7 +1918,7 @@ class TeachableModel:
             )
         active = self._active()
         by_fp: dict[bytes, list[int]] = {}
-        for i in np.flatnonzero(active):
+        for i in self._holding(batch.fingerprints):
             by_fp.setdefault(bytes(self.sample_sha[i]), []).append(int(i))
         targets: list[int] = []  # sample rows to forget
         rows_of: list[int] = []  # the batch row whose features each target needs
