@@ -304,6 +304,22 @@ def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
     assert proc.stderr.startswith(f"forgetless run: error: {path}: not valid TOML")
 
 
+def test_output_cut_short_by_its_reader_stops_quietly(tmp_path):
+    """`forgetless cache list | head -c 0`: the reader is gone before the first line; the
+    command stops without a traceback (it printed BrokenPipeError's)."""
+    import shlex
+
+    (tmp_path / "cache").mkdir()
+    command = f"{shlex.quote(sys.executable)} -m forgetless.cli cache list --dir " + shlex.quote(
+        str(tmp_path / "cache")
+    )
+    proc = subprocess.run(
+        ["sh", "-c", f"sleep 0.2 | {command} | head -c 0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+
+
 def test_report_on_a_missing_or_broken_run_dir(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "nope" in one_error_line(capsys, "report")

@@ -251,8 +251,9 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
     code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "1.0")
     assert code == 0 and out.count("unknown") == 12
     # a class may be named "unknown" too: the table says which rows were rejected
-    assert out.splitlines()[0].split()[-1] == "rejected"
+    assert out.splitlines()[0].split()[-2:] == ["predicted", "rejected"]
     assert [line.split()[-1] for line in out.splitlines()[2:]] == ["yes"] * 12
+    assert all(line.split()[-2] != "unknown" for line in out.splitlines()[2:])  # the class
     code, out, _ = cli(capsys, "predict", model, case["test"], "--reject-below", "0.0",
                        "--format", "json")  # fmt: skip
     assert code == 0 and not any(r["rejected"] for r in json.loads(out))
@@ -460,8 +461,14 @@ def test_unknown_inputs_are_answered_unknown(capsys, case, taught):
         *("predict", taught, case["test"], "--reject-unknown", "--unknown-quantile", "0.01"),
         *("--format", "csv"),
     )
-    assert code == 0 and out.splitlines()[0] == "input,label,probability,distance,rejected"
-    assert sum(line.split(",")[1] == "unknown" for line in out.splitlines()[1:]) >= 9
+    header = "input,label,probability,distance,predicted,rejected"
+    assert code == 0 and out.splitlines()[0] == header
+    table = list(csv.DictReader(out.splitlines()))
+    assert sum(r["label"] == "unknown" for r in table) >= 9
+    # the class behind every "unknown" is still given: the one the model chose
+    known = TeachableModel.open(taught).classes
+    assert all(r["predicted"] in known for r in table)
+    assert all(r["label"] in ("unknown", r["predicted"]) for r in table)
     code, out, _ = cli(capsys, "predict", taught, case["test"], "--reject-unknown")
     assert code == 0 and "distance (> " in out.splitlines()[0]
     code, out, _ = cli(capsys, "info", taught)
@@ -496,9 +503,15 @@ def test_texts_typed_on_the_command_line(capsys, texts, tmp_path):
         "csv",
     )
     assert code == 0, err
-    lines = out.splitlines()[1:]
-    assert [line.rsplit(",", 2)[1] for line in lines] == ["bye", "greet"]
-    assert lines[0].startswith('"""see you later"""')  # the text itself, quoted, names the row
+    rows = list(csv.DictReader(out.splitlines()))
+    assert [r["label"] for r in rows] == ["bye", "greet"]
+    # the text itself, in full and without the table's quotes, names the row
+    assert [r["input"] for r in rows] == ["see you later", "hey, hello!"]
+    long = "a text longer than the forty characters a table shows of it"
+    code, out, _ = cli(capsys, "predict", model, "--text", long, "--format", "json")
+    assert code == 0 and json.loads(out)[0]["input"] == long
+    code, out, _ = cli(capsys, "predict", model, "--text", long)
+    assert '"a text longer than the forty charact ..."' in out  # the table shortens it
     before = snapshot(model)
     code, _, err = cli(capsys, "forget", model, "--text", "never taught")
     assert code == 2 and "was never learned" in one_error_line(err, "forget")

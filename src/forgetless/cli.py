@@ -92,7 +92,9 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", help="dataset name (forgetless.data.list_datasets())")
     parser.add_argument("--encoder", help="encoder name (forgetless.encoders.list_encoders())")
     parser.add_argument(
-        "--scenario", help="class-incremental, domain-incremental, few-shot, online-blurry"
+        "--scenario",
+        help="class-incremental, domain-incremental, few-shot (its base, ways and shots come "
+        "from a config's [scenario] table), online-blurry",
     )
     parser.add_argument("--increment", type=int, help="classes per step (class-incremental)")
     parser.add_argument("--initial", type=int, help="classes in the first step (0: increment)")
@@ -363,7 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = _command_parser(parser, args)
         hint = _did_you_mean(command, unknown)
         command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, files are written
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:

@@ -54,7 +54,7 @@ class mean (cosine) than 99 % of the learned samples were, each measured without
 FORGET_EXAMPLES = """examples:
   forgetless forget pets.model --class hamster            # a whole class, exactly, no data needed
   forgetless forget pets.model photos/day1/cat/3.jpg      # samples, checked against the journal
-  forgetless forget topics.model messages.csv --label spam
+  forgetless forget topics.model --text "win a prize now" --label spam  # only where learned as spam
 
 Forgetting a sample checks that its fingerprint (sha256 of the file or text) was learned and not
 already forgotten; otherwise nothing changes. A class is removed from its deletion record (kept
@@ -200,7 +200,11 @@ def add_teach_commands(subparsers: Any) -> None:
         metavar="NAME",
         help="classes to forget (repeat the flag or list several)",
     )
-    _input_flags(p, "forget INPUTs only where learned with this label")
+    _input_flags(
+        p,
+        "forget every INPUT under this label (each must have been learned with it; a table's or "
+        "folder's own labels are then not read): for samples learned under two labels",
+    )
     p.set_defaults(handler=_run_forget)
 
     p = _parser(subparsers, "info", "describe a model and its journal", INFO_EXAMPLES)
@@ -539,11 +543,17 @@ def _predict(args: argparse.Namespace) -> int:
     )
     k = min(args.top_k, len(model.classes))
     rejecting = args.reject_below is not None or bool(args.reject_unknown)
+    names = [r["input"] for r in rows]
+    if args.format in ("json", "csv") and args.texts:
+        # machine-readable: a typed text is named by itself in full, not quoted and shortened
+        # as the table shows it (the typed texts come last)
+        first = len(batch) - len(args.texts)
+        names[first:] = [str(item) for item in batch.items[first:]]
     if args.format == "json":
         doc = []
-        for r in rows:
+        for name, r in zip(names, rows, strict=True):
             row = {
-                "input": r["input"],
+                "input": name,
                 "label": r["label"],
                 "probability": round(r["probability"], 6),
                 "top": [{"label": c, "probability": round(p, 6)} for c, p in r["top"]],
@@ -560,13 +570,14 @@ def _predict(args: argparse.Namespace) -> int:
         writer = csv.writer(out, lineterminator="\n")
         extra = [f"{what}_{i}" for i in range(2, k + 1) for what in ("label", "probability")]
         far = ["distance"] if args.reject_unknown else []
-        marked = ["rejected"] if rejecting else []
+        # a rejected row's label is "unknown": the class the model chose goes beside it
+        marked = ["predicted", "rejected"] if rejecting else []
         writer.writerow(["input", "label", "probability", *extra, *far, *marked])
-        for r in rows:
+        for name, r in zip(names, rows, strict=True):
             more = [x for c, p in r["top"][1:] for x in (c, f"{p:.4f}")]
             more += [f"{r['distance']:.4f}"] if far else []
-            more += [str(r["rejected"]).lower()] if marked else []
-            writer.writerow([r["input"], r["label"], f"{r['probability']:.4f}", *more])
+            more += [r["top"][0][0], str(r["rejected"]).lower()] if marked else []
+            writer.writerow([name, r["label"], f"{r['probability']:.4f}", *more])
         sys.stdout.write(out.getvalue())
     else:
         from forgetless.evaluation.report import format_table
@@ -574,6 +585,9 @@ def _predict(args: argparse.Namespace) -> int:
         header = ["input", "label", "probability"] + ([f"top {k}"] if k > 1 else [])
         if args.reject_unknown:
             header.append(f"distance (> {rows[0]['threshold']:.3f}: unknown)")
+        chosen = rejecting and k == 1  # the class behind "unknown" (else the top-k column)
+        if chosen:
+            header.append("predicted")
         if rejecting:  # a rejected row's label can be a class's name too: say which it is
             header.append("rejected")
         table = []
@@ -583,6 +597,8 @@ def _predict(args: argparse.Namespace) -> int:
                 row.append(", ".join(f"{c} {p:.2f}" for c, p in r["top"]))
             if args.reject_unknown:
                 row.append(f"{r['distance']:.3f}")
+            if chosen:
+                row.append(r["top"][0][0])
             if rejecting:
                 row.append("yes" if r["rejected"] else "no")
             table.append(row)

@@ -497,7 +497,8 @@ class RunConfig:
             methods = adaptable_methods(self.encoder, (self.encoder_options or {}).get("readout"))
         except AdaptationNotSupportedError as err:
             raise ConfigError(
-                f"[first_session_adaptation]: {err}; remove the table or choose such an encoder",
+                f"[first_session_adaptation]: {err}; leave adaptation out (drop --adapt or the "
+                "[first_session_adaptation] table) or choose such an encoder",
                 "first_session_adaptation",
             ) from None
         except ValueError as err:  # a readout the encoder does not have
