@@ -155,7 +155,7 @@ def test_3_merge_of_different_widths_is_refused_before_any_change(data):
     first = np.flatnonzero(y[:12] < 2)  # 8 rows of classes 0 and 1 only
     a = ContinualClassifier(**params).fit(X[first], y[first])
     b = ContinualClassifier(**params).fit(X[12:], y[12:])  # classes 0, 1, 2
-    assert a.coef_.shape[0] != b.coef_.shape[0], "precondition: the widths differ"
+    assert a.coef_.shape[1] != b.coef_.shape[1], "precondition: the widths differ"
     before_a, before_b = snapshot(a, X), snapshot(b, X)
     with pytest.raises(ValueError):
         a.merge(b)

@@ -32,7 +32,7 @@ def test_save_and_load_without_pickle(digits, tmp_path, settings, transform):
     clf = ContinualClassifier(
         projection="guided", n_components=64, projection_params=settings, alpha=1.0
     ).fit(X[:900], y[:900])
-    assert clf.projection_.n_components == 64 and clf.coef_.shape == (64, 10)
+    assert clf.projection_.n_components == 64 and clf.coef_.shape == (10, 64)
     path = tmp_path / "guided.fl"
     clf.save(path)
     with np.load(path, allow_pickle=False) as archive:
@@ -129,7 +129,7 @@ def test_later_partial_fit_is_exact_with_the_frozen_layer(digits, settings):
     # And against a direct solve on the union's projected features.
     H = stream.projection_.transform(X)
     direct = ridge_solve(H.T @ H, H.T @ np.eye(10)[y], 0.5)
-    np.testing.assert_allclose(stream.coef_, direct, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stream.coef_.T, direct, rtol=1e-9, atol=1e-9)
     assert stream.score(X, y) > 0.9
 
 

@@ -412,7 +412,7 @@ def test_row_space_drops_rounding_directions_as_the_exact_ridge_does(offset, spr
         clf = ContinualClassifier(projection="none", decision="regression", **params).fit(X, y)
     assert clf.statistics_.factored
     exact = _exact_centred_ridge(X, y, clf.alpha_)
-    np.testing.assert_allclose(clf.coef_, exact, rtol=0, atol=1e-8 * np.abs(exact).max())
+    np.testing.assert_allclose(clf.coef_.T, exact, rtol=0, atol=1e-8 * np.abs(exact).max())
 
 
 @pytest.mark.parametrize("downdate", [False, True])

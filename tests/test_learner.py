@@ -1222,3 +1222,78 @@ def test_warm_start_model_loads_at_the_lambda_it_was_saved_with(tmp_path):
         np.testing.assert_array_equal(
             loaded.decision_function(X[1400:]), original.decision_function(X[1400:])
         )
+
+
+def test_alpha_zero_is_the_minimum_norm_solution_on_few_samples_too():
+    """alpha=0 is allowed: with many samples G + 0 I is solved by its minimum-norm solution
+    with a warning; with few (the sums kept as their row-space factor) it divided by zero."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from forgetless.linalg import IllConditionedWarning
+
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        few = ContinualClassifier(alpha=0).fit(X[:50], y[:50])
+        assert few.score(X[1000:], y[1000:]) > 0.6  # 5 digits of each class
+        forgot = ContinualClassifier(alpha=0).fit(X[:400], y[:400]).forget(X[50:400], y[50:400])
+        np.testing.assert_allclose(
+            forgot.decision_function(X[1000:]), few.decision_function(X[1000:]), atol=1e-9
+        )
+    with pytest.warns(IllConditionedWarning):
+        ContinualClassifier(alpha=0).fit(X[:50], y[:50]).predict(X[:5])
+
+
+def test_forgetting_a_float32_copy_of_learned_rows_says_rounding_counts():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 32)), np.arange(40) % 3
+    clf = ContinualClassifier(projection="none", alpha=1.0).fit(X, y)
+    before = clf.decision_function(X)
+    with pytest.raises(ValueError, match="such as a float32 copy .* count as other rows"):
+        clf.forget(X[:20].astype(np.float32), y[:20])
+    np.testing.assert_array_equal(clf.decision_function(X), before)  # nothing changed
+
+
+def test_the_same_data_give_the_same_file_whether_or_not_it_predicted_before_saving(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((120, 8)), np.arange(120) % 3
+    fitted = ContinualClassifier(random_state=0).fit(X, y)
+    fitted.predict(X[:2])  # refits the head
+    fitted.save(tmp_path / "a.fl")
+    ContinualClassifier(random_state=0).partial_fit(X, y).save(tmp_path / "b.fl")  # no refit
+    assert (tmp_path / "a.fl").read_bytes() == (tmp_path / "b.fl").read_bytes()
+
+
+def test_merging_into_an_unfitted_learner_keeps_its_own_head_settings():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 6)), np.arange(200) % 4
+    other = ContinualClassifier(n_components=40, warm_start=True, random_state=0).fit(X, y)
+    mine = ContinualClassifier(n_components=40, random_state=0).merge(other)
+    assert mine.warm_start is False and mine.head_.warm_start is False
+    fresh = ContinualClassifier(n_components=40, random_state=0).fit(X, y)
+    assert mine.alpha_ == fresh.alpha_
+    np.testing.assert_array_equal(mine.predict(X), fresh.predict(X))
+
+
+def test_coef_is_laid_out_as_scikit_learns_so_feature_selection_reads_features():
+    """coef_ is (n_classes, n_features) where no layer is built: RFE and SelectFromModel read
+    one weight per feature (with (M, C) they ranked classes as features: RFE kept digits'
+    always-blank pixels, SelectFromModel crashed)."""
+    from sklearn.datasets import load_digits
+    from sklearn.feature_selection import RFE, SelectFromModel
+
+    X, y = load_digits(return_X_y=True)
+    clf = ContinualClassifier(projection="none", alpha=1.0).fit(X, y)
+    assert clf.coef_.shape == (10, 64) and clf.intercept_.shape == (10,)
+    np.testing.assert_allclose(
+        X @ clf.coef_.T + clf.intercept_, clf.decision_function(X), rtol=1e-9, atol=1e-9
+    )
+    blank = np.flatnonzero(X.std(axis=0) == 0)  # pixels no digit ever inks
+    assert blank.size >= 3
+    kept = RFE(ContinualClassifier(projection="none", alpha=1.0), n_features_to_select=10)
+    assert not np.isin(np.flatnonzero(kept.fit(X, y).support_), blank).any()
+    chosen = SelectFromModel(ContinualClassifier(projection="none", alpha=1.0)).fit(X, y)
+    assert 0 < chosen.get_support().sum() < 64
+    assert not np.isin(np.flatnonzero(chosen.get_support()), blank).any()

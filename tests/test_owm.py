@@ -35,7 +35,7 @@ def test_first_task_is_ridge_and_second_follows_the_formula(tasks):
     Y1 = np.eye(2)[y1]
     G1 = H1.T @ H1
     W1 = ridge_solve(G1, H1.T @ Y1, ALPHA)
-    np.testing.assert_allclose(clf.coef_, W1, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(clf.coef_.T, W1, rtol=1e-9, atol=1e-12)
 
     clf.partial_fit(X2, y2)
     H2 = clf.projection_.transform(X2)
@@ -44,7 +44,7 @@ def test_first_task_is_ridge_and_second_follows_the_formula(tasks):
     A = ALPHA * np.linalg.inv(G1 + ALPHA * np.eye(80))
     G2 = H2.T @ H2
     dV = np.linalg.solve(A @ G2 @ A + ALPHA * np.eye(80), A @ (H2.T @ Y2 - G2 @ W1_wide))
-    np.testing.assert_allclose(clf.coef_, W1_wide + A @ dV, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(clf.coef_.T, W1_wide + A @ dV, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(
         clf.head_.P, np.linalg.inv(G1 + G2 + ALPHA * np.eye(80)), rtol=1e-7, atol=1e-12
     )
@@ -61,9 +61,9 @@ def test_old_outputs_move_less_than_with_rls(tasks):
             projection="gaussian", n_components=80, head=head, alpha=alpha
         ).partial_fit(X1, y1)
         H1 = clf.projection_.transform(X1)
-        before = H1 @ clf.coef_
+        before = H1 @ clf.coef_.T
         clf.partial_fit(X2, y2)
-        after = H1 @ clf.coef_[:, :2]
+        after = H1 @ clf.coef_[:2].T
         drift[head, alpha] = float(np.linalg.norm(after - before) / np.linalg.norm(before))
     assert drift["rls", 1e-8] > 0.05
     assert drift["owm", 1e-8] < 1e-3

@@ -592,10 +592,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitted views
     @property
     def coef_(self) -> np.ndarray:
-        """Head weights (M, C) over the projected features."""
+        """Head weights (C, M): one row per class over the M projected features (the input
+        features themselves where no layer is built), laid out as scikit-learn's linear models
+        lay theirs, so its feature-selection tools (``RFE``, ``SelectFromModel``) read one
+        weight per feature. (The head keeps them as ``head_.coef_``, (M, C).)"""
         self._prepared()
         self._refit_head()
-        return self.head_.coef_
+        return self.head_.coef_.T
 
     @property
     def intercept_(self) -> np.ndarray:
@@ -648,7 +651,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not other_fitted:
             return self  # it has seen no data: nothing to add
         if not self.__sklearn_is_fitted__():
-            self._commit(copy.deepcopy(_fitted_state(other)) | {"_fitted_params": params})
+            state = copy.deepcopy(_fitted_state(other))
+            # the head is this learner's own (its speed settings, warm_start among them, may
+            # differ from the other's): built afresh from the sums, solved at the next predict
+            head = self._fresh_head(params, state["statistics_"])
+            self._commit(state | {"_fitted_params": params, "head_": head, "_stale": True})
             return self
         self._sync_params(params)
         self._require_order_free()
@@ -807,7 +814,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         except ValueError as err:
             raise ValueError(
                 f"cannot forget {what}: {err}, so they were not all learned (or were already "
-                "forgotten); nothing was changed"
+                "forgotten; rows that differ from the learned ones by rounding, such as a "
+                "float32 copy or features encoded again, count as other rows); nothing was "
+                "changed"
             ) from err
 
     def forget_classes(self, classes: Any) -> ContinualClassifier:
@@ -958,8 +967,10 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             ),
             # that lambda was chosen for these very sums (no batch since): a loaded learner
             # solves there, as the saved one predicts, instead of walking on from it
-            "warm_start_settled": not self._stale
-            or self.head_.settled_alpha(self.statistics_) is not None,
+            # (only a warm walk reads it: otherwise false, so that a file does not depend on
+            # whether the learner predicted before it was saved)
+            "warm_start_settled": bool(self.warm_start and params["alpha"] == "auto")
+            and (not self._stale or self.head_.settled_alpha(self.statistics_) is not None),
         }
         arrays["classes"] = self.classes_
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)

@@ -310,8 +310,11 @@ class RowSpace:
     ) -> np.ndarray:
         """(G + α I)⁻¹ Q from :meth:`spectrum`'s output (the minimum-norm solution), with
         :func:`ridge_solve`'s ill-conditioning warning."""
-        _warn_condition((float(eigenvalues.max(initial=0.0)) + alpha) / alpha, alpha, hint)
-        return self.expand(vectors @ (rotated / (eigenvalues + alpha)[:, None]))
+        top = float(eigenvalues.max(initial=0.0))
+        _warn_condition((top + alpha) / alpha if alpha > 0 else math.inf, alpha, hint)
+        shifted = eigenvalues + alpha  # zero only along directions Q has nothing of (alpha = 0)
+        inverse = np.where(shifted > 0, 1.0 / np.where(shifted > 0, shifted, 1.0), 0.0)
+        return self.expand(vectors @ (rotated * inverse[:, None]))
 
     def solve(self, targets: np.ndarray, alpha: float, hint: str = "increase alpha") -> np.ndarray:
         """(G + α I)⁻¹ Q: by a Cholesky factorisation of E + α I (n × n) where α stands well
