@@ -1048,25 +1048,19 @@ def test_a_warm_started_learner_goes_on_after_loading_as_the_saved_one(tmp_path)
         learner.partial_fit(more, y[:50])
     np.testing.assert_array_equal(loaded.decision_function(X_test), clf.decision_function(X_test))
     metadata, arrays = read_model_file(tmp_path / "warm.fl", kind="forgetless-model", version=3)
-    for value in (-1.0, "10", 0.0, True, [1.0], 10, 10**400):
+    edits = [("warm_start_alpha", v, "must be a positive number") for v in
+             (-1.0, "10", 0.0, True, [1.0], 10, 10**400)]  # fmt: skip
+    # whether the saved lambda is the current sums' own
+    edits += [("warm_start_settled", v, "must be true or false") for v in ("yes", 1, None)]
+    for key, value, problem in edits:
         write_model_file(
             tmp_path / "edited.fl",
-            {**metadata, "warm_start_alpha": value},
+            {**metadata, key: value},
             arrays,
             kind="forgetless-model",
             version=3,
         )
-        with pytest.raises(ModelFileError, match="warm_start_alpha must be a positive number"):
-            ContinualClassifier.load(tmp_path / "edited.fl")
-    for value in ("yes", 1, None):  # whether the saved lambda is the current sums' own
-        write_model_file(
-            tmp_path / "edited.fl",
-            {**metadata, "warm_start_settled": value},
-            arrays,
-            kind="forgetless-model",
-            version=3,
-        )
-        with pytest.raises(ModelFileError, match="warm_start_settled must be true or false"):
+        with pytest.raises(ModelFileError, match=f"{key} {problem}"):
             ContinualClassifier.load(tmp_path / "edited.fl")
     # a fixed alpha (0 is allowed) walks nothing: its file loads (it was refused, a review)
     fixed = ContinualClassifier(**kw | {"alpha": 0.0}).fit(X, y)
