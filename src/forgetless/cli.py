@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from forgetless.cli_teach import add_teach_commands
+from forgetless.cli_teach import add_teach_commands, reader_gone
 
 
 def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
@@ -368,9 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except BrokenPipeError:  # the reader went away (| head): stop quietly, files are written
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        return reader_gone()
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:

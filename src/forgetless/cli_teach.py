@@ -250,9 +250,7 @@ def _guarded(command: str, work: Callable[[], int]) -> int:
             return _error(command, f"permission denied: cannot write in {where.parent}")
         return _error(command, f"permission denied: {err.filename}")
     except BrokenPipeError:  # the reader went away (| head): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        return reader_gone()
     except OSError as err:  # a full disk, a vanished folder: the model is as it was
         where = f" ({err.filename})" if err.filename else ""
         return _error(command, f"{err.strerror or err}{where}; nothing was changed")
@@ -330,6 +328,14 @@ def _counted(count: int, noun: str) -> str:
     """
     plural = noun + ("es" if noun.endswith("s") else "s")
     return f"{count} {noun if count == 1 else plural}"
+
+
+def reader_gone() -> int:
+    """Exit status 1 once stdout's reader has gone (``| head``): later writes, and Python's
+    flush at exit, go to /dev/null instead of raising BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 def _kind(model: Any, count: int | None = None) -> str:
