@@ -1821,37 +1821,16 @@ class TeachableModel:
                 ) from err
             changed[label] = None
             forgotten[self._active() & (self.sample_label == label)] = event_id
-        clf = self._compacted(clf, changed, forgotten)
-        settings, layer_note, sums = self.settings, None, None
-        if growing:
-            clf, settings, layer_note, sums = self._rebuilt_after_forget(
-                changed, forgotten, event_id
-            )
-        pool = self._calibration_pool(changed=changed)
-        novelty = self._novelty_after_forget(forgotten, pool, sums=sums)
-        calibration, note = self._calibration_after_forget(clf, pool, event_id)
-        report = Report(
-            "forget",
+        return self._finish_forget(
+            clf,
+            changed,
+            forgotten,
+            growing,
+            start,
             counts={n: counts[n] for n in names},
             classes_removed=names,
-            event=event_id,
-            temperature=None if calibration is None else calibration["temperature"],
-            calibration=note,
-            layer=layer_note,
+            described={"classes": names},
         )
-        report.seconds = time.perf_counter() - start
-        event = {
-            "id": event_id,
-            "action": "forget",
-            "time": _now(),
-            "classes": names,
-            "counts": report.counts,
-            "seconds": round(report.seconds, 3),
-        }
-        self._commit_forget(
-            clf, forgotten, changed, event, novelty, calibration, note, settings, layer_note
-        )
-        return report
 
     def _compacted(
         self,
@@ -1999,6 +1978,42 @@ class TeachableModel:
             else:
                 stats = record.stats.minus(_class_statistics(clf, feats[rows]))
                 changed[label_idx] = _Record("statistics", record.samples[keep], stats=stats)
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[str(n)] = counts.get(str(n), 0) + 1
+        return self._finish_forget(
+            clf,
+            changed,
+            forgotten,
+            growing,
+            start,
+            counts=dict(sorted(counts.items())),
+            described={"inputs": _brief_list(describe)},
+            removed=(feats, target_labels),
+            encode_seconds=encode_seconds,
+        )
+
+    def _finish_forget(
+        self,
+        clf: ContinualClassifier | None,
+        changed: dict[int, _Record | None],
+        forgotten: np.ndarray,
+        growing: bool,
+        start: float,
+        *,
+        counts: dict[str, int],
+        described: dict[str, Any],
+        classes_removed: list[str] | None = None,
+        removed: tuple[np.ndarray, np.ndarray] | None = None,
+        encode_seconds: float = 0.0,
+    ) -> Report:
+        """What every forget does once ``clf`` has had the samples taken out (or, while the
+        layer grows, is None): compact or rebuild the learner, refit the novelty sums and the
+        temperature on what is left, then commit one generation and report. ``removed``: the
+        features and labels of the samples gone, where they are known (a class forgotten whole
+        zeroes its novelty sums instead); ``classes_removed`` defaults to the classes left
+        with no sample."""
+        event_id = len(self.events) + 1
         clf = self._compacted(clf, changed, forgotten)
         settings, layer_note, sums = self.settings, None, None
         if growing:
@@ -2006,18 +2021,16 @@ class TeachableModel:
                 changed, forgotten, event_id
             )
         pool = self._calibration_pool(changed=changed)
-        novelty = self._novelty_after_forget(forgotten, pool, feats, target_labels, sums=sums)
+        features, labels = removed if removed is not None else (None, None)
+        novelty = self._novelty_after_forget(forgotten, pool, features, labels, sums=sums)
         calibration, note = self._calibration_after_forget(clf, pool, event_id)
-        counts = {}
-        for n in names:
-            counts[str(n)] = counts.get(str(n), 0) + 1
-        counts = dict(sorted(counts.items()))
-        left = [] if clf is None else clf.classes_
-        emptied = [n for n in counts if n not in left]
+        if classes_removed is None:
+            left = [] if clf is None else clf.classes_
+            classes_removed = [n for n in counts if n not in left]
         report = Report(
             "forget",
             counts=counts,
-            classes_removed=emptied,
+            classes_removed=classes_removed,
             event=event_id,
             encode_seconds=encode_seconds,
             temperature=None if calibration is None else calibration["temperature"],
@@ -2029,46 +2042,29 @@ class TeachableModel:
             "id": event_id,
             "action": "forget",
             "time": _now(),
-            "inputs": _brief_list(describe),
+            **described,
             "counts": counts,
             "seconds": round(report.seconds, 3),
         }
-        self._commit_forget(
-            clf, forgotten, changed, event, novelty, calibration, note, settings, layer_note
-        )
-        return report
-
-    def _commit_forget(
-        self,
-        clf,
-        forgotten,
-        changed,
-        event,
-        novelty,
-        calibration,
-        note,
-        settings=None,
-        layer_note=None,
-    ) -> None:
-        alpha = float(clf.alpha_) if clf is not None and clf.classes_.size else None
         if note is not None:
-            event = {**event, "calibration": note}
+            event["calibration"] = note
         if layer_note is not None:
-            event = {**event, "layer": layer_note}
+            event["layer"] = layer_note
         self._commit(
             self._state(
                 sample_forgotten=forgotten,
                 events=[*self.events, event],
-                alpha=alpha,
+                alpha=float(clf.alpha_) if clf is not None and clf.classes_.size else None,
                 clf=clf,
                 drop_learner=clf is None,
                 records=changed,
                 novelty=novelty,
                 temperature=None if calibration is None else calibration["temperature"],
                 calibration=calibration,
-                settings=settings or self.settings,
+                settings=settings,
             )
         )
+        return report
 
     def _unknown_class(self, name: str) -> str:
         known = self.classes
