@@ -317,6 +317,29 @@ def test_forget_all_samples_of_a_class_removes_it(digits):
     )
 
 
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        (np.arange(2), np.array([False, True])),  # ints, then bools
+        (np.arange(2.0), np.arange(2)),  # floats, then ints
+        (np.array(["a", "b"]), np.arange(2)),  # strings, then ints
+    ],
+)
+def test_merge_into_a_learner_emptied_by_forget_takes_the_others_labels(digits, before, after):
+    """A learner whose classes were all forgotten, merging another, predicts the other's labels
+    as that learner does (and as partial_fit of them would): a union with its empty classes
+    array had cast bools to ints and ints to floats, or refused ints with a shape error."""
+    X, y, _, _ = digits
+    rows = np.flatnonzero(y < 2)
+    params = dict(n_components=100, alpha=1.0, random_state=0)
+    emptied = ContinualClassifier(**params).fit(X[rows], before[y[rows]])
+    emptied.forget(X[rows], before[y[rows]])
+    other = ContinualClassifier(**params).fit(X[rows], after[y[rows]])
+    emptied.merge(other)
+    assert emptied.classes_.dtype == other.classes_.dtype
+    np.testing.assert_array_equal(emptied.predict(X[:50]), other.predict(X[:50]))
+
+
 def test_forget_refuses_more_than_learned_and_keeps_state(digits):
     X, y, _, _ = digits
     clf = ContinualClassifier(n_components=200, alpha=1.0).fit(X[y != 4], y[y != 4])
@@ -1238,6 +1261,39 @@ def test_alpha_zero_is_the_minimum_norm_solution_on_few_samples_too():
         )
     with pytest.warns(IllConditionedWarning):
         ContinualClassifier(alpha=0).fit(X[:50], y[:50]).predict(X[:5])
+
+
+def test_alpha_zero_on_all_zero_features_predicts_the_class_frequencies():
+    """All-zero features (zeros are data) with alpha=0 on few samples: the row-space solve
+    divided 0 by 0 (a bare ZeroDivisionError at every predict); the minimum-norm solution is
+    no weight, so the intercept alone decides: the more frequent class."""
+    import warnings
+
+    from forgetless.linalg import IllConditionedWarning
+
+    X, y = np.zeros((7, 5)), np.array([0, 1, 0, 1, 0, 1, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        clf = ContinualClassifier(projection="orthogonal", n_components=20, alpha=0.0).fit(X, y)
+        np.testing.assert_array_equal(clf.predict(X), np.zeros(7))
+
+
+@pytest.mark.parametrize("head", ["ridge", "rls", "owm"])
+def test_alpha_whose_reciprocal_overflows_is_refused_by_name(head):
+    """A positive alpha below the smallest normal float64 passed the parameter check and
+    failed inside LAPACK or scipy (1 / alpha is inf); it is refused up front, as are such
+    values in ``alphas``."""
+    X, y = np.random.default_rng(0).standard_normal((60, 8)), np.arange(60) % 3
+    with pytest.raises(ValueError, match="alpha must be 0 or a finite number of at least"):
+        ContinualClassifier(n_components=40, head=head, alpha=5e-324).fit(X, y)
+    with pytest.raises(ValueError, match="alphas must be .* at least"):
+        ContinualClassifier(n_components=40, alphas=[1e-320, 1.0]).fit(X, y)
+    smallest = ContinualClassifier(n_components=40, head=head, alpha=float(np.finfo(float).tiny))
+    if head == "ridge":  # the smallest accepted alpha solves
+        assert np.isfinite(smallest.fit(X, y).decision_function(X)).all()
+    else:  # the recursive heads' P = I / alpha: an error in words, not scipy's
+        with pytest.raises(ValueError, match="update failed: .* (raise|larger) alpha"):
+            smallest.fit(X, y)
 
 
 def test_forgetting_a_float32_copy_of_learned_rows_says_rounding_counts():

@@ -373,17 +373,24 @@ def woodbury_add(P: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> bool(np.allclose(new, np.linalg.inv(np.eye(2) + H.T @ H)))
     True
     """
-    PHt = P @ H.T
-    K = np.eye(H.shape[0]) + H @ PHt
+
+    def failed() -> ValueError:
+        return ValueError(
+            "the recursive least-squares update failed: I + H P H^T is not finite and positive "
+            f"definite to rounding (largest |h| = {float(np.abs(H).max(initial=0.0)):.3g}; "
+            f"P = (G + alpha I)^-1 reaches {float(np.abs(P).max(initial=0.0)):.3g}): scale the "
+            "features down or raise alpha, or use head='ridge', which solves from the sums"
+        )
+
+    with np.errstate(over="ignore", invalid="ignore"):  # told below, in words
+        PHt = P @ H.T
+        K = np.eye(H.shape[0]) + H @ PHt
+    if not (np.isfinite(PHt).all() and np.isfinite(K).all()):  # e.g. a tiny alpha: P = I / alpha
+        raise failed()
     try:
         gain = linalg.solve(K, PHt.T, assume_a="pos").T  # P H^T (I + H P H^T)^-1
     except linalg.LinAlgError as err:  # e.g. features ~1e80: I is lost to rounding in K
-        raise ValueError(
-            "the recursive least-squares update failed: I + H P H^T is not positive definite "
-            f"to rounding (largest |h| = {float(np.abs(H).max(initial=0.0)):.3g}; "
-            f"P = (G + alpha I)^-1 reaches {float(np.abs(P).max(initial=0.0)):.3g}): scale the "
-            "features down or raise alpha, or use head='ridge', which solves from the sums"
-        ) from err
+        raise failed() from err
     new = P - gain @ PHt.T
     return 0.5 * (new + new.T), gain
 
@@ -672,16 +679,21 @@ class OWMHead(Head):
         system = 0.5 * (system + system.T)
         system[np.diag_indices(m)] += self.alpha_
         rhs = A @ (Q_t - G_t @ self.coef_)
+        failed = ValueError(
+            f"the OWM update failed: its systems are not finite or singular to rounding with "
+            f"alpha = {self.alpha_:.3g} (largest diagonal of the batch's Gram matrix "
+            f"{float(np.diag(G_t).max(initial=0.0)):.3g}); use a larger alpha"
+        )
+        with np.errstate(over="ignore", invalid="ignore"):  # told below, in words
+            step = np.eye(m) + G_t @ self.P
+        if not (np.isfinite(system).all() and np.isfinite(rhs).all() and np.isfinite(step).all()):
+            raise failed
         try:
             dV = linalg.solve(system, rhs, assume_a="pos")
             # (G_old + G_t + alpha I)^-1 = P (I + G_t P)^-1
-            P = linalg.solve((np.eye(m) + G_t @ self.P).T, self.P.T).T
+            P = linalg.solve(step.T, self.P.T).T
         except linalg.LinAlgError as err:  # alpha lost to rounding beside the features' scale
-            raise ValueError(
-                f"the OWM update failed: its systems are singular to rounding with alpha = "
-                f"{self.alpha_:.3g} (largest diagonal of the batch's Gram matrix "
-                f"{float(np.diag(G_t).max(initial=0.0)):.3g}); use a larger alpha"
-            ) from err
+            raise failed from err
         self.coef_ = self.coef_ + A @ dV
         self.P = np.ascontiguousarray(0.5 * (P + P.T))
         self._task_gram = np.zeros((m, m))

@@ -92,6 +92,7 @@ _FITTED = (
     "_fitted_params",
     "_warned",  # the numerical-health warnings given (each once per learner)
 )
+_SMALLEST_ALPHA = float(np.finfo(np.float64).tiny)  # 1 / alpha must not overflow
 DEFAULT_N_COMPONENTS = 2000  # the layer's width unless given (forgetless run's too)
 MODEL_KIND = "forgetless-model"
 MODEL_VERSION = 3  # 3: G stored as its factor (few samples) or packed triangle
@@ -284,11 +285,18 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 or alphas.size == 0
                 or alphas.size != given.size
                 or not np.all(np.isfinite(alphas))
-                or not np.all(alphas > 0)
+                or not np.all(alphas >= _SMALLEST_ALPHA)
             ):
                 raise ValueError(
-                    f"alphas must be a non-empty 1-D list of positive numbers, got {values!r}"
+                    "alphas must be a non-empty 1-D list of finite numbers of at least "
+                    f"{_SMALLEST_ALPHA:.3g} (the smallest normal float64), got {values!r}"
                 )
+        alpha = params["alpha"]
+        if alpha != "auto" and (not np.isfinite(alpha) or 0 < alpha < _SMALLEST_ALPHA):
+            raise ValueError(
+                f"alpha must be 0 or a finite number of at least {_SMALLEST_ALPHA:.3g} (the "
+                f"smallest normal float64: the heads divide by it), got {alpha!r}"
+            )
         if HEADS[params["head"]].needs_fixed_alpha and (
             params["alpha"] == "auto" or not params["alpha"] > 0
         ):
@@ -408,11 +416,11 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         """Warn ``message`` (where there is one) once per learner and ``kind``, at the user's
         line: a stream of batches would repeat it at every batch or refit."""
-        warned = self.__dict__.setdefault("_warned", set())
+        warned = self.__dict__.get("_warned", set())
         if message is None or kind in warned:
             return
-        warned.add(kind)
         warnings.warn(message, category, stacklevel=user_stacklevel())
+        self._warned = warned | {kind}  # only once the warning has not raised
 
     def _features_in(self, X: Any, reset: bool) -> tuple[np.ndarray, Any]:
         """(checked X, its column names); on a fitted learner names are checked, not taken."""
@@ -506,6 +514,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         _check_not_underflowing(batch, params["compute_dtype"])
         if fitted:
             _check_same_scale(batch, stats)
+        # Before the commit: where warnings are errors, the call raises with nothing learned.
+        self._warn_once("layer", layer.advice(X), KernelWidthWarning)
 
         # Everything is checked and computed: commit (nothing below can fail).
         if not fitted:
@@ -516,7 +526,6 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = new_classes
         self.head_ = head
         self._stale = True
-        self._warn_once("layer", self.projection_.advice(X), KernelWidthWarning)
         return self
 
     def _refit_head(self) -> None:
@@ -686,7 +695,14 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"{other.projection_!r} differ ({why})"
             )
         check_label_family(other.classes_, self.classes_, "the other learner")
-        union = np.union1d(self.classes_, other.classes_)
+        # a learner whose classes were all forgotten takes the other's as they are (a union
+        # with its empty array would cast them to that array's type: bools to ints, ints to
+        # strings)
+        union = (
+            other.classes_.copy()
+            if self.classes_.size == 0
+            else np.union1d(self.classes_, other.classes_)
+        )
         mine = _with_classes(
             self.statistics_, np.searchsorted(self.classes_, np.setdiff1d(union, self.classes_))
         )
@@ -720,7 +736,9 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         or forgotten twice, are refused when their removal shows in the sums. With
         ``per_class_gram=True`` each class's own sums are checked too; without it, only the
         pooled ones, so a row never learned that hides in the span of the learned rows (of any
-        class, weighed by the class sums) passes: sums alone cannot tell it apart.
+        class, weighed by the class sums) passes: sums alone cannot tell it apart. With more
+        samples than units nearly every row does, so there the check catches few mistakes;
+        a model folder (:class:`forgetless.teachable.TeachableModel`) keeps fingerprints.
         """
         params = self._prepared()
         self._require_order_free()

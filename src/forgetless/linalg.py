@@ -332,7 +332,7 @@ class RowSpace:
         level, a condition number below ``CONDITION_WARNING``)."""
         top = HOST.norm1(self.inner)  # >= the largest eigenvalue
         well_above = alpha >= _ABOVE_ROUNDING * self.rounding(top)
-        return well_above and (top + alpha) / alpha <= CONDITION_WARNING
+        return well_above and alpha > 0 and (top + alpha) / alpha <= CONDITION_WARNING
 
 
 _ABOVE_ROUNDING = 1e6  # a λ this many times G's rounding level leaves rounding 1e-6 of weight

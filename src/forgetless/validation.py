@@ -25,11 +25,14 @@ from sklearn.utils.validation import _check_feature_names, _get_feature_names, c
 
 
 def check_features(X: Any, n_features: int | None, estimator: Any = None) -> np.ndarray:
-    """A finite, dense, 2-D float array with at least one row and the expected width."""
+    """A finite, dense, 2-D float array with at least one row and the expected width, in C
+    order (the layers that reduce over the rows, guided ones, add in memory order: the same
+    values in another layout would otherwise give another model)."""
     X = check_array(
         X,
         accept_sparse=False,
         dtype=(np.float64, np.float32),
+        order="C",
         ensure_2d=True,
         ensure_all_finite=True,
         ensure_min_samples=1,

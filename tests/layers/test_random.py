@@ -319,6 +319,15 @@ def test_fourier_kernel_narrower_than_the_rows_is_warned():
             for part in np.array_split(np.arange(1200), 4):
                 clf.partial_fit(X[part], y[part])
         assert sum(issubclass(w.category, KernelWidthWarning) for w in seen) == 1, head
+    # where warnings are errors, the call raises with nothing learned (a retry would
+    # otherwise learn the batch twice)
+    clf = ContinualClassifier(projection="fourier", n_components=200, alpha=1.0)
+    for attempt in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", KernelWidthWarning)
+            with pytest.raises(KernelWidthWarning):
+                clf.partial_fit(X[:300], y[:300])
+        assert not hasattr(clf, "statistics_"), attempt
     standard = (X - X.mean(0)) / (X.std(0) + 1e-9)
     for rows, gamma in ((X, 1.0 / (64 * X.var())), (standard, None)):
         with warnings.catch_warnings():
