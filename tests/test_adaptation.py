@@ -269,6 +269,30 @@ def test_a_save_removes_only_the_tensors_the_previous_save_named(
     assert load_adapted_encoder(folder).tensors_sha256 == other.tensors_sha256
 
 
+def test_a_save_clears_what_a_killed_save_left(adapted, tiny_effnet, tmp_path) -> None:
+    """A save killed while writing its tensors leaves their temporary file, one killed after
+    the rename a tensor file no adapter.json names: both stayed for good. The next save
+    removes them (and only names of its own pattern: a user's weights-notes.txt stays)."""
+    folder = tmp_path / "adapter"
+    adapted.save(folder)
+    (folder / "weights-notes.txt").write_text("mine")
+    killed_while_writing = folder / ".weights-0123456789abcdef.safetensors.fedcba9876543210.tmp"
+    killed_after_rename = folder / "weights-fedcba9876543210.npz"
+    killed_while_writing.write_bytes(b"half")
+    killed_after_rename.write_bytes(b"whole, never named")
+    other = AdaptedEncoder(
+        tiny_effnet,
+        adapted.method,
+        {k: v * 1.5 for k, v in adapted.tensors.items()},
+        adapted.info,
+    )
+    other.save(folder)
+    named = json.loads((folder / "adapter.json").read_text())["tensors"]["file"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [".lock", "adapter.json", named, "weights-notes.txt"]
+    )
+
+
 def test_overlapping_saves_leave_only_the_named_tensors(
     adapted, tiny_effnet, tmp_path, monkeypatch
 ) -> None:

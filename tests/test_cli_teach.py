@@ -773,8 +773,66 @@ def test_a_failed_test_after_a_learn_says_the_learn_is_saved(capsys, tmp_path):
     code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32",
                        "--test", tmp_path / "test")  # fmt: skip
     assert code == 2
-    assert "the learn is saved, but --test" in one_error_line(err, "learn")
+    line = one_error_line(err, "learn")
+    assert "--test" in line and "failed" in line, line
+    assert line.endswith(
+        f"(after the learn was saved as generation 1 of {model}: that change is kept)"
+    )
     assert TeachableModel.open(model).class_counts() == {"one": 20, "zero": 20}
+
+
+def test_a_report_that_cannot_be_written_says_the_change_is_kept(capsys, tmp_path, monkeypatch):
+    """stdout failing after the commit (a full disk under a redirected output) said "nothing
+    was changed" about a learn or forget that was saved: scripts took it for a failure to
+    repeat."""
+    import errno
+    import io
+
+    folder = _digit_folder(tmp_path / "digits")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder / "zero", "--label", "zero",
+                       "--encoder", "raw", "--width", "32")  # fmt: skip
+    assert code == 0, err
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    code, _, err = cli(capsys, "learn", model, folder / "one", "--label", "one")
+    monkeypatch.undo()
+    assert code == 2
+    line = one_error_line(err, "learn")
+    assert "nothing was changed" not in line
+    assert line.endswith(
+        f"(after the learn was saved as generation 2 of {model}: that change is kept)"
+    )
+    assert TeachableModel.open(model).class_counts() == {"one": 20, "zero": 20}
+    monkeypatch.setattr(sys, "stdout", Full())
+    code, _, err = cli(capsys, "forget", model, "--class", "one")
+    monkeypatch.undo()
+    assert code == 2
+    assert "forget was saved as generation 3" in one_error_line(err, "forget")
+    assert TeachableModel.open(model).class_counts() == {"zero": 20}
+
+
+@pytest.mark.parametrize("kind", ["folder", "dangling link"])
+def test_learn_on_a_model_whose_pointer_is_no_file_says_so(capsys, tmp_path, kind):
+    """A CURRENT that is no plain file made learn say the model had been created by another
+    process meanwhile (and learning again failed the same way); predict said what it is."""
+    folder = _digit_folder(tmp_path / "digits")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder / "zero", "--label", "zero",
+                       "--encoder", "raw", "--width", "32")  # fmt: skip
+    assert code == 0, err
+    (model / "CURRENT").unlink()
+    if kind == "folder":
+        (model / "CURRENT").mkdir()
+    else:
+        (model / "CURRENT").symlink_to(model / "gone")
+    code, _, err = cli(capsys, "learn", model, folder / "one", "--label", "one")
+    assert code == 2
+    assert "CURRENT is not a regular file" in one_error_line(err, "learn")
 
 
 def test_an_image_in_two_class_folders_is_learned_under_both_with_a_warning(capsys, tmp_path):

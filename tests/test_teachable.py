@@ -579,6 +579,58 @@ def test_tampering_is_detected(tmp_path, digits):
         TeachableModel.open(tmp_path / "m")
 
 
+def test_a_file_of_another_size_is_refused_without_reading_it(tmp_path, digits, monkeypatch):
+    """A file put in the learner's place is refused by its size before any byte is hashed
+    (a 50 GB file was read to its end first)."""
+    import hashlib
+
+    from forgetless import teachable
+
+    X, y = pick(digits, {"digit1", "digit2"})
+    make(tmp_path / "m").learn(X, y)
+    learner = tmp_path / "m" / "learner-000001.fl"
+    with open(learner, "r+b") as handle:
+        handle.truncate(learner.stat().st_size + (1 << 30))  # sparse: no disk used
+    hashed = []
+    real = hashlib.sha256
+
+    class Counted:  # sha256 that counts the bytes it is given
+        def __init__(self, data=b""):
+            self.inner = real(data)
+
+        def update(self, data):
+            hashed.append(len(data))
+            self.inner.update(data)
+
+        def hexdigest(self):
+            return self.inner.hexdigest()
+
+        def digest(self):
+            return self.inner.digest()
+
+    opened = TeachableModel.open(tmp_path / "m")
+    monkeypatch.setattr(teachable.hashlib, "sha256", Counted)
+    with pytest.raises(ModelFileError, match="not the file CURRENT names"):
+        opened.predict(X[:2])
+    assert sum(hashed) < (1 << 20)  # CURRENT itself, read again to rule out another writer
+    assert "learner-000001.fl (the learner) is not the file CURRENT names" in " ".join(
+        opened._damage()
+    )
+
+
+def test_a_new_model_folder_is_made_durable_in_the_folder_above(tmp_path, digits, monkeypatch):
+    """The first learn fsyncs the folder that holds the new model's folder, so that its name
+    outlives a power cut like the files in it."""
+    from forgetless import teachable
+
+    synced = []
+    real = teachable.sync_folder
+    monkeypatch.setattr(teachable, "sync_folder", lambda d: (synced.append(Path(d)), real(d)))
+    X, y = pick(digits, {"digit1", "digit2"})
+    make(tmp_path / "new" / "m").learn(X, y)
+    assert tmp_path / "new" in synced
+
+
 def forge(path: Path, change) -> None:
     """Edit CURRENT's metadata and write it back with valid checksums (a hostile edit)."""
     from forgetless.persistence import read_model_file, write_model_file
@@ -594,6 +646,7 @@ def forge(path: Path, change) -> None:
     [
         (lambda m: m.update(alpha=True), "alpha .* finite positive"),
         (lambda m: m.update(alpha=-0.5), "alpha .* finite positive"),
+        (lambda m: m.update(alpha=10**400), "alpha .* finite positive"),  # no float holds it
         (lambda m: m["calibration"].update(temperature=1e-300), r"temperature .* \[0.001, 100\]"),
         (lambda m: m.update(calibration={"temperature": 1.0}), "event names no journal event"),
         (lambda m: m["events"][0].update(counts=[1, 2]), "counts are not samples per class"),
@@ -601,7 +654,7 @@ def forge(path: Path, change) -> None:
         (lambda m: m["events"][0].update(action="teach"), "no known action"),
         (lambda m: m.update(generation=10**25), "generation must be an integer in"),
     ],
-    ids=["alpha-bool", "alpha-negative", "tiny-temperature", "calibration-fields",
+    ids=["alpha-bool", "alpha-negative", "alpha-huge-int", "tiny-temperature", "calibration-fields",
          "event-counts", "event-number", "event-action", "generation"],
 )  # fmt: skip
 def test_values_forged_into_current_are_refused_by_name(tmp_path, digits, change, message):

@@ -46,6 +46,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import stat
 import time
@@ -60,7 +61,7 @@ import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.encoders.sentence import tokenize, transformer_network
-from forgetless.persistence import folder_lock
+from forgetless.persistence import folder_lock, sync_folder
 from forgetless.persistence import write_json_atomic as _write_json
 from forgetless.validation import check_labels
 
@@ -677,6 +678,7 @@ def _write_tensors(path: Path, tensors: dict[str, np.ndarray], fmt: str) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    sync_folder(path.parent)
 
 
 def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
@@ -816,7 +818,10 @@ class AdaptedEncoder(Encoder):
         JSON's path.
         """
         folder = Path(path)
+        made = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
+        if made:  # the new folder's name must outlive a power cut too
+            sync_folder(folder.parent)
         # One saver at a time: two overlapping saves would each remove only the file the
         # adapter.json named before them, and one tensor file would stay behind.
         with folder_lock(folder, "the adapted encoder"):
@@ -850,11 +855,29 @@ class AdaptedEncoder(Encoder):
         _write_json(folder / METADATA, payload)
         if previous is not None and previous != name:  # the earlier save's, no longer named
             (folder / previous).unlink(missing_ok=True)
+        _remove_leftovers(folder, keep=name)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:
         """See :func:`load_adapted_encoder`."""
         return load_adapted_encoder(path, **runtime)
+
+
+# What a save writes and nothing else does: tensor files, and their temporary names.
+_TENSOR_FILE = re.compile(r"weights-[0-9a-f]{16}\.(safetensors|npz)")
+_TENSOR_TEMP = re.compile(r"\.weights-[0-9a-f]{16}\.(safetensors|npz)\.[0-9a-f]{16}\.tmp")
+
+
+def _remove_leftovers(folder: Path, keep: str) -> None:
+    """Remove what saves killed part-way left (their temporary files; tensor files written
+    before their adapter.json): under the save's lock no other save is writing, and only
+    names of this module's own pattern are touched."""
+    for entry in folder.iterdir():
+        leftover = _TENSOR_TEMP.fullmatch(entry.name) or (
+            _TENSOR_FILE.fullmatch(entry.name) and entry.name != keep
+        )
+        if leftover and not entry.is_symlink() and entry.is_file():
+            entry.unlink(missing_ok=True)
 
 
 def _named_tensors_file(meta_path: Path) -> str | None:

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -232,28 +233,43 @@ def _error(command: str, message: str) -> int:
     return 2
 
 
-def _guarded(command: str, work: Callable[[], int]) -> int:
-    """Run ``work``; a user mistake or a damaged model is one line and exit code 2."""
+@dataclass
+class _Outcome:
+    """What a command had already saved when a later step (its report, a --test) failed."""
+
+    saved: str | None = None
+
+
+def _guarded(command: str, work: Callable[[], int], outcome: _Outcome | None = None) -> int:
+    """Run ``work``; a user mistake or a damaged model is one line and exit code 2. Where
+    ``outcome`` says the change was saved before the failure, the line says so."""
     from forgetless.encoders import EncoderNotAvailableError
     from forgetless.persistence import ModelFileError
     from forgetless.teachable import InputError, ProvenanceError
 
+    def error(message: str, unchanged: bool = False) -> int:
+        if outcome is not None and outcome.saved:
+            message += f" (after {outcome.saved}: that change is kept)"
+        elif unchanged:
+            message += "; nothing was changed"
+        return _error(command, message)
+
     try:
         return work()
     except (InputError, ProvenanceError, EncoderNotAvailableError) as err:
-        return _error(command, str(err))
+        return error(str(err))
     except ModelFileError as err:
-        return _error(command, f"cannot use the model: {err}")
+        return error(f"cannot use the model: {err}")
     except PermissionError as err:
         where = Path(str(err.filename))
         if where.name.startswith(".") and ".tmp-" in where.name:  # a file we were writing
-            return _error(command, f"permission denied: cannot write in {where.parent}")
-        return _error(command, f"permission denied: {err.filename}")
+            return error(f"permission denied: cannot write in {where.parent}")
+        return error(f"permission denied: {err.filename}")
     except BrokenPipeError:  # the reader went away (| head): stop quietly
         return reader_gone()
     except OSError as err:  # a full disk, a vanished folder: the model is as it was
         where = f" ({err.filename})" if err.filename else ""
-        return _error(command, f"{err.strerror or err}{where}; nothing was changed")
+        return error(f"{err.strerror or err}{where}", unchanged=True)
 
 
 @contextlib.contextmanager
@@ -368,16 +384,18 @@ def _summary(model: Any) -> str:
 
 # ------------------------------------------------------------------------------ learn
 def _run_learn(args: argparse.Namespace) -> int:
+    outcome = _Outcome()
     with _stage_lines():
-        return _guarded("learn", lambda: _learn(args))
+        return _guarded("learn", lambda: _learn(args, outcome), outcome)
 
 
-def _learn(args: argparse.Namespace) -> int:
+def _learn(args: argparse.Namespace, outcome: _Outcome) -> int:
     from forgetless.teach_inputs import InputError, collect, guess_modality
     from forgetless.teachable import TeachableModel, encoder_modality, encoder_options
 
     path = Path(args.model)
-    exists = (path / "CURRENT").is_file()
+    # (a CURRENT that is no plain file is a damaged model, which opening it reports)
+    exists = os.path.lexists(path / "CURRENT")
     if exists:
         model = TeachableModel.open(path)
         options = (
@@ -450,6 +468,7 @@ def _learn(args: argparse.Namespace) -> int:
     described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
     # One commit: a learn that fails keeps the records too.
     report = model.learn(batch, describe=described, drop_deletion_records=dropped)
+    outcome.saved = f"the learn was saved as generation {model.generation} of {path}"
     if not exists:
         rule = model.settings.get("width_rule")
         layer = (
@@ -488,7 +507,7 @@ def _learn(args: argparse.Namespace) -> int:
         try:
             result = model.evaluate(test)
         except InputError as err:
-            raise InputError(f"the learn is saved, but --test {t} failed: {err}") from None
+            raise InputError(f"--test {t} failed: {err}") from None  # (the learn is kept)
         print(
             f"accuracy on {t}: {_percent(result['accuracy'])} "
             f"({result['correct']} of {result['samples']})"
@@ -614,8 +633,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ forget
 def _run_forget(args: argparse.Namespace) -> int:
+    outcome = _Outcome()
     with _stage_lines():
-        return _guarded("forget", lambda: _forget(args))
+        return _guarded("forget", lambda: _forget(args, outcome), outcome)
 
 
 def _refuse_paths_read_as_classes(model: Any, names: list[str]) -> None:
@@ -634,7 +654,7 @@ def _refuse_paths_read_as_classes(model: Any, names: list[str]) -> None:
             )
 
 
-def _forget(args: argparse.Namespace) -> int:
+def _forget(args: argparse.Namespace, outcome: _Outcome) -> int:
     from forgetless.teach_inputs import InputError
 
     if bool(args.classes) == bool(args.inputs or args.texts):
@@ -647,12 +667,15 @@ def _forget(args: argparse.Namespace) -> int:
     if args.classes:
         _refuse_paths_read_as_classes(model, args.classes)
         report = model.forget_classes(args.classes)
-        detail = ", ".join(f"{c} ({_counted(n, 'sample')})" for c, n in report.counts.items())
-        print(f"forgot {detail} exactly in {report.seconds:.1f} s")
     else:
         batch = _collect(model, args, "optional", args.inputs)
         described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
         report = model.forget(batch, label=args.label, describe=described)
+    outcome.saved = f"the forget was saved as generation {model.generation} of {model.path}"
+    if args.classes:
+        detail = ", ".join(f"{c} ({_counted(n, 'sample')})" for c, n in report.counts.items())
+        print(f"forgot {detail} exactly in {report.seconds:.1f} s")
+    else:
         detail = ", ".join(f"{c} {n}" for c, n in report.counts.items())
         forgot = _counted(report.forgotten, "sample")
         print(f"forgot {forgot} ({detail}) exactly in {report.seconds:.1f} s")

@@ -320,7 +320,13 @@ def _replace_atomically(path: str, write: Callable[[Any], None], text: bool = Fa
         except FileNotFoundError:
             pass
         raise
-    try:  # make the rename itself durable
+    sync_folder(directory)  # make the rename itself durable
+
+
+def sync_folder(directory: str | os.PathLike[str]) -> None:
+    """fsync a folder, so that the names created, renamed or removed in it survive a power
+    cut (where the platform allows opening a folder; elsewhere a no-op)."""
+    try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return

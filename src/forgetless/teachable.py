@@ -109,6 +109,7 @@ from forgetless.persistence import (
     ModelFileError,
     folder_lock,
     read_model_file,
+    sync_folder,
     write_model_file,
 )
 from forgetless.statistics import SufficientStatistics
@@ -503,13 +504,18 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _file_sha256(path: Path) -> tuple[str, int]:
+def _file_sha256(path: Path, expected_bytes: int | None = None) -> tuple[str, int]:
+    """(sha256, size) of the regular file ``path``; where its size is not ``expected_bytes``,
+    ('', size) without reading it (a file put in another's place may be huge)."""
     digest, size = hashlib.sha256(), 0
     # O_NONBLOCK: a named pipe put in a file's place opens at once, then is refused below
     nonblocking = getattr(os, "O_NONBLOCK", 0)
     with open(path, "rb", opener=lambda p, flags: os.open(p, flags | nonblocking)) as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
             raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
+        if expected_bytes is not None and status.st_size != expected_bytes:
+            return "", int(status.st_size)
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
@@ -928,7 +934,7 @@ class TeachableModel:
     def _verified(self, ref: _Ref, what: str) -> Path:
         path = self.path / ref.file
         try:
-            sha, size = _file_sha256(path)
+            sha, size = _file_sha256(path, ref.bytes)
         except FileNotFoundError:
             self._check_not_stale()
             raise ModelFileError(
@@ -2320,7 +2326,7 @@ class TeachableModel:
         problems = []
         for what, ref in refs:
             try:
-                sha, size = _file_sha256(self.path / ref.file)
+                sha, size = _file_sha256(self.path / ref.file, ref.bytes)
             except FileNotFoundError:
                 problems.append(f"{ref.file} ({what}) is missing")
             except (OSError, ModelFileError) as err:
@@ -2396,6 +2402,8 @@ class TeachableModel:
             _check_new_folder(folder)
             made_folder = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
+            if made_folder:  # its name in the folder above must outlive a power cut too
+                sync_folder(folder.parent)
         start = time.perf_counter()
         with folder_lock(folder):
             try:
@@ -2777,8 +2785,15 @@ _EVENT_ACTIONS = ("learn", "forget", "drop-deletion-records")
 
 
 def _is_number(value: Any) -> bool:
-    """An int or float from JSON, and not a bool (which Python counts as one)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or float from JSON that a float can hold (not an integer of 400 digits), and
+    not a bool (which Python counts as one)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _check_event(event: dict[str, Any], number: int) -> None:
