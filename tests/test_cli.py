@@ -465,3 +465,56 @@ def test_a_report_without_matplotlib_says_what_to_install(small_run, tmp_path, c
     out = capsys.readouterr().out
     assert 'no plots: they need matplotlib, pip install -e ".[report]"' in out
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_arrays_without_their_data_is_one_line_before_any_work(tmp_path, capsys, no_work):
+    """`--dataset arrays` with no options ended in the loader's traceback, exit 1."""
+    argv = ["run", "--dataset", "arrays", "--encoder", "raw", "--output", str(tmp_path / "r")]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert 'dataset "arrays" needs its data' in line and "--dataset-option path=" in line
+
+
+def test_dataset_options_from_the_command_line(tmp_path, capsys):
+    """`--dataset-option KEY=VALUE` sets the config's dataset_options (no file needed for a
+    user's own arrays); a bad key or a word without '=' is one line naming the flag."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    data = tmp_path / "digits.npz"
+    np.savez(data, x_train=X[:1000], y_train=y[:1000], x_test=X[1000:1400], y_test=y[1000:1400])
+    run = ["run", "--dataset", "arrays", "--encoder", "raw", "--increment", "5", "--seeds", "0"]
+    run += ["--methods", "ncm", "--quiet", "--output", str(tmp_path / "r")]
+    assert main([*run, "--dataset-option", f"path={data}"]) == 0
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["config"]["dataset_options"] == {"path": str(data)}
+    assert results["dataset"]["n_train"] == 1000
+    capsys.readouterr()
+    assert main([*run, "--dataset-option", "pth=x.npz"]) == 2
+    assert "--dataset-option: unknown key dataset_options.pth" in one_error_line(capsys)
+    assert main([*run, "--dataset-option", "path"]) == 2
+    assert "write KEY=VALUE" in one_error_line(capsys)
+
+
+def test_python_dash_m_forgetless_is_the_command(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "forgetless", "run", "--dataset", "arrays", "--encoder", "raw"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith('forgetless run: error: dataset "arrays" needs its data')
+
+
+def test_a_long_comparison_writes_progress_lines_to_a_log(tmp_path, capsys, monkeypatch):
+    """stderr a file (a log, CI): plain progress lines while the methods run (it was silent
+    for minutes after encoding); --quiet: none."""
+    import forgetless.encoders.base
+
+    monkeypatch.setattr(forgetless.encoders.base, "LOG_QUIET_S", 0.0)  # as if it ran long
+    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--methods", "ncm", "lda"]
+    argv += ["--seeds", "0", "1", "--output", str(tmp_path / "r")]
+    assert main(argv) == 0
+    assert "runs: 4/4 run in" in capsys.readouterr().err
+    assert main([*argv, "--quiet"]) == 0
+    assert "runs:" not in capsys.readouterr().err

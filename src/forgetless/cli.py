@@ -58,6 +58,8 @@ RUN_EXAMPLES = """examples:
       --seeds 0 1 2 --output runs/digits
   forgetless run --config configs/latin-glyphs-efficientnet-B0-Inc10.toml --adapt \\
       --methods forgetless ncm lda     # each method with and without first-session adaptation
+  forgetless run --dataset arrays --dataset-option path=my.npz --encoder raw --increment 2
+      # your own data: an .npz of x_train, y_train, x_test, y_test (image-folder: root=DIR)
 
 A config file is TOML or YAML with the same keys (see configs/); flags override it. Every
 problem with the config is reported in one line, exit code 2, before anything runs."""
@@ -90,6 +92,14 @@ def _add_run_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", help="TOML or YAML file (see configs/); flags override it")
     parser.add_argument("--dataset", help="dataset name (forgetless.data.list_datasets())")
+    parser.add_argument(
+        "--dataset-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the dataset's loader, e.g. path=my.npz for --dataset arrays, "
+        "root=photos for image-folder, path=texts.csv for text-table (a config's "
+        "dataset_options table; repeat the flag for several)",
+    )
     parser.add_argument("--encoder", help="encoder name (forgetless.encoders.list_encoders())")
     parser.add_argument(
         "--scenario",
@@ -159,9 +169,33 @@ def _run_run(args: argparse.Namespace) -> int:
             setattr(config, key, value)
         elif isinstance(getattr(config, table), dict):  # else validate names the bad table
             getattr(config, table)[name] = value
+    for item in args.dataset_option or []:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip():
+            return _error("run", f"--dataset-option {item!r}: write KEY=VALUE, e.g. path=my.npz")
+        if isinstance(config.dataset_options, dict):  # else validate names the bad table
+            config.dataset_options[key.strip()] = _option_value(text)
+            given[f"dataset_options.{key.strip()}"] = "--dataset-option"
     if args.quiet:
         config.progress = False
     return _execute(config, "run", given, args.config)
+
+
+def _option_value(text: str) -> Any:
+    """A flag's value as a config file would give it: a number, true/false, else the text.
+
+    >>> _option_value("3"), _option_value("0.5"), _option_value("true"), _option_value("a.npz")
+    (3, 0.5, True, 'a.npz')
+    """
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _execute(config, command: str, given: dict[str, str], source: str | None) -> int:

@@ -23,7 +23,6 @@ import math
 import numbers
 import os
 import re
-import sys
 import time
 import tracemalloc
 import warnings
@@ -32,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from forgetless.encoders.base import progress_bar
 from forgetless.engine import make_engine
 from forgetless.evaluation.baselines import SGDHead
 from forgetless.evaluation.metrics import (
@@ -464,6 +463,16 @@ class RunConfig:
             () if loader is None else loader[1],
             f" for dataset {_show(self.dataset)}",
         )
+        arrays = ("x_train", "y_train", "x_test", "y_test")
+        if self.dataset == "arrays" and not (
+            "path" in self.dataset_options or all(k in self.dataset_options for k in arrays)
+        ):
+            raise ConfigError(
+                'dataset "arrays" needs its data: add dataset_options.path = "data.npz" (an '
+                ".npz holding x_train, y_train, x_test, y_test; on the command line "
+                "--dataset-option path=data.npz), or all four as .npy files",
+                "dataset_options",
+            )
         encoder = _keywords(_builtin(self.encoder)) if self.encoder in _BUILTIN else None
         _check_table(
             "encoder_options",
@@ -1216,22 +1225,12 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     if adaptation is not None:
         results["adaptation"] = {}
     jobs = [(seed, m) for seed in config.seeds for m in names]
-    show = config.progress if config.progress is not None else sys.stderr.isatty()
     adapted: dict[int, dict[str, Any]] = {}
-    for seed, name in tqdm(jobs, desc="runs", disable=not show):
-        scenario = scenarios[seed]
-        results["scenarios"][str(seed)] = scenario.describe()
-        source = data
-        if name.endswith(ADAPTED_SUFFIX):
-            if seed not in adapted:
-                adapted.clear()  # one seed's adapted features at a time
-                adapted[seed] = adapt_first_session(config, data, scenario, seed)
-                results["adaptation"][str(seed)] = adapted[seed]["adaptation"]
-            source = adapted[seed]
-        method = name.removesuffix(ADAPTED_SUFFIX)
-        results["methods"][name]["seeds"][str(seed)] = _run_method(
-            method, config, source, scenario, seed
-        )
+    # a bar on a terminal, plain lines in a log (a long comparison is not silent there)
+    with progress_bar(len(jobs), "runs", config.progress, unit="run") as bar:
+        for seed, name in jobs:
+            _run_job(config, data, scenarios[seed], seed, name, adapted, results)
+            bar.update(1)
     for entry in results["methods"].values():
         entry["summary"] = {}
         for metric in SUMMARY_METRICS:
@@ -1244,6 +1243,31 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
                     "seeds": len(values),
                 }
     return results
+
+
+def _run_job(
+    config: RunConfig,
+    data: dict[str, Any],
+    scenario: Any,
+    seed: int,
+    name: str,
+    adapted: dict[int, dict[str, Any]],
+    results: dict[str, Any],
+) -> None:
+    """One method on one seed's scenario, into ``results``; a ``+adapted`` method first adapts
+    the encoder on that seed's first task (kept in ``adapted`` for the seed's other methods)."""
+    results["scenarios"][str(seed)] = scenario.describe()
+    source = data
+    if name.endswith(ADAPTED_SUFFIX):
+        if seed not in adapted:
+            adapted.clear()  # one seed's adapted features at a time
+            adapted[seed] = adapt_first_session(config, data, scenario, seed)
+            results["adaptation"][str(seed)] = adapted[seed]["adaptation"]
+        source = adapted[seed]
+    method = name.removesuffix(ADAPTED_SUFFIX)
+    results["methods"][name]["seeds"][str(seed)] = _run_method(
+        method, config, source, scenario, seed
+    )
 
 
 def save_results(results: dict[str, Any], output: str | Path) -> Path:
