@@ -490,7 +490,9 @@ def test_dataset_options_from_the_command_line(tmp_path, capsys):
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["config"]["dataset_options"] == {"path": str(data)}
     assert results["dataset"]["n_train"] == 1000
-    capsys.readouterr()
+    assert "replacing" not in capsys.readouterr().out
+    assert main([*run, "--dataset-option", f"path={data}"]) == 0  # the same output again
+    assert "(replacing the run that was there)" in capsys.readouterr().out
     assert main([*run, "--dataset-option", "pth=x.npz"]) == 2
     assert "--dataset-option: unknown key dataset_options.pth" in one_error_line(capsys)
     assert main([*run, "--dataset-option", "path"]) == 2

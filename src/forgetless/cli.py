@@ -216,6 +216,7 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
 
     try:
         config.validate()
+        replacing = (Path(config.output) / "results.json").is_file()
         results = run(config)  # checks the scenario on the labels before encoding anything
     except ConfigError as err:
         where = source
@@ -236,7 +237,10 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     print(format_table(*summary_table(results)))
     for line in adaptation_lines(results):
         print(f"first-session adaptation, {line}")
-    print(f"\nwrote {path} and {', '.join(files)} in {path.parent}{_without_plots(files)}")
+    replaced = " (replacing the run that was there)" if replacing else ""
+    print(
+        f"\nwrote {path} and {', '.join(files)} in {path.parent}{replaced}{_without_plots(files)}"
+    )
     return 0
 
 
