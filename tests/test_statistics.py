@@ -151,3 +151,60 @@ def test_a_downdated_factor_is_that_of_the_rows_left() -> None:
     assert _downdated_factor(R, rng.standard_normal((1, 30))) is None
     assert _downdated_factor(R, H[[2, 2, 2]]) is None  # only two copies were learned
     assert _downdated_factor(R, H[:0]).shape == R.shape
+
+
+def test_the_attainability_check_agrees_with_the_whole_moment_matrix():
+    """The check factorises the Schur complement G - Q N^-1 Q^T (M x M) where it factorised
+    the whole [[G, Q], [Q^T, N]] ((M + C) x (M + C): minutes for thousands of classes): the
+    same verdict on removals of learned rows, of rows never learned (refused where the sums
+    show it) and of rows removed twice, with few and many classes."""
+    from scipy import linalg
+
+    def whole_matrix_verdict(after, before):
+        m, c = after.n_components, after.n_classes
+        margin = 1e-9 * max(float(np.diag(before.gram_upper).max()), 1e-300)
+        moment = np.zeros((m + c, m + c))
+        moment[:m, :m] = np.triu(after.gram_upper) + np.triu(after.gram_upper, 1).T
+        moment[:m, m:] = after.class_sums
+        moment[m:, :m] = after.class_sums.T
+        moment[m:, m:] = np.diag(after.counts.astype(float))
+        moment[np.diag_indices(m + c)] += np.r_[
+            np.full(m, margin), np.full(c, 1e-9 * before.n_samples)
+        ]
+        try:
+            linalg.cholesky(moment)
+            return True
+        except linalg.LinAlgError:
+            return False
+
+    verdicts = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        m, c, n = (6, 3, 40) if seed % 2 else (5, 60, 200)
+        H = np.abs(rng.standard_normal((n, m)))
+        y = rng.integers(0, c - 1, n)
+        y[: c - 1] = np.arange(c - 1)
+        y[-1] = c - 1  # the last class holds one sample
+        before = SufficientStatistics(m, c)
+        before.add(H, y)
+        gone = SufficientStatistics(m, c)
+        kind = seed % 4
+        if kind == 0:  # learned rows
+            gone.add(H[:10], y[:10])
+        elif kind == 1:  # rows never learned, off the learned rows' span
+            gone.add(5 * np.abs(rng.standard_normal((3, m))), y[:3])
+        elif kind == 2:  # learned rows removed twice
+            rows = np.flatnonzero(y == y[0])
+            gone.add(np.vstack([H[rows], H[rows][:1]]), np.r_[y[rows], y[rows][:1]])
+        else:  # another learned row under the one-sample class's label: only Q shows it
+            gone.add(H[:1], np.array([c - 1]))
+        after = before.minus(gone)
+        expected = bool(np.all(after.counts >= 0)) and whole_matrix_verdict(after, before)
+        try:
+            after.check_attainable(before)
+            verdict = True
+        except ValueError:
+            verdict = False
+        assert verdict == expected, (seed, kind)
+        verdicts.add(verdict)
+    assert verdicts == {True, False}  # both outcomes occur among these cases

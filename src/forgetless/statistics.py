@@ -598,8 +598,11 @@ class SufficientStatistics:
 
         Real data give counts >= 0 and a positive semi-definite moment matrix
         ``[[G, Q], [Q^T, diag(counts)]]`` (the sum of ``[h; y][h; y]^T`` over samples). Checked
-        by one Cholesky factorisation, with a margin of ``rounding`` times ``before``'s largest
-        diagonal value (1e-9 for float64 products; float32 ones round to about 1e-7). What
+        by one Cholesky factorisation of its Schur complement G - Q diag(counts)^-1 Q^T (M x M,
+        the within-class scatter: the same verdict as the whole (M + C) x (M + C) matrix's,
+        whose cost grew with the cube of the classes), with a margin of ``rounding`` times
+        ``before``'s largest diagonal value (1e-9 for float64 products; float32 ones round to
+        about 1e-7) on G and of 1e-9 samples on the counts. What
         sums cannot reveal: rows never learned whose removal leaves such a matrix (e.g. a row
         inside the span of rows of its class) pass; only fingerprints of the learned samples
         could tell.
@@ -616,18 +619,20 @@ class SufficientStatistics:
         if np.any(diagonal < -margin):
             raise ValueError("the diagonal of G would become negative")
         m, c = self.n_components, self.n_classes
-        moment = np.zeros((m + c, m + c), order="F")
-        moment[:m, :m] = self._upper()
-        moment[:m, m:] = self.class_sums
-        moment[m:, m:] = np.diag(self.counts.astype(np.float64))
-        shift = np.concatenate([np.full(m, margin), np.full(c, 1e-9 * max(before.n_samples, 1))])
-        moment[np.diag_indices(m + c)] += shift
+        count_margin = 1e-9 * max(before.n_samples, 1)
+        # [[G + a I, Q], [Q^T, N + b I]] is positive definite iff N + b I is (a diagonal of
+        # counts >= 0 plus b > 0) and so is its Schur complement G + a I - Q (N + b I)^-1 Q^T.
+        weighted = self.class_sums / np.sqrt(self.counts.astype(np.float64) + count_margin)
+        schur = np.array(self._upper(), order="F")
+        schur -= weighted @ weighted.T  # (only the upper triangle is read)
+        schur[np.diag_indices(m)] += margin
         try:
-            linalg.cholesky(moment, lower=False, overwrite_a=True, check_finite=False)
+            linalg.cholesky(schur, lower=False, overwrite_a=True, check_finite=False)
         except linalg.LinAlgError as err:
             raise ValueError(
                 "the statistics would no longer be positive semi-definite (those of no data)"
             ) from err
+        shift = np.concatenate([np.full(m, margin), [count_margin]])
         if self.per_class_gram and before.per_class_gram and before.n_classes == c:
             # Each class's own sums obey the same law: [[G_k, s_k], [s_k^T, n_k]] >= 0.
             for k in np.flatnonzero(self.counts != before.counts):
