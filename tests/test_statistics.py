@@ -155,7 +155,7 @@ def test_a_downdated_factor_is_that_of_the_rows_left() -> None:
 
 def test_the_attainability_check_agrees_with_the_whole_moment_matrix():
     """The check factorises the Schur complement G - Q N^-1 Q^T (M x M) where it factorised
-    the whole [[G, Q], [Q^T, N]] ((M + C) x (M + C): minutes for thousands of classes): the
+    the whole [[G, Q], [Q^T, N]] ((M + C) x (M + C): seconds for thousands of classes): the
     same verdict on removals of learned rows, of rows never learned (refused where the sums
     show it) and of rows removed twice, with few and many classes."""
     from scipy import linalg
