@@ -247,6 +247,13 @@ def test_hostile_adapter_files_are_refused(adapted, tiny_effnet, tmp_path) -> No
         load_adapted_encoder(meta.parent)
 
 
+def other_weights(adapted: AdaptedEncoder, base) -> AdaptedEncoder:
+    """The same adapter with other tensors (a second save into the same folder)."""
+    return AdaptedEncoder(
+        base, adapted.method, {k: v * 1.5 for k, v in adapted.tensors.items()}, adapted.info
+    )
+
+
 def test_a_save_removes_only_the_tensors_the_previous_save_named(
     adapted, tiny_effnet, tmp_path
 ) -> None:
@@ -255,12 +262,7 @@ def test_a_save_removes_only_the_tensors_the_previous_save_named(
     folder.mkdir()
     (folder / "weights-notes.txt").write_text("mine")
     meta = adapted.save(folder)
-    other = AdaptedEncoder(
-        tiny_effnet,
-        adapted.method,
-        {k: v * 1.5 for k, v in adapted.tensors.items()},
-        adapted.info,
-    )
+    other = other_weights(adapted, tiny_effnet)
     other.save(folder)
     named = json.loads(meta.read_text())["tensors"]["file"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -280,12 +282,7 @@ def test_a_save_clears_what_a_killed_save_left(adapted, tiny_effnet, tmp_path) -
     killed_after_rename = folder / "weights-fedcba9876543210.npz"
     killed_while_writing.write_bytes(b"half")
     killed_after_rename.write_bytes(b"whole, never named")
-    other = AdaptedEncoder(
-        tiny_effnet,
-        adapted.method,
-        {k: v * 1.5 for k, v in adapted.tensors.items()},
-        adapted.info,
-    )
+    other = other_weights(adapted, tiny_effnet)
     other.save(folder)
     named = json.loads((folder / "adapter.json").read_text())["tensors"]["file"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -304,12 +301,7 @@ def test_overlapping_saves_leave_only_the_named_tensors(
     import forgetless.adaptation as adaptation
 
     folder = tmp_path / "adapter"
-    other = AdaptedEncoder(
-        tiny_effnet,
-        adapted.method,
-        {k: v * 1.5 for k, v in adapted.tensors.items()},
-        adapted.info,
-    )
+    other = other_weights(adapted, tiny_effnet)
     real_write = adaptation._write_tensors
     rival = threading.Thread(target=other.save, args=(folder,))
 
