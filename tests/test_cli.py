@@ -491,12 +491,30 @@ def test_dataset_options_from_the_command_line(tmp_path, capsys):
     assert results["config"]["dataset_options"] == {"path": str(data)}
     assert results["dataset"]["n_train"] == 1000
     assert "replacing" not in capsys.readouterr().out
+    (tmp_path / "r" / "accuracy_matrix_lda.png").write_bytes(b"an earlier run's plot")
+    (tmp_path / "r" / "mine.png").write_bytes(b"the user's")
     assert main([*run, "--dataset-option", f"path={data}"]) == 0  # the same output again
     assert "(replacing the run that was there)" in capsys.readouterr().out
+    assert not (tmp_path / "r" / "accuracy_matrix_lda.png").exists()  # no lda in this run
+    assert (tmp_path / "r" / "mine.png").exists()
     assert main([*run, "--dataset-option", "pth=x.npz"]) == 2
     assert "--dataset-option: unknown key dataset_options.pth" in one_error_line(capsys)
     assert main([*run, "--dataset-option", "path"]) == 2
     assert "write KEY=VALUE" in one_error_line(capsys)
+    numbered = tmp_path / "2024"  # a file named like a number stays a path
+    numbered.write_bytes(data.read_bytes())
+    assert main([*run, "--dataset-option", f"path={numbered}"]) == 0
+    capsys.readouterr()
+    assert main([*run, "--dataset-option", "path=2024"]) == 2  # (not read as the number 2024)
+    assert "2024" in one_error_line(capsys)
+
+
+def test_a_dataset_option_of_the_wrong_type_is_named(tmp_path, capsys, no_work):
+    """`path = 3` in a config reached the loader and ended in a TypeError traceback."""
+    config = tmp_path / "c.toml"
+    config.write_text('dataset = "arrays"\ndataset_options = { path = 3 }\nencoder = "raw"\n')
+    assert main(["run", "--config", str(config), "--output", str(tmp_path / "r")]) == 2
+    assert "dataset_options.path = 3 must be a path" in one_error_line(capsys)
 
 
 def test_python_dash_m_forgetless_is_the_command(tmp_path):

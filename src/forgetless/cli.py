@@ -174,27 +174,44 @@ def _run_run(args: argparse.Namespace) -> int:
         if not equals or not key.strip():
             return _error("run", f"--dataset-option {item!r}: write KEY=VALUE, e.g. path=my.npz")
         if isinstance(config.dataset_options, dict):  # else validate names the bad table
-            config.dataset_options[key.strip()] = _option_value(text)
-            given[f"dataset_options.{key.strip()}"] = "--dataset-option"
+            key = key.strip()
+            config.dataset_options[key] = _option_value(text, _loader_default(config, key))
+            given[f"dataset_options.{key}"] = "--dataset-option"
     if args.quiet:
         config.progress = False
     return _execute(config, "run", given, args.config)
 
 
-def _option_value(text: str) -> Any:
-    """A flag's value as a config file would give it: a number, true/false, else the text.
+def _loader_default(config: Any, key: str) -> Any:
+    """The default of the dataset loader's parameter ``key`` (None where it has none, or the
+    dataset is unknown: the config's check names that)."""
+    import inspect
 
-    >>> _option_value("3"), _option_value("0.5"), _option_value("true"), _option_value("a.npz")
-    (3, 0.5, True, 'a.npz')
+    from forgetless.data import _LOADERS
+
+    loader = _LOADERS.get(config.dataset) if isinstance(config.dataset, str) else None
+    if loader is None:
+        return None
+    parameter = inspect.signature(loader).parameters.get(key)
+    return None if parameter is None else parameter.default
+
+
+def _option_value(text: str, default: Any) -> Any:
+    """A flag's value as the loader's parameter takes it: true/false, a number where its
+    default is one, else the text (a path named 2024 stays a path).
+
+    >>> _option_value("3", 1), _option_value("0.5", 0.2), _option_value("2024", None)
+    (3, 0.5, '2024')
     """
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
+    text = text.strip()
+    if isinstance(default, bool) and text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
+        if isinstance(default, kind) and not isinstance(default, bool):
+            try:
+                return kind(text)
+            except ValueError:
+                return text  # the config's check says what the value should be
     return text
 
 

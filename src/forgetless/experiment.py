@@ -210,6 +210,15 @@ _SUBSET_RANGES: dict[str, Any] = {"train": _INT1, "test": _INT1}
 _DATASET_RANGES: dict[str, Any] = {
     "test_fraction": _Number(0, 1, open_low=True, open_high=True),
     "seed": _SEED,
+    "depth": _Number(1, integer=True),
+    **{
+        key: _Type((str, os.PathLike), "a path")
+        for key in ("path", "root", "test_path", "x_train", "y_train", "x_test", "y_test")
+    },
+    **{
+        key: _Type(str, "text")
+        for key in ("train_dir", "test_dir", "text_column", "label_column", "name", "license")
+    },
 }
 _ENCODER_RANGES: dict[str, Any] = {
     "batch_size": _INT1,

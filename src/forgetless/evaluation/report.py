@@ -368,6 +368,13 @@ def write_report(run_dir: str | Path) -> list[str]:
         written = ["summary.csv", "accuracy_by_step.csv", *images, "report.html"]
         for name in written:
             os.replace(built / name, out / name)
+    # plots of an earlier run in this folder that this one does not have (another method
+    # list; no plots at all without matplotlib): they would be read as this run's
+    ours = ("accuracy_by_step.png", "continual_evaluation.png")
+    for stale in out.glob("*.png"):
+        own = stale.name in ours or stale.name.startswith("accuracy_matrix_")
+        if own and stale.name not in written and not stale.is_symlink() and stale.is_file():
+            stale.unlink()
     return written
 
 
