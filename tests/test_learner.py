@@ -338,6 +338,13 @@ def test_merge_into_a_learner_emptied_by_forget_takes_the_others_labels(digits, 
     emptied.merge(other)
     assert emptied.classes_.dtype == other.classes_.dtype
     np.testing.assert_array_equal(emptied.predict(X[:50]), other.predict(X[:50]))
+    # and the other way round: merging an emptied learner adds nothing, the labels stay
+    expected = other.predict(X[:50])
+    emptied_again = ContinualClassifier(**params).fit(X[rows], before[y[rows]])
+    emptied_again.forget(X[rows], before[y[rows]])
+    other.merge(emptied_again)
+    assert other.classes_.dtype == after.dtype
+    np.testing.assert_array_equal(other.predict(X[:50]), expected)
 
 
 def test_forget_refuses_more_than_learned_and_keeps_state(digits):
@@ -1279,21 +1286,26 @@ def test_alpha_zero_on_all_zero_features_predicts_the_class_frequencies():
 
 
 @pytest.mark.parametrize("head", ["ridge", "rls", "owm"])
-def test_alpha_whose_reciprocal_overflows_is_refused_by_name(head):
-    """A positive alpha below the smallest normal float64 passed the parameter check and
-    failed inside LAPACK or scipy (1 / alpha is inf); it is refused up front, as are such
-    values in ``alphas``."""
+def test_an_alpha_of_a_few_subnormals(head):
+    """A positive alpha below the smallest normal float64 failed inside LAPACK or scipy: the
+    ridge head now solves with it as with alpha = 0 along directions it cannot lift (on the
+    row space and on G alike); the recursive heads, which start from P = I / alpha, refuse
+    it by name, as both refuse such values in ``alphas`` and an alpha no float holds."""
     X, y = np.random.default_rng(0).standard_normal((60, 8)), np.arange(60) % 3
-    with pytest.raises(ValueError, match="alpha must be 0 or a finite number of at least"):
-        ContinualClassifier(n_components=40, head=head, alpha=5e-324).fit(X, y)
+    if head == "ridge":
+        for width in (400, 40):  # 60 rows: the row space, then G
+            clf = ContinualClassifier(n_components=width, alpha=5e-324).fit(X, y)
+            assert np.isfinite(clf.decision_function(X)).all(), width
+    else:
+        with pytest.raises(ValueError, match="starts from P = I / alpha: alpha must be at least"):
+            ContinualClassifier(n_components=40, head=head, alpha=5e-324).fit(X, y)
+        smallest = float(np.finfo(float).tiny)  # accepted; its overflow is an error in words
+        with pytest.raises(ValueError, match="update failed: .* (raise|larger) alpha"):
+            ContinualClassifier(n_components=40, head=head, alpha=smallest).fit(X, y)
     with pytest.raises(ValueError, match="alphas must be .* at least"):
         ContinualClassifier(n_components=40, alphas=[1e-320, 1.0]).fit(X, y)
-    smallest = ContinualClassifier(n_components=40, head=head, alpha=float(np.finfo(float).tiny))
-    if head == "ridge":  # the smallest accepted alpha solves
-        assert np.isfinite(smallest.fit(X, y).decision_function(X)).all()
-    else:  # the recursive heads' P = I / alpha: an error in words, not scipy's
-        with pytest.raises(ValueError, match="update failed: .* (raise|larger) alpha"):
-            smallest.fit(X, y)
+    with pytest.raises(ValueError, match="alpha must be 'auto' or a finite number"):
+        ContinualClassifier(n_components=40, head=head, alpha=10**400).fit(X, y)
 
 
 def test_forgetting_a_float32_copy_of_learned_rows_says_rounding_counts():

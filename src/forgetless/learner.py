@@ -292,10 +292,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                     f"{_SMALLEST_ALPHA:.3g} (the smallest normal float64), got {values!r}"
                 )
         alpha = params["alpha"]
-        if alpha != "auto" and (not np.isfinite(alpha) or 0 < alpha < _SMALLEST_ALPHA):
+        if alpha != "auto" and not _finite_float(alpha):
+            raise ValueError(f"alpha must be 'auto' or a finite number, got {reprlib.repr(alpha)}")
+        if HEADS[params["head"]].recursive and alpha != "auto" and alpha < _SMALLEST_ALPHA:
             raise ValueError(
-                f"alpha must be 0 or a finite number of at least {_SMALLEST_ALPHA:.3g} (the "
-                f"smallest normal float64: the heads divide by it), got {alpha!r}"
+                f"head={params['head']!r} starts from P = I / alpha: alpha must be at least "
+                f"{_SMALLEST_ALPHA:.3g} (the smallest normal float64), got {alpha!r}"
             )
         if HEADS[params["head"]].needs_fixed_alpha and (
             params["alpha"] == "auto" or not params["alpha"] > 0
@@ -694,6 +696,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 f"cannot merge learners with different layers: {self.projection_!r} and "
                 f"{other.projection_!r} differ ({why})"
             )
+        if other.classes_.size == 0:
+            return self  # its classes were all forgotten: nothing to add
         check_label_family(other.classes_, self.classes_, "the other learner")
         # a learner whose classes were all forgotten takes the other's as they are (a union
         # with its empty array would cast them to that array's type: bools to ints, ints to
@@ -1398,6 +1402,14 @@ def _same(a: Any, b: Any) -> bool:
         # np.True_ is True (a saved file holds the bool), but True is not 1
         return isinstance(a, (bool, np.bool_)) and isinstance(b, (bool, np.bool_)) and a == b
     return bool(a == b)
+
+
+def _finite_float(value: Any) -> bool:
+    """A number a float holds, finite (an integer of 400 digits is not one)."""
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, TypeError, ValueError):
+        return False
 
 
 def _fitted_state(clf: ContinualClassifier) -> dict[str, Any]:

@@ -313,7 +313,9 @@ class RowSpace:
         top = float(eigenvalues.max(initial=0.0))
         _warn_condition((top + alpha) / alpha if alpha > 0 else math.inf, alpha, hint)
         shifted = eigenvalues + alpha  # zero only along directions Q has nothing of (alpha = 0)
-        inverse = np.where(shifted > 0, 1.0 / np.where(shifted > 0, shifted, 1.0), 0.0)
+        with np.errstate(over="ignore"):  # an alpha of a few subnormals: as alpha = 0 there
+            inverse = np.where(shifted > 0, 1.0 / np.where(shifted > 0, shifted, 1.0), 0.0)
+        inverse[~np.isfinite(inverse)] = 0.0
         return self.expand(vectors @ (rotated * inverse[:, None]))
 
     def solve(self, targets: np.ndarray, alpha: float, hint: str = "increase alpha") -> np.ndarray:
