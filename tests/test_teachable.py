@@ -584,7 +584,7 @@ def test_a_file_of_another_size_is_refused_without_reading_it(tmp_path, digits, 
     (a 50 GB file was read to its end first)."""
     import hashlib
 
-    from forgetless import teachable
+    from forgetless import persistence
 
     X, y = pick(digits, {"digit1", "digit2"})
     make(tmp_path / "m").learn(X, y)
@@ -609,7 +609,7 @@ def test_a_file_of_another_size_is_refused_without_reading_it(tmp_path, digits, 
             return self.inner.digest()
 
     opened = TeachableModel.open(tmp_path / "m")
-    monkeypatch.setattr(teachable.hashlib, "sha256", Counted)
+    monkeypatch.setattr(persistence.hashlib, "sha256", Counted)
     with pytest.raises(ModelFileError, match="not the file CURRENT names"):
         opened.predict(X[:2])
     assert sum(hashed) < (1 << 20)  # CURRENT itself, read again to rule out another writer
@@ -619,16 +619,16 @@ def test_a_file_of_another_size_is_refused_without_reading_it(tmp_path, digits, 
 
 
 def test_a_new_model_folder_is_made_durable_in_the_folder_above(tmp_path, digits, monkeypatch):
-    """The first learn fsyncs the folder that holds the new model's folder, so that its name
-    outlives a power cut like the files in it."""
-    from forgetless import teachable
+    """The first learn fsyncs the folder that holds each folder it creates, so that their
+    names outlive a power cut like the files in them."""
+    from forgetless import persistence
 
     synced = []
-    real = teachable.sync_folder
-    monkeypatch.setattr(teachable, "sync_folder", lambda d: (synced.append(Path(d)), real(d)))
+    real = persistence.sync_folder
+    monkeypatch.setattr(persistence, "sync_folder", lambda d: (synced.append(Path(d)), real(d)))
     X, y = pick(digits, {"digit1", "digit2"})
     make(tmp_path / "new" / "m").learn(X, y)
-    assert tmp_path / "new" in synced
+    assert tmp_path in synced and tmp_path / "new" in synced
 
 
 def forge(path: Path, change) -> None:

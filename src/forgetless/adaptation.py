@@ -61,7 +61,7 @@ import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.encoders.sentence import tokenize, transformer_network
-from forgetless.persistence import folder_lock, sync_folder
+from forgetless.persistence import file_sha256, folder_lock, make_folder, sync_folder
 from forgetless.persistence import write_json_atomic as _write_json
 from forgetless.validation import check_labels
 
@@ -643,14 +643,6 @@ def info_digest(info: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _has_safetensors() -> bool:
     import importlib.util
 
@@ -818,10 +810,7 @@ class AdaptedEncoder(Encoder):
         JSON's path.
         """
         folder = Path(path)
-        made = not folder.exists()
-        folder.mkdir(parents=True, exist_ok=True)
-        if made:  # the new folder's name must outlive a power cut too
-            sync_folder(folder.parent)
+        make_folder(folder)  # (the new names outlive a power cut too)
         # One saver at a time: two overlapping saves would each remove only the file the
         # adapter.json named before them, and one tensor file would stay behind.
         with folder_lock(folder, "the adapted encoder"):
@@ -845,7 +834,7 @@ class AdaptedEncoder(Encoder):
             "tensors": {
                 "file": name,
                 "format": fmt,
-                "file_sha256": _file_sha256(folder / name),
+                "file_sha256": file_sha256(folder / name)[0],
                 "sha256": self.tensors_sha256,
                 "names": sorted(self.tensors),
             },
@@ -1045,7 +1034,7 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
             f"{meta_path} names base encoder {base_name!r}, which no method adapts"
         )
     _plain_file(file, "the tensor file", _TensorsGone(f"{file} is missing; {meta_path} names it"))
-    actual = _file_sha256(file)
+    actual = file_sha256(file)[0]
     if actual != expected_file:
         raise AdaptedWeightsError(
             f"{file} is damaged or was altered: sha256 {actual[:16]}..., "

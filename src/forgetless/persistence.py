@@ -323,6 +323,39 @@ def _replace_atomically(path: str, write: Callable[[Any], None], text: bool = Fa
     sync_folder(directory)  # make the rename itself durable
 
 
+def file_sha256(path: str | os.PathLike[str], expected_bytes: int | None = None) -> tuple[str, int]:
+    """(sha256, size) of the regular file ``path``; where its size is not ``expected_bytes``,
+    ('', size) without reading it (a file put in another's place may be huge)."""
+    digest, size = hashlib.sha256(), 0
+    # O_NONBLOCK: a named pipe put in a file's place opens at once, then is refused below
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | nonblocking)) as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
+        if expected_bytes is not None and status.st_size != expected_bytes:
+            return "", int(status.st_size)
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def make_folder(folder: str | os.PathLike[str]) -> bool:
+    """Create ``folder`` and any missing folders above it, each name made durable (the folder
+    holding it fsynced, so it outlives a power cut like the files later written in it).
+    Returns whether ``folder`` itself was created."""
+    folder = os.path.abspath(folder)
+    missing = []
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for created in reversed(missing):
+        os.makedirs(created, exist_ok=True)
+        sync_folder(os.path.dirname(created))
+    return bool(missing)
+
+
 def sync_folder(directory: str | os.PathLike[str]) -> None:
     """fsync a folder, so that the names created, renamed or removed in it survive a power
     cut (where the platform allows opening a folder; elsewhere a no-op)."""

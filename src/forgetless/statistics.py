@@ -602,7 +602,7 @@ class SufficientStatistics:
         the within-class scatter: the same verdict as the whole (M + C) x (M + C) matrix's,
         whose cost grew with the cube of the classes), with a margin of ``rounding`` times
         ``before``'s largest diagonal value (1e-9 for float64 products; float32 ones round to
-        about 1e-7) on G and of 1e-9 samples on the counts. What
+        about 1e-7) on G and of 1e-9 times ``before``'s samples on the counts. What
         sums cannot reveal: rows never learned whose removal leaves such a matrix (e.g. a row
         inside the span of rows of its class) pass; only fingerprints of the learned samples
         could tell.

@@ -90,7 +90,6 @@ import logging
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 import unicodedata
@@ -107,9 +106,10 @@ from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
 from forgetless.persistence import (
     LOCK_FILE,
     ModelFileError,
+    file_sha256,
     folder_lock,
+    make_folder,
     read_model_file,
-    sync_folder,
     write_model_file,
 )
 from forgetless.statistics import SufficientStatistics
@@ -502,24 +502,6 @@ class Report:
 # ------------------------------------------------------------------------------ storage
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _file_sha256(path: Path, expected_bytes: int | None = None) -> tuple[str, int]:
-    """(sha256, size) of the regular file ``path``; where its size is not ``expected_bytes``,
-    ('', size) without reading it (a file put in another's place may be huge)."""
-    digest, size = hashlib.sha256(), 0
-    # O_NONBLOCK: a named pipe put in a file's place opens at once, then is refused below
-    nonblocking = getattr(os, "O_NONBLOCK", 0)
-    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | nonblocking)) as handle:
-        status = os.fstat(handle.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            raise ModelFileError(f"{path} is not a regular file (a device, pipe or socket)")
-        if expected_bytes is not None and status.st_size != expected_bytes:
-            return "", int(status.st_size)
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 @dataclass
@@ -934,7 +916,7 @@ class TeachableModel:
     def _verified(self, ref: _Ref, what: str) -> Path:
         path = self.path / ref.file
         try:
-            sha, size = _file_sha256(path, ref.bytes)
+            sha, size = file_sha256(path, ref.bytes)
         except FileNotFoundError:
             self._check_not_stale()
             raise ModelFileError(
@@ -949,7 +931,7 @@ class TeachableModel:
         """Refuse to go on when another process committed since this model was read (its
         pointer file is another one: a later generation, or another model made at the path)."""
         pointer = self.path / POINTER
-        on_disk = _file_sha256(pointer)[0] if pointer.exists() else None
+        on_disk = file_sha256(pointer)[0] if pointer.exists() else None
         if on_disk != self._pointer_sha:
             generation = None
             if on_disk is not None:
@@ -2326,7 +2308,7 @@ class TeachableModel:
         problems = []
         for what, ref in refs:
             try:
-                sha, size = _file_sha256(self.path / ref.file, ref.bytes)
+                sha, size = file_sha256(self.path / ref.file, ref.bytes)
             except FileNotFoundError:
                 problems.append(f"{ref.file} ({what}) is missing")
             except (OSError, ModelFileError) as err:
@@ -2400,10 +2382,7 @@ class TeachableModel:
                     "to that model"
                 )
             _check_new_folder(folder)
-            made_folder = not folder.exists()
-            folder.mkdir(parents=True, exist_ok=True)
-            if made_folder:  # its name in the folder above must outlive a power cut too
-                sync_folder(folder.parent)
+            made_folder = make_folder(folder)  # (the new names outlive a power cut too)
         start = time.perf_counter()
         with folder_lock(folder):
             try:
@@ -2451,7 +2430,7 @@ class TeachableModel:
                 clf.set_params(alpha="auto")
                 written.append(folder / learner_name)
                 clf.save(folder / learner_name)
-                learner_ref = _Ref(learner_name, *_file_sha256(folder / learner_name))
+                learner_ref = _Ref(learner_name, *file_sha256(folder / learner_name))
             record_refs = dict(self._record_refs)
             records = dict(self._records)
             for label, record in state["records"].items():
@@ -2465,7 +2444,7 @@ class TeachableModel:
                 record_refs[label] = (
                     record.kind,
                     record.rows,
-                    _Ref(name, *_file_sha256(folder / name)),
+                    _Ref(name, *file_sha256(folder / name)),
                 )
                 records[label] = record
             settings = state["settings"]
@@ -2499,7 +2478,7 @@ class TeachableModel:
                 values = (novelty["sums"], novelty["distance"], novelty["label"])
                 arrays.update(zip(_NOVELTY_ARRAYS, values, strict=True))
             write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
-            pointer_sha = _file_sha256(current)[0]  # under the lock: no one else writes it
+            pointer_sha = file_sha256(current)[0]  # under the lock: no one else writes it
         except BaseException:
             if not _points_to(current, generation):  # not committed: nothing names them
                 for path in written:
@@ -2533,9 +2512,9 @@ def _read_pointer(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], st
     commit landing between hashing and reading is read again (a writer renames a whole new
     file into place, so each attempt sees one file or the other)."""
     for _ in range(5):
-        before = _file_sha256(path)[0]
+        before = file_sha256(path)[0]
         metadata, arrays = read_model_file(path, kind=KIND, version=VERSION)
-        if _file_sha256(path)[0] == before:
+        if file_sha256(path)[0] == before:
             return metadata, arrays, before
     raise StaleModelError(f"{path.parent} is being changed by other processes; try again")
 
