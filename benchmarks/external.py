@@ -142,7 +142,7 @@ def main() -> None:
     if args.table:
         print(table(doc))
         return
-    doc["machine"] = {
+    machine = {  # each case keeps the machine and release it ran on (the file resumes)
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "library_version": __version__,
@@ -177,6 +177,7 @@ def main() -> None:
                 "n_test": results["dataset"]["n_test"],
                 "dim": results["encoder"]["dim"],
                 "methods": summary(results),
+                "machine": machine,
             }
             args.out.write_text(json.dumps(doc, indent=1))
             print(f"{case}: done")
