@@ -756,6 +756,17 @@ def test_a_full_disk_is_one_line_and_leaves_no_file_of_the_failed_learn(
     code, _, err = cli(capsys, "learn", model, folder / "one", "--label", "one")
     assert code == 2
     assert "No space left on device" in one_error_line(err, "learn")
+    assert "nothing was changed" in one_error_line(err, "learn")
+
+    def full_nameless(path, *args, **kwargs):  # a write's ENOSPC names no file
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(teachable_module, "write_model_file", full_nameless)
+    code, _, err = cli(capsys, "learn", model, folder / "one", "--label", "one")
+    assert code == 2
+    assert f"No space left on device (while saving {model}); nothing was changed" in (
+        one_error_line(err, "learn")
+    )
     assert snapshot(model) == before
 
 

@@ -235,8 +235,10 @@ def _error(command: str, message: str) -> int:
 
 @dataclass
 class _Outcome:
-    """What a command had already saved when a later step (its report, a --test) failed."""
+    """The model a command changes, and what it had already saved when a later step (its
+    report, a --test) failed."""
 
+    model: Path | None = None
     saved: str | None = None
 
 
@@ -269,6 +271,8 @@ def _guarded(command: str, work: Callable[[], int], outcome: _Outcome | None = N
         return reader_gone()
     except OSError as err:  # a full disk, a vanished folder: the model is as it was
         where = f" ({err.filename})" if err.filename else ""
+        if not where and outcome is not None and outcome.model and not outcome.saved:
+            where = f" (while saving {outcome.model})"  # a write names no file
         return error(f"{err.strerror or err}{where}", unchanged=True)
 
 
@@ -384,7 +388,7 @@ def _summary(model: Any) -> str:
 
 # ------------------------------------------------------------------------------ learn
 def _run_learn(args: argparse.Namespace) -> int:
-    outcome = _Outcome()
+    outcome = _Outcome(model=Path(args.model))
     with _stage_lines():
         return _guarded("learn", lambda: _learn(args, outcome), outcome)
 
@@ -633,7 +637,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ forget
 def _run_forget(args: argparse.Namespace) -> int:
-    outcome = _Outcome()
+    outcome = _Outcome(model=Path(args.model))
     with _stage_lines():
         return _guarded("forget", lambda: _forget(args, outcome), outcome)
 
