@@ -4,6 +4,7 @@ exit code 2, and nothing encoded or trained (so no run is lost to a typo found a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,6 +71,34 @@ CASES = {
         ["n_components", "-5"],
     ),
     "output-is-a-file": ("out.toml", GOOD + 'output = "{out}"\n', ["output", "existing file"]),
+    # a few hundred bytes of aliases of aliases: billions of values once walked (gigabytes)
+    "yaml-alias-bomb": (
+        "bomb.yaml",
+        "dataset: digits\nmethods: [&a0 [x, x, x, x, x, x, x, x, x]"
+        + "".join(f", &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9))
+        + "]\n",
+        ["expands to more than 100,000 values"],
+    ),
+    "toml-nested-too-deep": (  # RecursionError tracebacks, in the parser or in the messages
+        "deep.toml",
+        GOOD + "[learner]\nalpha = " + "[" * 900 + "]" * 900 + "\n",
+        ["nests deeper than can be read"],
+    ),
+    "encoder-option-type": (  # a truthy string: the raw encoder read colour, silently
+        "color.toml",
+        GOOD + 'encoder = "raw"\nencoder_options = { color = "false" }\n',
+        ['encoder_options.color = "false" must be true or false'],
+    ),
+    "transforms-of-lists": (  # a TypeError traceback in the data loader
+        "domains.toml",
+        GOOD + '[scenario]\nkind = "domain-incremental"\ntransforms = [["original"]]\n',
+        ["unknown transforms [['original']]"],
+    ),
+    "fourier-gamma-beyond-the-layer": (
+        "gamma.toml",
+        GOOD + '[learner]\nprojection = "fourier"\ngamma = 1e300\n',
+        ["learner.gamma", "1e+100"],
+    ),
     "subset-too-large": (
         "subset.toml",
         GOOD + "[subset]\ntrain = 1000000\n",
@@ -538,3 +567,64 @@ def test_a_long_comparison_writes_progress_lines_to_a_log(tmp_path, capsys, monk
     assert "runs: 4/4 run in" in capsys.readouterr().err
     assert main([*argv, "--quiet"]) == 0
     assert "runs:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "results.json a folder"])
+def test_an_output_the_run_could_not_write_is_refused_before_the_run(
+    kind, tmp_path, capsys, no_work
+):
+    """A dangling link as --output, or a folder where results.json goes, passed the check:
+    the whole run happened, then a traceback, and the results were lost."""
+    out = tmp_path / "out"
+    if kind == "dangling link":
+        out.symlink_to(tmp_path / "nowhere")
+    else:
+        (out / "results.json").mkdir(parents=True)
+    no_work()
+    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--output", str(out)]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert (
+        "a link to nothing" if kind == "dangling link" else "holds a folder results.json"
+    ) in line
+
+
+def test_an_encoder_that_refuses_its_options_is_one_line(tmp_path, capsys, monkeypatch):
+    """An option no table check knows (a device this machine lacks) failed inside the
+    encoder with a traceback after the data was loaded."""
+    import forgetless.encoders
+
+    def refuses(name, **options):
+        raise RuntimeError("Expected one of cpu, cuda, ... device type at start of device string")
+
+    monkeypatch.setattr(forgetless.encoders, "load_encoder", refuses)
+    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--quiet"]
+    assert main([*argv, "--methods", "ncm", "--output", str(tmp_path / "r")]) == 2
+    line = one_error_line(capsys)
+    assert 'encoder "raw" cannot be built with encoder_options' in line and "device" in line
+
+
+def test_the_summary_does_not_depend_on_the_order_the_seeds_are_given(tmp_path, capsys):
+    base = ["run", "--dataset", "digits", "--encoder", "raw", "--methods", "ncm", "--quiet"]
+    runs = {}
+    for name, seeds in (("up", ["0", "1", "2", "3", "4"]), ("down", ["4", "3", "2", "1", "0"])):
+        assert main([*base, "--seeds", *seeds, "--output", str(tmp_path / name)]) == 0
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    up, down = (runs[k]["methods"]["ncm"]["summary"] for k in ("up", "down"))
+    for measured in ("total_seconds", "peak_memory_MiB"):  # timings differ between runs
+        up.pop(measured), down.pop(measured)
+    assert up == down  # bit for bit: the sums run in seed order
+
+
+@pytest.mark.parametrize("damage", ["link to /dev/zero", "nested too deeply"])
+def test_report_on_a_hostile_results_file_is_one_line(damage, small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    if damage == "link to /dev/zero":
+        if not os.path.exists("/dev/zero"):
+            pytest.skip("no /dev/zero here")
+        (run / "results.json").symlink_to("/dev/zero")  # read to its end, it never ends
+    else:
+        (run / "results.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["report", str(run)]) == 2
+    assert "not a results file" in one_error_line(capsys, "report")

@@ -243,9 +243,23 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
         return _error(command, f"{where}: {err}" if where and not err.source else str(err))
     except (DatasetNotFoundError, DatasetFileError, EncoderNotAvailableError) as err:
         return _error(command, str(err))
-    path = save_results(results, config.output)
-    (path.parent / "config.json").write_text(json.dumps(results["config"], indent=1))
-    files = write_report(path.parent)
+    except OSError as err:  # a file where a folder should be (or the reverse), a full disk
+        from forgetless.cache import FeatureCache
+
+        root = FeatureCache(config.cache_dir).root
+        where = str(getattr(err, "filename", "") or "")
+        hint = (
+            f"; a damaged feature cache entry: `forgetless cache clear --dir {root}` removes it"
+            if where.startswith(str(root))
+            else ""
+        )
+        return _error(command, f"{err}{hint}")
+    try:
+        path = save_results(results, config.output)
+        (path.parent / "config.json").write_text(json.dumps(results["config"], indent=1))
+        files = write_report(path.parent)
+    except OSError as err:  # checked before the run; changed meanwhile, or a full disk
+        return _error(command, f"cannot write the run's files in {config.output}: {err}")
     scenario = next(iter(results["scenarios"].values()))["name"]
     print(
         f"\n{results['dataset']['name']} / {results['encoder']['name']} / {scenario}, "

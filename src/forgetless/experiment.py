@@ -225,6 +225,11 @@ _ENCODER_RANGES: dict[str, Any] = {
     "image_size": _INT1,
     "size": _Number(1, integer=True, optional=True),
     "threads": _Number(1, integer=True, optional=True),
+    "color": _BOOL,
+    "normalize": _BOOL,
+    "resize": _OneOf(("squash", "crop", "pad")),
+    "device": _Type(str, "a torch device name (cpu, cuda, cuda:1)"),
+    "max_length": _INT1,
 }
 # [first_session_adaptation]: adapt the encoder on each seed's first task (forgetless.adaptation).
 _ADAPTATION_RANGES: dict[str, Any] = {
@@ -290,6 +295,10 @@ def _check_table(
             _check(f"{name}.{key}", value, ranges[key])
 
 
+# The files a run writes in its output folder (the report adds its plots).
+RUN_FILES = ("results.json", "config.json", "summary.csv", "accuracy_by_step.csv", "report.html")
+
+
 def check_output_dir(output: str | os.PathLike[str], key: str = "output") -> None:
     """Raise :class:`ConfigError` unless ``output`` is, or can be made, a writable directory:
     found before the run, not after it when the results would be lost. An empty name (an unset
@@ -300,12 +309,22 @@ def check_output_dir(output: str | os.PathLike[str], key: str = "output") -> Non
             f"{key} is empty; name a directory for the run's outputs (e.g. runs/my-run)", key
         )
     path = Path(output)
-    if path.exists() and not path.is_dir():
+    if os.path.lexists(path) and not path.is_dir():
+        what = (
+            "a link to nothing" if path.is_symlink() and not path.exists() else "an existing file"
+        )
         raise ConfigError(
-            f"{key} = {_show(str(output))} is an existing file, not a directory; "
-            "choose another directory or remove the file",
+            f"{key} = {_show(str(output))} is {what}, not a directory; "
+            "choose another directory or remove it",
             key,
         )
+    for name in RUN_FILES:  # a folder in the place of a file the run writes: lost at the end
+        if (path / name).is_dir():
+            raise ConfigError(
+                f"{key} = {_show(str(output))} holds a folder {name}, where the run writes "
+                "that file; choose another directory or remove the folder",
+                key,
+            )
     existing = next(p for p in (path, *path.absolute().parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(
@@ -641,6 +660,8 @@ class RunConfig:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as err:
                 raise fail(f"not valid TOML: {err}") from None
+            except RecursionError:
+                raise fail(_TOO_DEEP) from None
         else:
             try:
                 import yaml
@@ -650,7 +671,15 @@ class RunConfig:
                 data = yaml.load(text, Loader=_unique_keys_loader(yaml))  # noqa: S506 (safe)
             except yaml.YAMLError as err:
                 raise fail(f"not valid YAML: {_yaml_problem(err)}") from None
+            except RecursionError:
+                raise fail(_TOO_DEEP) from None
             data = {} if data is None else data
+        if _too_large(data):  # aliases of aliases: a few lines that expand to billions
+            raise fail(
+                f"the config expands to more than {_MAX_CONFIG_VALUES:,} values or nests deeper "
+                f"than {_MAX_CONFIG_DEPTH} levels (YAML aliases repeated within each other?); "
+                "write the values out"
+            )
         if not isinstance(data, dict):
             raise fail(
                 f"the config must be a mapping of keys (dataset: ..., scenario: ...), "
@@ -661,6 +690,28 @@ class RunConfig:
         if extra:
             raise fail(f"unknown config keys {extra}; known: {', '.join(sorted(known))}", extra[0])
         return cls(**data)
+
+
+_MAX_CONFIG_VALUES = 100_000  # no config needs more; an alias bomb has billions
+_MAX_CONFIG_DEPTH = 64
+_TOO_DEEP = f"the config nests deeper than can be read; keep it under {_MAX_CONFIG_DEPTH} levels"
+
+
+def _too_large(data: Any) -> bool:
+    """Whether ``data`` holds more than _MAX_CONFIG_VALUES values or nests deeper than
+    _MAX_CONFIG_DEPTH, counting a value shared by aliases at every place it appears (as the
+    checks and messages would walk it). Stops counting at the limit: never slow."""
+    stack, count = [(data, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > _MAX_CONFIG_VALUES or depth > _MAX_CONFIG_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+    return False
 
 
 def _unique_keys_loader(yaml: Any) -> type:
@@ -783,10 +834,9 @@ def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict
     """Encoder features of both splits, through the cache (``encoder`` defaults to the
     config's)."""
     from forgetless.cache import FeatureCache, dataset_features
-    from forgetless.encoders import load_encoder
 
     if encoder is None:
-        encoder = load_encoder(config.encoder, **config.encoder_options)
+        encoder = _built_encoder(config)
     cache = FeatureCache(config.cache_dir)
     X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
     return {
@@ -799,13 +849,29 @@ def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict
     }
 
 
+def _built_encoder(config: RunConfig) -> Any:
+    """The config's encoder; an option it refuses (a device this machine lacks, a value no
+    table check knows) is a :class:`ConfigError` naming ``encoder_options``."""
+    from forgetless.encoders import EncoderNotAvailableError, load_encoder
+
+    try:
+        return load_encoder(config.encoder, **config.encoder_options)
+    except EncoderNotAvailableError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(
+            f"encoder {_show(config.encoder)} cannot be built with encoder_options = "
+            f"{_show(config.encoder_options)[:200]}: {str(err)[:300]}",
+            "encoder_options",
+        ) from None
+
+
 def _unencoded(config: RunConfig, dataset: Any) -> dict[str, Any]:
     """What :func:`encode_dataset` returns, without the features (adapted runs only)."""
-    from forgetless.encoders import load_encoder
 
     return {
         "dataset": dataset,
-        "encoder": load_encoder(config.encoder, **config.encoder_options),
+        "encoder": _built_encoder(config),
         "y_train": np.asarray(dataset.train.labels),
         "y_test": np.asarray(dataset.test.labels),
     }
@@ -1242,8 +1308,9 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
             bar.update(1)
     for entry in results["methods"].values():
         entry["summary"] = {}
-        for metric in SUMMARY_METRICS:
-            values = [s.get(metric) for s in entry["seeds"].values()]
+        for metric in SUMMARY_METRICS:  # in seed order: the same sums whatever order was given
+            seeds = sorted(entry["seeds"], key=int)
+            values = [entry["seeds"][seed].get(metric) for seed in seeds]
             values = [v for v in values if v is not None]
             if values:  # "std": the population standard deviation over the seeds (ddof = 0)
                 entry["summary"][metric] = {

@@ -191,7 +191,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         "activation": [StrOptions(set(ACTIVATIONS)), None],
         "bias": ["boolean"],
         "projection_scale": [StrOptions({"unit", "ranpac"})],
-        "gamma": [Interval(Real, 0, None, closed="neither"), None],
+        "gamma": [Interval(Real, 0, 1e100, closed="right"), None],  # sqrt(2 gamma) W stays finite
         "projection_params": [dict, None],
         "head": [StrOptions(set(HEADS))],
         "alpha": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],

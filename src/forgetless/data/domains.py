@@ -64,8 +64,10 @@ def _deal(split: Split, names: list[str], rng: np.random.Generator) -> tuple[Spl
 
 def transformed_domains(dataset: Dataset, names: list[str], seed: int = 0) -> Dataset:
     """Deal each split's images into one domain per transformation name."""
-    unknown = [n for n in names if n not in TRANSFORMS]
-    if unknown or not names:
+    if not names:
+        raise ValueError(f"transforms is empty; name some of: {', '.join(TRANSFORMS)}")
+    unknown = [n for n in names if not isinstance(n, str) or n not in TRANSFORMS]
+    if unknown:
         raise ValueError(f"unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # two domains of one transform would be one domain under two numbers

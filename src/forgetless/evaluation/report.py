@@ -316,16 +316,26 @@ stability gap is the mean drop from one task's end to the next. (n=k): k seeds d
     (out / "report.html").write_text(page)
 
 
+MAX_RESULTS_BYTES = 1 << 30  # runs write megabytes; a link to /dev/zero would never end
+
+
 def write_report(run_dir: str | Path) -> list[str]:
     """(Re)build the CSV tables, plots and HTML page of a run; return the files written."""
     out = Path(run_dir)
     path = out / "results.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {out} a forgetless run directory?")
+    if not path.is_file() or path.stat().st_size > MAX_RESULTS_BYTES:
+        raise ResultsFileError(
+            f"{path} is not a results file forgetless wrote (not a regular file of at most "
+            f"{MAX_RESULTS_BYTES >> 20} MiB)"
+        )
     try:
         results = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
         raise ResultsFileError(f"{path} is not UTF-8 text: not a results file") from None
+    except RecursionError:
+        raise ResultsFileError(f"{path} nests too deeply: not a results file") from None
     if not (isinstance(results, dict) and isinstance(results.get("methods"), dict)):
         raise ResultsFileError(f"{path} is not a results file forgetless wrote (no methods)")
     if not results["methods"]:
