@@ -188,14 +188,16 @@ def test_damaged_chunk_is_detected_and_only_it_is_rebuilt(tmp_path, digits) -> N
     np.testing.assert_array_equal(again, good)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "manifest"])
+@pytest.mark.parametrize("damage", ["truncate", "empty", "manifest"])
 def test_damaged_files_are_rebuilt(tmp_path, digits, damage: str) -> None:
+    """Including an empty features file (a full disk, a crash), which raised EOFError at
+    every later run."""
     cache = FeatureCache(tmp_path)
     good = np.array(cache.features(load_encoder("raw"), digits.test.inputs))
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    if damage == "truncate":
+    if damage in ("truncate", "empty"):
         with open(folder / FEATURES, "r+b") as f:
-            f.truncate(1000)
+            f.truncate(1000 if damage == "truncate" else 0)
     else:
         (folder / MANIFEST).write_text('{"format": 1, "key": ')
     counting = Counting(load_encoder("raw"))
@@ -495,3 +497,24 @@ def test_the_inputs_key_follows_what_is_encoded(tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path / name)
         keys.add(inputs_fingerprint(["a.png"]))
     assert len(keys) == 2  # the same relative name, two files
+
+
+def test_listing_and_clearing_survive_odd_entries(tmp_path, digits, capsys) -> None:
+    """A manifest holding a JSON list crashed `cache list` and `cache clear` (the commands
+    meant to repair the cache); an entry that is a link to another folder is not this cache's
+    to list or delete (clearing it crashed in rmtree)."""
+    cache = FeatureCache(tmp_path / "cache")
+    cache.features(load_encoder("raw"), digits.test.inputs)
+    odd = tmp_path / "cache" / ("0" * 32)
+    odd.mkdir()
+    (odd / MANIFEST).write_text("[]")
+    elsewhere = tmp_path / "elsewhere" / ("e" * 32)
+    elsewhere.mkdir(parents=True)
+    (elsewhere / MANIFEST).write_text("{}")
+    (tmp_path / "cache" / ("e" * 32)).symlink_to(elsewhere)
+    assert main(["cache", "list", "--dir", str(tmp_path / "cache")]) == 0
+    listed = capsys.readouterr().out
+    assert "unreadable manifest" in listed and "eeeeeeeeeeee" not in listed
+    assert main(["cache", "clear", "--dir", str(tmp_path / "cache"), "--yes"]) == 0
+    assert "deleted 2 entries" in capsys.readouterr().out
+    assert (elsewhere / MANIFEST).exists()  # the link's target is untouched

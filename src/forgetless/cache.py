@@ -394,7 +394,7 @@ class FeatureCache:
             return None
         try:
             arr = np.load(path, mmap_mode="r+", allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file (a full disk)
             warnings.warn(f"damaged cache file {path} ({exc}); rebuilding", CacheDamagedWarning, 3)
             return None
         if list(arr.shape) != manifest["shape"] or arr.dtype != np.float32:
@@ -494,7 +494,7 @@ class FeatureCache:
                         updated=updated if 0.0 <= updated < 2.0**40 else 0.0,
                     )
                 )
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 found.append(
                     CacheEntry(folder, folder.name, "?", "unreadable manifest", (), False, size,
                                changed)
@@ -511,6 +511,7 @@ class FeatureCache:
             if len(folder.name) == 32
             and all(c in "0123456789abcdef" for c in folder.name)
             and folder.is_dir()
+            and not folder.is_symlink()  # another folder's: not this cache's to list or delete
             and ((folder / MANIFEST).exists() or (folder / FEATURES).exists())
         ]
 
