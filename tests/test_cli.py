@@ -530,6 +530,9 @@ def test_dataset_options_from_the_command_line(tmp_path, capsys):
     assert "--dataset-option: unknown key dataset_options.pth" in one_error_line(capsys)
     assert main([*run, "--dataset-option", "path"]) == 2
     assert "write KEY=VALUE" in one_error_line(capsys)
+    twice = ["--dataset-option", f"path={data}", "--dataset-option", "path=other.npz"]
+    assert main([*run, *twice]) == 2  # the last one won, silently
+    assert "gives path twice" in one_error_line(capsys)
     numbered = tmp_path / "2024"  # a file named like a number stays a path
     numbered.write_bytes(data.read_bytes())
     assert main([*run, "--dataset-option", f"path={numbered}"]) == 0

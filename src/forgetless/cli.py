@@ -175,6 +175,8 @@ def _run_run(args: argparse.Namespace) -> int:
             return _error("run", f"--dataset-option {item!r}: write KEY=VALUE, e.g. path=my.npz")
         if isinstance(config.dataset_options, dict):  # else validate names the bad table
             key = key.strip()
+            if given.get(f"dataset_options.{key}") == "--dataset-option":
+                return _error("run", f"--dataset-option gives {key} twice; give it once")
             config.dataset_options[key] = _option_value(text, _loader_default(config, key))
             given[f"dataset_options.{key}"] = "--dataset-option"
     if args.quiet:
