@@ -601,10 +601,33 @@ def test_an_encoder_that_refuses_its_options_is_one_line(tmp_path, capsys, monke
         raise RuntimeError("Expected one of cpu, cuda, ... device type at start of device string")
 
     monkeypatch.setattr(forgetless.encoders, "load_encoder", refuses)
-    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--quiet"]
-    assert main([*argv, "--methods", "ncm", "--output", str(tmp_path / "r")]) == 2
+    config = tmp_path / "c.toml"
+    config.write_text(GOOD + 'encoder = "raw"\nencoder_options = { batch_size = 8 }\n')
+    assert main(["run", "--config", str(config), "--output", str(tmp_path / "r")]) == 2
     line = one_error_line(capsys)
     assert 'encoder "raw" cannot be built with encoder_options' in line and "device" in line
+    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--quiet"]  # no options given:
+    assert main([*argv, "--methods", "ncm", "--output", str(tmp_path / "r")]) == 2
+    assert 'encoder "raw" cannot be loaded: Expected' in one_error_line(capsys)  # its files
+
+
+def test_a_damaged_cache_entry_is_one_line_naming_the_cache(tmp_path, capsys):
+    """A folder in place of an entry's manifest ended in a traceback, then in a message about
+    model files; the line names the cache and how to empty it."""
+    cache = tmp_path / "cache"
+    argv = ["run", "--dataset", "digits", "--encoder", "raw", "--methods", "ncm", "--seeds", "0"]
+    argv += ["--quiet", "--output", str(tmp_path / "r")]
+    config = tmp_path / "c.toml"
+    config.write_text(f'cache_dir = "{cache}"\n')
+    assert main([*argv, "--config", str(config)]) == 0
+    capsys.readouterr()
+    for entry in cache.iterdir():
+        (entry / "manifest.json").unlink()
+        (entry / "manifest.json").mkdir()
+    assert main([*argv, "--config", str(config)]) == 2
+    line = one_error_line(capsys)
+    assert f"the feature cache {cache.resolve()} holds a damaged entry" in line
+    assert "forgetless cache clear --dir" in line
 
 
 def test_the_summary_does_not_depend_on_the_order_the_seeds_are_given(tmp_path, capsys):

@@ -248,11 +248,13 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     except OSError as err:  # a file where a folder should be (or the reverse), a full disk
         from forgetless.cache import FeatureCache
 
-        root = FeatureCache(config.cache_dir).root
-        where = str(getattr(err, "filename", "") or "")
+        root = FeatureCache(config.cache_dir).root.resolve()
+        where = getattr(err, "filename", None)
+        in_cache = Path(where).resolve().is_relative_to(root) if where else str(root) in str(err)
         hint = (
-            f"; a damaged feature cache entry: `forgetless cache clear --dir {root}` removes it"
-            if where.startswith(str(root))
+            f"; the feature cache {root} holds a damaged entry: `forgetless cache clear --dir "
+            f"{root}` empties the cache (entries are encoded again when needed)"
+            if in_cache
             else ""
         )
         return _error(command, f"{err}{hint}")

@@ -859,6 +859,10 @@ def _built_encoder(config: RunConfig) -> Any:
     except EncoderNotAvailableError:
         raise
     except (ValueError, TypeError, RuntimeError) as err:
+        if not config.encoder_options:  # its files, not options: name the encoder
+            raise ConfigError(
+                f"encoder {_show(config.encoder)} cannot be loaded: {str(err)[:300]}", "encoder"
+            ) from None
         raise ConfigError(
             f"encoder {_show(config.encoder)} cannot be built with encoder_options = "
             f"{_show(config.encoder_options)[:200]}: {str(err)[:300]}",
