@@ -42,7 +42,9 @@ on half of the test rows and scored on the other half, against the default there
 (:func:`selection_bias`). ``choices`` (``--only choices``) logs every refit of whole runs that
 the rational quadrature searches: its factorisations, and its choice against the exact
 spectrum's (:func:`search_choices`; ``--choices-key`` names the entry, so another release's
-library, on ``PYTHONPATH``, can be measured by the same command).
+library, on ``PYTHONPATH``, can be measured by the same command). ``rules`` (``--only rules``)
+scores other lambda rules against the default's on validation rows of the training data, where
+a rule may be chosen (:func:`rules`; ``--datasets`` also takes the ``EXTERNAL`` encoder's cases).
 """
 
 from __future__ import annotations
@@ -61,10 +63,11 @@ from pathlib import Path
 
 import numpy as np
 from scipy import linalg
+from scipy.special import log_ndtr, logsumexp
 
 import forgetless.heads as heads_module
 from forgetless import ContinualClassifier, __version__
-from forgetless._lambda_search import select_alpha
+from forgetless._lambda_search import _loo_from_moments, moments_from_nodes, select_alpha
 from forgetless.evaluation.peers import RanPAC
 from forgetless.experiment import method_features
 from forgetless.heads import discriminant_transform
@@ -92,6 +95,15 @@ DATASETS = {
     # data no setting was tuned on: every training row (11,740; at least 82 per class)
     "fortunes/minilm": ("fortunes", "minilm", {}, None, 2000, 7, 5),
 }  # fmt: skip
+# Encoders no setting was tuned on (``--only rules`` with ``--datasets``; not in the default list):
+# the ONNX ResNet-50-thin's 2,048 values, the subsets and step sizes of the datasets above.
+EXTERNAL = {
+    "fashion-mnist/opennsfw-resnet50": ("fashion-mnist", "opennsfw-resnet50", {}, 3000, 1000, 5, 1),
+    "fashion-mnist-8000/opennsfw-resnet50": (
+        "fashion-mnist", "opennsfw-resnet50", {}, 8000, 2000, 5, 1
+    ),
+    "openclipart/opennsfw-resnet50": ("openclipart", "opennsfw-resnet50", {}, 3000, 1000, 8, 6),
+}  # fmt: skip
 
 
 PROJECTION = {"projection": "orthogonal"}  # --projection auto: today's default layer rule
@@ -110,7 +122,7 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int
     from forgetless.data import load_dataset, stratified_sample
     from forgetless.encoders import load_encoder
 
-    dataset, encoder, options, n_train, n_test, initial, increment = DATASETS[name]
+    dataset, encoder, options, n_train, n_test, initial, increment = {**DATASETS, **EXTERNAL}[name]
     ds = load_dataset(dataset)
     for split, size in (("train", n_train), ("test", n_test)):
         whole = getattr(ds, split)
@@ -263,9 +275,10 @@ def selection_bias(name: str, m: int, seed: int, splits: int = 200) -> dict:
     }  # fmt: skip
 
 
-def validation(name: str, m: int, seed: int) -> dict:
-    """Criteria on a validation split: train on four fifths of the training rows (one fit: a
-    run's final model), score the rest for every lattice lambda and each criterion's choice."""
+def validation_fit(name: str, m: int, seed: int) -> tuple:
+    """(learner, fitted rows, their labels, held-out rows, their labels): a fifth of each class
+    of the training rows held out, the default learner fitted on the rest (one fit: a run's
+    final model), the features normalised on the first step's fitted rows."""
     X, y, _, _, initial, increment = load(name)
     rng = np.random.default_rng(1000 + seed)
     held = np.zeros(y.size, dtype=bool)
@@ -274,8 +287,14 @@ def validation(name: str, m: int, seed: int) -> dict:
         held[rng.permutation(rows)[: max(1, rows.size // 5)]] = True
     scenario = class_incremental(y[~held], y[held], initial=initial, increment=increment, seed=seed)
     Xf, Xv = normalised(X[~held], X[held], scenario.steps[0].train)
-    clf = learner_at(m, seed).fit(Xf, y[~held])
-    curve = lattice_accuracy(clf, Xv, y[held])
+    return learner_at(m, seed).fit(Xf, y[~held]), Xf, y[~held], Xv, y[held]
+
+
+def validation(name: str, m: int, seed: int) -> dict:
+    """Criteria on a validation split: train on four fifths of the training rows (one fit: a
+    run's final model), score the rest for every lattice lambda and each criterion's choice."""
+    clf, _, _, Xv, yv = validation_fit(name, m, seed)
+    curve = lattice_accuracy(clf, Xv, yv)
     stats = clf.statistics_
     n = stats.n_samples
     mean, prior = stats.feature_sum / n, stats.counts / n
@@ -295,6 +314,142 @@ def validation(name: str, m: int, seed: int) -> dict:
         "chosen_accuracy": {
             k: curve["accuracy"][index[round(np.log10(a) * 4)]] for k, a in chosen.items()
         },
+    }
+
+
+def discriminant_loo(
+    cross: np.ndarray, cross2: np.ndarray, df: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """A candidate criterion: the sums' leave-one-out estimate (today's ``loo``, the same
+    Gaussian model of the scores and average leverage) of the *discriminant's* error instead of
+    the regression's: the leave-one-out regression scores (F - h (e_k - prior)) / (1 - h) of
+    class k mapped through the fit's C x C transform T(lambda), their mean and within-class
+    covariance T^T S T taken to the nearest rival's margin. log error per lambda, inf where the
+    default's criterion scores nothing (its leverage cap and degrees of freedom)."""
+    n, c = float(counts.sum()), counts.size
+    prior = counts / n
+    out = np.full(df.size, np.inf)
+    for i in range(df.size):
+        K = 0.5 * (cross[i] + cross[i].T)
+        found = discriminant_transform(K, counts)
+        h = (df[i] + 1.0) / n
+        if found is None or h > 0.6 or n - df[i] - 1.0 < max(c, 10):
+            continue
+        T, b = found
+        means = K / counts[None, :]  # [j, k]: column j's mean score on class k
+        within = cross2[i] - means @ K
+        spread = 0.5 * (within + within.T) / (n - c)
+        shifted = means.T - h * (np.eye(c) - prior[None, :])  # [k, j], times (1 - h)
+        scores = shifted @ T + (1.0 - h) * b[None, :]  # class k's mean discriminant scores
+        cov = T.T @ spread @ T
+        diag = np.diag(cov)
+        variance = np.maximum(diag[:, None] + diag[None, :] - 2.0 * cov, 1e-300)
+        z = (np.diag(scores)[:, None] - scores) / np.sqrt(variance)
+        z[np.eye(c, dtype=bool)] = np.inf
+        log_p = log_ndtr(-z.min(axis=1))
+        out[i] = max(float(logsumexp(log_p + np.log(prior))), np.log(0.5 / n))
+    return out
+
+
+def rules(name: str, m: int, seed: int) -> dict:
+    """Lambda rules on the validation split of :func:`validation_fit`, each scored on the
+    held-out rows by the decision the default uses: the default's choice (the sums' estimate);
+    exact leave-one-out on the fitted rows (the hat matrix's diagonal; for the discriminant, the
+    leave-one-out regression scores mapped through the fit's C x C transform), which a rule
+    needs the rows for; the one-standard-error rule on the sums' estimate (the smallest lattice
+    lambda at or below the choice whose estimate is within sqrt(p (1 - p) / n) of the lowest,
+    p); the estimate shaped for the discriminant (:func:`discriminant_loo`); and the best
+    lattice lambda on the held-out rows (an oracle no procedure may use). Also the error each
+    estimates at the default's choice, against the held-out error there."""
+    clf, Xf, yf, Xv, yv = validation_fit(name, m, seed)
+    decision = clf.head_.decision_
+    correct = lattice_correct(clf, Xv, yv)
+    lattice = np.asarray(correct["alphas"])
+    accuracy = np.array([np.nan if ok is None else ok.mean() for ok in correct[decision]])
+    stats = clf.statistics_
+    n, counts = stats.n_samples, stats.counts.astype(np.float64)
+    mean, prior = stats.feature_sum / n, counts / n
+    gram = stats.gram - n * np.outer(mean, mean)
+    sums = stats.class_sums - n * np.outer(mean, prior)
+    s, V = linalg.eigh(gram, driver="evd", check_finite=False)
+    s = np.maximum(s, 0.0)
+    B = V.T @ sums
+    cross, cross2, df = moments_from_nodes(s, B, lattice)
+    estimate = np.exp(_loo_from_moments(cross, cross2, df, counts, 1.0))
+    shaped = np.exp(discriminant_loo(cross, cross2, df, counts))
+    rotated = (clf.projection_.transform(Xf) - mean) @ V
+    truth = np.searchsorted(clf.classes_, yf)
+    targets = np.eye(clf.classes_.size)[truth]
+    exact = []
+    for a, K in zip(lattice, cross, strict=True):
+        leverage = (rotated**2) @ (1.0 / (s + a)) + 1.0 / n
+        fitted = rotated @ (B / (s + a)[:, None]) + prior
+        scores = (fitted - leverage[:, None] * targets) / (1.0 - leverage[:, None])
+        if decision == "discriminant":
+            found = discriminant_transform(K, counts)
+            if found is None:
+                exact.append(np.inf)
+                continue
+            scores = (scores - prior) @ found[0] + found[1]
+        exact.append(float((scores.argmax(1) != truth).mean()))
+    exact = np.asarray(exact)
+    at = int(np.argmin(np.abs(np.log(lattice / clf.alpha_))))
+    lowest = float(np.min(estimate[np.isfinite(estimate)]))
+    within = lowest + np.sqrt(lowest * (1.0 - lowest) / n)
+    one_se = [i for i in range(at + 1) if estimate[i] <= within]
+
+    def lowest_at(values: np.ndarray) -> int:  # ties: the largest lambda
+        return int(np.flatnonzero(values == np.min(values))[-1])
+
+    chosen = {
+        "default": at,
+        "exact_loo": lowest_at(exact),
+        "one_se": one_se[0] if one_se else at,
+        "discriminant_estimate": lowest_at(shaped),
+        "oracle": lowest_at(-np.nan_to_num(accuracy, nan=-1.0)),
+    }
+    return {
+        "dataset": name, "M": m, "seed": seed, "decision": decision, "n": int(n),
+        "classes": int(counts.size), "held_out": int(yv.size), "units": int(s.size),
+        "alphas": lattice.tolist(), "accuracy": accuracy.tolist(),
+        "estimate": estimate.tolist(), "exact_loo": exact.tolist(),
+        "discriminant_estimate": shaped.tolist(),
+        "chosen": {k: float(lattice[i]) for k, i in chosen.items()},
+        "chosen_accuracy": {k: float(accuracy[i]) for k, i in chosen.items()},
+        "error_at_default": {
+            "estimate": float(estimate[at]), "exact_loo": float(exact[at]),
+            "held_out": float(1.0 - accuracy[at]),
+        },
+    }  # fmt: skip
+
+
+def summarise_rules(entries: list[dict]) -> dict:
+    """Per dataset (mean over its seeds) and over all: each rule's held-out accuracy minus the
+    default's, in points, and the errors at the default's choice (%)."""
+    per = {}
+    for name in dict.fromkeys(e["dataset"] for e in entries):
+        es = [e for e in entries if e["dataset"] == name]
+        per[name] = {
+            "seeds": [e["seed"] for e in es],
+            "default_accuracy": 100 * float(np.mean([e["chosen_accuracy"]["default"] for e in es])),
+            **{
+                f"{rule}_minus_default": round(100 * float(np.mean(
+                    [e["chosen_accuracy"][rule] - e["chosen_accuracy"]["default"] for e in es]
+                )), 2)
+                for rule in es[0]["chosen_accuracy"] if rule != "default"
+            },
+            **{
+                f"{kind}_error": round(100 * float(np.mean(
+                    [e["error_at_default"][kind] for e in es]
+                )), 2)
+                for kind in ("estimate", "exact_loo", "held_out")
+            },
+        }  # fmt: skip
+    keys = [k for k in next(iter(per.values())) if k.endswith("_minus_default")]
+    return {
+        "datasets": per,
+        "mean": {k: round(float(np.mean([p[k] for p in per.values()])), 2) for k in keys},
+        "worst": {k: round(float(np.min([p[k] for p in per.values()])), 2) for k in keys},
     }
 
 
@@ -697,13 +852,25 @@ def _best_fixed(curves: list[dict], key: str = "accuracy") -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits, seed 0, M = 600")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=[*DATASETS, *EXTERNAL]
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--refit-sizes", type=int, nargs="+", default=[2000, 4000, 10000])
     parser.add_argument(
         "--only",
-        choices=["final", "runs", "refit", "profile", "speed", "blas", "selection-bias", "choices"],
+        choices=[
+            "final",
+            "runs",
+            "refit",
+            "profile",
+            "speed",
+            "blas",
+            "selection-bias",
+            "choices",
+            "rules",
+        ],
         nargs="+",
         default=["final", "runs", "refit", "profile"],
     )
@@ -844,6 +1011,20 @@ def main() -> None:
                     print(f"{name} M={m} seed={seed}: {len(e['refits'])} refits searched, "
                           f"{e['factorisations']} factorisations, {e['same_as_exact']} choices "
                           f"as the exact spectrum's", flush=True)  # fmt: skip
+    if "rules" in args.only:
+        entries = results.setdefault("rules", [])
+        for m in args.sizes:
+            for name in args.datasets:
+                for seed in args.seeds:
+                    if done(entries, (name, m, seed)):
+                        continue
+                    entries.append(rules(name, m, seed))
+                    results["rules_summary"] = summarise_rules(entries)
+                    save()
+                    e = entries[-1]
+                    print(f"{name} M={m} seed={seed}: held-out accuracy " + ", ".join(
+                        f"{k} {100 * v:.2f} %" for k, v in e["chosen_accuracy"].items()
+                    ), flush=True)  # fmt: skip
     if "blas" in args.only:
         results["blas_contention"] = blas_contention()
         save()
