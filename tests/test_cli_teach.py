@@ -770,19 +770,46 @@ def test_a_full_disk_is_one_line_and_leaves_no_file_of_the_failed_learn(
     assert snapshot(model) == before
 
 
-def test_a_failed_test_after_a_learn_says_the_learn_is_saved(capsys, tmp_path):
-    folder = _digit_folder(tmp_path / "digits")
-    broken = tmp_path / "test" / "zero"
-    broken.mkdir(parents=True)
+def _cut_jpeg(folder: Path) -> Path:
+    """A JPEG cut short in ``folder``: Pillow's verify() passes it, decoding fails."""
     from PIL import Image
 
-    whole = tmp_path / "whole.jpg"
+    folder.mkdir(parents=True, exist_ok=True)
+    whole = folder.parent.parent / "whole.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).save(whole)
-    data = whole.read_bytes()  # a JPEG cut short passes Pillow's verify, fails at decoding
-    (broken / "cut.jpg").write_bytes(data[: len(data) // 2])
+    data = whole.read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return folder / "cut.jpg"
+
+
+@pytest.mark.parametrize("where", ["inputs", "test"])
+def test_a_truncated_jpeg_is_refused_before_any_work(capsys, tmp_path, where):
+    """A JPEG cut short passed the image check (verify() reads no pixels of a JPEG): among the
+    inputs it was found only after the whole batch was encoded, and in --test inputs only after
+    the learn was saved."""
+    folder = _digit_folder(tmp_path / "digits")
+    cut = _cut_jpeg((folder if where == "inputs" else tmp_path / "test") / "zero")
     model = tmp_path / "m.model"
+    flags = ["--test", tmp_path / "test"] if where == "test" else []
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32", *flags)
+    line = one_error_line(err, "learn")
+    assert code == 2 and f"{cut.name} is not a readable image (cut short)" in line, line
+    assert "saved" not in line and not model.exists()
+
+
+def test_a_failed_test_after_a_learn_says_the_learn_is_saved(capsys, tmp_path, monkeypatch):
+    folder = _digit_folder(tmp_path / "digits")
+    test = _digit_folder(tmp_path / "test")
+    model = tmp_path / "m.model"
+
+    def failing(self, *args, **kwargs):
+        from forgetless.teach_inputs import InputError
+
+        raise InputError("these inputs cannot be scored")
+
+    monkeypatch.setattr(TeachableModel, "evaluate", failing)
     code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32",
-                       "--test", tmp_path / "test")  # fmt: skip
+                       "--test", test)  # fmt: skip
     assert code == 2
     line = one_error_line(err, "learn")
     assert "--test" in line and "failed" in line, line
@@ -970,3 +997,18 @@ def test_a_class_name_the_terminal_cannot_show_does_not_fail_a_saved_learn(tmp_p
     assert run.returncode == 0, run.stderr.decode(errors="replace")
     assert b"caf\\xe9" in run.stdout
     assert "café" in TeachableModel.open(model).classes
+
+
+def test_class_names_with_dollar_signs_draw_as_written(capsys, tmp_path):
+    """matplotlib read "cost_$1_to_$2" as a formula: evaluate --confusion failed with its
+    traceback, and a name like "$100-$200" was drawn as mathematics."""
+    pytest.importorskip("matplotlib")
+    folder = _digit_folder(tmp_path / "digits")
+    (folder / "zero").rename(folder / "cost_$1_to_$2")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32")
+    assert code == 0, err
+    png = tmp_path / "c.png"
+    code, out, err = cli(capsys, "evaluate", model, folder, "--confusion", png)
+    assert code == 0, err
+    assert "cost_$1_to_$2" in out and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -468,6 +469,14 @@ def _learn(args: argparse.Namespace, outcome: _Outcome) -> int:
         )
         for t in (args.test or [])
     ]
+    # The --test inputs are encoded before the learn commits: one that cannot be encoded is
+    # refused with the model unchanged, not after the learn was saved.
+    tested = []
+    for t, test in zip(args.test or [], tests, strict=True):
+        try:
+            tested.append(model.encode(test))
+        except InputError as err:
+            raise InputError(f"--test {t}: {err}") from None
     dropped = exists and args.no_deletion_record and model.settings["deletion_records"]
     described = [*args.inputs] + ([f"--text ({len(args.texts)})"] if args.texts else [])
     # One commit: a learn that fails keeps the records too.
@@ -507,7 +516,7 @@ def _learn(args: argparse.Namespace, outcome: _Outcome) -> int:
         if report.two_labels:
             print(_two_labels_line(report.two_labels, model))
     print(_summary(model))
-    for t, test in zip(args.test or [], tests, strict=True):
+    for t, test in zip(args.test or [], tested, strict=True):
         try:
             result = model.evaluate(test)
         except InputError as err:
@@ -936,6 +945,17 @@ def _confusion_png(result: dict[str, Any], target: Path) -> bool:
     except ImportError:
         return False
     matplotlib.use("Agg")
+    # Class names are drawn as given: "$1 to $2" is no mathematical formula (parsed as one, it
+    # failed the command), and a name in a script the font lacks is drawn as boxes, not warned
+    # about on the terminal.
+    with matplotlib.rc_context({"text.parse_math": False}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        warnings.filterwarnings("ignore", message="Matplotlib currently does not support")
+        _draw_confusion(result, target)
+    return True
+
+
+def _draw_confusion(result: dict[str, Any], target: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -958,6 +978,7 @@ def _confusion_png(result: dict[str, Any], target: Path) -> bool:
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(target, dpi=100)
-    plt.close(fig)
-    return True
+    try:
+        fig.savefig(target, dpi=100)
+    finally:
+        plt.close(fig)

@@ -388,14 +388,28 @@ def _check_image(data: bytes, source: str) -> None:
     try:
         with open_image(io.BytesIO(data)) as im:
             im.verify()
+        # verify() reads no pixel data of some formats (JPEG, BMP, TIFF, GIF, PPM): a file cut
+        # short passed it and failed only when encoded, after the other inputs' encoding.
+        # Decoding finds it; a JPEG decodes at an eighth of its size, which still reads it all.
+        with open_image(io.BytesIO(data)) as im:
+            if im.format == "JPEG":
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+            finite = im.mode != "F" or bool(np.isfinite(np.asarray(im)).all())
     except Image.DecompressionBombError as err:
         raise InputError(
             f"{source} is too large to read as an image ({err}); downscale it or remove it"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        why = "cut short" if "truncated" in str(err) else err.__class__.__name__
         raise InputError(
-            f"{source} is not a readable image ({err.__class__.__name__}); remove or replace it"
+            f"{source} is not a readable image ({why}); remove or replace it"
         ) from None
+    if not finite:
+        raise InputError(
+            f"{source} holds pixel values that are not finite (NaN or infinity); replace them "
+            "or remove the image"
+        )
 
 
 def _table(
