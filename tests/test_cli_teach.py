@@ -1012,3 +1012,40 @@ def test_class_names_with_dollar_signs_draw_as_written(capsys, tmp_path):
     code, out, err = cli(capsys, "evaluate", model, folder, "--confusion", png)
     assert code == 0, err
     assert "cost_$1_to_$2" in out and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_forget_takes_no_label_column(capsys, tmp_path):
+    """forget offered --label-column but read no table's labels (a sample goes under every
+    label it was learned with, or --label's): a row labelled 'food' also forgot 'animal'."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["forget", str(tmp_path / "m"), "rows.csv", "--label-column", "label"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --label-column" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["forget", "--help"])
+    out = capsys.readouterr().out
+    assert "--label-column" not in out and "under every label" in " ".join(out.split())
+
+
+def test_class_names_links_and_file_names_read_as_learn_reads_them(capsys, tmp_path):
+    """forget --class " one" (learn strips the spaces of --label) said 'not in model'; after
+    every class was forgotten, an unknown class's error ended 'knows:' with nothing; a link to
+    nothing in a class folder said 'check its permissions'; a file name holding a newline broke
+    predict's table."""
+    folder = _digit_folder(tmp_path / "digits")
+    model = tmp_path / "m.model"
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32")
+    assert code == 0, err
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    shutil.copy(next((folder / "one").iterdir()), odd / "a\nb.png")
+    code, out, err = cli(capsys, "predict", model, odd)
+    assert code == 0, err
+    assert "a\\nb.png" in out and not any(line.startswith("b.png") for line in out.splitlines())
+    os.symlink(tmp_path / "nowhere.png", folder / "one" / "gone.png")
+    code, _, err = cli(capsys, "learn", model, folder)
+    assert code == 2 and "gone.png is a link to nothing" in one_error_line(err, "learn")
+    code, out, err = cli(capsys, "forget", model, "--class", " one", "zero ")
+    assert code == 0, err
+    code, _, err = cli(capsys, "forget", model, "--class", "one")
+    assert code == 2 and one_error_line(err, "forget").endswith("knows: no class now")

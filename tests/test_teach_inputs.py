@@ -234,3 +234,57 @@ def test_a_quote_that_never_closes_is_named_with_its_line(tmp_path):
     path.write_text('text,label\n12" ruler,tool\n"a ""quoted"" word",x\n')  # as spreadsheets write
     rows, _, _ = read_table(path)
     assert [r["text"] for r in rows] == ['12" ruler', 'a "quoted" word']
+
+
+def test_a_header_name_with_spaces_around_it_is_named_as_such(tmp_path):
+    """A header "text, label": the column is " label", and the error said there was no
+    'label' among "text, label"."""
+    path = tmp_path / "t.csv"
+    path.write_text("text, label\nan owl hooted, animal\n")
+    with pytest.raises(InputError, match=r"names its column ' label', with spaces around 'label'"):
+        collect([str(path)], "text", labels="required")
+    path.write_text("text,topic \nan owl hooted,animal\n")
+    with pytest.raises(InputError, match=r"its columns: text, 'topic '\)"):
+        collect([str(path)], "text", labels="required")
+
+
+def test_a_long_text_in_a_csv_is_read_as_in_jsonl(tmp_path):
+    """csv's 128 KiB field limit refused a text that JSON lines and .txt files take."""
+    import csv
+
+    long = "word " * 60_000
+    path = tmp_path / "t.csv"
+    path.write_text(f'text,label\n"{long}",essay\nshort,note\n')
+    limit = csv.field_size_limit()
+    batch = collect([str(path)], "text", labels="required")
+    assert batch.items == [long.strip(), "short"] and csv.field_size_limit() == limit
+
+
+def test_an_image_of_values_that_are_not_finite_is_refused_by_name(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    import numpy as np
+
+    folder = tmp_path / "imgs" / "a"
+    folder.mkdir(parents=True)
+    values = np.full((8, 8), np.nan, dtype=np.float32)
+    pil.fromarray(values, mode="F").save(folder / "nan.tiff")
+    with pytest.raises(InputError, match=r"nan.tiff holds pixel values that are not finite"):
+        collect([str(tmp_path / "imgs")], "image", labels="required")
+
+
+def test_a_readme_beside_class_folders_of_images_does_not_make_them_mixed(tmp_path):
+    """A README.txt beside class folders of images made the first learn refuse them as "both
+    images and texts" (teach them to two models), though the README is no sample."""
+    pil = pytest.importorskip("PIL.Image")
+    import numpy as np
+
+    from forgetless.teach_inputs import guess_modality
+
+    for name in ("red", "blue"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        pil.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "photos" / name / "a.png")
+    (tmp_path / "photos" / "README.txt").write_text("credits")
+    assert guess_modality([str(tmp_path / "photos")]) == "image"
+    (tmp_path / "photos" / "red" / "note.txt").write_text("a note")  # texts in a class folder
+    with pytest.raises(InputError, match="both images and texts.*--encoder"):
+        guess_modality([str(tmp_path / "photos")])

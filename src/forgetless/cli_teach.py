@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,8 +60,10 @@ FORGET_EXAMPLES = """examples:
   forgetless forget topics.model --text "win a prize now" --label spam  # only where learned as spam
 
 Forgetting a sample checks that its fingerprint (sha256 of the file or text) was learned and not
-already forgotten; otherwise nothing changes. A class is removed from its deletion record (kept
-since it was learned), unless the model was made with --no-deletion-record."""
+already forgotten; otherwise nothing changes. It is forgotten under every label it was learned
+with (a table's label column and folder names are not read), or only under --label NAME. A
+class is removed from its deletion record (kept since it was learned), unless the model was
+made with --no-deletion-record."""
 
 INFO_EXAMPLES = """examples:
   forgetless info pets.model
@@ -105,17 +108,21 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _input_flags(parser: argparse.ArgumentParser, label_help: str) -> None:
+def _input_flags(
+    parser: argparse.ArgumentParser, label_help: str, label_column: bool = True
+) -> None:
+    """--text, --label, --text-column and, where labels are read from tables, --label-column."""
     _text_flag(parser)
     parser.add_argument("--label", action=_Once, help=label_help)
     parser.add_argument(
         "--text-column", default="text", help="column of a table holding the text (default text)"
     )
-    parser.add_argument(
-        "--label-column",
-        default="label",
-        help="column of a table holding the label (default label)",
-    )
+    if label_column:
+        parser.add_argument(
+            "--label-column",
+            default="label",
+            help="column of a table holding the label (default label)",
+        )
 
 
 def add_teach_commands(subparsers: Any) -> None:
@@ -202,10 +209,14 @@ def add_teach_commands(subparsers: Any) -> None:
         metavar="NAME",
         help="classes to forget (repeat the flag or list several)",
     )
+    # A sample is forgotten under every label it was learned with (a table's label column and
+    # class folders' names are not read), or under --label only: forget takes no --label-column.
     _input_flags(
         p,
-        "forget every INPUT under this label (each must have been learned with it; a table's or "
-        "folder's own labels are then not read): for samples learned under two labels",
+        "forget every INPUT only where it was learned under this label (without it, under every "
+        "label it was learned with; a table's label column and folder names are not read): for "
+        "samples learned under two labels",
+        label_column=False,
     )
     p.set_defaults(handler=_run_forget)
 
@@ -630,7 +641,7 @@ def _predict(args: argparse.Namespace) -> int:
             header.append("rejected")
         table = []
         for r in rows:
-            row = [r["input"], r["label"], f"{r['probability']:.2f}"]
+            row = [_one_line(r["input"]), r["label"], f"{r['probability']:.2f}"]
             if k > 1:
                 row.append(", ".join(f"{c} {p:.2f}" for c, p in r["top"]))
             if args.reject_unknown:
@@ -642,6 +653,18 @@ def _predict(args: argparse.Namespace) -> int:
             table.append(row)
         print(format_table(header, table))
     return 0
+
+
+def _one_line(text: str) -> str:
+    r"""``text`` with control characters and line breaks written as escapes (a file name may
+    hold a newline or ESC, which would break the table's rows or drive the terminal).
+
+    >>> print(_one_line("a\nb\x1b[2J.png"))
+    a\nb\x1b[2J.png
+    """
+    return "".join(
+        repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text
+    )
 
 
 # ------------------------------------------------------------------------------ forget

@@ -160,8 +160,11 @@ def guess_modality(inputs: Sequence[str]) -> str:
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
+            # What the class subfolders hold decides; loose files beside them (a README.txt
+            # beside class folders of images) are no samples of a class.
             files = _files(path)
-            kinds |= {_kind(p) for p in files} - {None}
+            nested = {_kind(p) for p in files if len(p.relative_to(path).parts) > 1} - {None}
+            kinds |= nested or ({_kind(p) for p in files} - {None})
         elif path.suffix.lower() in TABLE_SUFFIXES + TEXT_SUFFIXES:
             kinds.add("text")
         elif path.suffix.lower() in IMAGE_SUFFIXES:
@@ -176,7 +179,7 @@ def guess_modality(inputs: Sequence[str]) -> str:
         )
     raise InputError(
         f"{' '.join(inputs)[:200]} holds both images and texts; a model reads one kind: teach "
-        "them to two models"
+        "them to two models, or choose the encoder with --encoder"
     )
 
 
@@ -361,6 +364,10 @@ def _file(batch: Batch, path: Path, source: str, modality: str, label: str | Non
     try:
         data = path.read_bytes()
     except OSError as err:
+        if path.is_symlink() and not path.exists():
+            raise InputError(
+                f"{source} is a link to nothing (broken, or a loop of links); remove it"
+            ) from None
         raise InputError(
             f"cannot read {source}: {err.strerror or err}; check its permissions"
         ) from None
@@ -433,8 +440,15 @@ def _table(
     for name in wanted:
         if name not in columns:
             flag = "--text-column" if name == text_column else "--label-column"
+            spaced = [c for c in columns if isinstance(c, str) and c.strip() == name]
+            if spaced:  # "text, label": the header's second name is " label"
+                raise InputError(
+                    f"{path} names its column {spaced[0]!r}, with spaces around {name!r}; remove "
+                    f"them from the header (or pass {flag} {spaced[0]!r})"
+                )
+            shown = [c if c and c == c.strip() else repr(c) for c in map(str, columns)]
             raise InputError(
-                f"{path} has no column {name!r} (its columns: {', '.join(columns) or 'none'}); "
+                f"{path} has no column {name!r} (its columns: {', '.join(shown) or 'none'}); "
                 f"pass {flag} NAME"
                 + (" or --label NAME for every row" if name == label_column else "")
             )
@@ -537,6 +551,20 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
             columns.update(dict.fromkeys(row))
         return rows, list(columns), lines
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    # csv refuses fields beyond 128 KiB by default (a long text JSONL and .txt files take):
+    # this file's fields may be as long as the file.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))
+    try:
+        return _csv_rows(path, text, dialect)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_rows(
+    path: Path, text: str, dialect: str
+) -> tuple[list[dict[str, Any]], list[str], list[int]]:
+    """:func:`read_table` of a CSV or TSV file's text."""
     _refuse_unclosed_quote(path, text, dialect)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)

@@ -1773,8 +1773,13 @@ class TeachableModel:
     def forget_classes(self, names: Sequence[str]) -> Report:
         """Remove whole classes exactly, from their deletion records (no data needed)."""
         start = time.perf_counter()
+        # spelled as learn reads a label (--label " food" is learned as "food"), unless a
+        # class of that exact spelling was taught
         names = list(
-            dict.fromkeys(self._as_taught(unicodedata.normalize("NFC", n)) for n in map(str, names))
+            dict.fromkeys(
+                n if n in self.labels else self._as_taught(unicodedata.normalize("NFC", n.strip()))
+                for n in map(str, names)
+            )
         )
         if not names:
             raise InputError("name the classes to forget")
@@ -2059,7 +2064,10 @@ class TeachableModel:
         close = difflib.get_close_matches(name, known, n=1)
         gone = name in self.labels
         if gone:
-            return f"class {name!r} was already forgotten; {self.path} knows: {', '.join(known)}"
+            return (
+                f"class {name!r} was already forgotten; {self.path} knows: "
+                f"{', '.join(known) or 'no class now'}"
+            )
         hint = f"did you mean {close[0]!r}? " if close else ""
         return (
             f"class {name!r} is not in {self.path}; {hint}its classes: {', '.join(known) or 'none'}"
