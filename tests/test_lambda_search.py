@@ -457,6 +457,30 @@ def test_a_forget_back_to_few_samples_chooses_what_a_fresh_fit_chooses():
     assert (forgot.predict(X) == fresh.predict(X)).all()
 
 
+def test_a_warm_started_forget_back_to_few_samples_searches_globally():
+    """warm_start walks from the previous lambda, but while at most M / 2 samples are in, every
+    refit searches globally: after a forget back to 60 samples on 200 units (G kept whole) the
+    walk stopped at lambda = 1778, five lattice points scored, where a fresh fit on the 60
+    samples (its row space) chose 562; 32 of 297 predictions differed."""
+    from sklearn.datasets import load_digits
+
+    from forgetless import ContinualClassifier
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(3)
+    noisy = y.copy()
+    flipped = rng.random(y.size) < 0.3
+    noisy[flipped] = rng.integers(0, 10, flipped.sum())
+    kw = dict(projection="gaussian", n_components=200, warm_start=True, random_state=0)
+    forgot = ContinualClassifier(**kw).partial_fit(X[:400], noisy[:400])
+    forgot.predict(X[:1])  # a refit: the walk's start
+    forgot.forget(X[60:400], noisy[60:400])
+    fresh = ContinualClassifier(**kw).fit(X[:60], noisy[:60])
+    assert fresh.statistics_.factored and not forgot.statistics_.factored  # the two routes
+    assert forgot.alpha_ == pytest.approx(fresh.alpha_, rel=1e-12)
+    assert (forgot.predict(X[1500:]) == fresh.predict(X[1500:])).all()
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_a_forget_back_below_half_the_width_scores_lambda_exactly(seed):
     """45 barely separated classes of about ten samples on 1,300 units: the quadrature on a G

@@ -480,6 +480,70 @@ def test_from_statistics_refuses_what_partial_fit_would(digits, classes, change,
     ContinualClassifier.from_statistics(clf, _stats_like(clf, lambda g, s, c: None), [0, 1, 2])
 
 
+@pytest.mark.filterwarnings("ignore::forgetless.layers.random.KernelWidthWarning")
+@pytest.mark.parametrize("projection", ["hadamard", "fourier"])
+def test_float32_sums_forget_in_many_calls_what_one_call_forgets(tmp_path, projection):
+    """Deleting 1,400 of 1,500 learned rows 100 per call was refused at the 14th call (sums in
+    float32): the check's margin followed the shrinking sums, not the rounding that the rows
+    forgotten before had left, which is relative to the sums they were part of."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:1500], y[:1500]
+    gone = np.random.default_rng(0).permutation(1500)[:1400]
+    kw = dict(projection=projection, n_components=256, alpha=1.0, random_state=0)
+    clf = ContinualClassifier(**kw, compute_dtype="float32")
+    for start in range(0, 1500, 300):
+        clf.partial_fit(X[start : start + 300], y[start : start + 300])
+    for start in range(0, 1400, 100):
+        clf.forget(X[gone[start : start + 100]], y[gone[start : start + 100]])
+    kept = np.setdiff1d(np.arange(1500), gone)
+    fresh = ContinualClassifier(**kw).fit(X[kept], y[kept])
+    assert (clf.predict(X[kept]) == fresh.predict(X[kept])).mean() > 0.95
+    clf.save(tmp_path / "m.fl")  # the peak travels with the sums
+    loaded = ContinualClassifier.load(tmp_path / "m.fl")
+    assert loaded.statistics_.peak_diagonal == clf.statistics_.peak_diagonal
+    assert loaded.statistics_.peak_diagonal > 10 * loaded.statistics_.diagonal().max()
+    with pytest.raises(ValueError, match="not all learned"):  # a row never learned
+        loaded.forget(X[kept[:1]] + 3.0, y[kept[:1]])
+
+
+def test_a_learned_row_near_the_origin_can_be_forgotten_alone():
+    """The fourier layer refuses to learn from a batch whose phases barely move cos; a learned
+    row near the origin, forgotten alone, was refused by that check (about learning)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 8)), np.arange(40) % 2
+    X[0] *= 1e-9
+    kw = dict(projection="fourier", n_components=64, alpha=1.0, random_state=0)
+    clf = ContinualClassifier(**kw).fit(X, y)
+    clf.forget(X[:1], y[:1])
+    fresh = ContinualClassifier(**kw).fit(X[1:], y[1:])
+    np.testing.assert_allclose(clf.coef_, fresh.coef_, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="too small for the fourier layer"):
+        ContinualClassifier(**kw).fit(X[:1].repeat(2, 0), [0, 1])  # learning from it alone
+
+
+def test_from_statistics_refuses_an_unfitted_learner_and_other_per_class_sums(digits, tmp_path):
+    """Sums with per-class Gram matrices joined a learner without them (and the other way):
+    accepted, then its own load refused the file it saved, or forget_classes said the
+    parameter was off; an unfitted ``like`` gave an AttributeError."""
+    X, y, _, _ = digits
+    kw = dict(projection="gaussian", n_components=64, alpha=1.0, random_state=0)
+    plain = ContinualClassifier(**kw).fit(X[:50], y[:50])
+    per_class = ContinualClassifier(**kw, per_class_gram=True).fit(X[50:150], y[50:150])
+    for like, sums in ((plain, per_class), (per_class, plain)):
+        with pytest.raises(ValueError, match="per-class Gram matrices but like has"):
+            ContinualClassifier.from_statistics(like, sums.statistics_, sums.classes_)
+    with pytest.raises(ValueError, match="like must be a fitted learner"):
+        ContinualClassifier.from_statistics(
+            ContinualClassifier(**kw), plain.statistics_, plain.classes_
+        )
+    joined = ContinualClassifier.from_statistics(
+        per_class, per_class.statistics_, per_class.classes_
+    )
+    joined.save(tmp_path / "m.fl")
+    loaded = ContinualClassifier.load(tmp_path / "m.fl")
+    np.testing.assert_array_equal(loaded.predict(X[:20]), per_class.predict(X[:20]))
+
+
 @pytest.mark.parametrize("name, corrupt, message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 def test_bad_input_is_refused_and_state_unchanged(digits, name, corrupt, message):
     X, y, Xt, _ = digits

@@ -839,3 +839,27 @@ def test_a_recursive_head_of_float32_sums_loads(tmp_path, head):
     clf.save(tmp_path / "a.fl")
     loaded = ContinualClassifier.load(tmp_path / "a.fl")
     np.testing.assert_array_equal(loaded.predict(X[200:300] / 16), clf.predict(X[200:300] / 16))
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (np.array([-1.0]), "peak_diagonal must hold one number of at least 0"),
+        (np.array([1.0, 2.0]), "peak_diagonal must hold one number of at least 0"),
+        (np.array([np.inf]), "array 'peak_diagonal' is not finite"),
+    ],
+)
+def test_a_peak_diagonal_no_sums_went_through_is_refused(tmp_path, value, words):
+    """The largest diagonal the sums went through (kept after a forget: the margin of the next
+    forget's check is relative to it) must be one finite number of at least 0."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((90, 6)) + (np.arange(90) % 3)[:, None], np.arange(90) % 3
+    clf = ContinualClassifier(n_components=20, alpha=1.0, random_state=0).fit(X, y)
+    clf.forget(X[:60], y[:60])
+    clf.save(tmp_path / "a.fl")
+    loaded = ContinualClassifier.load(tmp_path / "a.fl")  # the file's own: fine
+    assert loaded.statistics_.peak_diagonal == clf.statistics_.peak_diagonal
+    edit = lambda arrays: arrays.__setitem__("statistics.peak_diagonal", value)  # noqa: E731
+    _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=edit)
+    with pytest.raises(ModelFileError, match=words):
+        ContinualClassifier.load(tmp_path / "b.fl")

@@ -212,7 +212,9 @@ def partial_fit_dask(
     **compute_kwargs: Any,
 ) -> ContinualClassifier:
     """``clf.partial_fit`` on a Dask array (n, d) chunked by rows, or a Dask dataframe of
-    feature columns, with labels as a Dask array or series of the same partitioning."""
+    feature columns, with labels as a Dask array or series of the same partitioning. Each
+    partition's rows are checked as ``partial_fit`` checks a batch (their scale, which a
+    partition of rows near the origin alone can fail where the whole collection passes)."""
     import dask
     import dask.array as da
 

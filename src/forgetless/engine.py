@@ -173,10 +173,13 @@ class Engine:
         per_class_gram: bool = False,
         chunk_size: int | None = None,
         compact: bool = True,
+        learning: bool = True,
     ) -> SufficientStatistics:
         """The sums of one batch: G, the class sums and counts (and per-class G_c), float64.
-        ``compact=False`` when they will join sums that keep G whole: no factor is built."""
-        X = layer.check_input(X, learning=True)
+        ``compact=False`` when they will join sums that keep G whole: no factor is built.
+        ``learning=False`` for rows to be forgotten: they were learned, in whatever batch, so
+        a layer's demands on a batch to learn from (a scale it resolves) do not apply."""
+        X = layer.check_input(X, learning=learning)
         y_index = _check_labels(y_index, X.shape[0], int(n_classes))
         return self._statistics(
             layer, X, y_index, int(n_classes), bool(per_class_gram), chunk_size, bool(compact)

@@ -195,8 +195,10 @@ class RidgeHead(Head):
             if space is None and _few_samples(stats, ops):
                 # A fresh fit on these samples would score lambda exactly on its row space (or
                 # walk to an exact local minimum there); G's eigendecomposition does the same,
-                # so forget and merge agree with it.
+                # so forget and merge agree with it. Globally, also with warm_start: a walk from
+                # the previous choice stops at the nearest local minimum (its estimated score).
                 search["method"] = "spectral"
+                search["start"] = None
             best, path = select_alpha(gram, sums, n, **search)
             self.criterion_ = criterion_for(stats.counts, n, stats.n_classes)
             if self.criterion_ == "loo" and not any(math.isfinite(p.score) for p in path):

@@ -770,6 +770,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self.chunk_size,
             # rows forgotten from a factor: their own factor, so that what is left stays one
             compact=self.statistics_.factored,
+            learning=False,
         )
         self._subtract(params, batch, "these samples")
         return self
@@ -900,6 +901,17 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         sorted ``classes``): how sums computed elsewhere (workers, sites) join a learner, through
         :meth:`merge` and its checks."""
         params = like._checked_params()
+        if not like.__sklearn_is_fitted__():
+            raise ValueError(
+                "like must be a fitted learner (the sums' layer and feature width are its own): "
+                "fit it on a batch first"
+            )
+        if statistics.per_class_gram != params["per_class_gram"]:
+            raise ValueError(
+                f"the statistics {'keep' if statistics.per_class_gram else 'keep no'} per-class "
+                f"Gram matrices but like has per_class_gram={params['per_class_gram']}: sum them "
+                "with the same setting"
+            )
         classes = check_classes(classes)  # the label types partial_fit accepts
         if not np.array_equal(np.unique(classes), classes):
             raise ValueError("classes must be sorted, unique labels, one per statistics column")
@@ -1438,7 +1450,7 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
     class_forms = {"class_grams_packed", "class_grams_upper"}
     names = set(arrays)
     stored = names & gram_forms
-    extra = names - gram_forms - class_forms - {"class_sums", "counts"}
+    extra = names - gram_forms - class_forms - {"class_sums", "counts", "peak_diagonal"}
     class_stored = names & class_forms
     if (
         len(stored) != 1
@@ -1465,6 +1477,9 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             raise ModelFileError(f"statistics array {name!r} must be floating point")
         if not np.isfinite(array).all():
             raise ModelFileError(f"statistics array {name!r} is not finite")
+    peak = arrays.get("peak_diagonal")
+    if peak is not None and (peak.shape != (1,) or float(peak[0]) < 0.0):
+        raise ModelFileError("peak_diagonal must hold one number of at least 0")
     sums = arrays["class_sums"]
     if sums.ndim != 2:
         raise ModelFileError(f"class sums must be a matrix, not of shape {sums.shape}")
@@ -1474,6 +1489,7 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             stats = SufficientStatistics.from_factor(arrays["gram_factor"], sums, counts)
         except ValueError as err:
             raise ModelFileError(str(err)) from None
+        stats = stats.restore_peak(arrays)
         if not stats.all_finite():
             raise ModelFileError("G overflows: the factor's values are too large")
         # G = R^T R obeys Cauchy-Schwarz by construction: only Q can be forged.

@@ -272,6 +272,9 @@ class SufficientStatistics:
         self._class_grams: list[np.ndarray] = (
             [np.zeros((m, m), order="F") for _ in range(n_classes)] if per_class_gram else []
         )
+        # An upper bound on every diagonal value G has held (sums of rows since forgotten
+        # included): the rounding a removal leaves is relative to it, not to what is left.
+        self.peak_diagonal = 0.0
 
     @classmethod
     def from_sums(
@@ -293,6 +296,7 @@ class SufficientStatistics:
         new = cls._with_sums(m, class_sums, counts, class_grams_upper)
         new._gram_upper = np.triu(gram).copy(order="F")
         new._factor = None
+        new.peak_diagonal = float(new.diagonal().max(initial=0.0))
         return new
 
     @classmethod
@@ -313,6 +317,7 @@ class SufficientStatistics:
             raise ValueError("the factor of G must be upper trapezoidal")
         new._factor = np.ascontiguousarray(factor.copy())
         new._gram_stale = True
+        new.peak_diagonal = float(new.diagonal().max(initial=0.0))
         return new
 
     @classmethod
@@ -425,6 +430,7 @@ class SufficientStatistics:
             self.insert_classes(np.full(n_classes - self.n_classes, self.n_classes))
         if H.shape[0] == 0:
             return
+        self.peak_diagonal += float(np.einsum("ij,ij->j", H, H, dtype=np.float64).max())
         if H.dtype == np.float64 and self.stays_compact(H.shape[0]):
             self._factor = _stacked_factor(self._factor, H)
             self._gram_stale = True
@@ -462,6 +468,8 @@ class SufficientStatistics:
         combine_sums = np.add if sign > 0 else np.subtract
         combine_sums(self.class_sums, other.class_sums, out=self.class_sums)
         self.counts += int(sign) * other.counts
+        if sign > 0:  # subtracted sums were added before: their peak is already counted
+            self.peak_diagonal += other.peak_diagonal
         if self.per_class_gram:
             for mine, theirs in zip(self._class_grams, other._class_grams, strict=True):
                 mine += sign * theirs
@@ -544,6 +552,7 @@ class SufficientStatistics:
         new._factor = None
         new.class_sums = self.class_sums - other.class_sums
         new.counts = self.counts - other.counts
+        new.peak_diagonal = self.peak_diagonal
         if self.per_class_gram:
             pairs = zip(self._class_grams, other._class_grams, strict=True)
             new._class_grams = [a - b for a, b in pairs]
@@ -592,6 +601,7 @@ class SufficientStatistics:
         self.class_sums[:] = 0.0
         for gram in self._class_grams:
             gram[:] = 0.0
+        self.peak_diagonal = 0.0  # exactly zero: no rounding left
 
     def check_attainable(self, before: SufficientStatistics, rounding: float = 1e-9) -> None:
         """Refuse sums no real data can produce (after subtracting rows from ``before``).
@@ -601,8 +611,9 @@ class SufficientStatistics:
         by one Cholesky factorisation of its Schur complement G - Q diag(counts)^-1 Q^T (M x M,
         the within-class scatter: the same verdict as the whole (M + C) x (M + C) matrix's,
         whose cost grew with the cube of the classes), with a margin of ``rounding`` times
-        ``before``'s largest diagonal value (1e-9 for float64 products; float32 ones round to
-        about 1e-7) on G and of 1e-9 times ``before``'s samples on the counts. What
+        the largest diagonal value ``before`` went through (``peak_diagonal``: rows forgotten
+        earlier left their rounding; 1e-9 for float64 products, float32 ones round to about
+        1e-7) on G and of 1e-9 times ``before``'s samples on the counts. What
         sums cannot reveal: rows never learned whose removal leaves such a matrix (e.g. a row
         inside the span of rows of its class) pass; only fingerprints of the learned samples
         could tell.
@@ -615,7 +626,8 @@ class SufficientStatistics:
         diagonal = np.diag(self._upper())
         # Rounding is relative to the largest sums the subtractions went through, not to each
         # entry (an entry already near zero carries the residue of earlier removals).
-        margin = rounding * max(float(np.diag(before._upper()).max(initial=0.0)), 1e-300)
+        largest = max(before.peak_diagonal, float(np.diag(before._upper()).max(initial=0.0)))
+        margin = rounding * max(largest, 1e-300)
         if np.any(diagonal < -margin):
             raise ValueError("the diagonal of G would become negative")
         m, c = self.n_components, self.n_classes
@@ -657,6 +669,7 @@ class SufficientStatistics:
         new.class_sums = self.class_sums.copy()
         new.counts = self.counts.copy()
         new._class_grams = [g.copy(order="F") for g in self._class_grams]
+        new.peak_diagonal = self.peak_diagonal
         return new
 
     # ------------------------------------------------------------------ storage
@@ -667,6 +680,8 @@ class SufficientStatistics:
         else:
             arrays = {"gram_packed": pack_upper(self._gram_upper)}
         arrays.update(class_sums=self.class_sums, counts=self.counts)
+        if self.peak_diagonal > float(self.diagonal().max(initial=0.0)):  # rows were removed
+            arrays["peak_diagonal"] = np.array([self.peak_diagonal])
         if self.per_class_gram:
             m = self.n_components
             arrays["class_grams_packed"] = (
@@ -681,7 +696,7 @@ class SufficientStatistics:
         """Inverse of :meth:`to_arrays` (also reads the full upper triangles of older files)."""
         sums, counts = arrays["class_sums"], arrays["counts"]
         if "gram_factor" in arrays:
-            return cls.from_factor(arrays["gram_factor"], sums, counts)
+            return cls.from_factor(arrays["gram_factor"], sums, counts).restore_peak(arrays)
         m = np.shape(sums)[0]
         grams = arrays.get("class_grams_upper")
         if "class_grams_packed" in arrays:
@@ -694,4 +709,10 @@ class SufficientStatistics:
         gram = arrays.get("gram_upper")
         if gram is None:
             gram = unpack_upper(np.asarray(arrays["gram_packed"], dtype=np.float64), m)
-        return cls.from_sums(gram, sums, counts, grams)
+        return cls.from_sums(gram, sums, counts, grams).restore_peak(arrays)
+
+    def restore_peak(self, arrays: dict[str, np.ndarray]) -> SufficientStatistics:
+        """These statistics with a file's ``peak_diagonal`` (when it is above their own)."""
+        if "peak_diagonal" in arrays:
+            self.peak_diagonal = max(self.peak_diagonal, float(arrays["peak_diagonal"][0]))
+        return self
