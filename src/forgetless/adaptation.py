@@ -654,17 +654,19 @@ def _write_tensors(path: Path, tensors: dict[str, np.ndarray], fmt: str) -> None
     link, never shared by two savers), then rename: a crash leaves no half-written file."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    os.close(os.open(tmp, flags, 0o644))
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # adapter.json's mode (0o666 less the umask): safetensors' save_file would replace the
+    # file by one readable by its owner only, and others could read the JSON but not load it
+    fd = os.open(tmp, flags, 0o666)
     try:
-        if fmt == "safetensors":
-            from safetensors.numpy import save_file
+        with os.fdopen(fd, "wb") as f:
+            if fmt == "safetensors":
+                from safetensors.numpy import save
 
-            save_file(arrays, str(tmp))
-        else:
-            with open(tmp, "wb") as f:
+                f.write(save(arrays))
+            else:
                 np.savez(f, **arrays)
-        with open(tmp, "rb+") as f:
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -692,7 +694,7 @@ def _read_tensors(path: Path, fmt: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-_SAVED_OPTIONS = {"image_size", "resize", "readout", "normalize"}  # what _registry_spec writes
+_SAVED_OPTIONS = {"image_size", "resize", "readout", "normalize", "name"}  # _registry_spec's
 
 
 def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
@@ -704,7 +706,13 @@ def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
         options = {"normalize": bool(getattr(encoder, "normalize", False))}
     if encoder.readout is not None:  # files written before readouts name none: "head"/"last"
         options["readout"] = encoder.readout
-    return encoder.name, options
+    name = encoder.name
+    if _family(encoder) == "transformer" and not (
+        name == "minilm" or name.startswith("sentence-transformers:")
+    ):  # a name of the caller's own, which the registry does not know: its folder, that name
+        options["name"] = name
+        name = f"sentence-transformers:{Path(encoder.folder).absolute()}"
+    return name, options
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,15 +740,26 @@ class AdaptedEncoder(Encoder):
         *,
         keep_plain: bool = False,
     ) -> None:
+        if not isinstance(base, Encoder):
+            raise TypeError(f"base must be an encoder (load_encoder), got {type(base).__name__}")
+        recipes = adaptable_methods(base)  # refuses raw, ONNX and adapted encoders
+        _check_method(method, recipes, base.name)
         if not isinstance(keep_plain, (bool, np.bool_)):
             raise ValueError(f"keep_plain must be True or False, got {keep_plain!r}")
+        if info is not None and not isinstance(info, dict):
+            raise TypeError(f"info must be a dict (the training record), got {type(info).__name__}")
+        try:  # as a save writes it and a load reads it back: a bad record fails here, not there
+            self.info = json.loads(json.dumps(info or {}))
+        except (TypeError, ValueError, RecursionError) as err:
+            raise ValueError(
+                f"info must hold only JSON values (Python numbers, texts, lists, dicts): {err}"
+            ) from None
         self.base_name = base.name
         self.base_fingerprint = base.fingerprint()
         self.base_spec = _registry_spec(base)
         self.method = method
         self.tensors = {k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}
         self.tensors_sha256 = tensors_digest(self.tensors)
-        self.info = dict(info or {})
         self.keep_plain = bool(keep_plain)
         self._inner = copy.deepcopy(base)
         _apply(_backend_module(self._inner), self.tensors, self.base_name)
@@ -821,8 +840,16 @@ class AdaptedEncoder(Encoder):
         fmt = "safetensors" if _has_safetensors() else "npz"
         name = f"weights-{self.tensors_sha256[:16]}.{fmt}"
         previous = _named_tensors_file(folder / METADATA)
-        _write_tensors(folder / name, self.tensors, fmt)
         base_name, options = self.base_spec
+        # The whole record first (info, its digest): one that cannot be written as JSON fails
+        # before any file is, instead of leaving a tensor file no adapter.json names.
+        try:
+            info_sha256 = info_digest(self.info)
+        except (TypeError, ValueError, RecursionError) as err:
+            raise ValueError(
+                f"info must hold only JSON values (Python numbers, texts, lists, dicts): {err}; "
+                "nothing was saved"
+            ) from None
         payload = {
             # format 2 adds keep_plain, which a format-1 reader would ignore: it refuses it
             "format": FORMAT_KEEP_PLAIN if self.keep_plain else FORMAT,
@@ -834,13 +861,14 @@ class AdaptedEncoder(Encoder):
             "tensors": {
                 "file": name,
                 "format": fmt,
-                "file_sha256": file_sha256(folder / name)[0],
                 "sha256": self.tensors_sha256,
                 "names": sorted(self.tensors),
             },
             "info": self.info,
-            "info_sha256": info_digest(self.info),
+            "info_sha256": info_sha256,
         }
+        _write_tensors(folder / name, self.tensors, fmt)
+        payload["tensors"]["file_sha256"] = file_sha256(folder / name)[0]
         _write_json(folder / METADATA, payload)
         if previous is not None and previous != name:  # the earlier save's, no longer named
             (folder / previous).unlink(missing_ok=True)
@@ -944,6 +972,13 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
     checked before use: a damaged or altered file, or other base weights, raise
     :class:`AdaptedWeightsError`.
     """
+    fixed = sorted(set(runtime) & _SAVED_OPTIONS)
+    if fixed:  # else refused later as "other weights or preprocessing", blaming the file
+        raise ValueError(
+            f"load_adapted_encoder cannot change {', '.join(fixed)}: the saved encoder was "
+            "adapted with its own, which its features depend on; pass only runtime options "
+            "such as device or threads"
+        )
     folder = Path(path)
     meta_path = folder / METADATA if folder.is_dir() else folder
     folder = meta_path.parent
@@ -1032,6 +1067,11 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
     if _family(base_name) is None:
         raise AdaptedWeightsError(
             f"{meta_path} names base encoder {base_name!r}, which no method adapts"
+        )
+    if method not in _RECIPES[_family(base_name)]:
+        raise AdaptedWeightsError(
+            f"{meta_path} names method {method!r}, which does not adapt {base_name}: the file "
+            "was altered"
         )
     _plain_file(file, "the tensor file", _TensorsGone(f"{file} is missing; {meta_path} names it"))
     actual = file_sha256(file)[0]
@@ -1209,14 +1249,20 @@ def adapt_encoder(
     Raises :class:`AdaptationNotSupportedError` for an encoder (or method) that cannot be
     adapted, including an already adapted one, and ``ValueError`` for unusable inputs.
     """
+    if isinstance(encoder, str):  # a registry name: adaptable_methods takes it, training not
+        raise TypeError(
+            f"adapt_encoder needs an encoder, not the name {encoder!r}; pass "
+            f"load_encoder({encoder!r})"
+        )
+    if not isinstance(encoder, Encoder):
+        raise TypeError(
+            f"adapt_encoder needs an encoder (load_encoder), got {type(encoder).__name__}"
+        )
     recipes = adaptable_methods(encoder)  # refuses what cannot be adapted, torch or not
     import torch
 
     method = next(iter(recipes)) if method is None else method
-    if method not in recipes:
-        raise AdaptationNotSupportedError(
-            f"method {method!r} cannot adapt {encoder.name!r}; choose one of {', '.join(recipes)}"
-        )
+    _check_method(method, recipes, encoder.name)
     recipe = recipes[method]
     if not _is_int(seed) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
@@ -1270,6 +1316,9 @@ def adapt_encoder(
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
     if not 0 < significance <= 1:  # NaN fails this too
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
+    # Plain Python numbers from here on: numpy's reach torch's seeding and the saved record.
+    seed, min_classes = int(seed), int(min_classes)
+    validation_fraction, significance = float(validation_fraction), float(significance)
     y = _check_inputs(encoder, inputs, labels)
     n_classes = int(y.max()) + 1
     skipped = None
@@ -1410,6 +1459,14 @@ def _check_split(backend: _Backend, encoder: Encoder, inputs: Sequence[Any]) -> 
             f"adapting {encoder.name}: its network split into a cached front and a trained part "
             f"does not reproduce its features (relative difference {err:.2g}); the model "
             "library may have changed its structure"
+        )
+
+
+def _check_method(method: Any, recipes: dict[str, Recipe], name: str) -> None:
+    """``method`` must name one of ``recipes`` (a text: a list would not hash)."""
+    if not isinstance(method, str) or method not in recipes:
+        raise AdaptationNotSupportedError(
+            f"method {method!r} cannot adapt {name!r}; choose one of {', '.join(recipes)}"
         )
 
 
@@ -1556,7 +1613,7 @@ def _train(
             plain_rows, np.array(epoch_rows).reshape(-1, len(plain_rows)), [seed, 3]
         ),
     }
-    evidence["rejected"] = best > 0 and evidence["p_value"] >= significance
+    evidence["rejected"] = bool(best > 0 and evidence["p_value"] >= significance)
     kept = plain_state if evidence["rejected"] else best_state
     with torch.no_grad():
         for p, value in zip([*params, *head.parameters()], kept, strict=True):

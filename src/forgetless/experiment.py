@@ -560,6 +560,13 @@ class RunConfig:
                 f"{self.encoder!r} does not encode images; remove the key",
                 "first_session_adaptation.views",
             )
+        if (method or next(iter(methods))) == "norms" and table.get("refresh_norms") is False:
+            raise ConfigError(
+                "first_session_adaptation.refresh_norms = false with method 'norms', which only "
+                "refreshes batch-norm statistics, would leave the encoder unchanged; remove "
+                "refresh_norms or choose another method",
+                "first_session_adaptation.refresh_norms",
+            )
         if (method or next(iter(methods))) == "norms" and (
             table.get("epochs") is not None
             or table.get("learning_rate") is not None
@@ -1271,12 +1278,14 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
         dataset = prepare_dataset(config)
         labels = (np.asarray(dataset.train.labels), np.asarray(dataset.test.labels))
         scenarios = make_scenarios(config, *labels, _domains(dataset))
+        if adaptation is not None:
+            _check_first_tasks(scenarios, labels[0])
         data = encode_dataset(config, dataset) if compare else _unencoded(config, dataset)
     else:
         labels = (data["y_train"], data["y_test"])
         scenarios = make_scenarios(config, *labels, _domains(data["dataset"]))
-    if adaptation is not None:
-        _check_first_tasks(scenarios, labels[0])
+        if adaptation is not None:
+            _check_first_tasks(scenarios, labels[0])
     dataset = data["dataset"]
     names = [m for m in config.methods if compare]
     if adaptation is not None:
