@@ -1049,3 +1049,10 @@ def test_class_names_links_and_file_names_read_as_learn_reads_them(capsys, tmp_p
     assert code == 0, err
     code, _, err = cli(capsys, "forget", model, "--class", "one")
     assert code == 2 and one_error_line(err, "forget").endswith("knows: no class now")
+
+
+def test_the_feature_rows_encoder_is_refused_by_name(capsys, tmp_path):
+    folder = _digit_folder(tmp_path / "digits")
+    code, _, err = cli(capsys, "learn", tmp_path / "m", folder, "--encoder", "features")
+    assert code == 2 and "reads rows of numbers; a model folder learns images or texts" in err
+    assert not (tmp_path / "m").exists()

@@ -566,3 +566,53 @@ def test_step_times_leave_the_anytime_evaluations_out(monkeypatch):
     results = run(config)
     seconds = results["methods"]["forgetless"]["seeds"]["0"]["total_seconds"]
     assert len(jumped) > 10 and 0 < seconds < 1000
+
+
+def _feature_rows(path):
+    """Four classes that feature rows separate perfectly, and no pixel reading does (small
+    values around -5 and 0: the raw encoder clipped them to 0..255 and rounded)."""
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1, 2, 3], 10)
+    X = rng.normal(size=(40, 6)) * 0.01 - 5.0 * (y[:, None] == np.arange(6))
+    np.savez(path, x_train=X[:32], y_train=y[:32], x_test=X[32:], y_test=y[32:])
+    return path
+
+
+def test_feature_rows_are_used_as_they_are_and_no_pixel_encoder_reads_them(
+    tmp_path, capsys, monkeypatch
+):
+    """An arrays file of feature rows ran through the raw encoder as pixels (at chance on rows
+    that separate the classes perfectly); a text encoder given an image folder encoded the
+    files' paths, which hold the class names (100 % on noise)."""
+    from forgetless.cache import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache"))
+    data = _feature_rows(tmp_path / "rows.npz")
+    common = ["run", "--dataset", "arrays", "--dataset-option", f"path={data}", "--increment",
+              "2", "--methods", "ncm", "--seeds", "0", "--quiet"]  # fmt: skip
+    code = main([*common, "--encoder", "raw", "--output", str(tmp_path / "raw")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds feature rows" in err and "use encoder features" in err
+    assert len(err.strip().splitlines()) == 1
+    code = main([*common, "--encoder", "features", "--output", str(tmp_path / "rows")])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "rows" / "results.json").read_text())
+    assert results["methods"]["ncm"]["seeds"]["0"]["final_accuracy"] == 1.0
+    folder = tmp_path / "imgs"
+    from PIL import Image
+
+    for split, count in (("train", 6), ("test", 2)):
+        for name in ("cat", "dog"):
+            (folder / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.new("L", (8, 8), i * 20).save(folder / split / name / f"{i}.png")
+    config = RunConfig(dataset="image-folder", dataset_options={"root": str(folder)},
+                       encoder="minilm", output=str(tmp_path / "x"), progress=False)  # fmt: skip
+    from forgetless.data import load_dataset
+    from forgetless.experiment import _check_modality
+
+    class Text:
+        modality = "text"
+
+    with pytest.raises(ConfigError, match='holds images, but encoder "minilm" reads texts'):
+        _check_modality(config, load_dataset("image-folder", root=str(folder)), Text())

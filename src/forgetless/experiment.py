@@ -844,6 +844,7 @@ def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict
 
     if encoder is None:
         encoder = _built_encoder(config)
+    _check_modality(config, dataset, encoder)
     cache = FeatureCache(config.cache_dir)
     X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
     return {
@@ -877,12 +878,36 @@ def _built_encoder(config: RunConfig) -> Any:
         ) from None
 
 
+_ENCODERS_FOR = {  # what to suggest for a dataset's kind of input
+    "image": "an image encoder (raw, efficientnet-lite0, ...)",
+    "text": "a text encoder (minilm, sentence-transformers:...)",
+    "array": "encoder features, which passes feature rows on as they are",
+}
+
+
+def _check_modality(config: RunConfig, dataset: Any, encoder: Any) -> None:
+    """Refuse an encoder that reads another kind of input than the dataset holds: a text
+    encoder given image paths encodes the paths (whose folder names are the classes), and the
+    raw pixel encoder given feature rows reads them as pixels."""
+    holds, reads = dataset.modality, encoder.modality
+    if holds == reads:
+        return
+    shown = {"image": "images", "text": "texts", "array": "feature rows (numbers, not images)"}
+    raise ConfigError(
+        f"dataset {_show(config.dataset)} holds {shown.get(holds, holds)}, but encoder "
+        f"{_show(config.encoder)} reads {shown.get(reads, reads)}: use "
+        f"{_ENCODERS_FOR.get(holds, 'an encoder of that kind')}",
+        "encoder",
+    )
+
+
 def _unencoded(config: RunConfig, dataset: Any) -> dict[str, Any]:
     """What :func:`encode_dataset` returns, without the features (adapted runs only)."""
-
+    encoder = _built_encoder(config)
+    _check_modality(config, dataset, encoder)
     return {
         "dataset": dataset,
-        "encoder": _built_encoder(config),
+        "encoder": encoder,
         "y_train": np.asarray(dataset.train.labels),
         "y_test": np.asarray(dataset.test.labels),
     }

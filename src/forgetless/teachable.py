@@ -404,6 +404,7 @@ _MODALITY = {
     "efficientnet-lite0": "image",
     "opennsfw-resnet50": "image",
     "raw": "image",
+    "features": "array",
     "minilm": "text",
     "timm": "image",
     "torchvision": "image",
@@ -424,7 +425,13 @@ def encoder_modality(name: str) -> str | None:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise InputError(f"unknown encoder {name!r}; {hint}known: {', '.join(known)}")
-    return _MODALITY.get(name if name in _MODALITY else family)
+    modality = _MODALITY.get(name if name in _MODALITY else family)
+    if modality == "array":
+        raise InputError(
+            f"encoder {name!r} reads rows of numbers; a model folder learns images or texts "
+            "(for feature rows, use ContinualClassifier or forgetless run --encoder features)"
+        )
+    return modality
 
 
 @functools.lru_cache(maxsize=4)

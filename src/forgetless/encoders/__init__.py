@@ -3,7 +3,8 @@
 ``load_encoder(name, **kw)`` builds a built-in encoder or an adapter for a model whose
 weights are already on this machine:
 
-* built in: ``efficientnet-lite0``, ``opennsfw-resnet50``, ``minilm``, ``raw``;
+* built in: ``efficientnet-lite0``, ``opennsfw-resnet50``, ``minilm``, ``raw``, and
+  ``features`` (rows of numbers used as they are: data encoded elsewhere);
 * adapters: ``timm:<name>``, ``torchvision:<name>``, ``hf:<model id or folder>``,
   ``open_clip:<arch>:<tag or file>``, ``sentence-transformers:<id or folder>``,
   ``onnx:<path>[:<output>]``.
@@ -27,7 +28,7 @@ import numpy as np  # noqa: F401  (used by the doctest above)
 
 from forgetless.encoders.base import Encoder, EncoderNotAvailableError, check_batch_size
 
-_BUILTIN = ("efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw")
+_BUILTIN = ("efficientnet-lite0", "opennsfw-resnet50", "minilm", "raw", "features")
 _ADAPTERS = ("timm", "torchvision", "hf", "open_clip", "sentence-transformers", "onnx")
 # What a built-in encoder can read out: its default (the last map or layer and earlier ones,
 # each part divided by its own norm), then the last map or layer only (the only readout of
@@ -65,6 +66,10 @@ def _builtin(name: str) -> Callable[..., Encoder]:
         from forgetless.encoders.sentence import minilm
 
         return minilm
+    if name == "features":
+        from forgetless.encoders.features import FeatureRows
+
+        return FeatureRows
     from forgetless.encoders.raw import RawPixels
 
     return RawPixels

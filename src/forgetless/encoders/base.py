@@ -26,7 +26,7 @@ import numpy as np
 from forgetless._install import install_line
 from forgetless.encoders.images import DECODE
 
-Modality = Literal["image", "text"]
+Modality = Literal["image", "text", "array"]
 # Progress in logs (stderr not a terminal): nothing for runs shorter than LOG_QUIET_S, then a
 # line at each tenth of the work or every LOG_EVERY_S seconds.
 LOG_QUIET_S = 5.0
@@ -338,7 +338,7 @@ class Encoder(ABC):
         n = len(inputs)
         size = check_batch_size(self.batch_size if batch_size is None else batch_size)
         out: np.ndarray | None = None
-        unit = "img" if self.modality == "image" else "text"
+        unit = {"image": "img", "text": "text"}.get(self.modality, "row")
         with self._runtime(), progress_bar(n, self.name, progress, unit) as bar:
             for start in range(0, n, size):
                 feats = np.asarray(self._encode_batch(inputs[start : start + size]), np.float32)
