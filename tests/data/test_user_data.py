@@ -133,3 +133,206 @@ def test_arrays_that_cannot_be_a_dataset_are_named(tmp_path: Path) -> None:
     ]:
         with pytest.raises(DatasetFileError, match=words):
             load_dataset("arrays", path=tmp_path / name)
+
+
+def _npz(path: Path, **arrays: object) -> Path:
+    """An .npz of two small splits of feature rows, with ``arrays`` replacing or adding keys."""
+    base = dict(x_train=np.zeros((4, 2)), y_train=[0, 1, 0, 1], x_test=np.zeros((2, 2)),
+                y_test=[1, 0])  # fmt: skip
+    np.savez(path, **{**base, **arrays})
+    return path
+
+
+def test_arrays_string_labels_are_looked_up_in_the_classes(tmp_path: Path) -> None:
+    """Indices came from the sorted labels but names from `classes` as given: dog and cat
+    swapped silently; `classes=cat,dog` from the command line became ['c', 'a', 't', ...]."""
+    from forgetless.data import DatasetFileError
+
+    pets = _npz(tmp_path / "pets.npz", y_train=["dog", "cat", "dog", "cat"],
+                y_test=["cat", "dog"], classes=["dog", "cat"])  # fmt: skip
+    ds = load_dataset("arrays", path=pets)
+    assert [ds.classes[i] for i in ds.train.labels] == ["dog", "cat", "dog", "cat"]
+    assert [ds.classes[i] for i in ds.test.labels] == ["cat", "dog"]
+    ds = load_dataset("arrays", path=pets, classes="cat, dog")  # as --dataset-option gives it
+    assert ds.classes == ["cat", "dog"] and ds.train.labels.tolist() == [1, 0, 1, 0]
+    ds = load_dataset("arrays", path=_npz(tmp_path / "ints.npz"), classes="cat,dog")
+    assert ds.classes == ["cat", "dog"] and ds.test.labels.tolist() == [1, 0]
+    for options, words in [
+        (dict(classes=["dog"]), r"y_train in \S+pets.npz row 1 is 'cat', which is not among"),
+        (dict(classes=3), "dataset option classes=3: give a list of names"),
+        (dict(classes="dog,,cat"), "name 1 is blank"),
+        (dict(classes=["dog", "cat", "dog"]), "names 'dog' twice"),
+    ]:
+        with pytest.raises(DatasetFileError, match=words):
+            load_dataset("arrays", path=pets, **options)
+    for name, arrays, words in [
+        ("bytes.npz", dict(y_train=np.array([b"a", b"b", b"a", b"b"])), "y_train in .* bytes"),
+        ("nan.npz", dict(y_train=[0.0, 1.0, np.nan, 1.0]), "y_train in .* row 2 is nan"),
+        ("names.npz", dict(classes=np.array([b"a", b"b"])), "classes in .* holds bytes"),
+    ]:
+        with pytest.raises(DatasetFileError, match=words):
+            load_dataset("arrays", path=_npz(tmp_path / name, **arrays))
+
+
+def test_arrays_data_mistakes_are_one_line_naming_the_array(tmp_path: Path) -> None:
+    """Each ended in a traceback, some only inside the learner or an encoder."""
+    from forgetless.data import DatasetFileError
+
+    images = dict(x_train=np.zeros((4, 8, 8), np.uint8), x_test=np.zeros((2, 8, 8), np.uint8))
+    cases = {
+        "outside.npz": (dict(y_train=[0, 1, 4, 1], classes=["a", "b"]),
+                        r"y_train in \S+ row 2 is 4, but with 2 classes .* index 0\.\.1"),
+        "sizes.npz": ({**images, "x_test": np.zeros((2, 10, 10), np.uint8)},
+                      r"x_train in \S+ has samples of shape \(8, 8\) but x_test in \S+ \(10, 10\)"),
+        "flat.npz": (dict(x_train=np.zeros(4), x_test=np.zeros(2)),
+                     r"x_train in \S+ has shape \(4,\): 0 dims per sample"),
+        "deep.npz": (dict(x_train=np.zeros((4, 2, 2, 2, 2)), x_test=np.zeros((2, 2, 2, 2, 2))),
+                     "4 dims per sample"),
+        "channels.npz": (dict(x_train=np.zeros((4, 2, 2, 5)), x_test=np.zeros((2, 2, 2, 5))),
+                         "5 channels per image"),
+        "nan.npz": (dict(x_train=np.array([[0, 1], [np.nan, 0], [0, 0], [np.inf, 0]])),
+                    r"x_train in \S+ holds NaN or infinite values in 2 of its samples, the"
+                    " first sample 1;"),
+        "words.npz": (dict(x_test=np.array([["a", "b"], ["c", "d"]])), "x_test in .* strings of"),
+        "bytes.npz": (dict(x_test=np.array([[b"a"], [b"b"]])), "x_test in .* |S1 values"),
+    }  # fmt: skip
+    for name, (arrays, words) in cases.items():
+        with pytest.raises(DatasetFileError, match=words):
+            load_dataset("arrays", path=_npz(tmp_path / name, **arrays))
+    files = {}
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        files[key] = tmp_path / f"{key}.npy"
+        np.save(files[key], np.load(_npz(tmp_path / "ok.npz"))[key])
+    with pytest.raises(DatasetFileError, match=r"ok.npz \(x_test\) is an .npz archive; give"):
+        load_dataset("arrays", **{**files, "x_test": tmp_path / "ok.npz"})
+    with pytest.raises(DatasetFileError, match="dataset option x_test=7: give the path"):
+        load_dataset("arrays", **{**files, "x_test": 7})
+    with pytest.raises(DatasetFileError, match="not both"):
+        load_dataset("arrays", path=tmp_path / "ok.npz", **files)
+    with pytest.raises(DatasetFileError, match="modality='texts': give image, text or array"):
+        load_dataset("arrays", path=tmp_path / "ok.npz", modality="texts")
+    texts = _npz(tmp_path / "texts.npz", x_train=np.array(["a b", "c", "d", "e"]),
+                 x_test=np.array(["f", "g"]))  # fmt: skip
+    ds = load_dataset("arrays", path=texts, modality="text")  # texts (or image paths) still read
+    assert ds.train.inputs.tolist() == ["a b", "c", "d", "e"] and ds.modality == "text"
+
+
+def test_a_bad_arrays_option_from_the_command_line_is_one_line(tmp_path: Path, capsys) -> None:
+    from forgetless.cli import main
+
+    npz = _npz(tmp_path / "d.npz", y_train=["dog", "cat", "dog", "cat"], y_test=["cat", "dog"])
+    argv = ["run", "--dataset", "arrays", "--encoder", "raw", "--output", str(tmp_path / "r")]
+    assert main([*argv, "--dataset-option", f"path={npz}", "--dataset-option", "classes=cat"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("forgetless run: error: y_train in ") and "'dog', which is not" in err
+
+
+def test_text_table_rows_without_a_text_or_label_are_named(tmp_path: Path) -> None:
+    """They became classes or texts named "None", "" or a JSON object's repr."""
+    from forgetless.data import DatasetFileError
+
+    good = "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(6))
+    cases = {
+        "short.csv": ("text,label\n" + good + "lonely\n", r"short.csv line 8 has no label"),
+        "empty.csv": ("text,label\n" + good + "lonely,\n", r"empty.csv line 8 has an empty label"),
+        "blank.csv": ("text,label\n" + good + " ,a\n", r"blank.csv line 8 has an empty text"),
+        "extra.csv": ("text,label\n" + good + "hi, there,a\n", "line 8 has 3 cells but the header"),
+        "null.jsonl": ('{"text": null, "label": "a"}\n', r"null.jsonl line 1 has no text"),
+        "nolabel.jsonl": ('{"text": "x", "label": null}\n', "line 1 has no label"),
+        "object.jsonl": ('{"text": {"a": 1}, "label": "a"}\n', "line 1: the text is an object"),
+        "float.jsonl": ('{"text": "x", "label": 1.5}\n', "line 1: the label is a number"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(DatasetFileError, match=words):
+            load_dataset("text-table", path=tmp_path / name)
+
+
+def test_text_tables_as_spreadsheets_save_them_are_read(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a byte order mark (the header was read as
+    '\\ufefftext'); a cell over 128 KiB failed with _csv.Error. The csv limit is put back."""
+    import csv
+
+    long = "word " * 40_000
+    rows = "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(6)) + f'"{long}",a\n'
+    (tmp_path / "excel.csv").write_text("\ufefftext,label\n" + rows, encoding="utf-8")
+    limit = csv.field_size_limit()
+    ds = load_dataset("text-table", path=tmp_path / "excel.csv")
+    assert csv.field_size_limit() == limit
+    assert ds.classes == ["a", "b"] and long in ds.train.inputs + ds.test.inputs
+
+
+def test_text_tables_that_cannot_be_read_are_one_line(tmp_path: Path) -> None:
+    from forgetless.data import DatasetFileError
+
+    cases = {
+        "bad.jsonl": ('{"text": "x", "label": "a"}\n{oops\n', r"bad.jsonl line 2 is not JSON"),
+        "list.jsonl": ('["x", "a"]\n', r"list.jsonl line 1 is not a JSON object"),
+        "notes.txt": ("x\n", r"notes.txt: expected a .csv, .tsv or .jsonl file"),
+        "header.csv": ("text,label\n", r"header.csv has no rows"),
+        "quote.csv": ('text,label\nx,a\n"y,b\nz,a\n', r"quote.csv line 3: a double quote"),
+        "columns.csv": ("body,y\nx,a\n", r"columns.csv line 2 lacks column 'text'"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(DatasetFileError, match=words):
+            load_dataset("text-table", path=tmp_path / name)
+    (tmp_path / "latin.csv").write_bytes("text,label\ncaf\u00e9,a\n".encode("latin-1"))
+    with pytest.raises(DatasetFileError, match=r"latin.csv is not UTF-8 text .* save it as UTF-8"):
+        load_dataset("text-table", path=tmp_path / "latin.csv")
+
+
+def test_text_table_class_order_never_depends_on_string_hashing(tmp_path: Path) -> None:
+    """Labels equal as integers ("1", "01") tied in `sorted(set(...), key=int)`, so the class
+    order (and the split) followed PYTHONHASHSEED; '²' and '--1' crashed in int()."""
+    labels = ["1", "01", "001", "0", "-0", "00", "2", "02", "-1", "-01"]
+    (tmp_path / "t.csv").write_text(
+        "text,label\n" + "".join(f"t{i},{lab}\n" for i in range(3) for lab in labels)
+    )
+    ds = load_dataset("text-table", path=tmp_path / "t.csv")
+    assert ds.classes == ["-01", "-1", "-0", "0", "00", "001", "01", "1", "02", "2"]
+    for odd, order in ((["\u00b2", "1"], ["1", "\u00b2"]), (["--1", "1"], ["--1", "1"])):
+        (tmp_path / "odd.csv").write_text(
+            "text,label\n" + "".join(f"t{i},{lab}\n" for i in range(3) for lab in odd),
+            encoding="utf-8",
+        )
+        assert load_dataset("text-table", path=tmp_path / "odd.csv").classes == order
+
+
+def test_image_folder_reads_linked_images_and_names_loose_ones(tmp_path: Path) -> None:
+    """Links to image files were skipped and images directly in train/ dropped, silently: the
+    run then failed as a scenario of '0 classes'."""
+    from forgetless.data import DatasetFileError
+
+    store = tmp_path / "store"
+    store.mkdir()
+    for name in ("a.png", "b.png"):
+        (store / name).write_bytes(b"")
+    for split in ("train", "test"):
+        (tmp_path / "linked" / split / "cat").mkdir(parents=True)
+        (tmp_path / "linked" / split / "cat" / "a.png").symlink_to(store / "a.png")
+        (tmp_path / "linked" / split / "dog").mkdir(parents=True)
+        (tmp_path / "linked" / split / "dog" / "b.png").symlink_to(store / "b.png")
+    ds = load_dataset("image-folder", root=tmp_path / "linked")
+    assert ds.classes == ["cat", "dog"] and ds.train.labels.tolist() == [0, 1]
+
+    loose = tmp_path / "loose"
+    (loose / "test" / "cat").mkdir(parents=True)
+    (loose / "test" / "cat" / "a.png").write_bytes(b"")
+    (loose / "train").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (loose / "train" / name).write_bytes(b"")
+    (loose / "train" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    words = r"loose/train has no images in class folders: 2 image files lie directly in it; "
+    words += r"1 link to nothing; put images in \S+loose/train/<class>/"
+    with pytest.raises(DatasetFileError, match=words):
+        load_dataset("image-folder", root=loose)
+    (loose / "train" / "cat").symlink_to(loose / "test" / "cat")
+    with pytest.raises(DatasetFileError, match="1 link to a folder"):
+        load_dataset("image-folder", root=loose)
+    (loose / "train" / "dog").mkdir()
+    (loose / "train" / "dog" / "b.png").write_bytes(b"")
+    (loose / "test" / "cat" / "a.png").unlink()
+    with pytest.raises(DatasetFileError, match=r"test has no images .* no image files \(.png"):
+        load_dataset("image-folder", root=loose)

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from forgetless.data.base import Dataset, DatasetNotFoundError, Split, encode_labels
+from forgetless.data.base import (
+    Dataset,
+    DatasetFileError,
+    DatasetNotFoundError,
+    Split,
+    encode_labels,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -49,6 +55,26 @@ def _labelled(files: Iterable[Path], root: Path, depth: int) -> tuple[list[str],
     return paths, names
 
 
+def _no_images(folder: Path, files: list[Path], depth: int) -> str:
+    """Why ``folder`` gave no image in a class folder: what it holds instead."""
+    found = []
+    if files:  # none in class folders, so all of them lie too high
+        where = "directly in it" if depth == 1 else f"less than {depth} folders deep"
+        found.append(f"{len(files)} image file{'s lie' if len(files) != 1 else ' lies'} {where}")
+    links = [p for p in folder.rglob("*") if p.is_symlink()]
+    broken = sum(1 for p in links if not p.exists())
+    folders = sum(1 for p in links if p.is_dir())
+    if broken:
+        found.append(f"{broken} link{'s' * (broken != 1)} to nothing")
+    if folders:
+        found.append(
+            f"{folders} link{'s to folders' if folders != 1 else ' to a folder'} (not followed)"
+        )
+    held = "; ".join(found) or f"it holds no image files ({', '.join(IMAGE_SUFFIXES)})"
+    place = "<class>/" if depth == 1 else f"{'<folder>/' * depth} (depth={depth})"
+    return f"{folder} has no images in class folders: {held}; put images in {folder}/{place}"
+
+
 def load_image_folder(
     root: str | Path,
     depth: int = 1,
@@ -59,7 +85,9 @@ def load_image_folder(
 ) -> Dataset:
     """``root/train/<class>/...`` and ``root/test/<class>/...`` as a dataset of image paths.
 
-    Classes are the sorted union of both splits' class folders (``depth`` levels deep).
+    Classes are the sorted union of both splits' class folders (``depth`` levels deep). Links
+    to image files are read; links to folders are not followed. Images outside class folders
+    are left out, and a split with none in class folders is refused, saying what it holds.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -73,14 +101,19 @@ def load_image_folder(
     """
     root = Path(root)
     splits = {}
-    for split, sub in (("train", train_dir), ("test", test_dir)):
+    for sub in (train_dir, test_dir):  # both before either's files: the layout first
         folder = root / sub
         if not folder.is_dir():
             raise DatasetNotFoundError(
                 f"{folder} not found: an image-folder dataset needs {root}/{train_dir}/<class>/ "
                 f"and {root}/{test_dir}/<class>/ folders of images"
             )
-        splits[split] = _labelled(image_files(folder), folder, depth)
+    for split, sub in (("train", train_dir), ("test", test_dir)):
+        folder = root / sub
+        files = image_files(folder, follow_symlinks=True)
+        splits[split] = _labelled(files, folder, depth)
+        if not splits[split][0]:  # else the run fails later, as a scenario of 0 classes
+            raise DatasetFileError(_no_images(folder, files, depth))
     classes, _ = encode_labels(splits["train"][1] + splits["test"][1])
     lookup = {c: i for i, c in enumerate(classes)}
 

@@ -1,20 +1,39 @@
-"""Users' own texts: a CSV or JSON Lines file (or a train and a test file) of text and label."""
+"""Users' own texts: a CSV or JSON Lines file (or a train and a test file) of text and label.
+
+Files are read as ``forgetless learn`` reads its tables (``forgetless.teach_inputs.read_table``):
+UTF-8 with or without a byte order mark, cells of any length. A row whose text or label is
+missing, empty or not a string is refused naming the file and line, never read as "None".
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
-from forgetless.data.base import Dataset, DatasetNotFoundError, Split, stratified_split
+from forgetless.data.base import (
+    Dataset,
+    DatasetFileError,
+    DatasetNotFoundError,
+    Split,
+    stratified_split,
+)
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def read_text_table(
     path: str | Path, text_column: str = "text", label_column: str = "label"
 ) -> tuple[list[str], list[str]]:
     """Texts and label names from a ``.csv``/``.tsv`` with a header or a ``.jsonl``.
+
+    Blank lines and rows are left out. JSON labels may be strings or integers; texts are strings.
 
     >>> import tempfile, os
     >>> with tempfile.TemporaryDirectory() as d:
@@ -27,23 +46,152 @@ def read_text_table(
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"text table {path} not found")
-    rows: list[dict[str, object]]
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-            rows = list(csv.DictReader(f, dialect=dialect))
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DatasetFileError(
+            f"{path}: expected a .csv, .tsv or .jsonl file of texts and labels; save the table "
+            "as one and name it so"
+        )
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
+    except OSError as err:
+        raise DatasetFileError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise DatasetFileError(
+            f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
+        ) from None
+    if suffix in (".jsonl", ".ndjson"):
+        rows = _json_rows(path, text)
     else:
-        raise ValueError(f"{path}: expected a .csv, .tsv or .jsonl file")
+        rows = _csv_rows(path, text, "excel-tab" if suffix == ".tsv" else "excel")
+    if not rows:
+        raise DatasetFileError(
+            f"{path} has no rows; give one row per text, with its {text_column!r} and "
+            f"{label_column!r}"
+        )
     texts, labels = [], []
-    for n, row in enumerate(rows, 1):
-        if text_column not in row or label_column not in row:
-            raise ValueError(f"{path} row {n} lacks column {text_column!r} or {label_column!r}")
-        texts.append(str(row[text_column]))
-        labels.append(str(row[label_column]))
+    for line, row in rows:
+        for column in (text_column, label_column):
+            if column not in row:
+                has = ", ".join(repr(c) for c in row)
+                raise DatasetFileError(
+                    f"{path} line {line} lacks column {column!r} (it has {has}); name the "
+                    "columns with the options text_column= and label_column="
+                )
+        texts.append(_cell(path, line, row[text_column], "text"))
+        labels.append(_cell(path, line, row[label_column], "label"))
     return texts, labels
+
+
+def _cell(path: Path, line: int, value: object, what: str) -> str:
+    """A text or label as a string: a missing, blank or other value is refused, not named
+    "None" or by its repr. Labels may be JSON integers too."""
+    if isinstance(value, int) and not isinstance(value, bool) and what == "label":
+        return str(value)
+    if value is None:
+        raise DatasetFileError(
+            f"{path} line {line} has no {what} (the row ends before it, or it is null); give "
+            "every row a text and a label, or leave the row out"
+        )
+    if not isinstance(value, str):
+        kind = {dict: "an object", list: "a list", bool: "true/false"}.get(type(value), "a number")
+        raise DatasetFileError(
+            f"{path} line {line}: the {what} is {kind}, not a string; give every {what} as a "
+            f"string{' or an integer' if what == 'label' else ''}"
+        )
+    if not value.strip():
+        raise DatasetFileError(
+            f"{path} line {line} has an empty {what}; give every row a text and a label, or "
+            "leave the row out"
+        )
+    return value
+
+
+def _json_rows(path: Path, text: str) -> list[tuple[int, dict[str, object]]]:
+    """Each non-blank line's number and object."""
+    rows = []
+    # Lines end at "\n" only: JSON strings may hold U+2028 and others that splitlines splits on.
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetFileError(
+                f"{path} line {n} is not JSON ({err.msg}); give one JSON object per line"
+            ) from None
+        except (RecursionError, ValueError) as err:  # nested too deeply; a 5,000-digit number
+            raise DatasetFileError(f"{path} line {n} cannot be read ({err})") from None
+        if not isinstance(row, dict):
+            raise DatasetFileError(
+                f'{path} line {n} is not a JSON object; write each row as {{"text": ..., '
+                '"label": ...}'
+            )
+        rows.append((n, row))
+    return rows
+
+
+def _csv_rows(path: Path, text: str, dialect: str) -> list[tuple[int, dict[str, object]]]:
+    """Each non-blank row's (last) line number and cells; a missing cell is None."""
+    _refuse_unclosed_quote(path, text, dialect)
+    limit = csv.field_size_limit()
+    # csv refuses cells beyond 128 KiB by default; a text may be as long as the file.
+    csv.field_size_limit(max(limit, len(text) + 1))
+    rows = []
+    separator = "tab" if dialect == "excel-tab" else "comma"
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
+        for row in reader:
+            extra = row.pop(None, None)  # cells beyond the header's
+            if extra and any(v.strip() for v in extra):  # empty ones: a trailing separator
+                raise DatasetFileError(
+                    f"{path} line {reader.line_num} has {len(row) + len(extra)} cells but the "
+                    f"header has {len(row)}; put a text that holds a {separator} in double "
+                    'quotes ("...")'
+                )
+            if any((v or "").strip() for v in row.values()):
+                rows.append((reader.line_num, dict(row)))
+    except csv.Error as err:
+        raise DatasetFileError(f"{path} is not a valid table ({err})") from None
+    finally:
+        csv.field_size_limit(limit)
+    return rows
+
+
+def _refuse_unclosed_quote(path: Path, text: str, dialect: str) -> None:
+    """A double quote that never closes makes the rest of the file one cell: say where."""
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect, strict=True)
+    start = 1
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            raise DatasetFileError(
+                f'{path} line {start}: a double quote (") opens a text that never closes; '
+                'close it, or double a quote inside a quoted text ("")'
+            ) from None
+        # other irregularities are read as spreadsheets write them
+    finally:
+        csv.field_size_limit(limit)
+
+
+def class_order(names: set[str]) -> list[str]:
+    """Label names sorted, as integers when every one is an ASCII integer ("-12", "7").
+
+    Names equal as integers but spelled differently ("1" and "01") stay distinct classes,
+    ordered by spelling, so the order never depends on Python's string hashing.
+
+    >>> class_order({"10", "9", "01", "1", "-0", "0"})
+    ['-0', '0', '01', '1', '9', '10']
+    >>> class_order({"10", "9", "²"})
+    ['10', '9', '²']
+    """
+    if all(_INTEGER.fullmatch(n) for n in names):
+        return sorted(names, key=lambda n: (Decimal(n), n))  # Decimal: no digit limit, as int
+    return sorted(names)
 
 
 def load_text_table(
@@ -58,16 +206,14 @@ def load_text_table(
 ) -> Dataset:
     """A text dataset from one table split per class by ``seed``, or from a train and a test table.
 
-    Classes are the sorted label names (numeric labels are sorted as numbers).
+    Classes are the sorted label names (integer labels are sorted as numbers: :func:`class_order`).
     """
     texts, names = read_text_table(path, text_column, label_column)
     if test_path is not None:
         test_texts, test_names = read_text_table(test_path, text_column, label_column)
     else:
         test_texts, test_names = [], []
-    everything = set(names) | set(test_names)
-    numeric = all(n.lstrip("-").isdigit() for n in everything)
-    classes = sorted(everything, key=(lambda n: int(n)) if numeric else None)
+    classes = class_order(set(names) | set(test_names))
     lookup = {c: i for i, c in enumerate(classes)}
     y = np.array([lookup[n] for n in names], dtype=np.int64)
     if test_path is not None:
