@@ -336,3 +336,27 @@ def test_image_folder_reads_linked_images_and_names_loose_ones(tmp_path: Path) -
     (loose / "test" / "cat" / "a.png").unlink()
     with pytest.raises(DatasetFileError, match=r"test has no images .* no image files \(.png"):
         load_dataset("image-folder", root=loose)
+
+
+def test_strings_in_arrays_are_texts_unless_they_all_name_image_files(tmp_path):
+    """What an arrays file holds decides which encoders forgetless run accepts for it."""
+    import numpy as np
+
+    from forgetless.data import load_dataset
+
+    texts = np.array(["a cat sat", "a dog ran", "the cat slept", "the dog barked"])
+    np.savez(tmp_path / "t.npz", x_train=texts, y_train=[0, 1, 0, 1], x_test=texts[:2],
+             y_test=[0, 1])  # fmt: skip
+    assert load_dataset("arrays", path=str(tmp_path / "t.npz")).modality == "text"
+    pil = pytest.importorskip("PIL.Image")
+    paths = []
+    for i in range(4):
+        pil.new("L", (4, 4), i).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    np.savez(tmp_path / "p.npz", x_train=np.array(paths), y_train=[0, 1, 0, 1],
+             x_test=np.array(paths[:2]), y_test=[0, 1])  # fmt: skip
+    assert load_dataset("arrays", path=str(tmp_path / "p.npz")).modality == "image"
+    rows = np.eye(4)
+    np.savez(tmp_path / "r.npz", x_train=rows, y_train=[0, 1, 0, 1], x_test=rows[:2],
+             y_test=[0, 1])  # fmt: skip
+    assert load_dataset("arrays", path=str(tmp_path / "r.npz")).modality == "array"

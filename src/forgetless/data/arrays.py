@@ -51,8 +51,9 @@ def load_arrays(
     the ``.npz``) names the classes in order: integer labels are indices into it, string labels
     must be among its names. Samples are feature rows (1 dim each), images (2 dims, or 3 with
     1 to 4 channels last), the same shape in both splits, or strings (texts or image paths).
-    ``modality`` defaults to "image" for ``uint8`` inputs of 2 or 3 dims per sample, else
-    "array" (features used as they are).
+    ``modality`` defaults to "image" for ``uint8`` inputs of 2 or 3 dims per sample and for
+    strings that all name image files, "text" for other strings, else "array" (feature rows,
+    which ``forgetless run`` reads with the ``features`` encoder, as they are).
 
     >>> import tempfile, os, numpy as np
     >>> with tempfile.TemporaryDirectory() as d:
@@ -118,7 +119,7 @@ def load_arrays(
         )
     classes, train_y, test_y = _labels(arrays["y_train"], arrays["y_test"], where, classes)
     if modality is None:
-        modality = "image" if x_tr.dtype == np.uint8 and x_tr.ndim in (3, 4) else "array"
+        modality = _modality_of(x_tr)
     return Dataset(
         name=name or (Path(path).stem if path is not None else "arrays"),
         modality=modality,
@@ -266,3 +267,17 @@ def _indices(y: np.ndarray, where: str, classes: list[str]) -> np.ndarray:
             f"an index 0..{len(classes) - 1}; correct the label or the classes"
         )
     return y.astype(np.int64)
+
+
+def _modality_of(x: np.ndarray) -> Modality:
+    """What an array holds: uint8 images (2 or 3 dims per sample), strings (image paths when
+    every one names an image file, else texts), or rows of numbers."""
+    if x.dtype.kind in "US":
+        from forgetless.data.folder import IMAGE_SUFFIXES
+
+        paths = [Path(str(v)) for v in x.ravel()]
+        images = bool(paths) and all(
+            p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in paths
+        )
+        return "image" if images else "text"
+    return "image" if x.dtype == np.uint8 and x.ndim in (3, 4) else "array"
