@@ -237,7 +237,7 @@ def test_text_table_rows_without_a_text_or_label_are_named(tmp_path: Path) -> No
         "short.csv": ("text,label\n" + good + "lonely\n", r"short.csv line 8 has no label"),
         "empty.csv": ("text,label\n" + good + "lonely,\n", r"empty.csv line 8 has an empty label"),
         "blank.csv": ("text,label\n" + good + " ,a\n", r"blank.csv line 8 has an empty text"),
-        "extra.csv": ("text,label\n" + good + "hi, there,a\n", "line 8 has 3 cells but the header"),
+        "extra.csv": ("text,label\n" + good + "hi, there,a\n", "line 8 has 3 fields but"),
         "null.jsonl": ('{"text": null, "label": "a"}\n', r"null.jsonl line 1 has no text"),
         "nolabel.jsonl": ('{"text": "x", "label": null}\n', "line 1 has no label"),
         "object.jsonl": ('{"text": {"a": 1}, "label": "a"}\n', "line 1: the text is an object"),
@@ -279,7 +279,7 @@ def test_text_tables_that_cannot_be_read_are_one_line(tmp_path: Path) -> None:
         with pytest.raises(DatasetFileError, match=words):
             load_dataset("text-table", path=tmp_path / name)
     (tmp_path / "latin.csv").write_bytes("text,label\ncaf\u00e9,a\n".encode("latin-1"))
-    with pytest.raises(DatasetFileError, match=r"latin.csv is not UTF-8 text .* save it as UTF-8"):
+    with pytest.raises(DatasetFileError, match=r"latin.csv is not UTF-8 text; save it as UTF-8"):
         load_dataset("text-table", path=tmp_path / "latin.csv")
 
 

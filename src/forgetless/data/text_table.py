@@ -7,9 +7,6 @@ missing, empty or not a string is refused naming the file and line, never read a
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -52,18 +49,13 @@ def read_text_table(
             f"{path}: expected a .csv, .tsv or .jsonl file of texts and labels; save the table "
             "as one and name it so"
         )
+    from forgetless.teach_inputs import InputError, read_table  # the one table reader
+
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
-    except OSError as err:
-        raise DatasetFileError(f"cannot read {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise DatasetFileError(
-            f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
-        ) from None
-    if suffix in (".jsonl", ".ndjson"):
-        rows = _json_rows(path, text)
-    else:
-        rows = _csv_rows(path, text, "excel-tab" if suffix == ".tsv" else "excel")
+        cells, _, lines = read_table(path)
+    except InputError as err:
+        raise DatasetFileError(str(err)) from None
+    rows = list(zip(lines, cells, strict=True))
     if not rows:
         raise DatasetFileError(
             f"{path} has no rows; give one row per text, with its {text_column!r} and "
@@ -94,7 +86,15 @@ def _cell(path: Path, line: int, value: object, what: str) -> str:
             "every row a text and a label, or leave the row out"
         )
     if not isinstance(value, str):
-        kind = {dict: "an object", list: "a list", bool: "true/false"}.get(type(value), "a number")
+        kind = (
+            "an object"
+            if isinstance(value, dict)
+            else "a list"
+            if isinstance(value, list)
+            else "true/false"
+            if isinstance(value, bool)
+            else "a number"
+        )
         raise DatasetFileError(
             f"{path} line {line}: the {what} is {kind}, not a string; give every {what} as a "
             f"string{' or an integer' if what == 'label' else ''}"
@@ -105,77 +105,6 @@ def _cell(path: Path, line: int, value: object, what: str) -> str:
             "leave the row out"
         )
     return value
-
-
-def _json_rows(path: Path, text: str) -> list[tuple[int, dict[str, object]]]:
-    """Each non-blank line's number and object."""
-    rows = []
-    # Lines end at "\n" only: JSON strings may hold U+2028 and others that splitlines splits on.
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DatasetFileError(
-                f"{path} line {n} is not JSON ({err.msg}); give one JSON object per line"
-            ) from None
-        except (RecursionError, ValueError) as err:  # nested too deeply; a 5,000-digit number
-            raise DatasetFileError(f"{path} line {n} cannot be read ({err})") from None
-        if not isinstance(row, dict):
-            raise DatasetFileError(
-                f'{path} line {n} is not a JSON object; write each row as {{"text": ..., '
-                '"label": ...}'
-            )
-        rows.append((n, row))
-    return rows
-
-
-def _csv_rows(path: Path, text: str, dialect: str) -> list[tuple[int, dict[str, object]]]:
-    """Each non-blank row's (last) line number and cells; a missing cell is None."""
-    _refuse_unclosed_quote(path, text, dialect)
-    limit = csv.field_size_limit()
-    # csv refuses cells beyond 128 KiB by default; a text may be as long as the file.
-    csv.field_size_limit(max(limit, len(text) + 1))
-    rows = []
-    separator = "tab" if dialect == "excel-tab" else "comma"
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
-        for row in reader:
-            extra = row.pop(None, None)  # cells beyond the header's
-            if extra and any(v.strip() for v in extra):  # empty ones: a trailing separator
-                raise DatasetFileError(
-                    f"{path} line {reader.line_num} has {len(row) + len(extra)} cells but the "
-                    f"header has {len(row)}; put a text that holds a {separator} in double "
-                    'quotes ("...")'
-                )
-            if any((v or "").strip() for v in row.values()):
-                rows.append((reader.line_num, dict(row)))
-    except csv.Error as err:
-        raise DatasetFileError(f"{path} is not a valid table ({err})") from None
-    finally:
-        csv.field_size_limit(limit)
-    return rows
-
-
-def _refuse_unclosed_quote(path: Path, text: str, dialect: str) -> None:
-    """A double quote that never closes makes the rest of the file one cell: say where."""
-    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect, strict=True)
-    start = 1
-    limit = csv.field_size_limit()
-    csv.field_size_limit(max(limit, len(text) + 1))
-    try:
-        for _ in reader:
-            start = reader.line_num + 1
-    except csv.Error as err:
-        if "unexpected end of data" in str(err):
-            raise DatasetFileError(
-                f'{path} line {start}: a double quote (") opens a text that never closes; '
-                'close it, or double a quote inside a quoted text ("")'
-            ) from None
-        # other irregularities are read as spreadsheets write them
-    finally:
-        csv.field_size_limit(limit)
 
 
 def class_order(names: set[str]) -> list[str]:
