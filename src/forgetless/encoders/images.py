@@ -155,6 +155,24 @@ class ImagePreprocessing:
     resample: Literal["bilinear", "bicubic"] = "bicubic"
     decode: int = DECODE
 
+    def __post_init__(self) -> None:
+        # refused when made, not at the first image (and the size a plain int for manifests)
+        whole = isinstance(self.size, (int, np.integer)) and not isinstance(self.size, bool)
+        if not whole or self.size < 1:
+            raise ValueError(f"image size must be a whole number >= 1, got {self.size!r}")
+        object.__setattr__(self, "size", int(self.size))
+        for name, allowed in (
+            ("resize", ("squash", "crop", "pad")),
+            ("channels", ("RGB", "BGR")),
+            ("layout", ("NCHW", "NHWC")),
+            ("resample", ("bilinear", "bicubic")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(map(repr, allowed))}, got "
+                    f"{getattr(self, name)!r}"
+                )
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, for fingerprints and manifests (``decode`` 1, the decoding before
         it had a version, adds nothing: those features and fingerprints stay as they were)."""

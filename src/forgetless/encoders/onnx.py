@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -176,11 +177,12 @@ def parse_onnx_spec(spec: str) -> tuple[str, str | None]:
     ('/m/model.onnx', 'Reshape:0')
     >>> parse_onnx_spec("model.onnx")
     ('model.onnx', None)
+    >>> parse_onnx_spec("exports/v1.onnx_files/net.onnx:out")  # ".onnx" inside a folder name
+    ('exports/v1.onnx_files/net.onnx', 'out')
     """
-    marker = spec.lower().find(".onnx")
-    if marker >= 0:
-        cut = marker + len(".onnx")
-        rest = spec[cut:]
-        return spec[:cut], (rest[1:] or None) if rest.startswith(":") else None
+    # the first ".onnx" that ends the path: followed by ":" or by nothing
+    found = re.match(r"(.*?\.onnx)(?::(.*))?$", spec, flags=re.IGNORECASE | re.DOTALL)
+    if found:
+        return found.group(1), found.group(2) or None
     path, _, output = spec.partition(":")
     return path, output or None

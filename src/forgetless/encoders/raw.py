@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from forgetless.encoders.base import Encoder
+from forgetless.encoders.base import Encoder, check_flag, check_whole
 from forgetless.encoders.images import to_rgb
 
 
@@ -27,11 +27,13 @@ class RawPixels(Encoder):
     modality = "image"
 
     def __init__(self, size: int | None = None, color: bool = False, batch_size: int = 256):
-        self.size = size
-        self.color = color
+        from forgetless.encoders import IMAGE_SIZES
+
+        self.size = None if size is None else check_whole("size", size, *IMAGE_SIZES["raw"])
+        self.color = check_flag("color", color)
         self.name = "raw"
         self.batch_size = batch_size
-        self.dim = size * size * (3 if color else 1) if size else None
+        self.dim = self.size * self.size * (3 if self.color else 1) if self.size else None
 
     def preprocessing(self) -> dict[str, Any]:
         decode = {} if self.decode == 1 else {"decode": self.decode}
