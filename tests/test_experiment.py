@@ -616,3 +616,24 @@ def test_feature_rows_are_used_as_they_are_and_no_pixel_encoder_reads_them(
 
     with pytest.raises(ConfigError, match='holds images, but encoder "minilm" reads texts'):
         _check_modality(config, load_dataset("image-folder", root=str(folder)), Text())
+
+
+def test_inputs_the_encoder_cannot_read_are_one_line(tmp_path, capsys, monkeypatch):
+    """Images of two sizes through the raw encoder without a size: a traceback."""
+    from PIL import Image
+
+    from forgetless.cache import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache"))
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (tmp_path / "imgs" / split / name).mkdir(parents=True)
+            for i, side in enumerate((8, 10)):
+                Image.new("L", (side, side), i).save(tmp_path / "imgs" / split / name / f"{i}.png")
+    argv = ["run", "--dataset", "image-folder", "--dataset-option", f"root={tmp_path / 'imgs'}",
+            "--encoder", "raw", "--increment", "1", "--methods", "ncm", "--seeds", "0",
+            "--quiet", "--output", str(tmp_path / "r")]  # fmt: skip
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot encode dataset" in err and "images differ in size" in err

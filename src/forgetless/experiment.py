@@ -846,7 +846,14 @@ def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict
         encoder = _built_encoder(config)
     _check_modality(config, dataset, encoder)
     cache = FeatureCache(config.cache_dir)
-    X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
+    try:
+        X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
+    except (ValueError, TypeError) as err:  # inputs the encoder cannot read, in one line
+        raise ConfigError(
+            f"encoder {_show(config.encoder)} cannot encode dataset {_show(config.dataset)}: "
+            f"{str(err)[:300]}",
+            "encoder",
+        ) from None
     return {
         "dataset": dataset,
         "encoder": encoder,
