@@ -424,12 +424,13 @@ def rules(name: str, m: int, seed: int) -> dict:
 
 
 def summarise_rules(entries: list[dict]) -> dict:
-    """Per dataset (mean over its seeds) and over all: each rule's held-out accuracy minus the
-    default's, in points, and the errors at the default's choice (%)."""
+    """Per dataset and width (mean over its seeds; keyed "<dataset>" at M = 2000, else
+    "<dataset> M=<M>") and over all: each rule's held-out accuracy minus the default's, in
+    points, and the errors at the default's choice (%)."""
     per = {}
-    for name in dict.fromkeys(e["dataset"] for e in entries):
-        es = [e for e in entries if e["dataset"] == name]
-        per[name] = {
+    for name, m in dict.fromkeys((e["dataset"], e["M"]) for e in entries):
+        es = [e for e in entries if e["dataset"] == name and e["M"] == m]
+        per[name if m == 2000 else f"{name} M={m}"] = {
             "seeds": [e["seed"] for e in es],
             "default_accuracy": 100 * float(np.mean([e["chosen_accuracy"]["default"] for e in es])),
             **{

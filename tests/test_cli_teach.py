@@ -797,6 +797,31 @@ def test_a_truncated_jpeg_is_refused_before_any_work(capsys, tmp_path, where):
     assert "saved" not in line and not model.exists()
 
 
+def test_test_inputs_that_cannot_be_encoded_are_refused_before_the_learn(
+    capsys, tmp_path, monkeypatch
+):
+    """--test inputs are encoded before the learn commits: one the encoder refuses (here every
+    --test batch) leaves no model, where it failed after the learn was saved."""
+    folder = _digit_folder(tmp_path / "digits")
+    test = _digit_folder(tmp_path / "test")
+    model = tmp_path / "m.model"
+    encode = TeachableModel.encode
+
+    def refusing(self, inputs, labels=None):
+        from forgetless.teach_inputs import InputError
+
+        if any(str(test) in source for source in inputs.sources):
+            raise InputError("cannot encode these inputs")
+        return encode(self, inputs, labels)
+
+    monkeypatch.setattr(TeachableModel, "encode", refusing)
+    code, _, err = cli(capsys, "learn", model, folder, "--encoder", "raw", "--width", "32",
+                       "--test", test)  # fmt: skip
+    line = one_error_line(err, "learn")
+    assert code == 2 and "--test" in line and "saved" not in line, line
+    assert not model.exists()
+
+
 def test_a_failed_test_after_a_learn_says_the_learn_is_saved(capsys, tmp_path, monkeypatch):
     folder = _digit_folder(tmp_path / "digits")
     test = _digit_folder(tmp_path / "test")

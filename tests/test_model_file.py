@@ -844,22 +844,29 @@ def test_a_recursive_head_of_float32_sums_loads(tmp_path, head):
 @pytest.mark.parametrize(
     "value, words",
     [
-        (np.array([-1.0]), "peak_diagonal must hold one number of at least 0"),
-        (np.array([1.0, 2.0]), "peak_diagonal must hold one number of at least 0"),
-        (np.array([np.inf]), "array 'peak_diagonal' is not finite"),
+        (-1.0, "peak_diagonal must be a number of at least 0, not -1.0"),
+        ("big", "peak_diagonal must be a number of at least 0, not 'big'"),
+        ([1.0], "peak_diagonal must be a number of at least 0"),
     ],
 )
 def test_a_peak_diagonal_no_sums_went_through_is_refused(tmp_path, value, words):
-    """The largest diagonal the sums went through (kept after a forget: the margin of the next
-    forget's check is relative to it) must be one finite number of at least 0."""
+    """The largest diagonal the sums went through, kept after a removal (the margin of the next
+    forget's check is relative to it), in the metadata, where files of earlier releases hold
+    nothing: learners that removed nothing write none, so those releases read their files."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((90, 6)) + (np.arange(90) % 3)[:, None], np.arange(90) % 3
-    clf = ContinualClassifier(n_components=20, alpha=1.0, random_state=0).fit(X, y)
+    clf = ContinualClassifier(n_components=20, alpha=1.0, random_state=0)
+    clf.partial_fit(X[:45], y[:45]).partial_fit(X[45:], y[45:])
+    clf.save(tmp_path / "learned.fl")
+    metadata, arrays = read_model_file(tmp_path / "learned.fl", kind="forgetless-model", version=3)
+    assert "peak_diagonal" not in metadata and not any("peak" in name for name in arrays)
     clf.forget(X[:60], y[:60])
     clf.save(tmp_path / "a.fl")
+    metadata, _ = read_model_file(tmp_path / "a.fl", kind="forgetless-model", version=3)
+    assert metadata["peak_diagonal"] == clf.statistics_.peak_diagonal
     loaded = ContinualClassifier.load(tmp_path / "a.fl")  # the file's own: fine
     assert loaded.statistics_.peak_diagonal == clf.statistics_.peak_diagonal
-    edit = lambda arrays: arrays.__setitem__("statistics.peak_diagonal", value)  # noqa: E731
-    _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_arrays=edit)
+    edit = lambda metadata: metadata.__setitem__("peak_diagonal", value)  # noqa: E731
+    _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_metadata=edit)
     with pytest.raises(ModelFileError, match=words):
         ContinualClassifier.load(tmp_path / "b.fl")

@@ -285,6 +285,15 @@ def test_a_readme_beside_class_folders_of_images_does_not_make_them_mixed(tmp_pa
         pil.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "photos" / name / "a.png")
     (tmp_path / "photos" / "README.txt").write_text("credits")
     assert guess_modality([str(tmp_path / "photos")]) == "image"
+    # with --label every file under the folder is a sample: a README in a subfolder beside
+    # loose images learned the folder as one text, dropping the images
+    loose = tmp_path / "loose"
+    (loose / "credits").mkdir(parents=True)
+    for i in range(3):
+        pil.fromarray(np.zeros((4, 4, 3), np.uint8)).save(loose / f"{i}.png")
+    (loose / "credits" / "README.txt").write_text("credits")
+    with pytest.raises(InputError, match="both images and texts"):
+        guess_modality([str(loose)], by_class=False)
     (tmp_path / "photos" / "red" / "note.txt").write_text("a note")  # texts in a class folder
     with pytest.raises(InputError, match="both images and texts.*--encoder"):
         guess_modality([str(tmp_path / "photos")])

@@ -439,9 +439,10 @@ def _learn(args: argparse.Namespace, outcome: _Outcome) -> int:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path} is a file; MODEL is a folder: choose another name")
         guessed = "text" if args.texts and not args.inputs else None
+        by_class = args.label is None  # a folder's samples are in its class subfolders
         name = args.encoder or (
             "efficientnet-lite0"
-            if (guessed or guess_modality(args.inputs)) == "image"
+            if (guessed or guess_modality(args.inputs, by_class)) == "image"
             else "minilm"
         )
         modality = encoder_modality(name)  # refuses a misspelt name
@@ -451,7 +452,7 @@ def _learn(args: argparse.Namespace, outcome: _Outcome) -> int:
         # The inputs are checked before the encoder loads (seconds) and before anything is made.
         batch = collect(
             args.inputs,
-            modality or guessed or guess_modality(args.inputs),
+            modality or guessed or guess_modality(args.inputs, by_class),
             labels="required",
             label=args.label,
             text_column=args.text_column,

@@ -888,7 +888,8 @@ def _built_encoder(config: RunConfig) -> Any:
 _ENCODERS_FOR = {  # what to suggest for a dataset's kind of input
     "image": "an image encoder (raw, efficientnet-lite0, ...)",
     "text": "a text encoder (minilm, sentence-transformers:...)",
-    "array": "encoder features, which passes feature rows on as they are",
+    "array": "encoder features, which passes feature rows on as they are (or, for images, "
+    "the dataset option modality=image)",
 }
 
 

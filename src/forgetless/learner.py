@@ -992,6 +992,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "layer": self.projection_.config(),
             "layer_signature": self.projection_.signature(),
             "single_precision_sums": self._single_sums(),
+        }
+        if self.statistics_.removed:
+            # the largest diagonal the sums went through: the margin of the next forget's check
+            # (in the metadata, which earlier releases read past: their files stay readable)
+            metadata["peak_diagonal"] = float(self.statistics_.peak_diagonal)
+        metadata |= {
             # where the next warm walk starts (the last refit's lambda): without it a loaded
             # learner would search afresh and could settle on another lambda
             "warm_start_alpha": (
@@ -1114,6 +1120,13 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         single = metadata.get("single_precision_sums", params["compute_dtype"] == "float32")
         if not isinstance(single, bool):
             raise ModelFileError(f"single_precision_sums must be true or false, not {single!r}")
+        if "peak_diagonal" in metadata:  # sums a removal left (files before it: as they are)
+            peak = metadata["peak_diagonal"]
+            if not (isinstance(peak, float) and math.isfinite(peak) and peak >= 0):
+                raise ModelFileError(
+                    f"peak_diagonal must be a number of at least 0, not {reprlib.repr(peak)}"
+                )
+            stats.after_removal(peak)
         names = metadata.get("feature_names_in")
         if names is not None:
             if not (isinstance(names, list) and len(names) == n_features):
@@ -1450,7 +1463,7 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
     class_forms = {"class_grams_packed", "class_grams_upper"}
     names = set(arrays)
     stored = names & gram_forms
-    extra = names - gram_forms - class_forms - {"class_sums", "counts", "peak_diagonal"}
+    extra = names - gram_forms - class_forms - {"class_sums", "counts"}
     class_stored = names & class_forms
     if (
         len(stored) != 1
@@ -1477,9 +1490,6 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             raise ModelFileError(f"statistics array {name!r} must be floating point")
         if not np.isfinite(array).all():
             raise ModelFileError(f"statistics array {name!r} is not finite")
-    peak = arrays.get("peak_diagonal")
-    if peak is not None and (peak.shape != (1,) or float(peak[0]) < 0.0):
-        raise ModelFileError("peak_diagonal must hold one number of at least 0")
     sums = arrays["class_sums"]
     if sums.ndim != 2:
         raise ModelFileError(f"class sums must be a matrix, not of shape {sums.shape}")
@@ -1489,7 +1499,6 @@ def _checked_statistics(arrays: dict[str, np.ndarray], per_class_gram: bool) -> 
             stats = SufficientStatistics.from_factor(arrays["gram_factor"], sums, counts)
         except ValueError as err:
             raise ModelFileError(str(err)) from None
-        stats = stats.restore_peak(arrays)
         if not stats.all_finite():
             raise ModelFileError("G overflows: the factor's values are too large")
         # G = R^T R obeys Cauchy-Schwarz by construction: only Q can be forged.

@@ -274,7 +274,9 @@ class SufficientStatistics:
         )
         # An upper bound on every diagonal value G has held (sums of rows since forgotten
         # included): the rounding a removal leaves is relative to it, not to what is left.
+        # ``removed``: rows were subtracted since the sums were last exactly zero.
         self.peak_diagonal = 0.0
+        self.removed = False
 
     @classmethod
     def from_sums(
@@ -470,6 +472,9 @@ class SufficientStatistics:
         self.counts += int(sign) * other.counts
         if sign > 0:  # subtracted sums were added before: their peak is already counted
             self.peak_diagonal += other.peak_diagonal
+            self.removed |= other.removed
+        else:
+            self.removed = True
         if self.per_class_gram:
             for mine, theirs in zip(self._class_grams, other._class_grams, strict=True):
                 mine += sign * theirs
@@ -516,6 +521,7 @@ class SufficientStatistics:
         self._class_grams[index][:] = 0.0
         self.class_sums[:, index] = 0.0
         self.counts[index] = 0
+        self.removed = True
         self.zero_if_empty()  # exact per-class removal: nothing left to check
 
     def all_finite(self) -> bool:
@@ -552,7 +558,7 @@ class SufficientStatistics:
         new._factor = None
         new.class_sums = self.class_sums - other.class_sums
         new.counts = self.counts - other.counts
-        new.peak_diagonal = self.peak_diagonal
+        new.peak_diagonal, new.removed = self.peak_diagonal, True
         if self.per_class_gram:
             pairs = zip(self._class_grams, other._class_grams, strict=True)
             new._class_grams = [a - b for a, b in pairs]
@@ -601,7 +607,7 @@ class SufficientStatistics:
         self.class_sums[:] = 0.0
         for gram in self._class_grams:
             gram[:] = 0.0
-        self.peak_diagonal = 0.0  # exactly zero: no rounding left
+        self.peak_diagonal, self.removed = 0.0, False  # exactly zero: no rounding left
 
     def check_attainable(self, before: SufficientStatistics, rounding: float = 1e-9) -> None:
         """Refuse sums no real data can produce (after subtracting rows from ``before``).
@@ -669,7 +675,7 @@ class SufficientStatistics:
         new.class_sums = self.class_sums.copy()
         new.counts = self.counts.copy()
         new._class_grams = [g.copy(order="F") for g in self._class_grams]
-        new.peak_diagonal = self.peak_diagonal
+        new.peak_diagonal, new.removed = self.peak_diagonal, self.removed
         return new
 
     # ------------------------------------------------------------------ storage
@@ -680,8 +686,6 @@ class SufficientStatistics:
         else:
             arrays = {"gram_packed": pack_upper(self._gram_upper)}
         arrays.update(class_sums=self.class_sums, counts=self.counts)
-        if self.peak_diagonal > float(self.diagonal().max(initial=0.0)):  # rows were removed
-            arrays["peak_diagonal"] = np.array([self.peak_diagonal])
         if self.per_class_gram:
             m = self.n_components
             arrays["class_grams_packed"] = (
@@ -696,7 +700,7 @@ class SufficientStatistics:
         """Inverse of :meth:`to_arrays` (also reads the full upper triangles of older files)."""
         sums, counts = arrays["class_sums"], arrays["counts"]
         if "gram_factor" in arrays:
-            return cls.from_factor(arrays["gram_factor"], sums, counts).restore_peak(arrays)
+            return cls.from_factor(arrays["gram_factor"], sums, counts)
         m = np.shape(sums)[0]
         grams = arrays.get("class_grams_upper")
         if "class_grams_packed" in arrays:
@@ -709,10 +713,11 @@ class SufficientStatistics:
         gram = arrays.get("gram_upper")
         if gram is None:
             gram = unpack_upper(np.asarray(arrays["gram_packed"], dtype=np.float64), m)
-        return cls.from_sums(gram, sums, counts, grams).restore_peak(arrays)
+        return cls.from_sums(gram, sums, counts, grams)
 
-    def restore_peak(self, arrays: dict[str, np.ndarray]) -> SufficientStatistics:
-        """These statistics with a file's ``peak_diagonal`` (when it is above their own)."""
-        if "peak_diagonal" in arrays:
-            self.peak_diagonal = max(self.peak_diagonal, float(arrays["peak_diagonal"][0]))
+    def after_removal(self, peak_diagonal: float) -> SufficientStatistics:
+        """These sums as what a removal left, from sums that reached ``peak_diagonal`` (a
+        model file's record of it)."""
+        self.peak_diagonal = max(self.peak_diagonal, float(peak_diagonal))
+        self.removed = True
         return self

@@ -154,8 +154,10 @@ def check_label(label: Any, where: str) -> str:
 _BREAKING = ("Cc", "Zl", "Zp")
 
 
-def guess_modality(inputs: Sequence[str]) -> str:
-    """``"image"`` or ``"text"`` from what the inputs hold (for a model's first ``learn``)."""
+def guess_modality(inputs: Sequence[str], by_class: bool = True) -> str:
+    """``"image"`` or ``"text"`` from what the inputs hold (for a model's first ``learn``).
+    ``by_class``: a folder's samples are in its class subfolders (no ``--label``), so files
+    beside them are no samples; otherwise every file under it is one."""
     kinds = set()
     for raw in inputs:
         path = Path(raw)
@@ -164,7 +166,8 @@ def guess_modality(inputs: Sequence[str]) -> str:
             # beside class folders of images) are no samples of a class.
             files = _files(path)
             nested = {_kind(p) for p in files if len(p.relative_to(path).parts) > 1} - {None}
-            kinds |= nested or ({_kind(p) for p in files} - {None})
+            every = {_kind(p) for p in files} - {None}
+            kinds |= (nested or every) if by_class else every
         elif path.suffix.lower() in TABLE_SUFFIXES + TEXT_SUFFIXES:
             kinds.add("text")
         elif path.suffix.lower() in IMAGE_SUFFIXES:

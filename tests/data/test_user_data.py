@@ -338,7 +338,7 @@ def test_image_folder_reads_linked_images_and_names_loose_ones(tmp_path: Path) -
         load_dataset("image-folder", root=loose)
 
 
-def test_strings_in_arrays_are_texts_unless_they_all_name_image_files(tmp_path):
+def test_strings_in_arrays_are_texts_unless_they_all_end_in_an_image_suffix(tmp_path):
     """What an arrays file holds decides which encoders forgetless run accepts for it."""
     import numpy as np
 
@@ -356,7 +356,26 @@ def test_strings_in_arrays_are_texts_unless_they_all_name_image_files(tmp_path):
     np.savez(tmp_path / "p.npz", x_train=np.array(paths), y_train=[0, 1, 0, 1],
              x_test=np.array(paths[:2]), y_test=[0, 1])  # fmt: skip
     assert load_dataset("arrays", path=str(tmp_path / "p.npz")).modality == "image"
+    missing = np.array([*paths[:3], str(tmp_path / "gone.png")])  # a missing file: still images
+    np.savez(tmp_path / "m.npz", x_train=missing, y_train=[0, 1, 0, 1], x_test=missing[:2],
+             y_test=[0, 1])  # fmt: skip
+    assert load_dataset("arrays", path=str(tmp_path / "m.npz")).modality == "image"
+    floats = np.random.default_rng(0).random((4, 8, 8))  # images of any number type
+    np.savez(tmp_path / "f.npz", x_train=floats, y_train=[0, 1, 0, 1], x_test=floats[:2],
+             y_test=[0, 1])  # fmt: skip
+    assert load_dataset("arrays", path=str(tmp_path / "f.npz")).modality == "image"
     rows = np.eye(4)
     np.savez(tmp_path / "r.npz", x_train=rows, y_train=[0, 1, 0, 1], x_test=rows[:2],
              y_test=[0, 1])  # fmt: skip
     assert load_dataset("arrays", path=str(tmp_path / "r.npz")).modality == "array"
+
+
+def test_a_text_table_naming_a_column_twice_is_refused_as_learn_refuses_it(tmp_path):
+    """The last of two 'label' columns was read silently; forgetless learn refuses the file."""
+    from forgetless.data import DatasetFileError
+    from forgetless.data.text_table import read_text_table
+
+    path = tmp_path / "dup.csv"
+    path.write_text("text,label,label\nan owl hooted,animal,bird\nsoup,dish,food\n")
+    with pytest.raises(DatasetFileError, match="names the column 'label' twice"):
+        read_text_table(path)

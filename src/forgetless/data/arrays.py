@@ -51,9 +51,9 @@ def load_arrays(
     the ``.npz``) names the classes in order: integer labels are indices into it, string labels
     must be among its names. Samples are feature rows (1 dim each), images (2 dims, or 3 with
     1 to 4 channels last), the same shape in both splits, or strings (texts or image paths).
-    ``modality`` defaults to "image" for ``uint8`` inputs of 2 or 3 dims per sample and for
-    strings that all name image files, "text" for other strings, else "array" (feature rows,
-    which ``forgetless run`` reads with the ``features`` encoder, as they are).
+    ``modality`` defaults to "image" for inputs of 2 or 3 dims per sample and for strings that
+    all end in an image suffix, "text" for other strings, else "array" (feature rows, which
+    ``forgetless run`` reads with the ``features`` encoder, as they are).
 
     >>> import tempfile, os, numpy as np
     >>> with tempfile.TemporaryDirectory() as d:
@@ -270,14 +270,12 @@ def _indices(y: np.ndarray, where: str, classes: list[str]) -> np.ndarray:
 
 
 def _modality_of(x: np.ndarray) -> Modality:
-    """What an array holds: uint8 images (2 or 3 dims per sample), strings (image paths when
-    every one names an image file, else texts), or rows of numbers."""
+    """What an array holds: images (2 or 3 dims per sample, of any number type), strings
+    (image paths when every one ends in an image suffix: a missing file is then its own
+    error, never read as a text naming its class folder; else texts), or rows of numbers."""
     if x.dtype.kind in "US":
         from forgetless.data.folder import IMAGE_SUFFIXES
 
-        paths = [Path(str(v)) for v in x.ravel()]
-        images = bool(paths) and all(
-            p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in paths
-        )
-        return "image" if images else "text"
-    return "image" if x.dtype == np.uint8 and x.ndim in (3, 4) else "array"
+        suffixes = {Path(str(v)).suffix.lower() for v in x.ravel()}
+        return "image" if suffixes and suffixes <= set(IMAGE_SUFFIXES) else "text"
+    return "image" if x.ndim in (3, 4) else "array"

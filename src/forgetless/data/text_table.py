@@ -20,8 +20,8 @@ from forgetless.data.base import (
     Split,
     stratified_split,
 )
+from forgetless.teach_inputs import TABLE_SUFFIXES, InputError, read_table  # one table reader
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
@@ -49,8 +49,6 @@ def read_text_table(
             f"{path}: expected a .csv, .tsv or .jsonl file of texts and labels; save the table "
             "as one and name it so"
         )
-    from forgetless.teach_inputs import InputError, read_table  # the one table reader
-
     try:
         cells, _, lines = read_table(path)
     except InputError as err:
@@ -63,6 +61,12 @@ def read_text_table(
         )
     texts, labels = [], []
     for line, row in rows:
+        twice = sorted({text_column, label_column} & getattr(row, "repeated", set()))
+        if twice:  # csv and json keep the last of them, silently
+            raise DatasetFileError(
+                f"{path} names the column {twice[0]!r} twice; which one is meant? give each "
+                "column its own name"
+            )
         for column in (text_column, label_column):
             if column not in row:
                 has = ", ".join(repr(c) for c in row)

@@ -37,7 +37,7 @@ class FeatureRows(Encoder):
             rows = np.asarray(batch)
         except ValueError:  # rows of several lengths
             raise ValueError("feature rows must all have the same length") from None
-        if rows.ndim != 2 or rows.dtype.kind not in "fiu":
+        if rows.ndim != 2 or rows.dtype.kind not in "biuf":
             raise ValueError(
                 f"feature rows must be numbers, one row of the same length per sample; got "
                 f"{rows.dtype} values of shape {rows.shape}"
