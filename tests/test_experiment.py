@@ -271,8 +271,14 @@ def test_scenarios_the_labels_cannot_make_are_config_errors():
     with pytest.raises(ConfigError, match="scenario.increment = 100 is too large: .* 4 classes"):
         make_scenarios(config, y, y)
     config.scenario = {"kind": "class-incremental", "increment": 2, "order": [{"a": 1}, {"a": 2}]}
-    with pytest.raises(ConfigError, match="scenario: '<' not supported"):
+    with pytest.raises(ConfigError, match=r"scenario.order: .*\{'a': 1\} is no class label"):
         make_scenarios(config, y, y)
+    # True ran as class 1 and 1.0 as class 1 (recorded as floats); None failed on sorting
+    for odd in ([True, False, 2, 3], [0.0, 1.0, 2.0, 3.0], [None, 1, 2, 3]):
+        config.scenario["order"] = odd
+        with pytest.raises(ConfigError, match=f"{odd[0]!r} is no class label") as caught:
+            make_scenarios(config, y, y)
+        assert caught.value.key == "scenario.order"
 
 
 def test_yaml_config(tmp_path):
@@ -637,3 +643,23 @@ def test_inputs_the_encoder_cannot_read_are_one_line(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot encode dataset" in err and "images differ in size" in err
+
+
+def test_guided_layers_that_cannot_be_built_are_config_errors():
+    """A guided layer's width beyond its landmarks, and a first batch of one row, passed the
+    config check and failed with a traceback after the dataset was encoded."""
+    y = np.repeat(np.arange(4), 3)
+    config = RunConfig(
+        methods=["forgetless-guided"],
+        scenario={"kind": "online-blurry", "batch_size": 1, "n_tasks": 2},
+        learner={"n_components": 200},
+    )
+    with pytest.raises(ConfigError, match="first batch it learns, and that batch has 1 row"):
+        make_scenarios(config, y, y)
+    for learner, words in (
+        ({"n_components": 30000}, "needs 30000 landmarks for n_components=30000"),
+        ({"n_components": 100, "projection_params": {"n_landmarks": 50}},
+         r"n_landmarks \(50\) must be >= n_components \(100\)"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=words):
+            RunConfig(methods=["forgetless-guided"], learner=learner).validate()

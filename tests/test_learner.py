@@ -1423,3 +1423,41 @@ def test_coef_is_laid_out_as_scikit_learns_so_feature_selection_reads_features()
     chosen = SelectFromModel(ContinualClassifier(projection="none", alpha=1.0)).fit(X, y)
     assert 0 < chosen.get_support().sum() < 64
     assert not np.isin(np.flatnonzero(chosen.get_support()), blank).any()
+
+
+@pytest.mark.filterwarnings("error")
+def test_numpy_settings_fit_and_save_as_plain_numbers(tmp_path):
+    """gamma=np.float32(0.1) warned of an overflow twice in fit and could not be saved (JSON);
+    a generator in projection_params gave deepcopy's TypeError, naming nothing."""
+    X = np.random.default_rng(0).standard_normal((200, 8))
+    y = np.arange(200) % 3
+    for gamma in (np.float32(0.1), np.int64(1)):
+        clf = ContinualClassifier(projection="fourier", n_components=30, gamma=gamma)
+        clf.set_params(random_state=0).fit(X, y).save(tmp_path / "m.fl")
+        loaded = ContinualClassifier.load(tmp_path / "m.fl")
+        np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    odd = ContinualClassifier(
+        projection="guided", projection_params={"method": "units", "scales": (s for s in [1.0])}
+    )
+    with pytest.raises(ValueError, match="projection_params must hold plain values"):
+        odd.fit(X, y)
+
+
+def test_a_layer_too_large_to_build_is_refused_before_it_is_built(monkeypatch):
+    """The memory check counted G and the weights only: an orthogonal layer on 20,000 features
+    draws 20,000 x 20,000 blocks (about 18 GiB), and a guided kernel layer fits an N x N kernel
+    several times over; both went ahead on an 8 GiB machine."""
+    import forgetless.learner as learner_module
+
+    monkeypatch.setattr(learner_module, "_physical_memory", lambda: 8 << 30)
+    X = np.zeros((2, 20000))
+    X[0, 0] = 1.0
+    with pytest.raises(ValueError, match="building the orthogonal layer .* takes about 18 GiB"):
+        ContinualClassifier(projection="orthogonal", n_components=2000).partial_fit(X, [0, 1])
+    X = np.random.default_rng(0).standard_normal((50, 8))
+    guided = ContinualClassifier(
+        projection="guided", n_components=1000, projection_params={"n_landmarks": 20000}
+    )
+    with pytest.raises(ValueError, match="building the guided layer .* fewer landmarks"):
+        guided.fit(X, np.arange(50) % 3)
+    assert not guided.__sklearn_is_fitted__()

@@ -47,6 +47,7 @@ from forgetless.evaluation.metrics import (
 from forgetless.evaluation.peers import make_peer
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier, check_memory
 from forgetless.scenarios import (
+    OrderError,
     Scenario,
     class_incremental,
     domain_incremental,
@@ -1041,6 +1042,8 @@ def make_scenarios(
     for seed in config.seeds:
         try:
             scenarios[seed] = _make_scenario(config, y_train, y_test, seed, domains)
+        except OrderError as err:
+            raise ConfigError(f"scenario.order: {err}", "scenario.order") from err
         except (ValueError, TypeError) as err:  # e.g. an order of values that do not sort
             raise ConfigError(f"scenario: {err} ({about})", "scenario") from err
         steps = scenarios[seed].steps
@@ -1067,6 +1070,21 @@ def make_scenarios(
                 f"step's training rows, and that step has {len(steps[0].train)}; set sgd.lr, "
                 "or give the first step more rows",
                 "sgd.lr",
+            )
+        guided = [
+            m
+            for m in config.methods
+            if METHODS[m][0] in _LEARNER_FAMILIES
+            and {**config.learner, **METHODS[m][1]}.get("projection") == "guided"
+        ]
+        first = steps[0].batches[0] if steps[0].batches else steps[0].train
+        if guided and len(first) < 2:
+            raise ConfigError(
+                f"{guided[0]} builds its guided layer on the first batch it learns, and that "
+                f"batch has {len(first)} row; the layer needs at least 2: a larger "
+                "scenario.batch_size, or more rows in the first step (scenario.initial, "
+                "scenario.order, subset.train)",
+                "scenario.batch_size" if steps[0].batches else "scenario",
             )
     return scenarios
 

@@ -43,6 +43,7 @@ from forgetless.layers import (
     KernelWidthWarning,
     build_bytes,
     check_layer_params,
+    fit_bytes,
     layer_from_config,
     layer_mismatches,
     make_layer,
@@ -263,10 +264,18 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                     f"{name} must be an int or a float, got {type(value).__name__} {value!r}; "
                     f"pass float({value!r})"
                 )
-        self._validate_params()
+        with np.errstate(over="ignore"):  # a float32 gamma against 1e100: inf, rightly passed
+            self._validate_params()
         # A copy: a projection_params dict changed in place later must not change what the
         # learner recorded as fitted (it would pass the changed-after-fitting check).
-        params = copy.deepcopy(self.get_params())
+        try:
+            params = copy.deepcopy(self.get_params())
+        except (TypeError, copy.Error) as err:  # a generator, a lock: nothing a file can hold
+            raise ValueError(
+                f"projection_params must hold plain values (numbers, text, lists): {err}"
+            ) from None
+        if params["gamma"] is not None:  # a numpy number: a plain one for the file's JSON
+            params["gamma"] = float(params["gamma"])
         if params["alphas"] is not None:
             values = params["alphas"]
             listed = not isinstance(values, (str, bytes, dict, set, frozenset))
@@ -314,6 +323,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             params["projection"],
             params["activation"],
             params["projection_params"],
+            params["n_components"],
         )
         return params
 
@@ -372,7 +382,8 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         """Fresh fitted attributes for a first batch (nothing assigned yet). Only a guided
         layer looks at the batch itself; random layers need just its width."""
         kind = resolve_projection(params["projection"], X.shape[1], params["n_components"])
-        check_memory(kind, X.shape[1], params["n_components"])
+        build = fit_bytes(kind, X.shape[1], params["n_components"], params["projection_params"])
+        check_memory(kind, X.shape[1], params["n_components"], build)
         seed = params["random_state"]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
@@ -1227,10 +1238,11 @@ def _physical_memory() -> int | None:
     return total
 
 
-def check_memory(kind: str, n_features: int, n_components: int) -> None:
+def check_memory(kind: str, n_features: int, n_components: int, build: int = 0) -> None:
     """Refuse up front a width whose sums cannot fit in this machine's memory: the M x M
-    float64 G (and a random layer's d x M weights) would otherwise fail deep inside, or
-    get the process killed once the pages are touched.
+    float64 G (and a random layer's d x M weights), or ``build`` bytes that making the layer
+    takes first (:func:`forgetless.layers.fit_bytes`), would otherwise fail deep inside, or get
+    the process killed once the pages are touched.
 
     >>> check_memory("gaussian", 100, 2000)   # 32 MB: fine
     >>> check_memory("gaussian", 100, 10**9)
@@ -1239,19 +1251,28 @@ def check_memory(kind: str, n_features: int, n_components: int) -> None:
     ValueError: n_components=1000000000 needs ... for G (M x M float64) ...
     """
     width = n_features if kind == "none" else n_components
-    need = 8 * (width * width + (0 if kind == "none" else n_features * width))
+    sums = 8 * (width * width + (0 if kind == "none" else n_features * width))
     have = _physical_memory()
-    if have is not None and need > have:
-        what = (
-            f"{n_features} features without a layer (projection='none')"
-            if kind == "none"
-            else f"n_components={n_components}"
-        )
+    if have is None or max(sums, build) <= have:
+        return
+    what = (
+        f"{n_features} features without a layer (projection='none')"
+        if kind == "none"
+        else f"n_components={n_components}"
+    )
+    if build > sums:  # making the layer is what does not fit, not G
         raise ValueError(
-            f"{what} needs {need / 2**30:,.0f} GiB for G (M x M float64) and the layer, more "
-            f"than the {have / 2**30:,.0f} GiB of memory this process may use; choose a smaller "
-            + ("feature width or a layer" if kind == "none" else "n_components")
-        )
+            f"building the {kind} layer for {n_features} features and {what} takes about "
+            f"{build / 2**30:,.0f} GiB, more than the {have / 2**30:,.0f} GiB of memory this "
+            "process may use; choose "
+            + ("fewer landmarks or a smaller n_components" if kind == "guided" else
+               "projection='gaussian' (no d x d blocks) or fewer features")
+        )  # fmt: skip
+    raise ValueError(
+        f"{what} needs {sums / 2**30:,.0f} GiB for G (M x M float64) and the layer, more "
+        f"than the {have / 2**30:,.0f} GiB of memory this process may use; choose a smaller "
+        + ("feature width or a layer" if kind == "none" else "n_components")
+    )
 
 
 SMALLEST_SCALE = {"float64": 1e-60, "float32": 1e-15}

@@ -83,16 +83,23 @@ class Scenario:
         }
 
 
+class OrderError(ValueError):
+    """A class order that is not the classes, each once, written as the labels are."""
+
+
 def _order(labels: np.ndarray, seed: int, order: list[int] | None) -> np.ndarray:
     classes = np.unique(labels)
     if order is None:
         return np.random.default_rng(seed).permutation(classes)
-    order = np.asarray(order)
-    if sorted(order.tolist()) != classes.tolist():
-        raise ValueError(
-            f"class order must list each class exactly once; classes are {classes.tolist()}"
+    # each entry of the labels' own type: True is no class 1, nor 1.0 class 1, nor None a class
+    kind = (int, np.integer) if classes.dtype.kind in "iu" else (str, np.str_)
+    odd = [c for c in order if not isinstance(c, kind) or isinstance(c, (bool, np.bool_))]
+    if odd or sorted(order) != classes.tolist():
+        wrong = f" ({odd[0]!r} is no class label)" if odd else ""
+        raise OrderError(
+            f"class order must list each class exactly once{wrong}; classes are {classes.tolist()}"
         )
-    return order
+    return np.asarray(order)
 
 
 def class_incremental(

@@ -24,7 +24,7 @@ from forgetless.layers.base import ACTIVATIONS, Layer, check_activation, default
 from forgetless.layers.guided import DEFAULTS as GUIDED_DEFAULTS
 from forgetless.layers.guided import GuidedProjection, check_settings, supervisory_scores
 from forgetless.layers.kernel import DEFAULTS as KERNEL_DEFAULTS
-from forgetless.layers.kernel import GuidedKernelProjection, check_kernel_settings
+from forgetless.layers.kernel import GuidedKernelProjection, check_kernel_settings, landmarks_for
 from forgetless.layers.random import RANDOM_KINDS, KernelWidthWarning, RandomProjection
 from forgetless.layers.xp import NUMPY, NumpyOps, TorchOps, fwht
 
@@ -53,6 +53,7 @@ __all__ = [
     "RandomProjection",
     "TorchOps",
     "build_bytes",
+    "fit_bytes",
     "check_layer_params",
     "default_activation",
     "fwht",
@@ -120,11 +121,15 @@ def resolve_projection(kind: str, n_features: int, n_components: int) -> str:
 
 
 def check_layer_params(
-    kind: str, activation: str | None = None, params: dict[str, Any] | None = None
+    kind: str,
+    activation: str | None = None,
+    params: dict[str, Any] | None = None,
+    n_components: int | None = None,
 ) -> None:
     """Refuse layer settings that cannot go together, before any work: an unknown kind or
-    activation, cos outside the fourier layer (or another activation inside it), and
-    ``projection_params`` for a layer other than guided or with unknown or invalid settings.
+    activation, cos outside the fourier layer (or another activation inside it),
+    ``projection_params`` for a layer other than guided or with unknown or invalid settings,
+    and (given the width) a guided kernel layer's landmarks out of bounds.
     ``"auto"`` is checked as the random kinds it resolves to."""
     if kind == "auto":
         kind = "orthogonal"
@@ -141,7 +146,9 @@ def check_layer_params(
                 "projection='guided' (method 'kernel') is the ReLU layer's kernel; leave "
                 "activation=None, or choose projection_params={'method': 'units'}"
             )
-        check_kernel_settings({"method": "kernel", **dict(params or {})})
+        settings = check_kernel_settings({"method": "kernel", **dict(params or {})})
+        if n_components is not None:
+            landmarks_for(settings, int(n_components))
     elif params:
         if kind != "guided":
             raise ValueError(
@@ -237,6 +244,22 @@ def layer_mismatches(
             f"n_components {width!r} (expected {'' if kernel else 'at most '}{n_components})"
         )
     return out
+
+
+def fit_bytes(
+    kind: str, n_features: int, n_components: int, params: dict[str, Any] | None = None
+) -> int:
+    """Peak bytes that making a layer of this kind and size on a first batch allocates, roughly:
+    a random layer's draws (:func:`build_bytes`), a guided kernel layer's landmark kernel and its
+    eigendecomposition (measured: about five N x N float64 arrays); 0 for the units method."""
+    if kind == "guided":
+        if layer_class(kind, params) is not GuidedKernelProjection:
+            return 0
+        settings = check_kernel_settings({"method": "kernel", **dict(params or {})})
+        n = landmarks_for(settings, n_components)
+        return 8 * 5 * n * n
+    config = {"kind": kind, "n_features": n_features, "n_components": n_components, "bias": True}
+    return build_bytes(config)
 
 
 def build_bytes(config: dict[str, Any]) -> int:

@@ -107,8 +107,22 @@ def default_landmarks(m: int) -> int:
 _FLOAT = 8  # bytes per float64 (what an engine derives from the float32 arrays)
 _JITTER = 1e-10  # relative diagonal shift keeping the landmarks' Cholesky factor defined
 _NOISE_ROWS = 1024  # the shrinkage's isotropic draws are added this many landmarks at a time
-MAX_LANDMARKS = 20_000  # an N x N float64 kernel matrix: 3.2 GB at this bound
+MAX_LANDMARKS = 20_000  # an N x N float64 kernel matrix: 3.2 GB at this bound, ~5x that to fit
 MAX_LINEAR = 1e6  # there the ReLU kernel's share is about 3e-6: the layer is nearly linear
+
+
+def landmarks_for(settings: dict[str, Any], m: int) -> int:
+    """The landmarks N a kernel layer of width ``m`` draws with these (checked) settings, or a
+    ValueError: fewer than its width, or more than :data:`MAX_LANDMARKS`."""
+    n = settings["n_landmarks"] if settings["n_landmarks"] is not None else default_landmarks(m)
+    if n < m:
+        raise ValueError(f"n_landmarks ({n}) must be >= n_components ({m})")
+    if n > MAX_LANDMARKS:  # n_components that large asks for as many landmarks
+        raise ValueError(
+            f"the guided kernel layer needs {n} landmarks for n_components={m}, more than "
+            f"{MAX_LANDMARKS} (an N x N kernel matrix); lower n_components"
+        )
+    return n
 
 
 def check_kernel_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -371,14 +385,7 @@ class GuidedKernelProjection(Layer):
             raise ValueError("X contains NaN or infinity")
         if y_index.shape != (X.shape[0],) or y_index.dtype.kind not in "iu" or y_index.min() < 0:
             raise ValueError("y_index must hold one non-negative class index per row of X")
-        n_landmarks = s["n_landmarks"] if s["n_landmarks"] is not None else default_landmarks(m)
-        if n_landmarks < m:
-            raise ValueError(f"n_landmarks ({n_landmarks}) must be >= n_components ({m})")
-        if n_landmarks > MAX_LANDMARKS:  # n_components that large asks for as many landmarks
-            raise ValueError(
-                f"the guided kernel layer needs {n_landmarks} landmarks for n_components={m}, "
-                f"more than {MAX_LANDMARKS} (an N x N kernel matrix); lower n_components"
-            )
+        n_landmarks = landmarks_for(s, m)
         rng = np.random.default_rng(seed)
         if X.shape[0] > s["max_samples"]:
             rows = np.sort(rng.choice(X.shape[0], size=s["max_samples"], replace=False))

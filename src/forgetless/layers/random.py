@@ -147,8 +147,10 @@ class RandomProjection(Layer):
             raise ValueError(f"n_features must be >= 1, got {n_features}")
         if kind != "none" and int(n_components) < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
-        if gamma is not None and not 0 < gamma <= 1e100:  # sqrt(2 gamma) W must stay finite
-            raise ValueError(f"gamma must be in (0, 1e100], got {gamma}")
+        if gamma is not None:
+            gamma = float(gamma)  # a numpy number: a plain one for the file's JSON
+            if not 0 < gamma <= 1e100:  # sqrt(2 gamma) W must stay finite
+                raise ValueError(f"gamma must be in (0, 1e100], got {gamma}")
         return {
             "kind": kind,
             "n_features": int(n_features),
