@@ -513,8 +513,8 @@ def test_dataset_options_from_the_command_line(tmp_path, capsys):
     X, y = load_digits(return_X_y=True)
     data = tmp_path / "digits.npz"
     np.savez(data, x_train=X[:1000], y_train=y[:1000], x_test=X[1000:1400], y_test=y[1000:1400])
-    run = ["run", "--dataset", "arrays", "--encoder", "raw", "--increment", "5", "--seeds", "0"]
-    run += ["--methods", "ncm", "--quiet", "--output", str(tmp_path / "r")]
+    run = ["run", "--dataset", "arrays", "--encoder", "features", "--increment", "5"]
+    run += ["--seeds", "0", "--methods", "ncm", "--quiet", "--output", str(tmp_path / "r")]
     assert main([*run, "--dataset-option", f"path={data}"]) == 0
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["config"]["dataset_options"] == {"path": str(data)}

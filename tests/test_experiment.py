@@ -663,3 +663,14 @@ def test_guided_layers_that_cannot_be_built_are_config_errors():
     ):  # fmt: skip
         with pytest.raises(ConfigError, match=words):
             RunConfig(methods=["forgetless-guided"], learner=learner).validate()
+
+
+def test_a_guided_layer_too_large_to_build_is_a_config_error(monkeypatch):
+    """On an 8 GiB machine, 20,000 landmarks passed the config check (which counted G only)
+    and were refused by the learner after the dataset was encoded."""
+    import forgetless.learner as learner_module
+
+    monkeypatch.setattr(learner_module, "_physical_memory", lambda: 8 << 30)
+    learner = {"n_components": 1000, "projection_params": {"n_landmarks": 20000}}
+    with pytest.raises(ConfigError, match="building the guided layer .* fewer landmarks"):
+        RunConfig(methods=["forgetless-guided"], learner=learner).validate()

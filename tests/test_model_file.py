@@ -855,7 +855,9 @@ def test_a_peak_diagonal_no_sums_went_through_is_refused(tmp_path, value, words)
     nothing: learners that removed nothing write none, so those releases read their files."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((90, 6)) + (np.arange(90) % 3)[:, None], np.arange(90) % 3
-    clf = ContinualClassifier(n_components=20, alpha=1.0, random_state=0)
+    X[:45, 0] *= 10.0  # each batch has its own largest feature: a sum of the batches' largest
+    X[45:, 1] *= 10.0  # diagonal values (this stop's first version) is above the sums' own
+    clf = ContinualClassifier(projection="none", alpha=1.0, random_state=0)
     clf.partial_fit(X[:45], y[:45]).partial_fit(X[45:], y[45:])
     clf.save(tmp_path / "learned.fl")
     metadata, arrays = read_model_file(tmp_path / "learned.fl", kind="forgetless-model", version=3)
@@ -870,3 +872,28 @@ def test_a_peak_diagonal_no_sums_went_through_is_refused(tmp_path, value, words)
     _forge(tmp_path / "a.fl", tmp_path / "b.fl", edit_metadata=edit)
     with pytest.raises(ModelFileError, match=words):
         ContinualClassifier.load(tmp_path / "b.fl")
+
+
+def test_a_reloaded_learner_forgets_and_merges_into_the_same_file(tmp_path):
+    """The peak the sums went through is what a file keeps of it: a learner saved and loaded
+    before a forget (as every forgetless command does) writes the file the one that stayed in
+    memory writes, and so after a merge."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((400, 10)) + (np.arange(400) % 4)[:, None], np.arange(400) % 4
+    X[:200, 0] *= 10.0
+    X[200:, 1] *= 10.0
+    kw = dict(projection="none", alpha=1.0, random_state=0)
+    kept = ContinualClassifier(**kw).partial_fit(X[:200], y[:200]).partial_fit(X[200:], y[200:])
+    ContinualClassifier(**kw).fit(X, y).save(tmp_path / "saved.fl")
+    kept.save(tmp_path / "kept0.fl")
+    reloaded = ContinualClassifier.load(tmp_path / "kept0.fl")
+    for clf in (kept, reloaded):
+        clf.forget(X[:50], y[:50])
+    kept.save(tmp_path / "a.fl")
+    reloaded.save(tmp_path / "b.fl")
+    assert (tmp_path / "a.fl").read_bytes() == (tmp_path / "b.fl").read_bytes()
+    other = ContinualClassifier(**kw).partial_fit(X[100:300], y[100:300])
+    other.forget(X[100:150], y[100:150])
+    for clf, name in ((kept, "c.fl"), (ContinualClassifier.load(tmp_path / "b.fl"), "d.fl")):
+        clf.merge(other).save(tmp_path / name)
+    assert (tmp_path / "c.fl").read_bytes() == (tmp_path / "d.fl").read_bytes()

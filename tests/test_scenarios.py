@@ -98,3 +98,11 @@ def test_online_blurry_scores_every_class_the_stream_has_shown():
     assert s.describe()["steps"][0]["n_test_seen"] == s.seen_test(0).size
     crisp = class_incremental(Y_TRAIN, Y_TEST, increment=5, seed=0)
     assert "n_test_seen" not in crisp.describe()["steps"][0]
+
+
+def test_a_class_order_of_float_or_bool_labels_is_taken_as_written():
+    y = np.repeat([0.0, 1.0, 2.0], 3)
+    order = class_incremental(y, y, increment=1, order=[2.0, 0.0, 1.0]).class_order
+    assert order == [2.0, 0.0, 1.0]
+    b = np.repeat([True, False], 3)
+    assert class_incremental(b, b, increment=1, order=[True, False]).class_order == [True, False]

@@ -45,6 +45,7 @@ from forgetless.evaluation.metrics import (
     worst_case_accuracy,
 )
 from forgetless.evaluation.peers import make_peer
+from forgetless.layers import fit_bytes
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier, check_memory
 from forgetless.scenarios import (
     OrderError,
@@ -629,8 +630,14 @@ class RunConfig:
             try:
                 make_engine(params["device"], params["compute_dtype"])
                 key = "learner.n_components"
-                if params["projection"] != "none":
-                    check_memory("gaussian", 1, params["n_components"])
+                if params["projection"] != "none":  # a guided layer's build needs no data to size
+                    build = (
+                        fit_bytes("guided", 1, params["n_components"], params["projection_params"])
+                        if params["projection"] == "guided"
+                        else 0
+                    )
+                    kind = "guided" if build else "gaussian"
+                    check_memory(kind, 1, params["n_components"], build)
             except (ValueError, ImportError) as err:
                 raise ConfigError(f"{key} (method {name!r}): {err}", key) from err
 

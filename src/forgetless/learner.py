@@ -1004,10 +1004,12 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             "layer_signature": self.projection_.signature(),
             "single_precision_sums": self._single_sums(),
         }
-        if self.statistics_.removed:
-            # the largest diagonal the sums went through: the margin of the next forget's check
-            # (in the metadata, which earlier releases read past: their files stay readable)
-            metadata["peak_diagonal"] = float(self.statistics_.peak_diagonal)
+        peak = self.statistics_.peak_to_keep()
+        if peak is not None:
+            # the largest diagonal the sums went through before a removal, above the diagonal
+            # now: the margin of the next forget's check (in the metadata, which earlier
+            # releases read past: their files stay readable)
+            metadata["peak_diagonal"] = peak
         metadata |= {
             # where the next warm walk starts (the last refit's lambda): without it a loaded
             # learner would search afresh and could settle on another lambda
@@ -1262,7 +1264,9 @@ def check_memory(kind: str, n_features: int, n_components: int, build: int = 0) 
     )
     if build > sums:  # making the layer is what does not fit, not G
         raise ValueError(
-            f"building the {kind} layer for {n_features} features and {what} takes about "
+            f"building the {kind} layer ("
+            + ("" if kind == "guided" else f"{n_features} features, ")
+            + f"{what}) takes about "
             f"{build / 2**30:,.0f} GiB, more than the {have / 2**30:,.0f} GiB of memory this "
             "process may use; choose "
             + ("fewer landmarks or a smaller n_components" if kind == "guided" else

@@ -91,9 +91,17 @@ def _order(labels: np.ndarray, seed: int, order: list[int] | None) -> np.ndarray
     classes = np.unique(labels)
     if order is None:
         return np.random.default_rng(seed).permutation(classes)
-    # each entry of the labels' own type: True is no class 1, nor 1.0 class 1, nor None a class
-    kind = (int, np.integer) if classes.dtype.kind in "iu" else (str, np.str_)
-    odd = [c for c in order if not isinstance(c, kind) or isinstance(c, (bool, np.bool_))]
+    # each entry of the labels' own kind: True is no class 1, nor 1.0 class 1, nor None a class
+    kinds = {
+        "i": (int, np.integer), "u": (int, np.integer), "f": (int, float, np.integer, np.floating),
+        "b": (bool, np.bool_), "U": (str, np.str_), "S": (bytes, np.bytes_),
+    }.get(classes.dtype.kind, object)  # fmt: skip
+    boolean = classes.dtype.kind == "b"
+    odd = [
+        c
+        for c in order
+        if not isinstance(c, kinds) or (not boolean and isinstance(c, (bool, np.bool_)))
+    ]
     if odd or sorted(order) != classes.tolist():
         wrong = f" ({odd[0]!r} is no class label)" if odd else ""
         raise OrderError(

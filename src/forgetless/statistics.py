@@ -272,11 +272,11 @@ class SufficientStatistics:
         self._class_grams: list[np.ndarray] = (
             [np.zeros((m, m), order="F") for _ in range(n_classes)] if per_class_gram else []
         )
-        # An upper bound on every diagonal value G has held (sums of rows since forgotten
-        # included): the rounding a removal leaves is relative to it, not to what is left.
-        # ``removed``: rows were subtracted since the sums were last exactly zero.
+        # The largest diagonal value G held before its removals (0: none since the sums were
+        # last exactly zero; :meth:`peak`): the rounding a removal leaves is relative to it,
+        # not to what is left. Between removals G's diagonal only grows, so this and the
+        # diagonal now give the largest value the sums went through.
         self.peak_diagonal = 0.0
-        self.removed = False
 
     @classmethod
     def from_sums(
@@ -298,7 +298,6 @@ class SufficientStatistics:
         new = cls._with_sums(m, class_sums, counts, class_grams_upper)
         new._gram_upper = np.triu(gram).copy(order="F")
         new._factor = None
-        new.peak_diagonal = float(new.diagonal().max(initial=0.0))
         return new
 
     @classmethod
@@ -319,7 +318,6 @@ class SufficientStatistics:
             raise ValueError("the factor of G must be upper trapezoidal")
         new._factor = np.ascontiguousarray(factor.copy())
         new._gram_stale = True
-        new.peak_diagonal = float(new.diagonal().max(initial=0.0))
         return new
 
     @classmethod
@@ -432,7 +430,6 @@ class SufficientStatistics:
             self.insert_classes(np.full(n_classes - self.n_classes, self.n_classes))
         if H.shape[0] == 0:
             return
-        self.peak_diagonal += float(np.einsum("ij,ij->j", H, H, dtype=np.float64).max())
         if H.dtype == np.float64 and self.stays_compact(H.shape[0]):
             self._factor = _stacked_factor(self._factor, H)
             self._gram_stale = True
@@ -446,10 +443,22 @@ class SufficientStatistics:
             shape=(present.size, H.shape[0]),
         )
         self.class_sums[:, present] += np.asarray(indicator @ H, dtype=np.float64).T
+        if self.peak_diagonal:
+            self._settle_peak(self.peak_diagonal)
         self.counts += np.bincount(y_index, minlength=self.n_classes)
         if self.per_class_gram:
             for c in np.unique(y_index):
                 _gram_into(self._class_grams[c], H[y_index == c])
+
+    def peak(self) -> float:
+        """The largest diagonal value these sums went through (removed rows' included)."""
+        return max(self.peak_diagonal, float(self.diagonal().max(initial=0.0)))
+
+    def _settle_peak(self, peak: float) -> None:
+        """Keep ``peak`` only where it is above the diagonal now (else the diagonal says it):
+        so sums reloaded from a file, which keeps it only then, go on exactly as these."""
+        diagonal = float(self.diagonal().max(initial=0.0))
+        self.peak_diagonal = float(peak) if peak > diagonal else 0.0
 
     def _combine(self, other: SufficientStatistics, sign: float) -> None:
         if other.n_components != self.n_components or other.n_classes != self.n_classes:
@@ -459,6 +468,10 @@ class SufficientStatistics:
             )
         if self.per_class_gram and not other.per_class_gram:
             raise ValueError("the other statistics keep no per-class Gram matrices")
+        if sign > 0:  # each side's removals left rounding relative to its own peak
+            peak = min(self.peak_diagonal + other.peak_diagonal, float(np.finfo(float).max))
+        else:
+            peak = self.peak()
         if sign > 0 and other._factor is not None and self.stays_compact(other._factor.shape[0]):
             if other._factor.shape[0]:
                 self._factor = _stacked_factor(self._factor, other._factor)
@@ -470,11 +483,7 @@ class SufficientStatistics:
         combine_sums = np.add if sign > 0 else np.subtract
         combine_sums(self.class_sums, other.class_sums, out=self.class_sums)
         self.counts += int(sign) * other.counts
-        if sign > 0:  # subtracted sums were added before: their peak is already counted
-            self.peak_diagonal += other.peak_diagonal
-            self.removed |= other.removed
-        else:
-            self.removed = True
+        self._settle_peak(peak)
         if self.per_class_gram:
             for mine, theirs in zip(self._class_grams, other._class_grams, strict=True):
                 mine += sign * theirs
@@ -516,12 +525,13 @@ class SufficientStatistics:
         """Remove every sample of one class exactly, using its kept G_c."""
         if not self.per_class_gram:
             raise ValueError("exact class removal needs per_class_gram=True")
+        self.peak_diagonal = self.peak()
         self._densify()
         self._gram_upper -= self._class_grams[index]
         self._class_grams[index][:] = 0.0
         self.class_sums[:, index] = 0.0
         self.counts[index] = 0
-        self.removed = True
+        self._settle_peak(self.peak_diagonal)
         self.zero_if_empty()  # exact per-class removal: nothing left to check
 
     def all_finite(self) -> bool:
@@ -558,7 +568,7 @@ class SufficientStatistics:
         new._factor = None
         new.class_sums = self.class_sums - other.class_sums
         new.counts = self.counts - other.counts
-        new.peak_diagonal, new.removed = self.peak_diagonal, True
+        new._settle_peak(self.peak())
         if self.per_class_gram:
             pairs = zip(self._class_grams, other._class_grams, strict=True)
             new._class_grams = [a - b for a, b in pairs]
@@ -607,7 +617,7 @@ class SufficientStatistics:
         self.class_sums[:] = 0.0
         for gram in self._class_grams:
             gram[:] = 0.0
-        self.peak_diagonal, self.removed = 0.0, False  # exactly zero: no rounding left
+        self.peak_diagonal = 0.0  # exactly zero: no rounding left
 
     def check_attainable(self, before: SufficientStatistics, rounding: float = 1e-9) -> None:
         """Refuse sums no real data can produce (after subtracting rows from ``before``).
@@ -632,8 +642,7 @@ class SufficientStatistics:
         diagonal = np.diag(self._upper())
         # Rounding is relative to the largest sums the subtractions went through, not to each
         # entry (an entry already near zero carries the residue of earlier removals).
-        largest = max(before.peak_diagonal, float(np.diag(before._upper()).max(initial=0.0)))
-        margin = rounding * max(largest, 1e-300)
+        margin = rounding * max(before.peak(), 1e-300)
         if np.any(diagonal < -margin):
             raise ValueError("the diagonal of G would become negative")
         m, c = self.n_components, self.n_classes
@@ -675,7 +684,7 @@ class SufficientStatistics:
         new.class_sums = self.class_sums.copy()
         new.counts = self.counts.copy()
         new._class_grams = [g.copy(order="F") for g in self._class_grams]
-        new.peak_diagonal, new.removed = self.peak_diagonal, self.removed
+        new.peak_diagonal = self.peak_diagonal
         return new
 
     # ------------------------------------------------------------------ storage
@@ -718,6 +727,10 @@ class SufficientStatistics:
     def after_removal(self, peak_diagonal: float) -> SufficientStatistics:
         """These sums as what a removal left, from sums that reached ``peak_diagonal`` (a
         model file's record of it)."""
-        self.peak_diagonal = max(self.peak_diagonal, float(peak_diagonal))
-        self.removed = True
+        self._settle_peak(float(peak_diagonal))
         return self
+
+    def peak_to_keep(self) -> float | None:
+        """What a model file must keep to restore :meth:`peak`: the peak before removals where
+        it is above the diagonal now (else None: the diagonal gives it)."""
+        return self.peak_diagonal or None

@@ -364,6 +364,10 @@ def test_strings_in_arrays_are_texts_unless_they_all_end_in_an_image_suffix(tmp_
     np.savez(tmp_path / "f.npz", x_train=floats, y_train=[0, 1, 0, 1], x_test=floats[:2],
              y_test=[0, 1])  # fmt: skip
     assert load_dataset("arrays", path=str(tmp_path / "f.npz")).modality == "image"
+    scored = floats - 0.5  # z-scored, not pixels: the pixel range would clip half of it away
+    np.savez(tmp_path / "z.npz", x_train=scored, y_train=[0, 1, 0, 1], x_test=scored[:2],
+             y_test=[0, 1])  # fmt: skip
+    assert load_dataset("arrays", path=str(tmp_path / "z.npz")).modality == "array"
     rows = np.eye(4)
     np.savez(tmp_path / "r.npz", x_train=rows, y_train=[0, 1, 0, 1], x_test=rows[:2],
              y_test=[0, 1])  # fmt: skip

@@ -51,9 +51,9 @@ def load_arrays(
     the ``.npz``) names the classes in order: integer labels are indices into it, string labels
     must be among its names. Samples are feature rows (1 dim each), images (2 dims, or 3 with
     1 to 4 channels last), the same shape in both splits, or strings (texts or image paths).
-    ``modality`` defaults to "image" for inputs of 2 or 3 dims per sample and for strings that
-    all end in an image suffix, "text" for other strings, else "array" (feature rows, which
-    ``forgetless run`` reads with the ``features`` encoder, as they are).
+    ``modality`` defaults to "image" for inputs of 2 or 3 dims per sample with no value below
+    0 and for strings that all end in an image suffix, "text" for other strings, else "array"
+    (feature rows, which ``forgetless run`` reads with the ``features`` encoder, as they are).
 
     >>> import tempfile, os, numpy as np
     >>> with tempfile.TemporaryDirectory() as d:
@@ -270,12 +270,14 @@ def _indices(y: np.ndarray, where: str, classes: list[str]) -> np.ndarray:
 
 
 def _modality_of(x: np.ndarray) -> Modality:
-    """What an array holds: images (2 or 3 dims per sample, of any number type), strings
-    (image paths when every one ends in an image suffix: a missing file is then its own
-    error, never read as a text naming its class folder; else texts), or rows of numbers."""
+    """What an array holds: images (2 or 3 dims per sample, of pixel values: none below 0;
+    z-scored "images" would lose their negative half to the pixel range), strings (image paths
+    when every one ends in an image suffix: a missing file is then its own error, never read as
+    a text naming its class folder; else texts), or rows of numbers."""
     if x.dtype.kind in "US":
         from forgetless.data.folder import IMAGE_SUFFIXES
 
         suffixes = {Path(str(v)).suffix.lower() for v in x.ravel()}
         return "image" if suffixes and suffixes <= set(IMAGE_SUFFIXES) else "text"
-    return "image" if x.ndim in (3, 4) else "array"
+    pixels = x.dtype.kind in "bu" or (x.size > 0 and float(np.min(x)) >= 0)
+    return "image" if x.ndim in (3, 4) and pixels else "array"
