@@ -132,6 +132,31 @@ def test_predict_gives_the_calibrated_probability_and_evaluate_counts_its_labels
     assert np.asarray(result["confusion"]).sum() == len(yt)
 
 
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"reject_below": float("nan")}, "reject_below is a probability in"),
+        ({"reject_below": 1.5}, "reject_below is a probability in"),
+        ({"reject_below": True}, "reject_below is a probability in"),
+        ({"reject_below": "x"}, "reject_below is a probability in"),
+        ({"top_k": 0}, "top_k must be a whole number of at least 1"),
+        ({"top_k": None}, "top_k must be a whole number of at least 1"),
+        ({"reject_unknown": "0.9"}, "reject_unknown is True, False or a quantile"),
+    ],
+)
+def test_predict_refuses_what_the_command_line_refuses(tmp_path, digits, options, words):
+    """The Python API took NaN (rejection silently off), 1.5 and True (every row 'unknown'),
+    top_k=0 (read as 1), and failed on strings and None after encoding; evaluate of nothing
+    gave scikit-learn's message."""
+    X, y = pick(digits, {"digit0", "digit1"}, n=10)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    with pytest.raises(InputError, match=words):
+        model.predict(X[:2], **options)
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        model.evaluate([], [])
+
+
 def test_samples_already_learned_are_skipped(tmp_path, digits):
     X, y = pick(digits, {"digit3", "digit4"})
     model = make(tmp_path / "m")

@@ -2148,6 +2148,18 @@ class TeachableModel:
         that quantile), when the input is farther from every class than the threshold
         (:meth:`novelty_threshold`); rows then also hold ``distance`` and ``threshold``.
         ``rejected`` says which rows are so marked (a class may itself be named "unknown")."""
+        # the command line's rules, refused before any encoding
+        whole = isinstance(top_k, (int, np.integer)) and not isinstance(top_k, (bool, np.bool_))
+        if not whole or top_k < 1:
+            raise InputError(f"top_k must be a whole number of at least 1, not {top_k!r}")
+        if reject_below is not None and not (
+            _is_real(reject_below) and 0 <= float(reject_below) <= 1
+        ):
+            raise InputError(f"reject_below is a probability in [0, 1], not {reject_below!r}")
+        if not (reject_unknown in (True, False, None) or _is_real(reject_unknown)):
+            raise InputError(
+                f"reject_unknown is True, False or a quantile in (0, 1], not {reject_unknown!r}"
+            )
         threshold = None
         if reject_unknown is not False and reject_unknown is not None:
             quantile = NOVELTY_QUANTILE if reject_unknown is True else float(reject_unknown)
@@ -2212,6 +2224,8 @@ class TeachableModel:
     def evaluate(self, inputs: Any, labels: Sequence[Any] | None = None) -> dict[str, Any]:
         """Accuracy, per-class counts and the confusion matrix on labelled inputs."""
         encoded = self._features_of(inputs, labels)
+        if not len(encoded.batch):
+            raise InputError("nothing to evaluate: no inputs were given")
         if any(x is None for x in encoded.batch.labels):
             raise InputError("evaluate needs a label for every input")
         truth = [str(x) for x in encoded.batch.labels]
@@ -2776,6 +2790,14 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 _INF = float("inf")
 _EVENT_ACTIONS = ("learn", "forget", "drop-deletion-records")
+
+
+def _is_real(value: Any) -> bool:
+    """A real number that is no bool (True would pass as 1), NaN included (refused by the
+    range checks that follow)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _is_number(value: Any) -> bool:
