@@ -1421,6 +1421,9 @@ class TeachableModel:
         # alone, not between classes: fitted on them, T was wrong for every class.
         one_class = np.unique(pool_y).size < 2 and len(pool_y) >= CALIBRATION_MIN_HELD_OUT
         fitted = None if one_class else fit_temperature_held_out(clf, pool_X, pool_y)
+        why = f"too few samples in hand to hold {CALIBRATION_MIN_HELD_OUT} out"
+        if isinstance(fitted, str):  # held out, but no temperature inside the range fits
+            why, fitted = fitted, None
         if fitted is not None:
             calibration = _calibration_record(fitted, event_id)
             temperature, held_out = calibration["temperature"], calibration["held_out"]
@@ -1434,14 +1437,11 @@ class TeachableModel:
             how = "the samples in hand hold one class: not calibrated yet (it takes two)"
         elif temperature is not None:
             how = (
-                f"too few samples in hand to hold {CALIBRATION_MIN_HELD_OUT} out: temperature "
-                f"{temperature:.3g} kept from journal event #{calibration['event']}"
+                f"{why}: temperature {temperature:.3g} kept from journal event "
+                f"#{calibration['event']}"
             )
         else:
-            how = (
-                f"too few samples in hand to hold {CALIBRATION_MIN_HELD_OUT} out: not "
-                "calibrated yet"
-            )
+            how = f"{why}: not calibrated yet"
         logger.info(
             "learn: refit the head in %.1f s (λ = %.3g, chosen from the sums); calibration in "
             "%.1f s: %s",
@@ -1592,6 +1592,8 @@ class TeachableModel:
         pool_X, pool_y = pool
         n_classes = 0 if clf is None else clf.classes_.size
         fitted = fit_temperature_held_out(clf, pool_X, pool_y) if n_classes >= 2 else None
+        flat = fitted if isinstance(fitted, str) else None
+        fitted = None if flat else fitted
         if fitted is not None:
             calibration = _calibration_record(fitted, event_id)
             return calibration, {
@@ -1606,6 +1608,8 @@ class TeachableModel:
             reason = "fewer than two classes are left"
         elif not len(pool_y):
             reason = "the deletion records keep no features of the remaining classes"
+        elif flat:
+            reason = flat
         else:
             reason = (
                 f"the deletion records keep the features of {len(pool_y)} samples of the "
@@ -2855,11 +2859,14 @@ def _calibration_record(fitted: tuple[float, int, float], event_id: int) -> dict
 
 def fit_temperature_held_out(
     clf: ContinualClassifier, X: np.ndarray, names: np.ndarray, seed: int = 0
-) -> tuple[float, int, float] | None:
+) -> tuple[float, int, float] | str | None:
     """Fit T on held-out samples of the data in hand: ``clf`` learned (X, names) among
     others; a copy forgets a stratified share of them (a fifth, or about 12 samples when a fifth
     is fewer, at most half), scores them, and T minimises their NLL. None when fewer than 8 can
-    be held out or fewer than two classes remain. Returns (T, samples held out, NLL)."""
+    be held out or fewer than two classes remain; a reason (text) when the NLL's minimum lies
+    at an end of the range (the held-out scores hardly differ between classes, as with one
+    sample per class left in the copy: T at its floor made the model overconfident). Returns
+    (T, samples held out, NLL)."""
     from forgetless.data.base import stratified_split
 
     if len(names) < CALIBRATION_MIN_HELD_OUT:
@@ -2877,6 +2884,9 @@ def fit_temperature_held_out(
     scores = _full_scores(trial, X[held][known])
     truth = np.searchsorted(trial.classes_, names[held][known])
     temperature, nll = fit_temperature(scores, truth)
+    low, high = TEMPERATURE_RANGE
+    if not low * 1.01 < temperature < high / 1.01:
+        return "the held-out samples' scores tell the classes apart too little to fit a temperature"
     return temperature, int(known.sum()), nll
 
 
