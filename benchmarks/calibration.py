@@ -107,7 +107,10 @@ def measure(
     clf.alpha_  # noqa: B018  (the refit)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    temperature, held_out, _ = fit_temperature_held_out(clf, X_train, y_train)
+    fitted = fit_temperature_held_out(clf, X_train, y_train)
+    if not isinstance(fitted, tuple):  # too few rows, or a fit at an end of T's range
+        raise SystemExit(f"no temperature for this case: {fitted or 'too few samples'}")
+    temperature, held_out, _ = fitted
     calibration_seconds = time.perf_counter() - start
     scores = _full_scores(clf, X_test)
     truth = np.searchsorted(clf.classes_, y_test)

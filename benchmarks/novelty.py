@@ -93,7 +93,10 @@ def measure(name: str, data: str, encoder_name: str, options: dict, far: str | N
     width = 1024
     clf = ContinualClassifier(projection="gaussian", n_components=width, random_state=0)
     clf.partial_fit(X, names[y])
-    temperature, _, _ = fit_temperature_held_out(clf, X, names[y])
+    fitted = fit_temperature_held_out(clf, X, names[y])
+    if not isinstance(fitted, tuple):  # too few rows, or a fit at an end of T's range
+        raise SystemExit(f"no temperature for this case: {fitted or 'too few samples'}")
+    temperature = fitted[0]
     scores = _full_scores(clf, X_test)
     top = _softmax(scores / temperature).max(axis=1)
     accuracy = float(
