@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import TEXT_HINT, VISION_HINT, require, require_loader
+from forgetless._install import install_line
 from forgetless.cli import main
 from forgetless.teach_inputs import InputError
 from forgetless.teachable import TeachableModel
@@ -1027,7 +1028,7 @@ def test_a_class_name_the_terminal_cannot_show_does_not_fail_a_saved_learn(tmp_p
 def test_class_names_with_dollar_signs_draw_as_written(capsys, tmp_path):
     """matplotlib read "cost_$1_to_$2" as a formula: evaluate --confusion failed with its
     traceback, and a name like "$100-$200" was drawn as mathematics."""
-    pytest.importorskip("matplotlib")
+    require("matplotlib", install_line("report", "matplotlib"))
     folder = _digit_folder(tmp_path / "digits")
     (folder / "zero").rename(folder / "cost_$1_to_$2")
     model = tmp_path / "m.model"

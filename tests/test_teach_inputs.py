@@ -261,7 +261,7 @@ def test_a_long_text_in_a_csv_is_read_as_in_jsonl(tmp_path):
 
 
 def test_an_image_of_values_that_are_not_finite_is_refused_by_name(tmp_path):
-    pil = pytest.importorskip("PIL.Image")
+    pil = require("PIL.Image", "pip install pillow")
     import numpy as np
 
     folder = tmp_path / "imgs" / "a"
@@ -275,7 +275,7 @@ def test_an_image_of_values_that_are_not_finite_is_refused_by_name(tmp_path):
 def test_a_readme_beside_class_folders_of_images_does_not_make_them_mixed(tmp_path):
     """A README.txt beside class folders of images made the first learn refuse them as "both
     images and texts" (teach them to two models), though the README is no sample."""
-    pil = pytest.importorskip("PIL.Image")
+    pil = require("PIL.Image", "pip install pillow")
     import numpy as np
 
     from forgetless.teach_inputs import guess_modality

@@ -348,7 +348,7 @@ def test_strings_in_arrays_are_texts_unless_they_all_end_in_an_image_suffix(tmp_
     np.savez(tmp_path / "t.npz", x_train=texts, y_train=[0, 1, 0, 1], x_test=texts[:2],
              y_test=[0, 1])  # fmt: skip
     assert load_dataset("arrays", path=str(tmp_path / "t.npz")).modality == "text"
-    pil = pytest.importorskip("PIL.Image")
+    pil = require("PIL.Image", "pip install pillow")
     paths = []
     for i in range(4):
         pil.new("L", (4, 4), i).save(tmp_path / f"{i}.png")

@@ -267,9 +267,7 @@ def check_batch_size(size: Any) -> int:
     ...
     ValueError: batch_size must be a whole number >= 1, got 0
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1, got {size!r}")
-    return int(size)
+    return check_whole("batch_size", size, 1)
 
 
 class Encoder(ABC):
