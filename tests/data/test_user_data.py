@@ -328,14 +328,97 @@ def test_image_folder_reads_linked_images_and_names_loose_ones(tmp_path: Path) -
     words += r"1 link to nothing; put images in \S+loose/train/<class>/"
     with pytest.raises(DatasetFileError, match=words):
         load_dataset("image-folder", root=loose)
-    (loose / "train" / "cat").symlink_to(loose / "test" / "cat")
-    with pytest.raises(DatasetFileError, match="1 link to a folder"):
+    (tmp_path / "empty").mkdir()
+    (loose / "train" / "void").symlink_to(tmp_path / "empty")
+    with pytest.raises(DatasetFileError, match=r"1 link to nothing; 1 link to a folder \(followed"):
         load_dataset("image-folder", root=loose)
+    (loose / "train" / "cat").symlink_to(loose / "test" / "cat")
+    with pytest.warns(UserWarning, match=r"2 image files in \S+loose/train lie outside class"):
+        ds = load_dataset("image-folder", root=loose)
+    assert ds.train.inputs == [str(loose / "train" / "cat" / "a.png")]
     (loose / "train" / "dog").mkdir()
     (loose / "train" / "dog" / "b.png").write_bytes(b"")
     (loose / "test" / "cat" / "a.png").unlink()
     with pytest.raises(DatasetFileError, match=r"test has no images .* no image files \(.png"):
         load_dataset("image-folder", root=loose)
+
+
+def _image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+def test_image_folder_follows_links_to_class_folders(tmp_path: Path) -> None:
+    """A class folder that is a link (train/cat -> a folder elsewhere) is read as its class,
+    and so is a link deeper inside a class folder; paths stay as they appear under the root."""
+    import warnings
+
+    store = tmp_path / "store"
+    for name in ("cats/a.png", "cats/b.png", "more-dogs/c.png"):
+        _image(store / name)
+    root = tmp_path / "data"
+    (root / "train").mkdir(parents=True)
+    (root / "train" / "cat").symlink_to(store / "cats")
+    _image(root / "train" / "dog" / "d.png")
+    (root / "train" / "dog" / "more").symlink_to(store / "more-dogs")
+    _image(root / "test" / "cat" / "e.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left out, so nothing to warn about
+        ds = load_dataset("image-folder", root=root)
+    assert ds.classes == ["cat", "dog"]
+    train = root / "train"
+    expected = ["cat/a.png", "cat/b.png", "dog/d.png", "dog/more/c.png"]
+    assert ds.train.inputs == [str(train / name) for name in expected]
+    assert ds.train.labels.tolist() == [0, 0, 1, 1] and ds.test.labels.tolist() == [0]
+
+
+def test_image_folder_link_cycles_end_and_read_each_image_once(tmp_path: Path) -> None:
+    """Links back to a folder above them, or to a folder read elsewhere, add no image twice."""
+    store = tmp_path / "store"
+    _image(store / "cats" / "a.png")
+    (store / "cats" / "again").symlink_to(store / "cats")  # to itself
+    (store / "cats" / "up").symlink_to(store)  # to the folder above it
+    root = tmp_path / "data"
+    (root / "train").mkdir(parents=True)
+    (root / "train" / "cat").symlink_to(store / "cats")
+    (store / "cats" / "split").symlink_to(root / "train")  # to the split folder itself
+    _image(root / "train" / "dog" / "b.png")
+    (root / "train" / "dog" / "alias").symlink_to(root / "train" / "cat")  # read as cat/
+    _image(root / "test" / "dog" / "c.png")
+    ds = load_dataset("image-folder", root=root)
+    train = root / "train"
+    assert ds.train.inputs == [str(train / "cat" / "a.png"), str(train / "dog" / "b.png")]
+    assert ds.classes == ["cat", "dog"] and ds.train.labels.tolist() == [0, 1]
+
+
+def test_image_folder_warns_once_about_images_outside_class_folders(tmp_path: Path) -> None:
+    """Images beside the class folders were dropped without a word when others loaded."""
+    import warnings
+
+    for name in ("train/cat/a.png", "train/dog/b.png", "test/cat/c.png"):
+        _image(tmp_path / name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_dataset("image-folder", root=tmp_path)
+    assert caught == []  # the plain layout leaves nothing out
+    _image(tmp_path / "train" / "readme.png")
+    _image(tmp_path / "train" / "logo.jpg")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_dataset("image-folder", root=tmp_path)
+    assert len(ds.train) == 2 and len(caught) == 1
+    assert issubclass(caught[0].category, UserWarning) and caught[0].filename == __file__
+    train = tmp_path / "train"
+    assert str(caught[0].message) == (
+        f"2 image files in {train} lie outside class folders (directly in it) and are left "
+        f"out, e.g. {train / 'logo.jpg'}; to use them, put them in {train}/<class>/"
+    )
+
+    deep = tmp_path / "deep"  # at depth 2, an image one folder deep is outside class folders
+    for name in ("train/animals/cat/a.png", "train/animals/stray.png", "test/animals/cat/b.png"):
+        _image(deep / name)
+    with pytest.warns(UserWarning, match=r"^1 image file in \S+ lies .*less than 2 folders deep"):
+        assert load_dataset("image-folder", root=deep, depth=2).classes == ["animals/cat"]
 
 
 def test_strings_in_arrays_are_texts_unless_they_all_end_in_an_image_suffix(tmp_path):

@@ -6,6 +6,8 @@ they are encoded, so a large folder costs no memory until then.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,14 +23,62 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def image_files(folder: Path, follow_symlinks: bool = False) -> list[Path]:
-    """Image files anywhere under ``folder``, sorted; symlinks skipped unless asked for."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and (follow_symlinks or not p.is_symlink())
-        and p.is_file()
-    )
+    """Image files anywhere under ``folder``, sorted, as paths under ``folder``.
+
+    Symlinks are skipped unless asked for. With ``follow_symlinks``, links to image files are
+    read and links to folders followed; a folder reached twice (a link to a folder above it,
+    or to one read elsewhere) is read once: at its own place when it lies under ``folder``,
+    else through the first such link in sorted order.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     Path(d, "cat").mkdir()
+    ...     _ = Path(d, "cat", "x.png").write_bytes(b"")
+    ...     Path(d, "cat", "again").symlink_to(d)  # a cycle: read once
+    ...     Path(d, "kitty").symlink_to(Path(d, "cat"))  # read at its own place, cat/
+    ...     [p.relative_to(d).as_posix() for p in image_files(Path(d), follow_symlinks=True)]
+    ['cat/x.png']
+    """
+    if not follow_symlinks:
+        return sorted(
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_symlink() and p.is_file()
+        )
+    found: list[Path] = []
+    visited = {os.path.realpath(folder)}
+    links: list[Path] = []  # links to folders, followed once every folder of their own is read
+
+    def read(top: Path) -> None:  # ``top`` and the folders in it that are not links
+        stack = [top]
+        while stack:
+            here = stack.pop()
+            try:
+                entries = sorted(os.scandir(here), key=lambda e: e.name)
+            except OSError:  # unreadable: left out, as ``rglob`` does
+                continue
+            inner = []
+            for entry in entries:
+                path = here / entry.name
+                if entry.is_dir():  # a link to a folder counts too
+                    if entry.is_symlink():
+                        links.append(path)
+                    elif os.path.realpath(path) not in visited:
+                        visited.add(os.path.realpath(path))
+                        inner.append(path)
+                elif path.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                    found.append(path)
+            stack.extend(reversed(inner))
+
+    read(folder)
+    while links:
+        links.sort(reverse=True)
+        link = links.pop()
+        target = os.path.realpath(link)
+        if target not in visited:
+            visited.add(target)
+            read(link)
+    return sorted(found)
 
 
 def class_of(path: Path, root: Path, depth: int) -> str | None:
@@ -55,12 +105,33 @@ def _labelled(files: Iterable[Path], root: Path, depth: int) -> tuple[list[str],
     return paths, names
 
 
+def _place(folder: Path, depth: int) -> str:
+    """Where images must go: ``folder/<class>/``, or a folder ``depth`` levels deep."""
+    return f"{folder}/<class>/" if depth == 1 else f"{folder}/{'<folder>/' * depth} (depth={depth})"
+
+
+def _too_high(depth: int) -> str:
+    return "directly in it" if depth == 1 else f"less than {depth} folders deep"
+
+
+def _loose_images(folder: Path, loose: list[Path], depth: int) -> str:
+    """The warning for images of ``folder`` that lie outside class folders and are left out."""
+    n = len(loose)
+    return (
+        f"{n} image file{'s' * (n != 1)} in {folder} {'lie' if n != 1 else 'lies'} outside "
+        f"class folders ({_too_high(depth)}) and {'are' if n != 1 else 'is'} left out, "
+        f"e.g. {loose[0]}; to use {'them' if n != 1 else 'it'}, put "
+        f"{'them' if n != 1 else 'it'} in {_place(folder, depth)}"
+    )
+
+
 def _no_images(folder: Path, files: list[Path], depth: int) -> str:
     """Why ``folder`` gave no image in a class folder: what it holds instead."""
     found = []
     if files:  # none in class folders, so all of them lie too high
-        where = "directly in it" if depth == 1 else f"less than {depth} folders deep"
-        found.append(f"{len(files)} image file{'s lie' if len(files) != 1 else ' lies'} {where}")
+        found.append(
+            f"{len(files)} image file{'s lie' if len(files) != 1 else ' lies'} {_too_high(depth)}"
+        )
     links = [p for p in folder.rglob("*") if p.is_symlink()]
     broken = sum(1 for p in links if not p.exists())
     folders = sum(1 for p in links if p.is_dir())
@@ -68,11 +139,10 @@ def _no_images(folder: Path, files: list[Path], depth: int) -> str:
         found.append(f"{broken} link{'s' * (broken != 1)} to nothing")
     if folders:
         found.append(
-            f"{folders} link{'s to folders' if folders != 1 else ' to a folder'} (not followed)"
+            f"{folders} link{'s to folders' if folders != 1 else ' to a folder'} (followed)"
         )
     held = "; ".join(found) or f"it holds no image files ({', '.join(IMAGE_SUFFIXES)})"
-    place = "<class>/" if depth == 1 else f"{'<folder>/' * depth} (depth={depth})"
-    return f"{folder} has no images in class folders: {held}; put images in {folder}/{place}"
+    return f"{folder} has no images in class folders: {held}; put images in {_place(folder, depth)}"
 
 
 def load_image_folder(
@@ -86,8 +156,13 @@ def load_image_folder(
     """``root/train/<class>/...`` and ``root/test/<class>/...`` as a dataset of image paths.
 
     Classes are the sorted union of both splits' class folders (``depth`` levels deep). Links
-    to image files are read; links to folders are not followed. Images outside class folders
-    are left out, and a split with none in class folders is refused, saying what it holds.
+    to image files are read and links to folders followed, at any depth: a class folder may be
+    a link (``train/cat -> /data/cats`` is class ``cat``), and paths are kept as they appear
+    under ``root``. A folder reached twice (a link to a folder above it, or to one read
+    elsewhere) is read once: at its own place when it lies in the split folder, else through
+    the first such link in sorted order. Images outside class folders (directly in
+    ``train/``, or fewer than ``depth`` folders deep) are left out with a warning naming how
+    many and one of them; a split with none in class folders is refused, saying what it holds.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -108,12 +183,21 @@ def load_image_folder(
                 f"{folder} not found: an image-folder dataset needs {root}/{train_dir}/<class>/ "
                 f"and {root}/{test_dir}/<class>/ folders of images"
             )
+    left_out = []
     for split, sub in (("train", train_dir), ("test", test_dir)):
         folder = root / sub
         files = image_files(folder, follow_symlinks=True)
         splits[split] = _labelled(files, folder, depth)
         if not splits[split][0]:  # else the run fails later, as a scenario of 0 classes
             raise DatasetFileError(_no_images(folder, files, depth))
+        loose = [p for p in files if class_of(p, folder, depth) is None]
+        if loose:
+            left_out.append(_loose_images(folder, loose, depth))
+    if left_out:  # once both splits are known to load
+        from forgetless.validation import user_stacklevel
+
+        for message in left_out:
+            warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
     classes, _ = encode_labels(splits["train"][1] + splits["test"][1])
     lookup = {c: i for i, c in enumerate(classes)}
 
