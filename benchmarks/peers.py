@@ -8,7 +8,8 @@ Writes ``benchmarks/results/peers.json``: for each dataset (the subsets and scen
 ``configs/*.toml``; image encoders at ``image_size = 112``, the features the cache holds),
 each method and each seed, the final and average incremental accuracy (on all classes seen),
 the whole run's training time (``partial_fit`` plus the refit of the first prediction, as
-``forgetless run`` counts it) and peak traced memory. Entries already there are kept (resumable;
+``forgetless run`` counts it, with tracemalloc off) and peak traced memory (from ``forgetless
+run``'s separate, untimed pass under tracemalloc). Entries already there are kept (resumable;
 ``--fresh`` starts over); the file is rewritten after every entry.
 
 Every method runs at the config's width ``n_components`` (2,000; 1,000 for digits): the peers'

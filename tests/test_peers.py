@@ -253,15 +253,17 @@ def test_peers_read_the_encoders_features_as_they_come(monkeypatch):
     import forgetless.experiment as experiment_module
     from forgetless.encoders import load_encoder
 
-    seen = []
+    seen = []  # per instance: the timed pass's, the memory pass's
     real = experiment_module.make_peer
 
     def recording(*args, **kwargs):
         model = real(*args, **kwargs)
         fit = model.partial_fit
+        learned = []
+        seen.append(learned)
 
         def partial_fit(X, y, *rest, **kw):
-            seen.append(np.array(X))
+            learned.append(np.array(X))
             return fit(X, y, *rest, **kw)
 
         model.partial_fit = partial_fit
@@ -281,7 +283,8 @@ def test_peers_read_the_encoders_features_as_they_come(monkeypatch):
     from forgetless.data import load_dataset
 
     raw = np.asarray(load_encoder("raw").encode(load_dataset("digits").train.inputs))
-    learned = np.concatenate(seen)
-    rows = {r.tobytes() for r in raw.astype(learned.dtype)}
-    assert learned.shape[0] == raw.shape[0]  # every training row, each as the encoder gave it
-    assert all(r.tobytes() in rows for r in learned)
+    learned = [np.concatenate(rows) for rows in seen]
+    assert len(learned) == 2
+    rows = {r.tobytes() for r in raw.astype(learned[0].dtype)}
+    assert learned[0].shape[0] == raw.shape[0]  # every training row, each as the encoder gave it
+    assert all(r.tobytes() in rows for each in learned for r in each)

@@ -369,6 +369,10 @@ class RunConfig:
     sgd: dict[str, Any] = field(default_factory=lambda: {"epochs": 5, "batch_size": 32})
     subset: dict[str, int] = field(default_factory=dict)  # {"train": 3000, "test": 1000}
     eval_every: int = 10  # SGD iterations (or stream batches) between continual evaluations
+    # Peak memory from a second, untimed pass of each method under tracemalloc (step times come
+    # from the first pass, with tracemalloc off: its bookkeeping slows some methods many times).
+    # False: no second pass, no peak memory in the results.
+    measure_memory: bool = True
     # None: no adaptation. A table (possibly empty): adapt the encoder on each seed's first task
     # and run every method on its features too, as "<method>+adapted" (see forgetless.adaptation).
     first_session_adaptation: dict[str, Any] | None = None
@@ -426,6 +430,7 @@ class RunConfig:
         _check_table("sgd", self.sgd, sgd_keys, _SGD_RANGES)
         _check_table("subset", self.subset, list(_SUBSET_RANGES), _SUBSET_RANGES)
         _check("eval_every", self.eval_every, _INT0)
+        _check("measure_memory", self.measure_memory, _BOOL)
         _check("progress", self.progress, _Type(bool, "true or false", optional=True))
         _check("output", self.output, _Type((str, os.PathLike), "a directory"))
         _check("cache_dir", self.cache_dir, _Type((str, os.PathLike), "a directory", True))
@@ -1176,13 +1181,104 @@ def _overridden(config: RunConfig) -> list[str]:
     return lines
 
 
-def _run_method(
-    name: str, config: RunConfig, data: dict[str, Any], scenario: Scenario, seed: int
-) -> dict[str, Any]:
+def _new_model(
+    name: str, config: RunConfig, seed: int, lr: float | None = None, on_iteration: Any = None
+) -> Any:
+    """A fresh model of method ``name`` for ``seed`` (the SGD methods at learning rate ``lr``,
+    calling ``on_iteration`` every ``eval_every`` iterations)."""
     family, settings = METHODS[name]
-    y, yt = data["y_train"], data["y_test"]
+    if family == "sgd":
+        sgd_settings = {k: v for k, v in method_settings(name, config).items() if k != "lr"}
+        return SGDHead(
+            **sgd_settings,
+            lr=lr,
+            seed=seed,
+            eval_every=config.eval_every if on_iteration is not None else 0,
+            on_iteration=on_iteration,
+        )
+    if family == "peer":  # a peer's own procedure, at the learner's width (its own if unset)
+        return make_peer(settings["method"], config.learner.get("n_components"), seed)
+    return ContinualClassifier(**{**method_settings(name, config), "random_state": seed})
+
+
+def _run_method(
+    name: str,
+    config: RunConfig,
+    data: dict[str, Any],
+    scenario: Scenario,
+    seed: int,
+) -> dict[str, Any]:
+    """Method ``name`` on ``scenario``: its accuracies and step times from one pass with
+    tracemalloc off, then (``config.measure_memory``) its peak memory from a second, untimed
+    pass of the same steps under tracemalloc, on a fresh instance with the same seed, whose
+    accuracies are not used."""
+    family = METHODS[name][0]
+    y = data["y_train"]
     first = scenario.steps[0].train
     X, Xt = method_features(name, data["X_train"], data["X_test"], first)
+    tuning, lr = 0.0, None  # a learning-rate search on the first task is the method's own work
+    if family == "sgd":
+        began = time.perf_counter()
+        lr = config.sgd.get("lr") or _tune_lr(
+            {k: v for k, v in method_settings(name, config).items() if k != "lr"},
+            X[first],
+            y[first],
+            seed,
+        )
+        tuning = time.perf_counter() - began
+    if tracemalloc.is_tracing():  # started by the caller: it slows the steps timed here
+        warnings.warn(
+            "tracemalloc is tracing while the run times its steps: its bookkeeping slows "
+            "methods that allocate often, so their step times are too long",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    out = _learn_steps(name, config, X, Xt, data, scenario, seed, lr)
+    out["step_seconds"][0] += tuning
+    out["total_seconds"] = float(sum(out["step_seconds"]))
+    peak = None
+    if config.measure_memory:
+        again = (name, config, X, Xt, data, scenario, seed, lr)  # a fresh instance
+        peak = _peak_bytes(lambda: _learn_steps(*again))
+    out["peak_memory_MiB"] = None if peak is None else peak / 2**20
+    if family == "sgd":
+        out["learning_rate"] = lr
+    return out
+
+
+def _peak_bytes(work: Any) -> int:
+    """The peak of Python's allocations (tracemalloc) while ``work()`` runs, above what was
+    allocated before it; a tracing started outside is left running."""
+    outside = tracemalloc.is_tracing()
+    if outside:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+    else:
+        before = 0
+        tracemalloc.start()
+    try:
+        work()
+        return max(0, tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        if not outside:
+            tracemalloc.stop()
+
+
+def _learn_steps(
+    name: str,
+    config: RunConfig,
+    X: np.ndarray,
+    Xt: np.ndarray,
+    data: dict[str, Any],
+    scenario: Scenario,
+    seed: int,
+    lr: float | None,
+) -> dict[str, Any]:
+    """One pass of method ``name`` through the steps on a fresh instance: learn each step
+    (timed), evaluate it (untimed), and return the results of :func:`_run_method` but its
+    memory."""
+    family = METHODS[name][0]
+    y, yt = data["y_train"], data["y_test"]
     T = len(scenario.steps)
     online = scenario.kind == "online-blurry"
     A = np.full((T, T), np.nan)
@@ -1203,32 +1299,14 @@ def _run_method(
         trace_iterations.append(iteration)
         current["evaluating"] += time.perf_counter() - began
 
-    tuning = 0.0  # a learning-rate search on the first task is the method's own work
-    if family == "sgd":
-        sgd_settings = method_settings(name, config)
-        began = time.perf_counter()
-        lr = sgd_settings.pop("lr", None) or _tune_lr(sgd_settings, X[first], y[first], seed)
-        tuning = time.perf_counter() - began
-        model: Any = SGDHead(
-            **sgd_settings,
-            lr=lr,
-            seed=seed,
-            eval_every=config.eval_every,
-            on_iteration=evaluate_trace,
-        )
-    elif family == "peer":  # a peer's own procedure, at the learner's width (its own if unset)
-        model = make_peer(settings["method"], config.learner.get("n_components"), seed)
-    else:
-        params = {**method_settings(name, config), "random_state": seed}
-        model = ContinualClassifier(**params)
-    tracemalloc.start()
+    model = _new_model(name, config, seed, lr, evaluate_trace if family == "sgd" else None)
     batches_done = 0
     for i, step in enumerate(scenario.steps):
         current["step"], current["evaluating"] = i, 0.0
         start = time.perf_counter()
         if family == "joint":  # the upper bound: a fresh fit on everything seen so far
             seen_train = np.concatenate([s.train for s in scenario.steps[: i + 1]])
-            model = ContinualClassifier(**params).fit(X[seen_train], y[seen_train])
+            model = _new_model(name, config, seed).fit(X[seen_train], y[seen_train])
             if online:  # the stream's batches, seen at once: the trace counts them alike
                 batches_done += len(step.batches)
         elif online:
@@ -1242,8 +1320,7 @@ def _run_method(
         if family != "sgd":
             model.predict(Xt[:1])  # count the lazy head refit in the step time
         # learning only: the anytime evaluations inside the step are not the method's work
-        elapsed = time.perf_counter() - start - current["evaluating"]
-        step_seconds.append(elapsed + (tuning if i == 0 else 0.0))
+        step_seconds.append(time.perf_counter() - start - current["evaluating"])
         iteration = model.iteration if family == "sgd" else (batches_done if online else i + 1)
         task_end.append(iteration)
         for j in range(i + 1):
@@ -1256,8 +1333,6 @@ def _run_method(
             # some): min-ACC and the stability gap must see where a task left each accuracy
             trace.append(A[i].tolist())
             trace_iterations.append(iteration)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
 
     seen = scenario.seen_test(T - 1)
     predicted = model.predict(Xt[seen])
@@ -1274,7 +1349,7 @@ def _run_method(
         "per_class_accuracy": per_class,
         "step_seconds": step_seconds,
         "total_seconds": float(sum(step_seconds)),
-        "peak_memory_MiB": peak / 2**20,
+        "peak_memory_MiB": None,
         "trace": {
             "iterations": trace_iterations,
             "accuracy": [[None if np.isnan(v) else v for v in row] for row in trace],
@@ -1287,8 +1362,6 @@ def _run_method(
             worst_case_accuracy(A, trace_array, iterations, task_end, T - 1)
         )
         out["stability_gap"] = _finite(stability_gap(trace_array, iterations, task_end))
-    if family == "sgd":
-        out["learning_rate"] = lr
     return out
 
 
@@ -1313,12 +1386,19 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     """Run every method on every seed; return the results (the ``results.json`` schema):
 
     ``config``, ``library_version``, ``dataset`` (name, classes, sizes, source, license),
-    ``encoder``, ``scenarios`` (per seed: steps, classes), and ``methods[name]`` with
-    ``seeds[seed]`` (accuracy matrix A[i][j], accuracy on all seen classes after each step,
-    final / average incremental accuracy, forgetting, backward transfer, per-class accuracy,
-    step times, peak memory, the continual-evaluation trace with min-ACC, WC-ACC and the
-    stability gap; a metric the run cannot define is null) and
-    ``summary[metric] = {mean, std, seeds}`` over the seeds that define it (std: population).
+    ``encoder``, ``measurement`` (how times and memory were measured, see below),
+    ``scenarios`` (per seed: steps, classes), and ``methods[name]`` with ``seeds[seed]``
+    (accuracy matrix
+    A[i][j], accuracy on all seen classes after each step, final / average incremental
+    accuracy, forgetting, backward transfer, per-class accuracy, step times, peak memory, the
+    continual-evaluation trace with min-ACC, WC-ACC and the stability gap; a metric the run
+    cannot define is null) and ``summary[metric] = {mean, std, seeds}`` over the seeds that
+    define it (std: population).
+
+    Times and memory come from separate passes: each (method, seed) learns the steps once with
+    tracemalloc off, which gives the accuracies and the step times (seconds of learning,
+    evaluations left out), then, with ``measure_memory`` (the default), once more on a fresh
+    instance with the same seed under tracemalloc, untimed, which gives only the peak memory.
 
     With ``first_session_adaptation`` set, each seed's encoder is adapted on that seed's first
     task and every method also runs on its features as ``"<method>+adapted"`` (the same class
@@ -1368,6 +1448,16 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
         },
     }
 
+    results["measurement"] = {
+        "step_seconds": "each step's learning (with the refit a prediction triggers; the "
+        "evaluations left out), timed with tracemalloc off",
+        "peak_memory": "the peak of Python's allocations (tracemalloc) in a separate, untimed "
+        "pass of the same steps on a fresh instance with the same seed; its accuracies are not "
+        "used"
+        if config.measure_memory
+        else None,
+        "separate_memory_pass": bool(config.measure_memory),
+    }
     if adaptation is not None:
         results["adaptation"] = {}
     jobs = [(seed, m) for seed in config.seeds for m in names]

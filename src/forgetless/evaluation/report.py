@@ -281,6 +281,15 @@ def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> N
         alt = html.escape(name, quote=True)
         figures += f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"></figure>'
     config = html.escape(json.dumps(results["config"], indent=1))
+    measured = results.get("measurement") or {}
+    if "separate_memory_pass" not in measured:  # results of an earlier version
+        timing = "Time and peak memory from one pass, timed while tracemalloc traced it."
+    else:
+        timing = "Time: seconds of learning (evaluations left out), with tracemalloc off; " + (
+            "peak memory from a separate, untimed pass of the same steps under tracemalloc."
+            if measured["separate_memory_pass"]
+            else "no memory measured."
+        )
     adapted = adaptation_lines(results)
     adaptation = (
         "<h2>First-session adaptation</h2><ul>"
@@ -308,7 +317,8 @@ img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</styl
 from the accuracy matrix A[i][j], means over tasks; min-ACC, WC-ACC and the stability gap from
 evaluations during training (De Lange et al.), every task's end included. Methods evaluated only
 at task ends (the analytic ones, which learn a task in one step) have no dip to show: their
-stability gap is the mean drop from one task's end to the next. (n=k): k seeds defined it.</p>
+stability gap is the mean drop from one task's end to the next. (n=k): k seeds defined it.
+{esc(timing)}</p>
 {adaptation}
 {("<p><b>" + html.escape(note) + "</b></p>") if note else ""}
 <h2>Plots</h2>{figures}
