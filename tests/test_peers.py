@@ -253,7 +253,7 @@ def test_peers_read_the_encoders_features_as_they_come(monkeypatch):
     import forgetless.experiment as experiment_module
     from forgetless.encoders import load_encoder
 
-    seen = []  # per instance: the timed pass's, the memory pass's
+    seen = []  # per instance: the warm-up's, the timed pass's, the memory pass's
     real = experiment_module.make_peer
 
     def recording(*args, **kwargs):
@@ -284,7 +284,7 @@ def test_peers_read_the_encoders_features_as_they_come(monkeypatch):
 
     raw = np.asarray(load_encoder("raw").encode(load_dataset("digits").train.inputs))
     learned = [np.concatenate(rows) for rows in seen]
-    assert len(learned) == 2
-    rows = {r.tobytes() for r in raw.astype(learned[0].dtype)}
-    assert learned[0].shape[0] == raw.shape[0]  # every training row, each as the encoder gave it
+    assert len(learned) == 3
+    rows = {r.tobytes() for r in raw.astype(learned[1].dtype)}
+    assert learned[1].shape[0] == raw.shape[0]  # every training row, each as the encoder gave it
     assert all(r.tobytes() in rows for each in learned for r in each)
