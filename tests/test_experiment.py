@@ -797,3 +797,48 @@ def test_each_method_warms_up_untimed_before_its_first_job(monkeypatch):
         again["methods"]["slda"]["seeds"]["0"]["accuracy_matrix"]
         == (results["methods"]["slda"]["seeds"]["0"]["accuracy_matrix"])
     )
+
+
+def test_a_domain_incremental_run_records_the_domains_in_the_order_taught(tmp_path):
+    """The domain order changes with the seed, and the results named none: the columns of an
+    accuracy matrix could not be traced to a domain. Each seed's scenario lists its domain
+    per step and its ``domain_order``; the report shows the order."""
+    from forgetless.evaluation.report import write_report
+    from forgetless.experiment import prepare_dataset, save_results
+
+    config = RunConfig(
+        dataset="digits",
+        methods=["ncm"],
+        scenario={"kind": "domain-incremental", "transforms": ["original", "rotate90", "invert"]},
+        learner={"n_components": 100},
+        seeds=[0, 1, 2],
+        subset={"train": 600, "test": 300},
+        measure_memory=False,
+        progress=False,
+    )
+    results = run(config)
+    dataset = prepare_dataset(config)
+    domain_train = np.asarray(dataset.info["domain_train"])
+    built = make_scenarios(
+        config,
+        np.asarray(dataset.train.labels),
+        np.asarray(dataset.test.labels),
+        (domain_train, np.asarray(dataset.info["domain_test"])),
+    )
+    orders = []
+    for seed in config.seeds:
+        described = results["scenarios"][str(seed)]
+        taught = [str(domain_train[step.train][0]) for step in built[seed].steps]
+        assert all(
+            set(domain_train[step.train]) == {d}
+            for step, d in zip(built[seed].steps, taught, strict=True)
+        )
+        assert described["domain_order"] == taught
+        assert [step["domain"] for step in described["steps"]] == taught
+        orders.append(taught)
+    assert len({tuple(order) for order in orders}) > 1  # the seeds teach different orders
+    save_results(json.loads(json.dumps(results)), tmp_path)
+    write_report(tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    for seed, order in zip(config.seeds, orders, strict=True):
+        assert f"seed {seed}: {', '.join(order)}" in page

@@ -56,6 +56,30 @@ def test_domain_incremental():
     np.testing.assert_array_equal(every, np.arange(Y_TRAIN.size))
 
 
+def test_each_domain_step_names_its_domain_in_the_order_taught():
+    """The domain order changes with the seed: each step (and describe(), which results.json
+    holds) names its domain, so the columns of an accuracy matrix can be traced to one."""
+    names = np.array(["original", "invert", "rotate90", "noise"])
+    domains_train = names[np.tile(np.arange(4), Y_TRAIN.size // 4)]
+    domains_test = names[np.tile(np.arange(4), Y_TEST.size // 4)]
+    orders = set()
+    for seed in range(4):
+        s = domain_incremental(Y_TRAIN, Y_TEST, domains_train, domains_test, seed=seed)
+        taught = [str(domains_train[step.train[0]]) for step in s.steps]
+        assert [step.domain for step in s.steps] == taught == s.domain_order
+        described = s.describe()
+        assert described["domain_order"] == taught
+        assert [step["domain"] for step in described["steps"]] == taught
+        assert all(type(d) is str for d in described["domain_order"])  # JSON-ready
+        orders.add(tuple(taught))
+    assert len(orders) > 1  # the seed changes the order
+    given = domain_incremental(Y_TRAIN, Y_TEST, domains_train, domains_test, order=sorted(names))
+    assert given.domain_order == sorted(names)
+    crisp = class_incremental(Y_TRAIN, Y_TEST, increment=5, seed=0)
+    assert crisp.steps[0].domain is None and crisp.domain_order is None
+    assert "domain_order" not in crisp.describe() and "domain" not in crisp.describe()["steps"][0]
+
+
 def test_few_shot_sessions():
     s = few_shot(Y_TRAIN, Y_TEST, base=10, ways=5, shots=3, seed=0)
     assert [step.train.size for step in s.steps] == [300, 15, 15]

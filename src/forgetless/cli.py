@@ -227,6 +227,7 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     from forgetless.encoders import EncoderNotAvailableError
     from forgetless.evaluation.report import (
         adaptation_lines,
+        domain_order_lines,
         format_table,
         summary_table,
         write_report,
@@ -270,6 +271,8 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
         f"seeds {config.seeds} (mean ± population std; accuracies in %)"
     )
     print(format_table(*summary_table(results)))
+    for line in domain_order_lines(results):
+        print(f"domains in the order taught, {line}")
     for line in adaptation_lines(results):
         print(f"first-session adaptation, {line}")
     replaced = " (replacing the run that was there)" if replacing else ""

@@ -1426,8 +1426,8 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
 
     ``config``, ``library_version``, ``dataset`` (name, classes, sizes, source, license),
     ``encoder``, ``measurement`` (how times and memory were measured, see below),
-    ``scenarios`` (per seed: steps, classes), and ``methods[name]`` with ``seeds[seed]``
-    (accuracy matrix
+    ``scenarios`` (per seed: steps, classes, and in a domain-incremental run each step's domain
+    and the ``domain_order``), and ``methods[name]`` with ``seeds[seed]`` (accuracy matrix
     A[i][j], accuracy on all seen classes after each step, final / average incremental
     accuracy, forgetting, backward transfer, per-class accuracy, step times, peak memory, the
     continual-evaluation trace with min-ACC, WC-ACC and the stability gap; a metric the run

@@ -7,7 +7,8 @@ function of the labels and the seed.
 
 - :func:`class_incremental` — ``B0-Inc10`` (equal steps) or ``B50-Inc10`` (a large first step),
   class order shuffled by the seed or given.
-- :func:`domain_incremental` — the same classes, one domain per step (domain labels given).
+- :func:`domain_incremental` — the same classes, one domain per step (domain labels given;
+  each step's ``domain`` names it).
 - :func:`few_shot` — a base session with all samples of the base classes, then N-way K-shot
   sessions (the FSCIL protocol).
 - :func:`online_blurry` — one pass over a stream of small batches; consecutive tasks overlap
@@ -32,13 +33,15 @@ import numpy as np
 class Step:
     """One step: the training indices that arrive, and the test indices that belong to it.
 
-    ``batches`` splits ``train`` into the stream's small batches (online scenarios only).
+    ``batches`` splits ``train`` into the stream's small batches (online scenarios only);
+    ``domain`` names the step's domain (domain-incremental scenarios only, else None).
     """
 
     train: np.ndarray
     test: np.ndarray
     classes: np.ndarray
     batches: list[np.ndarray] = field(default_factory=list)
+    domain: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,26 @@ class Scenario:
             return self.shown_test[step]
         return np.unique(np.concatenate([s.test for s in self.steps[: step + 1]]))
 
+    @property
+    def domain_order(self) -> list | None:
+        """The domains in the order the steps teach them (domain-incremental only, else None)."""
+        if self.kind != "domain-incremental":
+            return None
+        return [s.domain for s in self.steps]
+
     def describe(self) -> dict:
-        """JSON-ready summary: sizes and classes per step."""
+        """JSON-ready summary: sizes and classes per step, and in a domain-incremental scenario
+        each step's domain (``domain_order`` lists them in the order taught)."""
+        domains = self.domain_order
         return {
             "name": self.name,
             "kind": self.kind,
             "seed": self.seed,
             "class_order": self.class_order,
+            **({"domain_order": domains} if domains is not None else {}),
             "steps": [
                 {
+                    **({"domain": s.domain} if domains is not None else {}),
                     "classes": s.classes.tolist(),
                     "n_train": int(s.train.size),
                     "n_test": int(s.test.size),
@@ -152,7 +166,14 @@ def domain_incremental(
     seed: int = 0,
     order: list | None = None,
 ) -> Scenario:
-    """One step per domain, in an order shuffled by the seed (or given); all classes each step."""
+    """One step per domain, in an order shuffled by the seed (or given); all classes each step.
+
+    >>> y = np.arange(6) % 2; d = np.array(["a", "a", "b", "b", "c", "c"])
+    >>> domain_incremental(y, y, d, d, seed=1).domain_order
+    ['a', 'b', 'c']
+    >>> domain_incremental(y, y, d, d, seed=2).describe()["steps"][0]["domain"]
+    'c'
+    """
     domain_train, domain_test = np.asarray(domain_train), np.asarray(domain_test)
     domains = np.unique(domain_train)
     if order is None:
@@ -166,6 +187,7 @@ def domain_incremental(
             train=np.flatnonzero(domain_train == d),
             test=np.flatnonzero(domain_test == d),
             classes=np.unique(np.asarray(y_train)[domain_train == d]),
+            domain=d.item() if isinstance(d, np.generic) else d,  # a plain str or int: JSON
         )
         for d in domain_order
     ]

@@ -80,6 +80,20 @@ def summary_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def domain_order_lines(results: dict[str, Any]) -> list[str]:
+    """For a domain-incremental run, one line per seed with its domains in the order taught
+    (the columns of its accuracy matrix); empty for other runs.
+
+    >>> domain_order_lines({"scenarios": {"0": {"domain_order": ["invert", "original"]}}})
+    ['seed 0: invert, original']
+    """
+    return [
+        f"seed {seed}: {', '.join(map(str, scenario['domain_order']))}"
+        for seed, scenario in results["scenarios"].items()
+        if scenario.get("domain_order") is not None
+    ]
+
+
 def adaptation_lines(results: dict[str, Any]) -> list[str]:
     """One line per seed saying what first-session adaptation did: the epoch it kept and the
     evidence for it, or why the encoder came back unchanged (``+adapted`` rows then equal the
@@ -281,6 +295,14 @@ def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> N
         alt = html.escape(name, quote=True)
         figures += f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"></figure>'
     config = html.escape(json.dumps(results["config"], indent=1))
+    orders = domain_order_lines(results)
+    domains = (
+        " (domains in the order taught, the accuracy matrices' columns: "
+        + html.escape("; ".join(orders))
+        + ")"
+        if orders
+        else ""
+    )
     measured = results.get("measurement") or {}
     if "separate_memory_pass" not in measured:  # results of an earlier version
         timing = "Time and peak memory from one pass, timed while tracemalloc traced it."
@@ -310,7 +332,7 @@ img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</styl
 <p>Dataset <b>{esc(ds["name"])}</b> ({esc(ds["n_train"])} train / {esc(ds["n_test"])} test,
 {len(ds["classes"])} classes; {esc(ds.get("source", ""))}), encoder
 <b>{esc(results["encoder"]["name"])}</b> ({esc(results["encoder"]["dim"])}-d), scenario
-<b>{esc(next(iter(results["scenarios"].values()))["name"])}</b>, seeds
+<b>{esc(next(iter(results["scenarios"].values()))["name"])}</b>{domains}, seeds
 {esc(", ".join(results["scenarios"]))}; forgetless {esc(results["library_version"])}.</p>
 <h2>Summary (mean ± std over seeds: the population std, ddof = 0)</h2>{table}
 <p>Accuracies in %. Final and average incremental accuracy per test sample; forgetting and BWT
