@@ -842,3 +842,52 @@ def test_a_domain_incremental_run_records_the_domains_in_the_order_taught(tmp_pa
     page = (tmp_path / "report.html").read_text()
     for seed, order in zip(config.seeds, orders, strict=True):
         assert f"seed {seed}: {', '.join(order)}" in page
+
+
+def test_a_method_that_fails_loses_no_other_result(tmp_path, monkeypatch, capsys):
+    """A method raising at a step killed the run with a traceback and wrote nothing: every
+    finished method was lost. The failure is recorded (seed, step, error, traceback), the
+    other methods and seeds run on, the files are written, the exit status is 1 with one
+    line naming the method, and the report shows it as failed."""
+    from forgetless.evaluation.peers import ACIL
+
+    def fails_on_seed_0_at_step_2(self, X, y, tracing):
+        if self.seed == 0 and sum(c["model"] == self.number for c in calls) == 2:
+            raise FloatingPointError("overflow in the covariance")
+
+    calls = _recording_slda(monkeypatch, fails_on_seed_0_at_step_2)
+
+    def always(self, X, y):
+        raise np.linalg.LinAlgError("singular")
+
+    monkeypatch.setattr(ACIL, "partial_fit", always)
+    out = tmp_path / "run"
+    argv = ["run", "--dataset", "digits", "--increment", "2", "--n-components", "100"]
+    argv += ["--methods", "ncm", "slda", "acil", "--seeds", "0", "1", "--output", str(out)]
+    assert main([*argv, "--quiet"]) == 1
+    captured = capsys.readouterr()
+    error = captured.err.strip().splitlines()[-1]
+    assert error.startswith("forgetless run: error: slda, acil failed")
+    assert "slda failed on seed 0 at step 2 of 5: FloatingPointError" in captured.out
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]["ncm"]["seeds"]) == {"0", "1"}
+    assert "failed" not in results["methods"]["ncm"]
+    slda = results["methods"]["slda"]
+    assert set(slda["seeds"]) == {"1"} and set(slda["failed"]) == {"0"}
+    assert slda["failed"]["0"]["step"] == 2 and "overflow" in slda["failed"]["0"]["error"]
+    assert "FloatingPointError" in slda["failed"]["0"]["traceback"]
+    assert slda["summary"]["final_accuracy"]["seeds"] == 1
+    acil = results["methods"]["acil"]
+    assert acil["seeds"] == {} and [f["step"] for f in acil["failed"].values()] == [1, 1]
+    page = (out / "report.html").read_text()
+    assert "acil failed on seed 1 at step 1 of 5: LinAlgError: singular" in page
+    with open(out / "summary.csv") as handle:
+        assert [r["method"] for r in csv.DictReader(handle)] == ["ncm", "slda", "acil"]
+    assert main(["report", str(out)]) == 0
+    assert (out / "accuracy_matrix_slda.png").exists()
+    assert not (out / "accuracy_matrix_acil.png").exists()
+    only_failed = tmp_path / "only-failed"  # no method left to plot: still a report
+    only_failed.mkdir()
+    (only_failed / "results.json").write_text(json.dumps({**results, "methods": {"acil": acil}}))
+    assert main(["report", str(only_failed)]) == 0
+    assert "acil failed on seed 0 at step 1" in (only_failed / "report.html").read_text()

@@ -2,7 +2,8 @@
 
 Each sub-command registers itself in one small ``_add_*`` function so the file stays readable.
 A user mistake (a bad config, a missing run directory) is one line on stderr and exit code 2,
-found before any work; a traceback means a bug.
+found before any work; a traceback means a bug. A method of ``forgetless run`` that raises is
+recorded in its results, the others run on and are written, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ RUN_EXAMPLES = """examples:
       # your own data: an .npz of x_train, y_train, x_test, y_test (image-folder: root=DIR)
 
 A config file is TOML or YAML with the same keys (see configs/); flags override it. Every
-problem with the config is reported in one line, exit code 2, before anything runs."""
+problem with the config is reported in one line, exit code 2, before anything runs. A method
+that fails is recorded in results.json; the others' results are written, exit code 1."""
 
 # flag -> the config key it sets, so an error in a value names the flag that gave it.
 _RUN_FLAGS = {
@@ -228,16 +230,21 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
     from forgetless.evaluation.report import (
         adaptation_lines,
         domain_order_lines,
+        failure_lines,
         format_table,
         summary_table,
         write_report,
     )
-    from forgetless.experiment import ConfigError, run, save_results
+    from forgetless.experiment import ConfigError, MethodsFailed, run, save_results
 
+    failed: list[str] = []  # methods that raised: the others' results are still written
     try:
         config.validate()
         replacing = (Path(config.output) / "results.json").is_file()
-        results = run(config)  # checks the scenario on the labels before encoding anything
+        try:
+            results = run(config)  # checks the scenario on the labels before encoding anything
+        except MethodsFailed as err:
+            results, failed = err.results, err.failed
     except ConfigError as err:
         where = source
         for key, flag in given.items():
@@ -275,10 +282,21 @@ def _execute(config, command: str, given: dict[str, str], source: str | None) ->
         print(f"domains in the order taught, {line}")
     for line in adaptation_lines(results):
         print(f"first-session adaptation, {line}")
+    failures = failure_lines(results)
+    for line in failures:
+        print(line)
     replaced = " (replacing the run that was there)" if replacing else ""
     print(
         f"\nwrote {path} and {', '.join(files)} in {path.parent}{replaced}{_without_plots(files)}"
     )
+    if failed:  # after the files: the methods that ran are not lost
+        more = f"; {len(failures) - 1} more failures above" if len(failures) > 1 else ""
+        print(
+            f"forgetless {command}: error: {', '.join(failed)} failed ({failures[0]}{more}); "
+            f"the other methods' results are written, the tracebacks are in {path}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -24,6 +24,7 @@ import numbers
 import os
 import re
 import time
+import traceback
 import tracemalloc
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -1244,12 +1245,16 @@ def _run_method(
     scenario: Scenario,
     seed: int,
     warm_up: bool = True,
+    where: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Method ``name`` on ``scenario``: its accuracies and step times from one pass with
     tracemalloc off, then (``config.measure_memory``) its peak memory from a second, untimed
     pass of the same steps under tracemalloc, on a fresh instance with the same seed, whose
-    accuracies are not used. ``warm_up``: first :func:`_warm_up`."""
+    accuracies are not used. ``warm_up``: first :func:`_warm_up`. ``where["step"]`` follows
+    the step being learned (1-based; 0 before the first), for a failure to name it."""
     family = METHODS[name][0]
+    where = {} if where is None else where
+    where["step"], where["pass"] = 0, "timed"
     y = data["y_train"]
     first = scenario.steps[0].train
     X, Xt = method_features(name, data["X_train"], data["X_test"], first)
@@ -1257,6 +1262,7 @@ def _run_method(
         _warm_up(name, config, X, y, scenario, seed)
     tuning, lr = 0.0, None  # a learning-rate search on the first task is the method's own work
     if family == "sgd":
+        where["step"] = 1
         began = time.perf_counter()
         lr = config.sgd.get("lr") or _tune_lr(
             {k: v for k, v in method_settings(name, config).items() if k != "lr"},
@@ -1272,12 +1278,13 @@ def _run_method(
             RuntimeWarning,
             stacklevel=2,
         )
-    out = _learn_steps(name, config, X, Xt, data, scenario, seed, lr)
+    out = _learn_steps(name, config, X, Xt, data, scenario, seed, lr, where)
     out["step_seconds"][0] += tuning
     out["total_seconds"] = float(sum(out["step_seconds"]))
     peak = None
     if config.measure_memory:
-        again = (name, config, X, Xt, data, scenario, seed, lr)  # a fresh instance
+        where["pass"] = "memory"
+        again = (name, config, X, Xt, data, scenario, seed, lr, where)  # a fresh instance
         peak = _peak_bytes(lambda: _learn_steps(*again))
     out["peak_memory_MiB"] = None if peak is None else peak / 2**20
     if family == "sgd":
@@ -1312,6 +1319,7 @@ def _learn_steps(
     scenario: Scenario,
     seed: int,
     lr: float | None,
+    where: dict[str, Any],
 ) -> dict[str, Any]:
     """One pass of method ``name`` through the steps on a fresh instance: learn each step
     (timed), evaluate it (untimed), and return the results of :func:`_run_method` but its
@@ -1342,6 +1350,7 @@ def _learn_steps(
     batches_done = 0
     for i, step in enumerate(scenario.steps):
         current["step"], current["evaluating"] = i, 0.0
+        where["step"] = i + 1
         start = time.perf_counter()
         if family == "joint":  # the upper bound: a fresh fit on everything seen so far
             seen_train = np.concatenate([s.train for s in scenario.steps[: i + 1]])
@@ -1441,6 +1450,11 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     Before its first job each method learns a handful of rows on an instance thrown away, so
     no job's time holds the process's one-time start-up costs.
 
+    A method that raises on a seed does not stop the run: ``methods[name]["failed"][seed]``
+    records the step (1-based; 0: before the first) and the error, the other methods and
+    seeds run on, and at the end :class:`MethodsFailed` is raised carrying the results (the
+    command line writes them and exits with status 1).
+
     With ``first_session_adaptation`` set, each seed's encoder is adapted on that seed's first
     task and every method also runs on its features as ``"<method>+adapted"`` (the same class
     order); ``adaptation[seed]`` records the training (see :func:`adapt_first_session`).
@@ -1506,10 +1520,13 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     jobs = [(seed, m) for seed in config.seeds for m in names]
     adapted: dict[int, dict[str, Any]] = {}
     warmed: set[str] = set()
+    errors: list[BaseException] = []
     # a bar on a terminal, plain lines in a log (a long comparison is not silent there)
     with progress_bar(len(jobs), "runs", config.progress, unit="run") as bar:
         for seed, name in jobs:
-            _run_job(config, data, scenarios[seed], seed, name, adapted, results, warmed)
+            error = _run_job(config, data, scenarios[seed], seed, name, adapted, results, warmed)
+            if error is not None:
+                errors.append(error)
             bar.update(1)
     for entry in results["methods"].values():
         entry["summary"] = {}
@@ -1523,7 +1540,22 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
                     "std": float(np.std(values)),
                     "seeds": len(values),
                 }
+    if errors:
+        raise MethodsFailed(results) from errors[0]
     return results
+
+
+class MethodsFailed(RuntimeError):
+    """Some methods raised on some seeds; the run went on without them. ``results`` holds
+    every result the run made, and each failed method's ``failed[seed]`` (the step, the error,
+    its traceback); the message names the failures."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        from forgetless.evaluation.report import failure_lines
+
+        self.results = results
+        self.failed = [name for name, e in results["methods"].items() if e.get("failed")]
+        super().__init__("; ".join(failure_lines(results)))
 
 
 def _run_job(
@@ -1535,10 +1567,14 @@ def _run_job(
     adapted: dict[int, dict[str, Any]],
     results: dict[str, Any],
     warmed: set[str] | None = None,
-) -> None:
+) -> Exception | None:
     """One method on one seed's scenario, into ``results``; a ``+adapted`` method first adapts
     the encoder on that seed's first task (kept in ``adapted`` for the seed's other methods).
-    A method's first job (not in ``warmed``) warms it up first."""
+    A method's first job (not in ``warmed``) warms it up first.
+
+    An error of the method is returned, and recorded in ``results`` as the method's
+    ``failed[seed]``: the step (1-based, 0 before the first), the pass, the error, its
+    traceback."""
     results["scenarios"][str(seed)] = scenario.describe()
     source = data
     if name.endswith(ADAPTED_SUFFIX):
@@ -1551,9 +1587,21 @@ def _run_job(
     warm_up = warmed is None or method not in warmed
     if warmed is not None:
         warmed.add(method)
-    results["methods"][name]["seeds"][str(seed)] = _run_method(
-        method, config, source, scenario, seed, warm_up
-    )
+    where: dict[str, Any] = {}
+    try:
+        results["methods"][name]["seeds"][str(seed)] = _run_method(
+            method, config, source, scenario, seed, warm_up, where
+        )
+    except Exception as err:  # the method's failure; the other methods and seeds run on
+        results["methods"][name].setdefault("failed", {})[str(seed)] = {
+            "step": where.get("step", 0),
+            "steps": len(scenario.steps),
+            "pass": where.get("pass", "timed"),
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exc(),
+        }
+        return err
+    return None
 
 
 def save_results(results: dict[str, Any], output: str | Path) -> Path:

@@ -10,6 +10,9 @@
   iteration for the gradient baselines, per step for the analytic methods): the stability gap;
 - ``report.html``: the tables and the plots (embedded), readable offline.
 
+A method that failed on a seed (``failed`` in its results) is reported as failed there, with
+the step and the error; it has no plots for the seeds it failed on.
+
 Plots need matplotlib (``pip install -e ".[report]"``); without it the CSV and HTML are
 still written and the page says what is missing.
 """
@@ -73,11 +76,33 @@ def summary_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     population std over seeds)."""
     metrics = [m for m in _LABELS if any(m in e["summary"] for e in results["methods"].values())]
     header = ["method"] + [_LABELS[m] for m in metrics]
-    rows = [
-        [name] + [_fmt(m, entry["summary"].get(m), len(entry.get("seeds", {}))) for m in metrics]
-        for name, entry in results["methods"].items()
-    ]
+    rows = []
+    for name, entry in results["methods"].items():
+        failed = entry.get("failed") or {}
+        seeds = len(entry.get("seeds", {})) + len(failed)
+        cells = [_fmt(m, entry["summary"].get(m), seeds) for m in metrics]
+        if failed and not entry.get("seeds"):  # every seed failed: no number to show
+            cells = ["failed"] + [""] * (len(metrics) - 1) if metrics else []
+        rows.append([f"{name} (failed)" if failed and not metrics else name] + cells)
     return header, rows
+
+
+def failure_lines(results: dict[str, Any]) -> list[str]:
+    """One line per method and seed that failed: the step and the error. Empty when none did.
+
+    >>> failed = {"0": {"step": 3, "steps": 5, "error": "FloatingPointError: overflow"}}
+    >>> failure_lines({"methods": {"slda": {"seeds": {}, "failed": failed}}})
+    ['slda failed on seed 0 at step 3 of 5: FloatingPointError: overflow']
+    """
+    lines = []
+    for name, entry in results["methods"].items():
+        for seed, info in (entry.get("failed") or {}).items():
+            step = info.get("step") or 0
+            where = f"at step {step} of {info.get('steps', '?')}" if step else "before step 1"
+            if info.get("pass") == "memory":
+                where += " (in the untimed pass measuring memory)"
+            lines.append(f"{name} failed on seed {seed} {where}: {info.get('error', '?')}")
+    return lines
 
 
 def domain_order_lines(results: dict[str, Any]) -> list[str]:
@@ -189,7 +214,10 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
 
     written = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, entry in results["methods"].items():
+    reported = {name: e for name, e in results["methods"].items() if e["seeds"]}  # not failed
+    if not reported:  # every method failed: nothing to plot
+        return []
+    for name, entry in reported.items():
         curves = np.array([r["accuracy_seen"] for r in entry["seeds"].values()]) * 100
         steps = np.arange(1, curves.shape[1] + 1)
         mean, std = curves.mean(axis=0), curves.std(axis=0)
@@ -206,7 +234,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     plt.close(fig)
     written.append("accuracy_by_step.png")
 
-    for name, entry in results["methods"].items():
+    for name, entry in reported.items():
         first = next(iter(entry["seeds"].values()))
         A = (
             np.array(
@@ -241,7 +269,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         written.append(filename)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, entry in results["methods"].items():
+    for name, entry in reported.items():
         trace = next(iter(entry["seeds"].values()))["trace"]
         if not trace["iterations"]:
             continue
@@ -295,6 +323,15 @@ def _html(results: dict[str, Any], out: Path, images: list[str], note: str) -> N
         alt = html.escape(name, quote=True)
         figures += f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"></figure>'
     config = html.escape(json.dumps(results["config"], indent=1))
+    failures = failure_lines(results)
+    failed = (
+        "<h2>Failed</h2><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in failures)
+        + "</ul><p>A failed method has no results for that seed; the traceback of each failure "
+        "is in results.json.</p>"
+        if failures
+        else ""
+    )
     orders = domain_order_lines(results)
     domains = (
         " (domains in the order taught, the accuracy matrices' columns: "
@@ -335,6 +372,7 @@ img{{max-width:520px}}pre{{background:#f4f4f4;padding:8px;font-size:12px}}</styl
 <b>{esc(next(iter(results["scenarios"].values()))["name"])}</b>{domains}, seeds
 {esc(", ".join(results["scenarios"]))}; forgetless {esc(results["library_version"])}.</p>
 <h2>Summary (mean ± std over seeds: the population std, ddof = 0)</h2>{table}
+{failed}
 <p>Accuracies in %. Final and average incremental accuracy per test sample; forgetting and BWT
 from the accuracy matrix A[i][j], means over tasks; min-ACC, WC-ACC and the stability gap from
 evaluations during training (De Lange et al.), every task's end included. Methods evaluated only
@@ -375,7 +413,11 @@ def write_report(run_dir: str | Path) -> list[str]:
     empty = [
         name
         for name, entry in results["methods"].items()
-        if not (isinstance(entry, dict) and isinstance(entry.get("seeds"), dict) and entry["seeds"])
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("seeds"), dict)
+            and (entry["seeds"] or entry.get("failed"))  # a failed method is reported so
+        )
     ]
     if empty:  # run() writes every seed of every method; an edited or foreign file may not
         raise ResultsFileError(
