@@ -613,6 +613,7 @@ def search_choices(name: str, m: int, seed: int) -> dict:
     refits: list[dict] = []
     inside = [False]
     factorise, rational = HostLinalg.shifted_cholesky, search._rational_search
+    single = HostLinalg.single_cholesky
     curve = search.shift_invert_nodes
 
     def counted(self, gram, alpha, out=None):
@@ -620,12 +621,17 @@ def search_choices(name: str, m: int, seed: int) -> dict:
             refits[-1]["factorisations"] += 1
         return factorise(self, gram, alpha, out=out)
 
+    def looked(self, rough, alpha):
+        if inside[0]:
+            refits[-1]["float32_factorisations"] += 1
+        return single(self, rough, alpha)
+
     def drawn(*args, **options):
         refits[-1]["curves"] += 1
         return curve(*args, **options)
 
     def logged(gram, class_sums, grid, floor, scorer, ops, **options):
-        refits.append({"factorisations": 0, "curves": 0})
+        refits.append({"factorisations": 0, "float32_factorisations": 0, "curves": 0})
         inside[0] = True
         try:
             found = rational(gram, class_sums, grid, floor, scorer, ops, **options)
@@ -643,6 +649,7 @@ def search_choices(name: str, m: int, seed: int) -> dict:
 
     with (
         mock.patch.object(HostLinalg, "shifted_cholesky", counted),
+        mock.patch.object(HostLinalg, "single_cholesky", looked),
         mock.patch.object(search, "_rational_search", logged),
         mock.patch.object(search, "shift_invert_nodes", drawn),
     ):
@@ -651,6 +658,7 @@ def search_choices(name: str, m: int, seed: int) -> dict:
     return {
         "dataset": name, "M": m, "seed": seed, "refits": searched,
         "factorisations": sum(r["factorisations"] for r in searched),
+        "float32_factorisations": sum(r["float32_factorisations"] for r in searched),
         "curves": sum(r["curves"] for r in searched),
         "same_as_exact": sum(r["chosen"] == r["exact"] for r in searched),
         "final_accuracy": run["final_accuracy"], "alpha_per_step": run["alpha_per_step"],
@@ -670,6 +678,7 @@ def summarise_choices(entries: list[dict]) -> dict:
     return {
         "runs": len(entries), "refits": len(refits),
         "factorisations": sum(r["factorisations"] for r in refits),
+        "float32_factorisations": sum(r.get("float32_factorisations", 0) for r in refits),
         "curves": sum(r.get("curves", 0) for r in refits),
         "same_as_exact": sum(r["chosen"] == r["exact"] for r in refits),
         "largest_relative_gap_where_different": max(gaps, default=0.0),

@@ -129,3 +129,21 @@ def test_oas_shrinkage_is_scikit_learns_from_either_gram(n, d, scale):
     covariance = rows.T @ rows / n
     assert oas_shrinkage(covariance, n) == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert oas_shrinkage_of_rows(np.zeros((n, d))) == (0.0 if d == 1 else 1.0)
+
+
+def test_single_cholesky_factorises_the_float32_copy_for_a_rough_look():
+    """The lambda search's first look: G's float32 copy factorised in place at half a float64
+    factorisation's cost, solves in float32 to float32's accuracy; None where float32 finds
+    G + alpha I not positive definite."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((80, 30))
+    G, B = np.asfortranarray(A.T @ A), rng.standard_normal((30, 4))
+    upper = HOST.single_cholesky(HOST.single(G), 0.5)
+    assert upper.dtype == np.float32
+    solved = HOST.cho_solve(upper, B)
+    assert solved.dtype == np.float32
+    np.testing.assert_allclose(solved, np.linalg.solve(G + 0.5 * np.eye(30), B), rtol=1e-3)
+    norms = HOST.probe_norms(upper, B)
+    exact = np.einsum("ij,ij->j", B, np.linalg.solve(G + 0.5 * np.eye(30), B))
+    np.testing.assert_allclose(norms, exact, rtol=1e-3)
+    assert HOST.single_cholesky(HOST.single(np.asfortranarray(-G)), 0.5) is None

@@ -14,12 +14,12 @@ chooses what a fresh fit on the same data chooses:
 Ways to score the lattice of lambdas:
 
 - rational quadrature (the default where it is cheaper): six block steps of plain Lanczos
-  (products G @ U) place the minimum roughly; one Cholesky factorisation there and six block
-  steps of shift-invert Lanczos with it (:func:`shift_invert_nodes`) give the curve accurately
-  near it; the curve's choice is factorised (its coefficients), which also checks the curve
-  there, and the curve is drawn again around it only where the check cannot confirm its order
-  against its neighbours. Typically one or two factorisations and about twenty products or
-  triangular solves with C + 8 columns.
+  (products G @ U, in float32) place the minimum roughly; a float32 Cholesky factorisation
+  there and six block steps of shift-invert Lanczos with it (:func:`shift_invert_nodes`) give
+  the curve near it; the curve's choice is factorised in float64 (its coefficients), which
+  also checks the curve there, and a float64 curve is drawn around it only where the check
+  cannot confirm its order against its neighbours. Typically one float32 and one float64
+  factorisation and about twenty products or triangular solves with C + 8 columns.
 - Krylov quadrature (``method="krylov"``): plain block Lanczos grown until the curve settles
   (:func:`krylov_spectrum`), many more steps where G's spectrum is steep.
 - spectral: one eigendecomposition scores every lambda exactly (small M, many classes, a user
@@ -1055,6 +1055,7 @@ def shift_invert_nodes(
     ops: HostLinalg = HOST,
     steps: int = 6,
     start_qr: tuple[np.ndarray, np.ndarray] | None = None,
+    eps: float = float(np.finfo(np.float64).eps),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rational Gauss quadrature of G's spectrum, from the Cholesky factor U of G + sigma I.
 
@@ -1091,7 +1092,7 @@ def shift_invert_nodes(
     # (G + sigma I)^-1 has eigenvalues in (0, 1/sigma]; one rounded to ~0 stands for a
     # direction of huge s, where every f of the ridge moments vanishes: it is dropped.
     top = float(inverse.max(initial=0.0))
-    valid = inverse > top * T.shape[0] * np.finfo(np.float64).eps
+    valid = inverse > top * T.shape[0] * eps
     return 1.0 / inverse[valid] - sigma, (vectors.T @ E)[valid]
 
 
@@ -1161,11 +1162,10 @@ def _rational_search(
         points = [GCVPoint(float(a), float(sc)) for a, sc in zip(grid, scores, strict=True)]
         return _choose(points, interior=True, tiebreak=tiebreak), points
 
-    # Where to factorise first: a few plain Krylov steps (products G @ U) place the minimum
-    # within about a decade, but they under-resolve small eigenvalues and so err high (by 2 to
-    # 10 times on the benchmarks' data): start _RATIONAL_BELOW lattice steps lower, where the
-    # choice most often lies, so that one factorisation often serves both the curve and the
-    # solve.
+    # Where to look first: a few plain Krylov steps (products G @ U) place the minimum within
+    # about a decade, but they under-resolve small eigenvalues and so err high (by 2 to 10
+    # times on the benchmarks' data): start _RATIONAL_BELOW lattice steps lower, where the
+    # choice most often lies.
     room = (_PLAIN_STEPS + 1) * block
     scale = _single_scale(ops.trace(gram) / m)
     rough = ops.single(gram, scale)  # only places sigma: float32 products serve
@@ -1173,7 +1173,6 @@ def _rational_search(
     T, E, _ = next(
         krylov_spectrum(rough, start, ops, max_dim=room, first=_PLAIN_STEPS, start_qr=start_qr)
     )
-    del rough
     plain, vectors = np.linalg.eigh(T)
     chosen, _ = choose(np.maximum(plain * scale, 0.0), vectors.T @ E)
     if not math.isfinite(chosen.score):
@@ -1190,6 +1189,21 @@ def _rational_search(
         ops=ops,
         exact_trace=exact_descent,
     )
+    # A first curve from a float32 factorisation at sigma (in place of the float32 copy: half
+    # a float64 factorisation's time, its solves too) places the first float64 factorisation,
+    # which the coefficients need in any case: where that confirms the curve's choice, the
+    # search ends with one factorisation in float64 and one in float32.
+    # (Not on the row space: its factorisations are n x n, and its exact descent factorises
+    # the choice's neighbours in any case.)
+    looked = (
+        None
+        if exact_descent
+        else _single_precision_curve(rough, scale, sigma, start, start_qr, factorised, choose)
+    )
+    del rough
+    first_guess = sigma
+    if looked is not None:
+        sigma = looked[0].alpha
     tried: dict[float, tuple] = {}  # the moments of every lambda factorised so far
     work = None  # one buffer for every factorisation here (each is used up before the next)
 
@@ -1203,7 +1217,16 @@ def _rational_search(
         return factored
 
     factored = factorise(sigma)
-    for _ in range(_RATIONAL_ROUNDS):
+    rounds = _RATIONAL_ROUNDS
+    if (
+        looked is not None
+        and factored is not None
+        and abs(_steps_apart(grid, sigma, first_guess)) <= _TRUSTED_STEPS
+        and _confirmed(scorer.point(sigma, tried[sigma]), *looked, scorer.criterion)
+    ):
+        chosen, points = looked
+        rounds = 0  # confirmed: no float64 curve needed
+    for _ in range(rounds):
         if factored is None:
             return None
         nodes, coordinates = shift_invert_nodes(factored, sigma, start, ops, start_qr=start_qr)
@@ -1227,7 +1250,8 @@ def _rational_search(
             # choice needs no curve of its own.
             break
     else:
-        return None
+        if rounds:
+            return None
     if factored is None:
         return None
     # Check the curve at the choice against the factorised criterion (exact K and K2, the trace
@@ -1253,6 +1277,35 @@ def _rational_search(
             sigma, exact = float(grid[j]), points[j].score
             moments = tried[sigma]
     return GCVPoint(sigma, exact, moments[0]), points
+
+
+def _single_precision_curve(
+    rough: Any,
+    scale: float,
+    sigma: float,
+    start: np.ndarray,
+    start_qr: tuple[np.ndarray, np.ndarray],
+    factorised: GCV,
+    choose: Callable[..., tuple[GCVPoint, list[GCVPoint]]],
+) -> tuple[GCVPoint, list[GCVPoint]] | None:
+    """The shift-invert curve around ``sigma`` from a float32 factorisation of the float32
+    copy ``rough`` (G / ``scale``; factorised in place, so used up), its trace anchored by the
+    64 probes of ``factorised``; None where float32 cannot factorise it or the curve scores
+    nothing. Its rounding (about 1e-7 of G's largest eigenvalue) only decides where the first
+    float64 factorisation goes: every choice is confirmed there in float64."""
+    shift = sigma / scale
+    upper = factorised.ops.single_cholesky(rough, shift)
+    if upper is None:
+        return None
+    eps = float(np.finfo(np.float32).eps)
+    nodes, coordinates = shift_invert_nodes(
+        upper, shift, start, factorised.ops, start_qr=start_qr, eps=eps
+    )
+    per_probe = factorised.ops.probe_norms(upper, factorised.probes)
+    trace_inverse = float(np.mean(factorised.ops.to_numpy(per_probe))) / scale
+    df = factorised.gram.shape[0] - sigma * trace_inverse
+    chosen, points = choose(nodes * scale, coordinates, anchor=(sigma, df))
+    return (chosen, points) if math.isfinite(chosen.score) else None
 
 
 def _exact_descent(

@@ -352,11 +352,16 @@ class TorchLinalg:
             return None
         return upper
 
+    def single_cholesky(self, rough: Any, alpha: float) -> Any:
+        rough.diagonal().add_(alpha)
+        upper, info = self.torch.linalg.cholesky_ex(rough, upper=True)
+        return None if int(info) != 0 else upper
+
     def cho_solve(self, upper: Any, targets: Any) -> Any:
-        return self.torch.cholesky_solve(targets, upper, upper=True)
+        return self.torch.cholesky_solve(targets.to(upper.dtype), upper, upper=True)
 
     def probe_norms(self, upper: Any, probes: Any) -> Any:
-        half = self.torch.linalg.solve_triangular(upper.T, probes, upper=False)
+        half = self.torch.linalg.solve_triangular(upper.T, probes.to(upper.dtype), upper=False)
         return (half * half).sum(dim=0)
 
     def inverse_norm2(self, upper: Any) -> float:

@@ -196,11 +196,25 @@ class HostLinalg:
             return None
         return upper
 
+    def single_cholesky(self, rough: np.ndarray, alpha: float) -> np.ndarray | None:
+        """U with rough + alpha I = U^T U in float32, factorised in place of :meth:`single`'s
+        copy (used up), or None where that is not positive definite in float32: a rough
+        first look at the lambda curve at half the cost of a float64 factorisation."""
+        rough[np.diag_indices(rough.shape[0])] += np.float32(alpha)
+        try:
+            upper, _ = linalg.cho_factor(rough, lower=False, overwrite_a=True, check_finite=False)
+        except linalg.LinAlgError:
+            return None
+        return upper
+
     def cho_solve(self, upper: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(U^T U)^-1 targets, in the factor's precision (float32 for :meth:`single_cholesky`'s)."""
+        targets = np.asarray(targets, dtype=upper.dtype)
         return linalg.cho_solve((upper, False), targets, check_finite=False)
 
     def probe_norms(self, upper: np.ndarray, probes: np.ndarray) -> np.ndarray:
         """||U^-T z||^2 for each probe column z."""
+        probes = np.asarray(probes, dtype=upper.dtype)
         half = linalg.solve_triangular(upper, probes, trans="T", check_finite=False)
         return np.einsum("ij,ij->j", half, half)
 
