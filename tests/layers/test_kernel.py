@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from conftest import require
+from forgetless import ContinualClassifier
 from forgetless._install import install_line
 from forgetless.layers import GuidedKernelProjection, layer_from_config, make_layer
 from forgetless.layers.kernel import arc_cosine_kernel, nystroem_transform, population_draws
@@ -109,11 +111,15 @@ def test_shrinkage_reaches_beyond_the_first_batch_span():
 
 def test_shrinkage_zero_draws_what_the_layer_drew_before_the_setting():
     """The unshrunk draws take the same random numbers in the same order as before the
-    setting existed (the isotropic parts are drawn after them, and only when used)."""
-    X, y = _data(n=50, d=6, classes=3)
+    setting existed (the isotropic parts are drawn after them, and only when used), the
+    classes taken in the order they first appear in the rows."""
+    X, y = _data(n=50, d=6, classes=3, seed=1)
+    appearance = list(dict.fromkeys(y.tolist()))
+    assert appearance != sorted(appearance)  # so the test tells the two orders apart
     draws, _ = population_draws(X, y, 100, 20, np.random.default_rng(3))
     rng = np.random.default_rng(3)
-    means = np.array([X[y == c].mean(0) for c in range(3)])
+    means = np.array([X[y == c].mean(0) for c in appearance])
+    y = np.array([appearance.index(c) for c in y])
     between = (means - means.mean(0)) / math.sqrt(2)
     within = (X - means[y]) / math.sqrt(50 - 3)
     pseudo = means.mean(0) + rng.standard_normal((5, 3)) @ between
@@ -234,6 +240,21 @@ def test_same_seed_same_layer_bit_for_bit_and_another_seed_differs():
     c = GuidedKernelProjection.fit(X, y, n_components=30, seed=8)
     assert a.same_as(b) and not a.same_as(c)
     assert a.transform(X).tobytes() == b.transform(X).tobytes()
+
+
+def test_renaming_the_classes_changes_nothing():
+    """Labels whose sort order differs ("zero".."nine" against 0..9) give the same layer, bit
+    for bit, and the same predictions: the draw follows the rows, not the labels' order."""
+    X, y = load_digits(return_X_y=True)
+    names = np.array("zero one two three four five six seven eight nine".split())
+    digits = ContinualClassifier(projection="guided", n_components=200, random_state=0)
+    named = ContinualClassifier(projection="guided", n_components=200, random_state=0)
+    digits.partial_fit(X[:600], y[:600])
+    named.partial_fit(X[:600], names[y[:600]])
+    assert named.projection_.same_as(digits.projection_)
+    for name, array in digits.projection_.arrays().items():
+        assert array.tobytes() == named.projection_.arrays()[name].tobytes()
+    assert np.array_equal(named.predict(X[600:]), names[digits.predict(X[600:])])
 
 
 def test_one_class_and_one_row_per_class_still_build():

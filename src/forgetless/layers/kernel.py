@@ -219,17 +219,35 @@ def population_draws(
     ``shrinkage`` r draws from ``(1 - r) B + r tr(B) / d I`` and ``(1 - r) W + r tr(W) / d I``
     instead (``"oas"``: each r by the oracle approximating shrinkage formula, from the rows).
     B and W span at most C - 1 and n - C directions: unshrunk, every landmark lies in the
-    first batch's span, and the layer sees an input only through its part in that span."""
-    classes, inverse, counts = np.unique(y_index, return_inverse=True, return_counts=True)
-    means = np.zeros((classes.size, X.shape[1]))
+    first batch's span, and the layer sees an input only through its part in that span.
+
+    Classes are taken in the order they first appear in the rows, not by their index: a class's
+    index follows its label's sort order, and the draw must not change when classes are only
+    renamed (``y_index`` 2, 0 and 0, 1 on the same rows give the same draws).
+
+    >>> X = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 1.0], [6.0, 3.0]])
+    >>> a, _ = population_draws(X, np.array([2, 0, 2, 0]), 3, 1, np.random.default_rng(0))
+    >>> b, _ = population_draws(X, np.array([0, 1, 0, 1]), 3, 1, np.random.default_rng(0))
+    >>> bool(np.array_equal(a, b))
+    True
+    """
+    _, first, by_index, counts = np.unique(
+        y_index, return_index=True, return_inverse=True, return_counts=True
+    )
+    order = np.argsort(first, kind="stable")  # classes in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    inverse, counts = rank[by_index], counts[order]
+    n_classes = order.size
+    means = np.zeros((n_classes, X.shape[1]))
     np.add.at(means, inverse, X)
     means /= counts[:, None]
     centre = means.mean(axis=0)
-    between = (means - centre) / math.sqrt(max(classes.size - 1, 1))
-    within = (X - means[inverse]) / math.sqrt(max(X.shape[0] - classes.size, 1))
-    if classes.size < 2:
+    between = (means - centre) / math.sqrt(max(n_classes - 1, 1))
+    within = (X - means[inverse]) / math.sqrt(max(X.shape[0] - n_classes, 1))
+    if n_classes < 2:
         between = within
-    if X.shape[0] == classes.size:
+    if X.shape[0] == n_classes:
         within = between
     per_class = min(per_class, n_draws)  # more per class than draws: one pseudo-class
     n_means = -(-n_draws // per_class)
@@ -253,7 +271,7 @@ def population_draws(
                 block += size * rng.standard_normal(block.shape)
     draws = np.repeat(centre + pseudo_means, per_class, axis=0)[:n_draws] + spread
     report = {
-        "n_guiding_classes": int(classes.size),
+        "n_guiding_classes": int(n_classes),
         "n_pseudo_classes": int(n_means),
         **({"shrinkage": [shrink_between, shrink_within]} if shrinkage else {}),
     }
