@@ -1461,3 +1461,73 @@ def test_a_layer_too_large_to_build_is_refused_before_it_is_built(monkeypatch):
     with pytest.raises(ValueError, match="building the guided layer .* fewer landmarks"):
         guided.fit(X, np.arange(50) % 3)
     assert not guided.__sklearn_is_fitted__()
+
+
+def test_learners_in_two_threads_give_the_bits_each_gives_alone(digits, monkeypatch):
+    """Same seed and data, same model, whatever thread learns it and whatever other threads
+    do. Both learners keep their sums as a factor (150 rows, 300 units), factorised inside
+    ``one_thread``; learner B's factor waits there up to a second for learner A's whole fit,
+    in another thread. Before, one_thread did nothing outside the main thread (threadpoolctl
+    lets only the thread that first set a limit, here the main thread's ridge fits, set
+    one), so both factors ran on two BLAS threads and rounded otherwise; where B's limit did
+    hold, it held for A's products too. Now A waits for B (the compute lock), and the limits
+    hold in whatever thread sets them."""
+    import threading
+
+    import threadpoolctl
+
+    import forgetless.statistics as statistics_module
+    from forgetless.engine import Engine
+
+    def threads() -> dict[str, int]:
+        return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+    X, y = digits[0][:150], digits[1][:150]
+
+    def learn(seed: int) -> np.ndarray:  # 150 rows of 300 units: sums kept as a factor
+        clf = ContinualClassifier(projection="gaussian", n_components=300, random_state=seed)
+        return clf.partial_fit(X, y).coef_
+
+    before = threads()
+    alone = {"A": learn(0), "B": learn(1)}
+    b_inside, a_done = threading.Event(), threading.Event()
+    seen: dict[str, list[dict[str, int]]] = {"A": [], "B": []}
+    factor, project = statistics_module._stacked_factor_here, Engine.project
+
+    def slow_factor(R: np.ndarray, H: np.ndarray) -> np.ndarray:
+        if threading.current_thread().name == "B":  # inside one_thread
+            seen["B"].append(threads())
+            b_inside.set()
+            a_done.wait(1.0)
+        return factor(R, H)
+
+    def watched_project(self, layer, rows):
+        if threading.current_thread().name == "A":
+            seen["A"].append(threads())
+        return project(self, layer, rows)
+
+    monkeypatch.setattr(statistics_module, "_stacked_factor_here", slow_factor)
+    monkeypatch.setattr(Engine, "project", watched_project)
+    together: dict[str, np.ndarray] = {}
+
+    def a() -> None:
+        b_inside.wait(10)
+        try:
+            together["A"] = learn(0)
+        finally:
+            a_done.set()
+
+    def b() -> None:
+        together["B"] = learn(1)
+
+    workers = [threading.Thread(target=a, name="A"), threading.Thread(target=b, name="B")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(worker.is_alive() for worker in workers)
+    assert np.array_equal(together["A"], alone["A"])
+    assert np.array_equal(together["B"], alone["B"])
+    assert seen["B"] and all(set(counts.values()) == {1} for counts in seen["B"])
+    assert seen["A"] and all(counts == before for counts in seen["A"])  # no limit of B's
+    assert threads() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import threadpoolctl
@@ -11,6 +13,7 @@ from forgetless.linalg import (
     numpy_blas_quiet,
     oas_shrinkage,
     oas_shrinkage_of_rows,
+    one_thread,
     ridge_solve,
 )
 from forgetless.statistics import SufficientStatistics
@@ -55,8 +58,7 @@ def test_centred_gram_is_the_upper_triangle_of_the_centred_sums():
 
 
 def test_numpy_blas_quiet_limits_numpy_only_and_restores():
-    def threads() -> dict[str, int]:
-        return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+    threads = _threads
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):  # numpy's own BLAS on 2 threads
         outer = threads()
@@ -79,18 +81,75 @@ def test_numpy_blas_quiet_limits_numpy_only_and_restores():
     assert own <= changed
 
 
+def _threads() -> dict[str, int]:
+    return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+
 def test_numpy_blas_quiet_nested_and_from_threads_restores_once():
     from concurrent.futures import ThreadPoolExecutor
 
-    before = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+    before = _threads()
 
     def work(_: int) -> None:
         with numpy_blas_quiet(), numpy_blas_quiet():
             np.ones((32, 32)) @ np.ones((32, 32))
 
-    with numpy_blas_quiet(), ThreadPoolExecutor(4) as pool:
+    # (not inside a context of this thread: the threads' contexts wait for its compute lock)
+    with ThreadPoolExecutor(4) as pool:
         list(pool.map(work, range(16)))
-    assert {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()} == before
+    assert _threads() == before
+
+
+def test_limit_contexts_leave_no_limit_behind_whatever_order_they_leave_in():
+    """The limits in force follow from the contexts active: any one_thread puts every pool on
+    one thread; the counts found at the first entry come back when the last context leaves.
+    (Before, each context restored what it had found: one that left last restored the limit
+    of one that had left before it, for good.)"""
+    before = _threads()
+    quiet = numpy_blas_quiet()
+    quiet.__enter__()
+    single = one_thread()
+    single.__enter__()
+    assert set(_threads().values()) == {1}
+    quiet.__exit__(None, None, None)  # leaves first: one_thread is still active
+    assert set(_threads().values()) == {1}
+    single.__exit__(None, None, None)
+    assert _threads() == before
+
+
+def test_limit_contexts_of_two_threads_take_turns_and_leave_no_limit_behind():
+    """The sequence that left numpy's BLAS on one thread for good: thread A in
+    numpy_blas_quiet (a ridge head's fit), thread B entering one_thread (a compact batch's
+    factor) before A leaves. Now B's context waits for A's to leave (the compute lock), and the
+    thread counts after both are those before."""
+    before = _threads()
+    a_in, b_trying, b_in, a_out = (threading.Event() for _ in range(4))
+    order: list[str] = []
+
+    def a() -> None:
+        with numpy_blas_quiet():
+            a_in.set()
+            b_trying.wait(10)
+            b_in.wait(0.5)  # B comes in here only if nothing keeps it out
+            order.append("A leaves")
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(10)
+        b_trying.set()
+        with one_thread():
+            order.append("B enters")
+            b_in.set()
+            a_out.wait(10)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert _threads() == before
+    assert order == ["A leaves", "B enters"]
 
 
 def test_single_precision_products_and_factorising_into_a_buffer():

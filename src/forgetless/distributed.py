@@ -40,6 +40,7 @@ import numpy as np
 from forgetless.engine import make_engine
 from forgetless.layers import layer_from_config
 from forgetless.learner import ContinualClassifier, check_input_scale
+from forgetless.linalg import serialised
 from forgetless.statistics import SufficientStatistics
 from forgetless.validation import check_features, check_label_family, check_labels
 
@@ -50,6 +51,7 @@ def _layer(config_json: str) -> Any:
     return layer_from_config(json.loads(config_json), {})
 
 
+@serialised  # a worker's threads take turns, as learners do (forgetless.linalg.compute_lock)
 def partition_statistics(
     X: np.ndarray | None,
     labels: np.ndarray,

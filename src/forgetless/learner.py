@@ -49,7 +49,7 @@ from forgetless.layers import (
     make_layer,
     resolve_projection,
 )
-from forgetless.linalg import OffsetRoundingWarning
+from forgetless.linalg import OffsetRoundingWarning, serialised
 from forgetless.persistence import ModelFileError, read_model_file, write_model_file
 from forgetless.statistics import SufficientStatistics, packed_diagonal
 from forgetless.validation import (
@@ -445,6 +445,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         fitted = not reset
         return check_features(X, self.n_features_in_ if fitted else None, self), names
 
+    @serialised
     def fit(self, X: Any, y: Any) -> ContinualClassifier:
         """Fit a fresh learner on (X, y): the same as a new learner plus one ``partial_fit``."""
         saved = {k: self.__dict__.pop(k) for k in _FITTED if k in self.__dict__}
@@ -458,6 +459,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             raise
         return self
 
+    @serialised
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> ContinualClassifier:
         """Learn one more batch. New classes may appear in any call; no task id is needed.
 
@@ -558,6 +560,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             self._stale = False
 
     # ------------------------------------------------------------------ prediction
+    @serialised
     def decision_function(self, X: Any) -> np.ndarray:
         """Scores (n, C); for two classes, the score of ``classes_[1]`` minus ``classes_[0]``."""
         scores = self._scores(X)
@@ -599,6 +602,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             out[start:stop] = scores
         return out
 
+    @serialised
     def predict(self, X: Any) -> np.ndarray:
         """The class with the highest score, computed chunk by chunk (no n x C intermediate)."""
         X = self._checked_X(X)
@@ -607,12 +611,14 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
             out[start:stop] = best
         return self.classes_[out]
 
+    @serialised
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of the scores. A posterior for ``head="lda"``; otherwise uncalibrated."""
         return softmax(self._scores(X), axis=1)
 
     # ------------------------------------------------------------------ fitted views
     @property
+    @serialised
     def coef_(self) -> np.ndarray:
         """Head weights (C, M): one row per class over the M projected features (the input
         features themselves where no layer is built), laid out as scikit-learn's linear models
@@ -623,12 +629,14 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         return self.head_.coef_.T
 
     @property
+    @serialised
     def intercept_(self) -> np.ndarray:
         self._prepared()
         self._refit_head()
         return self.head_.intercept_
 
     @property
+    @serialised
     def alpha_(self) -> float | None:
         """The ridge penalty in use (chosen from the sums for ``alpha="auto"``); None: ncm/lda."""
         self._prepared()
@@ -645,6 +653,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         if not self.head_.order_free:
             raise ValueError(OWM_ORDER_ERROR)
 
+    @serialised
     def merge(self, other: ContinualClassifier) -> ContinualClassifier:
         """Add another learner's statistics: as if this learner had also seen its data.
 
@@ -742,6 +751,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         )
         return self
 
+    @serialised
     def forget(self, X: Any, y: Any) -> ContinualClassifier:
         """Remove samples it was trained on, exactly. A class left with no samples disappears.
 
@@ -786,6 +796,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         self._subtract(params, batch, "these samples")
         return self
 
+    @serialised
     def forget_statistics(
         self, statistics: SufficientStatistics, classes: Any
     ) -> ContinualClassifier:
@@ -853,6 +864,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
                 "changed"
             ) from err
 
+    @serialised
     def forget_classes(self, classes: Any) -> ContinualClassifier:
         """Remove whole classes exactly, without their data (needs ``per_class_gram=True``)."""
         params = self._prepared()
@@ -905,6 +917,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ assembly from sums
     @classmethod
+    @serialised
     def from_statistics(
         cls, like: ContinualClassifier, statistics: SufficientStatistics, classes: Any
     ) -> ContinualClassifier:
@@ -968,6 +981,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         )
         return new
 
+    @serialised
     def _first_layer(self, n_features: int) -> ContinualClassifier:
         """An empty fitted learner whose layer needs no data (random kinds), for sums computed
         elsewhere; a guided layer must be selected on a first batch with ``partial_fit``."""
@@ -982,6 +996,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         return new
 
     # ------------------------------------------------------------------ persistence
+    @serialised
     def save(self, path: str | os.PathLike) -> None:
         """Write the model atomically: arrays and JSON metadata under one checksum, no pickle."""
         from forgetless import __version__
@@ -1029,6 +1044,7 @@ class ContinualClassifier(ClassifierMixin, BaseEstimator):
         write_model_file(path, metadata, arrays, kind=MODEL_KIND, version=MODEL_VERSION)
 
     @classmethod
+    @serialised
     def load(
         cls,
         path: str | os.PathLike,

@@ -4,7 +4,8 @@ Every solve of ``(G + lambda I) W = Q`` goes through :func:`ridge_solve`: Choles
 LAPACK's condition estimate), an eigendecomposition fallback for a matrix that is not numerically
 positive definite, and an :class:`IllConditionedWarning` naming the condition number either way.
 :class:`HostLinalg` is the set of operations the lambda search needs; a torch engine provides
-the same methods on a device (:mod:`forgetless.engine`).
+the same methods on a device (:mod:`forgetless.engine`). The process's BLAS thread limits have
+one owner here (:func:`one_thread`, :func:`numpy_blas_quiet`), under :func:`compute_lock`.
 
 >>> import numpy as np
 >>> ridge_solve(np.eye(2) * 3.0, np.ones((2, 1)), 1.0).ravel().tolist()
@@ -14,14 +15,16 @@ the same methods on a device (:mod:`forgetless.engine`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 from scipy import linalg
 from scipy.linalg import blas, lapack
 from threadpoolctl import ThreadpoolController
@@ -31,68 +34,123 @@ CONDITION_WARNING = 1e12
 _BLOCK = 256  # columns at a time where a full-size temporary is not needed
 
 
-_CONTROLLER: list[ThreadpoolController] = []
+# ------------------------------------------------------------------ BLAS threads
+# BLAS thread limits (threadpoolctl) belong to the whole process, not to a thread. This section
+# is their one owner: every limit forgetless sets goes through `_limited`, under the lock below.
+_COMPUTE = threading.RLock()
+_POOLS: list[ThreadpoolController] = []  # the thread pools, listed once (a millisecond)
+_LIMITS: dict[str, Any] = {"active": [], "original": None, "numpy_own": None}
 
 
-def one_thread() -> Any:
-    """A context in which BLAS runs on one thread: for small factorisations (threads would
-    spend more time meeting than working) and where the bits must not depend on the thread
-    count. The thread pools are inspected once (that costs a millisecond)."""
-    if not _CONTROLLER:
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1)
+def compute_lock() -> Any:
+    """The process-wide re-entrant lock under which forgetless computes: held by the computing
+    methods of :class:`~forgetless.ContinualClassifier` (``fit``, ``partial_fit``, ``predict``,
+    ``decision_function``, ``coef_``, ``merge``, ``forget``, ``save``, ``load``, ...), by a
+    Dask partition's sums and by every BLAS limit context (:func:`one_thread`,
+    :func:`numpy_blas_quiet`).
+
+    Why: BLAS thread limits belong to the whole process, and OpenBLAS rounds some products
+    differently with the thread count, so a learner whose products ran while another thread
+    was inside a limit got other bits. Under this lock forgetless computes in one thread at a
+    time: its results are the same, bit for bit, whatever other threads do. That loses
+    little, as BLAS already runs one computation on every core; other work (encoders, reading
+    files, the caller's own code) still runs alongside. Nothing that holds it waits for
+    another thread; do not wait under it yourself for other threads' forgetless work (e.g.
+    ``partial_fit_dask`` on a threaded scheduler inside ``with compute_lock():``), which
+    would wait for it in turn.
+    """
+    return _COMPUTE
 
 
-_NUMPY_BLAS: list[Any] = []  # the controller of numpy's own BLAS (None: it shares scipy's)
-_QUIET_LOCK = threading.Lock()
-_QUIET: dict[str, Any] = {"depth": 0, "limiter": None}
+def serialised(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` run under :func:`compute_lock` (re-entrant: it may call others that are)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _COMPUTE:
+            return function(*args, **kwargs)
+
+    return run
 
 
-def _numpy_own_blas() -> Any:
-    """threadpoolctl's controller of the BLAS that numpy ships itself, or None."""
-    if not _NUMPY_BLAS:
-        import scipy.linalg  # noqa: F401  (its BLAS is loaded before the pools are listed)
-
+def _pools() -> list[Any]:
+    """threadpoolctl's controllers of the process's thread pools (scipy's BLAS loaded first)."""
+    if not _POOLS:
+        _POOLS.append(ThreadpoolController())
         numpy_home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
-        controller = ThreadpoolController()
-        own = [
-            info["filepath"]
-            for info in controller.info()
-            if info["user_api"] == "blas"
-            and os.path.basename(os.path.dirname(info["filepath"])) in ("numpy.libs", "numpy")
-            and os.path.dirname(os.path.dirname(info["filepath"])) == numpy_home
+        _LIMITS["numpy_own"] = [
+            pool.user_api == "blas"
+            and os.path.basename(os.path.dirname(pool.filepath)) in ("numpy.libs", "numpy")
+            and os.path.dirname(os.path.dirname(pool.filepath)) == numpy_home
+            for pool in _POOLS[0].lib_controllers
         ]
-        _NUMPY_BLAS.append(controller.select(filepath=own) if own else None)
-    return _NUMPY_BLAS[0]
+    return _POOLS[0].lib_controllers
+
+
+def _set_limits(pools: list[Any]) -> None:
+    """Give every pool the thread count the active contexts call for (see :func:`_limited`)."""
+    active, original = _LIMITS["active"], _LIMITS["original"]
+    for pool, threads, own in zip(pools, original, _LIMITS["numpy_own"], strict=True):
+        one = "one_thread" in active or ("numpy_blas_quiet" in active and own)
+        pool.set_num_threads(1 if one else threads)
 
 
 @contextlib.contextmanager
-def numpy_blas_quiet() -> Iterator[None]:
+def _limited(kind: str) -> Iterator[None]:
+    """The one way forgetless limits BLAS threads, under :func:`compute_lock`.
+
+    The thread counts in force follow from the contexts active, whatever their order: any
+    ``one_thread`` puts every pool on one thread; otherwise any ``numpy_blas_quiet`` puts
+    numpy's own BLAS on one thread; the rest keep the counts found when the first context was
+    entered, which are restored exactly when the last one leaves (nested contexts included).
+    """
+    with _COMPUTE:
+        pools = _pools()
+        if not _LIMITS["active"]:
+            _LIMITS["original"] = [pool.num_threads for pool in pools]
+            _openblas_control(take=True)
+        _LIMITS["active"].append(kind)
+        try:
+            _set_limits(pools)
+            yield
+        finally:
+            _LIMITS["active"].remove(kind)
+            _set_limits(pools)
+            if not _LIMITS["active"]:
+                _LIMITS["original"] = None
+                _openblas_control(take=False)
+
+
+def _openblas_control(take: bool) -> None:
+    """threadpoolctl (3.8 here) lets one thread at a time set a pthreads OpenBLAS's limit,
+    the first to set it, and silently ignores the others: forgetless's limits would
+    hold in one thread and do nothing in the rest (the bits of a learner would depend on the
+    thread it learns in). The first context takes that control (the lock keeps forgetless's
+    own contexts from meeting) and the last one hands it back."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=take)
+
+
+def one_thread() -> contextlib.AbstractContextManager[None]:
+    """A context in which BLAS (every thread pool) runs on one thread: for small
+    factorisations (threads would spend more time meeting than working) and where the bits
+    must not depend on the thread count. It holds :func:`compute_lock`."""
+    return _limited("one_thread")
+
+
+def numpy_blas_quiet() -> contextlib.AbstractContextManager[None]:
     """A context in which numpy's own BLAS runs on one thread, where numpy and scipy each bring
     a BLAS of their own (as their wheels do): between calls, a BLAS keeps its threads spinning
     for a while, on the cores the other one's threads need. A triangular solve by scipy right
     after a numpy product took 1.9 times as long at M = 4000 on two cores, 1.08 times inside
     this context (``benchmarks/lambda_selection.py --only blas``).
     The heads factorise with scipy; numpy's products there are small. Where numpy and scipy
-    share one BLAS, nothing changes. Nested and concurrent uses (threads) share one limit,
-    lifted when the last one leaves.
+    share one BLAS, nothing changes. It holds :func:`compute_lock`; nested in (or around) a
+    :func:`one_thread`, everything is on one thread while that one is active.
     """
-    selected = _numpy_own_blas()
-    if selected is None:
-        yield
-        return
-    with _QUIET_LOCK:
-        if _QUIET["depth"] == 0:
-            _QUIET["limiter"] = selected.limit(limits=1)
-        _QUIET["depth"] += 1
-    try:
-        yield
-    finally:
-        with _QUIET_LOCK:
-            _QUIET["depth"] -= 1
-            if _QUIET["depth"] == 0:
-                _QUIET["limiter"].restore_original_limits()
-                _QUIET["limiter"] = None
+    return _limited("numpy_blas_quiet")
 
 
 class IllConditionedWarning(UserWarning):

@@ -103,6 +103,7 @@ import numpy as np
 from forgetless.encoders import IMAGE_SIZE_OPTION, IMAGE_SIZES
 from forgetless.layers import AUTO_LIFT, resolve_projection
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
+from forgetless.linalg import serialised
 from forgetless.persistence import (
     LOCK_FILE,
     ModelFileError,
@@ -2716,6 +2717,7 @@ def _write_record(path: Path, record: _Record, label: str, fingerprint: str) -> 
     write_model_file(path, metadata, arrays, kind=RECORD_KIND, version=RECORD_VERSION)
 
 
+@serialised
 def _class_statistics(clf: ContinualClassifier, features: np.ndarray) -> SufficientStatistics:
     """One class's sums in the learner's layer space (its deletion record)."""
     from forgetless.engine import make_engine
