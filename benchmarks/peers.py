@@ -105,6 +105,8 @@ def main() -> None:
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "widths": "the config's learner.n_components for every method (slda has none)",
         "image_size": 112,
+        "measurement": "seconds timed with tracemalloc off; peak memory from a separate, "
+        "untimed pass under tracemalloc (forgetless run's measure_memory)",
     }
     runs = results.setdefault("runs", {})
     for seed in args.seeds:  # seed 0 everywhere first
