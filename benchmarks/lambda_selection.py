@@ -893,6 +893,10 @@ def main() -> None:
         help="--only refit: the JSON entry it writes (another for another release's code)",
     )  # fmt: skip
     parser.add_argument(
+        "--speed-key", default="speed",
+        help="--only speed: the JSON entry it writes (another for another release's code)",
+    )  # fmt: skip
+    parser.add_argument(
         "--choices-key", default="search_choices",
         help="--only choices: the JSON entry it writes (another for another release's code)",
     )  # fmt: skip
@@ -983,7 +987,7 @@ def main() -> None:
     if "speed" in args.only:
         for spec in args.speed:
             name, m = spec.rsplit(":", 1)
-            entries = results.setdefault("speed", [])
+            entries = results.setdefault(args.speed_key, [])
             if done(entries, (name, int(m)), ("dataset", "M")):
                 continue
             entries.append(speed(name, int(m), seed=0))
