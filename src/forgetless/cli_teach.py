@@ -125,6 +125,15 @@ def _input_flags(
         )
 
 
+def _moved_encoder_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoder",
+        metavar="NAME",
+        help="the model's own encoder at a new place, when its folder or file moved (e.g. "
+        "sentence-transformers:/new/folder; checked to be the same weights)",
+    )
+
+
 def add_teach_commands(subparsers: Any) -> None:
     """Register learn, predict, forget, info and evaluate."""
     from forgetless.teachable import (
@@ -145,7 +154,11 @@ def add_teach_commands(subparsers: Any) -> None:
     p = _parser(subparsers, "learn", "teach a model labelled images or texts", examples)
     p.add_argument("model", metavar="MODEL", help="model folder (created on first use)")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="folder, table or files")
-    p.add_argument("--encoder", help="encoder of a new model (forgetless.encoders)")
+    p.add_argument(
+        "--encoder",
+        help="encoder of a new model (forgetless.encoders); for a model taught before, its own "
+        "encoder at a new place, when its folder or file moved (checked to be the same weights)",
+    )
     p.add_argument("--image-size", type=int, help="image side in pixels (efficientnet, raw)")
     p.add_argument(
         "--width",
@@ -196,6 +209,7 @@ def add_teach_commands(subparsers: Any) -> None:
         help="with --reject-unknown: the share of learned samples accepted (default 0.99)",
     )
     p.add_argument("--text-column", default="text", help="column of a table holding the text")
+    _moved_encoder_flag(p)
     p.set_defaults(handler=_run_predict)
 
     p = _parser(subparsers, "forget", "remove classes or samples from a model", FORGET_EXAMPLES)
@@ -218,6 +232,7 @@ def add_teach_commands(subparsers: Any) -> None:
         "samples learned under two labels",
         label_column=False,
     )
+    _moved_encoder_flag(p)
     p.set_defaults(handler=_run_forget)
 
     p = _parser(subparsers, "info", "describe a model and its journal", INFO_EXAMPLES)
@@ -236,6 +251,7 @@ def add_teach_commands(subparsers: Any) -> None:
         help="where to write the confusion matrix (default confusion-matrix.png)",
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _moved_encoder_flag(p)
     p.set_defaults(handler=_run_evaluate)
 
 
@@ -311,13 +327,15 @@ def _stage_lines() -> Iterator[None]:
         log.setLevel(level)
 
 
-def _open(path: str, reading: bool = False) -> Any:
+def _open(path: str, reading: bool = False, encoder: str | None = None) -> Any:
     """The model at ``path``. ``reading`` (predict, evaluate): its learner read at once,
-    opening again when a writer committed in between (and removed the files read)."""
+    opening again when a writer committed in between (and removed the files read).
+    ``encoder``: the ``--encoder`` given, the model's own encoder at a new place."""
     from forgetless.teachable import StaleModelError, TeachableModel
 
     for attempt in range(READ_ATTEMPTS):
         model = TeachableModel.open(path)
+        model.check_encoder_request(encoder, None)
         if not reading:
             return model
         try:
@@ -580,7 +598,7 @@ def _predict(args: argparse.Namespace) -> int:
             if args.reject_unknown
             else "--unknown-quantile goes with --reject-unknown"
         )
-    model = _open(args.model, reading=True)
+    model = _open(args.model, reading=True, encoder=args.encoder)
     if not model.classes:
         raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
     unknown: bool | float = False
@@ -700,7 +718,7 @@ def _forget(args: argparse.Namespace, outcome: _Outcome) -> int:
             if args.classes
             else "nothing to forget: give --class NAME... or INPUT..."
         )
-    model = _open(args.model)
+    model = _open(args.model, encoder=args.encoder)
     if args.classes:
         _refuse_paths_read_as_classes(model, args.classes)
         report = model.forget_classes(args.classes)
@@ -924,7 +942,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from forgetless.evaluation.report import format_table
     from forgetless.teach_inputs import InputError
 
-    model = _open(args.model, reading=True)
+    model = _open(args.model, reading=True, encoder=args.encoder)
     if not model.classes:
         raise InputError(f"{args.model} knows no classes; teach it with forgetless learn")
     target = Path(args.confusion)

@@ -100,7 +100,7 @@ from typing import Any
 
 import numpy as np
 
-from forgetless.encoders import IMAGE_SIZE_OPTION, IMAGE_SIZES
+from forgetless.encoders import IMAGE_SIZE_OPTION, IMAGE_SIZES, located
 from forgetless.layers import AUTO_LIFT, resolve_projection
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
 from forgetless.linalg import serialised
@@ -619,14 +619,15 @@ class TeachableModel:
 
         ``encoder`` is a registry name (:func:`forgetless.encoders.load_encoder`) with
         ``encoder_options`` (e.g. ``{"image_size": 112}``), or an encoder object whose ``name``
-        is a registry name. ``width`` is the layer's M, fixed for the model's life, with the
-        gaussian ReLU layer; None (the default): the layer :func:`layer_for` chooses at the
-        first learn. On features wider than 1,000 values (the built-in encoders' default
-        readouts) that is no layer: the ridge on the features themselves. On narrower ones it
-        is the guided kernel layer at the width :func:`width_for` gives for the samples in hand,
-        rebuilt from every sample's features at each learn and forget while the deletion
-        records keep them all (the layer *grows*) until :data:`GROWING_UNTIL` samples, then
-        frozen (at the first learn without deletion records).
+        is a registry name; a relative folder or file in it is recorded as an absolute path
+        (:func:`forgetless.encoders.located`). ``width`` is the layer's M, fixed for the model's
+        life, with the gaussian ReLU layer; None (the default): the layer :func:`layer_for`
+        chooses at the first learn. On features wider than 1,000 values (the built-in encoders'
+        default readouts) that is no layer: the ridge on the features themselves. On narrower
+        ones it is the guided kernel layer at the width :func:`width_for` gives for the samples
+        in hand, rebuilt from every sample's features at each learn and forget while the
+        deletion records keep them all (the layer *grows*) until :data:`GROWING_UNTIL` samples,
+        then frozen (at the first learn without deletion records).
         """
         path = Path(path)
         _check_new_folder(path)
@@ -636,9 +637,13 @@ class TeachableModel:
         if isinstance(encoder, str):
             if IMAGE_SIZE_OPTION.get(encoder) in options:
                 check_image_size(encoder, options[IMAGE_SIZE_OPTION[encoder]])
-            name, instance = encoder, build_encoder(encoder, options)
+            name = located(encoder)  # a relative folder or file: found from anywhere later
+            instance = build_encoder(name, options)
         else:
             name, instance = str(encoder.name), encoder
+            if located(name) != name:  # the same, named where it is (as a registry name is)
+                instance = copy.copy(encoder)
+                name = instance.name = located(name)
         spec = EncoderSpec.of(instance, name, options)
         if width is None:  # the width follows the samples in hand (width_for)
             settings = {
@@ -858,17 +863,39 @@ class TeachableModel:
     def encoder(self) -> Any:
         """The model's encoder, loaded on first use and checked against the spec."""
         if self._encoder is None:
-            built = build_encoder(self.spec.name, self.spec.rebuild_options())
+            from forgetless.encoders import EncoderNotAvailableError, can_move
+
+            try:
+                built = build_encoder(self.spec.name, self.spec.rebuild_options())
+            except EncoderNotAvailableError as err:
+                if not can_move(self.spec.name, self.spec.name):  # its name holds no place
+                    raise
+                raise EncoderNotAvailableError(
+                    f"{self.path} was taught with encoder {self.spec.name}, which cannot be "
+                    f"loaded: {str(err).rstrip('.')}. If its folder or file moved, name its new "
+                    "place: "
+                    "--encoder NEW (forgetless commands) or TeachableModel.open(path, "
+                    "encoder=load_encoder(NEW)); the model checks it is the same encoder"
+                ) from None
             self.use_encoder(built.decoding(self.spec.decode()))
         return self._encoder
 
     def use_encoder(self, encoder: Any) -> None:
-        """Use this (already loaded) encoder: refused unless it is the one the model knows."""
+        """Use this (already loaded) encoder: refused unless it is the one the model knows
+        (the same encoder loaded from another place, a moved folder or file, is)."""
+        from forgetless.encoders import relocated
+
         name = str(getattr(encoder, "name", type(encoder).__name__))
         try:
             found = EncoderSpec.of(encoder, self.spec.name if name == self.spec.name else name, {})
+            moved = None
+            if found.fingerprint != self.spec.fingerprint:  # the spec's under the recorded name?
+                moved = relocated(encoder, self.spec.name, self.spec.fingerprint)
         except (ValueError, AttributeError) as err:
             raise ProvenanceError(f"{name} cannot describe itself: {err}") from None
+        if moved is not None:
+            self._encoder = moved
+            return
         if found.fingerprint != self.spec.fingerprint:
             raise ProvenanceError(
                 f"{self.path} was taught with {self.spec.describe()}, but the encoder given is "
@@ -878,8 +905,16 @@ class TeachableModel:
         self._encoder = encoder
 
     def check_encoder_request(self, name: str | None, options: dict[str, Any] | None) -> None:
-        """Refuse a command line's ``--encoder``/``--image-size`` that differ from the spec."""
-        if name is not None and name != self.spec.name:
+        """Refuse a command line's ``--encoder``/``--image-size`` that differ from the spec;
+        an ``--encoder`` naming another place of the family the spec names (its folder or file
+        moved) is loaded and used if it is the same encoder (:meth:`use_encoder`)."""
+        from forgetless.encoders import can_move
+
+        asked = None if name is None else located(name)
+        if asked is not None and asked != self.spec.name and can_move(asked, self.spec.name):
+            built = build_encoder(asked, self.spec.rebuild_options())
+            self.use_encoder(built.decoding(self.spec.decode()))
+        elif asked is not None and asked != self.spec.name:
             encoder_modality(name)  # a misspelt name is said so, with the closest known one
             raise ProvenanceError(
                 f"{self.path} was taught with {self.spec.describe()}, not {name}; leave "

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import TEXT_HINT, VISION_HINT, require
-from forgetless.encoders import EncoderNotAvailableError, load_encoder
+from forgetless.encoders import (
+    Encoder,
+    EncoderNotAvailableError,
+    can_move,
+    load_encoder,
+    located,
+    relocated,
+)
 from forgetless.encoders.onnx import OnnxEncoder, parse_onnx_spec
 
 
@@ -212,3 +219,49 @@ def test_onnx_models_of_a_fixed_batch_or_other_inputs(tmp_path: Path) -> None:
     tiny_onnx(tmp_path / "text.onnx", 1.0, kind="INT64")
     with pytest.raises(EncoderNotAvailableError, match="takes INT64 inputs"):
         load_encoder(f"onnx:{tmp_path / 'text.onnx'}")
+
+
+class _Placed(Encoder):
+    """An encoder named by a place, with the given weights' identity (no package needed)."""
+
+    modality = "text"
+    dim = 2
+
+    def __init__(self, name: str, weights: str) -> None:
+        self.name, self._weights = name, weights
+
+    def weights_id(self) -> str:
+        return self._weights
+
+    def _encode_batch(self, batch):
+        return np.zeros((len(batch), 2), dtype=np.float32)
+
+
+def test_relative_places_become_absolute_and_moves_keep_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "net.onnx").write_bytes(b"")
+    assert located("sentence-transformers:mine") == f"sentence-transformers:{tmp_path / 'mine'}"
+    assert located("hf:./mine") == f"hf:{tmp_path / 'mine'}"
+    assert located("onnx:net.onnx:out:0") == f"onnx:{tmp_path / 'net.onnx'}:out:0"
+    assert located("open_clip:ViT-B-32:net.onnx") == f"open_clip:ViT-B-32:{tmp_path / 'net.onnx'}"
+    # hub ids and tags (nothing of that name here), absolute paths and built-ins: as they are
+    for name in ("sentence-transformers:all-mpnet-base-v2", "hf:/a/b", "minilm", "timm:mine"):
+        assert located(name) == name
+    assert can_move("hf:/new/bert", "hf:/old/bert")
+    assert not can_move("sentence-transformers:/new/bert", "hf:/old/bert")
+    assert not can_move("open_clip:RN50:/new.pt", "open_clip:ViT-B-32:/old.pt")
+    assert not can_move("timm:resnet50", "timm:resnet18") and not can_move("minilm", "minilm")
+    before = _Placed("hf:/old/bert", "sha-of-the-weights")
+    moved = relocated(
+        _Placed("hf:/new/bert", "sha-of-the-weights"), before.name, before.fingerprint()
+    )
+    assert moved is not None and moved.fingerprint() == before.fingerprint()
+    assert moved.name == "hf:/old/bert"  # the name the features were fingerprinted under
+    other = _Placed("hf:/new/bert", "sha-of-other-weights")
+    assert relocated(other, before.name, before.fingerprint()) is None
+    assert other.name == "hf:/new/bert"  # the encoder given is left as it was
+    elsewhere = _Placed("sentence-transformers:/new/bert", "sha-of-the-weights")
+    assert relocated(elsewhere, before.name, before.fingerprint()) is None

@@ -21,7 +21,9 @@ or where the weights go; nothing is downloaded at encode time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np  # noqa: F401  (used by the doctest above)
@@ -115,6 +117,73 @@ def load_encoder(name: str, /, **kwargs: Any) -> Encoder:
     return OnnxEncoder(path, output=output, **kwargs)
 
 
+# Families whose names can hold a place on disk, a model folder or weights file (else a hub id
+# or tag): the name a model records says where its encoder is found.
+_PLACED = ("sentence-transformers", "hf", "onnx", "open_clip")
+
+
+def _place(name: str) -> tuple[str, str, str] | None:
+    """``(before, place, after)`` with ``name == before + place + after``, where ``place`` is
+    the folder, file or hub id the name holds; None for names that hold none."""
+    family, sep, spec = name.partition(":")
+    if not sep or not spec or family not in _PLACED:
+        return None
+    if family == "onnx":
+        from forgetless.encoders.onnx import parse_onnx_spec
+
+        path, _ = parse_onnx_spec(spec)
+        return "onnx:", path, spec[len(path) :]
+    if family == "open_clip":
+        arch, _, tag = spec.partition(":")
+        return f"open_clip:{arch}:", tag, ""
+    return f"{family}:", spec, ""
+
+
+def located(name: str) -> str:
+    """``name`` with a relative path to a local folder or file made absolute, so that what
+    records it finds the encoder from any working directory; other names as they are.
+
+    >>> located("minilm"), located("sentence-transformers:/models/mine")
+    ('minilm', 'sentence-transformers:/models/mine')
+    >>> located("hf:no-such-folder-here")  # a hub id (or nothing here): as it is
+    'hf:no-such-folder-here'
+    """
+    place = _place(name)
+    if place is None:
+        return name
+    before, where, after = place
+    local = Path(where).expanduser()
+    if not where or (local.is_absolute() and str(local) == where) or not local.exists():
+        return name
+    return f"{before}{local.absolute()}{after}"
+
+
+def can_move(name: str, recorded: str) -> bool:
+    """Whether ``name`` may name, at another place, the encoder recorded as ``recorded``:
+    both hold a place, in the same family (and open_clip architecture).
+
+    >>> can_move("hf:/new/bert", "hf:/old/bert"), can_move("hf:/new/bert", "minilm")
+    (True, False)
+    """
+    here, there = _place(name), _place(recorded)
+    return here is not None and there is not None and (here[0], here[2]) == (there[0], there[2])
+
+
+def relocated(
+    encoder: Encoder, recorded: str, fingerprint: str, named: str | None = None
+) -> Encoder | None:
+    """``encoder`` renamed ``named`` (default ``recorded``) where that name gives it
+    ``fingerprint``: the same weights and preprocessing found at another place than the one
+    ``recorded`` holds (a moved model folder or weights file); else None. Only the place may
+    differ: the family (and open_clip's architecture) must be the same.
+    """
+    if not can_move(str(getattr(encoder, "name", "")), recorded):
+        return None
+    moved = copy.copy(encoder)
+    moved.name = named or recorded
+    return moved if moved.fingerprint() == fingerprint else None
+
+
 __all__ = [
     "IMAGE_SIZES",
     "IMAGE_SIZE_OPTION",
@@ -123,4 +192,7 @@ __all__ = [
     "EncoderNotAvailableError",
     "list_encoders",
     "load_encoder",
+    "can_move",
+    "located",
+    "relocated",
 ]
