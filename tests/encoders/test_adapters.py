@@ -265,3 +265,24 @@ def test_relative_places_become_absolute_and_moves_keep_the_same_weights(
     assert other.name == "hf:/new/bert"  # the encoder given is left as it was
     elsewhere = _Placed("sentence-transformers:/new/bert", "sha-of-the-weights")
     assert relocated(elsewhere, before.name, before.fingerprint()) is None
+
+
+def test_a_hub_id_or_tag_named_like_something_here_stays_a_hub_id_or_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each family's loader takes a place of one kind (a folder for hf: and
+    sentence-transformers:, a file for onnx: and open_clip:) and reads any other name as a
+    hub id or tag: a folder named ``openai`` here is no OpenCLIP weights file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "openai").mkdir()  # e.g. a folder of one's own, named like the tag
+    (tmp_path / "bert-base-uncased").write_text("notes")  # a file named like a hub id
+    (tmp_path / "net.onnx").mkdir()
+    for name in (
+        "open_clip:ViT-B-32:openai",
+        "hf:bert-base-uncased",
+        "sentence-transformers:bert-base-uncased",
+        "onnx:net.onnx",
+    ):
+        assert located(name) == name
+    (tmp_path / "weights.pt").write_bytes(b"")
+    assert located("open_clip:RN50:weights.pt") == f"open_clip:RN50:{tmp_path / 'weights.pt'}"

@@ -147,13 +147,18 @@ def located(name: str) -> str:
     ('minilm', 'sentence-transformers:/models/mine')
     >>> located("hf:no-such-folder-here")  # a hub id (or nothing here): as it is
     'hf:no-such-folder-here'
+
+    A place is what the family's loader takes as one, a folder (``hf:``,
+    ``sentence-transformers:``) or a file (``onnx:``, ``open_clip:``): a folder ``openai``
+    here leaves ``open_clip:ViT-B-32:openai`` the tag it is.
     """
     place = _place(name)
     if place is None:
         return name
     before, where, after = place
     local = Path(where).expanduser()
-    if not where or (local.is_absolute() and str(local) == where) or not local.exists():
+    found = local.is_file() if before.startswith(("onnx:", "open_clip:")) else local.is_dir()
+    if not where or (local.is_absolute() and str(local) == where) or not found:
         return name
     return f"{before}{local.absolute()}{after}"
 
