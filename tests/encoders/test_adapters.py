@@ -286,3 +286,25 @@ def test_a_hub_id_or_tag_named_like_something_here_stays_a_hub_id_or_tag(
         assert located(name) == name
     (tmp_path / "weights.pt").write_bytes(b"")
     assert located("open_clip:RN50:weights.pt") == f"open_clip:RN50:{tmp_path / 'weights.pt'}"
+
+
+def test_a_moved_onnx_file_is_found_renamed_or_named_with_its_output(tmp_path: Path) -> None:
+    """An ONNX encoder's fingerprint holds its file's name, not the path a model records: a
+    file moved under another name, or named with its output, is the same encoder; another
+    output of the same file is not."""
+    require("onnxruntime", VISION_HINT)
+    from forgetless.teachable import TeachableModel
+
+    (tmp_path / "a").mkdir()
+    tiny_onnx(tmp_path / "a" / "net.onnx", 1.0)
+    recorded = f"onnx:{tmp_path / 'a' / 'net.onnx'}"
+    model = TeachableModel.create(tmp_path / "m", recorded)
+    assert model.spec.name == recorded
+    (tmp_path / "a" / "net.onnx").rename(tmp_path / "renamed.onnx")
+    for name in (f"onnx:{tmp_path / 'renamed.onnx'}", f"onnx:{tmp_path / 'renamed.onnx'}:y"):
+        assert can_move(name, recorded)
+        moved = relocated(load_encoder(name), recorded, model.spec.fingerprint)
+        assert moved is not None and moved.fingerprint() == model.spec.fingerprint
+        model.check_encoder_request(name, None)  # taken: the same weights
+    other = load_encoder(f"onnx:{tmp_path / 'renamed.onnx'}:flat")  # another output
+    assert relocated(other, recorded, model.spec.fingerprint) is None

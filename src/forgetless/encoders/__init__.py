@@ -165,13 +165,16 @@ def located(name: str) -> str:
 
 def can_move(name: str, recorded: str) -> bool:
     """Whether ``name`` may name, at another place, the encoder recorded as ``recorded``:
-    both hold a place, in the same family (and open_clip architecture).
+    both hold a place, in the same family (and open_clip architecture). An ONNX output may be
+    named or left to the file's default: the fingerprint's preprocessing holds the one read.
 
     >>> can_move("hf:/new/bert", "hf:/old/bert"), can_move("hf:/new/bert", "minilm")
     (True, False)
+    >>> can_move("onnx:/new/net.onnx:out", "onnx:/old/net.onnx")
+    True
     """
     here, there = _place(name), _place(recorded)
-    return here is not None and there is not None and (here[0], here[2]) == (there[0], there[2])
+    return here is not None and there is not None and here[0] == there[0]
 
 
 def relocated(
@@ -180,13 +183,23 @@ def relocated(
     """``encoder`` renamed ``named`` (default ``recorded``) where that name gives it
     ``fingerprint``: the same weights and preprocessing found at another place than the one
     ``recorded`` holds (a moved model folder or weights file); else None. Only the place may
-    differ: the family (and open_clip's architecture) must be the same.
+    differ: the family (and open_clip's architecture) must be the same. An ONNX encoder names
+    itself by its file's name and output (``onnx:net.onnx:out``), which is what its
+    fingerprint holds: the name the recorded file gives is tried too (a file renamed).
     """
-    if not can_move(str(getattr(encoder, "name", "")), recorded):
+    place = _place(recorded)
+    if place is None or not can_move(str(getattr(encoder, "name", "")), recorded):
         return None
-    moved = copy.copy(encoder)
-    moved.name = named or recorded
-    return moved if moved.fingerprint() == fingerprint else None
+    names = [named or recorded]
+    if place[0] == "onnx:":
+        output = place[2][1:] or str(getattr(encoder, "output", ""))
+        names.append(f"onnx:{Path(place[1]).name}:{output}")
+    for name in names:
+        moved = copy.copy(encoder)
+        moved.name = name
+        if moved.fingerprint() == fingerprint:
+            return moved
+    return None
 
 
 __all__ = [
