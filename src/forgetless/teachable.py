@@ -640,8 +640,16 @@ class TeachableModel:
             name = located(encoder)  # a relative folder or file: found from anywhere later
             instance = build_encoder(name, options)
         else:
+            from forgetless.encoders.onnx import OnnxEncoder
+
             name, instance = str(encoder.name), encoder
-            if located(name) != name:  # the same, named where it is (as a registry name is)
+            if (
+                isinstance(encoder, OnnxEncoder)
+                and name == f"onnx:{encoder.path.name}:{encoder.output}"
+            ):
+                # it names itself by its file's name (and fingerprints that): record the file
+                name = f"onnx:{encoder.path.absolute()}:{encoder.output}"
+            elif located(name) != name:  # the same, named where it is (as a registry name is)
                 instance = copy.copy(encoder)
                 name = instance.name = located(name)
         spec = EncoderSpec.of(instance, name, options)

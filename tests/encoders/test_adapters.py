@@ -308,3 +308,24 @@ def test_a_moved_onnx_file_is_found_renamed_or_named_with_its_output(tmp_path: P
         model.check_encoder_request(name, None)  # taken: the same weights
     other = load_encoder(f"onnx:{tmp_path / 'renamed.onnx'}:flat")  # another output
     assert relocated(other, recorded, model.spec.fingerprint) is None
+
+
+def test_a_model_made_from_an_onnx_encoder_records_where_its_file_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ONNX encoder object names itself by its file's name only (onnx:net.onnx:y): a model
+    made from it records the file's whole path, not that name (found nowhere else, or another
+    file of that name here)."""
+    require("onnxruntime", VISION_HINT)
+    from forgetless.teachable import TeachableModel, build_encoder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    tiny_onnx(tmp_path / "sub" / "net.onnx", 1.0)
+    tiny_onnx(tmp_path / "net.onnx", 2.0)  # another file of the same name, here
+    encoder = load_encoder("onnx:sub/net.onnx")
+    model = TeachableModel.create(tmp_path / "m", encoder)
+    assert model.spec.name == f"onnx:{tmp_path / 'sub' / 'net.onnx'}:y"
+    assert model.spec.fingerprint == encoder.fingerprint()  # the features are the object's
+    monkeypatch.chdir(tmp_path / "sub")
+    assert build_encoder(model.spec.name).fingerprint() == model.spec.fingerprint
