@@ -329,3 +329,46 @@ def test_a_model_made_from_an_onnx_encoder_records_where_its_file_is(
     assert model.spec.fingerprint == encoder.fingerprint()  # the features are the object's
     monkeypatch.chdir(tmp_path / "sub")
     assert build_encoder(model.spec.name).fingerprint() == model.spec.fingerprint
+
+
+def test_weights_kept_beside_an_onnx_file_in_a_constant_are_read_and_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Constant node's tensor can live in an external data file as an initializer's can:
+    it is loaded from beside the model (not from the working directory, where onnxruntime
+    looked) and is part of the fingerprint, so the same .onnx file beside other weights is
+    another encoder."""
+    onnx = require("onnx", VISION_HINT)
+    require("onnxruntime", VISION_HINT)
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    def save(folder: Path, scale: float) -> Path:
+        folder.mkdir()
+        W = (np.arange(12, dtype=np.float32).reshape(3, 4) + 1) * scale
+        nodes = [
+            helper.make_node("Constant", [], ["W"], value=numpy_helper.from_array(W, "W")),
+            helper.make_node("GlobalAveragePool", ["x"], ["gap"]),
+            helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "W"], ["y"]),
+        ]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+        model = helper.make_model(
+            helper.make_graph(nodes, "tiny", [x], [y]),
+            opset_imports=[helper.make_opsetid("", 13)],
+        )
+        model.ir_version = 8
+        convert_model_to_external_data(
+            model, location="w.bin", size_threshold=0, convert_attribute=True
+        )
+        onnx.save_model(model, str(folder / "net.onnx"))
+        return folder / "net.onnx"
+
+    a, b = save(tmp_path / "a", 1.0), save(tmp_path / "b", 5.0)
+    assert a.read_bytes() == b.read_bytes()  # the same graph file, other weights beside it
+    images = [np.full((8, 8, 3), 100, dtype=np.uint8)]
+    monkeypatch.chdir(tmp_path / "b")  # beside b's weights: a's are still a's
+    first, second = load_encoder(f"onnx:{a}"), load_encoder(f"onnx:{b}")
+    assert not np.allclose(first.encode(images), second.encode(images))
+    assert first.fingerprint() != second.fingerprint()

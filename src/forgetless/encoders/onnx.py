@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,12 @@ class OnnxEncoder(Encoder):
             raise EncoderNotAvailableError(f"ONNX model file {self.path} {state}")
         try:
             model = onnx.load(str(self.path), load_external_data=False)
-            # Weights kept beside the model (external data) are part of what it computes.
+            # Weights kept beside the model (external data) are part of what it computes:
+            # initializers' and constants' (node attributes), subgraphs' too.
             self.external = sorted(
                 {
                     entry.value
-                    for tensor in model.graph.initializer
+                    for tensor in _tensors(model.graph)
                     if tensor.data_location == onnx.TensorProto.EXTERNAL
                     for entry in tensor.external_data
                     if entry.key == "location"
@@ -137,6 +138,21 @@ class OnnxEncoder(Encoder):
             x = np.concatenate([x, np.zeros((self.fixed_batch - len(x), *x.shape[1:]), x.dtype)])
         (out,) = self.session.run([self.output], {self.input_name: x})
         return np.asarray(out, dtype=np.float32)[: len(batch)].reshape(len(batch), -1)
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor of an ONNX ``graph``: its initializers and its nodes' attribute tensors
+    (a Constant's value), those of subgraphs (If, Loop, Scan) included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _tensors(subgraph)
 
 
 def opennsfw_resnet50(**kwargs: Any) -> OnnxEncoder:
