@@ -891,7 +891,7 @@ class TeachableModel:
     def use_encoder(self, encoder: Any) -> None:
         """Use this (already loaded) encoder: refused unless it is the one the model knows
         (the same encoder loaded from another place, a moved folder or file, is)."""
-        from forgetless.encoders import relocated
+        from forgetless.encoders import can_move, relocated
 
         name = str(getattr(encoder, "name", type(encoder).__name__))
         try:
@@ -905,9 +905,15 @@ class TeachableModel:
             self._encoder = moved
             return
         if found.fingerprint != self.spec.fingerprint:
+            # its own encoder may be at another place: say what else differs
+            shown = (
+                dataclasses.replace(found, name=self.spec.name)
+                if can_move(name, self.spec.name)
+                else found
+            )
             raise ProvenanceError(
                 f"{self.path} was taught with {self.spec.describe()}, but the encoder given is "
-                f"{found.describe()} ({self.spec.difference(found)}); use the encoder it was "
+                f"{found.describe()} ({self.spec.difference(shown)}); use the encoder it was "
                 "taught with, or teach a new model"
             )
         self._encoder = encoder

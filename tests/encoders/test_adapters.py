@@ -372,3 +372,20 @@ def test_weights_kept_beside_an_onnx_file_in_a_constant_are_read_and_hashed(
     first, second = load_encoder(f"onnx:{a}"), load_encoder(f"onnx:{b}")
     assert not np.allclose(first.encode(images), second.encode(images))
     assert first.fingerprint() != second.fingerprint()
+
+
+def test_an_encoder_at_a_new_place_with_other_weights_is_refused_naming_the_weights(
+    tmp_path: Path,
+) -> None:
+    """What differs is said: the weights or preprocessing, not the place (which may differ)."""
+    require("onnxruntime", VISION_HINT)
+    from forgetless.teachable import ProvenanceError, TeachableModel
+
+    tiny_onnx(tmp_path / "net.onnx", 1.0)
+    model = TeachableModel.create(tmp_path / "m", f"onnx:{tmp_path / 'net.onnx'}")
+    (tmp_path / "other").mkdir()
+    tiny_onnx(tmp_path / "other" / "net.onnx", 3.0)
+    with pytest.raises(ProvenanceError, match=r"\(weights [0-9a-f]{12} vs [0-9a-f]{12}\)"):
+        model.check_encoder_request(f"onnx:{tmp_path / 'other' / 'net.onnx'}", None)
+    with pytest.raises(ProvenanceError, match=r"\(preprocessing output y vs flat\)"):
+        model.check_encoder_request(f"onnx:{tmp_path / 'net.onnx'}:flat", None)
