@@ -389,3 +389,10 @@ def test_an_encoder_at_a_new_place_with_other_weights_is_refused_naming_the_weig
         model.check_encoder_request(f"onnx:{tmp_path / 'other' / 'net.onnx'}", None)
     with pytest.raises(ProvenanceError, match=r"\(preprocessing output y vs flat\)"):
         model.check_encoder_request(f"onnx:{tmp_path / 'net.onnx'}:flat", None)
+
+
+def test_a_place_under_an_unknown_users_home_is_left_to_the_loader() -> None:
+    """``~nosuchuser/...`` has no home to expand: the name stays as it is (the loader then says
+    the file or folder is not found), no traceback."""
+    for name in ("onnx:~nosuchuser-xyz/net.onnx", "hf:~nosuchuser-xyz/bert"):
+        assert located(name) == name

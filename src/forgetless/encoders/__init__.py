@@ -156,7 +156,10 @@ def located(name: str) -> str:
     if place is None:
         return name
     before, where, after = place
-    local = Path(where).expanduser()
+    try:
+        local = Path(where).expanduser()
+    except RuntimeError:  # ~user with no home here: the loader says it is not found
+        return name
     found = local.is_file() if before.startswith(("onnx:", "open_clip:")) else local.is_dir()
     if not where or (local.is_absolute() and str(local) == where) or not found:
         return name
