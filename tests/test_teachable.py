@@ -503,6 +503,23 @@ def test_a_model_taught_before_readouts_rebuilds_the_last_map_only():
     assert old.options == {"image_size": 112}  # the spec itself is left as it was
 
 
+def test_a_recorded_new_place_must_be_a_place_of_the_same_encoder_family():
+    """A spec records ``place`` only once its folder moved (files of unmoved models keep the
+    fields they had); a file whose place names another family, or no place, is refused."""
+    doc = EncoderSpec(
+        "sentence-transformers:/old/mine", {}, "0" * 64, "w", {}, 384, "text"
+    ).as_dict()
+    assert "place" not in doc and EncoderSpec.from_dict(doc).place is None
+    moved = EncoderSpec.from_dict({**doc, "place": "sentence-transformers:/new/mine"})
+    assert moved.place == "sentence-transformers:/new/mine" and moved.as_dict()["place"]
+    assert "now at sentence-transformers:/new/mine" in moved.describe()
+    for place in ("hf:/new/mine", "minilm", 3, "sentence-transformers:"):
+        with pytest.raises(ModelFileError, match="place"):
+            EncoderSpec.from_dict({**doc, "place": place})
+    with pytest.raises(ModelFileError, match="expected fields"):
+        EncoderSpec.from_dict({**doc, "elsewhere": "x"})
+
+
 def test_a_model_taught_before_decoding_had_a_version_keeps_decoding_as_then(tmp_path, digits):
     """Such a model recorded no decoding in its spec; rebuilt with today's decoding its encoder
     would not be the one it was taught with (a refusal, or features decoded another way)."""

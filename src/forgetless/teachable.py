@@ -281,6 +281,9 @@ class EncoderSpec:
     preprocessing: dict[str, Any]
     dim: int
     modality: str
+    # Where the encoder is loaded from when its folder or file moved (``--encoder NEW`` on a
+    # learn or forget); ``name`` stays what the fingerprint and deletion records were made with.
+    place: str | None = None
 
     @classmethod
     def of(cls, encoder: Any, name: str, options: dict[str, Any]) -> EncoderSpec:
@@ -296,7 +299,7 @@ class EncoderSpec:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "name": self.name,
             "options": self.options,
             "fingerprint": self.fingerprint,
@@ -305,11 +308,20 @@ class EncoderSpec:
             "dim": self.dim,
             "modality": self.modality,
         }
+        return doc if self.place is None else {**doc, "place": self.place}  # (only if moved)
 
     @classmethod
     def from_dict(cls, doc: Any) -> EncoderSpec:
-        if not isinstance(doc, dict) or sorted(doc) != sorted(cls.__dataclass_fields__):
+        from forgetless.encoders import can_move
+
+        fields = set(cls.__dataclass_fields__)
+        if not isinstance(doc, dict) or set(doc) not in (fields, fields - {"place"}):
             raise ModelFileError("the encoder spec is not a table of the expected fields")
+        place = doc.get("place")
+        if place is not None and not (
+            isinstance(place, str) and isinstance(doc["name"], str) and can_move(place, doc["name"])
+        ):
+            raise ModelFileError("the encoder spec's place is not a place of its encoder")
         ok = (
             isinstance(doc["name"], str)
             and isinstance(doc["options"], dict)
@@ -352,7 +364,7 @@ class EncoderSpec:
 
     def describe(self) -> str:
         """One line: name, what changes features, weights (short)."""
-        parts = [self.name]
+        parts = [self.name if self.place is None else f"{self.name} (now at {self.place})"]
         size = self.preprocessing.get("size")
         if isinstance(size, int):
             parts.append(f"{size} px")
@@ -683,7 +695,10 @@ class TeachableModel:
         """The model in folder ``path``, checked (``ModelFileError`` names what is wrong).
 
         ``encoder``, when given, must be the encoder the model was taught with (same
-        fingerprint), else :class:`ProvenanceError` names both.
+        fingerprint; or the same weights and preprocessing loaded from another place, after its
+        folder or file moved), else :class:`ProvenanceError` names both. A registry name of a
+        new place (``"sentence-transformers:/new/folder"``) is loaded, checked, and recorded by
+        the next :meth:`learn` or :meth:`forget`, so later opens find it.
         """
         path = Path(path)
         if not (path / POINTER).is_file():
@@ -705,7 +720,9 @@ class TeachableModel:
             raise ModelFileError(f"{path / POINTER}: {err}") from err
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise ModelFileError(f"{path / POINTER}: inconsistent model: {err}") from err
-        if encoder is not None:
+        if isinstance(encoder, str):
+            model.check_encoder_request(encoder, None)
+        elif encoder is not None:
             model.use_encoder(encoder)
         return model
 
@@ -873,17 +890,18 @@ class TeachableModel:
         if self._encoder is None:
             from forgetless.encoders import EncoderNotAvailableError, can_move
 
+            where = self.spec.place or self.spec.name
             try:
-                built = build_encoder(self.spec.name, self.spec.rebuild_options())
+                built = build_encoder(where, self.spec.rebuild_options())
             except EncoderNotAvailableError as err:
-                if not can_move(self.spec.name, self.spec.name):  # its name holds no place
+                if not can_move(where, where):  # its name holds no place
                     raise
                 raise EncoderNotAvailableError(
-                    f"{self.path} was taught with encoder {self.spec.name}, which cannot be "
+                    f"{self.path} reads its encoder from {where}, which cannot be "
                     f"loaded: {str(err).rstrip('.')}. If its folder or file moved, name its new "
-                    "place: "
-                    "--encoder NEW (forgetless commands) or TeachableModel.open(path, "
-                    "encoder=load_encoder(NEW)); the model checks it is the same encoder"
+                    "place: --encoder NEW (forgetless commands; a learn or forget records it) "
+                    "or TeachableModel.open(path, encoder=NEW); the model checks it is the "
+                    "same encoder"
                 ) from None
             self.use_encoder(built.decoding(self.spec.decode()))
         return self._encoder
@@ -925,10 +943,19 @@ class TeachableModel:
         from forgetless.encoders import can_move
 
         asked = None if name is None else located(name)
-        if asked is not None and asked != self.spec.name and can_move(asked, self.spec.name):
+        if asked is not None and asked == self.spec.name and self.spec.place is not None:
+            self.spec = dataclasses.replace(self.spec, place=None)  # back where it was taught
+            self._encoder = None
+        elif (
+            asked is not None
+            and asked not in (self.spec.name, self.spec.place)
+            and can_move(asked, self.spec.name)
+        ):
             built = build_encoder(asked, self.spec.rebuild_options())
             self.use_encoder(built.decoding(self.spec.decode()))
-        elif asked is not None and asked != self.spec.name:
+            # the next learn or forget records it: later commands find it without --encoder
+            self.spec = dataclasses.replace(self.spec, place=asked)
+        elif asked is not None and asked not in (self.spec.name, self.spec.place):
             encoder_modality(name)  # a misspelt name is said so, with the closest known one
             raise ProvenanceError(
                 f"{self.path} was taught with {self.spec.describe()}, not {name}; leave "
