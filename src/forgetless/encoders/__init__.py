@@ -166,6 +166,16 @@ def located(name: str) -> str:
     return f"{before}{local.absolute()}{after}"
 
 
+def place_of(name: str) -> str | None:
+    """The folder, file or hub id ``name`` holds (None: a name that holds none).
+
+    >>> place_of("onnx:/m/net.onnx:out"), place_of("open_clip:RN50:openai"), place_of("minilm")
+    ('/m/net.onnx', 'openai', None)
+    """
+    place = _place(name)
+    return None if place is None else place[1]
+
+
 def can_move(name: str, recorded: str) -> bool:
     """Whether ``name`` may name, at another place, the encoder recorded as ``recorded``:
     both hold a place, in the same family (and open_clip architecture). An ONNX output may be
@@ -214,6 +224,7 @@ __all__ = [
     "list_encoders",
     "load_encoder",
     "can_move",
+    "place_of",
     "located",
     "relocated",
 ]
