@@ -998,14 +998,26 @@ def test_an_adapted_encoder_finds_its_moved_base_folder_when_given(tmp_path, mon
     shutil.copytree(gt.get_model_path(), tmp_path / "models" / "mine")
     monkeypatch.chdir(tmp_path / "models")
     encoder = load_encoder("sentence-transformers:mine")
+    assert encoder.name == f"sentence-transformers:{tmp_path / 'models' / 'mine'}"
     texts = [f"a small {w} animal that lives in the {p}" for w in ("brown", "grey") for p in "ab"]
     texts += [f"a tool made of {m} used for {u}" for m in ("iron", "wood") for u in "xy"]
+    labels = [0] * 4 + [1] * 4
     options = {"epochs": 1, "seed": 0, "progress": False, "min_classes": 2, "significance": 1.0}
-    adapted = adapt_encoder(encoder, texts, [0] * 4 + [1] * 4, method="lora", **options)
+    adapted = adapt_encoder(encoder, texts, labels, method="lora", **options)
     meta = json.loads(adapted.save(tmp_path / "adapter").read_text())
-    assert meta["base"]["name"] == f"sentence-transformers:{tmp_path / 'models' / 'mine'}"
-    assert meta["base"]["options"]["name"] == "sentence-transformers:mine"  # as fingerprinted
+    assert meta["base"]["name"] == encoder.name and "name" not in meta["base"]["options"]
     features = adapted.encode(texts).tobytes()
+    # as an earlier release recorded a base named relatively (its fingerprint under that name)
+    from forgetless.encoders.sentence import SentenceTransformerEncoder
+
+    relative = SentenceTransformerEncoder("mine", name="sentence-transformers:mine")
+    earlier = adapt_encoder(relative, texts, labels, method="lora", **options)
+    meta_path = earlier.save(tmp_path / "earlier")
+    record = json.loads(meta_path.read_text())
+    assert record["base"]["options"]["name"] == "sentence-transformers:mine"  # as fingerprinted
+    record["base"]["name"] = record["base"]["options"].pop("name")
+    meta_path.write_text(json.dumps(record))
+    assert load_adapted_encoder(tmp_path / "earlier").fingerprint() == earlier.fingerprint()
     monkeypatch.chdir(tmp_path)
     assert load_adapted_encoder(tmp_path / "adapter").encode(texts).tobytes() == features
     (tmp_path / "models").rename(tmp_path / "moved")

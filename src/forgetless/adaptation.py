@@ -1130,8 +1130,9 @@ def _load_adapted(
     if encoder.decoding(1).fingerprint() == base["fingerprint"] != encoder.fingerprint():
         # adapted before image decoding had a version: the base decodes as it did then
         encoder = encoder.decoding(1)
-    if given is not None and encoder.fingerprint() != base["fingerprint"]:
-        # the same weights at another place (a moved folder): under the name it had then
+    if encoder.fingerprint() != base["fingerprint"]:
+        # the same weights at another place (a moved folder, or a relative name recorded by an
+        # earlier release, which names itself by its absolute place now): under the name then
         moved = relocated(encoder, base_name, base["fingerprint"], options.get("name"))
         encoder = encoder if moved is None else moved
     if encoder.fingerprint() != base["fingerprint"]:

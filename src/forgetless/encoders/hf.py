@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from forgetless.encoders import located
 from forgetless.encoders.base import TorchEncoder, missing_package, texts_of, tree_digest
 from forgetless.encoders.hub import local_hf_model, quiet_loading
 from forgetless.encoders.images import to_rgb
@@ -52,7 +53,7 @@ class HuggingFaceEncoder(TorchEncoder):
         self._pin_weights()
         config = json.loads((self.folder / "config.json").read_text())
         self.dim = config.get("hidden_size") or config.get("hidden_sizes", [None])[-1]
-        self.name = f"hf:{model}"
+        self.name = located(f"hf:{model}")  # a relative folder: where it is
         self.max_length = max_length
         self.batch_size = batch_size
 

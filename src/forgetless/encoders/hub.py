@@ -53,7 +53,7 @@ def local_hf_model(model_id: str, marker: str = "config.json", package: str = ""
                 f"model folder {model_id} holds no {marker}: not a saved model (save one with "
                 "its library's save_pretrained or save into a folder, and pass that folder)"
             )
-        return as_path
+        return as_path.absolute()  # where it is, whatever folder the program moves to later
     if model_id.startswith((".", "/", "~")):
         raise EncoderNotAvailableError(f"model folder {model_id} does not exist")
     found = cached_hf_file(model_id, (marker,))

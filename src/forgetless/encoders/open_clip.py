@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from forgetless.encoders import located
 from forgetless.encoders.base import (
     EncoderNotAvailableError,
     TorchEncoder,
@@ -72,7 +73,7 @@ class OpenClipEncoder(TorchEncoder):
             mean=tuple(255.0 * m for m in mean),  # type: ignore[arg-type]
             std=tuple(255.0 * s for s in std),  # type: ignore[arg-type]
         )
-        self.name = f"open_clip:{arch}:{pretrained}"
+        self.name = located(f"open_clip:{arch}:{pretrained}")  # a relative file: where it is
         self.batch_size = batch_size
         # Both towers end in the shared embedding; one blank image tells its width.
         import torch

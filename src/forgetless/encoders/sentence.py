@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from forgetless.encoders import READOUTS
+from forgetless.encoders import READOUTS, located
 from forgetless.encoders.base import TorchEncoder, missing_package, texts_of, tree_digest
 from forgetless.encoders.hub import local_hf_model, quiet_loading
 
@@ -57,7 +57,8 @@ class SentenceTransformerEncoder(TorchEncoder):
         with quiet_loading():
             self.model = SentenceTransformer(str(self.folder), device=self.device)
         self._pin_weights()
-        self.name = name or f"sentence-transformers:{model}"
+        # a relative folder is named where it is: records of the name find it from anywhere
+        self.name = name or located(f"sentence-transformers:{model}")
         self.batch_size = batch_size
         self.normalize = normalize
         # Renamed in sentence-transformers 6; keep both spellings working.
