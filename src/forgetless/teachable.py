@@ -952,8 +952,11 @@ class TeachableModel:
 
         asked = None if name is None else located(name)
         if asked is not None and asked == self.spec.name and self.spec.place is not None:
-            self.spec = dataclasses.replace(self.spec, place=None)  # back where it was taught
-            self._encoder = None
+            # back where it was taught: loaded and checked there first, so that a learn or
+            # forget does not drop the recorded place for a folder or file that is not there
+            built = build_encoder(asked, self.spec.rebuild_options())
+            self.use_encoder(built.decoding(self.spec.decode()))
+            self.spec = dataclasses.replace(self.spec, place=None)
         elif (
             asked is not None
             and asked not in (self.spec.name, self.spec.place)
