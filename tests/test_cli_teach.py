@@ -1124,6 +1124,8 @@ def test_a_model_finds_its_moved_encoder_folder_when_told_where(
     code, out, _ = cli(capsys, "info", model, "--format", "json")
     spec = json.loads(out)["encoder"]
     assert spec["name"].endswith("models/mine") and spec["place"].endswith("moved/mine")
+    code, out, _ = cli(capsys, "info", model)  # the text says where it reads the encoder too
+    assert f"(now at {spec['place']})" in next(x for x in out.splitlines() if "encoder" in x)
     assert cli(capsys, "evaluate", model, test)[0] == 0  # no --encoder any more
     assert cli(capsys, "forget", model, "--class", "motion")[0] == 0
     code, again, err = cli(capsys, "predict", model, test, "--format", "json")

@@ -799,7 +799,9 @@ def _info(args: argparse.Namespace) -> int:
         f"model       {info['path']} (generation {info['generation']}, created {info['created']})"
     )
     print(
-        f"encoder     {enc['name']}: {enc['modality']}s -> {enc['dim']} features"
+        f"encoder     {enc['name']}"
+        + (f" (now at {enc['place']})" if enc.get("place") else "")  # its folder or file moved
+        + f": {enc['modality']}s -> {enc['dim']} features"
         + (f", {enc['preprocessing']['size']} px" if "size" in enc["preprocessing"] else "")
         + (f"; weights sha256 {enc['weights'][:16]}" if enc["weights"] else "")
         + f"; fingerprint {enc['fingerprint'][:16]}"
