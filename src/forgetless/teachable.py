@@ -899,8 +899,8 @@ class TeachableModel:
                 if place is None:
                     raise
                 relative = (
-                    " (recorded before places were made absolute: relative to the folder the "
-                    "model was taught from, or a hub id)"
+                    " (not an absolute path: a hub id, or a folder an earlier release recorded "
+                    "relative to the folder the model was taught from)"
                     if not Path(place).expanduser().is_absolute()
                     else ""
                 )
