@@ -583,6 +583,14 @@ def test_naming_the_taught_place_again_keeps_the_recorded_one_unless_it_is_there
     back.forget_classes(["animal"])
     assert TeachableModel.open(tmp_path / "m").spec.place is None
     assert TeachableModel.open(tmp_path / "m").predict(["a steel fork"])[0]["label"] == "tool"
+    # other weights where the model records its encoder: refused, naming that place
+    (tmp_path / "mine").rename(tmp_path / "moved")
+    shutil.copytree(tmp_path / "moved", tmp_path / "mine")
+    with open(tmp_path / "mine" / "README.md", "a", encoding="utf-8") as handle:
+        handle.write("edited\n")
+    teachable_module._cached_encoder.cache_clear()
+    with pytest.raises(ProvenanceError, match=r"weights \w+ vs \w+.*read from .*--encoder NEW"):
+        TeachableModel.open(tmp_path / "m").predict(["a steel fork"])
 
 
 def test_a_model_taught_before_decoding_had_a_version_keeps_decoding_as_then(tmp_path, digits):

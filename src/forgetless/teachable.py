@@ -911,7 +911,13 @@ class TeachableModel:
                     "or TeachableModel.open(path, encoder=NEW); the model checks it is the "
                     "same encoder"
                 ) from None
-            self.use_encoder(built.decoding(self.spec.decode()))
+            try:
+                self.use_encoder(built.decoding(self.spec.decode()))
+            except ProvenanceError as err:  # what is at the recorded place is another encoder
+                raise ProvenanceError(
+                    f"{err} (read from {where}, where the model records its encoder: name the "
+                    "place of the right one with --encoder NEW)"
+                ) from None
         return self._encoder
 
     def use_encoder(self, encoder: Any) -> None:
@@ -938,7 +944,7 @@ class TeachableModel:
                 else found
             )
             raise ProvenanceError(
-                f"{self.path} was taught with {self.spec.describe()}, but the encoder given is "
+                f"{self.path} was taught with {self.spec.describe()}, but the encoder here is "
                 f"{found.describe()} ({self.spec.difference(shown)}); use the encoder it was "
                 "taught with, or teach a new model"
             )
@@ -1401,7 +1407,7 @@ class TeachableModel:
                 "learn: encoded %d %s with %s in %.1f s (%.1f %s/s)",
                 len(keep),
                 noun,
-                self.spec.name,
+                self.spec.place or self.spec.name,
                 encode_seconds,
                 len(keep) / max(encode_seconds, 1e-9),
                 noun,
