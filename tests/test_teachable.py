@@ -472,7 +472,7 @@ def test_other_encoders_and_features_are_refused_naming_both(tmp_path, digits):
     X, y = pick(digits, {"digit1", "digit2"})
     model = make(tmp_path / "m")
     model.learn(X, y)
-    with pytest.raises(ProvenanceError, match=r"taught with raw.*given is raw.*scale 1/255 vs"):
+    with pytest.raises(ProvenanceError, match=r"taught with raw.*here is raw.*scale 1/255 vs"):
         TeachableModel.open(tmp_path / "m", encoder=OtherRaw())
     other = TeachableModel.create(tmp_path / "other", OtherRaw(), width=WIDTH)
     foreign = other.encode(X, y)
