@@ -1115,7 +1115,7 @@ def _load_adapted(
     if base_name in READOUTS:  # written before readouts: the last map or layer only
         options.setdefault("readout", READOUTS[base_name][1])
     try:
-        encoder = given or load_encoder(base_name, **{**options, **runtime})
+        encoder = given if given is not None else load_encoder(base_name, **{**options, **runtime})
     except (TypeError, ValueError) as err:
         raise AdaptedWeightsError(
             f"{meta_path} names base encoder {base_name!r} with options {options}, which cannot "

@@ -950,6 +950,11 @@ class TeachableModel:
             )
         self._encoder = encoder
 
+    def _use_encoder_at(self, name: str) -> None:
+        """Load the encoder at ``name`` (a registry name) and use it if it is the model's."""
+        built = build_encoder(name, self.spec.rebuild_options())
+        self.use_encoder(built.decoding(self.spec.decode()))
+
     def check_encoder_request(self, name: str | None, options: dict[str, Any] | None) -> None:
         """Refuse a command line's ``--encoder``/``--image-size`` that differ from the spec;
         an ``--encoder`` naming another place of the family the spec names (its folder or file
@@ -960,16 +965,14 @@ class TeachableModel:
         if asked is not None and asked == self.spec.name and self.spec.place is not None:
             # back where it was taught: loaded and checked there first, so that a learn or
             # forget does not drop the recorded place for a folder or file that is not there
-            built = build_encoder(asked, self.spec.rebuild_options())
-            self.use_encoder(built.decoding(self.spec.decode()))
+            self._use_encoder_at(asked)
             self.spec = dataclasses.replace(self.spec, place=None)
         elif (
             asked is not None
             and asked not in (self.spec.name, self.spec.place)
             and can_move(asked, self.spec.name)
         ):
-            built = build_encoder(asked, self.spec.rebuild_options())
-            self.use_encoder(built.decoding(self.spec.decode()))
+            self._use_encoder_at(asked)
             # the next learn or forget records it: later commands find it without --encoder
             self.spec = dataclasses.replace(self.spec, place=asked)
         elif asked is not None and asked not in (self.spec.name, self.spec.place):
