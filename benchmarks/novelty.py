@@ -17,6 +17,13 @@ it), exactly as ``forgetless learn`` calibrates it. Measured on the test subset:
 * AUROC of the distance, and of the calibrated top probability (``--reject-below``) for
   comparison, over known vs unknown test inputs;
 * the accuracy of the learner on the known classes (M = 1024, as a new model).
+
+``--learner default`` (-> ``novelty_default.json``) gives the top probability and the accuracy
+the learner a model made without a width builds for these samples (as
+``benchmarks/calibration.py --learner default``: no layer on the encoders' default readouts,
+the guided layer at the width rule's M on raw 8 x 8 digits). The distances do not depend on it.
+
+    python benchmarks/novelty.py --learner default
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ from sklearn.metrics import roc_auc_score
 from forgetless.cache import dataset_features
 from forgetless.data import load_dataset
 from forgetless.encoders import load_encoder
-from forgetless.learner import ContinualClassifier
 from forgetless.teachable import (
     NOVELTY_QUANTILE,
     _full_scores,
@@ -61,11 +67,17 @@ CASES = {
 }
 
 
-def features(data: str, encoder_name: str, options: dict):
+def _calibration():
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from calibration import subset
+    import calibration
+
+    return calibration
+
+
+def features(data: str, encoder_name: str, options: dict):
+    subset = _calibration().subset
 
     dataset = subset(load_dataset(data))
     encoder = load_encoder(encoder_name, **options)
@@ -73,7 +85,14 @@ def features(data: str, encoder_name: str, options: dict):
     return dataset, X_train, X_test
 
 
-def measure(name: str, data: str, encoder_name: str, options: dict, far: str | None) -> dict:
+def measure(
+    name: str,
+    data: str,
+    encoder_name: str,
+    options: dict,
+    far: str | None,
+    learner: str = "gaussian-1024",
+) -> dict:
     dataset, X_train, X_test = features(data, encoder_name, options)
     c = len(dataset.classes)
     known_train = dataset.train.labels < c // 2
@@ -90,9 +109,9 @@ def measure(name: str, data: str, encoder_name: str, options: dict, far: str | N
     threshold_95 = float(np.quantile(loo, 0.95))  # --unknown-quantile 0.95
     distance = novelty_distances(sums, counts, _unit_rows(X_test))
 
-    width = 1024
-    clf = ContinualClassifier(projection="gaussian", n_components=width, random_state=0)
+    clf = _calibration().make_learner(learner, X.shape[1], len(y), c // 2)
     clf.partial_fit(X, names[y])
+    width = int(clf.projection_.n_outputs)
     fitted = fit_temperature_held_out(clf, X, names[y])
     if not isinstance(fitted, tuple):  # too few rows, or a fit at an end of T's range
         raise SystemExit(f"no temperature for this case: {fitted or 'too few samples'}")
@@ -112,6 +131,8 @@ def measure(name: str, data: str, encoder_name: str, options: dict, far: str | N
         "train": int(len(y)),
         "test_known": int(known_test.sum()),
         "test_unknown_near": int(unknown.sum()),
+        "learner": learner,
+        "projection": clf.projection,
         "width": width,
         "accuracy_known": accuracy,
         "threshold": threshold,
@@ -159,11 +180,14 @@ def measure(name: str, data: str, encoder_name: str, options: dict, far: str | N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=list(CASES))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/novelty.json"))
+    parser.add_argument("--learner", choices=["gaussian-1024", "default"], default="gaussian-1024")
+    parser.add_argument("--out", help="default: novelty.json, or novelty_default.json")
     args = parser.parse_args()
-    results = {name: measure(name, *CASES[name]) for name in args.cases}
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    name = "novelty.json" if args.learner == "gaussian-1024" else "novelty_default.json"
+    out = Path(args.out or ROOT / "benchmarks/results" / name)
+    results = {case: measure(case, *CASES[case], learner=args.learner) for case in args.cases}
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
