@@ -16,7 +16,8 @@ it), exactly as ``forgetless learn`` calibrates it. Measured on the test subset:
   dataset through the same encoder: Fashion-MNIST for openclipart and back, noise for digits);
 * AUROC of the distance, and of the calibrated top probability (``--reject-below``) for
   comparison, over known vs unknown test inputs;
-* the accuracy of the learner on the known classes (M = 1024, as a new model).
+* the accuracy of the learner on the known classes (the gaussian layer at M = 1024 of a model
+  made with ``--width 1024``, as a new model).
 
 ``--learner default`` (-> ``novelty_default.json``) gives the top probability and the accuracy
 the learner a model made without a width builds for these samples (as
