@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -21,6 +22,25 @@ def test_a_link_back_up_the_tree_does_not_read_files_again(tmp_path):
     batch = collect([str(tmp_path / "pets")], "text", labels="required")
     assert sorted(batch.items) == ["a cat", "a dog"]
     assert batch.counts() == {"cat": 1, "dog": 1}
+
+
+@pytest.mark.parametrize("link", ["kitty", "dog/more"])
+def test_a_folder_reached_from_two_class_folders_is_refused(tmp_path, link):
+    """Two class folders that are links to one folder (or a link in dog/ to cat's folder)
+    gave the texts to the first class only, silently: now a one-line error naming both."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "a.txt").write_text("a cat")
+    (tmp_path / "pets" / "dog").mkdir(parents=True)
+    (tmp_path / "pets" / "dog" / "b.txt").write_text("a dog")
+    (tmp_path / "pets" / "cat").symlink_to(store)
+    (tmp_path / "pets" / link).symlink_to(store)
+    pets = tmp_path / "pets"
+    with pytest.raises(InputError, match="^" + re.escape(f"{pets / link} leads to {pets / 'cat'}")):
+        collect([str(pets)], "text", labels="required")
+    # With one label for everything (or when forgetting), the folder is read once, no error.
+    assert collect([str(pets)], "text", labels="required", label="pet").counts() == {"pet": 2}
+    assert sorted(collect([str(pets)], "text", labels="optional").items) == ["a cat", "a dog"]
 
 
 def test_json_lines_keep_characters_that_are_line_breaks_elsewhere(tmp_path):

@@ -38,7 +38,7 @@ import json
 import os
 import stat
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -164,7 +164,7 @@ def guess_modality(inputs: Sequence[str], by_class: bool = True) -> str:
         if path.is_dir():
             # What the class subfolders hold decides; loose files beside them (a README.txt
             # beside class folders of images) are no samples of a class.
-            files = _files(path)
+            files, _ = walk_files(path)
             nested = {_kind(p) for p in files if len(p.relative_to(path).parts) > 1} - {None}
             every = {_kind(p) for p in files} - {None}
             kinds |= (nested or every) if by_class else every
@@ -211,25 +211,99 @@ def _kind(path: Path) -> str | None:
     return None
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def walk_files(folder: Path) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """Every file under ``folder``, sorted, as paths under ``folder``; and the links to
+    folders that were read at another place, as (link, where its target was read).
+
+    Links are followed, to files and to folders. Each real folder is read once: at its own
+    place when it lies under ``folder``, else through the first link to it in sorted order;
+    a later way to the same folder (a loop back up the tree, or a second link to one folder)
+    adds nothing and is returned with the place it was read at, so that a caller reading
+    classes from folder names can refuse one folder read as two classes. Hidden names (a
+    leading ".") are skipped, and so are named pipes, sockets and devices (reading one could
+    block); a link to nothing is kept, so that reading it says what is wrong.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     Path(d, "cat").mkdir()
+    ...     _ = Path(d, "cat", "x.png").write_bytes(b"")
+    ...     Path(d, "cat", "again").symlink_to(d)  # a loop: read once
+    ...     Path(d, "kitty").symlink_to(Path(d, "cat"))  # read at its own place, cat/
+    ...     files, aliases = walk_files(Path(d))
+    ...     [p.relative_to(d).as_posix() for p in files]
+    ...     [(a.relative_to(d).as_posix(), b.relative_to(d).as_posix()) for a, b in aliases]
+    ['cat/x.png']
+    [('cat/again', '.'), ('kitty', 'cat')]
+    """
+    found: list[Path] = []
+    read_at = {os.path.realpath(folder): folder}
+    links: list[Path] = []  # links to folders, followed once every folder of their own is read
+    aliases: list[tuple[Path, Path]] = []
+
+    def read(top: Path) -> None:  # ``top`` and the folders in it that are not links
+        stack = [top]
+        while stack:
+            here = stack.pop()
+            try:
+                entries = sorted(os.scandir(here), key=lambda e: e.name)
+            except OSError:  # unreadable: left out, as ``rglob`` does
+                continue
+            inner = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                path = here / entry.name
+                if entry.is_dir():  # a link to a folder counts too
+                    if entry.is_symlink():
+                        links.append(path)
+                    elif os.path.realpath(path) in read_at:
+                        aliases.append((path, read_at[os.path.realpath(path)]))
+                    else:
+                        read_at[os.path.realpath(path)] = path
+                        inner.append(path)
+                elif entry.is_file() or (entry.is_symlink() and not os.path.exists(path)):
+                    found.append(path)
+            stack.extend(reversed(inner))
+
+    read(folder)
+    while links:
+        links.sort(reverse=True)
+        link = links.pop()
+        target = os.path.realpath(link)
+        if target in read_at:
+            aliases.append((link, read_at[target]))
+        else:
+            read_at[target] = link
+            read(link)
+    return sorted(found), sorted(aliases)
 
 
-def _files(folder: Path) -> list[Path]:
-    """Files under ``folder`` (symlinks followed, each folder read once, so a link back up the
-    tree is no loop; hidden names skipped), sorted."""
-    found, visited = [], set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in visited:  # a link back into the tree (a loop) or to a folder read already
-            dirnames[:] = []
-            continue
-        visited.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and not _special(Path(dirpath, name)):
-                found.append(Path(dirpath, name))
-    return sorted(found)
+def read_as_two_classes(aliases: Iterable[tuple[Path, Path]], root: Path, depth: int) -> str | None:
+    """Why a folder of images would belong to two classes, or None: a link in class folder A
+    that leads to a folder read in class folder B (two class folders that are links to one
+    folder, say) gave B's images to B only, silently. Loops back up the tree, and second ways
+    into a folder of the same class, are not such a case.
+
+    >>> print(read_as_two_classes([(Path("/r/kitty"), Path("/r/cat"))], Path("/r"), 1))
+    /r/kitty leads to /r/cat, whose images are read as class 'cat'; an image has one class: ...
+    >>> read_as_two_classes([(Path("/r/cat/up"), Path("/r"))], Path("/r"), 1) is None
+    True
+    """
+    for link, first in aliases:
+        here, there = _folder_class(link, root, depth), _folder_class(first, root, depth)
+        if here is not None and there is not None and here != there:
+            return (
+                f"{link} leads to {first}, whose images are read as class {there!r}; an image "
+                f"has one class: remove the link, or copy the images meant for {here!r} into it"
+            )
+    return None
+
+
+def _folder_class(folder: Path, root: Path, depth: int) -> str | None:
+    """The class a folder's images get (its first ``depth`` folders below ``root``), or None
+    above the class folders."""
+    parts = folder.relative_to(root).parts
+    return "/".join(parts[:depth]) if len(parts) >= depth else None
 
 
 def _special(path: Path) -> bool:
@@ -339,7 +413,7 @@ def text_source(text: str, limit: int = 40) -> str:
 
 
 def _folder(batch: Batch, root: Path, modality: str, labels: Labels, label: str | None) -> None:
-    files = _files(root)
+    files, aliases = walk_files(root)
     wrong = [p for p in files if _kind(p) not in (None, modality)]
     usable = [p for p in files if _kind(p) == modality]
     if not usable:
@@ -350,6 +424,9 @@ def _folder(batch: Batch, root: Path, modality: str, labels: Labels, label: str 
         raise InputError(f"{root} holds no {modality} files ({hint}){extra}")
     by_class = labels == "required" and label is None
     if by_class:
+        twice = read_as_two_classes(aliases, root, 1)
+        if twice is not None:
+            raise InputError(twice)
         loose = [p for p in usable if len(p.relative_to(root).parts) < 2]
         if loose:
             raise InputError(

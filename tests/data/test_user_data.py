@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import require
-from forgetless.data import DatasetNotFoundError, load_dataset
+from forgetless.data import DatasetFileError, DatasetNotFoundError, load_dataset
 
 
 def _digit_folder(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -383,12 +383,37 @@ def test_image_folder_link_cycles_end_and_read_each_image_once(tmp_path: Path) -
     (root / "train" / "cat").symlink_to(store / "cats")
     (store / "cats" / "split").symlink_to(root / "train")  # to the split folder itself
     _image(root / "train" / "dog" / "b.png")
-    (root / "train" / "dog" / "alias").symlink_to(root / "train" / "cat")  # read as cat/
+    (root / "train" / "dog" / ".hidden").mkdir()
+    _image(root / "train" / "dog" / ".hidden" / "x.png")  # hidden names are skipped
+    _image(root / "train" / "dog" / "._b.png")
     _image(root / "test" / "dog" / "c.png")
     ds = load_dataset("image-folder", root=root)
     train = root / "train"
     assert ds.train.inputs == [str(train / "cat" / "a.png"), str(train / "dog" / "b.png")]
     assert ds.classes == ["cat", "dog"] and ds.train.labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("link", ["kitty", "dog/alias"])
+def test_image_folder_refuses_a_folder_read_as_two_classes(tmp_path: Path, link: str) -> None:
+    """Two class folders leading to one folder gave its images to the first class only,
+    silently; a link in one class folder to another's folder did the same."""
+    store = tmp_path / "store"
+    _image(store / "cats" / "a.png")
+    root = tmp_path / "data"
+    (root / "train").mkdir(parents=True)
+    (root / "train" / "cat").symlink_to(store / "cats")
+    _image(root / "train" / "dog" / "b.png")
+    _image(root / "test" / "dog" / "c.png")
+    (root / "train" / link).symlink_to(store / "cats")
+    train = root / "train"
+    message = (
+        f"{train / link} leads to {train / 'cat'}, whose images are read as class 'cat'; an "
+        f"image has one class: remove the link, or copy the images meant for "
+        f"'{link.split('/')[0]}' into it"
+    )
+    with pytest.raises(DatasetFileError) as caught:
+        load_dataset("image-folder", root=root)
+    assert str(caught.value) == message
 
 
 def test_image_folder_warns_once_about_images_outside_class_folders(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ they are encoded, so a large folder costs no memory until then.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,23 +17,22 @@ from forgetless.data.base import (
     Split,
     encode_labels,
 )
+from forgetless.teach_inputs import IMAGE_SUFFIXES, read_as_two_classes, walk_files
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+__all__ = ["IMAGE_SUFFIXES", "class_of", "image_files", "load_image_folder"]
 
 
 def image_files(folder: Path, follow_symlinks: bool = False) -> list[Path]:
     """Image files anywhere under ``folder``, sorted, as paths under ``folder``.
 
     Symlinks are skipped unless asked for. With ``follow_symlinks``, links to image files are
-    read and links to folders followed; a folder reached twice (a link to a folder above it,
-    or to one read elsewhere) is read once: at its own place when it lies under ``folder``,
-    else through the first such link in sorted order.
+    read and links to folders followed, each real folder once (:func:`walk_files`: hidden
+    names are skipped there).
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
     ...     Path(d, "cat").mkdir()
     ...     _ = Path(d, "cat", "x.png").write_bytes(b"")
-    ...     Path(d, "cat", "again").symlink_to(d)  # a cycle: read once
     ...     Path(d, "kitty").symlink_to(Path(d, "cat"))  # read at its own place, cat/
     ...     [p.relative_to(d).as_posix() for p in image_files(Path(d), follow_symlinks=True)]
     ['cat/x.png']
@@ -45,40 +43,8 @@ def image_files(folder: Path, follow_symlinks: bool = False) -> list[Path]:
             for p in folder.rglob("*")
             if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_symlink() and p.is_file()
         )
-    found: list[Path] = []
-    visited = {os.path.realpath(folder)}
-    links: list[Path] = []  # links to folders, followed once every folder of their own is read
-
-    def read(top: Path) -> None:  # ``top`` and the folders in it that are not links
-        stack = [top]
-        while stack:
-            here = stack.pop()
-            try:
-                entries = sorted(os.scandir(here), key=lambda e: e.name)
-            except OSError:  # unreadable: left out, as ``rglob`` does
-                continue
-            inner = []
-            for entry in entries:
-                path = here / entry.name
-                if entry.is_dir():  # a link to a folder counts too
-                    if entry.is_symlink():
-                        links.append(path)
-                    elif os.path.realpath(path) not in visited:
-                        visited.add(os.path.realpath(path))
-                        inner.append(path)
-                elif path.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
-                    found.append(path)
-            stack.extend(reversed(inner))
-
-    read(folder)
-    while links:
-        links.sort(reverse=True)
-        link = links.pop()
-        target = os.path.realpath(link)
-        if target not in visited:
-            visited.add(target)
-            read(link)
-    return sorted(found)
+    files, _ = walk_files(folder)
+    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
 def class_of(path: Path, root: Path, depth: int) -> str | None:
@@ -160,9 +126,11 @@ def load_image_folder(
     a link (``train/cat -> /data/cats`` is class ``cat``), and paths are kept as they appear
     under ``root``. A folder reached twice (a link to a folder above it, or to one read
     elsewhere) is read once: at its own place when it lies in the split folder, else through
-    the first such link in sorted order. Images outside class folders (directly in
-    ``train/``, or fewer than ``depth`` folders deep) are left out with a warning naming how
-    many and one of them; a split with none in class folders is refused, saying what it holds.
+    the first such link in sorted order; one reached from two class folders (``train/cat``
+    and ``train/kitty`` both links to ``/data/cats``) is refused, naming both. Hidden names
+    (a leading ".") are skipped. Images outside class folders (directly in ``train/``, or fewer
+    than ``depth`` folders deep) are left out with a warning naming how many and one of them;
+    a split with none in class folders is refused, saying what it holds.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -186,7 +154,11 @@ def load_image_folder(
     left_out = []
     for split, sub in (("train", train_dir), ("test", test_dir)):
         folder = root / sub
-        files = image_files(folder, follow_symlinks=True)
+        files, aliases = walk_files(folder)
+        files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        twice = read_as_two_classes(aliases, folder, depth)
+        if twice is not None:
+            raise DatasetFileError(twice)
         splits[split] = _labelled(files, folder, depth)
         if not splits[split][0]:  # else the run fails later, as a scenario of 0 classes
             raise DatasetFileError(_no_images(folder, files, depth))
