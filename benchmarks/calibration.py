@@ -28,20 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from forgetless.cache import dataset_features
+from forgetless.calibration import (
+    expected_calibration_error,
+    fit_temperature_held_out,
+    full_scores,
+    softmax,
+)
 from forgetless.data import load_dataset
 from forgetless.data.base import stratified_sample
 from forgetless.encoders import load_encoder
 from forgetless.learner import ContinualClassifier
-from forgetless.teachable import (
-    DEFAULT_WIDTH,
-    TEACHABLE_DECISION,
-    _full_scores,
-    _softmax,
-    expected_calibration_error,
-    fit_temperature_held_out,
-    layer_for,
-    width_for,
-)
+from forgetless.teachable import DEFAULT_WIDTH, TEACHABLE_DECISION, layer_for, width_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = {
@@ -112,7 +109,7 @@ def measure(
         raise SystemExit(f"no temperature for this case: {fitted or 'too few samples'}")
     temperature, held_out, _ = fitted
     calibration_seconds = time.perf_counter() - start
-    scores = _full_scores(clf, X_test)
+    scores = full_scores(clf, X_test)
     truth = np.searchsorted(clf.classes_, y_test)
     result = {
         "learner": {
@@ -131,7 +128,7 @@ def measure(
         "calibration_seconds": round(calibration_seconds, 2),
     }
     for label, t in (("before", 1.0), ("after", temperature)):
-        proba = _softmax(scores / t)
+        proba = softmax(scores / t)
         result[label] = {
             "ece": expected_calibration_error(proba, truth),
             "nll": float(-np.mean(np.log(proba[np.arange(len(truth)), truth] + 1e-300))),

@@ -37,16 +37,14 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from forgetless.cache import dataset_features
+from forgetless.calibration import fit_temperature_held_out, full_scores, softmax
 from forgetless.data import load_dataset
 from forgetless.encoders import load_encoder
-from forgetless.teachable import (
+from forgetless.novelty import (
     NOVELTY_QUANTILE,
-    _full_scores,
-    _softmax,
-    _unit_rows,
-    fit_temperature_held_out,
     leave_one_out_distances,
     novelty_distances,
+    unit_rows,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,13 +100,13 @@ def measure(
     names = np.array(dataset.classes, dtype=object).astype(str)
 
     # What the model keeps and how it calibrates (teachable.TeachableModel.learn).
-    U = _unit_rows(X)
+    U = unit_rows(X)
     counts = np.bincount(y, minlength=c // 2)
     sums = np.stack([U[y == k].sum(0) for k in range(c // 2)])
     loo, _ = leave_one_out_distances(sums, counts, U, y)
     threshold = float(np.quantile(loo, NOVELTY_QUANTILE))
     threshold_95 = float(np.quantile(loo, 0.95))  # --unknown-quantile 0.95
-    distance = novelty_distances(sums, counts, _unit_rows(X_test))
+    distance = novelty_distances(sums, counts, unit_rows(X_test))
 
     clf = _calibration().make_learner(learner, X.shape[1], len(y), c // 2)
     clf.partial_fit(X, names[y])
@@ -117,8 +115,8 @@ def measure(
     if not isinstance(fitted, tuple):  # too few rows, or a fit at an end of T's range
         raise SystemExit(f"no temperature for this case: {fitted or 'too few samples'}")
     temperature = fitted[0]
-    scores = _full_scores(clf, X_test)
-    top = _softmax(scores / temperature).max(axis=1)
+    scores = full_scores(clf, X_test)
+    top = softmax(scores / temperature).max(axis=1)
     accuracy = float(
         np.mean(
             clf.classes_[scores.argmax(1)][known_test] == names[dataset.test.labels][known_test]
@@ -152,8 +150,8 @@ def measure(
         else:
             _, _, X_far = features(far, encoder_name, options)
             X_far = X_far[:500]
-        d_far = novelty_distances(sums, counts, _unit_rows(X_far))
-        top_far = _softmax(_full_scores(clf, X_far) / temperature).max(axis=1)
+        d_far = novelty_distances(sums, counts, unit_rows(X_far))
+        top_far = softmax(full_scores(clf, X_far) / temperature).max(axis=1)
         truth = np.r_[np.zeros(known_test.sum()), np.ones(len(X_far))]
         result.update(
             {

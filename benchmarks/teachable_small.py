@@ -586,9 +586,9 @@ def encoded(model: Any, paths: list[str], X: np.ndarray, names: list[str] | None
 
 
 def ece_with(scores: np.ndarray, truth: np.ndarray, temperature: float) -> float:
-    from forgetless.teachable import _softmax, expected_calibration_error
+    from forgetless.calibration import expected_calibration_error, softmax
 
-    return expected_calibration_error(_softmax(scores / temperature), truth)
+    return expected_calibration_error(softmax(scores / temperature), truth)
 
 
 def folder_bytes(path: Path) -> int:

@@ -17,14 +17,9 @@ import pytest
 from sklearn.datasets import load_digits
 
 from forgetless import ModelFileError, TeachableModel
+from forgetless.calibration import expected_calibration_error, fit_temperature
 from forgetless.encoders.raw import RawPixels
-from forgetless.teachable import (
-    EncoderSpec,
-    InputError,
-    ProvenanceError,
-    expected_calibration_error,
-    fit_temperature,
-)
+from forgetless.teachable import EncoderSpec, InputError, ProvenanceError
 
 WIDTH = 96
 
@@ -161,7 +156,7 @@ def test_a_temperature_at_the_end_of_its_range_is_no_fit(tmp_path, digits):
     """Ten classes of two samples: the held-out copy keeps one sample per class, whose scores
     differ by about 5e-4 between classes, and T went to its floor (1e-3): a mean top
     probability of 0.97 at 84 % accuracy, and nothing said so."""
-    from forgetless.teachable import TEMPERATURE_RANGE
+    from forgetless.calibration import TEMPERATURE_RANGE
 
     classes = {f"digit{k}" for k in range(10)}
     model = TeachableModel.create(tmp_path / "m", "raw", encoder_options={"size": 8}, width=32)
@@ -1109,10 +1104,10 @@ def test_the_class_means_are_checked_on_opening(tmp_path, digits):
 
 
 def test_leave_one_out_distances_match_a_refit_without_the_sample():
-    from forgetless.teachable import _unit_rows, leave_one_out_distances, novelty_distances
+    from forgetless.novelty import leave_one_out_distances, novelty_distances, unit_rows
 
     rng = np.random.default_rng(1)
-    U = _unit_rows(rng.normal(size=(30, 6)) + np.repeat(np.eye(6)[:3] * 2, 10, axis=0))
+    U = unit_rows(rng.normal(size=(30, 6)) + np.repeat(np.eye(6)[:3] * 2, 10, axis=0))
     own = np.repeat(np.arange(3), 10)
     sums = np.stack([U[own == c].sum(0) for c in range(3)])
     counts = np.bincount(own)

@@ -78,7 +78,6 @@ through a lock file; a model changed by another process since it was opened is r
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import datetime
@@ -90,7 +89,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -100,12 +98,39 @@ from typing import Any
 
 import numpy as np
 
+from forgetless.calibration import (
+    CALIBRATION_MIN_HELD_OUT,
+    TEMPERATURE_RANGE,
+    calibration_record,
+    fit_temperature_held_out,
+    full_scores,
+    softmax,
+)
 from forgetless.encoders import IMAGE_SIZE_OPTION, IMAGE_SIZES, located
 from forgetless.layers import AUTO_LIFT, resolve_projection
 from forgetless.learner import DEFAULT_N_COMPONENTS, ContinualClassifier
 from forgetless.linalg import serialised
+from forgetless.model_folder import (
+    BLOB,
+    KIND,
+    MAX_GENERATION,
+    POINTER,
+    VERSION,
+    StaleModelError,
+    check_new_folder,
+    collect_garbage,
+    points_to,
+    read_pointer,
+    set_aside_uncommitted,
+)
+from forgetless.novelty import (
+    NOVELTY_DISTANCE,
+    NOVELTY_QUANTILE,
+    leave_one_out_distances,
+    novelty_distances,
+    unit_rows,
+)
 from forgetless.persistence import (
-    LOCK_FILE,
     ModelFileError,
     file_sha256,
     folder_lock,
@@ -135,9 +160,7 @@ __all__ = [
 
 logger = logging.getLogger("forgetless")
 
-KIND, VERSION = "forgetless-teachable", 1
 RECORD_KIND, RECORD_VERSION = "forgetless-deletion-record", 1
-POINTER = "CURRENT"
 # The layer of a new model (no width given): the guided kernel layer (the ReLU layer's kernel,
 # Nystroem features on landmarks drawn from the class population of the samples in hand) at a width
 # chosen from the samples in hand: n samples of C classes give M = the largest power of two <=
@@ -185,19 +208,9 @@ from 32 to 1,024 samples, -1.0 to +0.1 on raw digits and -1.7 to +2.1 on MiniLM'
 flag, its ``baseline``)."""
 # A temperature is fitted at each learn on held-out samples of the data in hand (the new batch,
 # plus the features kept by small models' deletion records, up to CALIBRATION_POOL rows) when at
-# least this many can be held out.
-CALIBRATION_MIN_HELD_OUT = 8
+# least CALIBRATION_MIN_HELD_OUT (calibration.py) can be held out.
 CALIBRATION_POOL = 5000
-# "unknown": an input whose cosine distance to the nearest class mean (of unit-length encoder
-# features) is beyond this quantile of the leave-one-out distances of the data in hand.
-NOVELTY_QUANTILE = 0.99
-TEMPERATURE_RANGE = (1e-3, 1e2)  # where the temperature is searched (and files checked)
 NOVELTY_MIN_SAMPLES = 10
-# File names carry the generation in at least 6 digits; a model takes at most MAX_GENERATION
-# updates (a trillion), so names never outgrow what opening accepts.
-MAX_GENERATION = 10**12 - 1
-_BLOB = re.compile(r"(learner-[0-9]{6,12}|record-[0-9]{6,12}-[0-9]{1,6})\.fl\Z")
-_TEMP = re.compile(r"\..*\.tmp-[0-9]+-[0-9a-f]{8}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # Encoder options that change the features (part of the spec); speed options are not.
 _FEATURE_OPTIONS = {"efficientnet-lite0": {"image_size", "resize"}, "raw": {"size", "color"}}
@@ -259,10 +272,6 @@ def _features_settings(settings: dict[str, Any], dim: int) -> dict[str, Any]:
     the encoder's ``dim`` features directly (no layer; :func:`layer_for`)."""
     kept = {k: settings[k] for k in ("random_state", "deletion_records")}
     return {"width": int(dim), "width_rule": "features", **kept, "projection": "none"}
-
-
-class StaleModelError(InputError):
-    """Another process committed a newer generation since this model was opened."""
 
 
 class ProvenanceError(ValueError):
@@ -539,7 +548,7 @@ class _Ref:
             isinstance(doc, dict)
             and sorted(doc) == ["bytes", "file", "sha256"]
             and isinstance(doc["file"], str)
-            and _BLOB.match(doc["file"])
+            and BLOB.match(doc["file"])
             and isinstance(doc["sha256"], str)
             and _SHA256.match(doc["sha256"])
             and type(doc["bytes"]) is int
@@ -643,7 +652,7 @@ class TeachableModel:
         then frozen (at the first learn without deletion records).
         """
         path = Path(path)
-        _check_new_folder(path)
+        check_new_folder(path)
         if width is not None and (type(width) is not int or not 16 <= width <= 8192):
             raise InputError(f"--width must be an integer in [16, 8192], not {width!r}")
         options = dict(encoder_options or {})
@@ -713,7 +722,7 @@ class TeachableModel:
                     f"restore it from a backup"
                 )
             raise InputError(f"{path} is not a forgetless model (no {POINTER} file in it)")
-        metadata, arrays, digest = _read_pointer(path / POINTER)
+        metadata, arrays, digest = read_pointer(path / POINTER)
         try:
             model = cls._assemble(path, metadata, arrays)
             model._pointer_sha = digest
@@ -1471,11 +1480,11 @@ class TeachableModel:
         if self.novelty_sums is not None or self.generation == 0:
             sums = np.zeros((len(labels_table), X.shape[1]))
             if rebuild:  # recomputed from every sample in hand, as a fresh model would
-                np.add.at(sums, all_index, _unit_rows(all_X))
+                np.add.at(sums, all_index, unit_rows(all_X))
             else:
                 if self.novelty_sums is not None:
                     sums[: self.novelty_sums.shape[0]] = self.novelty_sums
-                np.add.at(sums, index, _unit_rows(X))
+                np.add.at(sums, index, unit_rows(X))
             counts = np.bincount(
                 np.concatenate([self.sample_label[self._active()], index]),
                 minlength=len(labels_table),
@@ -1522,7 +1531,7 @@ class TeachableModel:
         if isinstance(fitted, str):  # held out, but no temperature inside the range fits
             why, fitted = fitted, None
         if fitted is not None:
-            calibration = _calibration_record(fitted, event_id)
+            calibration = calibration_record(fitted, event_id)
             temperature, held_out = calibration["temperature"], calibration["held_out"]
             how = f"temperature {temperature:.3g} fitted on {held_out} held-out samples"
         elif one_class and temperature is not None:
@@ -1642,7 +1651,7 @@ class TeachableModel:
         classes still learned. ``keep_absent`` (a learn): the earlier distances of classes
         still learned but absent from the pool are kept too, so a batch of one class does not
         set the threshold of every class from its own."""
-        distance, label = leave_one_out_distances(sums, counts, _unit_rows(pool_X), pool_index)
+        distance, label = leave_one_out_distances(sums, counts, unit_rows(pool_X), pool_index)
         if keep_absent and distance.size >= NOVELTY_MIN_SAMPLES:
             keep = (counts[self.novelty_label] > 0) & ~np.isin(self.novelty_label, pool_index)
             distance = np.concatenate([self.novelty_distance[keep], distance])
@@ -1670,7 +1679,7 @@ class TeachableModel:
         if sums is None:
             sums = self.novelty_sums.copy()
             if features is not None:
-                np.subtract.at(sums, labels, _unit_rows(features))
+                np.subtract.at(sums, labels, unit_rows(features))
         counts = np.bincount(self.sample_label[forgotten < 0], minlength=len(self.labels))
         sums[counts == 0] = 0.0
         pool_X, pool_y = pool
@@ -1692,7 +1701,7 @@ class TeachableModel:
         flat = fitted if isinstance(fitted, str) else None
         fitted = None if flat else fitted
         if fitted is not None:
-            calibration = _calibration_record(fitted, event_id)
+            calibration = calibration_record(fitted, event_id)
             return calibration, {
                 "refitted": True,
                 "temperature": calibration["temperature"],
@@ -1973,7 +1982,7 @@ class TeachableModel:
         X, index = self._stored_features(changed, forgotten)
         clf, settings, note = self._rebuilt(X, index, self.labels, event_id)
         sums = np.zeros((len(self.labels), self.spec.dim))
-        np.add.at(sums, index, _unit_rows(X))
+        np.add.at(sums, index, unit_rows(X))
         logger.info(
             "forget: rebuilt the layer at width %d on the %d samples left (%s)",
             settings["width"],
@@ -2229,12 +2238,12 @@ class TeachableModel:
         if len(encoded.batch) == 0:
             raise InputError("nothing to predict: no inputs were given")
         clf = self._predictor()
-        return _full_scores(clf, encoded.features), encoded
+        return full_scores(clf, encoded.features), encoded
 
     def predict_proba(self, inputs: Any) -> np.ndarray:
         """Calibrated probabilities (n, C) over the sorted :attr:`classes`."""
         scores, _ = self.scores(inputs)
-        return _softmax(scores / (self.temperature or 1.0))
+        return softmax(scores / (self.temperature or 1.0))
 
     def predict(
         self,
@@ -2266,7 +2275,7 @@ class TeachableModel:
             quantile = NOVELTY_QUANTILE if reject_unknown is True else float(reject_unknown)
             threshold = self.novelty_threshold(quantile)
         scores, encoded = self.scores(inputs)
-        proba = _softmax(scores / (self.temperature or 1.0))
+        proba = softmax(scores / (self.temperature or 1.0))
         classes = self._predictor().classes_.tolist()
         distance = self.novelty(encoded) if threshold is not None else None
         k = max(1, min(int(top_k), len(classes)))
@@ -2295,7 +2304,7 @@ class TeachableModel:
             raise InputError(f"{self.path} knows no classes yet")
         encoded = self._features_of(inputs, None)
         counts = np.bincount(self.sample_label[self._active()], minlength=len(self.labels))
-        return novelty_distances(self.novelty_sums, counts, _unit_rows(encoded.features))
+        return novelty_distances(self.novelty_sums, counts, unit_rows(encoded.features))
 
     def _require_novelty(self) -> None:
         if self.novelty_sums is None:
@@ -2332,7 +2341,7 @@ class TeachableModel:
         truth = [str(x) for x in encoded.batch.labels]
         clf = self._predictor()
         classes = clf.classes_.tolist()
-        predicted = [classes[j] for j in _full_scores(clf, encoded.features).argmax(1)]
+        predicted = [classes[j] for j in full_scores(clf, encoded.features).argmax(1)]
         names = sorted(set(classes) | set(truth))
         position = {n: i for i, n in enumerate(names)}
         matrix = np.zeros((len(names), len(names)), np.int64)
@@ -2511,7 +2520,7 @@ class TeachableModel:
                     f"{folder} was created by another process meanwhile; learn again to add "
                     "to that model"
                 )
-            _check_new_folder(folder)
+            check_new_folder(folder)
             made_folder = make_folder(folder)  # (the new names outlive a power cut too)
         start = time.perf_counter()
         with folder_lock(folder):
@@ -2541,7 +2550,7 @@ class TeachableModel:
         current = folder / POINTER
         self._check_not_stale()
         if self.generation == 0:
-            _set_aside_uncommitted(folder)
+            set_aside_uncommitted(folder)
         generation = self.generation + 1
         if generation > MAX_GENERATION:
             raise ModelFileError(
@@ -2610,7 +2619,7 @@ class TeachableModel:
             write_model_file(current, metadata, arrays, kind=KIND, version=VERSION)
             pointer_sha = file_sha256(current)[0]  # under the lock: no one else writes it
         except BaseException:
-            if not _points_to(current, generation):  # not committed: nothing names them
+            if not points_to(current, generation):  # not committed: nothing names them
                 for path in written:
                     path.unlink(missing_ok=True)
             raise
@@ -2634,28 +2643,7 @@ class TeachableModel:
         named = {ref.file for _, _, ref in record_refs.values()}
         if learner_ref is not None:
             named.add(learner_ref.file)
-        _collect_garbage(folder, named)
-
-
-def _read_pointer(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
-    """(metadata, arrays, sha256) of the pointer file, the digest of the very bytes read: a
-    commit landing between hashing and reading is read again (a writer renames a whole new
-    file into place, so each attempt sees one file or the other)."""
-    for _ in range(5):
-        before = file_sha256(path)[0]
-        metadata, arrays = read_model_file(path, kind=KIND, version=VERSION)
-        if file_sha256(path)[0] == before:
-            return metadata, arrays, before
-    raise StaleModelError(f"{path.parent} is being changed by other processes; try again")
-
-
-def _points_to(pointer: Path, generation: int) -> bool:
-    """Whether the pointer file names ``generation`` (a write interrupted after its rename)."""
-    try:
-        meta, _ = read_model_file(pointer, kind=KIND, version=VERSION)
-    except Exception:
-        return False
-    return meta.get("generation") == generation
+        collect_garbage(folder, named)
 
 
 def _layer_words(settings: dict[str, Any]) -> str:
@@ -2691,113 +2679,6 @@ def _sample_of(model: TeachableModel, item: Any, i: int) -> tuple[Any, str, byte
 
 
 _NOVELTY_ARRAYS = ("novelty.sums", "novelty.distance", "novelty.label")
-NOVELTY_DISTANCE = "1 - cosine to the nearest class mean of unit-length encoder features"
-
-
-def _unit_rows(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, in float64 (a zero row stays zero)."""
-    X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
-
-
-def novelty_distances(sums: np.ndarray, counts: np.ndarray, U: np.ndarray) -> np.ndarray:
-    """For unit rows ``U``: 1 - the cosine to the nearest class mean direction, over the
-    classes with samples (``sums`` rows: sums of their unit-length features). In [0, 2]."""
-    live = np.flatnonzero(counts > 0)
-    if live.size == 0:
-        return np.ones(U.shape[0])
-    return np.clip(1.0 - (U @ _unit_rows(sums[live]).T).max(axis=1), 0.0, 2.0)
-
-
-def leave_one_out_distances(
-    sums: np.ndarray, counts: np.ndarray, U: np.ndarray, own: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`novelty_distances` of each unit row of ``U``, learned under class ``own``, as if
-    it had not been learned: its class's mean direction without it (closed form: its sum minus
-    the row). Rows whose class has no other sample and no other class exists are dropped.
-    Returns (distances, their classes).
-
-    >>> U = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])  # class 0: rows 0, 1; class 1: row 2
-    >>> sums, counts = np.array([U[0] + U[1], U[2]]), np.array([2, 1])
-    >>> distances, classes = leave_one_out_distances(sums, counts, U, np.array([0, 0, 1]))
-    >>> distances.round(2).tolist(), classes.tolist()  # row 2 is alone: only class 0 is left
-    ([0.4, 0.2, 0.55], [0, 0, 1])
-    """
-    own = np.asarray(own, dtype=np.int64)
-    if U.shape[0] == 0:
-        return np.zeros(0), np.zeros(0, np.int64)
-    cos = np.full((U.shape[0], sums.shape[0]), -np.inf)
-    live = np.flatnonzero(counts > 0)
-    cos[:, live] = U @ _unit_rows(sums[live]).T
-    rest = sums[own] - U
-    norms = np.linalg.norm(rest, axis=1)
-    alone = counts[own] <= 1
-    mine = np.einsum("ij,ij->i", U, rest) / np.where(norms > 0, norms, 1.0)
-    mine[alone | (norms == 0)] = -np.inf
-    cos[np.arange(U.shape[0]), own] = mine
-    best = cos.max(axis=1)
-    kept = np.isfinite(best)
-    return np.clip(1.0 - best[kept], 0.0, 2.0), own[kept]
-
-
-def _check_new_folder(path: Path) -> None:
-    """Refuse ``path`` for a new model unless it is absent, empty, or holds only the leftovers
-    of a first learn killed before it committed (files of generation 1, temporary files). Files
-    of a later generation without ``CURRENT`` are a model that lost its pointer: overwriting
-    them would lose it for good."""
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise InputError(f"{path} is a file; choose another MODEL name")
-    names = os.listdir(path)
-    if POINTER in names:  # through forgetless learn: another first learn committed meanwhile
-        raise StaleModelError(
-            f"{path} is a model already (created by another process meanwhile, if it was not "
-            "there a moment ago): learn again to add to it, or choose another name"
-        )
-    if not all(name == LOCK_FILE or _BLOB.match(name) or _TEMP.match(name) for name in names):
-        raise InputError(f"{path} is a folder that is not an empty model; choose another name")
-    generations = [int(name.split("-")[1].split(".")[0]) for name in names if _BLOB.match(name)]
-    if max(generations, default=1) > 1:
-        raise InputError(
-            f"{path} holds the files of a model at generation {max(generations)} but no "
-            f"{POINTER} file, which names them: restore {POINTER} from a backup, or remove the "
-            "folder to start a new model"
-        )
-
-
-def _set_aside_uncommitted(folder: Path) -> Path | None:
-    """Move the generation-1 files a first learn finds without ``CURRENT`` into a new
-    ``.uncommitted-*`` folder inside ``folder``, and say so (the caller holds the lock, so no
-    live writer made them). They are the leftovers of a first learn killed before it
-    committed, or a model whose ``CURRENT`` was lost: the two look alike, so neither is
-    overwritten."""
-    blobs = sorted(name for name in os.listdir(folder) if _BLOB.match(name))
-    if not blobs:
-        return None
-    aside = Path(tempfile.mkdtemp(prefix=".uncommitted-", dir=folder))
-    for name in blobs:
-        os.replace(folder / name, aside / name)
-    logger.warning(
-        "%s held %d file(s) of a model without %s (a first learn interrupted before it "
-        "committed, or a model whose %s was lost): moved to %s, not overwritten",
-        folder,
-        len(blobs),
-        POINTER,
-        POINTER,
-        aside,
-    )
-    return aside
-
-
-def _collect_garbage(folder: Path, named: set[str]) -> None:
-    """Remove the files of earlier generations and temporary files of killed writers (the
-    caller holds the lock, so no other writer is running)."""
-    for name in os.listdir(folder):
-        if (_BLOB.match(name) and name not in named) or _TEMP.match(name):
-            with contextlib.suppress(OSError):
-                os.unlink(folder / name)
 
 
 def _write_record(path: Path, record: _Record, label: str, fingerprint: str) -> None:
@@ -2840,54 +2721,6 @@ def _brief_list(items: Sequence[str], limit: int = 20) -> list[str]:
     if len(items) <= limit:
         return items
     return [*items[:limit], f"... ({len(items) - limit} more)"]
-
-
-# ------------------------------------------------------------------------------ probabilities
-def _full_scores(clf: ContinualClassifier, X: np.ndarray) -> np.ndarray:
-    """Scores (n, C) for every class (the two-class decision function is one column)."""
-    scores = clf.decision_function(X)
-    if scores.ndim == 1:
-        if clf.classes_.size == 1:
-            return np.zeros((scores.shape[0], 1))
-        scores = np.stack([np.zeros_like(scores), scores], axis=1)
-    if clf.classes_.size == 1:
-        return np.zeros((scores.shape[0], 1))
-    return scores
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The temperature T minimising the cross-entropy of ``softmax(scores / T)`` against labels
-    ``y`` (column indices), searched over T in [1e-3, 1e2]; returns (T, its loss).
-
-    The targets are smoothed by the rule of succession (1 / (n + 2) of the mass spread over the
-    other classes): when every held-out sample is right, the plain likelihood would drive T to 0
-    and every probability to 1; this keeps the confidence near the (n + 1) / (n + 2) accuracy
-    such a sample supports, and vanishes as n grows.
-    """
-    from scipy.optimize import minimize_scalar
-    from scipy.special import logsumexp
-
-    scores = np.asarray(scores, dtype=np.float64)
-    n, c = scores.shape
-    rows = np.arange(n)
-    eps = 1.0 / (n + 2) if c > 1 else 0.0
-    true = scores[rows, y]
-    rest = (scores.sum(axis=1) - true) / max(c - 1, 1)
-
-    def loss(log_t: float) -> float:
-        t = np.exp(log_t)
-        target = (1 - eps) * true + eps * rest
-        return float(np.mean(logsumexp(scores / t, axis=1) - target / t))
-
-    low, high = TEMPERATURE_RANGE
-    best = minimize_scalar(loss, bounds=(np.log(low), np.log(high)), method="bounded")
-    return float(np.exp(best.x)), float(best.fun)
 
 
 _INF = float("inf")
@@ -2947,60 +2780,3 @@ def _check_calibration(calibration: Any, n_events: int) -> None:
     stale = calibration.get("stale_since")
     if stale is not None and not (type(stale) is int and 1 <= stale <= n_events):
         raise ModelFileError("the temperature's stale_since names no journal event")
-
-
-def _calibration_record(fitted: tuple[float, int, float], event_id: int) -> dict[str, Any]:
-    """What the model keeps of a fitted temperature: T, held-out count, their NLL, the event."""
-    temperature, held_out, nll = fitted
-    return {"temperature": temperature, "held_out": held_out, "nll": nll, "event": event_id}
-
-
-def fit_temperature_held_out(
-    clf: ContinualClassifier, X: np.ndarray, names: np.ndarray, seed: int = 0
-) -> tuple[float, int, float] | str | None:
-    """Fit T on held-out samples of the data in hand: ``clf`` learned (X, names) among
-    others; a copy forgets a stratified share of them (a fifth, or about 12 samples when a fifth
-    is fewer, at most half), scores them, and T minimises their NLL. None when fewer than 8 can
-    be held out or fewer than two classes remain; a reason (text) when the NLL's minimum lies
-    at an end of the range (the held-out scores hardly differ between classes, as with one
-    sample per class left in the copy: T at its floor made the model overconfident). Returns
-    (T, samples held out, NLL)."""
-    from forgetless.data.base import stratified_split
-
-    if len(names) < CALIBRATION_MIN_HELD_OUT:
-        return None
-    _, y = np.unique(names, return_inverse=True)
-    fraction = max(0.2, min(0.5, 1.5 * CALIBRATION_MIN_HELD_OUT / max(len(y), 1)))
-    _, held = stratified_split(y, fraction, seed=seed)
-    if held.size < CALIBRATION_MIN_HELD_OUT:
-        return None
-    trial = copy.deepcopy(clf)
-    trial.forget(X[held], names[held])
-    known = np.isin(names[held], trial.classes_)
-    if known.sum() < CALIBRATION_MIN_HELD_OUT or trial.classes_.size < 2:
-        return None
-    scores = _full_scores(trial, X[held][known])
-    truth = np.searchsorted(trial.classes_, names[held][known])
-    temperature, nll = fit_temperature(scores, truth)
-    low, high = TEMPERATURE_RANGE
-    if not low * 1.01 < temperature < high / 1.01:
-        return "the held-out samples' scores tell the classes apart too little to fit a temperature"
-    return temperature, int(known.sum()), nll
-
-
-def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE: the gap between confidence and accuracy, averaged over equal-width bins.
-
-    >>> expected_calibration_error(np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([0, 1]))
-    0.35
-    """
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return round(float(total), 12)
