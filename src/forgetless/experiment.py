@@ -42,15 +42,15 @@ from forgetless.evaluation.metrics import (
 )
 from forgetless.evaluation.peers import make_peer
 from forgetless.learner import ContinualClassifier
-from forgetless.run_config import (  # noqa: F401 (its public names still import from here)
-    _LEARNER_FAMILIES,
+from forgetless.run_config import (
+    LEARNER_FAMILIES,
     METHODS,
     RUN_FILES,
     SCENARIOS,
     ConfigError,
     RunConfig,
-    _show,
     check_output_dir,
+    shown,
 )
 from forgetless.scenarios import (
     OrderError,
@@ -60,6 +60,29 @@ from forgetless.scenarios import (
     few_shot,
     online_blurry,
 )
+
+__all__ = [  # the run's names, and the config's public ones, which still import from here
+    "ADAPTED_SUFFIX",
+    "METHODS",
+    "RUN_FILES",
+    "SCENARIOS",
+    "SUMMARY_METRICS",
+    "WARM_UP_ROWS",
+    "WARM_UP_WIDTH",
+    "ConfigError",
+    "MethodsFailed",
+    "RunConfig",
+    "adapt_first_session",
+    "check_output_dir",
+    "encode_dataset",
+    "load_features",
+    "make_scenarios",
+    "method_features",
+    "method_settings",
+    "prepare_dataset",
+    "run",
+    "save_results",
+]
 
 _LR_GRID = (0.3, 0.1, 0.03, 0.01)
 ADAPTED_SUFFIX = "+adapted"  # results name of a method run on the adapted encoder's features
@@ -138,7 +161,7 @@ def _checked_domains(dataset: Any, config: RunConfig) -> Any:
     except ValueError as err:
         source = config.scenario.get("domains", "transforms")
         raise ConfigError(
-            f"scenario.domains = {_show(source)} does not fit dataset {config.dataset!r}: {err}",
+            f"scenario.domains = {shown(source)} does not fit dataset {config.dataset!r}: {err}",
             "scenario.domains",
         ) from err
 
@@ -156,7 +179,7 @@ def encode_dataset(config: RunConfig, dataset: Any, encoder: Any = None) -> dict
         X_train, X_test = dataset_features(encoder, dataset, cache, progress=config.progress)
     except (ValueError, TypeError) as err:  # inputs the encoder cannot read, in one line
         raise ConfigError(
-            f"encoder {_show(config.encoder)} cannot encode dataset {_show(config.dataset)}: "
+            f"encoder {shown(config.encoder)} cannot encode dataset {shown(config.dataset)}: "
             f"{str(err)[:300]}",
             "encoder",
         ) from None
@@ -182,11 +205,12 @@ def _built_encoder(config: RunConfig) -> Any:
     except (ValueError, TypeError, RuntimeError) as err:
         if not config.encoder_options:  # its files, not options: name the encoder
             raise ConfigError(
-                f"encoder {_show(config.encoder)} cannot be loaded: {str(err)[:300]}", "encoder"
+                f"encoder {shown(config.encoder)} cannot be loaded: {str(err)[:300]}",
+                "encoder",
             ) from None
         raise ConfigError(
-            f"encoder {_show(config.encoder)} cannot be built with encoder_options = "
-            f"{_show(config.encoder_options)[:200]}: {str(err)[:300]}",
+            f"encoder {shown(config.encoder)} cannot be built with encoder_options = "
+            f"{shown(config.encoder_options)[:200]}: {str(err)[:300]}",
             "encoder_options",
         ) from None
 
@@ -206,10 +230,10 @@ def _check_modality(config: RunConfig, dataset: Any, encoder: Any) -> None:
     holds, reads = dataset.modality, encoder.modality
     if holds == reads:
         return
-    shown = {"image": "images", "text": "texts", "array": "feature rows (numbers, not images)"}
+    kinds = {"image": "images", "text": "texts", "array": "feature rows (numbers, not images)"}
     raise ConfigError(
-        f"dataset {_show(config.dataset)} holds {shown.get(holds, holds)}, but encoder "
-        f"{_show(config.encoder)} reads {shown.get(reads, reads)}: use "
+        f"dataset {shown(config.dataset)} holds {kinds.get(holds, holds)}, but encoder "
+        f"{shown(config.encoder)} reads {kinds.get(reads, reads)}: use "
         f"{_ENCODERS_FOR.get(holds, 'an encoder of that kind')}",
         "encoder",
     )
@@ -379,7 +403,7 @@ def make_scenarios(
         guided = [
             m
             for m in config.methods
-            if METHODS[m][0] in _LEARNER_FAMILIES
+            if METHODS[m][0] in LEARNER_FAMILIES
             and {**config.learner, **METHODS[m][1]}.get("projection") == "guided"
         ]
         first = steps[0].batches[0] if steps[0].batches else steps[0].train
@@ -446,7 +470,7 @@ def method_settings(name: str, config: RunConfig) -> dict[str, Any]:
     {'alpha': 1.0, 'head': 'rls'}
     """
     family, own = METHODS[name]
-    if family in _LEARNER_FAMILIES:
+    if family in LEARNER_FAMILIES:
         return {**config.learner, **own}
     if family == "sgd":
         one_pass = config.scenario.get("kind") == "online-blurry"  # a stream is seen once
@@ -460,15 +484,15 @@ def _overridden(config: RunConfig) -> list[str]:
     lines = []
     for key, value in config.learner.items():
         own = [
-            f"{m} ({key} = {_show(METHODS[m][1][key])})"
+            f"{m} ({key} = {shown(METHODS[m][1][key])})"
             for m in config.methods
-            if METHODS[m][0] in _LEARNER_FAMILIES
+            if METHODS[m][0] in LEARNER_FAMILIES
             and key in METHODS[m][1]
             and METHODS[m][1][key] != value
         ]
         if own:
             lines.append(
-                f"learner.{key} = {_show(value)} does not apply to {', '.join(own)}: "
+                f"learner.{key} = {shown(value)} does not apply to {', '.join(own)}: "
                 f"{'the method sets' if len(own) == 1 else 'those methods set'} it"
             )
     return lines

@@ -56,7 +56,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "acil": ("peer", {"method": "acil"}),
     "slda": ("peer", {"method": "slda"}),
 }
-_LEARNER_FAMILIES = ("analytic", "joint")  # methods built as ContinualClassifier
+LEARNER_FAMILIES = ("analytic", "joint")  # methods built as ContinualClassifier
 _SCENARIO_BUILDERS = {
     "class-incremental": class_incremental,
     "domain-incremental": domain_incremental,
@@ -81,7 +81,7 @@ class ConfigError(ValueError):
         return f"{self.source}: {self.message}" if self.source else self.message
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
     """A value as the config file would spell it (TOML-like), for messages."""
     try:
         return json.dumps(value)
@@ -120,7 +120,7 @@ class _Number:
             text += f" {'>' if self.open_low else '>='} {self.low:g}"
         elif self.high is not None:
             text += f" {'<' if self.open_high else '<='} {self.high:g}"
-        return " or ".join([text, *map(_show, self.words)] + ["left out"] * self.optional)
+        return " or ".join([text, *map(shown, self.words)] + ["left out"] * self.optional)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class _OneOf:
         return (v is None and self.optional) or (isinstance(v, str) and v in self.values)
 
     def __str__(self) -> str:
-        return "one of " + ", ".join(map(_show, self.values)) + " (or left out)" * self.optional
+        return "one of " + ", ".join(map(shown, self.values)) + " (or left out)" * self.optional
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ _SGD_RUNNER_ARGS = ("method", "seed", "eval_every", "on_iteration")
 
 def _check(key: str, value: Any, allowed: Any) -> None:
     if not allowed.ok(value):
-        raise ConfigError(f"{key} = {_show(value)} must be {allowed}", key)
+        raise ConfigError(f"{key} = {shown(value)} must be {allowed}", key)
 
 
 def _keywords(function: Any, skip: tuple[str, ...] = ()) -> tuple[list[str], list[str]] | None:
@@ -292,27 +292,27 @@ def check_output_dir(output: str | os.PathLike[str], key: str = "output") -> Non
             "a link to nothing" if path.is_symlink() and not path.exists() else "an existing file"
         )
         raise ConfigError(
-            f"{key} = {_show(str(output))} is {what}, not a directory; "
+            f"{key} = {shown(str(output))} is {what}, not a directory; "
             "choose another directory or remove it",
             key,
         )
     for name in RUN_FILES:  # a folder in the place of a file the run writes: lost at the end
         if (path / name).is_dir():
             raise ConfigError(
-                f"{key} = {_show(str(output))} holds a folder {name}, where the run writes "
+                f"{key} = {shown(str(output))} holds a folder {name}, where the run writes "
                 "that file; choose another directory or remove the folder",
                 key,
             )
     existing = next(p for p in (path, *path.absolute().parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(
-            f"{key} = {_show(str(output))} cannot be made: {existing} is a file; "
+            f"{key} = {shown(str(output))} cannot be made: {existing} is a file; "
             "choose another directory",
             key,
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"{key} = {_show(str(output))}: {existing} is not writable; choose another directory",
+            f"{key} = {shown(str(output))}: {existing} is not writable; choose another directory",
             key,
         )
 
@@ -386,7 +386,7 @@ class RunConfig:
             raise ConfigError(
                 f"unknown scenario kind {kind!r}; known: {', '.join(SCENARIOS)}"
                 if "kind" in self.scenario
-                else f"[scenario] needs kind = one of {', '.join(map(_show, SCENARIOS))}",
+                else f"[scenario] needs kind = one of {', '.join(map(shown, SCENARIOS))}",
                 "scenario.kind",
             )
         valid, required = _keywords(_SCENARIO_BUILDERS[kind], _RUNNER_ARGS)
@@ -397,7 +397,7 @@ class RunConfig:
             ["kind", *valid, *extra],
             _SCENARIO_RANGES,
             required,
-            f" for kind {_show(kind)}",
+            f" for kind {shown(kind)}",
         )
         self._validate_options()
         self._validate_learner()
@@ -428,7 +428,7 @@ class RunConfig:
         methods, seeds = self.methods, self.seeds
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
             raise ConfigError(
-                f"methods = {_show(methods)} must be a list of names, e.g. "
+                f"methods = {shown(methods)} must be a list of names, e.g. "
                 'methods = ["forgetless", "ncm"]; known: ' + ", ".join(METHODS),
                 "methods",
             )
@@ -442,7 +442,7 @@ class RunConfig:
             )
         if not isinstance(seeds, list) or not all(_SEED.ok(s) for s in seeds):
             raise ConfigError(
-                f"seeds = {_show(seeds)} must be a list of integers from 0 to 2**32 - 1, e.g. "
+                f"seeds = {shown(seeds)} must be a list of integers from 0 to 2**32 - 1, e.g. "
                 "seeds = [0, 1, 2]",
                 "seeds",
             )
@@ -451,7 +451,7 @@ class RunConfig:
         for key, values in (("methods", methods), ("seeds", seeds)):
             twice = sorted({v for v in values if values.count(v) > 1})
             if twice:
-                raise ConfigError(f"{key} = {_show(values)} lists {_show(twice[0])} twice", key)
+                raise ConfigError(f"{key} = {shown(values)} lists {shown(twice[0])} twice", key)
 
     def _validate_options(self) -> None:
         """``dataset_options`` / ``encoder_options`` against the loader's or built-in encoder's
@@ -472,7 +472,7 @@ class RunConfig:
             None if loader is None else loader[0],
             _DATASET_RANGES,
             () if loader is None else loader[1],
-            f" for dataset {_show(self.dataset)}",
+            f" for dataset {shown(self.dataset)}",
         )
         arrays = ("x_train", "y_train", "x_test", "y_test")
         if self.dataset == "arrays" and not (
@@ -490,7 +490,7 @@ class RunConfig:
             self.encoder_options,
             None if encoder is None else encoder[0],
             _ENCODER_RANGES,
-            context=f" for encoder {_show(self.encoder)}",
+            context=f" for encoder {shown(self.encoder)}",
         )
         size_option = IMAGE_SIZE_OPTION.get(self.encoder)
         size = (self.encoder_options or {}).get(size_option)
@@ -526,8 +526,8 @@ class RunConfig:
         method = table.get("method")
         if method is not None and method not in methods:
             raise ConfigError(
-                f"first_session_adaptation.method = {_show(method)} cannot adapt encoder "
-                f"{self.encoder!r}; choose one of {', '.join(map(_show, methods))} "
+                f"first_session_adaptation.method = {shown(method)} cannot adapt encoder "
+                f"{self.encoder!r}; choose one of {', '.join(map(shown, methods))} "
                 "(or leave it out for the default)",
                 "first_session_adaptation.method",
             )
@@ -573,12 +573,12 @@ class RunConfig:
                 "learner.random_state",
             )
         _check_table("learner", self.learner, valid, {})
-        analytic = [m for m in self.methods if METHODS[m][0] in _LEARNER_FAMILIES]
+        analytic = [m for m in self.methods if METHODS[m][0] in LEARNER_FAMILIES]
         for key, value in self.learner.items():
             if analytic and all(key in METHODS[m][1] for m in analytic):
-                chosen = ", ".join(f"{m}: {_show(METHODS[m][1][key])}" for m in analytic)
+                chosen = ", ".join(f"{m}: {shown(METHODS[m][1][key])}" for m in analytic)
                 raise ConfigError(
-                    f"learner.{key} = {_show(value)} would be ignored: the methods set it "
+                    f"learner.{key} = {shown(value)} would be ignored: the methods set it "
                     f"themselves ({chosen}); remove it or choose other methods",
                     f"learner.{key}",
                 )
@@ -586,7 +586,7 @@ class RunConfig:
             ignored = sorted(set(self.learner) - {"n_components"})
             if ignored:
                 raise ConfigError(
-                    f"learner.{ignored[0]} = {_show(self.learner[ignored[0]])} would be ignored: "
+                    f"learner.{ignored[0]} = {shown(self.learner[ignored[0]])} would be ignored: "
                     f"none of the methods ({', '.join(self.methods)}) reads it; the peers take "
                     "only learner.n_components",
                     f"learner.{ignored[0]}",
@@ -639,7 +639,7 @@ class RunConfig:
             raise fail("is a directory; give a .toml or .yaml config file (see configs/)")
         if suffix not in (".toml", ".yaml", ".yml"):
             raise fail(
-                f"config must be .toml, .yaml or .yml, got {_show(path.suffix or path.name)}; "
+                f"config must be .toml, .yaml or .yml, got {shown(path.suffix or path.name)}; "
                 "write it as TOML (see configs/)"
             )
         try:
