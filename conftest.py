@@ -22,8 +22,8 @@ IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 # -> (import name, install line).
 OPTIONAL_DOCTESTS: dict[str, tuple[str, str]] = {
     "forgetless.distributed": ("dask", install_line("dask")),
-    "forgetless.adaptation.random_affine": ("torch", install_line("torch")),
-    "forgetless.adaptation.supervised_contrastive": ("torch", install_line("torch")),
+    "forgetless.adaptation.views.random_affine": ("torch", install_line("torch")),
+    "forgetless.adaptation.training.supervised_contrastive": ("torch", install_line("torch")),
 }
 
 

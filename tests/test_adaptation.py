@@ -298,7 +298,7 @@ def test_overlapping_saves_leave_only_the_named_tensors(
     import threading
     import time
 
-    import forgetless.adaptation as adaptation
+    import forgetless.adaptation.encoder as adaptation
 
     folder = tmp_path / "adapter"
     other = other_weights(adapted, tiny_effnet)
@@ -492,7 +492,7 @@ def test_training_serves_the_head_and_the_readout_pools_the_adapted_network(
 def test_keep_plain_with_nothing_adapted_gives_the_plain_features_once(
     tiny_effnet, digits_task, monkeypatch
 ) -> None:
-    import forgetless.adaptation as adaptation
+    import forgetless.adaptation.training as adaptation
 
     images, y, first, later = digits_task
     # no epoch beat the unchanged encoder: the best weights are the ones it started from
@@ -756,7 +756,7 @@ def test_a_load_that_finds_its_tensors_gone_reads_the_folder_again(
 ) -> None:
     """A save between reading adapter.json and its tensor file removes the file that JSON
     named: the load reads the folder again (the new save); a file that stays missing is named."""
-    import forgetless.adaptation as adaptation_module
+    import forgetless.adaptation.encoder as adaptation_module
 
     meta = adapted.save(tmp_path / "adapter")
     real, calls = adaptation_module._load_adapted, []
