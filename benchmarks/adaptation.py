@@ -169,7 +169,7 @@ def test_label(
 def validation_data(config: RunConfig, encoded: bool) -> dict[str, Any]:
     """The run's data with its test split replaced by a stratified fifth of its training subset
     (held out with seed 0; the other four fifths train), encoded or not."""
-    from forgetless.adaptation import _validation_split
+    from forgetless.adaptation.training import _validation_split
     from forgetless.encoders import load_encoder
 
     dataset = prepare_dataset(config)

@@ -213,7 +213,7 @@ def test_save_load_round_trip_and_tampering(adapted, digits_task, tmp_path) -> N
 def test_hostile_adapter_files_are_refused(adapted, tiny_effnet, tmp_path) -> None:
     """NaN weights with every hash recomputed, a tensor file that is a link, a compressed
     npz member (a small file that unpacks to gigabytes) and JSON nested too deeply."""
-    from forgetless.adaptation import _read_tensors
+    from forgetless.adaptation.encoder import _read_tensors
 
     nan = {k: v.copy() for k, v in adapted.tensors.items()}
     first = sorted(nan)[0]
@@ -822,7 +822,7 @@ def test_what_cannot_be_held_out_or_kept_leaves_the_encoder_unchanged(
 def test_moved_copies_do_not_depend_on_the_batch_size(digits_task) -> None:
     """Each batch drew its own moves, so image 0's copy depended on the encoder's batch size
     (the cached inputs differed by up to 27 of 35); now only the network's rounding does."""
-    from forgetless.adaptation import _backend
+    from forgetless.adaptation.backends import backend_for
 
     images, y, first, _ = digits_task
     outputs = []
@@ -831,7 +831,7 @@ def test_moved_copies_do_not_depend_on_the_batch_size(digits_task) -> None:
             lambda size=size: load_encoder("efficientnet-lite0", image_size=32, batch_size=size),
             VISION_HINT,
         )
-        cache = _backend(encoder, "last-stages").front(list(images[first]), False, 3, seed=5)
+        cache = backend_for(encoder, "last-stages").front(list(images[first]), False, 3, seed=5)
         outputs.append(np.stack([t.numpy() for t in cache]))
     assert np.abs(outputs[0] - outputs[1]).max() <= 1e-4 * np.abs(outputs[0]).max()
 
@@ -1033,3 +1033,14 @@ def test_an_adapted_encoder_finds_its_moved_base_folder_when_given(tmp_path, mon
         load_adapted_encoder(tmp_path / "adapter", base=base, threads=1)
     with pytest.raises(TypeError, match="plain encoder"):
         load_adapted_encoder(tmp_path / "adapter", base=loaded)
+
+
+def test_the_fingerprint_names_the_class_where_saved_adapters_had_it():
+    """Encoder fingerprints hash their class's dotted name. adaptation.py became a package;
+    AdaptedEncoder keeps the name it had, or every adapter saved before would be refused as
+    altered and every cached adapted feature rebuilt."""
+    from forgetless.adaptation import AdaptedEncoder
+
+    assert f"{AdaptedEncoder.__module__}.{AdaptedEncoder.__qualname__}" == (
+        "forgetless.adaptation.AdaptedEncoder"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forgetless.adaptation import _paired_evidence
+from forgetless.adaptation.training import _paired_evidence
 
 
 def _null_cases(cases: int, rows: int, epochs: int, seed: int) -> list[tuple]:

@@ -50,16 +50,14 @@ from __future__ import annotations
 
 import numpy as np  # noqa: F401  (used by the doctest above)
 
-# Beside __all__, the other names adaptation.py had, and the private ones tests and benchmarks
-# import, stay importable from here (noqa: F401). Patch a name in the module that defines it.
-from forgetless.adaptation.backends import backend_for as _backend  # noqa: F401
+# Beside __all__, the other public names adaptation.py had stay importable from here
+# (noqa: F401). Patch a name in the module that defines it.
 from forgetless.adaptation.encoder import (  # noqa: F401
     FORMAT,
     FORMAT_KEEP_PLAIN,
     METADATA,
     AdaptedEncoder,
     AdaptedWeightsError,
-    _read_tensors,
     adaptable_methods,
     info_digest,
     load_adapted_encoder,
@@ -74,8 +72,6 @@ from forgetless.adaptation.training import (  # noqa: F401
     MIN_CLASSES,
     PERMUTATIONS,
     SIGNIFICANCE,
-    _paired_evidence,
-    _validation_split,
     adapt_encoder,
     supervised_contrastive,
 )
