@@ -8,6 +8,8 @@ import os
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import require
 from forgetless.teach_inputs import InputError, collect, read_table
@@ -317,3 +319,62 @@ def test_a_readme_beside_class_folders_of_images_does_not_make_them_mixed(tmp_pa
     (tmp_path / "photos" / "red" / "note.txt").write_text("a note")  # texts in a class folder
     with pytest.raises(InputError, match="both images and texts.*--encoder"):
         guess_modality([str(tmp_path / "photos")])
+
+
+def _reachable_files(root):
+    """Oracle for walk_files: (real folder, name) of every file in every real folder reachable
+    from ``root`` through folders and links to folders, each real folder once."""
+    found, seen, queue = set(), set(), [os.path.realpath(root)]
+    while queue:
+        here = queue.pop()
+        if here in seen:
+            continue
+        seen.add(here)
+        for entry in os.scandir(here):
+            if entry.is_dir():
+                queue.append(os.path.realpath(entry.path))
+            elif entry.is_file():
+                found.add((here, entry.name))
+    return found
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    folders=st.lists(st.sampled_from(["a", "b", "a/c", "b/d", "a/c/e"]), max_size=5),
+    files=st.lists(st.sampled_from(["", "a", "b", "a/c", "b/d"]), max_size=6),
+    links=st.lists(
+        st.tuples(
+            st.sampled_from(["", "a", "b", "a/c"]),  # where the link is
+            st.sampled_from(["", "a", "b", "a/c", "b/d", "../outside", "../outside/in"]),
+        ),
+        max_size=4,
+    ),
+)
+def test_walk_files_reads_every_reachable_folder_once(folders, files, links):
+    """Any tree of folders and links (loops, links up the tree, two links to one folder,
+    links out of the tree): every file of every reachable folder comes back exactly once, it
+    ends, and each link it did not follow leads where the folder was read."""
+    import tempfile
+    from pathlib import Path
+
+    from forgetless.teach_inputs import walk_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, outside = Path(tmp, "root"), Path(tmp, "outside")
+        for folder in ["", "a", "b", *folders]:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        (outside / "in").mkdir(parents=True)
+        (outside / "o.txt").write_text("o")
+        (outside / "in" / "i.txt").write_text("i")
+        for n, folder in enumerate(files):
+            if (root / folder).is_dir():
+                (root / folder / f"f{n}.txt").write_text(str(n))
+        for n, (where, target) in enumerate(links):
+            if (root / where).is_dir() and (root / target).is_dir():
+                (root / where / f"link{n}").symlink_to(root / target)
+        found, aliases = walk_files(root)
+        keys = [(os.path.realpath(p.parent), p.name) for p in found]
+        assert len(keys) == len(set(keys)) and set(keys) == _reachable_files(root)
+        assert found == sorted(found) and all(p.is_relative_to(root) for p in found)
+        for link, first in aliases:
+            assert os.path.realpath(link) == os.path.realpath(first)
