@@ -37,6 +37,7 @@ import numpy as np
 
 from forgetless.encoders.base import Encoder, progress_bar
 from forgetless.persistence import write_json_atomic as _write_json
+from forgetless.validation import is_integer, is_real
 
 ENV_VAR = "FORGETLESS_CACHE_DIR"
 FORMAT = 1
@@ -177,17 +178,9 @@ def _sha(block: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(block).data).hexdigest()
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1 here
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _is_shape(value: Any) -> bool:
     return value is None or (
-        isinstance(value, list) and len(value) == 2 and all(_is_int(d) and d >= 0 for d in value)
+        isinstance(value, list) and len(value) == 2 and all(is_integer(d) and d >= 0 for d in value)
     )
 
 
@@ -204,17 +197,17 @@ def _is_chunks(value: Any) -> bool:
 
 # Every field a manifest must have, and what makes it valid on its own.
 _FIELDS: dict[str, Callable[[Any], bool]] = {
-    "format": _is_int,
+    "format": is_integer,
     "key": lambda v: isinstance(v, str),
     "encoder": lambda v: isinstance(v, dict) and isinstance(v.get("name"), str),
     "inputs_fingerprint": lambda v: isinstance(v, str),
     "tag": lambda v: isinstance(v, str),
-    "n": lambda v: _is_int(v) and v >= 0,
-    "chunk_size": lambda v: _is_int(v) and v >= 1,
+    "n": lambda v: is_integer(v) and v >= 0,
+    "chunk_size": lambda v: is_integer(v) and v >= 1,
     "shape": _is_shape,
     "chunks": _is_chunks,
     "complete": lambda v: isinstance(v, bool),
-    "created": _is_number,
+    "created": is_real,
 }
 
 
@@ -242,7 +235,7 @@ def _manifest_problem(manifest: Any) -> str | None:
             return f"{name!r} is {_brief(manifest[name])}"
     for name in ("updated", "encode_seconds"):  # written once encoding has begun
         value = manifest.get(name, 0.0)
-        if not (_is_number(value) and value >= 0):
+        if not (is_real(value) and value >= 0):
             return f"{name!r} is {_brief(value)}"
     n, size, shape, chunks = (manifest[k] for k in ("n", "chunk_size", "shape", "chunks"))
     count = -(-n // size)

@@ -140,6 +140,7 @@ from forgetless.persistence import (
 )
 from forgetless.statistics import SufficientStatistics
 from forgetless.teach_inputs import Batch, InputError, check_label, text_fingerprint
+from forgetless.validation import is_real
 
 __all__ = [
     "DEFAULT_WIDTH",
@@ -820,7 +821,7 @@ class TeachableModel:
             raise ModelFileError("a sample is learned twice with the same label")
         model.events = events
         model.alpha = meta["alpha"]
-        if model.alpha is not None and not (_is_number(model.alpha) and 0 < model.alpha < _INF):
+        if model.alpha is not None and not (is_real(model.alpha) and 0 < model.alpha < _INF):
             raise ModelFileError("alpha (the ridge penalty) must be a finite positive number")
         calibration = meta["calibration"]
         if calibration is not None:
@@ -2263,10 +2264,10 @@ class TeachableModel:
         if not whole or top_k < 1:
             raise InputError(f"top_k must be a whole number of at least 1, not {top_k!r}")
         if reject_below is not None and not (
-            _is_real(reject_below) and 0 <= float(reject_below) <= 1
+            is_real(reject_below) and 0 <= float(reject_below) <= 1
         ):
             raise InputError(f"reject_below is a probability in [0, 1], not {reject_below!r}")
-        if not (reject_unknown in (True, False, None) or _is_real(reject_unknown)):
+        if not (reject_unknown in (True, False, None) or is_real(reject_unknown)):
             raise InputError(
                 f"reject_unknown is True, False or a quantile in (0, 1], not {reject_unknown!r}"
             )
@@ -2727,26 +2728,6 @@ _INF = float("inf")
 _EVENT_ACTIONS = ("learn", "forget", "drop-deletion-records")
 
 
-def _is_real(value: Any) -> bool:
-    """A real number that is no bool (True would pass as 1), NaN included (refused by the
-    range checks that follow)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
-def _is_number(value: Any) -> bool:
-    """An int or float from JSON that a float can hold (not an integer of 400 digits), and
-    not a bool (which Python counts as one)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
-
-
 def _check_event(event: dict[str, Any], number: int) -> None:
     """A journal event as the model writes it: its number, a known action, a time, and
     counts of samples per class (what ``info`` reads)."""
@@ -2768,7 +2749,7 @@ def _check_calibration(calibration: Any, n_events: int) -> None:
         raise ModelFileError("the calibration must be a table")
     t = calibration.get("temperature")
     low, high = TEMPERATURE_RANGE
-    if not (_is_number(t) and low * (1 - 1e-9) <= t <= high * (1 + 1e-9)):
+    if not (is_real(t) and low * (1 - 1e-9) <= t <= high * (1 + 1e-9)):
         raise ModelFileError(
             f"the temperature must be a number in [{low:g}, {high:g}], the range it is fitted in"
         )

@@ -24,6 +24,35 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_feature_names, _get_feature_names, column_or_1d
 
 
+def is_real(value: Any) -> bool:
+    """A real number that a float holds, Python's or numpy's, and no bool (which Python counts
+    as 0 or 1): the check of a number read from a file or passed as a setting, before its range
+    is checked (NaN and infinity pass here, for the range check to refuse; an integer of 400
+    digits does not, as no float holds it).
+
+    >>> [is_real(v) for v in (1, 2.5, np.float32(1), float("nan"), True, "3", None, 10**400)]
+    [True, True, True, True, False, False, False, False]
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def is_integer(value: Any) -> bool:
+    """An integer, Python's or numpy's, and no bool (JSON's ``true`` is not 1 here).
+
+    >>> [is_integer(v) for v in (3, np.int64(3), 3.0, True)]
+    [True, True, False, False]
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_features(X: Any, n_features: int | None, estimator: Any = None) -> np.ndarray:
     """A finite, dense, 2-D float array with at least one row and the expected width, in C
     order (the layers that reduce over the rows, guided ones, add in memory order: the same

@@ -30,7 +30,7 @@ from forgetless.adaptation.recipes import (
 )
 from forgetless.adaptation.views import views_for
 from forgetless.encoders.base import Encoder, progress_bar
-from forgetless.validation import check_labels
+from forgetless.validation import check_labels, is_integer, is_real
 
 # Fewer first-task classes than this train no weight: a classifier of two classes learns one
 # decision, and tuning the encoder to it made later classes worse (docs/adaptation.md:
@@ -181,14 +181,14 @@ def adapt_encoder(
     method = next(iter(recipes)) if method is None else method
     check_method(method, recipes, encoder.name)
     recipe = recipes[method]
-    if not _is_int(seed) or not 0 <= seed < 2**32:
+    if not is_integer(seed) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if epochs is not None:
-        if not _is_int(epochs) or epochs < 1:
+        if not is_integer(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
         recipe = _replace(recipe, epochs=int(epochs))
     if learning_rate is not None:
-        if not (_is_number(learning_rate) and 0 < learning_rate < math.inf):
+        if not (is_real(learning_rate) and 0 < learning_rate < math.inf):
             raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
         recipe = _replace(recipe, learning_rate=float(learning_rate))
     if recipes[method].epochs == 0 and (epochs is not None or learning_rate is not None):
@@ -199,11 +199,11 @@ def adapt_encoder(
                 raise ValueError(f"{key} must be True or False, got {value!r}")
             recipe = _replace(recipe, **{key: bool(value)})
     if views is not None:
-        if not _is_int(views) or views < 1:
+        if not is_integer(views) or views < 1:
             raise ValueError(f"views must be an integer >= 1, got {views!r}")
         recipe = _replace(recipe, views=int(views))
     if contrastive is not None:
-        if not (_is_number(contrastive) and 0 <= contrastive < math.inf):
+        if not (is_real(contrastive) and 0 <= contrastive < math.inf):
             raise ValueError(f"contrastive must be a number >= 0, got {contrastive!r}")
         recipe = _replace(recipe, contrastive=float(contrastive))
     if recipes[method].epochs == 0 and contrastive:
@@ -225,11 +225,11 @@ def adapt_encoder(
             f"refresh_norms needs batch norms, and {encoder.name!r} has none; "
             "it applies to efficientnet-lite0"
         )
-    if not (_is_number(validation_fraction) and 0 <= validation_fraction < 1):
+    if not (is_real(validation_fraction) and 0 <= validation_fraction < 1):
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
-    if not _is_int(min_classes) or min_classes < 2:
+    if not is_integer(min_classes) or min_classes < 2:
         raise ValueError(f"min_classes must be an integer >= 2, got {min_classes!r}")
-    if not _is_number(significance):
+    if not is_real(significance):
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
     if not 0 < significance <= 1:  # NaN fails this too
         raise ValueError(f"significance must be a number in (0, 1], got {significance!r}")
@@ -377,18 +377,6 @@ def _check_split(backend: Backend, encoder: Encoder, inputs: Sequence[Any]) -> N
             f"does not reproduce its features (relative difference {err:.2g}); the model "
             "library may have changed its structure"
         )
-
-
-def _is_number(value: Any) -> bool:
-    """A real number (numpy's too), and not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
-def _is_int(value: Any) -> bool:
-    """An integer, and not a bool (which Python counts as one)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _replace(recipe: Recipe, **changes: Any) -> Recipe:

@@ -73,6 +73,7 @@ from forgetless.layers.base import (
     check_size,
     default_activation,
 )
+from forgetless.validation import is_real
 
 DEFAULTS: dict[str, Any] = {
     "block_size": 25,
@@ -164,7 +165,7 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
             if many
             else [given.item() if np.ndim(given) == 0 and hasattr(given, "item") else given]
         )
-        if not listed or not all(_number(v) and _finite(v) for v in listed):
+        if not listed or not all(is_real(v) and _finite(v) for v in listed):
             raise ValueError(f"{name} must be a non-empty list of numbers, got {given!r}")
         s[name] = [float(v) for v in listed]
     if min(s["scales"]) <= 0:
@@ -175,10 +176,10 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
     if min(r) <= 0 or max(r) >= 1 or any(b <= a for a, b in zip(r, r[1:], strict=False)):
         raise ValueError(f"r_values must increase strictly inside (0, 1), got {r}")
     for name in ("tol", "min_independence"):
-        if not (_number(s[name]) and 0 <= s[name] < 1):
+        if not (is_real(s[name]) and 0 <= s[name] < 1):
             raise ValueError(f"{name} must be in [0, 1), got {s[name]!r}")
         s[name] = float(s[name])
-    if not (_number(s["max_condition"]) and _finite(s["max_condition"]) and s["max_condition"] > 1):
+    if not (is_real(s["max_condition"]) and _finite(s["max_condition"]) and s["max_condition"] > 1):
         raise ValueError(f"max_condition must be a finite number > 1, got {s['max_condition']!r}")
     s["max_condition"] = float(s["max_condition"])
     if not (isinstance(s["orthogonalize"], (bool, np.bool_)) or s["orthogonalize"] in (0, 1)):
@@ -195,13 +196,6 @@ def check_settings(params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
         s[name] = float(value)
     return s
-
-
-def _number(value: Any) -> bool:
-    """A real number (numpy's too), not a bool or a string of digits."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
 
 
 def _finite(value: Any) -> bool:
