@@ -303,7 +303,7 @@ def _folder_class(folder: Path, root: Path, depth: int) -> str | None:
     """The class a folder's images get (its first ``depth`` folders below ``root``), or None
     above the class folders."""
     parts = folder.relative_to(root).parts
-    return "/".join(parts[:depth]) if len(parts) >= depth else None
+    return unicodedata.normalize("NFC", "/".join(parts[:depth])) if len(parts) >= depth else None
 
 
 def _special(path: Path) -> bool:

@@ -491,3 +491,20 @@ def test_a_text_table_naming_a_column_twice_is_refused_as_learn_refuses_it(tmp_p
     path.write_text("text,label,label\nan owl hooted,animal,bird\nsoup,dish,food\n")
     with pytest.raises(DatasetFileError, match="names the column 'label' twice"):
         read_text_table(path)
+
+
+def test_class_names_typed_on_two_systems_are_one_class(tmp_path: Path) -> None:
+    """macOS names a folder "café" decomposed (e + a combining accent); a train folder named
+    there and a test folder named elsewhere made two classes, so the test images of the class
+    counted as errors of a class never learned. Labels in a table likewise."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    for split, name in (("train", decomposed), ("train", "tea"), ("test", composed)):
+        _image(tmp_path / "photos" / split / name / "x.png")
+    ds = load_dataset("image-folder", root=tmp_path / "photos")
+    assert ds.classes == [composed, "tea"]
+    assert ds.train.labels.tolist() == [0, 1] and ds.test.labels.tolist() == [0]
+
+    table = tmp_path / "notes.csv"
+    table.write_text(f"text,label\nan espresso,{decomposed}\na latte,{composed}\n", "utf-8")
+    ds = load_dataset("text-table", path=table, test_fraction=0.5)
+    assert ds.classes == [composed]

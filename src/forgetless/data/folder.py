@@ -6,6 +6,7 @@ they are encoded, so a large folder costs no memory until then.
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,17 +49,22 @@ def image_files(folder: Path, follow_symlinks: bool = False) -> list[Path]:
 
 
 def class_of(path: Path, root: Path, depth: int) -> str | None:
-    """The class of ``path``: its first ``depth`` folders below ``root`` joined by "/".
+    """The class of ``path``: its first ``depth`` folders below ``root`` joined by "/", in
+    Unicode's composed form (NFC), as taught labels are: macOS names folders decomposed (é as e
+    and a combining accent), and one class must not become two because its train and test
+    folders were named on different systems.
 
     >>> class_of(Path("/r/animals/birds/owl.png"), Path("/r"), 2)
     'animals/birds'
     >>> class_of(Path("/r/animals/owl.png"), Path("/r"), 2) is None
     True
+    >>> class_of(Path("/r/cafe\u0301/cup.png"), Path("/r"), 1) == "caf\u00e9"
+    True
     """
     parts = path.relative_to(root).parts[:-1]
     if len(parts) < depth:
         return None
-    return "/".join(parts[:depth])
+    return unicodedata.normalize("NFC", "/".join(parts[:depth]))
 
 
 def _labelled(files: Iterable[Path], root: Path, depth: int) -> tuple[list[str], list[str]]:

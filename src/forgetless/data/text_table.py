@@ -8,6 +8,7 @@ missing, empty or not a string is refused naming the file and line, never read a
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def _cell(path: Path, line: int, value: object, what: str) -> str:
             f"{path} line {line} has an empty {what}; give every row a text and a label, or "
             "leave the row out"
         )
-    return value
+    # Labels in Unicode's composed form, as taught labels are: one class, however typed.
+    return unicodedata.normalize("NFC", value) if what == "label" else value
 
 
 def class_order(names: set[str]) -> list[str]:
