@@ -109,8 +109,9 @@ def _cell(path: Path, line: int, value: object, what: str) -> str:
             f"{path} line {line} has an empty {what}; give every row a text and a label, or "
             "leave the row out"
         )
-    # Labels in Unicode's composed form, as taught labels are: one class, however typed.
-    return unicodedata.normalize("NFC", value) if what == "label" else value
+    # Labels as taught labels are: without the spaces around them ("hello, greet" in a CSV
+    # typed by hand) and in Unicode's composed form, so one class is one class however typed.
+    return unicodedata.normalize("NFC", value.strip()) if what == "label" else value
 
 
 def class_order(names: set[str]) -> list[str]:
