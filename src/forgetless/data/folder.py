@@ -49,10 +49,10 @@ def image_files(folder: Path, follow_symlinks: bool = False) -> list[Path]:
 
 
 def class_of(path: Path, root: Path, depth: int) -> str | None:
-    """The class of ``path``: its first ``depth`` folders below ``root`` joined by "/", in
-    Unicode's composed form (NFC), as taught labels are: macOS names folders decomposed (é as e
-    and a combining accent), and one class must not become two because its train and test
-    folders were named on different systems.
+    """The class of ``path``: its first ``depth`` folders below ``root`` joined by "/", each
+    without spaces around it and in Unicode's composed form (NFC), as taught labels are: macOS
+    names folders decomposed (é as e and a combining accent), and one class must not become
+    two because its train and test folders were named on different systems.
 
     >>> class_of(Path("/r/animals/birds/owl.png"), Path("/r"), 2)
     'animals/birds'
@@ -64,7 +64,7 @@ def class_of(path: Path, root: Path, depth: int) -> str | None:
     parts = path.relative_to(root).parts[:-1]
     if len(parts) < depth:
         return None
-    return unicodedata.normalize("NFC", "/".join(parts[:depth]))
+    return "/".join(unicodedata.normalize("NFC", part.strip()) for part in parts[:depth])
 
 
 def _labelled(files: Iterable[Path], root: Path, depth: int) -> tuple[list[str], list[str]]:
