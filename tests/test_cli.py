@@ -464,7 +464,7 @@ def test_a_class_with_test_rows_but_no_training_rows_is_refused(tmp_path, capsys
     path.write_text(f'dataset = "arrays"\nencoder = "raw"\nmethods = ["ncm"]\n'
                     f'[dataset_options]\npath = "{tmp_path / "d.npz"}"\n')  # fmt: skip
     assert main(["run", "--config", str(path), "--output", str(tmp_path / "r")]) == 2
-    assert "class 3 has test rows but no training rows" in one_error_line(capsys)
+    assert "class '3' has test rows but no training rows" in one_error_line(capsys)
 
 
 def test_repeated_list_flags_keep_every_value(tmp_path, monkeypatch):

@@ -328,19 +328,27 @@ def _domains(dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def make_scenarios(
-    config: RunConfig, y_train: np.ndarray, y_test: np.ndarray, domains: Any = None
+    config: RunConfig,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    domains: Any = None,
+    classes: Any = None,
 ) -> dict[int, Scenario]:
     """Every seed's scenario, built from the labels alone (cheap): a scenario the dataset cannot
     make (``initial`` above its class count, ...) is a :class:`ConfigError` before any encoding
-    or training."""
+    or training. ``classes``: the dataset's class names, for messages."""
     n = int(np.unique(y_train).size)
     about = f"dataset {config.dataset!r} has {n} classes"
     untrained = np.setdiff1d(np.unique(y_test), np.unique(y_train))
     if untrained.size:  # no step would teach them: their test rows would count nowhere
+        named = [
+            repr(classes[i]) if classes is not None and 0 <= i < len(classes) else str(i)
+            for i in untrained[:5].tolist()
+        ]
         raise ConfigError(
-            f"dataset {config.dataset!r}: class {', '.join(map(str, untrained[:5]))} has test "
-            "rows but no training rows, so no step teaches it; remove its test rows or add "
-            "training rows",
+            f"dataset {config.dataset!r}: class {', '.join(named)} has test rows but no "
+            "training rows, so no step teaches it; remove its test rows or add training rows "
+            "(a misspelt class folder or label?)",
             "dataset",
         )
     if domains is not None:
@@ -786,13 +794,15 @@ def run(config: RunConfig, data: dict[str, Any] | None = None) -> dict[str, Any]
     if data is None:  # scenarios first: a config the data cannot run fails before encoding
         dataset = prepare_dataset(config)
         labels = (np.asarray(dataset.train.labels), np.asarray(dataset.test.labels))
-        scenarios = make_scenarios(config, *labels, _domains(dataset))
+        scenarios = make_scenarios(config, *labels, _domains(dataset), dataset.classes)
         if adaptation is not None:
             _check_first_tasks(scenarios, labels[0])
         data = encode_dataset(config, dataset) if compare else _unencoded(config, dataset)
     else:
         labels = (data["y_train"], data["y_test"])
-        scenarios = make_scenarios(config, *labels, _domains(data["dataset"]))
+        scenarios = make_scenarios(
+            config, *labels, _domains(data["dataset"]), data["dataset"].classes
+        )
         if adaptation is not None:
             _check_first_tasks(scenarios, labels[0])
     dataset = data["dataset"]
