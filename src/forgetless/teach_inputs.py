@@ -279,13 +279,13 @@ def walk_files(folder: Path) -> tuple[list[Path], list[tuple[Path, Path]]]:
 
 
 def read_as_two_classes(aliases: Iterable[tuple[Path, Path]], root: Path, depth: int) -> str | None:
-    """Why a folder of images would belong to two classes, or None: a link in class folder A
+    """Why a folder's files would belong to two classes, or None: a link in class folder A
     that leads to a folder read in class folder B (two class folders that are links to one
-    folder, say) gave B's images to B only, silently. Loops back up the tree, and second ways
+    folder, say) gave B's files to B only, silently. Loops back up the tree, and second ways
     into a folder of the same class, are not such a case.
 
     >>> print(read_as_two_classes([(Path("/r/kitty"), Path("/r/cat"))], Path("/r"), 1))
-    /r/kitty leads to /r/cat, whose images are read as class 'cat'; an image has one class: ...
+    /r/kitty leads to /r/cat, whose files are read as class 'cat'; a sample has one class: ...
     >>> read_as_two_classes([(Path("/r/cat/up"), Path("/r"))], Path("/r"), 1) is None
     True
     """
@@ -293,17 +293,28 @@ def read_as_two_classes(aliases: Iterable[tuple[Path, Path]], root: Path, depth:
         here, there = _folder_class(link, root, depth), _folder_class(first, root, depth)
         if here is not None and there is not None and here != there:
             return (
-                f"{link} leads to {first}, whose images are read as class {there!r}; an image "
-                f"has one class: remove the link, or copy the images meant for {here!r} into it"
+                f"{link} leads to {first}, whose files are read as class {there!r}; a sample "
+                f"has one class: remove the link, or copy the files meant for {here!r} into it"
             )
     return None
 
 
 def _folder_class(folder: Path, root: Path, depth: int) -> str | None:
-    """The class a folder's images get (its first ``depth`` folders below ``root``), or None
+    """The class a folder's files get (its first ``depth`` folders below ``root``), or None
     above the class folders."""
     parts = folder.relative_to(root).parts
-    return unicodedata.normalize("NFC", "/".join(parts[:depth])) if len(parts) >= depth else None
+    return class_name(parts[:depth]) if len(parts) >= depth else None
+
+
+def class_name(folders: Sequence[str]) -> str:
+    """The class that nested class folders name: each without the spaces around it and in
+    Unicode's composed form (NFC), as taught labels are (macOS names folders decomposed: é as
+    e and a combining accent), joined by "/".
+
+    >>> class_name(["animals ", "cafe\u0301"]) == "animals/caf\u00e9"
+    True
+    """
+    return "/".join(unicodedata.normalize("NFC", part.strip()) for part in folders)
 
 
 def _special(path: Path) -> bool:

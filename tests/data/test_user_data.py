@@ -407,8 +407,8 @@ def test_image_folder_refuses_a_folder_read_as_two_classes(tmp_path: Path, link:
     (root / "train" / link).symlink_to(store / "cats")
     train = root / "train"
     message = (
-        f"{train / link} leads to {train / 'cat'}, whose images are read as class 'cat'; an "
-        f"image has one class: remove the link, or copy the images meant for "
+        f"{train / link} leads to {train / 'cat'}, whose files are read as class 'cat'; a "
+        f"sample has one class: remove the link, or copy the files meant for "
         f"'{link.split('/')[0]}' into it"
     )
     with pytest.raises(DatasetFileError) as caught:

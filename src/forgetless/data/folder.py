@@ -6,7 +6,6 @@ they are encoded, so a large folder costs no memory until then.
 
 from __future__ import annotations
 
-import unicodedata
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +17,7 @@ from forgetless.data.base import (
     Split,
     encode_labels,
 )
-from forgetless.teach_inputs import IMAGE_SUFFIXES, read_as_two_classes, walk_files
+from forgetless.teach_inputs import IMAGE_SUFFIXES, class_name, read_as_two_classes, walk_files
 
 __all__ = ["IMAGE_SUFFIXES", "class_of", "image_files", "load_image_folder"]
 
@@ -64,7 +63,7 @@ def class_of(path: Path, root: Path, depth: int) -> str | None:
     parts = path.relative_to(root).parts[:-1]
     if len(parts) < depth:
         return None
-    return "/".join(unicodedata.normalize("NFC", part.strip()) for part in parts[:depth])
+    return class_name(parts[:depth])
 
 
 def _labelled(files: Iterable[Path], root: Path, depth: int) -> tuple[list[str], list[str]]:
