@@ -328,8 +328,12 @@ def test_learn_predict_forget_as_a_user_would(capsys, case, tmp_path):
     png = tmp_path / "confusion.png"
     code, out, err = cli(capsys, "evaluate", model, case["test"], "--confusion", png)
     assert code == 0, err
-    assert "accuracy" in out and f"{added} (not learned)" in out
+    assert "accuracy" in out and f"{added} (not learned)" in out and "note:" not in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Evaluating on what was taught says so: that accuracy measures memory.
+    code, out, err = cli(capsys, "evaluate", model, case["day1"], "--confusion", png)
+    assert code == 0, err
+    assert re.search(r"note: \d+ of the \d+ (images|texts) are ones this model learned", out)
 
 
 def test_kill_9_during_learn_leaves_the_previous_model(capsys, case, tmp_path):

@@ -127,6 +127,20 @@ def test_predict_gives_the_calibrated_probability_and_evaluate_counts_its_labels
     assert np.asarray(result["confusion"]).sum() == len(yt)
 
 
+def test_evaluate_counts_the_inputs_the_model_learned(tmp_path, digits):
+    """Evaluating on the taught data (the same folder again) gave a near-perfect accuracy
+    without a word: evaluate counts the inputs the model learned (a forgotten one no longer)."""
+    X, y = pick(digits, {"digit0", "digit1"}, n=20)
+    Xt, yt = pick(digits, {"digit0", "digit1"}, start=20, n=10)
+    model = make(tmp_path / "m")
+    model.learn(X, y)
+    assert model.evaluate(Xt, yt)["learned_inputs"] == 0
+    both = np.concatenate([X[:5], Xt, X[:1]])  # a learned input given twice counts twice
+    assert model.evaluate(both, np.concatenate([y[:5], yt, y[:1]]))["learned_inputs"] == 6
+    model.forget(X[:1], str(y[0]))
+    assert model.evaluate(both, np.concatenate([y[:5], yt, y[:1]]))["learned_inputs"] == 4
+
+
 @pytest.mark.parametrize(
     "options, words",
     [

@@ -974,6 +974,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         for c in result["per_class"]
     ]
     print(format_table(["class", "samples", "correct", "recall", "precision"], rows))
+    learned = result["learned_inputs"]
+    if learned:
+        kind, one = _kind(model, result["samples"]), learned == 1
+        print(
+            f"note: {learned} of the {result['samples']} {kind} "
+            f"{'is one' if one else 'are ones'} this model learned: on {'it' if one else 'them'} "
+            f"the accuracy measures memory, not how it does on new {_kind(model)}"
+        )
     if written:
         print(f"wrote the confusion matrix to {target} ({time.perf_counter() - start:.1f} s)")
     else:

@@ -1770,6 +1770,15 @@ class TeachableModel:
         wanted = np.frombuffer(b"".join(fingerprints), dtype="V32")
         return active[np.isin(held, wanted)]
 
+    def _learned_count(self, fingerprints: Sequence[bytes]) -> int:
+        """How many of ``fingerprints`` (one per input, repeats counted) are active samples."""
+        if not fingerprints:
+            return 0
+        active = np.flatnonzero(self._active())
+        held = np.ascontiguousarray(self.sample_sha[active]).view("V32").ravel()
+        given = np.frombuffer(b"".join(fingerprints), dtype="V32")
+        return int(np.isin(given, held).sum())
+
     def _two_labels(self, batch: Batch, keep: list[int]) -> list[tuple[str, list[str]]]:
         """The samples that ``keep`` adds under a label while the model holds them (or the
         batch adds them) under another too: (where the batch has them, all their labels), one
@@ -2368,6 +2377,9 @@ class TeachableModel:
             "accuracy": correct / len(truth),
             "samples": len(truth),
             "correct": correct,
+            # Inputs this model learned (same file bytes or text): on them accuracy measures
+            # memory, not how the model does on new inputs (an evaluation on the taught folder).
+            "learned_inputs": self._learned_count(encoded.batch.fingerprints),
             "classes": names,
             "per_class": per_class,
             "confusion": matrix.tolist(),
