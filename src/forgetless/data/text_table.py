@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -159,6 +160,7 @@ def load_text_table(
         tr, te = stratified_split(y, test_fraction, seed)
         train = Split([texts[i] for i in tr], y[tr])
         test = Split([texts[i] for i in te], y[te])
+    _warn_copies(train.inputs, test.inputs, test_path or path)
     return Dataset(
         name=name or Path(path).stem,
         modality="text",
@@ -169,3 +171,20 @@ def load_text_table(
         license=license,
         info={"seed": seed, "test_fraction": None if test_path else test_fraction},
     )
+
+
+def _warn_copies(train: list[str], test: list[str], where: str | Path) -> None:
+    """Warn where test texts are also training texts (a table with repeated rows, split in
+    two, puts copies on both sides): a score on them measures memory, not new texts."""
+    seen = {t.strip() for t in train}
+    copies = [t for t in test if t.strip() in seen]
+    if copies:
+        from forgetless.validation import user_stacklevel
+
+        warnings.warn(
+            f"{len(copies)} of the {len(test)} test texts are training texts too (e.g. "
+            f"{copies[0].strip()[:60]!r}): accuracy on them measures memory, not how a model "
+            f"does on new texts; remove the repeated rows from {where}",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
